@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command (README): installs what the tests need on a fresh machine,
+# then runs every test of the workspace. Peers that cannot be installed fail
+# the run here, loudly; no test skips for want of a peer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-peers.sh
+export MILLRACE_PEER_PYTHON="$PWD/target/peers-venv/bin/python"
+cargo build --workspace --bins
+cargo test --workspace --no-fail-fast "$@"

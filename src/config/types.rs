@@ -1,0 +1,283 @@
+//! The validated configuration: what the rest of millrace reads. Everything
+//! here has already passed validation (see `load.rs`/`validate.rs`), so
+//! consumers may rely on the invariants written on each field.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file this configuration came from (for messages).
+    pub source: PathBuf,
+    pub readers: ReadersConfig,
+    pub wal: WalConfig,
+    pub metrics: MetricsConfig,
+    pub sinks: Vec<SinkConfig>,
+    pub devices: Vec<DeviceConfig>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Auto,
+    IoUring,
+    Epoll,
+}
+
+#[derive(Clone, Debug)]
+pub struct ReadersConfig {
+    /// At least 1.
+    pub threads: usize,
+    /// Empty, or exactly `threads` entries.
+    pub cores: Vec<usize>,
+    pub backend: Backend,
+    /// Sample slots in each reader's SPSC ring; a power of two.
+    pub ring_slots: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenFull {
+    Block,
+    DropOldest,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// fdatasync/msync before the durable sequence number moves.
+    Data,
+    /// No sync at all: the durable number moves on append. Unsafe: a power
+    /// loss loses what the page cache held. For benchmarks only.
+    None,
+}
+
+#[derive(Clone, Debug)]
+pub struct WalConfig {
+    pub dir: PathBuf,
+    /// Bytes per segment file; a multiple of 4096.
+    pub segment_size: u64,
+    /// Bytes of segments the WAL may hold before `when_full` applies;
+    /// at least two segments.
+    pub quota: u64,
+    pub commit_interval: Duration,
+    /// Commit early once this many bytes are pending.
+    pub commit_bytes: u64,
+    pub when_full: WhenFull,
+    pub sync: SyncMode,
+}
+
+#[derive(Clone, Debug)]
+pub struct MetricsConfig {
+    /// `None` disables the endpoint.
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinkKind {
+    Kdb,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeType {
+    /// Nanoseconds since midnight UTC (kdb+ type 16), what vanilla tick.q wants.
+    Timespan,
+    /// Nanoseconds since 2000.01.01 (kdb+ type 12).
+    Timestamp,
+}
+
+/// A secret read from the environment or a file. Its `Debug` never shows it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+    /// The only way to the text; call it where the bytes go on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "Secret(empty)" } else { "Secret(***)" })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SinkConfig {
+    pub name: String,
+    pub kind: SinkKind,
+    /// `host:port` as written; resolved when connecting.
+    pub address: String,
+    pub user: String,
+    pub password: Secret,
+    pub table: String,
+    pub time_type: TimeType,
+    /// At least 1.
+    pub batch_rows: usize,
+    pub batch_age: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    ModbusTcp,
+    ModbusRtuTcp,
+}
+
+#[derive(Clone, Debug)]
+pub struct DeviceConfig {
+    pub name: String,
+    pub protocol: Protocol,
+    /// `host:port` as written; resolved when connecting.
+    pub address: String,
+    pub unit_id: u8,
+    pub poll_interval: Duration,
+    pub timeout: Duration,
+    /// Registers per read request, 1..=125.
+    pub max_registers: u16,
+    /// Bits per coil/discrete read request, 1..=2000.
+    pub max_bits: u16,
+    /// Unused registers (or bits) the planner may read to join two ranges.
+    pub max_hole: u16,
+    /// Requests in flight on the connection, at least 1.
+    pub max_inflight: u32,
+    /// Unique names, in file order: `[[device.tag]]` tables first, then the CSV rows.
+    pub tags: Vec<TagConfig>,
+}
+
+/// The four Modbus data areas. Function code to read each: coil 1,
+/// discrete 2, holding 3, input 4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Area {
+    Coil,
+    Discrete,
+    Input,
+    Holding,
+}
+
+impl Area {
+    pub const fn is_bit_area(self) -> bool {
+        matches!(self, Area::Coil | Area::Discrete)
+    }
+    pub const fn function_code(self) -> u8 {
+        match self {
+            Area::Coil => 1,
+            Area::Discrete => 2,
+            Area::Holding => 3,
+            Area::Input => 4,
+        }
+    }
+    pub const fn name(self) -> &'static str {
+        match self {
+            Area::Coil => "coil",
+            Area::Discrete => "discrete",
+            Area::Input => "input",
+            Area::Holding => "holding",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DataType {
+    Bool,
+    Int16,
+    Uint16,
+    Int32,
+    Uint32,
+    Int64,
+    Uint64,
+    Float32,
+    Float64,
+    /// `length` bytes of text, two per register, at most 8 (one sample's value).
+    String,
+}
+
+impl DataType {
+    /// Registers this type occupies; `string_len` is the text length in bytes.
+    /// A bool read from a register (with `bit`) occupies one register.
+    pub const fn register_count(self, string_len: u16) -> u16 {
+        match self {
+            DataType::Bool | DataType::Int16 | DataType::Uint16 => 1,
+            DataType::Int32 | DataType::Uint32 | DataType::Float32 => 2,
+            DataType::Int64 | DataType::Uint64 | DataType::Float64 => 4,
+            DataType::String => string_len.div_ceil(2),
+        }
+    }
+    pub const fn name(self) -> &'static str {
+        match self {
+            DataType::Bool => "bool",
+            DataType::Int16 => "int16",
+            DataType::Uint16 => "uint16",
+            DataType::Int32 => "int32",
+            DataType::Uint32 => "uint32",
+            DataType::Int64 => "int64",
+            DataType::Uint64 => "uint64",
+            DataType::Float32 => "float32",
+            DataType::Float64 => "float64",
+            DataType::String => "string",
+        }
+    }
+}
+
+/// Byte and word order of a multi-register value, named by where the bytes of
+/// the big-endian value `A B C D` land on the wire.
+///
+/// - `ABCD`: big-endian words, high word first (the Modbus default).
+/// - `CDAB`: big-endian words, low word first ("word swap").
+/// - `BADC`: bytes swapped inside each word, high word first ("byte swap").
+/// - `DCBA`: fully little-endian.
+///
+/// 64-bit values extend the same rule to four words (`ABCD` = words 0..3 high
+/// first; `CDAB` = the four words in reverse order; `BADC` = words in order,
+/// bytes swapped; `DCBA` = all eight bytes reversed). 16-bit values only see
+/// the byte swap (`BADC`, `DCBA`). Strings: two characters per register, the
+/// first in the high byte, unless the order swaps bytes (`BADC`, `DCBA`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WordOrder {
+    Abcd,
+    Cdab,
+    Badc,
+    Dcba,
+}
+
+impl WordOrder {
+    pub const fn swaps_bytes(self) -> bool {
+        matches!(self, WordOrder::Badc | WordOrder::Dcba)
+    }
+    pub const fn swaps_words(self) -> bool {
+        matches!(self, WordOrder::Cdab | WordOrder::Dcba)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TagConfig {
+    /// Unique across the whole configuration.
+    pub name: String,
+    pub area: Area,
+    /// Zero-based register or bit address; the tag's last register fits in 0..=65535.
+    pub address: u16,
+    pub data_type: DataType,
+    pub order: WordOrder,
+    /// For a bool read from a register: the bit, 0 (least significant) to 15.
+    pub bit: Option<u8>,
+    /// For strings: the text length in bytes, 1..=8.
+    pub length: u16,
+    /// value = raw * scale + offset, applied when scale != 1 or offset != 0
+    /// (the sample is then a float).
+    pub scale: f64,
+    pub offset: f64,
+}
+
+impl TagConfig {
+    pub const fn register_count(&self) -> u16 {
+        if self.area.is_bit_area() {
+            1
+        } else {
+            self.data_type.register_count(self.length)
+        }
+    }
+    pub fn is_scaled(&self) -> bool {
+        self.scale != 1.0 || self.offset != 0.0
+    }
+}

@@ -1,0 +1,10 @@
+//! millrace: an industrial edge ingest gateway. PLCs are polled over Modbus
+//! TCP, every sample is made durable in a write-ahead log, and batches go to
+//! kdb+ over its IPC protocol. See docs/architecture.md.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod config;
+pub mod sample;
+
+pub use sample::{Quality, Sample, TagId, ValueKind};
