@@ -5,6 +5,11 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod config;
+pub mod farm;
+pub mod kdb;
+pub mod protocol;
+pub mod ring;
 pub mod sample;
+pub mod wal;
 
 pub use sample::{Quality, Sample, TagId, ValueKind};

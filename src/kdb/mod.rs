@@ -1,0 +1,2 @@
+//! kdb+ IPC: the codec, compression, the handshake, the columnar publisher and
+//! the tickerplant stand-in.
