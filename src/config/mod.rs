@@ -1,7 +1,121 @@
 //! Configuration: the TOML file of the design (readers, WAL, metrics, sinks,
 //! devices, tags), tag lists imported from CSV, and validation that names the
 //! file, line, column and key of every error.
+//!
+//! Entry points: `load(path)` for the real thing; `parse_str(text, path)`
+//! parses without touching the file system or the environment (a `tags_csv`,
+//! `password_file` or `password_env` is then "not found"); `parse_with` takes
+//! the files and variables from a `Sources`. All three return the first error
+//! in file order. This module never panics on any input and never puts a
+//! secret into a message, a `Debug` or the summary.
 
+mod csv;
+mod error;
+mod parse;
+mod source;
+mod suggest;
+mod summary;
+mod tag;
+mod tree;
 mod types;
+mod units;
+mod validate;
 
+use std::path::Path;
+
+pub use csv::{records as csv_records, Record as CsvRecord};
+pub use error::{line_column, ConfigError, Location, Place};
+pub use parse::check_host_port;
+pub use source::{MemorySources, Sources, SystemSources};
+pub use summary::Summary;
 pub use types::*;
+pub use units::{format_duration, format_size, parse_duration, parse_size};
+
+/// Reads, parses and validates the configuration file at `path`. Relative
+/// paths inside it resolve against its directory.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            Location::new(path, Place::File),
+            format!("cannot read the file: {e}"),
+        )
+        .expected("a readable UTF-8 TOML file")
+    })?;
+    parse_with(&text, path, &SystemSources)
+}
+
+/// Parses `text` as if it were the file `path`, with no I/O at all.
+pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    parse_with(text, path, &MemorySources::default())
+}
+
+/// Parses `text` as the file `path`, reading tag CSVs, password files and
+/// environment variables from `sources`.
+pub fn parse_with(text: &str, path: &Path, sources: &dyn Sources) -> Result<Config, ConfigError> {
+    let doc = tree::Doc { text, file: path };
+    let parsed = toml_edit::ImDocument::parse(text).map_err(|e| syntax_error(&doc, &e))?;
+    let root = tree::Section::root(&doc, parsed.as_table());
+    let base = path.parent().unwrap_or(Path::new(""));
+    parse::parse_root(&root, path, base, sources)
+}
+
+fn syntax_error(doc: &tree::Doc<'_>, error: &toml_edit::TomlError) -> ConfigError {
+    // toml_edit's message is several lines ("invalid table header\nduplicate
+    // key ..."): fold it into one so the error stays one line.
+    let message: Vec<&str> = error
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let location = doc.location(error.span(), None);
+    ConfigError::new(
+        location,
+        format!("TOML syntax error: {}", message.join(": ")),
+    )
+    .expected("valid TOML (https://toml.io)")
+}
+
+/// The fuzz entry point (`fuzz/fuzz_targets/config_parse.rs` and the corpus
+/// replay test): bytes up to the first NUL are the TOML text, the rest is the
+/// content of every other file it names (tag CSV, password file). Checks the
+/// invariants a parsed `Config` promises; panics only if one is broken.
+pub fn fuzz_config_parse(data: &[u8]) {
+    let (toml, rest) = match data.iter().position(|b| *b == 0) {
+        Some(i) => (
+            data.get(..i).unwrap_or(&[]),
+            data.get(i + 1..).unwrap_or(&[]),
+        ),
+        None => (data, &[][..]),
+    };
+    let Ok(text) = std::str::from_utf8(toml) else {
+        return;
+    };
+    let other = String::from_utf8_lossy(rest).into_owned();
+    let path = Path::new("fuzz/plant.toml");
+    let mut sources = MemorySources::default();
+    const SECRET: &str = "fuzz-secret-Zq7";
+    sources
+        .env
+        .insert("MILLRACE_KDB_PASSWORD".to_string(), SECRET.to_string());
+    for name in ["tags.csv", "tags/a.csv", "secret"] {
+        sources
+            .files
+            .insert(path.with_file_name(name), other.clone());
+    }
+    match parse_with(text, path, &sources) {
+        Ok(config) => {
+            config.assert_invariants();
+            let shown = format!("{config:?}\n{}", Summary::new(&config));
+            assert!(!shown.contains(SECRET), "secret in Debug or summary");
+        }
+        Err(error) => {
+            let message = error.to_string();
+            assert!(!message.contains(SECRET), "secret in an error: {message}");
+            assert!(
+                message.starts_with(&error.file().display().to_string()),
+                "{message}"
+            );
+        }
+    }
+}

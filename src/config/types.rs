@@ -1,10 +1,12 @@
 //! The validated configuration: what the rest of millrace reads. Everything
-//! here has already passed validation (see `load.rs`/`validate.rs`), so
+//! here has already passed validation (see `parse.rs`, `tag.rs`, `validate.rs`), so
 //! consumers may rely on the invariants written on each field.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::sample::TagId;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -100,7 +102,11 @@ impl Secret {
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_empty() { "Secret(empty)" } else { "Secret(***)" })
+        f.write_str(if self.0.is_empty() {
+            "Secret(empty)"
+        } else {
+            "Secret(***)"
+        })
     }
 }
 
@@ -279,5 +285,67 @@ impl TagConfig {
     }
     pub fn is_scaled(&self) -> bool {
         self.scale != 1.0 || self.offset != 0.0
+    }
+}
+
+impl Config {
+    /// Tags of all devices; `TagId`s count from 0 in configuration order.
+    pub fn tag_count(&self) -> usize {
+        self.devices.iter().map(|d| d.tags.len()).sum()
+    }
+
+    /// The `TagId` of device `device_index`'s first tag (what the planner's
+    /// `first_tag` wants); `tag_count()` for an index past the end.
+    pub fn first_tag(&self, device_index: usize) -> TagId {
+        let before: usize = self
+            .devices
+            .iter()
+            .take(device_index)
+            .map(|d| d.tags.len())
+            .sum();
+        TagId(u32::try_from(before).unwrap_or(u32::MAX))
+    }
+
+    /// Every tag with its id and device, in `TagId` order.
+    pub fn tags(&self) -> impl Iterator<Item = (TagId, &DeviceConfig, &TagConfig)> + '_ {
+        self.devices
+            .iter()
+            .flat_map(|d| d.tags.iter().map(move |t| (d, t)))
+            .enumerate()
+            .map(|(i, (d, t))| (TagId(u32::try_from(i).unwrap_or(u32::MAX)), d, t))
+    }
+
+    /// Panics if a promise written on a field does not hold. Validation makes
+    /// them hold; tests and the fuzz target call this to prove it.
+    pub fn assert_invariants(&self) {
+        let r = &self.readers;
+        assert!(r.threads >= 1);
+        assert!(r.cores.is_empty() || r.cores.len() == r.threads);
+        assert!(r.ring_slots.is_power_of_two());
+        let w = &self.wal;
+        assert!(w.segment_size % 4096 == 0 && w.segment_size > 0);
+        assert!(w.quota >= 2 * w.segment_size);
+        assert!(!w.commit_interval.is_zero());
+        assert!(!self.sinks.is_empty() && !self.devices.is_empty());
+        assert!(u32::try_from(self.tag_count()).is_ok());
+        let mut names = std::collections::HashSet::new();
+        for s in &self.sinks {
+            assert!(s.batch_rows >= 1 && !s.batch_age.is_zero() && !s.name.is_empty());
+        }
+        for d in &self.devices {
+            assert!((1..=125).contains(&d.max_registers) && (1..=2000).contains(&d.max_bits));
+            assert!(d.max_inflight >= 1 && !d.poll_interval.is_zero() && !d.tags.is_empty());
+            for t in &d.tags {
+                assert!(names.insert(t.name.as_str()), "duplicate tag {}", t.name);
+                let last = u32::from(t.address) + u32::from(t.register_count()) - 1;
+                assert!(last <= 65535 && t.register_count() >= 1);
+                assert!(!t.area.is_bit_area() || t.data_type == DataType::Bool);
+                assert!(t
+                    .bit
+                    .is_none_or(|b| b <= 15 && t.data_type == DataType::Bool));
+                assert!(t.data_type != DataType::String || (1..=8).contains(&t.length));
+                assert!(t.scale.is_finite() && t.offset.is_finite() && t.scale != 0.0);
+            }
+        }
     }
 }

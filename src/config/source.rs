@@ -1,0 +1,45 @@
+//! What the configuration reads besides its own text: tag CSV files, password
+//! files and environment variables. Behind a trait so that `parse_str` (and
+//! the fuzz target) never touch the file system or the environment.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub trait Sources {
+    fn read_file(&self, path: &Path) -> io::Result<String>;
+    fn env_var(&self, name: &str) -> Option<String>;
+}
+
+/// The real file system and process environment.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemSources;
+
+impl Sources for SystemSources {
+    fn read_file(&self, path: &Path) -> io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+    fn env_var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+/// Files and variables held in memory (tests, fuzzing). Empty by default:
+/// every file is missing and every variable unset.
+#[derive(Clone, Debug, Default)]
+pub struct MemorySources {
+    pub files: HashMap<PathBuf, String>,
+    pub env: HashMap<String, String>,
+}
+
+impl Sources for MemorySources {
+    fn read_file(&self, path: &Path) -> io::Result<String> {
+        self.files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+    fn env_var(&self, name: &str) -> Option<String> {
+        self.env.get(name).cloned()
+    }
+}
