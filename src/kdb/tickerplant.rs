@@ -1,0 +1,421 @@
+//! `millrace tickerplant`: a small kdb+-compatible IPC server that accepts
+//! `.u.upd` from any number of publishers, checks updates as tick.q does,
+//! answers sync messages with `(::)` or a kdb+ error, counts rows per table,
+//! and optionally journals updates in tick.q's log format and hands every
+//! row to a recorder.
+//!
+//! One thread per connection (at most `connections_max`), one message
+//! buffer each, capped at `limits.message_bytes_max`: memory is bounded by
+//! their product plus the decoded form of one message per connection.
+//! Garbage from a peer (bad header, oversized or undecodable message, a bad
+//! handshake) drops that connection and nothing else.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::decode::{decode_message, DecodeLimits};
+use super::encode::encode_message;
+use super::handshake::{agree, parse_client_hello, HELLO_BYTES_MAX};
+use super::header::{Header, MsgType, HEADER_SIZE};
+use super::journal::Journal;
+use super::record::Recorder;
+use super::types::K;
+use super::upd::{for_each_record, parse_update, Tables, UpdError};
+
+/// How often blocked reads and the acceptor look at the stop flag.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+pub struct TickerplantOptions {
+    /// Append every accepted update to this tick.q log file.
+    pub journal: Option<PathBuf>,
+    /// `(user, password)` pairs; `None` accepts any login.
+    pub users: Option<Vec<(String, String)>>,
+    pub connections_max: usize,
+    pub table_count_max: usize,
+    pub limits: DecodeLimits,
+    pub recorder: Option<Arc<Mutex<dyn Recorder>>>,
+}
+
+impl Default for TickerplantOptions {
+    fn default() -> Self {
+        TickerplantOptions {
+            journal: None,
+            users: None,
+            connections_max: 32,
+            table_count_max: 1024,
+            limits: DecodeLimits {
+                message_bytes_max: 64 << 20,
+                ..DecodeLimits::default()
+            },
+            recorder: None,
+        }
+    }
+}
+
+/// Parses a users file: `user:password` per line; blank lines and lines
+/// starting with `#` are skipped.
+pub fn parse_users(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| match l.split_once(':') {
+            Some((u, p)) => (u.to_string(), p.to_string()),
+            None => (l.to_string(), String::new()),
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TickerplantStats {
+    pub connections_accepted: u64,
+    /// Refused at the handshake (bad credentials) or over the cap.
+    pub connections_refused: u64,
+    /// Dropped for sending garbage.
+    pub connections_dropped: u64,
+    pub updates: u64,
+    pub update_errors: u64,
+}
+
+struct State {
+    tables: Tables,
+    journal: Option<Journal>,
+}
+
+struct Shared {
+    stop: AtomicBool,
+    state: Mutex<State>,
+    users: Option<Vec<(String, String)>>,
+    limits: DecodeLimits,
+    connections_max: usize,
+    recorder: Option<Arc<Mutex<dyn Recorder>>>,
+    live: AtomicUsize,
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    dropped: AtomicU64,
+    updates: AtomicU64,
+    update_errors: AtomicU64,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock is a bug; the counts stay usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub struct Tickerplant {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl Tickerplant {
+    pub fn bind(addr: &str, options: TickerplantOptions) -> std::io::Result<Tickerplant> {
+        let journal = options.journal.as_deref().map(Journal::open).transpose()?;
+        let listener = TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            state: Mutex::new(State {
+                tables: Tables::new(options.table_count_max),
+                journal,
+            }),
+            users: options.users,
+            limits: options.limits,
+            connections_max: options.connections_max,
+            recorder: options.recorder,
+            live: AtomicUsize::new(0),
+            accepted: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            updates: AtomicU64::new(0),
+            update_errors: AtomicU64::new(0),
+        });
+        let for_thread = Arc::clone(&shared);
+        let acceptor = std::thread::Builder::new()
+            .name("tp-accept".into())
+            .spawn(move || accept_loop(listener, for_thread))?;
+        Ok(Tickerplant {
+            local_addr,
+            shared,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Rows accepted so far into `table`.
+    pub fn rows(&self, table: &str) -> u64 {
+        self.shared
+            .state()
+            .tables
+            .tables
+            .get(table.as_bytes())
+            .map_or(0, |t| t.rows)
+    }
+
+    /// `(table, rows)` for every table seen, by name.
+    pub fn row_counts(&self) -> Vec<(String, u64)> {
+        let state = self.shared.state();
+        let tables = state.tables.tables.iter();
+        tables
+            .map(|(name, t)| (String::from_utf8_lossy(name).into_owned(), t.rows))
+            .collect()
+    }
+
+    pub fn stats(&self) -> TickerplantStats {
+        let s = &self.shared;
+        TickerplantStats {
+            connections_accepted: s.accepted.load(Ordering::Relaxed),
+            connections_refused: s.refused.load(Ordering::Relaxed),
+            connections_dropped: s.dropped.load(Ordering::Relaxed),
+            updates: s.updates.load(Ordering::Relaxed),
+            update_errors: s.update_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops accepting, closes every connection, syncs the journal and
+    /// returns the final row counts.
+    pub fn stop(mut self) -> Vec<(String, u64)> {
+        self.shutdown();
+        self.row_counts()
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+        if let Some(journal) = &self.shared.state().journal {
+            let _ = journal.sync();
+        }
+    }
+}
+
+impl Drop for Tickerplant {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut workers: Vec<JoinHandle<()>> = Vec::new();
+    while !shared.stop.load(Ordering::SeqCst) {
+        workers.retain(|w| !w.is_finished());
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if shared.live.load(Ordering::SeqCst) >= shared.connections_max {
+                    shared.refused.fetch_add(1, Ordering::Relaxed);
+                    drop(stream);
+                    continue;
+                }
+                shared.live.fetch_add(1, Ordering::SeqCst);
+                shared.accepted.fetch_add(1, Ordering::Relaxed);
+                let for_thread = Arc::clone(&shared);
+                let spawned = std::thread::Builder::new()
+                    .name("tp-conn".into())
+                    .spawn(move || {
+                        serve(stream, &for_thread);
+                        for_thread.live.fetch_sub(1, Ordering::SeqCst);
+                    });
+                match spawned {
+                    Ok(w) => workers.push(w),
+                    Err(_) => {
+                        shared.live.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(POLL_INTERVAL);
+            }
+            Err(_) => std::thread::sleep(POLL_INTERVAL),
+        }
+    }
+    for w in workers {
+        let _ = w.join();
+    }
+}
+
+/// Why a connection ended.
+enum End {
+    Closed,
+    Stopped,
+    Refused,
+    Garbage,
+}
+
+fn serve(mut stream: TcpStream, shared: &Shared) {
+    let setup = stream
+        .set_nonblocking(false)
+        .and_then(|_| stream.set_read_timeout(Some(POLL_INTERVAL)))
+        .and_then(|_| stream.set_write_timeout(Some(Duration::from_secs(10))))
+        .and_then(|_| stream.set_nodelay(true));
+    if setup.is_err() {
+        return;
+    }
+    let end = match handshake(&mut stream, shared) {
+        Ok(()) => messages(&mut stream, shared),
+        Err(end) => end,
+    };
+    match end {
+        End::Refused => shared.refused.fetch_add(1, Ordering::Relaxed),
+        End::Garbage => shared.dropped.fetch_add(1, Ordering::Relaxed),
+        End::Closed | End::Stopped => 0,
+    };
+}
+
+fn handshake(stream: &mut TcpStream, shared: &Shared) -> Result<(), End> {
+    let mut hello = Vec::with_capacity(64);
+    let mut chunk = [0u8; 256];
+    loop {
+        let n = read_some(stream, &mut chunk, shared)?;
+        hello.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
+        match parse_client_hello(&hello) {
+            Ok(None) if hello.len() < HELLO_BYTES_MAX => continue,
+            Ok(None) | Err(_) => return Err(End::Garbage),
+            Ok(Some(h)) => {
+                if h.consumed != hello.len() {
+                    // kdb+ clients wait for the answer before sending more.
+                    return Err(End::Garbage);
+                }
+                if !allowed(shared, h.user, h.password) {
+                    return Err(End::Refused);
+                }
+                let answer = [agree(h.capability)];
+                return stream.write_all(&answer).map_err(|_| End::Closed);
+            }
+        }
+    }
+}
+
+fn allowed(shared: &Shared, user: &[u8], password: &[u8]) -> bool {
+    match &shared.users {
+        None => true,
+        Some(users) => users
+            .iter()
+            .any(|(u, p)| u.as_bytes() == user && p.as_bytes() == password),
+    }
+}
+
+fn messages(stream: &mut TcpStream, shared: &Shared) -> End {
+    let mut message = Vec::new();
+    let mut reply = Vec::new();
+    loop {
+        let mut head = [0u8; HEADER_SIZE];
+        if let Err(end) = read_exact(stream, &mut head, shared, true) {
+            return end;
+        }
+        let Ok(header) = Header::parse(&head, shared.limits.message_bytes_max) else {
+            return End::Garbage;
+        };
+        message.clear();
+        message.extend_from_slice(&head);
+        message.resize(header.total_len as usize, 0);
+        if let Some(rest) = message.get_mut(HEADER_SIZE..) {
+            if let Err(end) = read_exact(stream, rest, shared, false) {
+                return end;
+            }
+        }
+        let Ok((_, k)) = decode_message(&message, &shared.limits) else {
+            return End::Garbage;
+        };
+        let answer = handle(&k, shared);
+        if header.msg_type == MsgType::Sync {
+            let k = match answer {
+                Ok(()) => K::null(),
+                Err(e) => K::error(e.text()),
+            };
+            encode_message(&k, MsgType::Response, &mut reply);
+            if stream.write_all(&reply).is_err() {
+                return End::Closed;
+            }
+        }
+    }
+}
+
+/// Applies one decoded message: `Ok` for `.u.upd` accepted and for anything
+/// that is not a `.u.upd` call (answered with `(::)`).
+fn handle(k: &K, shared: &Shared) -> Result<(), UpdError> {
+    let update = match parse_update(k) {
+        Ok(Some(u)) => u,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            shared.update_errors.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
+    };
+    let mut state = shared.state();
+    let State { tables, journal } = &mut *state;
+    let table = match tables.apply(&update) {
+        Ok(t) => t,
+        Err(e) => {
+            shared.update_errors.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
+    };
+    shared.updates.fetch_add(1, Ordering::Relaxed);
+    if let Some(journal) = journal {
+        // A journal that cannot be written is an operator problem, not the
+        // publisher's: the update is counted, the failure is printed once per
+        // occurrence on stderr.
+        if let Err(e) = journal.append(update.table, update.data) {
+            eprintln!("tickerplant: journal append failed: {e}");
+        }
+    }
+    if let Some(recorder) = &shared.recorder {
+        let mut r = recorder.lock().unwrap_or_else(|e| e.into_inner());
+        for_each_record(&update, table, |sym, value, seq| {
+            r.record(update.table, sym, value, seq)
+        });
+    }
+    Ok(())
+}
+
+/// One read, retrying timeouts until data, EOF or stop.
+fn read_some(stream: &mut TcpStream, buf: &mut [u8], shared: &Shared) -> Result<usize, End> {
+    loop {
+        if shared.stop.load(Ordering::Relaxed) {
+            return Err(End::Stopped);
+        }
+        match stream.read(buf) {
+            Ok(0) => return Err(End::Closed),
+            Ok(n) => return Ok(n),
+            Err(e) if retryable(&e) => continue,
+            Err(_) => return Err(End::Closed),
+        }
+    }
+}
+
+/// Fills `buf`; a clean EOF before the first byte is `Closed` when
+/// `at_boundary`, otherwise a truncated message (`Garbage`).
+fn read_exact(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    shared: &Shared,
+    at_boundary: bool,
+) -> Result<(), End> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = buf.get_mut(filled..).unwrap_or(&mut []);
+        match read_some(stream, rest, shared) {
+            Ok(n) => filled += n,
+            Err(End::Closed) if at_boundary && filled == 0 => return Err(End::Closed),
+            Err(End::Closed) => return Err(End::Garbage),
+            Err(end) => return Err(end),
+        }
+    }
+    Ok(())
+}
+
+fn retryable(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), WouldBlock | TimedOut | Interrupted)
+}
