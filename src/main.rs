@@ -83,7 +83,16 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { .. } => not_built("run"),
         Command::Demo { .. } => not_built("demo"),
-        Command::CheckConfig { .. } => not_built("check-config"),
+        Command::CheckConfig { file } => match millrace::config::load(&file) {
+            Ok(config) => {
+                print!("{}", millrace::config::Summary::new(&config));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("{error}");
+                ExitCode::from(1)
+            }
+        },
         Command::Tickerplant { .. } => not_built("tickerplant"),
         Command::Replay { .. } => not_built("replay"),
         Command::Wal { command: WalCommand::Inspect { .. } } => not_built("wal inspect"),
