@@ -93,7 +93,16 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Tickerplant { .. } => not_built("tickerplant"),
+        Command::Tickerplant { listen, journal, users } => {
+            match millrace::kdb::cli::run_tickerplant(&listen, journal.as_deref(), users.as_deref())
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => {
+                    eprintln!("millrace: {message}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Replay { .. } => not_built("replay"),
         Command::Wal { command: WalCommand::Inspect { .. } } => not_built("wal inspect"),
     }

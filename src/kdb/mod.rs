@@ -25,6 +25,7 @@
 //! ```
 
 pub mod backoff;
+pub mod cli;
 pub mod columns;
 pub mod compress;
 pub mod decode;
