@@ -85,7 +85,9 @@ fn main() -> ExitCode {
         Command::Demo { .. } => not_built("demo"),
         Command::CheckConfig { file } => match millrace::config::load(&file) {
             Ok(config) => {
-                print!("{}", millrace::config::Summary::new(&config));
+                // A closed stdout (`| head`) is not a failed check: ignore it.
+                let summary = millrace::config::Summary::new(&config).to_string();
+                let _ = std::io::Write::write_all(&mut std::io::stdout(), summary.as_bytes());
                 ExitCode::SUCCESS
             }
             Err(error) => {

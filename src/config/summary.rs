@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::types::{Config, Protocol, SinkKind, TimeType};
+use super::types::{Backend, Config, Protocol, SinkKind, SyncMode, TimeType, WhenFull};
 use super::units::{format_duration, format_size};
 
 /// The summary of a valid configuration.
@@ -57,20 +57,22 @@ impl fmt::Display for Summary<'_> {
         };
         writeln!(
             f,
-            "readers: {} thread(s), {cores}, backend {:?}, ring {} slots",
-            c.readers.threads, c.readers.backend, c.readers.ring_slots
+            "readers: {} thread(s), {cores}, backend {}, ring {} slots",
+            c.readers.threads,
+            backend_name(c.readers.backend),
+            c.readers.ring_slots
         )?;
         let w = &c.wal;
         writeln!(
             f,
-            "wal: {} segment {} quota {} commit every {} or {} when_full {:?} sync {:?}",
+            "wal: {} segment {} quota {} commit every {} or {} when_full {} sync {}",
             w.dir.display(),
             format_size(w.segment_size),
             format_size(w.quota),
             format_duration(w.commit_interval),
             format_size(w.commit_bytes),
-            w.when_full,
-            w.sync
+            when_full_name(w.when_full),
+            sync_name(w.sync)
         )?;
         match c.metrics.listen {
             Some(addr) => writeln!(f, "metrics: http://{addr}/metrics")?,
@@ -165,5 +167,27 @@ impl Summary<'_> {
             )?;
         }
         Ok(())
+    }
+}
+
+fn backend_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Auto => "auto",
+        Backend::IoUring => "io_uring",
+        Backend::Epoll => "epoll",
+    }
+}
+
+fn when_full_name(when_full: WhenFull) -> &'static str {
+    match when_full {
+        WhenFull::Block => "block",
+        WhenFull::DropOldest => "drop_oldest",
+    }
+}
+
+fn sync_name(sync: SyncMode) -> &'static str {
+    match sync {
+        SyncMode::Data => "data",
+        SyncMode::None => "none",
     }
 }
