@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::csv::parse_tags_csv;
-use super::error::{ConfigError, Location};
+use super::error::{ConfigError, Location, Place};
 use super::source::Sources;
 use super::tag::{finish_tag, Field, RawTag, AREAS, ORDERS, TYPES};
 use super::tree::{required, Section, Spanned};
@@ -124,7 +124,8 @@ pub fn parse_root(
     let mut names: HashMap<String, Location> = HashMap::new();
     let mut tag_count = 0usize;
     for section in &device_sections {
-        let (device, origins) = parse_device(section, base, sources)?;
+        let (device, origins) =
+            parse_device(section, base, sources).map_err(|e| redact(e, &sinks))?;
         let name_at = section.location("name");
         if let Some(first) = names.get(&device.name) {
             let problem = format!(
@@ -135,7 +136,7 @@ pub fn parse_root(
             return Err(ConfigError::new(name_at, problem).expected("device names unique"));
         }
         names.insert(device.name.clone(), name_at);
-        check_overlaps(&device, &origins)?;
+        check_overlaps(&device, &origins).map_err(|e| redact(e, &sinks))?;
         tag_count += device.tags.len();
         if tag_count > TAGS_MAX {
             return Err(ConfigError::new(
@@ -146,7 +147,7 @@ pub fn parse_root(
         }
         devices.push((device, origins));
     }
-    check_unique_names(&devices)?;
+    check_unique_names(&devices).map_err(|e| redact(e, &sinks))?;
     let devices = devices.into_iter().map(|(device, _)| device).collect();
     Ok(Config {
         source: file.to_path_buf(),
@@ -627,4 +628,28 @@ pub fn resolve(base: &Path, path: &str) -> PathBuf {
     } else {
         base.join(path)
     }
+}
+
+/// Blanks any loaded password out of an error. A message quotes file text
+/// (a CSV header cell, say), and a password file named as `tags_csv` by
+/// mistake would otherwise print the password.
+fn redact(mut error: ConfigError, sinks: &[SinkConfig]) -> ConfigError {
+    for sink in sinks {
+        let secret = sink.password.expose();
+        if secret.is_empty() {
+            continue;
+        }
+        error.problem = error.problem.replace(secret, "***");
+        if let Some(expected) = error.expected.as_mut() {
+            *expected = expected.replace(secret, "***");
+        }
+        if let Place::Csv {
+            column: Some(column),
+            ..
+        } = &mut error.location.place
+        {
+            *column = column.replace(secret, "***");
+        }
+    }
+    error
 }

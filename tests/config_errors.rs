@@ -1,0 +1,482 @@
+//! One test per kind of configuration error: each loads a fixture from
+//! tests/configs/ and checks the exact file, line, column and key path (or CSV
+//! line and column) of the error, and that it says what would be valid. A few
+//! also run the real binary (`millrace check-config`) and check the exit code
+//! and the message on stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use millrace::config::{load, ConfigError};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/configs")
+        .join(name)
+}
+
+fn load_err(name: &str) -> ConfigError {
+    match load(&fixture(name)) {
+        Ok(_) => panic!("{name} was accepted; it must be rejected"),
+        Err(e) => e,
+    }
+}
+
+/// The fixture is rejected at `line:column` of itself, under `key`, with a
+/// message that contains `fragment` and an "expected" clause.
+#[track_caller]
+fn rejects(name: &str, line: u32, column: u32, key: &str, fragment: &str) -> ConfigError {
+    let error = load_err(name);
+    let path = fixture(name);
+    let message = error.to_string();
+    assert_eq!(error.file(), path, "{message}");
+    assert_eq!(
+        (error.line(), error.column(), error.key()),
+        (Some(line), Some(column), Some(key))
+    );
+    let prefix = format!("{}:{line}:{column}: key `{key}`: ", path.display());
+    assert!(
+        message.starts_with(&prefix),
+        "{message}\ndoes not start with\n{prefix}"
+    );
+    assert!(
+        message.contains(fragment),
+        "{message}\ndoes not contain\n{fragment}"
+    );
+    assert!(message.contains("; expected "), "{message}");
+    assert!(!message.contains('\n'), "{message}");
+    error
+}
+
+/// The fixture is rejected at `line` of the CSV file `csv`, in `column`.
+#[track_caller]
+fn rejects_csv(name: &str, csv: &str, line: u32, column: &str, fragment: &str) {
+    let error = load_err(name);
+    let path = fixture(csv);
+    let message = error.to_string();
+    assert_eq!(error.file(), path, "{message}");
+    assert_eq!(
+        (error.line(), error.csv_column()),
+        (Some(line), Some(column)),
+        "{message}"
+    );
+    let prefix = format!("{}:{line}: column `{column}`: ", path.display());
+    assert!(
+        message.starts_with(&prefix),
+        "{message}\ndoes not start with\n{prefix}"
+    );
+    assert!(
+        message.contains(fragment),
+        "{message}\ndoes not contain\n{fragment}"
+    );
+    assert!(message.contains("; expected "), "{message}");
+}
+
+/// `millrace check-config NAME` run inside tests/configs: exit 1, nothing on
+/// stdout, and stderr is exactly one line starting with `prefix`.
+#[track_caller]
+fn binary_rejects(name: &str, prefix: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_millrace"))
+        .arg("check-config")
+        .arg(name)
+        .current_dir(fixture(""))
+        .env_remove("MILLRACE_TEST_KDB_PASSWORD")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run millrace: {e}"));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(
+        stderr.starts_with(prefix),
+        "{stderr}\ndoes not start with\n{prefix}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    stderr
+}
+
+#[test]
+fn toml_syntax_error() {
+    let error = load_err("syntax.toml");
+    let message = error.to_string();
+    let path = fixture("syntax.toml");
+    // The unterminated string opens at column 17 of line 16; the parser
+    // notices at the end of that line.
+    assert_eq!(
+        (error.line(), error.column(), error.key()),
+        (Some(16), Some(23), None)
+    );
+    assert!(message.starts_with(&format!("{}:16:23: TOML syntax error: ", path.display())));
+    assert!(message.contains("; expected valid TOML"), "{message}");
+    binary_rejects("syntax.toml", "syntax.toml:16:23: TOML syntax error: ");
+}
+
+#[test]
+fn unknown_key_suggests_the_near_one() {
+    let fragment = "unknown key `pol_interval` (did you mean `poll_interval`?)";
+    rejects(
+        "unknown_key.toml",
+        16,
+        1,
+        "device[0].pol_interval",
+        fragment,
+    );
+    binary_rejects(
+        "unknown_key.toml",
+        "unknown_key.toml:16:1: key `device[0].pol_interval`: ",
+    );
+}
+
+#[test]
+fn unknown_table_suggests_the_near_one() {
+    let fragment = "unknown key `devices` (did you mean `device`?)";
+    rejects("unknown_table.toml", 11, 3, "devices", fragment);
+}
+
+#[test]
+fn wrong_type() {
+    rejects(
+        "wrong_type.toml",
+        15,
+        11,
+        "device[0].unit_id",
+        "wrong type: found string",
+    );
+    binary_rejects(
+        "wrong_type.toml",
+        "wrong_type.toml:15:11: key `device[0].unit_id`: wrong type",
+    );
+    rejects(
+        "bare_duration.toml",
+        16,
+        17,
+        "device[0].poll_interval",
+        "found integer",
+    );
+}
+
+#[test]
+fn missing_required_key_points_at_the_table_header() {
+    let error = rejects(
+        "missing_key.toml",
+        11,
+        1,
+        "device[0].address",
+        "missing key `address`",
+    );
+    assert!(error.to_string().contains("expected `host:port`"));
+}
+
+#[test]
+fn duplicate_tag_names_both_places() {
+    let path = fixture("duplicate_tag.toml");
+    let first = format!(
+        "first defined at {}:19:8 (device `press-01`)",
+        path.display()
+    );
+    rejects("duplicate_tag.toml", 32, 8, "device[1].tag[0].name", &first);
+    binary_rejects(
+        "duplicate_tag.toml",
+        "duplicate_tag.toml:32:8: key `device[1].tag[0].name`: duplicate tag name `press01.temp`, \
+         first defined at duplicate_tag.toml:19:8",
+    );
+}
+
+#[test]
+fn duplicate_tag_between_toml_and_csv() {
+    let toml = fixture("duplicate_tag_csv.toml");
+    let first = format!("first defined at {}:20:8", toml.display());
+    rejects_csv(
+        "duplicate_tag_csv.toml",
+        "duplicate_tag.csv",
+        3,
+        "name",
+        &first,
+    );
+}
+
+#[test]
+fn overlapping_registers() {
+    let path = fixture("overlap.toml");
+    let fragment = format!(
+        "tag `press01.pressure` (holding 101) overlaps tag `press01.temp` (holding 100..=101) \
+         defined at {}:21:11",
+        path.display()
+    );
+    rejects(
+        "overlap.toml",
+        27,
+        11,
+        "device[0].tag[1].address",
+        &fragment,
+    );
+    binary_rejects(
+        "overlap.toml",
+        "overlap.toml:27:11: key `device[0].tag[1].address`: ",
+    );
+}
+
+#[test]
+fn bools_share_a_register_only_at_different_bits() {
+    // ready (bit 0) and running (bit 1) share register 110; fault reuses bit 0.
+    let fragment = "tag `press01.fault` (holding 110 bit 0) overlaps tag `press01.ready`";
+    rejects(
+        "bits_share.toml",
+        41,
+        11,
+        "device[0].tag[3].address",
+        fragment,
+    );
+    let fragment = "tag `press01.flag` (holding 101 bit 3) overlaps tag `press01.temp`";
+    rejects(
+        "bit_in_value.toml",
+        27,
+        11,
+        "device[0].tag[1].address",
+        fragment,
+    );
+}
+
+#[test]
+fn overlapping_coils() {
+    let fragment = "tag `press01.start` (coil 5) overlaps tag `press01.run` (coil 5)";
+    rejects(
+        "coil_overlap.toml",
+        33,
+        11,
+        "device[0].tag[2].address",
+        fragment,
+    );
+}
+
+#[test]
+fn last_register_past_65535() {
+    let fragment = "a float64 at 65534 ends at register 65537";
+    let error = rejects(
+        "out_of_range.toml",
+        21,
+        11,
+        "device[0].tag[0].address",
+        fragment,
+    );
+    assert!(error
+        .to_string()
+        .ends_with("expected an address at most 65532"));
+    rejects(
+        "address_too_big.toml",
+        21,
+        11,
+        "device[0].tag[0].address",
+        "70000 is out of range",
+    );
+}
+
+#[test]
+fn type_that_does_not_fit_its_area() {
+    let fragment = "type `float32` does not fit area `coil`";
+    let error = rejects("type_area.toml", 22, 8, "device[0].tag[0].type", fragment);
+    assert!(error.to_string().ends_with("; expected bool"));
+    binary_rejects(
+        "type_area.toml",
+        "type_area.toml:22:8: key `device[0].tag[0].type`: type",
+    );
+}
+
+#[test]
+fn unknown_words() {
+    let error = rejects(
+        "bad_order.toml",
+        23,
+        9,
+        "device[0].tag[0].order",
+        "unknown value `ABDC`",
+    );
+    assert!(error
+        .to_string()
+        .ends_with("expected one of `ABCD`, `CDAB`, `BADC`, `DCBA`"));
+    let fragment = "unknown value `holdings` (did you mean `holding`?)";
+    rejects("bad_area.toml", 20, 8, "device[0].tag[0].area", fragment);
+    let fragment = "unknown value `modbus-rtu`";
+    let error = rejects("bad_protocol.toml", 13, 12, "device[0].protocol", fragment);
+    assert!(error.to_string().contains("`modbus-rtu-tcp`"));
+}
+
+#[test]
+fn bit_rules() {
+    rejects(
+        "bit_range.toml",
+        29,
+        7,
+        "device[0].tag[1].bit",
+        "bit 16 is out of range",
+    );
+    let fragment = "`bit` is only for bool tags, this one is `float32`";
+    rejects("bit_non_bool.toml", 23, 7, "device[0].tag[0].bit", fragment);
+    // Absent: the error points at the tag's table header.
+    let fragment = "a bool in area `holding` needs `bit`";
+    rejects("bool_no_bit.toml", 24, 1, "device[0].tag[1].bit", fragment);
+}
+
+#[test]
+fn string_length_rules() {
+    let fragment = "length 9 is out of range";
+    rejects(
+        "string_length.toml",
+        29,
+        10,
+        "device[0].tag[1].length",
+        fragment,
+    );
+    let fragment = "a string tag needs `length`";
+    rejects(
+        "string_no_length.toml",
+        24,
+        1,
+        "device[0].tag[1].length",
+        fragment,
+    );
+}
+
+#[test]
+fn bad_durations_and_sizes() {
+    let fragment = "unknown duration unit `parsecs`";
+    rejects(
+        "bad_duration.toml",
+        16,
+        17,
+        "device[0].poll_interval",
+        fragment,
+    );
+    // 100MB = 100,000,000 bytes, not a whole number of 4KiB pages.
+    let fragment = "100000000 is not a multiple of 4KiB";
+    rejects("bad_size.toml", 4, 16, "wal.segment_size", fragment);
+    rejects(
+        "bad_size_unit.toml",
+        4,
+        9,
+        "wal.quota",
+        "unknown size unit `GB2`",
+    );
+}
+
+#[test]
+fn password_env_and_file_together() {
+    let fragment = "both `password_env` and `password_file` are set";
+    rejects(
+        "secret_both.toml",
+        11,
+        17,
+        "sink[0].password_file",
+        fragment,
+    );
+}
+
+#[test]
+fn password_file_missing() {
+    let fragment = "cannot read `";
+    rejects(
+        "secret_file_missing.toml",
+        10,
+        17,
+        "sink[0].password_file",
+        fragment,
+    );
+}
+
+#[test]
+fn unit_id_range() {
+    rejects(
+        "unit_id.toml",
+        15,
+        11,
+        "device[0].unit_id",
+        "256 is out of range",
+    );
+}
+
+#[test]
+fn duplicate_device_and_sink_names() {
+    let path = fixture("duplicate_device.toml");
+    let fragment = format!(
+        "duplicate device name `press-01`, first at {}:12:8",
+        path.display()
+    );
+    rejects("duplicate_device.toml", 25, 8, "device[1].name", &fragment);
+    let path = fixture("duplicate_sink.toml");
+    let fragment = format!("duplicate sink name `tp`, first at {}:6:8", path.display());
+    rejects("duplicate_sink.toml", 12, 8, "sink[1].name", &fragment);
+}
+
+#[test]
+fn address_shape_and_names() {
+    rejects(
+        "bad_address.toml",
+        14,
+        11,
+        "device[0].address",
+        "`10.0.0.5` has no `:port`",
+    );
+    rejects("empty_name.toml", 12, 8, "device[0].name", "is empty");
+}
+
+#[test]
+fn csv_bad_cell() {
+    let fragment = "`4x0` is not a whole number";
+    rejects_csv("csv_bad_cell.toml", "bad_cell.csv", 3, "address", fragment);
+    binary_rejects(
+        "csv_bad_cell.toml",
+        "bad_cell.csv:3: column `address`: `4x0`",
+    );
+}
+
+#[test]
+fn csv_bad_header() {
+    let fragment = "unknown column `adress` (did you mean `address`?)";
+    rejects_csv(
+        "csv_bad_header.toml",
+        "bad_header.csv",
+        1,
+        "adress",
+        fragment,
+    );
+}
+
+#[test]
+fn csv_type_and_order() {
+    let fragment = "type `float32` does not fit area `coil`";
+    rejects_csv("csv_type_area.toml", "type_area.csv", 3, "type", fragment);
+    rejects_csv(
+        "csv_bad_order.toml",
+        "bad_order.csv",
+        2,
+        "order",
+        "unknown value `CDBA`",
+    );
+}
+
+#[test]
+fn csv_file_missing() {
+    rejects(
+        "csv_missing.toml",
+        17,
+        12,
+        "device[0].tags_csv",
+        "cannot read `",
+    );
+}
+
+#[test]
+fn a_missing_config_file() {
+    let error = load_err("no-such-config.toml");
+    assert_eq!((error.line(), error.key()), (None, None));
+    assert!(error
+        .to_string()
+        .starts_with(&format!("{}: cannot read", error.file().display())));
+    binary_rejects(
+        "no-such-config.toml",
+        "no-such-config.toml: cannot read the file",
+    );
+}
