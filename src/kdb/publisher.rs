@@ -210,6 +210,17 @@ impl Publisher {
     }
 }
 
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("addr", &self.addr)
+            .field("user", &self.user)
+            .field("capability", &self.capability)
+            .field("messages_sent", &self.messages_sent)
+            .finish_non_exhaustive()
+    }
+}
+
 fn open(
     addr: &str,
     user: &str,
