@@ -1,0 +1,206 @@
+//! The request planner: from a device's tags, the fewest read requests per
+//! poll cycle, each with the decode plan of the tags it covers.
+//!
+//! Runs once at start-up (and in `check-config`), never on the hot path. It
+//! owns the rule set of the issue: coalesce adjacent and overlapping addresses
+//! up to the device's request size, bridge gaps of at most `max_hole` unused
+//! registers (or bits), never mix areas. Deterministic: the same tags always
+//! give the same requests in the same order. O(n log n) in tags (one sort,
+//! one sweep).
+
+use crate::config::{Area, DataType, DeviceConfig, TagConfig, WordOrder};
+use crate::sample::TagId;
+
+use super::limits::{READ_BITS_MAX, READ_REGISTERS_MAX};
+use super::request::ReadRequest;
+
+/// How to turn the registers (or the bit) at `offset` into one sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlannedTag {
+    /// The sample's tag id (`first_tag` + index of the tag in `device.tags`).
+    pub tag: TagId,
+    /// Registers (or bits, for coils and discrete inputs) from the request's
+    /// start address to the tag's first register (or its bit).
+    pub offset: u16,
+    /// Ignored for coils and discrete inputs: those always decode as bool.
+    pub data_type: DataType,
+    pub order: WordOrder,
+    /// For a bool in a register: the bit, 0 (least significant) to 15.
+    pub bit: Option<u8>,
+    /// For strings: text length in bytes, 1..=8.
+    pub length: u16,
+    /// value = raw * scale + value_offset, when `scaled` (the sample is a float).
+    pub scale: f64,
+    pub value_offset: f64,
+    pub scaled: bool,
+}
+
+impl PlannedTag {
+    fn from_config(tag: TagId, offset: u16, config: &TagConfig) -> Self {
+        PlannedTag {
+            tag,
+            offset,
+            data_type: config.data_type,
+            order: config.order,
+            bit: config.bit,
+            length: config.length,
+            scale: config.scale,
+            value_offset: config.offset,
+            scaled: config.is_scaled(),
+        }
+    }
+
+    /// Registers (or bits) this tag occupies in its request.
+    pub const fn span(&self, area: Area) -> u16 {
+        if area.is_bit_area() {
+            1
+        } else {
+            self.data_type.register_count(self.length)
+        }
+    }
+}
+
+/// One read request of a poll cycle and the tags its response carries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedRequest {
+    pub area: Area,
+    /// Zero-based address of the first register (or bit) read.
+    pub start: u16,
+    /// Registers (or bits) read: 1..=125 (1..=2000 for bits).
+    pub quantity: u16,
+    /// The tags this request covers, ascending by offset (ties by tag id).
+    pub tags: Vec<PlannedTag>,
+}
+
+impl PlannedRequest {
+    /// The read request to send for this plan entry.
+    pub fn read_request(&self) -> ReadRequest {
+        // The planner only ever builds quantities within the protocol limits
+        // (asserted in `Open::close`), so this cannot fail.
+        match ReadRequest::new(self.area, self.start, self.quantity) {
+            Ok(request) => request,
+            Err(error) => panic!("planner produced an invalid request: {error:?}"),
+        }
+    }
+}
+
+/// Every request one poll cycle of a device sends.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DevicePlan {
+    pub requests: Vec<PlannedRequest>,
+}
+
+impl DevicePlan {
+    /// Samples one poll cycle produces (one per tag).
+    pub fn sample_count(&self) -> usize {
+        self.requests.iter().map(|r| r.tags.len()).sum()
+    }
+
+    /// The most samples a single response of this plan produces: the size a
+    /// caller's sample slice needs for any one frame.
+    pub fn samples_per_request_max(&self) -> usize {
+        self.requests
+            .iter()
+            .map(|r| r.tags.len())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Registers plus bits read per cycle, holes included.
+    pub fn quantity_total(&self) -> u64 {
+        self.requests.iter().map(|r| u64::from(r.quantity)).sum()
+    }
+}
+
+/// A request being grown by the sweep. Addresses as u32: a tag may end at
+/// 65536 (its last register is 65535).
+struct Open {
+    area: Area,
+    start: u32,
+    end: u32,
+    tags: Vec<PlannedTag>,
+}
+
+impl Open {
+    fn close(self) -> PlannedRequest {
+        let quantity = self.end - self.start;
+        let limit = if self.area.is_bit_area() {
+            READ_BITS_MAX
+        } else {
+            READ_REGISTERS_MAX
+        };
+        assert!(quantity >= 1 && quantity <= u32::from(limit));
+        assert!(self.end <= 65_536);
+        PlannedRequest {
+            area: self.area,
+            start: self.start as u16,
+            quantity: quantity as u16,
+            tags: self.tags,
+        }
+    }
+}
+
+/// Plans the requests of one device. Tag ids are `first_tag` + the index of
+/// the tag in `device.tags`.
+///
+/// Tags are sorted by (area, address, index) and swept once: a tag joins the
+/// open request when it is in the same area, starts at most `max_hole` past
+/// the request's end, and the grown request still fits in `max_registers`
+/// (`max_bits` for coils and discrete inputs). Greedy on sorted starts gives
+/// the fewest requests for these rules. A tag wider than `max_registers`
+/// (a float64 with `max_registers` < 4) gets a request of its own, as wide as
+/// the tag (at most 4 registers, within the protocol's 125).
+pub fn plan_device(device: &DeviceConfig, first_tag: TagId) -> DevicePlan {
+    let mut sorted: Vec<(Area, u16, u32, &TagConfig)> = device
+        .tags
+        .iter()
+        .enumerate()
+        .map(|(index, tag)| (tag.area, tag.address, index as u32, tag))
+        .collect();
+    // Keys are unique (the index breaks ties), so the unstable sort is deterministic.
+    sorted.sort_unstable_by_key(|&(area, address, index, _)| (area, address, index));
+
+    let registers_max = u32::from(device.max_registers.clamp(1, READ_REGISTERS_MAX));
+    let bits_max = u32::from(device.max_bits.clamp(1, READ_BITS_MAX));
+    let hole_max = u32::from(device.max_hole);
+
+    let mut requests = Vec::new();
+    let mut open: Option<Open> = None;
+    for (area, address, index, config) in sorted {
+        let tag_id = TagId(first_tag.0.saturating_add(index));
+        let start = u32::from(address);
+        let end = start + u32::from(config.register_count().max(1));
+        let limit = if area.is_bit_area() {
+            bits_max
+        } else {
+            registers_max
+        };
+        if let Some(current) = open.as_mut() {
+            let joins = current.area == area
+                && start <= current.end + hole_max
+                && end.max(current.end) - current.start <= limit;
+            if joins {
+                current.end = current.end.max(end);
+                let offset = (start - current.start) as u16;
+                current
+                    .tags
+                    .push(PlannedTag::from_config(tag_id, offset, config));
+                continue;
+            }
+        }
+        if let Some(done) = open.take() {
+            requests.push(done.close());
+        }
+        let tags = vec![PlannedTag::from_config(tag_id, 0, config)];
+        open = Some(Open {
+            area,
+            start,
+            end,
+            tags,
+        });
+    }
+    if let Some(done) = open.take() {
+        requests.push(done.close());
+    }
+    DevicePlan { requests }
+}
