@@ -7,6 +7,7 @@ use std::fmt;
 
 use super::types::{Backend, Config, Protocol, SinkKind, SyncMode, TimeType, WhenFull};
 use super::units::{format_duration, format_size};
+use crate::protocol::modbus::plan_device;
 
 /// The summary of a valid configuration.
 pub struct Summary<'a> {
@@ -39,9 +40,14 @@ impl<'a> Summary<'a> {
     }
 }
 
-/// Requests per cycle per device. `None` while the planner is not built.
-fn requests_per_cycle(_config: &Config) -> Option<Vec<usize>> {
-    None
+/// Requests per cycle per device, as the Modbus planner lays them out.
+fn requests_per_cycle(config: &Config) -> Option<Vec<usize>> {
+    let plans = config.devices.iter().enumerate();
+    Some(
+        plans
+            .map(|(i, d)| plan_device(d, config.first_tag(i)).requests.len())
+            .collect(),
+    )
 }
 
 const NOT_AVAILABLE: &str = "not available: planner not built yet";
