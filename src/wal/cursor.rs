@@ -1,0 +1,239 @@
+//! A sink's read position in the WAL. It hands out frames in place from the
+//! shared mappings, only up to what the writer has published (durable), and
+//! persists how far the sink has delivered with `checkpoint`.
+//!
+//! Gaps are never crossed silently: when the samples at the position are
+//! gone (a segment set aside by recovery, or dropped by `drop_oldest`), the
+//! cursor jumps to the next sample that exists and adds the jump to
+//! `skipped_samples`.
+
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::error::WalError;
+use super::format::{parse_frame, FrameError, SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES};
+use super::segment::{samples_from_bytes, Segment};
+use super::shared::{CursorState, Shared};
+use crate::sample::{Sample, SAMPLE_SIZE};
+
+/// Frames walked plus segments hopped in one `next`: a segment of the
+/// largest size holds at most this many frames, and hops are few.
+const STEPS_MAX: usize = (SEGMENT_BYTES_MAX as usize) / 64 + 1024;
+
+/// Durable samples viewed in place: sample `i` has seq `first_seq + i`.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameRef<'a> {
+    pub first_seq: u64,
+    pub samples: &'a [Sample],
+}
+
+impl FrameRef<'_> {
+    /// One past the seq of the last sample.
+    pub fn end_seq(&self) -> u64 {
+        self.first_seq + self.samples.len() as u64
+    }
+}
+
+pub struct Cursor {
+    shared: Arc<Shared>,
+    state: Arc<CursorState>,
+    seg: Option<Arc<Segment>>,
+    /// Offset in `seg` of the frame that starts at `frame_seq`.
+    offset: usize,
+    frame_seq: u64,
+    /// The next seq `next` hands out.
+    pos: u64,
+    skipped: u64,
+    error: Option<FrameError>,
+}
+
+impl Cursor {
+    pub(crate) fn new(shared: Arc<Shared>, state: Arc<CursorState>) -> Cursor {
+        let pos = state.checkpoint.load(Ordering::Acquire);
+        Cursor {
+            shared,
+            state,
+            seg: None,
+            offset: 0,
+            frame_seq: 0,
+            pos,
+            skipped: 0,
+            error: None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    /// The next seq `next` will hand out.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// The persisted checkpoint (it can be ahead of what this cursor wrote
+    /// if `drop_oldest` moved it).
+    pub fn checkpointed(&self) -> u64 {
+        self.state.checkpoint.load(Ordering::Acquire)
+    }
+
+    /// Samples durable but not yet checkpointed.
+    pub fn lag(&self) -> u64 {
+        self.shared
+            .durable
+            .load(Ordering::Acquire)
+            .saturating_sub(self.checkpointed())
+    }
+
+    /// Samples this cursor jumped over because they no longer exist.
+    pub fn skipped_samples(&self) -> u64 {
+        self.skipped
+    }
+
+    /// A frame that failed its checks in memory (should never happen: it
+    /// was checked when written or recovered); the cursor stops there.
+    pub fn error(&self) -> Option<FrameError> {
+        self.error
+    }
+
+    /// The next durable frame (or the rest of one after a seek), or `None`
+    /// when the cursor has caught up with the durable sequence number.
+    pub fn next(&mut self) -> Option<FrameRef<'_>> {
+        if self.error.is_some() {
+            return None;
+        }
+        let checkpoint = self.checkpointed();
+        if checkpoint > self.pos {
+            self.skipped += checkpoint - self.pos;
+            self.seek(checkpoint);
+        }
+        if self.pos >= self.shared.durable.load(Ordering::Acquire) {
+            return None;
+        }
+        let (first_seq, range) = self.advance()?;
+        let bytes = self.seg.as_ref()?.published().get(range)?;
+        let samples = samples_from_bytes(bytes)?;
+        debug_assert!(!samples.is_empty());
+        Some(FrameRef { first_seq, samples })
+    }
+
+    /// Persists that every sample below `next_seq` was delivered. Never
+    /// moves the checkpoint backwards; cannot pass what was read.
+    pub fn checkpoint(&mut self, next_seq: u64) -> Result<(), WalError> {
+        if next_seq > self.pos {
+            return Err(WalError::CheckpointAhead {
+                requested: next_seq,
+                position: self.pos,
+            });
+        }
+        self.shared.persist(&self.state, next_seq)
+    }
+
+    /// Goes back to the checkpoint (a sink reconnecting re-sends from there).
+    pub fn rewind(&mut self) {
+        self.seek(self.checkpointed());
+    }
+
+    /// Positions the cursor at `seq` (the frame holding it is then handed
+    /// out from that sample on).
+    pub fn seek(&mut self, seq: u64) {
+        self.pos = seq;
+        self.seg = None;
+    }
+
+    /// Finds the frame holding `pos`; returns its first handed-out seq and
+    /// the byte range of the samples, and moves past the frame.
+    fn advance(&mut self) -> Option<(u64, Range<usize>)> {
+        for _ in 0..STEPS_MAX {
+            let seg = match &self.seg {
+                Some(seg) => Arc::clone(seg),
+                None => {
+                    self.locate()?;
+                    continue;
+                }
+            };
+            let sealed = seg.is_sealed();
+            match parse_frame(seg.published(), self.offset, self.frame_seq, true) {
+                Ok(Some(frame)) => {
+                    let end_seq = frame.end_seq();
+                    self.offset += frame.frame_bytes;
+                    self.frame_seq = end_seq;
+                    if end_seq <= self.pos {
+                        continue;
+                    }
+                    assert!(self.pos >= frame.first_seq);
+                    let skip = (self.pos - frame.first_seq) as usize;
+                    let start = frame.samples_offset + skip * SAMPLE_SIZE;
+                    let end = frame.samples_offset + frame.sample_count as usize * SAMPLE_SIZE;
+                    let first = self.pos;
+                    self.pos = end_seq;
+                    return Some((first, start..end));
+                }
+                Ok(None) if sealed => self.move_past(&seg)?,
+                Ok(None) => return None,
+                Err(e) => {
+                    eprintln!(
+                        "millrace wal: cursor {}: frame at {} of {} failed in memory: {e}",
+                        self.state.name,
+                        self.offset,
+                        seg.path().display()
+                    );
+                    self.error = Some(e);
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// Positions at the start of the segment holding `pos`, jumping forward
+    /// (counted) if `pos` is older than every segment.
+    fn locate(&mut self) -> Option<()> {
+        let segs = self.shared.segments();
+        let seg = match segs.iter().rposition(|s| s.first_seq() <= self.pos) {
+            Some(i) => Arc::clone(segs.get(i)?),
+            None => {
+                let front = Arc::clone(segs.front()?);
+                self.skipped += front.first_seq() - self.pos;
+                self.pos = front.first_seq();
+                front
+            }
+        };
+        drop(segs);
+        self.enter(seg);
+        Some(())
+    }
+
+    /// Leaves a sealed, fully read segment for the one after it.
+    fn move_past(&mut self, current: &Arc<Segment>) -> Option<()> {
+        let next = {
+            let segs = self.shared.segments();
+            Arc::clone(segs.iter().find(|s| s.first_seq() > current.first_seq())?)
+        };
+        if next.first_seq() <= self.pos {
+            self.seg = None;
+            return self.locate();
+        }
+        if self.pos < next.first_seq() {
+            // Samples between the end of `current` and `next` do not exist
+            // (a segment set aside by recovery).
+            self.skipped += next.first_seq() - self.pos;
+            self.pos = next.first_seq();
+        }
+        self.enter(next);
+        Some(())
+    }
+
+    fn enter(&mut self, seg: Arc<Segment>) {
+        self.offset = SEGMENT_HEADER_BYTES;
+        self.frame_seq = seg.first_seq();
+        self.seg = Some(seg);
+    }
+}
+
+impl Drop for Cursor {
+    fn drop(&mut self) {
+        self.state.open.store(false, Ordering::Release);
+    }
+}

@@ -1,0 +1,299 @@
+//! Byte layout of segment headers and frames (drawn in `mod.rs`), encoding,
+//! and the checked parse of one frame. No I/O here: bytes in, views out.
+//! Every length read from disk is checked against the bytes that exist
+//! before it is used; nothing in this file can panic on any input.
+
+use crate::sample::SAMPLE_SIZE;
+
+pub const SEGMENT_MAGIC: [u8; 8] = *b"MLRCWAL\0";
+pub const FORMAT_VERSION: u16 = 1;
+pub const SEGMENT_HEADER_BYTES: usize = 48;
+/// Frame header (16) + batch header (24) in front of the samples.
+pub const FRAME_OVERHEAD_BYTES: usize = 40;
+const FRAME_HEADER_BYTES: usize = 16;
+/// Smallest segment: one page. Largest: 1 GiB, so a frame length fits a u32
+/// with room to spare and one mapping stays a modest share of address space.
+pub const SEGMENT_BYTES_MIN: u64 = 4096;
+pub const SEGMENT_BYTES_MAX: u64 = 1 << 30;
+
+const _: () = assert!(SEGMENT_HEADER_BYTES % 8 == 0);
+const _: () = assert!(FRAME_OVERHEAD_BYTES % 8 == 0);
+const _: () = assert!(SAMPLE_SIZE % 8 == 0);
+const _: () = assert!(SEGMENT_BYTES_MAX <= u32::MAX as u64);
+const _: () = assert!(FRAME_HEADER_BYTES + 24 == FRAME_OVERHEAD_BYTES);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentHeader {
+    pub first_seq: u64,
+    pub segment_bytes: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderError {
+    TooShort,
+    Magic,
+    Version(u16),
+    HeaderBytes(u16),
+    Crc,
+}
+
+impl SegmentHeader {
+    pub fn encode(&self) -> [u8; SEGMENT_HEADER_BYTES] {
+        let mut out = [0u8; SEGMENT_HEADER_BYTES];
+        out[0..8].copy_from_slice(&SEGMENT_MAGIC);
+        out[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out[10..12].copy_from_slice(&(SEGMENT_HEADER_BYTES as u16).to_le_bytes());
+        out[16..24].copy_from_slice(&self.first_seq.to_le_bytes());
+        out[24..32].copy_from_slice(&self.segment_bytes.to_le_bytes());
+        let crc = crc32c::crc32c(&out[0..44]);
+        out[44..48].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Checks in a fixed order: length, magic, version, header size, CRC.
+    pub fn decode(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
+        let h = bytes
+            .get(..SEGMENT_HEADER_BYTES)
+            .ok_or(HeaderError::TooShort)?;
+        if h.get(0..8) != Some(&SEGMENT_MAGIC[..]) {
+            return Err(HeaderError::Magic);
+        }
+        let version = u16_at(h, 8);
+        if version != FORMAT_VERSION {
+            return Err(HeaderError::Version(version));
+        }
+        let header_bytes = u16_at(h, 10);
+        if header_bytes as usize != SEGMENT_HEADER_BYTES {
+            return Err(HeaderError::HeaderBytes(header_bytes));
+        }
+        if crc32c::crc32c(h.get(0..44).unwrap_or_default()) != u32_at(h, 44) {
+            return Err(HeaderError::Crc);
+        }
+        Ok(SegmentHeader {
+            first_seq: u64_at(h, 16),
+            segment_bytes: u64_at(h, 24),
+        })
+    }
+}
+
+/// Why a frame was not accepted, in the order the checks run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// The frame header runs past the end of the segment.
+    HeaderTruncated,
+    /// frame_bytes is not 8-aligned, too small, or runs past the segment.
+    Length(u32),
+    /// sample_count is zero or disagrees with frame_bytes.
+    Count(u32),
+    /// A reserved field is not zero.
+    Reserved,
+    /// The sequence number is not the one that must come next.
+    Seq { expected: u64, found: u64 },
+    /// The CRC32C does not match the bytes.
+    Crc,
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::HeaderTruncated => write!(f, "frame header truncated"),
+            FrameError::Length(n) => write!(f, "bad frame length {n}"),
+            FrameError::Count(n) => write!(f, "bad sample count {n}"),
+            FrameError::Reserved => write!(f, "reserved field not zero"),
+            FrameError::Seq { expected, found } => {
+                write!(f, "sequence {found} where {expected} was due")
+            }
+            FrameError::Crc => write!(f, "CRC32C mismatch"),
+        }
+    }
+}
+
+/// A validated frame inside a segment's bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameView {
+    pub first_seq: u64,
+    pub sample_count: u32,
+    pub ts_min_ns: i64,
+    pub ts_max_ns: i64,
+    /// The whole frame's length in bytes.
+    pub frame_bytes: usize,
+    /// Where the samples start, as an offset into the segment.
+    pub samples_offset: usize,
+}
+
+impl FrameView {
+    pub fn end_seq(&self) -> u64 {
+        self.first_seq + u64::from(self.sample_count)
+    }
+}
+
+/// Bytes a frame of `count` samples occupies.
+pub const fn frame_bytes(count: usize) -> usize {
+    FRAME_OVERHEAD_BYTES + count * SAMPLE_SIZE
+}
+
+/// Parses the frame at `offset` of `segment`. `Ok(None)` means no frame
+/// starts there: the length is zero (the preallocated zeros) or fewer than 4
+/// bytes are left. With `verify_crc` false only the structure is checked (for
+/// seeks over frames that were checked when they were recovered or written).
+pub fn parse_frame(
+    segment: &[u8],
+    offset: usize,
+    expected_seq: u64,
+    verify_crc: bool,
+) -> Result<Option<FrameView>, FrameError> {
+    let rest = match segment.get(offset..) {
+        Some(rest) if rest.len() >= 4 => rest,
+        _ => return Ok(None),
+    };
+    let len = u32_at(rest, 0);
+    if len == 0 {
+        return Ok(None);
+    }
+    let header = rest
+        .get(..FRAME_OVERHEAD_BYTES)
+        .ok_or(FrameError::HeaderTruncated)?;
+    let len_usize = len as usize;
+    if len_usize % 8 != 0
+        || len_usize < FRAME_OVERHEAD_BYTES + SAMPLE_SIZE
+        || len_usize > rest.len()
+    {
+        return Err(FrameError::Length(len));
+    }
+    let count = u32_at(header, 16);
+    if count == 0 || frame_bytes(count as usize) != len_usize {
+        return Err(FrameError::Count(count));
+    }
+    if u32_at(header, 20) != 0 {
+        return Err(FrameError::Reserved);
+    }
+    let first_seq = u64_at(header, 8);
+    if first_seq != expected_seq {
+        return Err(FrameError::Seq {
+            expected: expected_seq,
+            found: first_seq,
+        });
+    }
+    if verify_crc {
+        let body = rest.get(8..len_usize).ok_or(FrameError::Length(len))?;
+        let crc = crc32c::crc32c_append(crc32c::crc32c(rest.get(0..4).unwrap_or_default()), body);
+        if crc != u32_at(header, 4) {
+            return Err(FrameError::Crc);
+        }
+    }
+    Ok(Some(FrameView {
+        first_seq,
+        sample_count: count,
+        ts_min_ns: u64_at(header, 24) as i64,
+        ts_max_ns: u64_at(header, 32) as i64,
+        frame_bytes: len_usize,
+        samples_offset: offset + FRAME_OVERHEAD_BYTES,
+    }))
+}
+
+/// The 40 header bytes of a frame over `sample_bytes`, CRC included.
+pub fn encode_frame_header(
+    first_seq: u64,
+    sample_bytes: &[u8],
+    ts_min_ns: i64,
+    ts_max_ns: i64,
+) -> [u8; FRAME_OVERHEAD_BYTES] {
+    debug_assert!(sample_bytes.len() % SAMPLE_SIZE == 0 && !sample_bytes.is_empty());
+    let count = (sample_bytes.len() / SAMPLE_SIZE) as u32;
+    let len = frame_bytes(count as usize) as u32;
+    let mut h = [0u8; FRAME_OVERHEAD_BYTES];
+    h[0..4].copy_from_slice(&len.to_le_bytes());
+    h[8..16].copy_from_slice(&first_seq.to_le_bytes());
+    h[16..20].copy_from_slice(&count.to_le_bytes());
+    h[24..32].copy_from_slice(&ts_min_ns.to_le_bytes());
+    h[32..40].copy_from_slice(&ts_max_ns.to_le_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&h[0..4]), &h[8..]);
+    let crc = crc32c::crc32c_append(crc, sample_bytes);
+    h[4..8].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    let mut a = [0u8; 2];
+    if let Some(s) = b.get(at..at + 2) {
+        a.copy_from_slice(s);
+    }
+    u16::from_le_bytes(a)
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    if let Some(s) = b.get(at..at + 4) {
+        a.copy_from_slice(s);
+    }
+    u32::from_le_bytes(a)
+}
+
+pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    if let Some(s) = b.get(at..at + 8) {
+        a.copy_from_slice(s);
+    }
+    u64::from_le_bytes(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip_and_each_check() {
+        let h = SegmentHeader {
+            first_seq: 77,
+            segment_bytes: 8192,
+        };
+        let mut b = h.encode();
+        assert_eq!(SegmentHeader::decode(&b), Ok(h));
+        assert_eq!(SegmentHeader::decode(&b[..47]), Err(HeaderError::TooShort));
+        b[20] ^= 1;
+        assert_eq!(SegmentHeader::decode(&b), Err(HeaderError::Crc));
+        b[0] = b'X';
+        assert_eq!(SegmentHeader::decode(&b), Err(HeaderError::Magic));
+    }
+
+    #[test]
+    fn frame_round_trip_and_rejections() {
+        let samples = [7u8; 48];
+        let mut seg = vec![0u8; 256];
+        let h = encode_frame_header(10, &samples, -1, 5);
+        seg[8..48].copy_from_slice(&h);
+        seg[48..96].copy_from_slice(&samples);
+        let v = parse_frame(&seg, 8, 10, true).unwrap().unwrap();
+        assert_eq!((v.first_seq, v.sample_count, v.end_seq()), (10, 2, 12));
+        assert_eq!(
+            (v.ts_min_ns, v.ts_max_ns, v.frame_bytes, v.samples_offset),
+            (-1, 5, 88, 48)
+        );
+        assert_eq!(
+            parse_frame(&seg, 8, 11, true).unwrap_err(),
+            FrameError::Seq {
+                expected: 11,
+                found: 10
+            }
+        );
+        assert!(parse_frame(&seg, 96, 12, true).unwrap().is_none());
+        let mut bad = seg.clone();
+        bad[60] ^= 0x10;
+        assert_eq!(parse_frame(&bad, 8, 10, true).unwrap_err(), FrameError::Crc);
+        assert!(parse_frame(&bad, 8, 10, false).is_ok());
+        assert_eq!(
+            parse_frame(&seg[..90], 8, 10, true).unwrap_err(),
+            FrameError::Length(88)
+        );
+        assert_eq!(
+            parse_frame(&seg[..20], 8, 10, true).unwrap_err(),
+            FrameError::HeaderTruncated
+        );
+        let mut huge = seg.clone();
+        huge[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            parse_frame(&huge, 8, 10, true),
+            Err(FrameError::Length(_))
+        ));
+    }
+}

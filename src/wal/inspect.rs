@@ -1,0 +1,293 @@
+//! `millrace wal inspect DIR`: a read-only look at a WAL directory. It maps
+//! segments read-only, takes no lock and changes nothing, so it can run next
+//! to a live writer (whose in-flight frames may then show as a torn tail).
+
+use std::fs;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::checkpoint;
+use super::error::WalError;
+use super::format::SegmentHeader;
+use super::recovery::segment_seq;
+use super::scan::{describe_tail, scan_segment, ScanStop};
+use super::segment::Segment;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Inspection {
+    pub dir: String,
+    pub segments: Vec<SegmentInfo>,
+    /// The oldest seq still held.
+    pub oldest_seq: Option<u64>,
+    /// One past the last valid frame: what a restart would call durable.
+    pub durable_seq: u64,
+    pub frames: u64,
+    pub samples: u64,
+    pub cursors: Vec<CursorInfo>,
+    pub anomalies: Vec<Anomaly>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SegmentInfo {
+    pub file: String,
+    pub bytes: u64,
+    /// Bytes up to the end of the last valid frame.
+    pub used_bytes: u64,
+    pub frames: u64,
+    pub first_seq: u64,
+    /// One past the last sample's seq.
+    pub end_seq: u64,
+    pub ts_min_ns: Option<i64>,
+    pub ts_max_ns: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CursorInfo {
+    pub name: String,
+    /// `None` when the file is unreadable or fails its checks.
+    pub checkpoint: Option<u64>,
+    /// Samples durable but not yet delivered.
+    pub lag: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Anomaly {
+    pub file: String,
+    pub offset: Option<u64>,
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+pub fn inspect(dir: &Path) -> Result<Inspection, WalError> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map_err(|e| WalError::io("read dir", dir, e))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    let mut out = Inspection {
+        dir: dir.display().to_string(),
+        segments: Vec::new(),
+        oldest_seq: None,
+        durable_seq: 0,
+        frames: 0,
+        samples: 0,
+        cursors: Vec::new(),
+        anomalies: Vec::new(),
+    };
+    let seg_names: Vec<(u64, &String)> = names
+        .iter()
+        .filter_map(|n| segment_seq(n).map(|s| (s, n)))
+        .collect();
+    for (i, (seq, name)) in seg_names.iter().enumerate() {
+        let next = seg_names.get(i + 1).map(|n| n.0);
+        inspect_segment(dir, name, *seq, next, &mut out);
+    }
+    for name in &names {
+        note_other_file(dir, name, &mut out);
+    }
+    out.oldest_seq = out.segments.first().map(|s| s.first_seq);
+    out.durable_seq = out.segments.last().map_or(0, |s| s.end_seq);
+    out.frames = out.segments.iter().map(|s| s.frames).sum();
+    out.samples = out.segments.iter().map(|s| s.end_seq - s.first_seq).sum();
+    for c in &mut out.cursors {
+        c.lag = c.checkpoint.map(|ck| out.durable_seq.saturating_sub(ck));
+    }
+    Ok(out)
+}
+
+fn inspect_segment(dir: &Path, name: &str, seq: u64, next: Option<u64>, out: &mut Inspection) {
+    let mut anomaly = |offset: Option<u64>, kind, detail: String| {
+        out.anomalies.push(Anomaly {
+            file: name.to_string(),
+            offset,
+            kind,
+            detail,
+        })
+    };
+    let seg = match Segment::open(&dir.join(name), seq, false) {
+        Ok(seg) => seg,
+        Err(e) => return anomaly(None, "unreadable segment", e.to_string()),
+    };
+    let bytes = seg.published();
+    match SegmentHeader::decode(bytes) {
+        Ok(h) if h.first_seq == seq && h.segment_bytes == bytes.len() as u64 => {}
+        Ok(h) => {
+            let d = format!(
+                "header says first_seq {} size {}",
+                h.first_seq, h.segment_bytes
+            );
+            return anomaly(Some(0), "bad segment header", d);
+        }
+        Err(e) => return anomaly(Some(0), "bad segment header", format!("{e:?}")),
+    }
+    let scan = scan_segment(bytes, seq);
+    let (tail_end, tail_frames) = describe_tail(bytes, scan.valid_end);
+    let at = Some(scan.valid_end as u64);
+    match (next, scan.stop) {
+        (Some(_), ScanStop::Bad { offset, reason }) => anomaly(
+            Some(offset as u64),
+            "corrupt frame in sealed segment",
+            reason.to_string(),
+        ),
+        (Some(n), ScanStop::Clean) if scan.end_seq != n => anomaly(
+            at,
+            "sealed segment short",
+            format!(
+                "frames end at seq {}, the next segment starts at {n}",
+                scan.end_seq
+            ),
+        ),
+        (None, ScanStop::Bad { reason, .. }) => anomaly(
+            at,
+            "torn tail",
+            format!(
+                "{reason}; recovery will cut {} bytes, ~{tail_frames} frames",
+                tail_end - scan.valid_end
+            ),
+        ),
+        (None, ScanStop::Clean) if tail_end > scan.valid_end => anomaly(
+            at,
+            "garbage after last frame",
+            format!("recovery will zero {} bytes", tail_end - scan.valid_end),
+        ),
+        _ => {}
+    }
+    if let Some(prev) = out.segments.last() {
+        if prev.end_seq != seq {
+            out.anomalies.push(Anomaly {
+                file: name.to_string(),
+                offset: None,
+                kind: "sequence gap",
+                detail: format!("seqs {}..{seq} are missing", prev.end_seq),
+            });
+        }
+    }
+    out.segments.push(SegmentInfo {
+        file: name.to_string(),
+        bytes: bytes.len() as u64,
+        used_bytes: scan.valid_end as u64,
+        frames: scan.frames,
+        first_seq: seq,
+        end_seq: scan.end_seq,
+        ts_min_ns: scan.ts_min_ns,
+        ts_max_ns: scan.ts_max_ns,
+    });
+}
+
+fn note_other_file(dir: &Path, name: &str, out: &mut Inspection) {
+    let mut anomaly = |kind, detail: String| {
+        out.anomalies.push(Anomaly {
+            file: name.to_string(),
+            offset: None,
+            kind,
+            detail,
+        })
+    };
+    if let Some(cursor) = checkpoint::name_of(name) {
+        let checkpoint = match checkpoint::read(&dir.join(name)) {
+            Ok(Ok(seq)) => Some(seq),
+            Ok(Err(why)) => {
+                anomaly("bad checkpoint", format!("{why:?}"));
+                None
+            }
+            Err(e) => {
+                anomaly("bad checkpoint", e.to_string());
+                None
+            }
+        };
+        out.cursors.push(CursorInfo {
+            name: cursor.to_string(),
+            checkpoint,
+            lag: None,
+        });
+    } else if name.contains(".corrupt") {
+        anomaly(
+            "set aside",
+            "a file recovery set aside; inspect it and remove it".into(),
+        );
+    } else if name.ends_with(".tmp") {
+        anomaly(
+            "leftover temporary",
+            "an interrupted creation; recovery removes it".into(),
+        );
+    }
+}
+
+/// The human form of an inspection.
+pub fn render_text(i: &Inspection) -> String {
+    let mut s = format!("wal {}\n", i.dir);
+    let oldest = i.oldest_seq.map_or("-".to_string(), |o| o.to_string());
+    s += &format!(
+        "  segments {}  frames {}  samples {}  oldest seq {oldest}  durable seq {}\n",
+        i.segments.len(),
+        i.frames,
+        i.samples,
+        i.durable_seq
+    );
+    for g in &i.segments {
+        s += &format!(
+            "  {}  seq {}..{}  frames {}  used {}/{} bytes  time {} .. {}\n",
+            g.file,
+            g.first_seq,
+            g.end_seq,
+            g.frames,
+            g.used_bytes,
+            g.bytes,
+            g.ts_min_ns.map_or("-".into(), utc),
+            g.ts_max_ns.map_or("-".into(), utc)
+        );
+    }
+    for c in &i.cursors {
+        let ck = c.checkpoint.map_or("unreadable".into(), |v| v.to_string());
+        let lag = c.lag.map_or("-".into(), |v| v.to_string());
+        s += &format!("  cursor {}  checkpoint {ck}  lag {lag}\n", c.name);
+    }
+    if i.anomalies.is_empty() {
+        s += "  anomalies: none\n";
+    }
+    for a in &i.anomalies {
+        let at = a
+            .offset
+            .map_or(String::new(), |o| format!(" at offset {o}"));
+        s += &format!("  ANOMALY {}{at}: {}: {}\n", a.file, a.kind, a.detail);
+    }
+    s
+}
+
+/// UNIX nanoseconds as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (proleptic
+/// Gregorian, Howard Hinnant's days-to-civil).
+fn utc(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let nanos = ns.rem_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let tod = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        tod / 3600,
+        tod % 3600 / 60,
+        tod % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_known_instants() {
+        assert_eq!(super::utc(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            super::utc(951_782_400_000_000_001),
+            "2000-02-29T00:00:00.000000001Z"
+        );
+        assert_eq!(super::utc(-1), "1969-12-31T23:59:59.999999999Z");
+    }
+}

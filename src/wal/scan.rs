@@ -1,0 +1,128 @@
+//! Walking the frames of one segment's bytes, with every check on. Used by
+//! recovery (which then decides what to cut or set aside) and by `wal
+//! inspect` (which only reports). Pure: bytes in, a summary out.
+
+use super::format::{parse_frame, FrameError, SegmentHeader, SEGMENT_HEADER_BYTES};
+
+/// How the walk ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanStop {
+    /// A zero length (the preallocated zeros) or the end of the segment.
+    Clean,
+    /// A frame failed a check at `offset`.
+    Bad { offset: usize, reason: FrameError },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentScan {
+    pub frames: u64,
+    pub first_seq: u64,
+    /// One past the last sample of the last valid frame.
+    pub end_seq: u64,
+    /// Offset just past the last valid frame.
+    pub valid_end: usize,
+    pub ts_min_ns: Option<i64>,
+    pub ts_max_ns: Option<i64>,
+    pub stop: ScanStop,
+}
+
+/// Walks the frames of `segment` from just after its header, expecting the
+/// first one to start at `first_seq`. At most one frame per 64 bytes can
+/// exist, so the loop is bounded by the segment's length.
+pub fn scan_segment(segment: &[u8], first_seq: u64) -> SegmentScan {
+    let mut scan = SegmentScan {
+        frames: 0,
+        first_seq,
+        end_seq: first_seq,
+        valid_end: SEGMENT_HEADER_BYTES,
+        ts_min_ns: None,
+        ts_max_ns: None,
+        stop: ScanStop::Clean,
+    };
+    let frames_max = segment.len() / 64 + 1;
+    for _ in 0..frames_max {
+        match parse_frame(segment, scan.valid_end, scan.end_seq, true) {
+            Ok(None) => return scan,
+            Ok(Some(frame)) => {
+                scan.frames += 1;
+                scan.end_seq = frame.end_seq();
+                scan.valid_end += frame.frame_bytes;
+                scan.ts_min_ns = Some(
+                    scan.ts_min_ns
+                        .map_or(frame.ts_min_ns, |t| t.min(frame.ts_min_ns)),
+                );
+                scan.ts_max_ns = Some(
+                    scan.ts_max_ns
+                        .map_or(frame.ts_max_ns, |t| t.max(frame.ts_max_ns)),
+                );
+            }
+            Err(reason) => {
+                scan.stop = ScanStop::Bad {
+                    offset: scan.valid_end,
+                    reason,
+                };
+                return scan;
+            }
+        }
+    }
+    scan
+}
+
+/// What lies past the valid frames: the offset one past the last non-zero
+/// byte, and how many frame headers can be walked by their lengths from the
+/// cut point (counted whether their CRC holds or not; at least one when
+/// anything non-zero is there).
+pub fn describe_tail(segment: &[u8], valid_end: usize) -> (usize, u64) {
+    let tail = segment.get(valid_end..).unwrap_or_default();
+    let last_nonzero = match tail.iter().rposition(|&b| b != 0) {
+        Some(i) => valid_end + i + 1,
+        None => return (valid_end, 0),
+    };
+    let mut frames = 0u64;
+    let mut at = valid_end;
+    for _ in 0..segment.len() / 64 + 1 {
+        let len = segment
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(|b: [u8; 4]| u32::from_le_bytes(b) as usize)
+            .unwrap_or(0);
+        // 64 = the smallest frame (overhead + one sample).
+        if len < 64 || len % 8 != 0 || at + len > segment.len() {
+            break;
+        }
+        frames += 1;
+        at += len;
+    }
+    (last_nonzero, frames.max(1))
+}
+
+/// The summary of a whole segment file's bytes, for fuzzing and tests: the
+/// header check and a frame walk, never a panic on any input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameCheck {
+    pub header_ok: bool,
+    pub scan: Option<SegmentScan>,
+    pub tail_end: usize,
+    pub tail_frames: u64,
+}
+
+pub fn check_frames(bytes: &[u8]) -> FrameCheck {
+    let Ok(header) = SegmentHeader::decode(bytes) else {
+        return FrameCheck {
+            header_ok: false,
+            scan: None,
+            tail_end: 0,
+            tail_frames: 0,
+        };
+    };
+    let scan = scan_segment(bytes, header.first_seq);
+    assert!(scan.valid_end <= bytes.len() && scan.end_seq >= scan.first_seq);
+    let (tail_end, tail_frames) = describe_tail(bytes, scan.valid_end);
+    assert!(tail_end >= scan.valid_end && tail_end <= bytes.len());
+    FrameCheck {
+        header_ok: true,
+        scan: Some(scan),
+        tail_end,
+        tail_frames,
+    }
+}

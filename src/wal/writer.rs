@@ -1,0 +1,269 @@
+//! The writer: appends batches as frames into the active segment's mapping,
+//! rolls to a new segment when one is full, and commits in groups: one
+//! fdatasync per commit interval or byte threshold, after which the durable
+//! sequence number moves. A failed sync stops the writer for good.
+//!
+//! Time is an argument (`poll_commit(now)`), so the commit policy is tested
+//! without sleeping.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::cursor::Cursor;
+use super::error::WalError;
+use super::format::{encode_frame_header, frame_bytes, FRAME_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES};
+use super::recovery::{self, capacity, RecoveryReport};
+use super::segment::{sample_bytes, SegmentWriter};
+use super::shared::{DurableSeq, Shared, WalHandle};
+use crate::config::{SyncMode, WalConfig, WhenFull};
+use crate::sample::Sample;
+
+/// Where an append landed: its samples have seqs `first_seq..end_seq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub first_seq: u64,
+    pub end_seq: u64,
+}
+
+/// Counters for metrics and reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalStats {
+    pub frames_appended: u64,
+    pub bytes_appended: u64,
+    pub commits: u64,
+    pub segments_created: u64,
+    pub segments_deleted: u64,
+    /// Appends refused with `Full`.
+    pub full_refusals: u64,
+}
+
+pub struct Wal {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) segment_bytes: u64,
+    pub(crate) quota: u64,
+    commit_interval: Duration,
+    commit_bytes: u64,
+    pub(crate) when_full: WhenFull,
+    sync: SyncMode,
+    active: Option<SegmentWriter>,
+    write_offset: usize,
+    next_seq: u64,
+    pending_bytes: u64,
+    last_commit_at: Instant,
+    stopped: bool,
+    pub(crate) stats: WalStats,
+}
+
+impl Wal {
+    /// Opens (creating if needed) and recovers the WAL in `cfg.dir`.
+    pub fn open(cfg: &WalConfig) -> Result<(Wal, RecoveryReport), WalError> {
+        let r = recovery::recover(cfg)?;
+        let wal = Wal {
+            shared: r.shared,
+            segment_bytes: cfg.segment_size,
+            quota: cfg.quota,
+            commit_interval: cfg.commit_interval,
+            commit_bytes: cfg.commit_bytes.max(1),
+            when_full: cfg.when_full,
+            sync: cfg.sync,
+            active: r.active,
+            write_offset: r.write_offset,
+            next_seq: r.next_seq,
+            pending_bytes: 0,
+            last_commit_at: Instant::now(),
+            stopped: false,
+            stats: WalStats::default(),
+        };
+        Ok((wal, r.report))
+    }
+
+    pub fn handle(&self) -> WalHandle {
+        WalHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Shorthand for `handle().open_cursor(name)`.
+    pub fn open_cursor(&self, name: &str) -> Result<Cursor, WalError> {
+        self.handle().open_cursor(name)
+    }
+
+    /// Every sample with a lower seq is durable.
+    pub fn durable_seq(&self) -> u64 {
+        self.shared.durable.load(Ordering::Acquire)
+    }
+
+    pub fn durable(&self) -> DurableSeq {
+        DurableSeq(Arc::clone(&self.shared.durable))
+    }
+
+    /// The seq the next appended sample gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub fn stats(&self) -> WalStats {
+        self.stats
+    }
+
+    /// Samples dropped by `drop_oldest` so far.
+    pub fn dropped_samples(&self) -> u64 {
+        self.shared.dropped_samples.load(Ordering::Relaxed)
+    }
+
+    /// The most samples one append may carry (one frame in one segment).
+    pub fn max_batch_samples(&self) -> usize {
+        capacity(self.segment_bytes).min(u32::MAX as u64) as usize
+    }
+
+    /// Appends `samples` as one frame. Not durable until a commit.
+    /// `Err(Full)` under `block` means nothing was written: retry later.
+    pub fn append(&mut self, samples: &[Sample]) -> Result<Appended, WalError> {
+        if self.stopped {
+            return Err(WalError::Stopped);
+        }
+        let first_seq = self.next_seq;
+        if samples.is_empty() {
+            return Ok(Appended {
+                first_seq,
+                end_seq: first_seq,
+            });
+        }
+        if samples.len() > self.max_batch_samples() {
+            return Err(WalError::BatchTooLarge {
+                samples: samples.len(),
+                max: self.max_batch_samples(),
+            });
+        }
+        let need = frame_bytes(samples.len());
+        let fits = |w: &SegmentWriter, offset: usize| offset + need <= w.segment().len();
+        if !self
+            .active
+            .as_ref()
+            .is_some_and(|w| fits(w, self.write_offset))
+        {
+            self.roll()?;
+        }
+        let offset = self.write_offset;
+        let w = self.active.as_mut().ok_or(WalError::Stopped)?;
+        assert!(fits(w, offset) && offset % 8 == 0);
+        let body = sample_bytes(samples);
+        let (ts_min, ts_max) = ts_range(samples);
+        let header = encode_frame_header(first_seq, body, ts_min, ts_max);
+        // Samples first, header (with its length) last: a frame is visible
+        // to a scan only once all of it was copied.
+        w.write_at(offset + FRAME_OVERHEAD_BYTES, body);
+        w.write_at(offset, &header);
+        self.write_offset = offset + need;
+        self.next_seq = first_seq + samples.len() as u64;
+        self.pending_bytes += need as u64;
+        self.stats.frames_appended += 1;
+        self.stats.bytes_appended += need as u64;
+        if self.sync == SyncMode::None {
+            self.publish_pending();
+        }
+        Ok(Appended {
+            first_seq,
+            end_seq: self.next_seq,
+        })
+    }
+
+    /// Commits if the interval since the last commit has passed or enough
+    /// bytes are pending; returns the durable seq if it committed.
+    pub fn poll_commit(&mut self, now: Instant) -> Result<Option<u64>, WalError> {
+        if self.pending_bytes == 0 || self.stopped {
+            return if self.stopped {
+                Err(WalError::Stopped)
+            } else {
+                Ok(None)
+            };
+        }
+        let due = self.pending_bytes >= self.commit_bytes
+            || now.saturating_duration_since(self.last_commit_at) >= self.commit_interval;
+        if !due {
+            return Ok(None);
+        }
+        let durable = self.commit()?;
+        self.last_commit_at = now;
+        Ok(Some(durable))
+    }
+
+    /// When `poll_commit` will next want to commit, if anything is pending.
+    pub fn commit_deadline(&self) -> Option<Instant> {
+        (self.pending_bytes > 0).then(|| self.last_commit_at + self.commit_interval)
+    }
+
+    /// Bytes appended since the last commit.
+    pub fn pending_bytes(&self) -> u64 {
+        self.pending_bytes
+    }
+
+    /// Makes everything appended durable now; returns the durable seq.
+    pub fn commit(&mut self) -> Result<u64, WalError> {
+        if self.stopped {
+            return Err(WalError::Stopped);
+        }
+        if self.pending_bytes > 0 {
+            self.sync_active()?;
+        }
+        Ok(self.durable_seq())
+    }
+
+    fn sync_active(&mut self) -> Result<(), WalError> {
+        if let (SyncMode::Data, Some(w)) = (self.sync, self.active.as_ref()) {
+            if let Err(source) = w.sync_data() {
+                self.stopped = true;
+                let path = w.segment().path().to_path_buf();
+                eprintln!(
+                    "millrace wal: fdatasync failed on {}: {source}; writer stopped",
+                    path.display()
+                );
+                return Err(WalError::SyncFailed { path, source });
+            }
+        }
+        self.stats.commits += 1;
+        self.publish_pending();
+        Ok(())
+    }
+
+    fn publish_pending(&mut self) {
+        if let Some(w) = self.active.as_mut() {
+            w.publish(self.write_offset);
+        }
+        self.pending_bytes = 0;
+        self.shared.durable.store(self.next_seq, Ordering::Release);
+    }
+
+    /// Seals the active segment (synced first) and starts the next one at
+    /// `next_seq`, making room under the quota or on the disk first.
+    fn roll(&mut self) -> Result<(), WalError> {
+        if self.pending_bytes > 0 {
+            self.sync_active()?;
+        }
+        let seg = match self.create_segment() {
+            Ok(seg) => seg,
+            Err(e) => {
+                if matches!(e, WalError::Full) {
+                    self.stats.full_refusals += 1;
+                }
+                return Err(e);
+            }
+        };
+        let writer = seg.claim_writer().ok_or(WalError::Stopped)?;
+        self.shared.segments().push_back(seg);
+        if let Some(old) = self.active.take() {
+            old.seal();
+        }
+        self.active = Some(writer);
+        self.write_offset = SEGMENT_HEADER_BYTES;
+        self.stats.segments_created += 1;
+        Ok(())
+    }
+}
+
+fn ts_range(samples: &[Sample]) -> (i64, i64) {
+    samples.iter().fold((i64::MAX, i64::MIN), |(lo, hi), s| {
+        (lo.min(s.ts_ns), hi.max(s.ts_ns))
+    })
+}
