@@ -60,8 +60,7 @@ pub fn records(text: &str) -> Result<Vec<Record>, SyntaxError> {
     };
     let mut field = String::new();
     let mut quoted_field = false;
-    loop {
-        let Some(c) = chars.next() else { break };
+    while let Some(c) = chars.next() {
         match c {
             '"' if field.trim().is_empty() && !quoted_field => {
                 field.clear();
