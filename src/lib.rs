@@ -8,6 +8,7 @@ pub mod config;
 pub mod farm;
 pub mod kdb;
 pub mod protocol;
+pub mod reader;
 pub mod ring;
 pub mod sample;
 pub mod wal;
