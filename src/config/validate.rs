@@ -3,6 +3,7 @@
 //! take different bits of one register). Each error points at the later tag
 //! in file order and names the earlier one's place.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use super::error::{ConfigError, Location};
@@ -35,114 +36,211 @@ pub fn check_unique_names(devices: &[(DeviceConfig, Vec<TagOrigin>)]) -> Result<
     Ok(())
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Span {
-    area: Area,
-    first: u32,
-    last: u32,
-    bit: Option<u8>,
-    index: usize,
+/// Who reads a register: one tag as a whole, or bools bit by bit.
+enum Occupant {
+    Whole(usize),
+    Bits([Option<usize>; 16]),
 }
 
 /// Rejects two tags of one device that read the same register or bit.
+///
+/// Tags are placed in file order into a map of occupied registers (a tag
+/// covers at most 4), so the first tag that lands on an occupied one is the
+/// first conflict in file order, found in O(tags).
 pub fn check_overlaps(device: &DeviceConfig, origins: &[TagOrigin]) -> Result<(), ConfigError> {
-    let spans: Vec<Span> = device
-        .tags
-        .iter()
-        .enumerate()
-        .map(|(index, tag)| span_of(tag, index))
-        .collect();
-    let mut conflicts: Vec<(usize, usize)> = Vec::new();
-    for area in [Area::Coil, Area::Discrete, Area::Input, Area::Holding] {
-        let mut whole: Vec<Span> = spans
-            .iter()
-            .copied()
-            .filter(|s| s.area == area && s.bit.is_none())
-            .collect();
-        let mut bits: Vec<Span> = spans
-            .iter()
-            .copied()
-            .filter(|s| s.area == area && s.bit.is_some())
-            .collect();
-        whole.sort_by_key(|s| (s.first, s.index));
-        bits.sort_by_key(|s| (s.first, s.bit, s.index));
-        // Sweep in address order keeping the span that reaches furthest: any
-        // overlap shows up as a span starting at or before that reach.
-        // `reach_upto[i]` is that span after `whole[i]`, for the bit tags below.
-        let mut reach_upto: Vec<Span> = Vec::with_capacity(whole.len());
-        for s in &whole {
-            match reach_upto.last() {
-                Some(r) if r.last >= s.first => conflicts.push((r.index, s.index)),
-                _ => {}
-            }
-            let reach = match reach_upto.last() {
-                Some(r) if r.last >= s.last => *r,
-                _ => *s,
-            };
-            reach_upto.push(reach);
-        }
-        for pair in bits.windows(2) {
-            if let [a, b] = pair {
-                if a.first == b.first && a.bit == b.bit {
-                    conflicts.push((a.index, b.index));
+    assert_eq!(device.tags.len(), origins.len(), "one origin per tag");
+    let mut occupied: HashMap<(Area, u32), Occupant> = HashMap::with_capacity(device.tags.len());
+    for (index, tag) in device.tags.iter().enumerate() {
+        let (first, last) = registers(tag);
+        for register in first..=last {
+            let slot = occupied.entry((tag.area, register));
+            let earlier = match (slot, tag.bit) {
+                (Entry::Vacant(v), None) => {
+                    v.insert(Occupant::Whole(index));
+                    None
                 }
-            }
-        }
-        for b in &bits {
-            let before = whole.partition_point(|w| w.first <= b.first);
-            let reach = before.checked_sub(1).and_then(|i| reach_upto.get(i));
-            if let Some(r) = reach.filter(|r| r.last >= b.first) {
-                conflicts.push((r.index, b.index));
+                (Entry::Vacant(v), Some(bit)) => {
+                    let mut owners = [None; 16];
+                    if let Some(owner) = owners.get_mut(usize::from(bit)) {
+                        *owner = Some(index);
+                    }
+                    v.insert(Occupant::Bits(owners));
+                    None
+                }
+                (Entry::Occupied(o), bit) => match (o.into_mut(), bit) {
+                    (Occupant::Whole(owner), _) => Some(*owner),
+                    (Occupant::Bits(owners), None) => owners.iter().flatten().next().copied(),
+                    (Occupant::Bits(owners), Some(bit)) => match owners.get_mut(usize::from(bit)) {
+                        Some(Some(owner)) => Some(*owner),
+                        Some(free) => {
+                            *free = Some(index);
+                            None
+                        }
+                        None => None,
+                    },
+                },
+            };
+            if let Some(earlier) = earlier {
+                return Err(overlap_error(device, origins, earlier, index));
             }
         }
     }
-    let Some(&(a, b)) = conflicts
-        .iter()
-        .min_by_key(|(a, b)| ((*a).max(*b), (*a).min(*b)))
-    else {
-        return Ok(());
-    };
-    let (earlier, later) = (a.min(b), a.max(b));
-    let (Some(first), Some(second)) = (device.tags.get(earlier), device.tags.get(later)) else {
-        return Ok(());
-    };
-    let (Some(first_origin), Some(second_origin)) = (origins.get(earlier), origins.get(later))
-    else {
-        return Ok(());
-    };
+    Ok(())
+}
+
+fn overlap_error(
+    device: &DeviceConfig,
+    origins: &[TagOrigin],
+    earlier: usize,
+    later: usize,
+) -> ConfigError {
+    let (first, second) = (&device.tags[earlier], &device.tags[later]);
     let problem = format!(
         "tag `{}` ({}) overlaps tag `{}` ({}) defined at {}",
         second.name,
         describe(second),
         first.name,
         describe(first),
-        first_origin.address.short()
+        origins[earlier].address.short()
     );
-    Err(
-        ConfigError::new(second_origin.address.clone(), problem).expected(
-            "each register or bit read by one tag (bools may share a register at different bits)",
-        ),
+    ConfigError::new(origins[later].address.clone(), problem).expected(
+        "each register or bit read by one tag (bools may share a register at different bits)",
     )
 }
 
-fn span_of(tag: &TagConfig, index: usize) -> Span {
+/// First and last register (or bit address) a tag reads.
+fn registers(tag: &TagConfig) -> (u32, u32) {
     let first = u32::from(tag.address);
-    let last = first + u32::from(tag.register_count().max(1)) - 1;
-    Span {
-        area: tag.area,
-        first,
-        last,
-        bit: tag.bit,
-        index,
-    }
+    (first, first + u32::from(tag.register_count().max(1)) - 1)
 }
 
 fn describe(tag: &TagConfig) -> String {
-    let span = span_of(tag, 0);
+    let (first, last) = registers(tag);
     let area = tag.area.name();
-    match (tag.bit, span.first == span.last) {
-        (Some(bit), _) => format!("{area} {} bit {bit}", span.first),
-        (None, true) => format!("{area} {}", span.first),
-        (None, false) => format!("{area} {}..={}", span.first, span.last),
+    match (tag.bit, first == last) {
+        (Some(bit), _) => format!("{area} {first} bit {bit}"),
+        (None, true) => format!("{area} {first}"),
+        (None, false) => format!("{area} {first}..={last}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::error::Place;
+    use crate::config::types::{DataType, Protocol, WordOrder};
+
+    fn device(tags: Vec<TagConfig>) -> (DeviceConfig, Vec<TagOrigin>) {
+        let origins = (0..tags.len())
+            .map(|i| {
+                let place = Place::Csv {
+                    line: i as u32 + 2,
+                    column: Some("address".into()),
+                };
+                let at = Location::new(Path::new("t.csv"), place);
+                TagOrigin {
+                    name: at.clone(),
+                    address: at,
+                }
+            })
+            .collect();
+        let device = DeviceConfig {
+            name: "d".into(),
+            protocol: Protocol::ModbusTcp,
+            address: "h:502".into(),
+            unit_id: 1,
+            poll_interval: Duration::from_millis(100),
+            timeout: Duration::from_secs(1),
+            max_registers: 125,
+            max_bits: 2000,
+            max_hole: 0,
+            max_inflight: 1,
+            tags,
+        };
+        (device, origins)
+    }
+
+    /// Do tags `a` and `b` read a common register or bit? The plain rule,
+    /// pair by pair, as the model for `check_overlaps`.
+    fn conflict(a: &TagConfig, b: &TagConfig) -> bool {
+        if a.area != b.area {
+            return false;
+        }
+        let (a0, b0) = (u32::from(a.address), u32::from(b.address));
+        let (a1, b1) = (
+            a0 + u32::from(a.register_count()) - 1,
+            b0 + u32::from(b.register_count()) - 1,
+        );
+        if a1 < b0 || b1 < a0 {
+            return false;
+        }
+        match (a.bit, b.bit) {
+            (Some(x), Some(y)) => x == y,
+            _ => true,
+        }
+    }
+
+    fn tag_strategy() -> impl Strategy<Value = TagConfig> {
+        let types = prop::sample::select(vec![
+            DataType::Bool,
+            DataType::Int16,
+            DataType::Float32,
+            DataType::Float64,
+            DataType::String,
+        ]);
+        let areas = prop::sample::select(vec![Area::Coil, Area::Holding, Area::Input]);
+        (areas, 0u16..24, types, 0u8..4, 1u16..=8).prop_map(|(area, address, t, bit, length)| {
+            let data_type = if area.is_bit_area() {
+                DataType::Bool
+            } else {
+                t
+            };
+            let bit = (data_type == DataType::Bool && !area.is_bit_area()).then_some(bit);
+            let length = if data_type == DataType::String {
+                length
+            } else {
+                0
+            };
+            TagConfig {
+                name: String::new(),
+                area,
+                address,
+                data_type,
+                order: WordOrder::Abcd,
+                bit,
+                length,
+                scale: 1.0,
+                offset: 0.0,
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn finds_the_first_conflict_the_model_finds(
+            tags in prop::collection::vec(tag_strategy(), 0..24)
+        ) {
+            let n = tags.len();
+            let mut first: Option<usize> = None;
+            for later in 0..n {
+                if (0..later).any(|earlier| conflict(&tags[earlier], &tags[later])) {
+                    first = Some(later);
+                    break;
+                }
+            }
+            let (device, origins) = device(tags);
+            match (check_overlaps(&device, &origins), first) {
+                (Ok(()), None) => {}
+                (Err(e), Some(later)) => {
+                    prop_assert_eq!(&e.location, &origins[later].address);
+                }
+                (got, want) => prop_assert!(false, "check {:?}, model {:?}", got, want),
+            }
+        }
     }
 }
