@@ -114,11 +114,7 @@ pub(crate) fn recover(cfg: &WalConfig) -> Result<Recovered, WalError> {
         .truncate(false)
         .open(&lock_path)
         .map_err(|e| WalError::io("open", &lock_path, e))?;
-    match try_lock_exclusive(&lock_file) {
-        Ok(true) => {}
-        Ok(false) => return Err(WalError::Locked(dir)),
-        Err(e) => return Err(WalError::io("flock", &lock_path, e)),
-    }
+    lock_dir(&lock_file, &lock_path)?;
     let mut report = RecoveryReport::default();
     let listing = list_dir(&dir)?;
     for tmp in &listing.temporaries {
@@ -159,6 +155,23 @@ pub(crate) fn recover(cfg: &WalConfig) -> Result<Recovered, WalError> {
         next_seq,
         report,
     })
+}
+
+/// Takes the directory's `flock`, waiting a little: a process that forked
+/// while an earlier writer of ours held the lock keeps it until its exec.
+fn lock_dir(lock_file: &File, lock_path: &Path) -> Result<(), WalError> {
+    const ATTEMPTS: u32 = 100;
+    const PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
+    for _ in 0..ATTEMPTS {
+        match try_lock_exclusive(lock_file) {
+            Ok(true) => return Ok(()),
+            Ok(false) => std::thread::sleep(PAUSE),
+            Err(e) => return Err(WalError::io("flock", lock_path, e)),
+        }
+    }
+    Err(WalError::Locked(
+        lock_path.parent().unwrap_or(lock_path).to_path_buf(),
+    ))
 }
 
 struct Listing {
