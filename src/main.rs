@@ -106,6 +106,30 @@ fn main() -> ExitCode {
             }
         }
         Command::Replay { .. } => not_built("replay"),
-        Command::Wal { command: WalCommand::Inspect { .. } } => not_built("wal inspect"),
+        Command::Wal { command: WalCommand::Inspect { dir, json } } => wal_inspect(&dir, json),
     }
+}
+
+/// `millrace wal inspect DIR [--json]`: read-only; exit 0 even when the
+/// report lists anomalies (they are findings, not a failure to inspect).
+fn wal_inspect(dir: &std::path::Path, json: bool) -> ExitCode {
+    let inspection = match millrace::wal::inspect(dir) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("millrace: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&inspection) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("millrace: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        print!("{}", millrace::wal::render_text(&inspection));
+    }
+    ExitCode::SUCCESS
 }
