@@ -6,6 +6,8 @@ const POLY_REFLECTED: u16 = 0xA001;
 
 const TABLE: [u16; 256] = build_table();
 
+// Indexing in a const fn over 0..256 into a [_; 256]: checked at compile time.
+#[allow(clippy::indexing_slicing)]
 const fn build_table() -> [u16; 256] {
     let mut table = [0u16; 256];
     let mut i = 0;

@@ -1,5 +1,7 @@
 //! Planner rules, one test each, on hand-built devices.
 
+#![allow(clippy::indexing_slicing)] // tests index their own fixtures, not wire data
+
 use std::time::Duration;
 
 use crate::config::{Area, DataType, DeviceConfig, Protocol, TagConfig, WordOrder};

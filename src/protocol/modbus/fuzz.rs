@@ -1,0 +1,232 @@
+//! Fuzz entry points, shared by the cargo-fuzz targets (fuzz/fuzz_targets/
+//! modbus_*.rs) and the corpus-replay test (tests/modbus_fuzz_corpus.rs),
+//! so CI replays exactly what the fuzzer ran. They panic only when an
+//! invariant breaks, never because of the input.
+
+use std::time::Duration;
+
+use crate::config::{Area, DataType, DeviceConfig, Protocol, TagConfig, WordOrder};
+use crate::sample::{Quality, Sample, TagId};
+
+use super::error::ModbusError;
+use super::planner::plan_device;
+use super::rtu_framer::RtuFramer;
+use super::session::{ModbusSession, SessionConfig, REQUEST_BYTES_MAX};
+use super::tcp_framer::MbapFramer;
+
+const FUZZ_TAG_FIRST: u32 = 1000;
+
+fn fuzz_tag(
+    name: &str,
+    area: Area,
+    address: u16,
+    data_type: DataType,
+    order: WordOrder,
+) -> TagConfig {
+    TagConfig {
+        name: name.to_string(),
+        area,
+        address,
+        data_type,
+        order,
+        bit: None,
+        length: 0,
+        scale: 1.0,
+        offset: 0.0,
+    }
+}
+
+/// The device the session target polls: every area, every type, one of
+/// each order. Requests (and the transaction ids of the first cycle):
+/// coils 0..10 (1), discrete 3 (2), input 0..4 (3), holding 0..14 (4).
+pub fn fuzz_device(protocol: Protocol) -> DeviceConfig {
+    use DataType::*;
+    use WordOrder::*;
+    let mut tags = vec![
+        fuzz_tag("h_u16", Area::Holding, 0, Uint16, Abcd),
+        fuzz_tag("h_i16", Area::Holding, 1, Int16, Badc),
+        fuzz_tag("h_f32", Area::Holding, 2, Float32, Cdab),
+        fuzz_tag("h_i64", Area::Holding, 4, Int64, Dcba),
+        fuzz_tag("h_str", Area::Holding, 8, String, Badc),
+        fuzz_tag("h_bit", Area::Holding, 11, Bool, Abcd),
+        fuzz_tag("h_u32", Area::Holding, 12, Uint32, Abcd),
+        fuzz_tag("d_3", Area::Discrete, 3, Bool, Abcd),
+        fuzz_tag("i_f64", Area::Input, 0, Float64, Abcd),
+    ];
+    tags.extend((0..10).map(|i| fuzz_tag(&format!("c{i}"), Area::Coil, i, Bool, Abcd)));
+    for tag in &mut tags {
+        match tag.name.as_str() {
+            "h_str" => tag.length = 5,
+            "h_bit" => tag.bit = Some(3),
+            "h_u32" => (tag.scale, tag.offset) = (0.5, -1.0),
+            _ => {}
+        }
+    }
+    DeviceConfig {
+        name: "fuzz".into(),
+        protocol,
+        address: "127.0.0.1:502".into(),
+        unit_id: 1,
+        poll_interval: Duration::from_millis(100),
+        timeout: Duration::from_nanos(1000),
+        max_registers: 125,
+        max_bits: 2000,
+        max_hole: 0,
+        max_inflight: 4,
+        tags,
+    }
+}
+
+/// Chunk sizes from a seed: xorshift, 1..=max.
+struct Chunks {
+    state: u32,
+    max: usize,
+}
+
+impl Chunks {
+    fn new(seed: u8) -> Self {
+        Chunks {
+            state: u32::from(seed) | 0x100,
+            max: usize::from(seed % 64) + 1,
+        }
+    }
+    fn next_len(&mut self) -> usize {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 17;
+        self.state ^= self.state << 5;
+        (self.state as usize % self.max) + 1
+    }
+}
+
+/// Session over fuzz bytes. `data[0]`: bit 0 picks TCP or RTU framing, the
+/// rest seeds the chunking; the stream follows.
+pub fn fuzz_session(data: &[u8]) {
+    let Some((&mode, stream)) = data.split_first() else {
+        return;
+    };
+    let protocol = if mode & 1 == 0 {
+        Protocol::ModbusTcp
+    } else {
+        Protocol::ModbusRtuTcp
+    };
+    let device = fuzz_device(protocol);
+    let tag_count = device.tags.len() as u32;
+    let config = SessionConfig::from_device(&device);
+    let plan = plan_device(&device, TagId(FUZZ_TAG_FIRST));
+    let Ok(mut session) = ModbusSession::new(config, plan) else {
+        panic!("the fuzz device plans valid requests");
+    };
+    let mut out = [Sample::default(); 64];
+    let mut request = [0u8; REQUEST_BYTES_MAX];
+    let mut chunks = Chunks::new(mode >> 1);
+    let mut rest = stream;
+    let mut now_ns = 0u64;
+    while !rest.is_empty() {
+        if session.cycle_done() {
+            session.start_cycle();
+        }
+        while let Some(len) = session.poll_transmit(now_ns, &mut request) {
+            assert!(len == 12 || len == 8);
+        }
+        let (chunk, tail) = rest.split_at(chunks.next_len().min(rest.len()));
+        rest = tail;
+        now_ns += 100;
+        match session.receive(chunk, 7, &mut out) {
+            Ok(received) => {
+                assert_eq!(received.consumed, chunk.len());
+                check_samples(out.get(..received.samples), tag_count);
+            }
+            Err(error) => {
+                check_samples(out.get(..error.samples), tag_count);
+                let written = session.disconnect(7, &mut out);
+                check_samples(out.get(..written), tag_count);
+                assert_eq!(session.inflight_count(), 0);
+            }
+        }
+        if now_ns % 1000 == 0 {
+            let written = session.handle_timeout(now_ns, 7, &mut out);
+            check_samples(out.get(..written), tag_count);
+        }
+    }
+}
+
+fn check_samples(samples: Option<&[Sample]>, tag_count: u32) {
+    let Some(samples) = samples else {
+        panic!("more samples reported than the slice holds");
+    };
+    for sample in samples {
+        assert!(sample.tag >= FUZZ_TAG_FIRST && sample.tag < FUZZ_TAG_FIRST + tag_count);
+        assert_eq!(sample.ts_ns, 7);
+        assert!(sample.quality().is_some());
+        assert_ne!(sample.quality(), Some(Quality::DecodeError));
+    }
+}
+
+type Framed = (Vec<(u16, u8, Vec<u8>)>, Option<ModbusError>);
+
+fn frames_tcp(stream: &[u8], chunks: Option<&mut Chunks>) -> Framed {
+    let mut framer = MbapFramer::new();
+    let mut frames = Vec::new();
+    let mut rest = stream;
+    let mut chunks = chunks;
+    while !rest.is_empty() {
+        let len = chunks
+            .as_mut()
+            .map_or(rest.len(), |c| c.next_len())
+            .min(rest.len());
+        let (chunk, tail) = rest.split_at(len);
+        rest = tail;
+        let mut input = chunk;
+        loop {
+            match framer.next_frame(&mut input) {
+                Ok(Some(f)) => {
+                    assert!(!f.pdu.is_empty() && f.pdu.len() <= super::limits::PDU_BYTES_MAX);
+                    frames.push((f.transaction_id, f.unit_id, f.pdu.to_vec()));
+                }
+                Ok(None) => break,
+                Err(error) => return (frames, Some(error)),
+            }
+        }
+        assert!(input.is_empty());
+    }
+    (frames, None)
+}
+
+fn frames_rtu(stream: &[u8], chunks: Option<&mut Chunks>) -> Framed {
+    let mut framer = RtuFramer::new();
+    let mut frames = Vec::new();
+    let mut rest = stream;
+    let mut chunks = chunks;
+    while !rest.is_empty() {
+        let len = chunks
+            .as_mut()
+            .map_or(rest.len(), |c| c.next_len())
+            .min(rest.len());
+        let (chunk, tail) = rest.split_at(len);
+        rest = tail;
+        let mut input = chunk;
+        loop {
+            match framer.next_frame(&mut input) {
+                Ok(Some(f)) => frames.push((0, f.unit_id, f.pdu.to_vec())),
+                Ok(None) => break,
+                Err(error) => return (frames, Some(error)),
+            }
+        }
+        assert!(input.is_empty());
+    }
+    (frames, None)
+}
+
+/// Framers alone: the frames and the first error of a stream must not
+/// depend on how the stream is chunked. `data[0]` seeds the chunking.
+pub fn fuzz_framers(data: &[u8]) {
+    let Some((&seed, stream)) = data.split_first() else {
+        return;
+    };
+    let whole = frames_tcp(stream, None);
+    let chunked = frames_tcp(stream, Some(&mut Chunks::new(seed)));
+    assert_eq!(whole, chunked);
+    let whole = frames_rtu(stream, None);
+    let chunked = frames_rtu(stream, Some(&mut Chunks::new(seed)));
+    assert_eq!(whole, chunked);
+}

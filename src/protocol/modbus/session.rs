@@ -1,0 +1,336 @@
+//! `ModbusSession`: the per-connection state a reader drives. It owns the
+//! plan, the transaction table and the framer; the driver owns the socket,
+//! the clock and every buffer. See the module documentation in mod.rs.
+
+use crate::config::{DeviceConfig, Protocol};
+use crate::sample::{Quality, Sample, TagId};
+
+use super::decode::{decode_samples, write_bad};
+use super::error::{ModbusError, RequestError};
+use super::planner::{plan_device, DevicePlan, PlannedRequest};
+use super::request::ReadRequest;
+use super::response::{check_response, Payload};
+use super::rtu_framer::RtuFramer;
+use super::tcp_framer::MbapFramer;
+use super::transactions::{Inflight, TransactionTable};
+
+/// Bytes of the largest request `poll_transmit` writes (a TCP read request).
+pub const REQUEST_BYTES_MAX: usize = super::limits::TCP_REQUEST_BYTES;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// MBAP header, responses matched by transaction id.
+    Tcp,
+    /// RTU ADU (unit, PDU, CRC-16) over a TCP stream, answered in order.
+    RtuOverTcp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionConfig {
+    pub unit_id: u8,
+    pub framing: Framing,
+    /// A request unanswered this long after it was sent times out.
+    pub timeout_ns: u64,
+    /// Requests outstanding at once (clamped to 1..=256).
+    pub max_inflight: u32,
+}
+
+impl SessionConfig {
+    pub fn from_device(device: &DeviceConfig) -> Self {
+        SessionConfig {
+            unit_id: device.unit_id,
+            framing: match device.protocol {
+                Protocol::ModbusTcp => Framing::Tcp,
+                Protocol::ModbusRtuTcp => Framing::RtuOverTcp,
+            },
+            timeout_ns: u64::try_from(device.timeout.as_nanos()).unwrap_or(u64::MAX),
+            max_inflight: device.max_inflight,
+        }
+    }
+}
+
+/// Progress of one `receive` call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// Bytes of the chunk used; call again with the rest when it is less
+    /// than the chunk (the sample slice filled up).
+    pub consumed: usize,
+    /// Samples written at the front of the caller's slice.
+    pub samples: usize,
+}
+
+/// A protocol violation, plus the samples decoded before it (they are good:
+/// keep them, then close the connection and call `disconnect`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReceiveError {
+    pub error: ModbusError,
+    pub samples: usize,
+}
+
+/// One device connection: requests out, samples in.
+#[derive(Clone, Debug)]
+pub struct ModbusSession {
+    config: SessionConfig,
+    plan: DevicePlan,
+    /// Parallel to `plan.requests`, validated once at construction.
+    requests: Vec<ReadRequest>,
+    samples_per_frame_max: usize,
+    table: TransactionTable,
+    next_transaction_id: u16,
+    /// Next request of the current cycle to send; `requests.len()`: all sent.
+    cursor: usize,
+    tcp: MbapFramer,
+    rtu: RtuFramer,
+}
+
+impl ModbusSession {
+    /// Fails if a planned request breaks the protocol's limits (a plan made
+    /// by `plan_device` never does).
+    pub fn new(config: SessionConfig, plan: DevicePlan) -> Result<Self, RequestError> {
+        let requests = plan
+            .requests
+            .iter()
+            .map(|r| ReadRequest::new(r.area, r.start, r.quantity))
+            .collect::<Result<Vec<_>, _>>()?;
+        let samples_per_frame_max = plan.samples_per_request_max();
+        let cursor = requests.len();
+        Ok(ModbusSession {
+            config,
+            requests,
+            samples_per_frame_max,
+            table: TransactionTable::new(config.max_inflight as usize),
+            next_transaction_id: 1,
+            cursor,
+            plan,
+            tcp: MbapFramer::new(),
+            rtu: RtuFramer::new(),
+        })
+    }
+
+    /// Plans the device and builds its session.
+    pub fn for_device(device: &DeviceConfig, first_tag: TagId) -> Result<Self, RequestError> {
+        Self::new(
+            SessionConfig::from_device(device),
+            plan_device(device, first_tag),
+        )
+    }
+
+    pub fn plan(&self) -> &DevicePlan {
+        &self.plan
+    }
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+    /// The smallest sample slice `receive` and `handle_timeout` accept.
+    pub fn samples_per_frame_max(&self) -> usize {
+        self.samples_per_frame_max
+    }
+    pub fn inflight_count(&self) -> usize {
+        self.table.len()
+    }
+    /// Every request of the cycle sent and answered (or timed out).
+    pub fn cycle_done(&self) -> bool {
+        self.cursor >= self.requests.len() && self.table.is_empty()
+    }
+
+    /// Starts a poll cycle: every planned request is due again. Returns how
+    /// many requests of the previous cycle were never sent (an overrun).
+    pub fn start_cycle(&mut self) -> usize {
+        let unsent = self.requests.len().saturating_sub(self.cursor);
+        self.cursor = 0;
+        unsent
+    }
+
+    /// Writes the next due request into `buf` and returns its length, or
+    /// `None` when the cycle is fully sent or `max_inflight` are outstanding.
+    /// The request times out at `now_ns + timeout`.
+    pub fn poll_transmit(
+        &mut self,
+        now_ns: u64,
+        buf: &mut [u8; REQUEST_BYTES_MAX],
+    ) -> Option<usize> {
+        if self.table.is_full() {
+            return None;
+        }
+        let request = *self.requests.get(self.cursor)?;
+        let transaction_id = self.allocate_transaction_id();
+        let deadline_ns = now_ns.saturating_add(self.config.timeout_ns);
+        let inserted = self.table.insert(transaction_id, self.cursor, deadline_ns);
+        assert!(inserted);
+        self.cursor += 1;
+        let unit_id = self.config.unit_id;
+        Some(match self.config.framing {
+            Framing::Tcp => copy_into(buf, &request.encode_tcp(transaction_id, unit_id)),
+            Framing::RtuOverTcp => copy_into(buf, &request.encode_rtu(unit_id)),
+        })
+    }
+
+    /// A transaction id not outstanding (the table holds at most 256 of the
+    /// 65536, so this loop ends within 257 rounds).
+    fn allocate_transaction_id(&mut self) -> u16 {
+        for _ in 0..=self.table.capacity() {
+            let candidate = self.next_transaction_id;
+            self.next_transaction_id = self.next_transaction_id.wrapping_add(1);
+            if !self.table.contains(candidate) {
+                return candidate;
+            }
+        }
+        unreachable!("more transaction ids in flight than the table holds");
+    }
+
+    /// Feeds bytes received at `ts_ns` (UNIX ns); writes one sample per tag of
+    /// each answered request into `out`. Stops early when `out` has less room
+    /// than `samples_per_frame_max()`: then `consumed < chunk.len()`.
+    pub fn receive(
+        &mut self,
+        chunk: &[u8],
+        ts_ns: i64,
+        out: &mut [Sample],
+    ) -> Result<Received, ReceiveError> {
+        let mut rest = chunk;
+        let mut written = 0;
+        // Each round consumes a frame or ends: bounded by the chunk's length.
+        for _ in 0..=chunk.len() {
+            let room = out.len() - written;
+            if room < self.samples_per_frame_max {
+                if written == 0 && !rest.is_empty() {
+                    let error = ModbusError::SampleSliceTooSmall {
+                        needed: self.samples_per_frame_max,
+                        capacity: out.len(),
+                    };
+                    return Err(ReceiveError { error, samples: 0 });
+                }
+                break;
+            }
+            let slot = out.get_mut(written..).unwrap_or_default();
+            match self.next_response(&mut rest, ts_ns, slot) {
+                Ok(Some(count)) => written += count,
+                Ok(None) => break,
+                Err(error) => {
+                    return Err(ReceiveError {
+                        error,
+                        samples: written,
+                    })
+                }
+            }
+        }
+        Ok(Received {
+            consumed: chunk.len() - rest.len(),
+            samples: written,
+        })
+    }
+
+    /// Frames, matches, validates and decodes one response.
+    fn next_response(
+        &mut self,
+        rest: &mut &[u8],
+        ts_ns: i64,
+        out: &mut [Sample],
+    ) -> Result<Option<usize>, ModbusError> {
+        let (inflight, unit_id, pdu) = match self.config.framing {
+            Framing::Tcp => {
+                let Some(frame) = self.tcp.next_frame(rest)? else {
+                    return Ok(None);
+                };
+                let inflight = self.table.take(frame.transaction_id).ok_or(
+                    ModbusError::TransactionIdUnknown {
+                        found: frame.transaction_id,
+                    },
+                )?;
+                (inflight, frame.unit_id, frame.pdu)
+            }
+            Framing::RtuOverTcp => {
+                let Some(frame) = self.rtu.next_frame(rest)? else {
+                    return Ok(None);
+                };
+                let inflight = self
+                    .table
+                    .take_oldest()
+                    .ok_or(ModbusError::ResponseUnsolicited)?;
+                (inflight, frame.unit_id, frame.pdu)
+            }
+        };
+        if unit_id != self.config.unit_id {
+            return Err(ModbusError::UnitIdMismatch {
+                expected: self.config.unit_id,
+                found: unit_id,
+            });
+        }
+        let (Some(request), Some(planned)) = (
+            self.requests.get(inflight.request_index),
+            self.plan.requests.get(inflight.request_index),
+        ) else {
+            unreachable!("the table only holds indices of planned requests");
+        };
+        Ok(Some(match check_response(request, pdu)? {
+            Payload::Data(data) => decode_samples(planned.area, &planned.tags, data, ts_ns, out),
+            Payload::Exception(code) => {
+                write_bad(&planned.tags, ts_ns, Quality::Exception(code), out)
+            }
+        }))
+    }
+
+    /// The earliest monotonic ns at which `handle_timeout` has work.
+    pub fn next_deadline_ns(&self) -> Option<u64> {
+        self.table.next_deadline_ns()
+    }
+
+    /// Retires requests whose deadline passed, writing `Timeout` samples for
+    /// their tags. Returns the samples written; call again while it returns
+    /// a non-zero count and more deadlines have passed. A late answer to a
+    /// retired request is `TransactionIdUnknown` (TCP): reconnect then.
+    pub fn handle_timeout(&mut self, now_ns: u64, ts_ns: i64, out: &mut [Sample]) -> usize {
+        self.fail_while(out, ts_ns, Quality::Timeout, |table| {
+            table.take_expired(now_ns)
+        })
+    }
+
+    /// The connection is gone: `NoConnection` samples for every outstanding
+    /// request, partial frames dropped, the cycle's unsent requests kept.
+    /// Returns the samples written; call again while it returns non-zero.
+    pub fn disconnect(&mut self, ts_ns: i64, out: &mut [Sample]) -> usize {
+        self.tcp.clear();
+        self.rtu.clear();
+        self.fail_while(
+            out,
+            ts_ns,
+            Quality::NoConnection,
+            TransactionTable::take_any,
+        )
+    }
+
+    fn fail_while(
+        &mut self,
+        out: &mut [Sample],
+        ts_ns: i64,
+        quality: Quality,
+        mut next: impl FnMut(&mut TransactionTable) -> Option<Inflight>,
+    ) -> usize {
+        let mut written = 0;
+        // At most one round per outstanding request.
+        for _ in 0..self.table.capacity() {
+            if out.len() - written < self.samples_per_frame_max {
+                break;
+            }
+            let Some(inflight) = next(&mut self.table) else {
+                break;
+            };
+            let tags = self
+                .planned(inflight.request_index)
+                .map_or(&[][..], |r| &r.tags);
+            let slot = out.get_mut(written..).unwrap_or_default();
+            written += write_bad(tags, ts_ns, quality, slot);
+        }
+        written
+    }
+
+    fn planned(&self, index: usize) -> Option<&PlannedRequest> {
+        self.plan.requests.get(index)
+    }
+}
+
+fn copy_into(buf: &mut [u8; REQUEST_BYTES_MAX], bytes: &[u8]) -> usize {
+    let target = buf.get_mut(..bytes.len()).unwrap_or_default();
+    target.copy_from_slice(bytes);
+    bytes.len()
+}
