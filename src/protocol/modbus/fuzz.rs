@@ -38,7 +38,8 @@ fn fuzz_tag(
 
 /// The device the session target polls: every area, every type, one of
 /// each order. Requests (and the transaction ids of the first cycle):
-/// coils 0..10 (1), discrete 3 (2), input 0..4 (3), holding 0..14 (4).
+/// coils 0..10 (1), discrete 3 (2), input 0..4 (3), holding 0..14 (4). Two
+/// cycles are kept in flight (8), so the next cycle's ids are 5..8, and so on.
 pub fn fuzz_device(protocol: Protocol) -> DeviceConfig {
     use DataType::*;
     use WordOrder::*;
@@ -68,11 +69,11 @@ pub fn fuzz_device(protocol: Protocol) -> DeviceConfig {
         address: "127.0.0.1:502".into(),
         unit_id: 1,
         poll_interval: Duration::from_millis(100),
-        timeout: Duration::from_nanos(1000),
+        timeout: Duration::from_micros(100),
         max_registers: 125,
         max_bits: 2000,
         max_hole: 0,
-        max_inflight: 4,
+        max_inflight: 8,
         tags,
     }
 }
@@ -98,11 +99,21 @@ impl Chunks {
     }
 }
 
+/// What a session run saw, so the corpus replay can check that its seeds
+/// reach the decoder.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionRun {
+    pub good_samples: usize,
+    pub exception_samples: usize,
+    pub errors: usize,
+}
+
 /// Session over fuzz bytes. `data[0]`: bit 0 picks TCP or RTU framing, the
 /// rest seeds the chunking; the stream follows.
-pub fn fuzz_session(data: &[u8]) {
+pub fn fuzz_session(data: &[u8]) -> SessionRun {
+    let mut run = SessionRun::default();
     let Some((&mode, stream)) = data.split_first() else {
-        return;
+        return run;
     };
     let protocol = if mode & 1 == 0 {
         Protocol::ModbusTcp
@@ -122,11 +133,13 @@ pub fn fuzz_session(data: &[u8]) {
     let mut rest = stream;
     let mut now_ns = 0u64;
     while !rest.is_empty() {
-        if session.cycle_done() {
-            session.start_cycle();
-        }
-        while let Some(len) = session.poll_transmit(now_ns, &mut request) {
-            assert!(len == 12 || len == 8);
+        for _ in 0..2 {
+            while let Some(len) = session.poll_transmit(now_ns, &mut request) {
+                assert!(len == 12 || len == 8);
+            }
+            if session.cycle_sent() {
+                session.start_cycle();
+            }
         }
         let (chunk, tail) = rest.split_at(chunks.next_len().min(rest.len()));
         rest = tail;
@@ -134,23 +147,37 @@ pub fn fuzz_session(data: &[u8]) {
         match session.receive(chunk, 7, &mut out) {
             Ok(received) => {
                 assert_eq!(received.consumed, chunk.len());
-                check_samples(out.get(..received.samples), tag_count);
+                run.count(check_samples(out.get(..received.samples), tag_count));
             }
             Err(error) => {
-                check_samples(out.get(..error.samples), tag_count);
+                run.errors += 1;
+                run.count(check_samples(out.get(..error.samples), tag_count));
                 let written = session.disconnect(7, &mut out);
                 check_samples(out.get(..written), tag_count);
                 assert_eq!(session.inflight_count(), 0);
             }
         }
-        if now_ns % 1000 == 0 {
+        if now_ns % 6_400 == 0 {
             let written = session.handle_timeout(now_ns, 7, &mut out);
             check_samples(out.get(..written), tag_count);
         }
     }
+    run
 }
 
-fn check_samples(samples: Option<&[Sample]>, tag_count: u32) {
+impl SessionRun {
+    fn count(&mut self, samples: &[Sample]) {
+        for sample in samples {
+            match sample.quality() {
+                Some(Quality::Good) => self.good_samples += 1,
+                Some(Quality::Exception(_)) => self.exception_samples += 1,
+                _ => {}
+            }
+        }
+    }
+}
+
+fn check_samples(samples: Option<&[Sample]>, tag_count: u32) -> &[Sample] {
     let Some(samples) = samples else {
         panic!("more samples reported than the slice holds");
     };
@@ -160,6 +187,7 @@ fn check_samples(samples: Option<&[Sample]>, tag_count: u32) {
         assert!(sample.quality().is_some());
         assert_ne!(sample.quality(), Some(Quality::DecodeError));
     }
+    samples
 }
 
 type Framed = (Vec<(u16, u8, Vec<u8>)>, Option<ModbusError>);

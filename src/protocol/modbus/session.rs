@@ -133,6 +133,11 @@ impl ModbusSession {
         self.cursor >= self.requests.len() && self.table.is_empty()
     }
 
+    /// Every request of the cycle has been sent (answers may be pending).
+    pub fn cycle_sent(&self) -> bool {
+        self.cursor >= self.requests.len()
+    }
+
     /// Starts a poll cycle: every planned request is due again. Returns how
     /// many requests of the previous cycle were never sent (an overrun).
     pub fn start_cycle(&mut self) -> usize {
