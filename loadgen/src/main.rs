@@ -1,13 +1,21 @@
-//! `millrace-loadgen`: the simulated Modbus TCP farm (`serve`) and the
-//! end-to-end benchmark driver (`bench`).
+//! `millrace-loadgen`: the simulated Modbus TCP farm (`serve`), a capacity
+//! probe of that farm (`capacity`), and the end-to-end benchmark driver
+//! (`bench`, not built yet: it needs the whole pipeline).
+
+mod capacity;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "millrace-loadgen", version, about = "Load generator for millrace")]
+#[command(
+    name = "millrace-loadgen",
+    version,
+    about = "Load generator for millrace"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -15,17 +23,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve a farm of simulated Modbus TCP devices on 127.0.0.1.
-    Serve {
-        #[arg(long)]
-        devices: usize,
-        #[arg(long)]
-        tags_per_device: usize,
-        #[arg(long)]
-        base_port: u16,
-        #[arg(long)]
-        emit_config: Option<PathBuf>,
-    },
+    /// Serve a farm of simulated Modbus TCP devices on 127.0.0.1 until
+    /// SIGINT/SIGTERM, printing the ports and a rate line every second.
+    Serve(ServeArgs),
+    /// Measure the farm's capacity: an in-process farm on one event loop and
+    /// a raw client on another thread; prints responses/s and responses per
+    /// farm CPU-second.
+    Capacity(capacity::CapacityArgs),
     /// Run farm, millrace and the tickerplant stand-in and report.
     Bench {
         #[arg(long)]
@@ -39,14 +43,66 @@ enum Command {
     },
 }
 
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[arg(long)]
+    devices: u32,
+    /// Holding registers each device exposes to the emitted config (the
+    /// device answers reads of up to `max(tags, 125)` registers).
+    #[arg(long)]
+    tags_per_device: u32,
+    /// Device i listens on base_port + i; 0 picks free ports and prints them.
+    #[arg(long)]
+    base_port: u16,
+    /// Write the matching millrace config here (and its tag CSVs beside it).
+    #[arg(long)]
+    emit_config: Option<PathBuf>,
+    /// `[wal] dir` of the emitted config.
+    #[arg(long, default_value = "millrace-wal")]
+    wal_dir: PathBuf,
+    /// `poll_interval` of the emitted devices.
+    #[arg(long, default_value = "100ms")]
+    poll_interval: String,
+    /// Event-loop threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Response delay in milliseconds (scan-cycle emulation).
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
+    /// Fault rates per answered read, 0..=1 each.
+    #[arg(long, default_value_t = 0.0)]
+    drop_rate: f64,
+    #[arg(long, default_value_t = 0.0)]
+    stall_rate: f64,
+    #[arg(long, default_value_t = 0.0)]
+    exception_rate: f64,
+    #[arg(long, default_value_t = 0.0)]
+    malformed_rate: f64,
+    /// How long a stalled answer is held back, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    stall_ms: u64,
+    /// Seed of the fault generators (a run with the same seed and the same
+    /// requests injects the same faults).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
 fn not_built(what: &str) -> ExitCode {
     eprintln!("millrace-loadgen: `{what}` is not built yet in this version; nothing was done.");
     ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Serve { .. } => not_built("serve"),
-        Command::Bench { .. } => not_built("bench"),
+    let result = match Cli::parse().command {
+        Command::Serve(args) => serve::run(&args),
+        Command::Capacity(args) => capacity::run(&args),
+        Command::Bench { .. } => return not_built("bench"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("millrace-loadgen: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

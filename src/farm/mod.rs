@@ -1,2 +1,264 @@
 //! The simulated Modbus TCP farm: deterministic, verifiable register values,
 //! used by `millrace-loadgen serve`, `millrace demo` and the tests.
+//!
+//! Many devices in one process, one listening port on 127.0.0.1 each, served
+//! by one or a few mio event loops (no thread per device, no allocation per
+//! request), so that the farm is never the bottleneck of what it measures.
+//! It answers FC 1-4 reads with values a receiver can check one by one
+//! ([`values`]), answers everything else with the specification's exceptions,
+//! answers pipelined requests in order, and on demand delays answers
+//! (scan-cycle emulation) and injects faults at seeded, reproducible rates.
+//!
+//! ```text
+//! adu.rs        server-side MBAP framing and answers (sans-IO)
+//! values.rs     the value functions and verify_*
+//! fault.rs      fault rates, the seeded generator, malformed answers
+//! conn.rs       one connection: buffers and the read/answer/write pump
+//! event_loop.rs one mio loop over listeners and connections
+//! counters.rs   what the farm did
+//! emit.rs       the matching millrace config and tag CSVs
+//! ```
+//!
+//! It must never: block in an event loop, trust a length before checking it,
+//! or grow a buffer without bound.
+
+pub mod adu;
+mod conn;
+mod counters;
+pub mod emit;
+mod event_loop;
+pub mod fault;
+pub mod values;
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use mio::net::TcpListener;
+use mio::{Poll, Waker};
+
+pub use counters::FarmCounters;
+pub use emit::{emit_config, EmitOptions};
+pub use fault::FaultRates;
+pub use values::{
+    bit_value, counter_of, register_value, verify, verify_bit, verify_input_register,
+    verify_register,
+};
+
+use conn::{Behaviour, Device};
+use counters::Counters;
+use event_loop::{EventLoop, WAKER_TOKEN};
+use fault::{FaultPlan, SplitMix64};
+
+/// Event-loop threads at most (the machine has two cores; more only thrash).
+pub const FARM_THREAD_COUNT_MAX: usize = 16;
+
+#[derive(Clone, Debug)]
+pub struct FarmOptions {
+    /// Devices to serve, at least 1. Device `i` listens on `ports()[i]`.
+    pub devices: u32,
+    /// Device `i` listens on `base_port + i`; 0 picks free ports.
+    pub base_port: u16,
+    /// Holding and input registers per device, addresses `0..register_count`;
+    /// reads past the end get exception 02. At most 65536.
+    pub register_count: u32,
+    /// Coils and discrete inputs per device, addresses `0..bit_count`.
+    pub bit_count: u32,
+    /// Event-loop threads; devices are dealt out round-robin.
+    pub threads: usize,
+    /// Added to every answer (a PLC's scan cycle). Zero answers at once.
+    pub response_delay: Duration,
+    pub faults: FaultRates,
+    /// How long a stalled answer is held back.
+    pub stall: Duration,
+    /// Seeds every device's fault generator (with the device index).
+    pub seed: u64,
+    /// Open connections at most, over all devices; more are closed at accept.
+    pub connection_count_max: usize,
+}
+
+impl Default for FarmOptions {
+    fn default() -> Self {
+        FarmOptions {
+            devices: 1,
+            base_port: 0,
+            register_count: 10_000,
+            bit_count: 10_000,
+            threads: 1,
+            response_delay: Duration::ZERO,
+            faults: FaultRates::default(),
+            stall: Duration::from_secs(2),
+            seed: 1,
+            connection_count_max: 0,
+        }
+    }
+}
+
+impl FarmOptions {
+    /// Connections at most: the configured bound, or four per device.
+    pub fn connection_bound(&self) -> usize {
+        if self.connection_count_max > 0 {
+            self.connection_count_max
+        } else {
+            (self.devices as usize * 4).max(64)
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.devices == 0 {
+            return Err("a farm needs at least one device".into());
+        }
+        if self.base_port != 0 && u32::from(self.base_port) + self.devices > 65536 {
+            return Err(format!(
+                "ports {}+{} run past 65535",
+                self.base_port, self.devices
+            ));
+        }
+        if self.register_count > 65536 || self.bit_count > 65536 {
+            return Err("register_count and bit_count are at most 65536".into());
+        }
+        if !(1..=FARM_THREAD_COUNT_MAX).contains(&self.threads) {
+            return Err(format!("threads must be in 1..={FARM_THREAD_COUNT_MAX}"));
+        }
+        self.faults.validate()
+    }
+}
+
+pub(crate) struct FarmShared {
+    stop: AtomicBool,
+    counters: Counters,
+}
+
+pub struct Farm;
+
+impl Farm {
+    /// Binds every device's port (so the ports are known and errors reported
+    /// here), then starts the event loops.
+    pub fn start(options: FarmOptions) -> io::Result<FarmHandle> {
+        options
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let shared = Arc::new(FarmShared {
+            stop: AtomicBool::new(false),
+            counters: Counters::default(),
+        });
+        let behaviour = Behaviour {
+            register_count: options.register_count,
+            bit_count: options.bit_count,
+            response_delay: options.response_delay,
+            plan: FaultPlan::new(&options.faults, options.stall),
+        };
+        let mut loops: Vec<EventLoop> = Vec::with_capacity(options.threads);
+        for _ in 0..options.threads {
+            loops.push(EventLoop {
+                poll: Poll::new()?,
+                listeners: Vec::new(),
+                devices: Vec::new(),
+                behaviour,
+                connection_count_max: options.connection_bound().div_ceil(options.threads),
+            });
+        }
+        let mut ports = Vec::with_capacity(options.devices as usize);
+        for device in 0..options.devices {
+            let port = if options.base_port == 0 {
+                0
+            } else {
+                options.base_port + device as u16
+            };
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            let listener = TcpListener::bind(addr).map_err(|e| {
+                io::Error::new(e.kind(), format!("farm device {device}: bind {addr}: {e}"))
+            })?;
+            ports.push(listener.local_addr()?.port());
+            let event_loop = loops
+                .get_mut(device as usize % options.threads)
+                .ok_or_else(|| io::Error::other("no event loop (threads >= 1 is validated)"))?;
+            let seed = options.seed ^ u64::from(device).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            event_loop
+                .listeners
+                .push((listener, event_loop.devices.len()));
+            event_loop.devices.push(Device {
+                index: device,
+                counter: 0,
+                rng: SplitMix64::new(seed),
+            });
+        }
+        let mut wakers = Vec::with_capacity(options.threads);
+        let mut threads = Vec::with_capacity(options.threads);
+        for (i, event_loop) in loops.into_iter().enumerate() {
+            wakers.push(Waker::new(event_loop.poll.registry(), WAKER_TOKEN)?);
+            let shared = Arc::clone(&shared);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("farm-{i}"))
+                    .spawn(move || event_loop.run(shared))?,
+            );
+        }
+        Ok(FarmHandle {
+            ports,
+            shared,
+            wakers,
+            threads,
+        })
+    }
+}
+
+/// A running farm. Dropping it stops it (as `stop` does, ignoring errors).
+pub struct FarmHandle {
+    ports: Vec<u16>,
+    shared: Arc<FarmShared>,
+    wakers: Vec<Waker>,
+    threads: Vec<JoinHandle<io::Result<()>>>,
+}
+
+impl FarmHandle {
+    /// Port of device `i` at index `i`, all on 127.0.0.1.
+    pub fn ports(&self) -> &[u16] {
+        &self.ports
+    }
+
+    pub fn addr(&self, device: u32) -> Option<SocketAddr> {
+        let port = *self.ports.get(device as usize)?;
+        Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+    }
+
+    /// Counters so far (published by each loop once per iteration).
+    pub fn counters(&self) -> FarmCounters {
+        self.shared.counters.snapshot()
+    }
+
+    /// Stops the loops, closes every socket, returns the final counters or
+    /// the first event-loop error.
+    pub fn stop(mut self) -> io::Result<FarmCounters> {
+        self.shutdown()?;
+        Ok(self.counters())
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        self.shared
+            .stop
+            .store(true, std::sync::atomic::Ordering::Release);
+        for waker in &self.wakers {
+            waker.wake()?;
+        }
+        let mut result = Ok(());
+        for thread in self.threads.drain(..) {
+            let outcome = thread
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("farm event loop panicked")));
+            if result.is_ok() {
+                result = outcome;
+            }
+        }
+        result
+    }
+}
+
+impl Drop for FarmHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}

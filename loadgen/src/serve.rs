@@ -1,0 +1,106 @@
+//! `serve`: the farm until SIGINT/SIGTERM, with a rate line every second.
+
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use millrace::farm::{self, EmitOptions, Farm, FarmCounters, FarmOptions, FaultRates};
+
+use crate::ServeArgs;
+
+/// Registers a device answers for at least: a full 125-register read from 0.
+const REGISTER_COUNT_MIN: u32 = 125;
+
+pub fn run(args: &ServeArgs) -> io::Result<()> {
+    let options = FarmOptions {
+        devices: args.devices,
+        base_port: args.base_port,
+        register_count: args.tags_per_device.max(REGISTER_COUNT_MIN),
+        bit_count: args.tags_per_device.max(REGISTER_COUNT_MIN),
+        threads: args.threads,
+        response_delay: Duration::from_millis(args.delay_ms),
+        faults: FaultRates {
+            drop_connection: args.drop_rate,
+            stall: args.stall_rate,
+            exception: args.exception_rate,
+            malformed: args.malformed_rate,
+        },
+        stall: Duration::from_millis(args.stall_ms),
+        seed: args.seed,
+        connection_count_max: 0,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))?;
+    let handle = Farm::start(options)?;
+    print_ports(handle.ports())?;
+    if let Some(path) = &args.emit_config {
+        let emit = EmitOptions {
+            tags_per_device: args.tags_per_device,
+            wal_dir: args.wal_dir.clone(),
+            poll_interval: args.poll_interval.clone(),
+            ..EmitOptions::default()
+        };
+        farm::emit_config(path, handle.ports(), &emit)?;
+        println!("config {}", path.display());
+    }
+    println!("ready");
+    io::stdout().flush()?;
+    let mut last = handle.counters();
+    let mut last_at = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if last_at.elapsed() >= Duration::from_secs(1) {
+            let now = handle.counters();
+            print_rate(&last, &now, last_at.elapsed());
+            last = now;
+            last_at = Instant::now();
+        }
+    }
+    let total = handle.stop()?;
+    println!(
+        "stopped: {} requests, {} data responses, {} faults, {} connections",
+        total.requests,
+        total.data_responses,
+        total.faults(),
+        total.connections_accepted
+    );
+    Ok(())
+}
+
+/// One line a script can read: `ports P0 P1 ...` (device i on the i-th).
+fn print_ports(ports: &[u16]) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    write!(out, "ports")?;
+    for port in ports {
+        write!(out, " {port}")?;
+    }
+    writeln!(out)?;
+    if let (Some(first), Some(last)) = (ports.first(), ports.last()) {
+        writeln!(
+            out,
+            "farm: {} devices on 127.0.0.1, ports {first}..={last}",
+            ports.len()
+        )?;
+    }
+    Ok(())
+}
+
+fn print_rate(before: &FarmCounters, now: &FarmCounters, elapsed: Duration) {
+    let seconds = elapsed.as_secs_f64().max(1e-9);
+    let rate = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / seconds;
+    println!(
+        "rate: {:.0} req/s, {:.0} data/s, faults {:.0}/s (drop {} stall {} exception {} malformed {}), \
+         connections {}, cpu {:.0}%",
+        rate(before.requests, now.requests),
+        rate(before.data_responses, now.data_responses),
+        rate(before.faults(), now.faults()),
+        now.fault_drops,
+        now.fault_stalls,
+        now.fault_exceptions,
+        now.fault_malformed,
+        now.connections_accepted,
+        rate(before.cpu_ns, now.cpu_ns) / 1e7,
+    );
+}

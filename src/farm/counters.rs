@@ -1,0 +1,93 @@
+//! What the farm has done, counted per event loop without atomics (`Tally`)
+//! and published into shared atomics once per loop iteration (`Counters`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::fault::Fault;
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// A snapshot of the farm's counters (all threads, since start).
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct FarmCounters {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        #[derive(Default)]
+        pub(super) struct Tally {
+            $(pub $name: u64,)*
+        }
+
+        #[derive(Default)]
+        pub(super) struct Counters {
+            $($name: AtomicU64,)*
+        }
+
+        impl Counters {
+            pub fn publish(&self, tally: &mut Tally) {
+                $(if tally.$name != 0 {
+                    self.$name.fetch_add(tally.$name, Ordering::Relaxed);
+                    tally.$name = 0;
+                })*
+            }
+
+            pub fn snapshot(&self) -> FarmCounters {
+                FarmCounters { $($name: self.$name.load(Ordering::Relaxed),)* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Request ADUs parsed (every kind).
+    requests,
+    /// Reads answered with data (the values `verify_*` accept).
+    data_responses,
+    /// Spec exceptions for bad requests (01 function, 02 address, 03 value).
+    protocol_exceptions,
+    /// Connections closed because the input could not be Modbus TCP.
+    framing_errors,
+    /// Faults injected: connections dropped instead of answering.
+    fault_drops,
+    /// Faults injected: answers held back for the stall time.
+    fault_stalls,
+    /// Faults injected: exception 04 instead of data.
+    fault_exceptions,
+    /// Faults injected: answers with lengths that disagree with the data.
+    fault_malformed,
+    connections_accepted,
+    /// Accepted and closed at once: the connection limit was reached.
+    connections_rejected,
+    /// CPU time of the event-loop threads, refreshed about once a second.
+    cpu_ns,
+}
+
+impl Tally {
+    pub fn count_fault(&mut self, fault: Fault) {
+        match fault {
+            Fault::None => {}
+            Fault::DropConnection => self.fault_drops += 1,
+            Fault::Stall => self.fault_stalls += 1,
+            Fault::Exception => self.fault_exceptions += 1,
+            Fault::MalformedByteCount | Fault::MalformedMbapLength => self.fault_malformed += 1,
+        }
+    }
+}
+
+impl FarmCounters {
+    pub fn faults(&self) -> u64 {
+        self.fault_drops + self.fault_stalls + self.fault_exceptions + self.fault_malformed
+    }
+}
+
+/// CPU time of the calling thread from /proc (utime + stime, in clock ticks
+/// of 10 ms: USER_HZ is 100 on Linux). `None` where /proc is not there.
+pub(super) fn thread_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // The command name may hold spaces; fields count from after its ')'.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut fields = rest.split(' ');
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) * 10_000_000)
+}

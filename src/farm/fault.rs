@@ -1,0 +1,209 @@
+//! Fault injection: which answer a request gets, decided by a per-device
+//! seeded generator so that a run with the same seed and the same request
+//! sequence per device injects the same faults.
+
+use std::time::Duration;
+
+use super::adu::MBAP_HEADER_SIZE;
+
+/// Probabilities per answered request, each in 0..=1, summing to at most 1.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FaultRates {
+    /// Close the connection instead of answering.
+    pub drop_connection: f64,
+    /// Hold this answer (and so everything after it on the connection) back
+    /// for `FarmOptions::stall`.
+    pub stall: f64,
+    /// Answer with exception 04 (server device failure).
+    pub exception: f64,
+    /// Answer with a frame whose lengths disagree with its data.
+    pub malformed: f64,
+}
+
+impl FaultRates {
+    pub fn validate(&self) -> Result<(), String> {
+        let rates = [
+            self.drop_connection,
+            self.stall,
+            self.exception,
+            self.malformed,
+        ];
+        if rates.iter().any(|r| !(0.0..=1.0).contains(r)) {
+            return Err(format!("fault rates must be in 0..=1: {self:?}"));
+        }
+        if rates.iter().sum::<f64>() > 1.0 + 1e-9 {
+            return Err(format!("fault rates sum to more than 1: {self:?}"));
+        }
+        Ok(())
+    }
+
+    pub fn any(&self) -> bool {
+        self.drop_connection > 0.0
+            || self.stall > 0.0
+            || self.exception > 0.0
+            || self.malformed > 0.0
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    None,
+    DropConnection,
+    Stall,
+    Exception,
+    /// The PDU's byte count says two more bytes than follow it (the MBAP
+    /// length matches what is sent).
+    MalformedByteCount,
+    /// The MBAP length is two less than the bytes sent: the last two bytes
+    /// of the answer look like the start of the next frame.
+    MalformedMbapLength,
+}
+
+/// SplitMix64: tiny, fast, and good enough to draw fault decisions.
+#[derive(Clone, Copy, Debug)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The rates as cumulative thresholds, with the generator of one device.
+#[derive(Clone, Copy, Debug)]
+pub struct FaultPlan {
+    thresholds: [f64; 4],
+    enabled: bool,
+    pub stall: Duration,
+}
+
+impl FaultPlan {
+    pub fn new(rates: &FaultRates, stall: Duration) -> Self {
+        let mut acc = 0.0;
+        let mut thresholds = [0.0; 4];
+        let rates = [
+            rates.drop_connection,
+            rates.stall,
+            rates.exception,
+            rates.malformed,
+        ];
+        for (t, r) in thresholds.iter_mut().zip(rates) {
+            acc += r;
+            *t = acc;
+        }
+        FaultPlan {
+            thresholds,
+            enabled: acc > 0.0,
+            stall,
+        }
+    }
+
+    /// The fault for the next answered request of the device owning `rng`.
+    pub fn draw(&self, rng: &mut SplitMix64) -> Fault {
+        if !self.enabled {
+            return Fault::None;
+        }
+        let x = rng.next_f64();
+        let [drop, stall, exception, malformed] = self.thresholds;
+        if x < drop {
+            Fault::DropConnection
+        } else if x < stall {
+            Fault::Stall
+        } else if x < exception {
+            Fault::Exception
+        } else if x < malformed {
+            if rng.next_u64() & 1 == 0 {
+                Fault::MalformedByteCount
+            } else {
+                Fault::MalformedMbapLength
+            }
+        } else {
+            Fault::None
+        }
+    }
+}
+
+/// Turns the well-formed answer in `answer` (one ADU) into the malformed kind.
+pub fn malform(answer: &mut [u8], fault: Fault) {
+    match fault {
+        Fault::MalformedByteCount => {
+            // MBAP header, function code, then the byte count.
+            if let Some(count) = answer.get_mut(MBAP_HEADER_SIZE + 1) {
+                *count = count.wrapping_add(2);
+            }
+        }
+        Fault::MalformedMbapLength => {
+            if let Some(length) = answer.get_mut(4..6) {
+                let value = u16::from_be_bytes([length[0], length[1]]).saturating_sub(2);
+                length.copy_from_slice(&value.to_be_bytes());
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_faults_and_rates_roughly_hold() {
+        let plan = FaultPlan::new(
+            &FaultRates {
+                drop_connection: 0.1,
+                stall: 0.1,
+                exception: 0.2,
+                malformed: 0.1,
+            },
+            Duration::ZERO,
+        );
+        let draw = |seed| {
+            let mut rng = SplitMix64::new(seed);
+            (0..10_000).map(|_| plan.draw(&mut rng)).collect::<Vec<_>>()
+        };
+        let a = draw(7);
+        assert_eq!(a, draw(7));
+        assert_ne!(a, draw(8));
+        let count = |f: Fault| a.iter().filter(|&&x| x == f).count();
+        assert!((800..1200).contains(&count(Fault::DropConnection)));
+        assert!((1700..2300).contains(&count(Fault::Exception)));
+        assert!((4600..5400).contains(&count(Fault::None)));
+        assert!(count(Fault::MalformedByteCount) > 300 && count(Fault::MalformedMbapLength) > 300);
+    }
+
+    #[test]
+    fn validation() {
+        assert!(FaultRates {
+            stall: 1.5,
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+        assert!(FaultRates {
+            stall: 0.6,
+            exception: 0.6,
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+        assert!(FaultRates {
+            malformed: 1.0,
+            ..Default::default()
+        }
+        .validate()
+        .is_ok());
+    }
+}
