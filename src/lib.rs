@@ -7,6 +7,8 @@
 pub mod config;
 pub mod farm;
 pub mod kdb;
+pub mod metrics;
+pub mod pipeline;
 pub mod protocol;
 pub mod reader;
 pub mod ring;

@@ -1,0 +1,213 @@
+//! Latency histograms per pipeline stage (HdrHistogram, nanoseconds).
+//!
+//! Each stage is recorded by the thread that owns it into a thread-local
+//! `StageRecorder` (no lock, no allocation per record) and merged into the
+//! shared histogram every `FLUSH_EVERY` records or on `flush()`, so the
+//! endpoint and the reports see recent data without contention on the hot
+//! path.
+
+use std::sync::Mutex;
+
+use hdrhistogram::Histogram;
+
+/// The stages of the data path, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Request sent to response complete, per request.
+    PollRoundTrip,
+    /// Decoding one response frame into samples.
+    Decode,
+    /// Response received to drained from the ring by the WAL writer.
+    RingDwell,
+    /// One group commit (fdatasync) of the WAL.
+    WalCommit,
+    /// Response received to acknowledged by kdb+ (the sync chaser's reply).
+    EndToEnd,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 5] = [
+        Stage::PollRoundTrip,
+        Stage::Decode,
+        Stage::RingDwell,
+        Stage::WalCommit,
+        Stage::EndToEnd,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Stage::PollRoundTrip => "poll_round_trip",
+            Stage::Decode => "decode",
+            Stage::RingDwell => "ring_dwell",
+            Stage::WalCommit => "wal_commit",
+            Stage::EndToEnd => "end_to_end",
+        }
+    }
+
+    const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// 1 ns to 1 hour at 3 significant digits: a few tens of KiB per histogram.
+const LATENCY_NS_MAX: u64 = 3_600_000_000_000;
+const SIGNIFICANT_DIGITS: u8 = 3;
+const FLUSH_EVERY: u64 = 4096;
+
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_NS_MAX, SIGNIFICANT_DIGITS)
+        .expect("constant bounds are valid")
+}
+
+/// The shared histograms, one per stage.
+pub struct StageHistograms {
+    stages: [Mutex<Histogram<u64>>; 5],
+}
+
+impl Default for StageHistograms {
+    fn default() -> Self {
+        StageHistograms {
+            stages: std::array::from_fn(|_| Mutex::new(new_histogram())),
+        }
+    }
+}
+
+impl StageHistograms {
+    /// A copy of one stage's histogram so far.
+    pub fn snapshot(&self, stage: Stage) -> Histogram<u64> {
+        lock(&self.stages[stage.index()]).clone()
+    }
+
+    fn merge(&self, stage: Stage, local: &Histogram<u64>) {
+        // Same bounds on both sides: addition cannot fail.
+        let _ = lock(&self.stages[stage.index()]).add(local);
+    }
+}
+
+fn lock(m: &Mutex<Histogram<u64>>) -> std::sync::MutexGuard<'_, Histogram<u64>> {
+    // A poisoned histogram is still a valid histogram.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A thread's private recorder for one stage.
+pub struct StageRecorder<'a> {
+    stage: Stage,
+    shared: &'a StageHistograms,
+    local: Histogram<u64>,
+    pending: u64,
+}
+
+impl<'a> StageRecorder<'a> {
+    pub fn new(shared: &'a StageHistograms, stage: Stage) -> Self {
+        StageRecorder {
+            stage,
+            shared,
+            local: new_histogram(),
+            pending: 0,
+        }
+    }
+
+    pub fn record_ns(&mut self, latency_ns: u64) {
+        self.local.saturating_record(latency_ns.max(1));
+        self.pending += 1;
+        if self.pending >= FLUSH_EVERY {
+            self.flush();
+        }
+    }
+
+    pub fn flush(&mut self) {
+        if self.pending > 0 {
+            self.shared.merge(self.stage, &self.local);
+            self.local.reset();
+            self.pending = 0;
+        }
+    }
+}
+
+impl Drop for StageRecorder<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// The percentile distribution in HdrHistogram's text (`.hgrm`) format, in
+/// milliseconds, as `HistogramLogProcessor` and the online plotter read it.
+pub fn hgrm_text(h: &Histogram<u64>) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>12} {:>14} {:>10} {:>14}\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    );
+    for v in h.iter_quantiles(5) {
+        let q = v.quantile_iterated_to();
+        let value_ms = v.value_iterated_to() as f64 / 1e6;
+        let count = v.count_since_last_iteration();
+        let _ = count;
+        let total = (q * h.len() as f64).round() as u64;
+        if q < 1.0 {
+            let _ = writeln!(
+                out,
+                "{value_ms:>12.3} {q:>14.12} {total:>10} {:>14.2}",
+                1.0 / (1.0 - q)
+            );
+        } else {
+            let _ = writeln!(out, "{value_ms:>12.3} {q:>14.12} {total:>10}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]\n#[Max     = {:>12.3}, Total count    = {:>12}]",
+        h.mean() / 1e6,
+        h.stdev() / 1e6,
+        h.max() as f64 / 1e6,
+        h.len()
+    );
+    out
+}
+
+/// p50/p90/p99/p99.9/max of a histogram, in milliseconds, for reports.
+pub fn summary_ms(h: &Histogram<u64>) -> [f64; 5] {
+    let ms = |ns: u64| ns as f64 / 1e6;
+    [
+        ms(h.value_at_quantile(0.5)),
+        ms(h.value_at_quantile(0.9)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.value_at_quantile(0.999)),
+        ms(h.max()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorder_merges_into_shared() {
+        let shared = StageHistograms::default();
+        {
+            let mut r = StageRecorder::new(&shared, Stage::WalCommit);
+            for v in 1..=10_000u64 {
+                r.record_ns(v * 1000);
+            }
+        }
+        let h = shared.snapshot(Stage::WalCommit);
+        assert_eq!(h.len(), 10_000);
+        assert!(shared.snapshot(Stage::Decode).is_empty());
+        let p50 = h.value_at_quantile(0.5);
+        assert!((4_990_000..=5_010_000).contains(&p50), "{p50}");
+    }
+
+    #[test]
+    fn hgrm_has_header_rows_and_footer() {
+        let mut h = new_histogram();
+        for v in 1..=1000u64 {
+            h.record(v * 1_000_000).unwrap();
+        }
+        let text = hgrm_text(&h);
+        assert!(text.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)"));
+        assert!(text.contains("#[Max     =     1000."), "{text}");
+        assert!(text.contains("Total count    =         1000]"));
+    }
+}

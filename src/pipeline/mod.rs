@@ -1,0 +1,173 @@
+//! The wiring of the data path behind the readers: the WAL writer thread
+//! that drains the readers' rings, and one kdb+ sink thread per `[[sink]]`,
+//! each with its own WAL cursor (fan-out). Also the stage histograms and
+//! counters that the metrics endpoint and the reports read.
+//!
+//! Shutdown order (each step waits for the one before): the readers stop
+//! polling (the caller does that), the writer drains the rings and commits,
+//! the sinks deliver everything durable up to their deadline and
+//! checkpoint, then the threads are joined.
+
+mod clock;
+mod sink;
+pub mod stats;
+mod wal_writer;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use clock::{elapsed_ns, unix_now_ns};
+pub use sink::SinkError;
+pub use stats::{SinkStats, WriterStats};
+
+use crate::config::{Config, SinkConfig};
+use crate::kdb::{Backoff, SymbolTable};
+use crate::metrics::StageHistograms;
+use crate::ring::Consumer;
+use crate::wal::{Wal, WalError, WalHandle};
+
+pub struct PipelineOptions {
+    /// How long sinks keep delivering after a stop before they give up (the
+    /// rest stays in the WAL for the next start).
+    pub stop_deadline: Duration,
+    pub backoff: Backoff,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        PipelineOptions {
+            stop_deadline: Duration::from_secs(10),
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// What a finished pipeline hands back.
+pub struct Finished {
+    pub wal: Option<Wal>,
+    pub errors: Vec<String>,
+}
+
+pub struct Pipeline {
+    writer: Option<JoinHandle<Result<Wal, WalError>>>,
+    sinks: Vec<(String, JoinHandle<Result<(), SinkError>>)>,
+    drain_and_stop: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    writer_done: Arc<AtomicBool>,
+    pub writer_stats: Arc<WriterStats>,
+    pub sink_stats: Vec<(String, Arc<SinkStats>)>,
+    pub histograms: Arc<StageHistograms>,
+    wal: WalHandle,
+}
+
+impl Pipeline {
+    /// Starts the writer over `rings` and one thread per configured sink.
+    pub fn start(
+        config: &Config,
+        wal: Wal,
+        rings: Vec<Consumer>,
+        histograms: Arc<StageHistograms>,
+        options: PipelineOptions,
+    ) -> Result<Pipeline, String> {
+        let symbols = Arc::new(SymbolTable::from_config(config).map_err(|e| e.to_string())?);
+        let handle = wal.handle();
+        let drain_and_stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer_done = Arc::new(AtomicBool::new(false));
+        let writer_stats = Arc::new(WriterStats::default());
+        let mut sinks = Vec::new();
+        let mut sink_stats = Vec::new();
+        for sink in &config.sinks {
+            let cursor = handle.open_cursor(&sink.name).map_err(|e| e.to_string())?;
+            let stats = Arc::new(SinkStats::default());
+            sink_stats.push((sink.name.clone(), Arc::clone(&stats)));
+            let ctx = sink::SinkContext {
+                config: sink.clone(),
+                symbols: Arc::clone(&symbols),
+                stats,
+                histograms: Arc::clone(&histograms),
+                stop: Arc::clone(&stop),
+                stop_deadline: options.stop_deadline,
+                writer_done: Arc::clone(&writer_done),
+                backoff: options.backoff,
+            };
+            sinks.push((sink.name.clone(), spawn_sink(sink, cursor, ctx)?));
+        }
+        let ctx = wal_writer::WriterContext {
+            stats: Arc::clone(&writer_stats),
+            histograms: Arc::clone(&histograms),
+            drain_and_stop: Arc::clone(&drain_and_stop),
+        };
+        let done = Arc::clone(&writer_done);
+        let writer = std::thread::Builder::new()
+            .name("wal-writer".into())
+            .spawn(move || {
+                let result = wal_writer::run(wal, rings, ctx);
+                done.store(true, Ordering::Release);
+                result
+            })
+            .map_err(|e| format!("cannot start the WAL writer thread: {e}"))?;
+        Ok(Pipeline {
+            writer: Some(writer),
+            sinks,
+            drain_and_stop,
+            stop,
+            writer_done,
+            writer_stats,
+            sink_stats,
+            histograms,
+            wal: handle,
+        })
+    }
+
+    pub fn wal(&self) -> &WalHandle {
+        &self.wal
+    }
+
+    /// True once the writer thread has returned (stopped or failed).
+    pub fn writer_finished(&self) -> bool {
+        self.writer_done.load(Ordering::Acquire)
+    }
+
+    /// Call after the readers have stopped: drains the rings, commits,
+    /// delivers what is durable (up to the deadline), checkpoints, joins.
+    pub fn finish(mut self) -> Finished {
+        let mut errors = Vec::new();
+        self.drain_and_stop.store(true, Ordering::Release);
+        let wal = match self.writer.take().map(|w| w.join()) {
+            Some(Ok(Ok(wal))) => Some(wal),
+            Some(Ok(Err(e))) => {
+                errors.push(format!("wal writer: {e}"));
+                None
+            }
+            Some(Err(_)) => {
+                errors.push("wal writer thread panicked".into());
+                None
+            }
+            None => None,
+        };
+        self.writer_done.store(true, Ordering::Release);
+        self.stop.store(true, Ordering::Release);
+        for (name, thread) in self.sinks.drain(..) {
+            match thread.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(SinkError::Wal(e))) => errors.push(format!("sink {name}: {e}")),
+                Err(_) => errors.push(format!("sink {name}: thread panicked")),
+            }
+        }
+        Finished { wal, errors }
+    }
+}
+
+fn spawn_sink(
+    sink: &SinkConfig,
+    cursor: crate::wal::Cursor,
+    ctx: sink::SinkContext,
+) -> Result<JoinHandle<Result<(), SinkError>>, String> {
+    std::thread::Builder::new()
+        .name(format!("sink-{}", sink.name))
+        .spawn(move || sink::run(cursor, ctx))
+        .map_err(|e| format!("cannot start sink thread {}: {e}", sink.name))
+}

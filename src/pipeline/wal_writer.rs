@@ -1,0 +1,110 @@
+//! The WAL writer thread: drains every reader's ring into the WAL and
+//! commits in groups. Ring slots are released only after their samples are
+//! in the WAL's mapping, so a full WAL (policy `block`) leaves them in the
+//! rings: the rings fill and the readers delay their polls (counted there).
+//!
+//! Each ring's readable run is appended as one frame (bounded by the WAL's
+//! frame maximum), so frames grow with load and a quiet plant costs little.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::clock::{elapsed_ns, unix_now_ns};
+use super::stats::{add, set, WriterStats};
+use crate::metrics::{Stage, StageHistograms, StageRecorder};
+use crate::ring::Consumer;
+use crate::wal::{Wal, WalError};
+
+/// Sleep when nothing was drained: short against the 10 ms commit interval,
+/// long enough not to burn a core on an idle plant.
+const IDLE_SLEEP: Duration = Duration::from_micros(200);
+/// Back-off while the WAL is full under `block`.
+const FULL_SLEEP: Duration = Duration::from_millis(2);
+
+pub struct WriterContext {
+    pub stats: Arc<WriterStats>,
+    pub histograms: Arc<StageHistograms>,
+    /// Set by the pipeline once the readers have stopped producing: drain
+    /// what is left, commit, and return.
+    pub drain_and_stop: Arc<AtomicBool>,
+}
+
+/// Runs until `drain_and_stop` and every ring is empty, or a fatal WAL error.
+pub fn run(mut wal: Wal, mut rings: Vec<Consumer>, ctx: WriterContext) -> Result<Wal, WalError> {
+    let mut dwell = StageRecorder::new(&ctx.histograms, Stage::RingDwell);
+    let mut commit = StageRecorder::new(&ctx.histograms, Stage::WalCommit);
+    let frame_max = wal.max_batch_samples();
+    loop {
+        let stopping = ctx.drain_and_stop.load(Ordering::Acquire);
+        let mut drained = 0usize;
+        let mut full = false;
+        for ring in rings.iter_mut() {
+            match drain_one(&mut wal, ring, frame_max, &mut dwell, &ctx.stats) {
+                Ok(n) => drained += n,
+                Err(WalError::Full) => {
+                    full = true;
+                    add(&ctx.stats.full_waits, 1);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let started = Instant::now();
+        if wal.poll_commit(started)?.is_some() {
+            commit.record_ns(started.elapsed().as_nanos() as u64);
+            publish(&wal, &ctx.stats);
+        }
+        if stopping && drained == 0 && !full {
+            let started = Instant::now();
+            wal.commit()?;
+            commit.record_ns(started.elapsed().as_nanos() as u64);
+            publish(&wal, &ctx.stats);
+            return Ok(wal);
+        }
+        if full {
+            // Make what is pending durable so sinks can move and free space.
+            wal.commit()?;
+            publish(&wal, &ctx.stats);
+            std::thread::sleep(FULL_SLEEP);
+        } else if drained == 0 {
+            std::thread::sleep(IDLE_SLEEP);
+        }
+    }
+}
+
+/// Appends the ring's first readable run; returns the samples moved.
+fn drain_one(
+    wal: &mut Wal,
+    ring: &mut Consumer,
+    frame_max: usize,
+    dwell: &mut StageRecorder<'_>,
+    stats: &WriterStats,
+) -> Result<usize, WalError> {
+    let moved = {
+        let (first, _) = ring.readable();
+        let n = first.len().min(frame_max);
+        if n == 0 {
+            return Ok(0);
+        }
+        let run = &first[..n];
+        let appended = wal.append(run)?;
+        let now = unix_now_ns();
+        dwell.record_ns(elapsed_ns(run[0].ts_ns, now));
+        add(
+            &stats.samples_appended,
+            appended.end_seq - appended.first_seq,
+        );
+        add(&stats.frames_appended, 1);
+        n
+    };
+    ring.release(moved);
+    Ok(moved)
+}
+
+fn publish(wal: &Wal, stats: &WriterStats) {
+    let s = wal.stats();
+    set(&stats.durable_seq, wal.durable_seq());
+    set(&stats.wal_bytes, s.bytes_appended);
+    set(&stats.commits, s.commits);
+    set(&stats.dropped_samples, wal.dropped_samples());
+}
