@@ -48,24 +48,33 @@ def f64bits(x):
     return struct.unpack('>Q', struct.pack('>d', x))[0]
 
 def value_for(t):
+    """(raw bits on the wire, expected sample bits, sample kind)"""
     if t == 'int16':
-        v = rng.randint(-32768, 32767); return struct.unpack('>H', struct.pack('>h', v))[0], v & M64, 'i64'
+        v = rng.randint(-32768, 32767)
+        return struct.unpack('>H', struct.pack('>h', v))[0], v & M64, 'i64'
     if t == 'uint16':
-        v = rng.randint(0, 65535); return v, v, 'u64'
+        v = rng.randint(0, 65535)
+        return v, v, 'u64'
     if t == 'int32':
-        v = rng.randint(-2**31, 2**31 - 1); return struct.unpack('>I', struct.pack('>i', v))[0], v & M64, 'i64'
+        v = rng.randint(-2**31, 2**31 - 1)
+        return struct.unpack('>I', struct.pack('>i', v))[0], v & M64, 'i64'
     if t == 'uint32':
-        v = rng.randint(0, 2**32 - 1); return v, v, 'u64'
+        v = rng.randint(0, 2**32 - 1)
+        return v, v, 'u64'
     if t == 'int64':
-        v = rng.randint(-2**63, 2**63 - 1); return struct.unpack('>Q', struct.pack('>q', v))[0], v & M64, 'i64'
+        v = rng.randint(-2**63, 2**63 - 1)
+        return struct.unpack('>Q', struct.pack('>q', v))[0], v & M64, 'i64'
     if t == 'uint64':
-        v = rng.randint(0, M64); return v, v, 'u64'
+        v = rng.randint(0, M64)
+        return v, v, 'u64'
     if t == 'float32':
-        v = rng.choice([rng.uniform(-1e6, 1e6), float('inf'), float('-inf'), float('nan'), -0.0, 1.5])
+        v = rng.choice([rng.uniform(-1e6, 1e6), float('inf'), float('-inf'), float('nan'),
+                        -0.0, 1.5])
         u = struct.unpack('>I', struct.pack('>f', v))[0]
         return u, f64bits(struct.unpack('>f', struct.pack('>I', u))[0]), 'f64'
     if t == 'float64':
-        v = rng.choice([rng.uniform(-1e300, 1e300), float('inf'), float('-inf'), float('nan'), 2.5e-308])
+        v = rng.choice([rng.uniform(-1e300, 1e300), float('inf'), float('-inf'), float('nan'),
+                        2.5e-308])
         return f64bits(v), f64bits(v), 'f64'
     raise ValueError(t)
 
@@ -87,8 +96,9 @@ for order in ('ABCD', 'CDAB', 'BADC', 'DCBA'):
     if order in ('BADC', 'DCBA'):
         padded = b''.join(padded[i:i + 2][::-1] for i in range(0, len(padded), 2))
     place(HOLD, address, padded)
-    tags.append(dict(area='holding', address=address, type='string', order=order, length=length,
-                     expected=int.from_bytes(text.ljust(8, b'\0'), 'little'), kind='str8'))
+    tags.append(dict(area='holding', address=address, type='string', order=order,
+                     length=length, kind='str8',
+                     expected=int.from_bytes(text.ljust(8, b'\0'), 'little')))
     address += len(padded) // 2 + rng.randint(0, 3)
     # a bool from a bit of a register
     reg, bit = rng.randint(0, 65535), rng.randint(0, 15)
@@ -135,19 +145,22 @@ if kind == 'tk':
     server = modbus_tcp.TcpServer(port=port, address='127.0.0.1')
     server.start()
     slave = server.add_slave(1)
-    for name, block, values in (('h', cst.HOLDING_REGISTERS, HOLD), ('i', cst.ANALOG_INPUTS, INP),
-                                ('c', cst.COILS, COILS), ('d', cst.DISCRETE_INPUTS, DISC)):
+    blocks = (('h', cst.HOLDING_REGISTERS, HOLD), ('i', cst.ANALOG_INPUTS, INP),
+              ('c', cst.COILS, COILS), ('d', cst.DISCRETE_INPUTS, DISC))
+    for name, block, values in blocks:
         slave.add_block(name, block, 0, len(values))
         slave.set_values(name, 0, values)
     print(json.dumps(dict(port=port, tags=tags)), flush=True)
     threading.Event().wait()
 else:
     from pymodbus import FramerType
-    from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
+    from pymodbus.datastore import (ModbusDeviceContext, ModbusSequentialDataBlock,
+                                    ModbusServerContext)
     from pymodbus.server import StartTcpServer
     # pymodbus maps request address a to block index a + 1: blocks start at 1.
-    device = ModbusDeviceContext(di=ModbusSequentialDataBlock(1, DISC), co=ModbusSequentialDataBlock(1, COILS),
-                                 ir=ModbusSequentialDataBlock(1, INP), hr=ModbusSequentialDataBlock(1, HOLD))
+    block = ModbusSequentialDataBlock
+    device = ModbusDeviceContext(di=block(1, DISC), co=block(1, COILS), ir=block(1, INP),
+                                 hr=block(1, HOLD))
     context = ModbusServerContext(devices={1: device}, single=False)
     framer = FramerType.RTU if kind == 'pymodbus-rtu' else FramerType.SOCKET
     print(json.dumps(dict(port=port, tags=tags)), flush=True)
