@@ -193,24 +193,43 @@ impl SegmentWriter {
         unsafe { std::slice::from_raw_parts(self.seg.map.as_ptr(), self.seg.len) }
     }
 
-    /// Copies `bytes` to `offset`, which must be at or above `published`.
-    pub(crate) fn write_at(&mut self, offset: usize, bytes: &[u8]) {
+    /// Writes `head` then `body` at `offset` (at or above `published`) with
+    /// one pwritev(2) through the page cache that the mappings share.
+    ///
+    /// Why not a store into the mapping: on ext4 every first store to a page
+    /// of a preallocated (unwritten) extent takes a page_mkwrite fault; here
+    /// that ran at ~245 MiB/s against ~445 MiB/s for pwrite, before any sync.
+    pub(crate) fn write_at(&mut self, offset: usize, head: &[u8], body: &[u8]) -> io::Result<()> {
         let published = self.seg.published.load(Ordering::Relaxed);
         assert!(offset >= published, "write below the published mark");
-        let end = offset.checked_add(bytes.len()).expect("offset overflow");
+        let total = head.len() + body.len();
+        let end = offset.checked_add(total).expect("offset overflow");
         assert!(end <= self.seg.len, "write past the segment end");
-        // SAFETY: `offset..end` lies inside the mapping (asserted above) and
-        // at or above `published`, so no other thread views these bytes; this
-        // writer is unique and borrowed mutably, and `bytes` cannot overlap
-        // the mapping's unpublished part because only this writer hands out
-        // views of it, and none is alive during `&mut self`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                self.seg.map.as_mut_ptr().add(offset),
-                bytes.len(),
-            );
+        let iov = [
+            libc::iovec {
+                iov_base: head.as_ptr() as *mut libc::c_void,
+                iov_len: head.len(),
+            },
+            libc::iovec {
+                iov_base: body.as_ptr() as *mut libc::c_void,
+                iov_len: body.len(),
+            },
+        ];
+        let pos = libc::off_t::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // SAFETY: both iovecs describe live slices borrowed for the call (the
+        // kernel only reads them); the descriptor is open for the life of
+        // the segment; the file range is at or above `published` and inside
+        // the file, so no thread holds a view of the bytes it changes.
+        let n = unsafe { libc::pwritev(self.seg.file.as_raw_fd(), iov.as_ptr(), 2, pos) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
         }
+        if n as usize != total {
+            // Short writes do not happen on regular files short of an error;
+            // the caller treats this like one (fatal).
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "short pwritev"));
+        }
+        Ok(())
     }
 
     /// Zeroes `offset..end` (cutting a torn tail), above `published`.

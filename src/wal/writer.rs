@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::cursor::Cursor;
 use super::error::WalError;
-use super::format::{encode_frame_header, frame_bytes, FRAME_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES};
+use super::format::{encode_frame_header, frame_bytes, SEGMENT_HEADER_BYTES};
 use super::recovery::{self, capacity, RecoveryReport};
 use super::segment::{sample_bytes, SegmentWriter};
 use super::shared::{DurableSeq, Shared, WalHandle};
@@ -151,10 +151,17 @@ impl Wal {
         let body = sample_bytes(samples);
         let (ts_min, ts_max) = ts_range(samples);
         let header = encode_frame_header(first_seq, body, ts_min, ts_max);
-        // Samples first, header (with its length) last: a frame is visible
-        // to a scan only once all of it was copied.
-        w.write_at(offset + FRAME_OVERHEAD_BYTES, body);
-        w.write_at(offset, &header);
+        // One write for the frame; a crash inside it leaves a torn frame
+        // that the CRC rejects and recovery cuts.
+        if let Err(source) = w.write_at(offset, &header, body) {
+            self.stopped = true;
+            let path = w.segment().path().to_path_buf();
+            eprintln!(
+                "millrace wal: write failed on {}: {source}; writer stopped",
+                path.display()
+            );
+            return Err(WalError::io("pwritev", path, source));
+        }
         self.write_offset = offset + need;
         self.next_seq = first_seq + samples.len() as u64;
         self.pending_bytes += need as u64;
