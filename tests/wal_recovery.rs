@@ -88,7 +88,7 @@ fn torn_tail_is_cut_and_reported() {
     wal_with_frames(tmp.path(), 6);
     let seg = &segment_files(tmp.path())[0];
     // Frame 5 lost its second half (zeros where samples were): a torn write.
-    write_bytes(seg, frame_offset(5) + 100, &vec![0u8; FRAME - 100]);
+    write_bytes(seg, frame_offset(5) + 100, &[0u8; FRAME - 100]);
     let (mut wal, report) = reopen(tmp.path());
     let cut = report.tail_cut.clone().expect("a tail cut");
     assert_eq!(cut.offset, frame_offset(5));

@@ -99,6 +99,9 @@ impl Cursor {
 
     /// The next durable frame (or the rest of one after a seek), or `None`
     /// when the cursor has caught up with the durable sequence number.
+    // Not `Iterator::next`: each frame borrows the cursor (a lending
+    // iterator), which the standard trait cannot express.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Option<FrameRef<'_>> {
         if self.error.is_some() {
             return None;

@@ -66,6 +66,25 @@
 //! opens [`Cursor`]s on any thread; cursors share the writer's mappings
 //! through `Arc` and read only the published (durable) prefix of a segment,
 //! which the writer never writes again.
+//!
+//! The writer puts each frame into the preallocated file with one pwritev
+//! (one copy, from the caller's slice into the page cache) rather than by
+//! stores into the mapping: on ext4 a store to each fresh page of an
+//! unwritten extent costs a page_mkwrite fault, which halved append
+//! throughput here (see `segment.rs`). Reads - cursors and recovery - are
+//! zero-copy views of the same page cache through the mapping.
+//!
+//! # API in one breath
+//!
+//! ```text
+//! let (mut wal, report) = Wal::open(&cfg.wal)?;        // recovers, reports
+//! let handle = wal.handle();                           // Clone + Send
+//! wal.append(&samples)?;                               // Err(Full) = backpressure
+//! wal.poll_commit(now)?;  wal.commit_deadline();       // group commit by time/bytes
+//! let mut c = handle.open_cursor("tp")?;               // on the sink's thread
+//! while let Some(f) = c.next() { send(f.first_seq, f.samples) }
+//! c.checkpoint(acked_next_seq)?;                       // atomic, durable
+//! ```
 
 mod checkpoint;
 mod cursor;

@@ -84,9 +84,9 @@ pub(crate) struct Recovered {
 pub(crate) fn validate(cfg: &WalConfig) -> Result<(), WalError> {
     let s = cfg.segment_size;
     if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&s) || s % 4096 != 0 {
-        return Err(WalError::Config(format!(
-            "segment_size {s} must be a multiple of 4096 in {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_MAX}"
-        )));
+        let (min, max) = (SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX);
+        let why = format!("segment_size {s} must be a multiple of 4096 in {min}..={max}");
+        return Err(WalError::Config(why));
     }
     if cfg.quota < 2 * s {
         return Err(WalError::Config(format!(
