@@ -103,7 +103,7 @@ pub use error::WalError;
 pub use format::{FrameError, FRAME_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES};
 pub use inspect::{inspect, render_text, Anomaly, CursorInfo, Inspection, SegmentInfo};
 pub use recovery::{RecoveryReport, SetAside, TailCut};
-pub use scan::{check_frames, FrameCheck};
+pub use scan::{check_frames, fuzz_segment, FrameCheck};
 pub use shared::{DurableSeq, WalHandle};
 pub use writer::{Appended, Wal, WalStats};
 
