@@ -286,7 +286,8 @@ def vec(t, accessor, values):
     getattr(k, accessor)().extend(values)
     return k
 def cols(n, seq0):
-    return a.kk(vec(T.KN, "kJ", list(range(n))), vec(T.KS, "kS", ["s%d" % (i % 3) for i in range(n)]),
+    return a.kk(vec(T.KN, "kJ", list(range(n))),
+                vec(T.KS, "kS", ["s%d" % (i % 3) for i in range(n)]),
                 vec(T.KS, "kS", ["dev"] * n), vec(T.KF, "kF", [i * 0.5 for i in range(n)]),
                 vec(T.KG, "kG", [0] * n), vec(T.KJ, "kJ", list(range(seq0, seq0 + n))))
 async def main():
