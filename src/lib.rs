@@ -4,6 +4,7 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod app;
 pub mod config;
 pub mod farm;
 pub mod kdb;

@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "millrace", version, about = "Edge ingest gateway: PLCs -> WAL -> kdb+")]
+#[command(
+    name = "millrace",
+    version,
+    about = "Edge ingest gateway: PLCs -> WAL -> kdb+"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,6 +25,10 @@ enum Command {
     Run {
         #[arg(long)]
         config: PathBuf,
+        /// Where the per-stage .hgrm percentile files go on exit
+        /// (default: beside the WAL directory, `<wal dir>.hgrm`).
+        #[arg(long)]
+        hgrm_dir: Option<PathBuf>,
     },
     /// Run the whole pipeline on embedded defaults: a simulated farm, the
     /// tickerplant stand-in and a temporary WAL, then print a report.
@@ -28,9 +36,16 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
         #[arg(long, default_value_t = 200)]
-        devices: usize,
+        devices: u32,
         #[arg(long, default_value_t = 125)]
-        tags_per_device: usize,
+        tags_per_device: u32,
+        /// Poll interval of every simulated device, in milliseconds.
+        #[arg(long, default_value_t = 100)]
+        poll_interval_ms: u64,
+        /// Keep the WAL, config and percentile files in DIR (default: a
+        /// temporary directory removed at the end).
+        #[arg(long)]
+        keep: Option<PathBuf>,
     },
     /// Validate a configuration file and print a summary.
     CheckConfig { file: PathBuf },
@@ -81,8 +96,35 @@ fn not_built(what: &str) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { .. } => not_built("run"),
-        Command::Demo { .. } => not_built("demo"),
+        Command::Run { config, hgrm_dir } => {
+            ExitCode::from(millrace::app::run::run(&millrace::app::run::RunArgs {
+                config,
+                hgrm_dir,
+            }))
+        }
+        Command::Demo {
+            seconds,
+            devices,
+            tags_per_device,
+            poll_interval_ms,
+            keep,
+        } => {
+            let args = millrace::app::demo::DemoArgs {
+                seconds,
+                devices,
+                tags_per_device,
+                poll_interval: std::time::Duration::from_millis(poll_interval_ms.max(1)),
+                keep_dir: keep,
+            };
+            match millrace::app::demo::run(&args) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("millrace demo: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::CheckConfig { file } => match millrace::config::load(&file) {
             Ok(config) => {
                 // A closed stdout (`| head`) is not a failed check: ignore it.
@@ -95,7 +137,11 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Tickerplant { listen, journal, users } => {
+        Command::Tickerplant {
+            listen,
+            journal,
+            users,
+        } => {
             match millrace::kdb::cli::run_tickerplant(&listen, journal.as_deref(), users.as_deref())
             {
                 Ok(()) => ExitCode::SUCCESS,
@@ -106,7 +152,9 @@ fn main() -> ExitCode {
             }
         }
         Command::Replay { .. } => not_built("replay"),
-        Command::Wal { command: WalCommand::Inspect { dir, json } } => wal_inspect(&dir, json),
+        Command::Wal {
+            command: WalCommand::Inspect { dir, json },
+        } => wal_inspect(&dir, json),
     }
 }
 

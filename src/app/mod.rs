@@ -1,0 +1,10 @@
+//! The product's top-level jobs: `run` (readers + WAL + sinks + metrics for
+//! a configuration, until a signal), `demo` (the same on a simulated farm
+//! and the in-process tickerplant stand-in, with a report), and the shared
+//! runtime both start.
+
+pub mod demo;
+pub mod run;
+mod runtime;
+
+pub use runtime::{Runtime, RuntimeOptions, Snapshot};

@@ -1,0 +1,295 @@
+//! `millrace run --config FILE`: the gateway until SIGINT/SIGTERM, then a
+//! clean stop (stop polling, drain the rings, commit, deliver up to the
+//! deadline, checkpoint) and exit 0. A fatal WAL error (a failed fdatasync)
+//! stops everything with exit 1: a restart recovers from the last durable
+//! point.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::runtime::{write_hgrm_files, Runtime, RuntimeOptions};
+use crate::metrics::{Exposition, Stage, StageHistograms};
+use crate::pipeline::stats::get;
+use crate::pipeline::{SinkStats, WriterStats};
+use crate::reader::Stats;
+
+const STATUS_EVERY: Duration = Duration::from_secs(10);
+
+pub struct RunArgs {
+    pub config: PathBuf,
+    pub hgrm_dir: Option<PathBuf>,
+}
+
+/// Returns the process exit code.
+pub fn run(args: &RunArgs) -> u8 {
+    let config = match crate::config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("millrace: {e}");
+            return 1;
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&stop)) {
+            eprintln!("millrace: cannot install the signal handler: {e}");
+            return 1;
+        }
+    }
+    let runtime = match Runtime::start(&config, RuntimeOptions::default()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("millrace: cannot start: {e}");
+            return 1;
+        }
+    };
+    eprintln!("millrace: {}", describe_recovery(&runtime.recovery));
+    if let Some(addr) = runtime.metrics_addr() {
+        eprintln!("millrace: metrics on http://{addr}/metrics");
+    }
+    eprintln!(
+        "millrace: running {} devices, {} tags; SIGINT or SIGTERM stops",
+        config.devices.len(),
+        config.tag_count()
+    );
+    let mut fatal = false;
+    let mut last_status = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if runtime.writer_failed() {
+            eprintln!("millrace: the WAL writer stopped on a fatal error; stopping");
+            fatal = true;
+            break;
+        }
+        if last_status.elapsed() >= STATUS_EVERY {
+            last_status = Instant::now();
+            let s = runtime.snapshot();
+            eprintln!(
+                "millrace: durable {} acked {} lag {} timeouts {} reconnects {} overruns {}",
+                s.durable_seq,
+                s.acked_samples,
+                s.lag_samples,
+                s.readers.timeouts,
+                s.readers.reconnects,
+                s.readers.overruns
+            );
+        }
+    }
+    eprintln!("millrace: stopping");
+    let histograms = Arc::clone(runtime.histograms());
+    let (snap, errors) = runtime.stop();
+    let hgrm_dir = args
+        .hgrm_dir
+        .clone()
+        .unwrap_or_else(|| default_hgrm_dir(&config.wal.dir));
+    match write_hgrm_files(&hgrm_dir, &histograms) {
+        Ok(_) => eprintln!("millrace: percentile files in {}", hgrm_dir.display()),
+        Err(e) => eprintln!(
+            "millrace: cannot write percentile files to {}: {e}",
+            hgrm_dir.display()
+        ),
+    }
+    eprintln!(
+        "millrace: stopped: durable seq {}, acknowledged by every sink {}, lag {}",
+        snap.durable_seq, snap.acked_samples, snap.lag_samples
+    );
+    for e in &errors {
+        eprintln!("millrace: {e}");
+    }
+    if fatal || !errors.is_empty() {
+        1
+    } else {
+        0
+    }
+}
+
+/// `<wal dir>.hgrm/` beside the WAL directory: not inside it (the WAL owns
+/// its directory), and found without a flag.
+fn default_hgrm_dir(wal_dir: &Path) -> PathBuf {
+    let mut name = wal_dir
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".hgrm");
+    wal_dir.with_file_name(name)
+}
+
+/// The Prometheus exposition of every counter and stage histogram.
+pub fn render_metrics(
+    e: &mut Exposition,
+    readers: &[Arc<Stats>],
+    writer: &WriterStats,
+    sinks: &[(String, Arc<SinkStats>)],
+    histograms: &StageHistograms,
+) {
+    let mut r = crate::reader::Counters::default();
+    let mut connected = 0;
+    for s in readers {
+        r.add(&s.snapshot());
+        connected += s.connected.load(Ordering::Relaxed);
+    }
+    e.counter(
+        "millrace_requests_total",
+        "Modbus read requests sent.",
+        r.requests,
+    );
+    e.counter(
+        "millrace_frames_total",
+        "Responses decoded (data or exception).",
+        r.responses,
+    );
+    e.counter(
+        "millrace_samples_total",
+        "Samples published into the rings.",
+        r.samples,
+    );
+    e.counter(
+        "millrace_exception_samples_total",
+        "Samples with an exception quality.",
+        r.exception_samples,
+    );
+    e.counter(
+        "millrace_timeouts_total",
+        "Requests that timed out.",
+        r.timeouts,
+    );
+    e.counter(
+        "millrace_reconnects_total",
+        "Device reconnection attempts.",
+        r.reconnects,
+    );
+    e.counter(
+        "millrace_disconnects_total",
+        "Device connections that ended.",
+        r.disconnects,
+    );
+    e.counter(
+        "millrace_malformed_frames_total",
+        "Responses that broke the protocol.",
+        r.malformed,
+    );
+    e.counter(
+        "millrace_overruns_total",
+        "Polls delayed because a ring was full.",
+        r.overruns,
+    );
+    e.counter(
+        "millrace_polls_skipped_total",
+        "Poll slots skipped.",
+        r.polls_skipped,
+    );
+    e.gauge(
+        "millrace_devices_connected",
+        "Devices connected now.",
+        connected as f64,
+    );
+    e.counter(
+        "millrace_wal_samples_total",
+        "Samples appended to the WAL.",
+        get(&writer.samples_appended),
+    );
+    e.counter(
+        "millrace_wal_bytes_total",
+        "Bytes appended to the WAL.",
+        get(&writer.wal_bytes),
+    );
+    e.counter(
+        "millrace_wal_commits_total",
+        "WAL group commits.",
+        get(&writer.commits),
+    );
+    e.counter(
+        "millrace_wal_full_waits_total",
+        "Drains refused: WAL full (block).",
+        get(&writer.full_waits),
+    );
+    e.counter(
+        "millrace_wal_dropped_samples_total",
+        "Samples dropped (drop_oldest).",
+        get(&writer.dropped_samples),
+    );
+    e.gauge(
+        "millrace_wal_durable_seq",
+        "Durable sequence number.",
+        get(&writer.durable_seq) as f64,
+    );
+    let per_sink = |f: fn(&SinkStats) -> u64| -> Vec<(&str, f64)> {
+        sinks
+            .iter()
+            .map(|(n, s)| (n.as_str(), f(s) as f64))
+            .collect()
+    };
+    e.labelled(
+        "millrace_sink_acked_samples_total",
+        "Samples acknowledged by kdb+.",
+        "counter",
+        "sink",
+        &per_sink(|s| get(&s.acked_samples)),
+    );
+    e.labelled(
+        "millrace_sink_lag_samples",
+        "Durable samples not yet acknowledged.",
+        "gauge",
+        "sink",
+        &per_sink(|s| get(&s.lag_samples)),
+    );
+    e.labelled(
+        "millrace_sink_reconnects_total",
+        "Sink reconnects.",
+        "counter",
+        "sink",
+        &per_sink(|s| get(&s.reconnects)),
+    );
+    e.labelled(
+        "millrace_sink_connected",
+        "1 while connected to kdb+.",
+        "gauge",
+        "sink",
+        &per_sink(|s| get(&s.connected)),
+    );
+    e.summary_header(
+        "millrace_stage_latency_seconds",
+        "Latency per pipeline stage.",
+    );
+    for stage in Stage::ALL {
+        let h = histograms.snapshot(stage);
+        e.summary(
+            "millrace_stage_latency_seconds",
+            "",
+            ("stage", stage.name()),
+            &h,
+        );
+    }
+}
+
+/// One paragraph on what recovery found and did, for the log.
+pub fn describe_recovery(r: &crate::wal::RecoveryReport) -> String {
+    let mut text = format!(
+        "wal recovered: {} segments, {} frames scanned, next seq {}",
+        r.segments, r.frames_scanned, r.next_seq
+    );
+    if let Some(cut) = &r.tail_cut {
+        text.push_str(&format!(
+            "; cut a torn tail of {} bytes ({} frames) at offset {} of {}",
+            cut.bytes_cut,
+            cut.frames_cut,
+            cut.offset,
+            cut.segment.display()
+        ));
+    }
+    for aside in &r.set_aside {
+        text.push_str(&format!(
+            "; SET ASIDE {} -> {} (offset {}: {})",
+            aside.path.display(),
+            aside.moved_to.display(),
+            aside.offset,
+            aside.reason
+        ));
+    }
+    for (name, seq) in &r.cursors {
+        text.push_str(&format!("; cursor {name} at {seq}"));
+    }
+    text
+}

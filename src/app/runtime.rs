@@ -1,0 +1,199 @@
+//! Starts and stops the whole data path for one configuration: the WAL
+//! (recovered), one ring and one reader thread per `[readers] threads`, the
+//! WAL writer, one sink per `[[sink]]`, and the metrics endpoint.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::metrics::{hgrm_text, Exposition, MetricsEndpoint, Stage, StageHistograms};
+use crate::pipeline::{Pipeline, PipelineOptions};
+use crate::reader::{shard_devices, Counters, Reader, ReaderOptions, Stats};
+use crate::ring;
+use crate::wal::{RecoveryReport, Wal};
+
+pub struct RuntimeOptions {
+    /// Serve metrics here (overrides the config; `None` keeps the config's).
+    pub metrics_listen: Option<Option<std::net::SocketAddr>>,
+    pub stop_deadline: Duration,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            metrics_listen: None,
+            stop_deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+pub struct Runtime {
+    readers: Vec<Reader>,
+    pipeline: Pipeline,
+    endpoint: Option<MetricsEndpoint>,
+    pub recovery: RecoveryReport,
+}
+
+/// Totals at one instant, for progress lines and reports.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Snapshot {
+    pub readers: Counters,
+    pub durable_seq: u64,
+    pub appended_samples: u64,
+    pub acked_samples: u64,
+    pub lag_samples: u64,
+    pub wal_full_waits: u64,
+    pub dropped_samples: u64,
+    pub sink_reconnects: u64,
+}
+
+impl Runtime {
+    pub fn start(config: &Config, options: RuntimeOptions) -> Result<Runtime, String> {
+        let (wal, recovery) = Wal::open(&config.wal).map_err(|e| e.to_string())?;
+        let threads = config.readers.threads.max(1);
+        let mut producers = Vec::with_capacity(threads);
+        let mut consumers = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let (p, c) = ring::channel(config.readers.ring_slots);
+            producers.push(p);
+            consumers.push(c);
+        }
+        let histograms = Arc::new(StageHistograms::default());
+        let pipeline_options = PipelineOptions {
+            stop_deadline: options.stop_deadline,
+            ..PipelineOptions::default()
+        };
+        let pipeline = Pipeline::start(
+            config,
+            wal,
+            consumers,
+            Arc::clone(&histograms),
+            pipeline_options,
+        )?;
+        let mut readers = Vec::with_capacity(threads);
+        let shards = shard_devices(config, threads);
+        for (index, (shard, producer)) in shards.into_iter().zip(producers).enumerate() {
+            let reader_options = ReaderOptions {
+                backend: config.readers.backend,
+                core: config.readers.cores.get(index).copied(),
+                name: format!("reader-{index}"),
+                ..ReaderOptions::default()
+            };
+            let reader = Reader::spawn(shard, producer, reader_options)
+                .map_err(|e| format!("reader {index}: {e}"))?;
+            readers.push(reader);
+        }
+        let listen = options.metrics_listen.unwrap_or(config.metrics.listen);
+        let mut runtime = Runtime {
+            readers,
+            pipeline,
+            endpoint: None,
+            recovery,
+        };
+        if let Some(addr) = listen {
+            let render = runtime.renderer();
+            let endpoint = MetricsEndpoint::start(addr, render)
+                .map_err(|e| format!("metrics endpoint {addr}: {e}"))?;
+            runtime.endpoint = Some(endpoint);
+        }
+        Ok(runtime)
+    }
+
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.endpoint.as_ref().map(|e| e.local_addr())
+    }
+
+    pub fn histograms(&self) -> &Arc<StageHistograms> {
+        &self.pipeline.histograms
+    }
+
+    /// The WAL writer has stopped on its own: a fatal WAL error.
+    pub fn writer_failed(&self) -> bool {
+        self.pipeline.writer_finished()
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let stats: Vec<Arc<Stats>> = self.readers.iter().map(|r| Arc::clone(r.stats())).collect();
+        snapshot(&stats, &self.pipeline)
+    }
+
+    /// Stops polling, drains and commits, delivers up to the deadline,
+    /// checkpoints. Returns the final snapshot and any errors.
+    pub fn stop(mut self) -> (Snapshot, Vec<String>) {
+        let mut errors = Vec::new();
+        let stats: Vec<Arc<Stats>> = self.readers.iter().map(|r| Arc::clone(r.stats())).collect();
+        for (index, reader) in self.readers.drain(..).enumerate() {
+            if let Err(e) = reader.stop() {
+                errors.push(format!("reader {index}: {e}"));
+            }
+        }
+        self.endpoint = None;
+        let writer_stats = Arc::clone(&self.pipeline.writer_stats);
+        let sink_stats = self.pipeline.sink_stats.clone();
+        let finished = self.pipeline.finish();
+        errors.extend(finished.errors);
+        let mut snap = Snapshot::default();
+        for s in &stats {
+            snap.readers.add(&s.snapshot());
+        }
+        fill_pipeline(&mut snap, &writer_stats, &sink_stats);
+        (snap, errors)
+    }
+
+    fn renderer(&self) -> impl Fn(&mut Exposition) + Send + 'static {
+        let stats: Vec<Arc<Stats>> = self.readers.iter().map(|r| Arc::clone(r.stats())).collect();
+        let writer = Arc::clone(&self.pipeline.writer_stats);
+        let sinks = self.pipeline.sink_stats.clone();
+        let histograms = Arc::clone(&self.pipeline.histograms);
+        move |e: &mut Exposition| {
+            super::run::render_metrics(e, &stats, &writer, &sinks, &histograms)
+        }
+    }
+}
+
+fn snapshot(stats: &[Arc<Stats>], pipeline: &Pipeline) -> Snapshot {
+    let mut snap = Snapshot::default();
+    for s in stats {
+        snap.readers.add(&s.snapshot());
+    }
+    fill_pipeline(&mut snap, &pipeline.writer_stats, &pipeline.sink_stats);
+    snap
+}
+
+fn fill_pipeline(
+    snap: &mut Snapshot,
+    writer: &crate::pipeline::WriterStats,
+    sinks: &[(String, Arc<crate::pipeline::SinkStats>)],
+) {
+    use crate::pipeline::stats::get;
+    snap.durable_seq = get(&writer.durable_seq);
+    snap.appended_samples = get(&writer.samples_appended);
+    snap.wal_full_waits = get(&writer.full_waits);
+    snap.dropped_samples = get(&writer.dropped_samples);
+    // With several sinks, progress is the slowest one's.
+    snap.acked_samples = sinks
+        .iter()
+        .map(|(_, s)| get(&s.acked_samples))
+        .min()
+        .unwrap_or(0);
+    snap.lag_samples = sinks
+        .iter()
+        .map(|(_, s)| get(&s.lag_samples))
+        .max()
+        .unwrap_or(0);
+    snap.sink_reconnects = sinks.iter().map(|(_, s)| get(&s.reconnects)).sum();
+}
+
+/// Writes one `.hgrm` percentile file per stage into `dir`.
+pub fn write_hgrm_files(dir: &Path, histograms: &StageHistograms) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    for stage in Stage::ALL {
+        let h = histograms.snapshot(stage);
+        let path = dir.join(format!("{}.hgrm", stage.name()));
+        std::fs::write(&path, hgrm_text(&h))?;
+        written.push(path);
+    }
+    Ok(written)
+}
