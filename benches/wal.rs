@@ -193,6 +193,39 @@ fn commit_latency(root: &Path, bytes_per_commit: usize, rounds: usize) {
     }
 }
 
+/// ABAB pairs of the two append runs: on a machine shared with other
+/// work, a neighbour's burst then hits both sides instead of one group.
+fn paired_append(root: &Path, pairs: usize) {
+    let samples = batch();
+    let frame = frame_bytes(&samples);
+    let mib = (APPEND_BYTES / FRAME_BYTES as u64 * FRAME_BYTES as u64) as f64 / (1u64 << 20) as f64;
+    let (mut wal, mut plain, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..pairs {
+        let (w, p) = if i % 2 == 0 {
+            let w = run_wal(root, &samples);
+            (w, run_plain(root, &frame))
+        } else {
+            let p = run_plain(root, &frame);
+            (run_wal(root, &samples), p)
+        };
+        wal.push(mib / w.as_secs_f64());
+        plain.push(mib / p.as_secs_f64());
+        ratio.push(p.as_secs_f64() / w.as_secs_f64());
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "paired_append/{pairs} pairs: millrace_wal median {:.1} MiB/s ({:.2} M samples/s), \
+         plain_write_fdatasync median {:.1} MiB/s, median per-pair ratio wal/plain {:.2}",
+        median(&mut wal),
+        median(&mut wal.clone()) * (1u64 << 20) as f64 / FRAME_BYTES as f64 * BATCH as f64 / 1e6,
+        median(&mut plain),
+        median(&mut ratio)
+    );
+}
+
 fn main() {
     let root = bench_root();
     let mut c = Criterion::default().configure_from_args();
@@ -200,6 +233,7 @@ fn main() {
     bench_recovery(&mut c, &root);
     c.final_summary();
     if !std::env::args().any(|a| a == "--list") {
+        paired_append(&root, 9);
         commit_latency(&root, FRAME_BYTES, 400);
         commit_latency(&root, 10 * FRAME_BYTES, 300);
     }

@@ -292,3 +292,22 @@ fn bad_configuration_is_refused() {
         assert!(matches!(r, Err(WalError::Config(_))), "{seg} {quota}");
     }
 }
+
+#[test]
+fn an_interrupted_segment_creation_is_removed_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    wal_with_frames(tmp.path(), 2);
+    // A crash after the rename but before any commit synced the header.
+    let empty = tmp.path().join(format!("{:020}.wal", 2 * N));
+    std::fs::write(&empty, vec![0u8; SEG as usize]).unwrap();
+    let (mut wal, report) = reopen(tmp.path());
+    assert_eq!(report.stray_files_removed, vec![empty.clone()]);
+    assert!(report.set_aside.is_empty() && !empty.exists());
+    // The previous segment simply continues; no seqs were skipped.
+    assert_eq!(report.next_seq, 2 * N as u64);
+    assert_eq!(append(&mut wal, N), 2 * N as u64);
+    wal.commit().unwrap();
+    let mut c = wal.open_cursor("c").unwrap();
+    assert_eq!(drain(&mut c), (Some(0), 3 * N as u64, 3));
+    assert_eq!(c.skipped_samples(), 0);
+}

@@ -283,6 +283,8 @@ fn scan_all(
     // Never hand out a seq that a set-aside segment may have held, or that a
     // sink has already acknowledged.
     let mut seq_floor = checkpoint_max;
+    // Where the last kept sealed segment ends, if no active one follows it.
+    let mut kept_end = 0u64;
     for (i, (seq, path)) in names.iter().enumerate() {
         let next_name_seq = names.get(i + 1).map(|n| n.0);
         let opened = Segment::open(path, *seq, true)
@@ -293,6 +295,13 @@ fn scan_all(
             });
         let mut w = match opened {
             Ok(w) => w,
+            Err(_) if next_name_seq.is_none() && all_zero(path)? => {
+                // An interrupted creation (see Segment::create): no header,
+                // no frames, nothing was ever durable in it.
+                fs::remove_file(path).map_err(|e| WalError::io("remove", path, e))?;
+                report.stray_files_removed.push(path.clone());
+                continue;
+            }
             Err(why) => {
                 let len = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
                 seq_floor = seq_floor.max(seq.saturating_add(capacity(len)));
@@ -328,6 +337,7 @@ fn scan_all(
             }
             w.publish(scan.valid_end);
             kept.push_back(Arc::clone(w.segment()));
+            kept_end = scan.end_seq;
             w.seal();
         } else {
             cut_tail(&mut w, &scan, report)?;
@@ -343,9 +353,33 @@ fn scan_all(
             w.seal();
             (None, 0, seq_floor)
         }
-        None => (None, 0, seq_floor),
+        None => (None, 0, seq_floor.max(kept_end)),
     };
     Ok((kept, active, write_offset, next_seq))
+}
+
+/// True if every byte of the file is zero (or it is empty). Reads in
+/// bounded chunks; only called for a last segment whose header failed.
+fn all_zero(path: &Path) -> Result<bool, WalError> {
+    use std::io::Read;
+    let mut file = File::open(path).map_err(|e| WalError::io("open", path, e))?;
+    let mut buf = vec![0u8; 1 << 16];
+    let chunks_max = (SEGMENT_BYTES_MAX as usize) / buf.len() + 1;
+    for _ in 0..chunks_max {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| WalError::io("read", path, e))?;
+        let Some(chunk) = buf.get(..n) else {
+            return Ok(false);
+        };
+        if n == 0 {
+            return Ok(true);
+        }
+        if chunk.iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+    }
+    Ok(false)
 }
 
 fn check_header(w: &SegmentWriter, name_seq: u64) -> Result<(), String> {

@@ -52,9 +52,12 @@ pub(crate) fn segment_file_name(first_seq: u64) -> String {
 }
 
 impl Segment {
-    /// Creates `dir/<first_seq>.wal` crash-safely: a temporary file is
-    /// preallocated, given its header, synced, then renamed into place and
-    /// the directory synced, so a `.wal` name always has a valid header.
+    /// Creates `dir/<first_seq>.wal`: a temporary file is preallocated and
+    /// given its header, then renamed into place and the directory synced.
+    /// The header is not synced here (one journal commit less per segment):
+    /// the first commit's fdatasync covers it. A crash before that can leave
+    /// a `.wal` name with a zero header and no frames, which recovery removes
+    /// as an interrupted creation (nothing in it was ever durable).
     pub(crate) fn create(
         dir: &Path,
         dir_file: &File,
@@ -87,10 +90,7 @@ impl Segment {
             segment_bytes: size,
         }
         .encode();
-        let written = file
-            .write_all_at(&header, 0)
-            .and_then(|()| file.sync_data());
-        if let Err(e) = written {
+        if let Err(e) = file.write_all_at(&header, 0) {
             let _ = fs::remove_file(&tmp);
             return Err(CreateError::Io("write header", tmp, e));
         }
