@@ -271,6 +271,7 @@ fn compress_stream(y: &[u8], e: usize, out: &mut Vec<u8>) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests index their own fixtures
 mod tests {
     use super::*;
 

@@ -83,7 +83,10 @@ pub fn parse_update(k: &K) -> Result<Option<Update<'_>>, UpdError> {
     }))
 }
 
-fn table_columns(dict: &K) -> Result<(Option<Vec<&[u8]>>, Vec<&K>), UpdError> {
+/// Column names and columns of a table's dictionary.
+type TableParts<'k> = (Option<Vec<&'k [u8]>>, Vec<&'k K>);
+
+fn table_columns(dict: &K) -> Result<TableParts<'_>, UpdError> {
     let K::Dict { keys, values, .. } = dict else {
         return Err(UpdError::Type);
     };

@@ -1,0 +1,166 @@
+//! kdb+ IPC: encoding a 10,000-row `.u.upd` batch from samples (ours, into a
+//! reused buffer, against the kdbplus crate building and serialising the
+//! same table side by side), and decompression throughput.
+//!
+//! cargo bench --bench kdb -- --measurement-time 3 --warm-up-time 1
+
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use kdbplus::ipc::{Query, K as QK};
+use millrace::config::TimeType;
+use millrace::kdb::{compress, decompress, encode_upd, kdb_time, MsgType, SymbolTable};
+use millrace::{Quality, Sample, TagId};
+
+const ROWS: usize = 10_000;
+const DEVICES: usize = 200;
+const TAGS_PER_DEVICE: usize = 125;
+
+fn symbols() -> SymbolTable {
+    let mut t = SymbolTable::new();
+    for d in 0..DEVICES {
+        for i in 0..TAGS_PER_DEVICE {
+            t.push(&format!("dev-{d:03}.tag-{i:03}"), &format!("dev-{d:03}"))
+                .unwrap();
+        }
+    }
+    t
+}
+
+fn batch() -> Vec<Sample> {
+    let ts0 = 1_764_000_000_000_000_000i64;
+    (0..ROWS)
+        .map(|i| {
+            let tag = TagId(((i * 7919) % (DEVICES * TAGS_PER_DEVICE)) as u32);
+            let ts = ts0 + (i as i64) * 10_000;
+            if i % 50 == 49 {
+                Sample::bad(ts, tag, Quality::Timeout)
+            } else {
+                Sample::f64(ts, tag, (i as f64).sin() * 100.0)
+            }
+        })
+        .collect()
+}
+
+/// kdbplus's `serialize` is async but never waits when not compressing.
+fn ready<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => unreachable!("kdbplus serialize does not wait"),
+    }
+}
+
+/// What a kdbplus user writes for the same message: build the columns,
+/// the call, then serialise.
+fn kdbplus_upd(samples: &[Sample], symbols: &SymbolTable, first_seq: i64) -> Vec<u8> {
+    let tag = |s: &Sample| s.tag_id();
+    let time = samples
+        .iter()
+        .map(|s| chrono::Duration::nanoseconds(kdb_time(s.ts_ns, TimeType::Timespan)))
+        .collect();
+    let sym = samples
+        .iter()
+        .map(|s| symbols.tag_name(tag(s)).unwrap().to_string())
+        .collect();
+    let device = samples
+        .iter()
+        .map(|s| symbols.device_name(tag(s)).unwrap().to_string())
+        .collect();
+    let value = samples.iter().map(Sample::value_f64).collect();
+    let quality = samples.iter().map(|s| s.quality).collect();
+    let seq = (first_seq..first_seq + samples.len() as i64).collect();
+    let call = QK::new_compound_list(vec![
+        QK::new_symbol(".u.upd".into()),
+        QK::new_symbol("plc".into()),
+        QK::new_compound_list(vec![
+            QK::new_timespan_list(time, 0),
+            QK::new_symbol_list(sym, 0),
+            QK::new_symbol_list(device, 0),
+            QK::new_float_list(value, 0),
+            QK::new_byte_list(quality, 0),
+            QK::new_long_list(seq, 0),
+        ]),
+    ]);
+    ready(call.serialize(0, true))
+}
+
+fn encode(c: &mut Criterion) {
+    let symbols = symbols();
+    let samples = batch();
+    let mut out = Vec::new();
+    encode_upd(
+        "plc",
+        &samples,
+        0,
+        &symbols,
+        TimeType::Timespan,
+        MsgType::Async,
+        &mut out,
+    )
+    .unwrap();
+    let theirs = kdbplus_upd(&samples, &symbols, 0);
+    assert_eq!(theirs.len(), out.len(), "same message size");
+    assert_eq!(theirs[8..], out[8..], "same message bytes");
+    let bytes = out.len() as u64;
+    for (unit, throughput) in [
+        ("bytes", Throughput::Bytes(bytes)),
+        ("rows", Throughput::Elements(ROWS as u64)),
+    ] {
+        let mut g = c.benchmark_group(format!("kdb_encode_10k_{unit}"));
+        g.throughput(throughput);
+        g.bench_function("millrace_encode_upd", |b| {
+            b.iter(|| {
+                let s = black_box(&samples);
+                encode_upd(
+                    "plc",
+                    s,
+                    0,
+                    &symbols,
+                    TimeType::Timespan,
+                    MsgType::Async,
+                    &mut out,
+                )
+                .unwrap();
+                black_box(out.len())
+            })
+        });
+        g.bench_function("kdbplus_build_and_serialize", |b| {
+            b.iter(|| black_box(kdbplus_upd(black_box(&samples), &symbols, 0)).len())
+        });
+        g.finish();
+    }
+}
+
+fn decompression(c: &mut Criterion) {
+    let symbols = symbols();
+    let samples = batch();
+    let mut plain = Vec::new();
+    encode_upd(
+        "plc",
+        &samples,
+        0,
+        &symbols,
+        TimeType::Timespan,
+        MsgType::Async,
+        &mut plain,
+    )
+    .unwrap();
+    let mut packed = Vec::new();
+    assert!(compress(&plain, &mut packed));
+    assert_eq!(decompress(&packed, 1 << 30).unwrap(), plain);
+    let mut g = c.benchmark_group("kdb_decompress_10k");
+    g.throughput(Throughput::Bytes(plain.len() as u64));
+    g.bench_function("millrace_decompress", |b| {
+        b.iter(|| black_box(decompress(black_box(&packed), 1 << 30).unwrap().len()))
+    });
+    g.bench_function("millrace_compress", |b| {
+        let mut out = Vec::new();
+        b.iter(|| black_box(compress(black_box(&plain), &mut out)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, encode, decompression);
+criterion_main!(benches);
