@@ -1,0 +1,254 @@
+//! The epoll driver (mio 1.x): for kernels and containers where io_uring is
+//! missing or blocked. One thread, one `Poll`, one receive buffer; every
+//! chunk read is decoded in place by the shard straight into the ring.
+//!
+//! mio is edge-triggered: a readable socket is read until `WouldBlock`. To
+//! keep one chatty device from starving the others, a socket gets at most
+//! `READS_PER_EVENT_MAX` reads per turn and is then queued to go again.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::scheduler::DeviceIndex;
+use super::shard::{Clock, Now, Shard, Transport};
+use super::{RX_BUFFER_BYTES, TX_STAGING_BYTES};
+
+const WAKER_TOKEN: Token = Token(usize::MAX);
+const READS_PER_EVENT_MAX: usize = 16;
+const EVENTS_CAPACITY: usize = 1024;
+/// The longest the loop sleeps without looking at the stop flag.
+const WAIT_NS_MAX: u64 = 100_000_000;
+
+struct Staging {
+    bytes: [u8; TX_STAGING_BYTES],
+    start: usize,
+    end: usize,
+}
+
+pub struct EpollTransport {
+    poll: Poll,
+    streams: Vec<Option<TcpStream>>,
+    staging: Vec<Staging>,
+}
+
+impl EpollTransport {
+    fn stream(&mut self, device: DeviceIndex) -> Option<&mut TcpStream> {
+        self.streams.get_mut(device as usize)?.as_mut()
+    }
+}
+
+impl Transport for EpollTransport {
+    fn connect(&mut self, device: DeviceIndex, addr: SocketAddr) -> io::Result<()> {
+        self.close(device);
+        let mut stream = TcpStream::connect(addr)?;
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        self.poll
+            .registry()
+            .register(&mut stream, Token(device as usize), interest)?;
+        stream.set_nodelay(true)?;
+        self.streams[device as usize] = Some(stream);
+        Ok(())
+    }
+
+    fn tx_room(&self, device: DeviceIndex) -> usize {
+        let staging = &self.staging[device as usize];
+        TX_STAGING_BYTES - staging.end
+    }
+
+    fn queue(&mut self, device: DeviceIndex, bytes: &[u8]) {
+        let staging = &mut self.staging[device as usize];
+        let end = staging.end + bytes.len();
+        assert!(end <= TX_STAGING_BYTES, "queue past tx_room");
+        staging.bytes[staging.end..end].copy_from_slice(bytes);
+        staging.end = end;
+    }
+
+    fn flush(&mut self, device: DeviceIndex) -> io::Result<()> {
+        let index = device as usize;
+        let Some(stream) = self.streams.get_mut(index).and_then(Option::as_mut) else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        let staging = &mut self.staging[index];
+        // Bounded: each round writes at least one byte or ends.
+        for _ in 0..TX_STAGING_BYTES {
+            if staging.start == staging.end {
+                break;
+            }
+            match stream.write(&staging.bytes[staging.start..staging.end]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => staging.start += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if staging.start == staging.end {
+            staging.start = 0;
+            staging.end = 0;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, device: DeviceIndex) {
+        if let Some(mut stream) = self.streams[device as usize].take() {
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+        let staging = &mut self.staging[device as usize];
+        staging.start = 0;
+        staging.end = 0;
+    }
+}
+
+pub struct EpollDriver {
+    transport: EpollTransport,
+    waker: Arc<Waker>,
+}
+
+impl EpollDriver {
+    pub fn new(device_count: usize) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
+        let staging = (0..device_count)
+            .map(|_| Staging {
+                bytes: [0; TX_STAGING_BYTES],
+                start: 0,
+                end: 0,
+            })
+            .collect();
+        let streams = (0..device_count).map(|_| None).collect();
+        Ok(EpollDriver {
+            transport: EpollTransport {
+                poll,
+                streams,
+                staging,
+            },
+            waker,
+        })
+    }
+
+    pub fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.waker)
+    }
+
+    pub fn run(mut self, mut shard: Shard, stop: &AtomicBool) -> io::Result<()> {
+        let clock = Clock::new();
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        let mut rx = vec![0u8; RX_BUFFER_BYTES];
+        let device_count = shard.device_count();
+        let mut again: Vec<DeviceIndex> = Vec::with_capacity(device_count);
+        let mut again_next: Vec<DeviceIndex> = Vec::with_capacity(device_count);
+        shard.start();
+        while !stop.load(Ordering::Relaxed) {
+            let now = clock.now();
+            shard.run_due(now, &mut self.transport);
+            let wait_ns = if again.is_empty() {
+                shard
+                    .next_deadline_ns()
+                    .map_or(WAIT_NS_MAX, |d| d.saturating_sub(now.mono_ns))
+            } else {
+                0
+            };
+            let wait = Duration::from_nanos(wait_ns.min(WAIT_NS_MAX));
+            match self.transport.poll.poll(&mut events, Some(wait)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = clock.now();
+            for event in events.iter() {
+                if event.token() == WAKER_TOKEN {
+                    continue;
+                }
+                let Ok(device) = DeviceIndex::try_from(event.token().0) else {
+                    continue;
+                };
+                if self.on_event(&mut shard, device, event, now, &mut rx) {
+                    again_next.push(device);
+                }
+            }
+            for device in again.drain(..) {
+                if self.read_ready(&mut shard, device, now, &mut rx) {
+                    again_next.push(device);
+                }
+            }
+            std::mem::swap(&mut again, &mut again_next);
+            again.sort_unstable();
+            again.dedup();
+            shard.publish();
+        }
+        shard.publish();
+        Ok(())
+    }
+
+    /// Returns whether the device has more to read (it was cut off).
+    fn on_event(
+        &mut self,
+        shard: &mut Shard,
+        device: DeviceIndex,
+        event: &mio::event::Event,
+        now: Now,
+        rx: &mut [u8],
+    ) -> bool {
+        let t = &mut self.transport;
+        if shard.is_connecting(device) {
+            let Some(stream) = t.stream(device) else {
+                return false;
+            };
+            match (stream.take_error(), stream.peer_addr()) {
+                (Ok(None), Ok(_)) => shard.on_connected(device),
+                (Ok(None), Err(e)) if e.kind() == io::ErrorKind::NotConnected => {
+                    if !(event.is_error() || event.is_write_closed()) {
+                        return false; // still connecting
+                    }
+                    shard.on_connect_failed(device, now, t);
+                    return false;
+                }
+                _ => {
+                    shard.on_connect_failed(device, now, t);
+                    return false;
+                }
+            }
+        }
+        if event.is_writable() && t.flush(device).is_err() {
+            shard.on_closed(device, now, t);
+            return false;
+        }
+        self.read_ready(shard, device, now, rx)
+    }
+
+    /// Reads until `WouldBlock` (or the per-turn bound); true when cut off.
+    fn read_ready(
+        &mut self,
+        shard: &mut Shard,
+        device: DeviceIndex,
+        now: Now,
+        rx: &mut [u8],
+    ) -> bool {
+        let t = &mut self.transport;
+        for _ in 0..READS_PER_EVENT_MAX {
+            let Some(stream) = t.stream(device) else {
+                return false;
+            };
+            match stream.read(rx) {
+                Ok(0) => {
+                    shard.on_closed(device, now, t);
+                    return false;
+                }
+                Ok(n) => shard.on_recv(device, &rx[..n], now, t),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    shard.on_closed(device, now, t);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}

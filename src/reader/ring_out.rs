@@ -1,0 +1,97 @@
+//! Writing samples straight into ring slots. A decoder needs one contiguous
+//! slice with room for a whole frame; the ring hands out at most two (the
+//! range wraps at the end of its buffer). When the part before the wrap is
+//! too short, the frame is decoded into a small scratch slice and copied
+//! across the wrap: one copy per trip around the ring, never per frame.
+//!
+//! Room is the caller's promise (see `budget` in shard.rs): a write that
+//! finds less room than asked is a bug in that accounting, reported as `None`
+//! so the caller can count it instead of panicking on a live plant.
+
+use crate::ring::Producer;
+use crate::sample::Sample;
+
+pub struct RingOut {
+    pub producer: Producer,
+    scratch: Vec<Sample>,
+    /// Samples the ring must keep room for: promised to requests in flight
+    /// and to the unsent rest of running cycles (every one of them ends in
+    /// exactly one sample per tag: data, exception, timeout or no-connection).
+    reserved_count: usize,
+}
+
+impl RingOut {
+    /// `frame_samples_max`: the most samples one call writes.
+    pub fn new(producer: Producer, frame_samples_max: usize) -> Self {
+        assert!(
+            frame_samples_max <= producer.capacity(),
+            "a frame must fit in the ring"
+        );
+        RingOut {
+            producer,
+            scratch: vec![Sample::default(); frame_samples_max],
+            reserved_count: 0,
+        }
+    }
+
+    pub fn reserved_count(&self) -> usize {
+        self.reserved_count
+    }
+
+    /// Promises room for `count` more samples if the ring has it now.
+    pub fn try_promise(&mut self, count: usize) -> bool {
+        let free = self.producer.free();
+        assert!(
+            free >= self.reserved_count,
+            "ring promised more than it has"
+        );
+        if free - self.reserved_count < count {
+            return false;
+        }
+        self.reserved_count += count;
+        true
+    }
+
+    /// Returns a promise that will not be written (requests dropped unsent).
+    pub fn unpromise(&mut self, count: usize) {
+        assert!(
+            count <= self.reserved_count,
+            "unpromise {count} > {}",
+            self.reserved_count
+        );
+        self.reserved_count -= count;
+    }
+
+    /// Lets `write` fill a slice of at least `min` slots, publishes what it
+    /// wrote (its returned count) and settles that many promised samples.
+    /// `None`: the ring had less than `min` free slots (nothing written).
+    pub fn write<R>(
+        &mut self,
+        min: usize,
+        write: impl FnOnce(&mut [Sample]) -> (usize, R),
+    ) -> Option<R> {
+        assert!(min <= self.scratch.len(), "write of {min} > scratch");
+        let free = self.producer.free();
+        if free < min {
+            return None;
+        }
+        let reservation = self.producer.reserve(free).ok()?;
+        let (count, result) = if reservation.first.len() >= min {
+            let (count, result) = write(reservation.first);
+            assert!(count <= free);
+            (count, result)
+        } else {
+            // The wrap: decode aside, copy into the two parts.
+            let scratch = &mut self.scratch[..min];
+            let (count, result) = write(scratch);
+            assert!(count <= min);
+            let split = count.min(reservation.first.len());
+            reservation.first[..split].copy_from_slice(&scratch[..split]);
+            reservation.second[..count - split].copy_from_slice(&scratch[split..count]);
+            (count, result)
+        };
+        self.producer.commit(count);
+        self.reserved_count = self.reserved_count.saturating_sub(count);
+        Some(result)
+    }
+}
