@@ -1,9 +1,9 @@
 //! Decoding 125-register function-code-3 responses into samples, millrace
 //! against tokio-modbus 0.17 on the same frames in the same run.
 //!
-//! - `millrace_codec`: MbapFramer + check_response + decode_samples over a
-//!   buffer of 64 MBAP frames (what the session does per frame, minus the
-//!   transaction table).
+//! - `millrace_codec`: MbapFramer + check_response + the request's compiled
+//!   DecodeProgram over a buffer of 64 MBAP frames (what the session does
+//!   per frame, minus the transaction table).
 //! - `millrace_session`: the driver-facing path per frame: start_cycle,
 //!   poll_transmit (request bytes), receive (framing, transaction match,
 //!   validation, decoding into the sample slice).
@@ -20,7 +20,7 @@ use std::hint::black_box;
 
 use millrace::config::{Area, DataType, WordOrder};
 use millrace::protocol::modbus::{
-    check_response, decode_samples, DevicePlan, Framing, MbapFramer, ModbusSession, Payload,
+    check_response, DecodeProgram, DevicePlan, Framing, MbapFramer, ModbusSession, Payload,
     PlannedRequest, PlannedTag, ReadRequest, SessionConfig, REQUEST_BYTES_MAX,
 };
 use millrace::{Sample, TagId};
@@ -65,7 +65,12 @@ fn frames() -> Vec<u8> {
     stream
 }
 
-fn codec_path(stream: &[u8], tags: &[PlannedTag], out: &mut [Sample]) -> usize {
+fn codec_path(
+    stream: &[u8],
+    program: &DecodeProgram,
+    tags: &[PlannedTag],
+    out: &mut [Sample],
+) -> usize {
     let request = ReadRequest::new(Area::Holding, 0, REGISTERS).unwrap();
     let mut framer = MbapFramer::new();
     let mut input = stream;
@@ -74,7 +79,7 @@ fn codec_path(stream: &[u8], tags: &[PlannedTag], out: &mut [Sample]) -> usize {
         let Ok(Payload::Data(data)) = check_response(&request, frame.pdu) else {
             panic!("bad frame")
         };
-        samples += decode_samples(Area::Holding, tags, data, 1, out);
+        samples += program.run(Area::Holding, tags, data, 1, out);
     }
     samples
 }
@@ -126,9 +131,13 @@ fn bench_type(c: &mut Criterion, name: &str, data_type: DataType) {
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(u64::from(REGISTERS) * FRAMES as u64));
 
-    assert_eq!(codec_path(&stream, &tags, &mut out), tags.len() * FRAMES);
+    let program = DecodeProgram::compile(Area::Holding, &tags);
+    assert_eq!(
+        codec_path(&stream, &program, &tags, &mut out),
+        tags.len() * FRAMES
+    );
     group.bench_function("millrace_codec", |b| {
-        b.iter(|| codec_path(black_box(&stream), &tags, &mut out))
+        b.iter(|| codec_path(black_box(&stream), &program, &tags, &mut out))
     });
 
     let mut session = session_for(tags.clone());

@@ -5,9 +5,10 @@
 use crate::config::{DeviceConfig, Protocol};
 use crate::sample::{Quality, Sample, TagId};
 
-use super::decode::{decode_samples, write_bad};
+use super::decode::write_bad;
 use super::error::{ModbusError, RequestError};
 use super::planner::{plan_device, DevicePlan, PlannedRequest};
+use super::program::DecodeProgram;
 use super::request::ReadRequest;
 use super::response::{check_response, Payload};
 use super::rtu_framer::RtuFramer;
@@ -74,6 +75,8 @@ pub struct ModbusSession {
     plan: DevicePlan,
     /// Parallel to `plan.requests`, validated once at construction.
     requests: Vec<ReadRequest>,
+    /// Parallel to `plan.requests`: the compiled decoders.
+    programs: Vec<DecodeProgram>,
     samples_per_frame_max: usize,
     table: TransactionTable,
     next_transaction_id: u16,
@@ -92,11 +95,17 @@ impl ModbusSession {
             .iter()
             .map(|r| ReadRequest::new(r.area, r.start, r.quantity))
             .collect::<Result<Vec<_>, _>>()?;
+        let programs = plan
+            .requests
+            .iter()
+            .map(|r| DecodeProgram::compile(r.area, &r.tags))
+            .collect();
         let samples_per_frame_max = plan.samples_per_request_max();
         let cursor = requests.len();
         Ok(ModbusSession {
             config,
             requests,
+            programs,
             samples_per_frame_max,
             table: TransactionTable::new(config.max_inflight as usize),
             next_transaction_id: 1,
@@ -261,14 +270,16 @@ impl ModbusSession {
                 found: unit_id,
             });
         }
-        let (Some(request), Some(planned)) = (
-            self.requests.get(inflight.request_index),
-            self.plan.requests.get(inflight.request_index),
+        let index = inflight.request_index;
+        let (Some(request), Some(planned), Some(program)) = (
+            self.requests.get(index),
+            self.plan.requests.get(index),
+            self.programs.get(index),
         ) else {
             unreachable!("the table only holds indices of planned requests");
         };
         Ok(Some(match check_response(request, pdu)? {
-            Payload::Data(data) => decode_samples(planned.area, &planned.tags, data, ts_ns, out),
+            Payload::Data(data) => program.run(planned.area, &planned.tags, data, ts_ns, out),
             Payload::Exception(code) => {
                 write_bad(&planned.tags, ts_ns, Quality::Exception(code), out)
             }
