@@ -39,7 +39,8 @@ pub fn check_unique_names(devices: &[(DeviceConfig, Vec<TagOrigin>)]) -> Result<
 /// Who reads a register: one tag as a whole, or bools bit by bit.
 enum Occupant {
     Whole(usize),
-    Bits([Option<usize>; 16]),
+    /// Boxed: most registers hold one whole tag, and this is 16 words.
+    Bits(Box<[Option<usize>; 16]>),
 }
 
 /// Rejects two tags of one device that read the same register or bit.
@@ -64,7 +65,7 @@ pub fn check_overlaps(device: &DeviceConfig, origins: &[TagOrigin]) -> Result<()
                     if let Some(owner) = owners.get_mut(usize::from(bit)) {
                         *owner = Some(index);
                     }
-                    v.insert(Occupant::Bits(owners));
+                    v.insert(Occupant::Bits(Box::new(owners)));
                     None
                 }
                 (Entry::Occupied(o), bit) => match (o.into_mut(), bit) {
