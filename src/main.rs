@@ -1,7 +1,6 @@
 //! The `millrace` command line. Each subcommand's work lives in the library;
 //! this file only parses arguments and maps results to exit codes:
-//! 0 success, 1 failure (the message says why), 2 usage error or a command
-//! that is not built yet.
+//! 0 success, 1 failure (the message says why), 2 usage error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,10 +65,22 @@ enum Command {
         wal: PathBuf,
         #[arg(long)]
         to: String,
+        /// First seq to send (default: the oldest in the WAL).
         #[arg(long)]
         from_seq: Option<u64>,
+        /// Send seqs below this one (default: to the end of the WAL).
         #[arg(long)]
         to_seq: Option<u64>,
+        #[arg(long, default_value = "plc")]
+        table: String,
+        #[arg(long, default_value = "replay")]
+        user: String,
+        /// Environment variable that holds the kdb+ password.
+        #[arg(long, default_value = "MILLRACE_KDB_PASSWORD")]
+        password_env: String,
+        /// Send `time` as a timestamp instead of a timespan.
+        #[arg(long)]
+        timestamp: bool,
     },
     /// Inspect a write-ahead log directory.
     Wal {
@@ -86,11 +97,6 @@ enum WalCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-fn not_built(what: &str) -> ExitCode {
-    eprintln!("millrace: `{what}` is not built yet in this version; nothing was done.");
-    ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
@@ -151,7 +157,38 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Replay { .. } => not_built("replay"),
+        Command::Replay {
+            wal,
+            to,
+            from_seq,
+            to_seq,
+            table,
+            user,
+            password_env,
+            timestamp,
+        } => {
+            let args = millrace::app::replay::ReplayArgs {
+                wal,
+                to,
+                from_seq: from_seq.unwrap_or(0),
+                to_seq: to_seq.unwrap_or(u64::MAX),
+                table,
+                user,
+                password_env,
+                time_type: if timestamp {
+                    millrace::config::TimeType::Timestamp
+                } else {
+                    millrace::config::TimeType::Timespan
+                },
+            };
+            match millrace::app::replay::run(&args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("millrace replay: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Wal {
             command: WalCommand::Inspect { dir, json },
         } => wal_inspect(&dir, json),

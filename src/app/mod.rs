@@ -4,7 +4,9 @@
 //! runtime both start.
 
 pub mod demo;
+pub mod replay;
 pub mod run;
 mod runtime;
+pub mod tag_tables;
 
 pub use runtime::{Runtime, RuntimeOptions, Snapshot};

@@ -92,6 +92,7 @@ mod error;
 mod format;
 mod inspect;
 mod recovery;
+pub mod replay;
 mod retention;
 mod scan;
 mod segment;
