@@ -260,6 +260,8 @@ fn a_full_ring_delays_polls_and_loses_nothing() {
             run.samples.len(),
             "{backend:?}: samples lost: {c:#?}"
         );
+        assert_eq!((c.malformed, c.disconnects), (0, 0), "{backend:?}: {c:#?}");
+        assert!(c.overruns >= 20, "{backend:?}: {c:#?}");
         // None torn: every value verifies. None lost: within a device every
         // tag has the same count, give or take the cycle cut by the stop.
         verify_all(&specs, &run.samples);

@@ -64,7 +64,11 @@ impl RingOut {
 
     /// Lets `write` fill a slice of at least `min` slots, publishes what it
     /// wrote (its returned count) and settles that many promised samples.
-    /// `None`: the ring had less than `min` free slots (nothing written).
+    /// `min` is the most one frame can produce; the ring may have fewer free
+    /// slots than that and still hold the promise (the frame at hand may be
+    /// smaller): then the frame is decoded aside and copied in. `None`: the
+    /// decode wrote more than the ring holds, a broken promise; the excess
+    /// is not published (counted by the caller, never a panic).
     pub fn write<R>(
         &mut self,
         min: usize,
@@ -72,26 +76,25 @@ impl RingOut {
     ) -> Option<R> {
         assert!(min <= self.scratch.len(), "write of {min} > scratch");
         let free = self.producer.free();
-        if free < min {
-            return None;
-        }
         let reservation = self.producer.reserve(free).ok()?;
-        let (count, result) = if reservation.first.len() >= min {
+        if reservation.first.len() >= min {
             let (count, result) = write(reservation.first);
-            assert!(count <= free);
-            (count, result)
-        } else {
-            // The wrap: decode aside, copy into the two parts.
-            let scratch = &mut self.scratch[..min];
-            let (count, result) = write(scratch);
-            assert!(count <= min);
-            let split = count.min(reservation.first.len());
-            reservation.first[..split].copy_from_slice(&scratch[..split]);
-            reservation.second[..count - split].copy_from_slice(&scratch[split..count]);
-            (count, result)
-        };
+            self.settle(count);
+            return Some(result);
+        }
+        // Short of `min` before the wrap (or in all): decode aside.
+        let scratch = &mut self.scratch[..min];
+        let (count, result) = write(scratch);
+        let fits = count.min(free);
+        let split = fits.min(reservation.first.len());
+        reservation.first[..split].copy_from_slice(&scratch[..split]);
+        reservation.second[..fits - split].copy_from_slice(&scratch[split..fits]);
+        self.settle(fits);
+        (fits == count).then_some(result)
+    }
+
+    fn settle(&mut self, count: usize) {
         self.producer.commit(count);
         self.reserved_count = self.reserved_count.saturating_sub(count);
-        Some(result)
     }
 }

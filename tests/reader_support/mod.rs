@@ -15,7 +15,7 @@ use millrace::{Sample, TagId};
 
 /// Both drivers; every behaviour test runs once per driver. io_uring is
 /// not optional here: if it cannot be set up, its run fails.
-pub const BACKENDS: [Backend; 1] = [Backend::Epoll];
+pub const BACKENDS: [Backend; 2] = [Backend::Epoll, Backend::IoUring];
 
 pub fn tag(name: &str, area: Area, address: u16, data_type: DataType) -> TagConfig {
     TagConfig {
