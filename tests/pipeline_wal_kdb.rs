@@ -86,8 +86,8 @@ fn every_sample_arrives_once_with_its_value_and_restart_resumes() {
     let finished = pipeline.finish();
     assert!(finished.errors.is_empty(), "{:?}", finished.errors);
     drop(finished);
-    assert!(histograms.snapshot(Stage::EndToEnd).len() > 0);
-    assert!(histograms.snapshot(Stage::WalCommit).len() > 0);
+    assert!(!histograms.snapshot(Stage::EndToEnd).is_empty());
+    assert!(!histograms.snapshot(Stage::WalCommit).is_empty());
 
     // Second run on the same WAL: the sink resumes after its checkpoint.
     let pipeline = run_once(&cfg, batches * TAGS as u64, batches);
