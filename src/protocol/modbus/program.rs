@@ -227,12 +227,16 @@ fn fill<const N: usize>(
     slot: &mut [Sample],
     value_of: impl Fn([u8; N]) -> u64,
 ) -> usize {
-    let (chunks, _) = values.as_chunks::<N>();
+    // chunks_exact(N) yields N-byte slices, so the conversion never fails
+    // (and compiles to nothing); `as_chunks` would need Rust 1.88 (MSRV 1.85).
+    let chunks = values
+        .chunks_exact(N)
+        .map(|c| <[u8; N]>::try_from(c).unwrap_or([0; N]));
     let template = Sample::new(ts_ns, TagId(first_tag), Quality::Good, kind, 0);
     let mut written = 0;
     for ((sample, chunk), tag) in slot.iter_mut().zip(chunks).zip(first_tag..) {
         *sample = Sample {
-            value: value_of(*chunk),
+            value: value_of(chunk),
             tag,
             ..template
         };
