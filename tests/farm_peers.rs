@@ -129,9 +129,13 @@ for device, port in enumerate(int(p) for p in sys.argv[1:]):
         values = m.execute(1, fc, start, count)
         for i, v in enumerate(values):
             print(device, name, start + i, v)
-    for fc, start, count in [(cst.READ_HOLDING_REGISTERS, 9999, 2), (cst.WRITE_SINGLE_REGISTER, 0, 1)]:
+    for fc, start, count in [(cst.READ_HOLDING_REGISTERS, 9999, 2),
+                             (cst.WRITE_SINGLE_REGISTER, 0, 1)]:
         try:
-            m.execute(1, fc, start, output_value=count) if fc == cst.WRITE_SINGLE_REGISTER else m.execute(1, fc, start, count)
+            if fc == cst.WRITE_SINGLE_REGISTER:
+                m.execute(1, fc, start, output_value=count)
+            else:
+                m.execute(1, fc, start, count)
             raise SystemExit("no exception")
         except ModbusError as e:
             print("exc", device, fc, e.get_exception_code())

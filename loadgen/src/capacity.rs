@@ -75,8 +75,8 @@ pub fn run(args: &CapacityArgs) -> io::Result<()> {
 fn report(name: &str, args: &CapacityArgs, outcome: &Outcome) {
     let seconds = outcome.elapsed.as_secs_f64();
     println!(
-        "{name}: {} connections, depth {}, {} registers: {:.0} responses/s ({} responses in {:.2} s), \
-         {} bad values",
+        "{name}: {} connections, depth {}, {} registers: {:.0} responses/s \
+         ({} responses in {:.2} s), {} bad values",
         args.devices,
         args.depth,
         args.quantity,

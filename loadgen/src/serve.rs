@@ -91,8 +91,8 @@ fn print_rate(before: &FarmCounters, now: &FarmCounters, elapsed: Duration) {
     let seconds = elapsed.as_secs_f64().max(1e-9);
     let rate = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / seconds;
     println!(
-        "rate: {:.0} req/s, {:.0} data/s, faults {:.0}/s (drop {} stall {} exception {} malformed {}), \
-         connections {}, cpu {:.0}%",
+        "rate: {:.0} req/s, {:.0} data/s, faults {:.0}/s \
+         (drop {} stall {} exception {} malformed {}), connections {}, cpu {:.0}%",
         rate(before.requests, now.requests),
         rate(before.data_responses, now.data_responses),
         rate(before.faults(), now.faults()),

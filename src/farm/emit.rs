@@ -93,8 +93,9 @@ pub fn emit_config(config_path: &Path, ports: &[u16], options: &EmitOptions) -> 
         std::fs::write(tags_dir.join(&csv_name), &csv)?;
         let _ = write!(
             toml,
-            "\n[[device]]\nname = \"{}\"\nprotocol = \"modbus-tcp\"\naddress = \"127.0.0.1:{port}\"\n\
-             unit_id = 1\npoll_interval = \"{}\"\ntimeout = \"1s\"\nmax_registers = 125\n\
+            "\n[[device]]\nname = \"{}\"\nprotocol = \"modbus-tcp\"\n\
+             address = \"127.0.0.1:{port}\"\nunit_id = 1\npoll_interval = \"{}\"\n\
+             timeout = \"1s\"\nmax_registers = 125\n\
              max_inflight = 1\ntags_csv = \"{tags_dir_name}/{csv_name}\"\n",
             device_name(device),
             options.poll_interval,
