@@ -8,3 +8,7 @@ scripts/setup-peers.sh
 export MILLRACE_PEER_PYTHON="$PWD/target/peers-venv/bin/python"
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast "$@"
+# The ring's memory orderings under loom's model checker: a separate build
+# (its own target dir, the atomics swapped for loom's) of one test file.
+RUSTFLAGS="--cfg millrace_loom" CARGO_TARGET_DIR=target/loom \
+    cargo test --release --test ring_loom
