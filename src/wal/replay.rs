@@ -1,8 +1,10 @@
 //! Read-only walk over a WAL directory's frames, for `millrace replay`: no
-//! lock taken, nothing written, so it works beside a running writer (a frame
-//! becomes visible only once its header, written last, is complete, and
-//! every frame's CRC is checked). Frames are handed out zero-copy from
-//! read-only mappings, clipped to the requested seq range.
+//! lock taken, nothing written, so it works beside a running writer. Every
+//! frame's CRC is checked; a frame that fails in the newest segment is the
+//! tail (being written now, or torn by a crash: recovery cuts it) and ends
+//! the walk quietly, while one that fails in a sealed segment is corruption
+//! and is reported. Frames are handed out zero-copy from read-only mappings,
+//! clipped to the requested seq range.
 
 use std::fs;
 use std::path::Path;
@@ -19,8 +21,12 @@ pub struct Walked {
     pub samples: u64,
     /// One past the last seq found on disk.
     pub end_seq: u64,
-    /// A frame that failed its checks, and where: the walk stopped there.
+    /// A frame in a sealed segment that failed its checks, and where: the
+    /// walk stopped there.
     pub stopped_at: Option<String>,
+    /// The newest segment ended in a frame that failed its checks (a tail
+    /// being written, or torn): not an error, said for the record.
+    pub partial_tail: Option<String>,
 }
 
 /// Calls `f(first_seq, samples)` for every frame overlapping `from..to`, in
@@ -58,7 +64,12 @@ where
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
                 Err(e) => {
-                    walked.stopped_at = Some(format!("{name} offset {offset}: {e}"));
+                    let place = format!("{name} offset {offset}: {e}");
+                    if next_first.is_some() {
+                        walked.stopped_at = Some(place);
+                    } else {
+                        walked.partial_tail = Some(place);
+                    }
                     return Ok(walked);
                 }
             };
