@@ -1,0 +1,240 @@
+//! `baseline`: the poller a user would write instead of millrace, on the
+//! tokio-modbus crate: a current-thread tokio runtime, one task per device,
+//! one `read_holding_registers` per 125 registers per poll, one request in
+//! flight per context. Rows go to a kdb+ stand-in through millrace's own
+//! `.u.upd` publisher on a second thread (a batch every 5 ms or 10,000 rows,
+//! each followed by a sync chaser), with no WAL in between.
+//!
+//! It reads the config `serve --emit-config` writes (tag j of a device is
+//! holding register j) and prints one result line for `bench` to parse:
+//! `baseline: seconds S responses R samples N published P cpu_s C peak_rss_kib K`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Args;
+use millrace::config::{Config, DeviceConfig};
+use millrace::kdb::{Publisher, PublisherOptions, SymbolTable};
+use millrace::sample::{Quality, Sample, TagId, ValueKind};
+use tokio_modbus::prelude::*;
+
+use crate::bench::procs;
+
+#[derive(Args, Debug)]
+pub struct BaselineArgs {
+    /// A config written by `serve --emit-config`.
+    #[arg(long)]
+    config: PathBuf,
+    #[arg(long)]
+    seconds: f64,
+    /// The kdb+ stand-in, `host:port` (overrides the config's sink address).
+    #[arg(long)]
+    sink: String,
+}
+
+/// Registers per read: the Modbus limit for FC 3.
+const REGISTERS_PER_READ_MAX: u16 = 125;
+const BATCH_ROWS: usize = 10_000;
+const BATCH_AGE: Duration = Duration::from_millis(5);
+
+#[derive(Default)]
+struct Counts {
+    responses: AtomicU64,
+    samples: AtomicU64,
+    errors: AtomicU64,
+}
+
+pub fn run(args: &BaselineArgs) -> Result<(), String> {
+    let config = millrace::config::load(&args.config).map_err(|e| e.to_string())?;
+    let sink = config.sinks.first().ok_or("the config has no sink")?;
+    let symbols = SymbolTable::from_config(&config).map_err(|e| e.to_string())?;
+    let mut publisher = Publisher::connect(
+        &args.sink,
+        &sink.user,
+        &sink.password,
+        PublisherOptions::default(),
+    )
+    .map_err(|e| format!("stand-in {}: {e}", args.sink))?;
+    let table = sink.table.clone();
+    let (tx, rx) = mpsc::channel::<Vec<Sample>>();
+    let publishing = std::thread::Builder::new()
+        .name("baseline-publish".into())
+        .spawn(move || publish_loop(&mut publisher, &table, &symbols, &rx))
+        .map_err(|e| e.to_string())?;
+    let counts = Arc::new(Counts::default());
+    let started = Instant::now();
+    let polling = poll_all(&config, args.seconds, &counts, tx);
+    let elapsed = started.elapsed().as_secs_f64();
+    let published = publishing
+        .join()
+        .map_err(|_| "the publisher thread panicked")??;
+    polling?;
+    let pid = std::process::id();
+    println!(
+        "baseline: seconds {elapsed:.3} responses {} samples {} published {published} \
+         errors {} cpu_s {:.3} peak_rss_kib {}",
+        counts.responses.load(Ordering::Relaxed),
+        counts.samples.load(Ordering::Relaxed),
+        counts.errors.load(Ordering::Relaxed),
+        procs::self_cpu_seconds().unwrap_or(f64::NAN),
+        procs::peak_rss_kib(pid).unwrap_or(0),
+    );
+    Ok(())
+}
+
+/// Runs one task per device on a current-thread runtime for `seconds`.
+fn poll_all(
+    config: &Config,
+    seconds: f64,
+    counts: &Arc<Counts>,
+    tx: mpsc::Sender<Vec<Sample>>,
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    runtime.block_on(async {
+        let mut tasks = Vec::with_capacity(config.devices.len());
+        let mut first_tag = 0u32;
+        for device in &config.devices {
+            let job = DeviceJob::new(device, first_tag)?;
+            first_tag += device.tags.len() as u32;
+            let (stop, counts, tx) = (Arc::clone(&stop), Arc::clone(counts), tx.clone());
+            tasks.push(tokio::spawn(job.run(stop, counts, tx)));
+        }
+        drop(tx);
+        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        for task in tasks {
+            task.await.map_err(|e| e.to_string())??;
+        }
+        Ok::<(), String>(())
+    })
+}
+
+struct DeviceJob {
+    addr: std::net::SocketAddr,
+    unit: u8,
+    interval: Duration,
+    first_tag: u32,
+    register_count: u16,
+}
+
+impl DeviceJob {
+    fn new(device: &DeviceConfig, first_tag: u32) -> Result<DeviceJob, String> {
+        // The emitted farm config: tag j is holding register j.
+        for (j, tag) in device.tags.iter().enumerate() {
+            if usize::from(tag.address) != j {
+                return Err(format!(
+                    "{}: the baseline polls emitted farm configs only (tag {j} at {})",
+                    device.name, tag.address
+                ));
+            }
+        }
+        Ok(DeviceJob {
+            addr: device
+                .address
+                .parse()
+                .map_err(|e| format!("{}: {e}", device.address))?,
+            unit: device.unit_id,
+            interval: device.poll_interval,
+            first_tag,
+            register_count: u16::try_from(device.tags.len()).map_err(|e| e.to_string())?,
+        })
+    }
+
+    async fn run(
+        self,
+        stop: Arc<AtomicBool>,
+        counts: Arc<Counts>,
+        tx: mpsc::Sender<Vec<Sample>>,
+    ) -> Result<(), String> {
+        let mut ctx = tcp::connect_slave(self.addr, Slave(self.unit))
+            .await
+            .map_err(|e| format!("connect {}: {e}", self.addr))?;
+        let mut ticks = tokio::time::interval(self.interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !stop.load(Ordering::Relaxed) {
+            ticks.tick().await;
+            let mut start = 0u16;
+            while start < self.register_count {
+                let count = (self.register_count - start).min(REGISTERS_PER_READ_MAX);
+                match ctx.read_holding_registers(start, count).await {
+                    Ok(Ok(registers)) => {
+                        let ts_ns = now_ns();
+                        let first = self.first_tag + u32::from(start);
+                        let batch: Vec<Sample> = (first..)
+                            .zip(&registers)
+                            .map(|(tag, &r)| {
+                                Sample::new(
+                                    ts_ns,
+                                    TagId(tag),
+                                    Quality::Good,
+                                    ValueKind::U64,
+                                    u64::from(r),
+                                )
+                            })
+                            .collect();
+                        counts.responses.fetch_add(1, Ordering::Relaxed);
+                        counts
+                            .samples
+                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        if tx.send(batch).is_err() {
+                            return Err("the publisher stopped".into());
+                        }
+                    }
+                    Ok(Err(_)) | Err(_) => {
+                        counts.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                start += count;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// Publishes batches of up to `BATCH_ROWS` rows at most `BATCH_AGE` apart,
+/// each acknowledged by a chaser, until every sender is gone; returns the
+/// rows published (seqs `0..rows`).
+fn publish_loop(
+    publisher: &mut Publisher,
+    table: &str,
+    symbols: &SymbolTable,
+    rx: &mpsc::Receiver<Vec<Sample>>,
+) -> Result<u64, String> {
+    let mut pending: Vec<Sample> = Vec::with_capacity(BATCH_ROWS * 2);
+    let mut next_seq = 0u64;
+    let mut open = true;
+    while open || !pending.is_empty() {
+        let deadline = Instant::now() + BATCH_AGE;
+        while open && pending.len() < BATCH_ROWS {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(batch) => pending.extend_from_slice(&batch),
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
+            }
+        }
+        if pending.is_empty() {
+            continue;
+        }
+        publisher
+            .publish(table, &pending, next_seq, symbols)
+            .and_then(|()| publisher.chase())
+            .map_err(|e| format!("publish: {e}"))?;
+        next_seq += pending.len() as u64;
+        pending.clear();
+    }
+    Ok(next_seq)
+}

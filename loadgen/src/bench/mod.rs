@@ -1,0 +1,342 @@
+//! `bench`: the end-to-end benchmark. Three processes and one in-process
+//! stand-in:
+//!
+//! ```text
+//! millrace-loadgen serve (child)  --Modbus TCP-->  millrace run (child)
+//!                                                     | .u.upd over kdb+ IPC
+//!                                                     v
+//!                  the tickerplant stand-in, in this process, recording every
+//!                  row (seq once, value by the farm's formula): verify.rs
+//! then, against the same farm:
+//! millrace-loadgen baseline (child, tokio-modbus) --> a second stand-in here
+//! ```
+//!
+//! The measurement window is the `--seconds` after millrace serves metrics;
+//! rates and CPU seconds are differences over that window (CPU from
+//! /proc/PID/stat of each child; this process's own CPU is the stand-in's
+//! plus the driver's). Percentiles are scraped from millrace's endpoint just
+//! before SIGTERM; its `.hgrm` files land in `<dir>/hgrm` on exit.
+//! Verification happens after millrace has stopped: every seq below its final
+//! durable seq must have arrived, every value must check.
+
+pub mod children;
+pub mod procs;
+mod report;
+mod scrape;
+mod verify;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use millrace::farm::{self, EmitOptions};
+use millrace::kdb::{Tickerplant, TickerplantOptions};
+
+use children::Gateway;
+use report::{BaselineResult, Report, StageQuantiles};
+use scrape::Scrape;
+use verify::Verifier;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Seconds millrace is measured for (after it serves metrics).
+    #[arg(long)]
+    seconds: u64,
+    #[arg(long)]
+    devices: u32,
+    #[arg(long)]
+    tags_per_device: u32,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[arg(long, default_value_t = 100)]
+    poll_interval_ms: u64,
+    /// Seconds the tokio-modbus baseline polls for (default: --seconds; 0 skips it).
+    #[arg(long)]
+    baseline_seconds: Option<f64>,
+    /// Keep the config, WAL and .hgrm files here (default: a temporary dir,
+    /// removed at the end).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Event-loop threads of the farm.
+    #[arg(long, default_value_t = 1)]
+    farm_threads: usize,
+}
+
+/// How long millrace may take to start serving metrics, and to stop.
+const START_WAIT: Duration = Duration::from_secs(60);
+const STOP_WAIT: Duration = Duration::from_secs(60);
+/// Seconds of margin in the seq record beyond the expected samples.
+const SEQ_MARGIN_SECONDS: f64 = 30.0;
+
+/// Runs the bench; `Ok(true)` when nothing was lost and every value checked.
+pub fn run(args: &BenchArgs) -> Result<bool, String> {
+    if args.seconds == 0 || args.devices == 0 || args.tags_per_device == 0 {
+        return Err("--seconds, --devices and --tags-per-device must be at least 1".into());
+    }
+    if args.poll_interval_ms == 0 {
+        return Err("--poll-interval-ms must be at least 1".into());
+    }
+    let dir = WorkDir::new(args.dir.clone())?;
+    let (mut farm, ports) =
+        children::start_farm(args.devices, args.tags_per_device, args.farm_threads)?;
+    let farm_pid = farm.child().map_or(0, |c| c.id());
+    println!(
+        "bench: farm of {} devices x {} registers (pid {farm_pid}), poll every {} ms, dir {}",
+        args.devices,
+        args.tags_per_device,
+        args.poll_interval_ms,
+        dir.path.display()
+    );
+    let mut report = Report::new(args.devices, args.tags_per_device, args.poll_interval_ms);
+    measure_millrace(args, &dir.path, &ports, farm_pid, &mut report)?;
+    let baseline_seconds = args.baseline_seconds.unwrap_or(args.seconds as f64);
+    if baseline_seconds > 0.0 {
+        report.baseline = Some(measure_baseline(
+            args,
+            &dir.path,
+            baseline_seconds,
+            farm_pid,
+        )?);
+    }
+    if let Some(child) = farm.child() {
+        let _ = procs::sigterm(child);
+        let _ = procs::wait_bounded(child, STOP_WAIT);
+    }
+    report.print();
+    if let Some(path) = &args.json {
+        std::fs::write(path, report.json()).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("json {}", path.display());
+    }
+    Ok(report.passed())
+}
+
+fn seq_capacity(args: &BenchArgs, seconds: f64) -> u64 {
+    let per_s = f64::from(args.devices) * f64::from(args.tags_per_device) * 1000.0
+        / args.poll_interval_ms as f64;
+    ((per_s * (seconds + SEQ_MARGIN_SECONDS)) as u64).max(1 << 20)
+}
+
+fn stand_in(verifier: &Arc<Mutex<Verifier>>) -> Result<Tickerplant, String> {
+    let options = TickerplantOptions {
+        recorder: Some(Arc::clone(verifier) as Arc<Mutex<dyn millrace::kdb::Recorder>>),
+        ..TickerplantOptions::default()
+    };
+    Tickerplant::bind("127.0.0.1:0", options).map_err(|e| format!("stand-in: {e}"))
+}
+
+fn lock(v: &Mutex<Verifier>) -> std::sync::MutexGuard<'_, Verifier> {
+    v.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Writes the farm's config with the stand-in as sink and the metrics
+/// endpoint on a free port (the emitted one is fixed; benches run side by
+/// side on this machine).
+fn write_config(
+    args: &BenchArgs,
+    dir: &Path,
+    ports: &[u16],
+    sink: SocketAddr,
+) -> Result<PathBuf, String> {
+    let path = dir.join("bench.toml");
+    let wal = dir.join("wal");
+    if wal.exists() {
+        std::fs::remove_dir_all(&wal).map_err(|e| format!("{}: {e}", wal.display()))?;
+    }
+    let emit = EmitOptions {
+        tags_per_device: args.tags_per_device,
+        wal_dir: wal,
+        sink_address: sink.to_string(),
+        poll_interval: format!("{}ms", args.poll_interval_ms),
+        reader_threads: 1,
+    };
+    farm::emit_config(&path, ports, &emit).map_err(|e| format!("emit config: {e}"))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+    let fixed = "listen = \"127.0.0.1:9187\"";
+    if !text.contains(fixed) {
+        return Err(format!(
+            "the emitted config has no `{fixed}` line to replace"
+        ));
+    }
+    let text = text.replacen(fixed, "listen = \"127.0.0.1:0\"", 1);
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+/// One reading of everything the window's rates are differences of.
+struct Mark {
+    at: Instant,
+    rows: u64,
+    responses: u64,
+    samples: u64,
+    millrace_cpu_s: f64,
+    farm_cpu_s: f64,
+    self_cpu_s: f64,
+}
+
+fn mark(
+    gateway: &mut Gateway,
+    farm_pid: u32,
+    verifier: &Mutex<Verifier>,
+) -> (Mark, Option<Scrape>) {
+    let scrape = Scrape::fetch(gateway.metrics).ok();
+    let counter = |name: &str| scrape.as_ref().map_or(0, |s| s.counter(name));
+    let mark = Mark {
+        at: Instant::now(),
+        rows: lock(verifier).rows,
+        responses: counter("millrace_frames_total"),
+        samples: counter("millrace_samples_total"),
+        millrace_cpu_s: procs::cpu_seconds(gateway.pid()).unwrap_or(f64::NAN),
+        farm_cpu_s: procs::cpu_seconds(farm_pid).unwrap_or(f64::NAN),
+        self_cpu_s: procs::self_cpu_seconds().unwrap_or(f64::NAN),
+    };
+    (mark, scrape)
+}
+
+fn measure_millrace(
+    args: &BenchArgs,
+    dir: &Path,
+    ports: &[u16],
+    farm_pid: u32,
+    report: &mut Report,
+) -> Result<(), String> {
+    let capacity = seq_capacity(args, args.seconds as f64);
+    let verifier = Arc::new(Mutex::new(Verifier::new(
+        args.devices,
+        args.tags_per_device,
+        capacity,
+    )));
+    let tp = stand_in(&verifier)?;
+    let config = write_config(args, dir, ports, tp.local_addr())?;
+    let mut gateway = Gateway::start(&config, &dir.join("hgrm"), START_WAIT)?;
+    println!(
+        "bench: millrace pid {} metrics {}, stand-in {}",
+        gateway.pid(),
+        gateway.metrics,
+        tp.local_addr()
+    );
+    let (start, _) = mark(&mut gateway, farm_pid, &verifier);
+    let mut last = mark(&mut gateway, farm_pid, &verifier).0;
+    for second in 1..=args.seconds {
+        let target = start.at + Duration::from_secs(second);
+        std::thread::sleep(target.saturating_duration_since(Instant::now()));
+        let (now, scrape) = mark(&mut gateway, farm_pid, &verifier);
+        progress(second, args.seconds, &last, &now, scrape.as_ref());
+        last = now;
+    }
+    let (end, scrape) = mark(&mut gateway, farm_pid, &verifier);
+    let millrace_pid = gateway.pid();
+    report.millrace_peak_rss_kib = procs::peak_rss_kib(millrace_pid).unwrap_or(0);
+    report.farm_peak_rss_kib = procs::peak_rss_kib(farm_pid).unwrap_or(0);
+    if let Some(s) = &scrape {
+        report.stages = StageQuantiles::from_scrape(s);
+        report.reader_timeouts = s.counter("millrace_timeouts_total");
+        report.reader_reconnects = s.counter("millrace_reconnects_total");
+    }
+    let (code, lines) = gateway.stop(STOP_WAIT)?;
+    report.millrace_exit_code = code;
+    report.durable_seq = children::durable_seq(&lines);
+    report.window(&start, &end);
+    // Every acknowledged row has been recorded (the chaser's reply comes
+    // after the stand-in processed the update); unacknowledged ones are lost.
+    let _ = tp.stop();
+    let v = lock(&verifier);
+    report.verification(&v, report.durable_seq.unwrap_or(0));
+    if args.dir.is_some() {
+        report.hgrm_dir = Some(dir.join("hgrm"));
+    }
+    match StageQuantiles::from_hgrm_dir(&dir.join("hgrm")) {
+        Some(stages) => report.stages = stages,
+        None => report
+            .notes
+            .push("no .hgrm files: stage percentiles from the last scrape".into()),
+    }
+    if report.durable_seq.is_none() {
+        report.notes.push(format!(
+            "millrace did not print its durable seq:\n{}",
+            lines.join("\n")
+        ));
+    }
+    Ok(())
+}
+
+fn progress(second: u64, seconds: u64, last: &Mark, now: &Mark, scrape: Option<&Scrape>) {
+    let dt = now.at.duration_since(last.at).as_secs_f64().max(1e-9);
+    let rate = |a: u64, b: u64| b.saturating_sub(a) as f64 / dt;
+    let p99 = scrape
+        .and_then(|s| s.stage_ms("end_to_end", "0.99"))
+        .unwrap_or(f64::NAN);
+    let cpu = (now.millrace_cpu_s - last.millrace_cpu_s) / dt * 100.0;
+    let filled = (second * 20 / seconds.max(1)) as usize;
+    println!(
+        "[{:<20}] {second:>4}s polled {:>10.0}/s  responses {:>8.0}/s  delivered {:>10.0}/s  \
+         e2e p99 {p99:>7.2} ms  millrace cpu {cpu:>4.0}%",
+        "#".repeat(filled),
+        rate(last.samples, now.samples),
+        rate(last.responses, now.responses),
+        rate(last.rows, now.rows),
+    );
+}
+
+fn measure_baseline(
+    args: &BenchArgs,
+    dir: &Path,
+    seconds: f64,
+    farm_pid: u32,
+) -> Result<BaselineResult, String> {
+    let verifier = Arc::new(Mutex::new(Verifier::new(
+        args.devices,
+        args.tags_per_device,
+        seq_capacity(args, seconds),
+    )));
+    let tp = stand_in(&verifier)?;
+    println!(
+        "bench: tokio-modbus baseline for {seconds} s, stand-in {}",
+        tp.local_addr()
+    );
+    let farm_cpu_before = procs::cpu_seconds(farm_pid).unwrap_or(f64::NAN);
+    let self_cpu_before = procs::self_cpu_seconds().unwrap_or(f64::NAN);
+    let line = children::run_baseline(&dir.join("bench.toml"), seconds, tp.local_addr())?;
+    let farm_cpu_s = procs::cpu_seconds(farm_pid).unwrap_or(f64::NAN) - farm_cpu_before;
+    let self_cpu_s = procs::self_cpu_seconds().unwrap_or(f64::NAN) - self_cpu_before;
+    let _ = tp.stop();
+    let v = lock(&verifier);
+    Ok(BaselineResult::new(&line, &v, farm_cpu_s, self_cpu_s))
+}
+
+/// The bench's directory: the given one, kept, or a temporary one removed
+/// on drop.
+struct WorkDir {
+    path: PathBuf,
+    remove: bool,
+}
+
+impl WorkDir {
+    fn new(given: Option<PathBuf>) -> Result<WorkDir, String> {
+        if let Some(path) = given {
+            std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            return Ok(WorkDir {
+                path,
+                remove: false,
+            });
+        }
+        let base = std::env::temp_dir();
+        for attempt in 0..100u32 {
+            let path = base.join(format!("millrace-bench-{}-{attempt}", std::process::id()));
+            if std::fs::create_dir(&path).is_ok() {
+                return Ok(WorkDir { path, remove: true });
+            }
+        }
+        Err(format!("cannot create a directory in {}", base.display()))
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}

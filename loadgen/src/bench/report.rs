@@ -1,0 +1,436 @@
+//! The bench's results: a table for people, JSON for machines.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use super::children::BaselineLine;
+use super::scrape::Scrape;
+use super::verify::Verifier;
+use super::Mark;
+
+const STAGES: [&str; 5] = [
+    "poll_round_trip",
+    "decode",
+    "ring_dwell",
+    "wal_commit",
+    "end_to_end",
+];
+const QUANTILES: [&str; 4] = ["0.5", "0.9", "0.99", "0.999"];
+
+/// Per stage: p50, p90, p99, p99.9 in ms and the count (NaN: not recorded).
+#[derive(Clone, Debug, Default)]
+pub struct StageQuantiles {
+    pub rows: Vec<(&'static str, [f64; 4], u64)>,
+}
+
+impl StageQuantiles {
+    pub fn from_scrape(s: &Scrape) -> Self {
+        let rows = STAGES
+            .iter()
+            .map(|&stage| {
+                let q = QUANTILES.map(|q| s.stage_ms(stage, q).unwrap_or(f64::NAN));
+                (stage, q, s.stage_count(stage))
+            })
+            .collect();
+        StageQuantiles { rows }
+    }
+
+    /// From the `.hgrm` files millrace writes on exit (complete: every
+    /// thread's recorder is flushed by then, which a scrape does not see).
+    /// `None` if any file is missing or unreadable.
+    pub fn from_hgrm_dir(dir: &std::path::Path) -> Option<Self> {
+        let mut rows = Vec::with_capacity(STAGES.len());
+        for stage in STAGES {
+            let text = std::fs::read_to_string(dir.join(format!("{stage}.hgrm"))).ok()?;
+            let (points, count) = parse_hgrm(&text)?;
+            let q = [0.5, 0.9, 0.99, 0.999].map(|q| {
+                points
+                    .iter()
+                    .find(|(_, p)| *p >= q)
+                    .map_or(f64::NAN, |(v, _)| *v)
+            });
+            rows.push((stage, if count == 0 { [f64::NAN; 4] } else { q }, count));
+        }
+        Some(StageQuantiles { rows })
+    }
+
+    fn p99(&self, stage: &str) -> f64 {
+        self.rows
+            .iter()
+            .find(|(name, _, _)| *name == stage)
+            .map_or(f64::NAN, |(_, q, _)| q[2])
+    }
+}
+
+/// (value ms, percentile) rows and the total count of an `.hgrm` text.
+fn parse_hgrm(text: &str) -> Option<(Vec<(f64, f64)>, u64)> {
+    let mut points = Vec::new();
+    let mut count = None;
+    for line in text.lines() {
+        if let Some(rest) = line.split_once("Total count").map(|(_, r)| r) {
+            let digits = rest
+                .trim_start_matches([' ', '='])
+                .trim_end_matches([']', ' ']);
+            count = digits.parse().ok();
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let (Some(v), Some(p)) = (words.next(), words.next()) else {
+            continue;
+        };
+        if let (Ok(v), Ok(p)) = (v.parse(), p.parse()) {
+            points.push((v, p));
+        }
+    }
+    Some((points, count?))
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct BaselineResult {
+    pub line: BaselineLine,
+    pub rows: u64,
+    pub lost: u64,
+    pub duplicates_after_dedup: u64,
+    pub mismatches: u64,
+    pub farm_cpu_s: f64,
+    pub standin_cpu_s: f64,
+}
+
+impl BaselineResult {
+    pub fn new(line: &BaselineLine, v: &Verifier, farm_cpu_s: f64, standin_cpu_s: f64) -> Self {
+        BaselineResult {
+            line: line.clone(),
+            rows: v.rows,
+            lost: v.lost(line.published) + v.out_of_range_seqs(),
+            duplicates_after_dedup: v.duplicates_after_dedup,
+            mismatches: v.mismatches + v.unparsed_syms,
+            farm_cpu_s,
+            standin_cpu_s,
+        }
+    }
+
+    fn samples_per_s(&self) -> f64 {
+        self.rows as f64 / self.line.seconds.max(1e-9)
+    }
+
+    fn samples_per_cpu_s(&self) -> f64 {
+        self.rows as f64 / self.line.cpu_s
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    devices: u32,
+    tags_per_device: u32,
+    poll_interval_ms: u64,
+    window_s: f64,
+    rows: u64,
+    responses: u64,
+    samples_polled: u64,
+    millrace_cpu_s: f64,
+    farm_cpu_s: f64,
+    standin_cpu_s: f64,
+    pub millrace_peak_rss_kib: u64,
+    pub farm_peak_rss_kib: u64,
+    pub stages: StageQuantiles,
+    pub reader_timeouts: u64,
+    pub reader_reconnects: u64,
+    pub millrace_exit_code: Option<i32>,
+    pub durable_seq: Option<u64>,
+    rows_total: u64,
+    lost: u64,
+    duplicate_seqs: u64,
+    duplicates_after_dedup: u64,
+    mismatches: u64,
+    bad_quality_rows: u64,
+    pub hgrm_dir: Option<PathBuf>,
+    pub baseline: Option<BaselineResult>,
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    pub fn new(devices: u32, tags_per_device: u32, poll_interval_ms: u64) -> Self {
+        Report {
+            devices,
+            tags_per_device,
+            poll_interval_ms,
+            ..Report::default()
+        }
+    }
+
+    pub fn window(&mut self, start: &Mark, end: &Mark) {
+        self.window_s = end.at.duration_since(start.at).as_secs_f64();
+        self.rows = end.rows.saturating_sub(start.rows);
+        self.responses = end.responses.saturating_sub(start.responses);
+        self.samples_polled = end.samples.saturating_sub(start.samples);
+        self.millrace_cpu_s = end.millrace_cpu_s - start.millrace_cpu_s;
+        self.farm_cpu_s = end.farm_cpu_s - start.farm_cpu_s;
+        self.standin_cpu_s = end.self_cpu_s - start.self_cpu_s;
+    }
+
+    /// After millrace stopped: seqs `0..durable_seq` must all have arrived.
+    pub fn verification(&mut self, v: &Verifier, durable_seq: u64) {
+        self.rows_total = v.rows;
+        self.lost = v.lost(durable_seq) + v.out_of_range_seqs();
+        self.duplicate_seqs = v.duplicate_seqs();
+        self.duplicates_after_dedup = v.duplicates_after_dedup;
+        self.mismatches = v.mismatches + v.unparsed_syms;
+        self.bad_quality_rows = v.bad_quality_rows;
+    }
+
+    pub fn passed(&self) -> bool {
+        let baseline_ok = self
+            .baseline
+            .as_ref()
+            .is_none_or(|b| b.lost == 0 && b.mismatches == 0);
+        self.durable_seq.is_some_and(|d| d > 0)
+            && self.millrace_exit_code == Some(0)
+            && self.lost == 0
+            && self.mismatches == 0
+            && self.duplicates_after_dedup == 0
+            && baseline_ok
+    }
+
+    fn per_s(&self, n: u64) -> f64 {
+        n as f64 / self.window_s.max(1e-9)
+    }
+
+    fn samples_per_cpu_s(&self) -> f64 {
+        self.rows as f64 / self.millrace_cpu_s
+    }
+
+    pub fn print(&self) {
+        print!("{}", self.text());
+    }
+
+    fn text(&self) -> String {
+        let mut t = String::new();
+        let _ = writeln!(t, "\n== millrace-loadgen bench ==");
+        let _ = writeln!(
+            t,
+            "{} devices x {} tags every {} ms; window {:.2} s",
+            self.devices, self.tags_per_device, self.poll_interval_ms, self.window_s
+        );
+        let _ = writeln!(
+            t,
+            "                        millrace     tokio-modbus baseline"
+        );
+        let b = self.baseline.as_ref();
+        let bf = |f: &dyn Fn(&BaselineResult) -> f64| b.map_or(f64::NAN, f);
+        let rows: [(&str, f64, f64); 6] = [
+            (
+                "samples/s delivered",
+                self.per_s(self.rows),
+                bf(&|b| b.samples_per_s()),
+            ),
+            (
+                "responses/s",
+                self.per_s(self.responses),
+                bf(&|b| b.line.responses as f64 / b.line.seconds),
+            ),
+            (
+                "samples per CPU-s",
+                self.samples_per_cpu_s(),
+                bf(&|b| b.samples_per_cpu_s()),
+            ),
+            ("poller CPU s", self.millrace_cpu_s, bf(&|b| b.line.cpu_s)),
+            ("farm CPU s", self.farm_cpu_s, bf(&|b| b.farm_cpu_s)),
+            (
+                "stand-in+driver CPU s",
+                self.standin_cpu_s,
+                bf(&|b| b.standin_cpu_s),
+            ),
+        ];
+        for (name, m, base) in rows {
+            let _ = writeln!(t, "{name:<22} {m:>12.2} {base:>14.2}");
+        }
+        let _ = writeln!(
+            t,
+            "peak RSS KiB: millrace {}, farm {}, baseline {}",
+            self.millrace_peak_rss_kib,
+            self.farm_peak_rss_kib,
+            b.map_or(0, |b| b.line.peak_rss_kib)
+        );
+        let _ = writeln!(
+            t,
+            "\nmillrace latency per stage (ms)   p50      p90      p99    p99.9    count"
+        );
+        for (stage, q, count) in &self.stages.rows {
+            let _ = writeln!(
+                t,
+                "{stage:<30} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {count:>8}",
+                q[0], q[1], q[2], q[3]
+            );
+        }
+        let _ = writeln!(
+            t,
+            "\nverification: durable seq {:?}, rows {}, lost {}, duplicate seqs removed {}, \
+             duplicates after dedup {}, mismatches {}, bad-quality rows {}, timeouts {}, \
+             reconnects {}, millrace exit {:?}",
+            self.durable_seq,
+            self.rows_total,
+            self.lost,
+            self.duplicate_seqs,
+            self.duplicates_after_dedup,
+            self.mismatches,
+            self.bad_quality_rows,
+            self.reader_timeouts,
+            self.reader_reconnects,
+            self.millrace_exit_code
+        );
+        if let Some(b) = b {
+            let _ = writeln!(
+                t,
+                "baseline verification: published {}, rows {}, lost {}, duplicates after dedup {}, \
+                 mismatches {}, read errors {}",
+                b.line.published,
+                b.rows,
+                b.lost,
+                b.duplicates_after_dedup,
+                b.mismatches,
+                b.line.errors
+            );
+        }
+        match &self.hgrm_dir {
+            Some(dir) => {
+                let _ = writeln!(t, "percentile files (.hgrm): {}", dir.display());
+            }
+            None => {
+                let _ = writeln!(t, "percentile files: pass --dir to keep them");
+            }
+        }
+        for note in &self.notes {
+            let _ = writeln!(t, "note: {note}");
+        }
+        let _ = writeln!(t, "result: {}", if self.passed() { "PASS" } else { "FAIL" });
+        t
+    }
+
+    pub fn json(&self) -> String {
+        let mut j = String::from("{\n");
+        let mut field = |name: &str, value: String| {
+            let _ = writeln!(j, "  \"{name}\": {value},");
+        };
+        field("devices", self.devices.to_string());
+        field("tags_per_device", self.tags_per_device.to_string());
+        field("poll_interval_ms", self.poll_interval_ms.to_string());
+        field("window_s", num(self.window_s));
+        field("samples_per_s", num(self.per_s(self.rows)));
+        field("polled_samples_per_s", num(self.per_s(self.samples_polled)));
+        field("responses_per_s", num(self.per_s(self.responses)));
+        field("samples_per_cpu_s", num(self.samples_per_cpu_s()));
+        field("p99_end_to_end_ms", num(self.stages.p99("end_to_end")));
+        field(
+            "cpu_s",
+            format!(
+                "{{\"millrace\": {}, \"farm\": {}, \"standin_and_driver\": {}}}",
+                num(self.millrace_cpu_s),
+                num(self.farm_cpu_s),
+                num(self.standin_cpu_s)
+            ),
+        );
+        field(
+            "peak_rss_kib",
+            format!(
+                "{{\"millrace\": {}, \"farm\": {}}}",
+                self.millrace_peak_rss_kib, self.farm_peak_rss_kib
+            ),
+        );
+        field("stages_ms", self.stages_json());
+        field(
+            "durable_seq",
+            self.durable_seq.map_or("null".into(), |d| d.to_string()),
+        );
+        field("rows_received", self.rows_total.to_string());
+        field("lost", self.lost.to_string());
+        field("duplicate_seqs_removed", self.duplicate_seqs.to_string());
+        field(
+            "duplicates_after_dedup",
+            self.duplicates_after_dedup.to_string(),
+        );
+        field("mismatches", self.mismatches.to_string());
+        field("bad_quality_rows", self.bad_quality_rows.to_string());
+        field(
+            "millrace_exit_code",
+            self.millrace_exit_code
+                .map_or("null".into(), |c| c.to_string()),
+        );
+        field("passed", self.passed().to_string());
+        let baseline = self.baseline.as_ref().map_or("null".into(), baseline_json);
+        let _ = write!(j, "  \"baseline\": {baseline}\n}}\n");
+        j
+    }
+
+    fn stages_json(&self) -> String {
+        let parts: Vec<String> = self
+            .stages
+            .rows
+            .iter()
+            .map(|(stage, q, count)| {
+                format!(
+                    "\"{stage}\": {{\"p50\": {}, \"p90\": {}, \"p99\": {}, \"p999\": {}, \
+                     \"count\": {count}}}",
+                    num(q[0]),
+                    num(q[1]),
+                    num(q[2]),
+                    num(q[3])
+                )
+            })
+            .collect();
+        format!("{{{}}}", parts.join(", "))
+    }
+}
+
+fn baseline_json(b: &BaselineResult) -> String {
+    format!(
+        "{{\"samples_per_s\": {}, \"responses_per_s\": {}, \"samples_per_cpu_s\": {}, \
+         \"seconds\": {}, \"cpu_s\": {}, \"farm_cpu_s\": {}, \"peak_rss_kib\": {}, \
+         \"samples_polled\": {}, \"published\": {}, \"rows_received\": {}, \"lost\": {}, \
+         \"duplicates_after_dedup\": {}, \
+         \"mismatches\": {}, \"read_errors\": {}}}",
+        num(b.samples_per_s()),
+        num(b.line.responses as f64 / b.line.seconds.max(1e-9)),
+        num(b.samples_per_cpu_s()),
+        num(b.line.seconds),
+        num(b.line.cpu_s),
+        num(b.farm_cpu_s),
+        b.line.peak_rss_kib,
+        b.line.samples,
+        b.line.published,
+        b.rows,
+        b.lost,
+        b.duplicates_after_dedup,
+        b.mismatches,
+        b.line.errors
+    )
+}
+
+/// A JSON number, or null for NaN and infinities (JSON has neither).
+fn num(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.3}")
+    } else {
+        "null".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hgrm_quantiles_are_the_first_rows_at_or_past_them() {
+        let text = "       Value     Percentile TotalCount 1/(1-Percentile)\n\n\
+                    2.000 0.000000000000 0 1.00\n\
+                    3.000 0.500000000000 5 2.00\n\
+                    9.000 0.900000000000 9 10.00\n\
+                    12.000 1.000000000000 10\n\
+                    #[Mean    = 4.000, StdDeviation   = 1.000]\n\
+                    #[Max     = 12.000, Total count    =           10]\n";
+        let (points, count) = parse_hgrm(text).unwrap();
+        assert_eq!(count, 10);
+        assert_eq!(points.len(), 4);
+        let p99 = points.iter().find(|(_, p)| *p >= 0.99).unwrap().0;
+        assert_eq!(p99, 12.0);
+    }
+}
