@@ -132,8 +132,21 @@ const _: () = assert!(std::mem::size_of::<Sample>() <= 32);
 const _: () = assert!(std::mem::align_of::<Sample>() == 8);
 
 impl Sample {
-    pub const fn new(ts_ns: i64, tag: TagId, quality: Quality, kind: ValueKind, value: u64) -> Self {
-        Sample { ts_ns, value, tag: tag.0, quality: quality.to_byte(), kind: kind as u8, reserved: [0; 2] }
+    pub const fn new(
+        ts_ns: i64,
+        tag: TagId,
+        quality: Quality,
+        kind: ValueKind,
+        value: u64,
+    ) -> Self {
+        Sample {
+            ts_ns,
+            value,
+            tag: tag.0,
+            quality: quality.to_byte(),
+            kind: kind as u8,
+            reserved: [0; 2],
+        }
     }
 
     pub fn f64(ts_ns: i64, tag: TagId, v: f64) -> Self {
@@ -217,7 +230,13 @@ mod tests {
 
     #[test]
     fn sample_bytes_round_trip() {
-        let s = Sample::new(-5, TagId(7), Quality::Exception(3), ValueKind::I64, u64::MAX - 1);
+        let s = Sample::new(
+            -5,
+            TagId(7),
+            Quality::Exception(3),
+            ValueKind::I64,
+            u64::MAX - 1,
+        );
         assert_eq!(Sample::from_bytes(&s.to_bytes()), s);
     }
 
@@ -226,6 +245,8 @@ mod tests {
         assert_eq!(Sample::f64(0, TagId(0), 1.5).value_f64(), 1.5);
         let i = Sample::new(0, TagId(0), Quality::Good, ValueKind::I64, (-3i64) as u64);
         assert_eq!(i.value_f64(), -3.0);
-        assert!(Sample::bad(0, TagId(0), Quality::Timeout).value_f64().is_nan());
+        assert!(Sample::bad(0, TagId(0), Quality::Timeout)
+            .value_f64()
+            .is_nan());
     }
 }
