@@ -6,7 +6,8 @@
 //! endpoint and the reports see recent data without contention on the hot
 //! path.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
@@ -53,6 +54,9 @@ impl Stage {
 const LATENCY_NS_MAX: u64 = 3_600_000_000_000;
 const SIGNIFICANT_DIGITS: u8 = 3;
 const FLUSH_EVERY: u64 = 4096;
+/// Also merge at least this often, so slow stages (a commit every 10 ms)
+/// show up in live percentiles.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
 
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, LATENCY_NS_MAX, SIGNIFICANT_DIGITS)
@@ -90,27 +94,29 @@ fn lock(m: &Mutex<Histogram<u64>>) -> std::sync::MutexGuard<'_, Histogram<u64>> 
 }
 
 /// A thread's private recorder for one stage.
-pub struct StageRecorder<'a> {
+pub struct StageRecorder {
     stage: Stage,
-    shared: &'a StageHistograms,
+    shared: Arc<StageHistograms>,
     local: Histogram<u64>,
     pending: u64,
+    flushed_at: Instant,
 }
 
-impl<'a> StageRecorder<'a> {
-    pub fn new(shared: &'a StageHistograms, stage: Stage) -> Self {
+impl StageRecorder {
+    pub fn new(shared: &Arc<StageHistograms>, stage: Stage) -> Self {
         StageRecorder {
             stage,
-            shared,
+            shared: Arc::clone(shared),
             local: new_histogram(),
             pending: 0,
+            flushed_at: Instant::now(),
         }
     }
 
     pub fn record_ns(&mut self, latency_ns: u64) {
         self.local.saturating_record(latency_ns.max(1));
         self.pending += 1;
-        if self.pending >= FLUSH_EVERY {
+        if self.pending >= FLUSH_EVERY || self.flushed_at.elapsed() >= FLUSH_INTERVAL {
             self.flush();
         }
     }
@@ -120,11 +126,12 @@ impl<'a> StageRecorder<'a> {
             self.shared.merge(self.stage, &self.local);
             self.local.reset();
             self.pending = 0;
+            self.flushed_at = Instant::now();
         }
     }
 }
 
-impl Drop for StageRecorder<'_> {
+impl Drop for StageRecorder {
     fn drop(&mut self) {
         self.flush();
     }
@@ -185,7 +192,7 @@ mod tests {
 
     #[test]
     fn recorder_merges_into_shared() {
-        let shared = StageHistograms::default();
+        let shared = Arc::new(StageHistograms::default());
         {
             let mut r = StageRecorder::new(&shared, Stage::WalCommit);
             for v in 1..=10_000u64 {

@@ -136,7 +136,7 @@ fn deliver(
     cursor: &mut Cursor,
     ctx: &SinkContext,
     batch: &mut Batch,
-    end_to_end: &mut StageRecorder<'_>,
+    end_to_end: &mut StageRecorder,
     stop_at: &mut Option<Instant>,
 ) -> Result<(), DeliverError> {
     let batch_rows = ctx.config.batch_rows;

@@ -77,7 +77,7 @@ fn drain_one(
     wal: &mut Wal,
     ring: &mut Consumer,
     frame_max: usize,
-    dwell: &mut StageRecorder<'_>,
+    dwell: &mut StageRecorder,
     stats: &WriterStats,
 ) -> Result<usize, WalError> {
     let moved = {
