@@ -113,7 +113,8 @@ fn bench_backend(c: &mut Criterion, backend: Backend, name: &str) {
     let after = stats.snapshot();
     let secs = t0.elapsed().as_secs_f64();
     println!(
-        "reader/{name}: {:.0} responses/s, {:.0} samples/s, {} overruns, {} skipped polls, farm cpu {:?}",
+        "reader/{name}: {:.0} responses/s, {:.0} samples/s, {} overruns, {} skipped polls, \
+         farm cpu {:?}",
         (after.responses - before.responses) as f64 / secs,
         (after.samples - before.samples) as f64 / secs,
         after.overruns - before.overruns,

@@ -46,13 +46,20 @@ impl Scheduler {
     /// Wake `device` at `at_ns`, replacing any earlier arming.
     pub fn arm(&mut self, device: DeviceIndex, at_ns: u64) {
         let slot = device as usize;
-        assert!(slot < self.generation.len(), "device {device} outside the shard");
+        assert!(
+            slot < self.generation.len(),
+            "device {device} outside the shard"
+        );
         self.generation[slot] = self.generation[slot].wrapping_add(1);
         if !self.armed[slot] {
             self.armed[slot] = true;
             self.armed_count += 1;
         }
-        self.heap.push(Reverse(Entry { at_ns, device, generation: self.generation[slot] }));
+        self.heap.push(Reverse(Entry {
+            at_ns,
+            device,
+            generation: self.generation[slot],
+        }));
         if self.heap.len() > 2 * self.armed_count + 64 {
             self.compact();
         }
@@ -100,7 +107,10 @@ impl Scheduler {
 
     fn compact(&mut self) {
         let entries = std::mem::take(&mut self.heap).into_vec();
-        let mut live: Vec<_> = entries.into_iter().filter(|Reverse(e)| self.is_live(e)).collect();
+        let mut live: Vec<_> = entries
+            .into_iter()
+            .filter(|Reverse(e)| self.is_live(e))
+            .collect();
         live.shrink_to(self.generation.len() * 2);
         self.heap = BinaryHeap::from(live);
         debug_assert_eq!(self.heap.len(), self.armed_count);
@@ -196,7 +206,9 @@ mod tests {
 
     proptest! {
         #[test]
-        fn matches_a_model(ops in prop::collection::vec((0u32..8, 0u64..1000, any::<bool>()), 1..200)) {
+        fn matches_a_model(
+            ops in prop::collection::vec((0u32..8, 0u64..1000, any::<bool>()), 1..200)
+        ) {
             let mut s = Scheduler::new(8);
             let mut model: [Option<u64>; 8] = [None; 8];
             for (device, at, disarm) in ops {

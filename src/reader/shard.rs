@@ -21,7 +21,7 @@ use crate::config::DeviceConfig;
 use crate::kdb::backoff::{Backoff, Jitter};
 use crate::protocol::modbus::{write_bad, ModbusSession, REQUEST_BYTES_MAX};
 use crate::ring::Producer;
-use crate::sample::{Quality, Sample, TagId};
+use crate::sample::{Quality, TagId};
 
 use super::device::{Device, Link};
 use super::ring_out::RingOut;
@@ -539,14 +539,4 @@ fn resolve(address: &str) -> io::Result<SocketAddr> {
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{address}: no address")))
-}
-
-/// A shard's samples for tests: every slot the ring published, copied out.
-pub fn drain_into(consumer: &mut crate::ring::Consumer, into: &mut Vec<Sample>) -> usize {
-    let (first, second) = consumer.readable();
-    into.extend_from_slice(first);
-    into.extend_from_slice(second);
-    let count = first.len() + second.len();
-    consumer.release(count);
-    count
 }
