@@ -89,5 +89,10 @@ fn bench_delivers_everything_and_reports_the_baseline() {
     assert_eq!(baseline["mismatches"], 0, "{text}");
     assert!(stdout.contains("result: PASS"), "{stdout}");
     assert!(dir.join("work/hgrm/end_to_end.hgrm").is_file());
+    let svg = std::fs::read_to_string(dir.join("work/hgrm/latency.svg")).unwrap();
+    assert!(
+        svg.contains("<polyline") && svg.contains("end_to_end"),
+        "{svg}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

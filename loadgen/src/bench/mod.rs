@@ -20,6 +20,7 @@
 //! durable seq must have arrived, every value must check.
 
 pub mod children;
+mod plot;
 pub mod procs;
 mod report;
 mod scrape;
@@ -246,6 +247,13 @@ fn measure_millrace(
     report.verification(&v, report.durable_seq.unwrap_or(0));
     if args.dir.is_some() {
         report.hgrm_dir = Some(dir.join("hgrm"));
+        match plot::write_svg(&dir.join("hgrm"), &report::STAGES) {
+            Ok(n) => println!(
+                "bench: latency plot of {n} stages in {}",
+                dir.join("hgrm/latency.svg").display()
+            ),
+            Err(e) => report.notes.push(format!("latency plot: {e}")),
+        }
     }
     match StageQuantiles::from_hgrm_dir(&dir.join("hgrm")) {
         Some(stages) => report.stages = stages,

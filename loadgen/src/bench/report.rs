@@ -8,7 +8,7 @@ use super::scrape::Scrape;
 use super::verify::Verifier;
 use super::Mark;
 
-const STAGES: [&str; 5] = [
+pub const STAGES: [&str; 5] = [
     "poll_round_trip",
     "decode",
     "ring_dwell",
@@ -63,7 +63,7 @@ impl StageQuantiles {
 }
 
 /// (value ms, percentile) rows and the total count of an `.hgrm` text.
-fn parse_hgrm(text: &str) -> Option<(Vec<(f64, f64)>, u64)> {
+pub fn parse_hgrm(text: &str) -> Option<(Vec<(f64, f64)>, u64)> {
     let mut points = Vec::new();
     let mut count = None;
     for line in text.lines() {
