@@ -79,6 +79,7 @@ impl Runtime {
                 backend: config.readers.backend,
                 core: config.readers.cores.get(index).copied(),
                 name: format!("reader-{index}"),
+                histograms: Some(Arc::clone(&histograms)),
                 ..ReaderOptions::default()
             };
             let reader = Reader::spawn(shard, producer, reader_options)

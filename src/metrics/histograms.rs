@@ -68,6 +68,12 @@ pub struct StageHistograms {
     stages: [Mutex<Histogram<u64>>; 5],
 }
 
+impl std::fmt::Debug for StageHistograms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StageHistograms")
+    }
+}
+
 impl Default for StageHistograms {
     fn default() -> Self {
         StageHistograms {

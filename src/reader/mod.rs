@@ -61,6 +61,8 @@ pub struct ReaderOptions {
     pub name: String,
     /// Reconnect delays.
     pub backoff: Backoff,
+    /// Record poll round trips and decode times here.
+    pub histograms: Option<Arc<crate::metrics::StageHistograms>>,
 }
 
 impl Default for ReaderOptions {
@@ -70,6 +72,7 @@ impl Default for ReaderOptions {
             core: None,
             name: "reader-0".into(),
             backoff: Backoff::default(),
+            histograms: None,
         }
     }
 }
@@ -94,7 +97,10 @@ impl Reader {
         options: ReaderOptions,
     ) -> io::Result<Reader> {
         let stats = Arc::new(Stats::default());
-        let shard = Shard::new(&devices, producer, Arc::clone(&stats), options.backoff)?;
+        let mut shard = Shard::new(&devices, producer, Arc::clone(&stats), options.backoff)?;
+        if let Some(histograms) = &options.histograms {
+            shard.set_histograms(histograms);
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let driver = choose_driver(options.backend, &options.name)?;
         let builder = std::thread::Builder::new().name(options.name.clone());

@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use crate::config::DeviceConfig;
 use crate::kdb::backoff::{Backoff, Jitter};
+use crate::metrics::{Stage, StageHistograms, StageRecorder};
 use crate::protocol::modbus::{write_bad, ModbusSession, REQUEST_BYTES_MAX};
 use crate::ring::Producer;
 use crate::sample::{Quality, TagId};
@@ -101,6 +102,18 @@ pub struct Shard {
     stats: Arc<Stats>,
     backoff: Backoff,
     jitter: Jitter,
+    timing: Option<Timing>,
+}
+
+/// Latency recording for the poll-round-trip and decode stages, when the
+/// pipeline asked for it (`set_histograms`).
+struct Timing {
+    round_trip: StageRecorder,
+    decode: StageRecorder,
+    /// Monotonic time each device's most recent request went out. The round
+    /// trip is measured from it: exact at `max_inflight = 1` (the default),
+    /// a lower bound with deeper pipelining.
+    sent_ns: Vec<u64>,
 }
 
 impl Shard {
@@ -149,7 +162,17 @@ impl Shard {
             stats,
             backoff,
             jitter: Jitter::from_entropy(),
+            timing: None,
         })
+    }
+
+    /// Records poll round trips and decode times into `histograms`.
+    pub fn set_histograms(&mut self, histograms: &Arc<StageHistograms>) {
+        self.timing = Some(Timing {
+            round_trip: StageRecorder::new(histograms, Stage::PollRoundTrip),
+            decode: StageRecorder::new(histograms, Stage::Decode),
+            sent_ns: vec![0; self.devices.len()],
+        });
     }
 
     pub fn device_count(&self) -> usize {
@@ -454,6 +477,9 @@ impl Shard {
                 return;
             }
             self.count(index, |c| c.requests += sent);
+            if let Some(timing) = &mut self.timing {
+                timing.sent_ns[index as usize] = now.mono_ns;
+            }
             if t.flush(index).is_err() {
                 self.drop_connection(index, now, t);
                 return;
@@ -469,6 +495,7 @@ impl Shard {
             return;
         }
         let bytes = chunk.len() as u64;
+        let decode_started = self.timing.is_some().then(Instant::now);
         let device = &mut self.devices[index as usize];
         let inflight_before = device.session.inflight_count();
         let (session, out) = (&mut device.session, &mut self.out);
@@ -517,6 +544,16 @@ impl Shard {
         let responses = inflight_before.saturating_sub(device.session.inflight_count()) as u64;
         if responses > 0 {
             device.attempt = 0;
+        }
+        if let (Some(timing), Some(started), true) =
+            (&mut self.timing, decode_started, responses > 0)
+        {
+            let per_frame_ns = started.elapsed().as_nanos() as u64 / responses;
+            timing.decode.record_ns(per_frame_ns);
+            let sent = timing.sent_ns[index as usize];
+            timing
+                .round_trip
+                .record_ns(now.mono_ns.saturating_sub(sent));
         }
         self.count(index, |c| {
             c.bytes_received += bytes;
