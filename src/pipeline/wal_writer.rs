@@ -35,6 +35,7 @@ pub fn run(mut wal: Wal, mut rings: Vec<Consumer>, ctx: WriterContext) -> Result
     let mut dwell = StageRecorder::new(&ctx.histograms, Stage::RingDwell);
     let mut commit = StageRecorder::new(&ctx.histograms, Stage::WalCommit);
     let frame_max = wal.max_batch_samples();
+    let mut was_full = false;
     loop {
         let stopping = ctx.drain_and_stop.load(Ordering::Acquire);
         let mut drained = 0usize;
@@ -60,6 +61,10 @@ pub fn run(mut wal: Wal, mut rings: Vec<Consumer>, ctx: WriterContext) -> Result
             commit.record_ns(started.elapsed().as_nanos() as u64);
             publish(&wal, &ctx.stats);
             return Ok(wal);
+        }
+        if full != was_full {
+            was_full = full;
+            log_full_state(full, &wal);
         }
         if full {
             // Make what is pending durable so sinks can move and free space.
@@ -99,6 +104,20 @@ fn drain_one(
     };
     ring.release(moved);
     Ok(moved)
+}
+
+/// One line when the WAL fills (policy `block`) and one when it has room
+/// again: an operator sees the state change, not a line per refusal.
+fn log_full_state(full: bool, wal: &Wal) {
+    if full {
+        eprintln!(
+            "millrace wal: full at durable seq {} (quota or disk); not draining the rings: \
+             readers delay their polls until a sink catches up",
+            wal.durable_seq()
+        );
+    } else {
+        eprintln!("millrace wal: room again; draining the rings");
+    }
 }
 
 fn publish(wal: &Wal, stats: &WriterStats) {
