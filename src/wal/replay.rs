@@ -11,6 +11,7 @@ use std::path::Path;
 
 use super::error::WalError;
 use super::format::{parse_frame, SegmentHeader, SEGMENT_HEADER_BYTES};
+use super::recovery::segment_seq;
 use super::segment::{samples_from_bytes, Segment};
 use crate::sample::Sample;
 
@@ -97,11 +98,4 @@ where
         }
     }
     Ok(walked)
-}
-
-fn segment_seq(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".wal")?;
-    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| digits.parse().ok())
-        .flatten()
 }
