@@ -24,6 +24,11 @@ use crate::wal::{Cursor, WalError};
 /// the end-to-end bookkeeping below.
 const FRAMES_PER_BATCH_MAX: usize = 1024;
 const IDLE_SLEEP: Duration = Duration::from_micros(500);
+/// Persist the acknowledged position at most this often. A checkpoint costs
+/// two fsyncs (file and directory); one per batch capped a sink at a few
+/// hundred batches per second. A crash re-sends at most this much, which
+/// at-least-once delivery and the `seq` column already allow for.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
 
 pub struct SinkContext {
     pub config: SinkConfig,
@@ -68,14 +73,49 @@ impl Batch {
     }
 }
 
+/// What kdb+ has acknowledged and what of it is persisted.
+struct Acked {
+    /// Every seq below this was acknowledged by kdb+.
+    end_seq: u64,
+    checkpointed_at: Instant,
+}
+
+impl Acked {
+    /// Persists the acknowledged position if it moved and `due` says so.
+    fn checkpoint(&mut self, cursor: &mut Cursor, due: bool) -> Result<(), WalError> {
+        if self.end_seq > cursor.checkpointed() && due {
+            cursor.checkpoint(self.end_seq)?;
+            self.checkpointed_at = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn interval_passed(&self) -> bool {
+        self.checkpointed_at.elapsed() >= CHECKPOINT_INTERVAL
+    }
+
+    /// Durable samples kdb+ has not acknowledged yet.
+    fn unacked(&self, cursor: &Cursor) -> u64 {
+        let acked_not_persisted = self.end_seq.saturating_sub(cursor.checkpointed());
+        cursor.lag().saturating_sub(acked_not_persisted)
+    }
+}
+
 pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
     let mut end_to_end = StageRecorder::new(&ctx.histograms, Stage::EndToEnd);
     let mut jitter = Jitter::from_entropy();
     let mut attempt = 0u32;
     let mut stop_at: Option<Instant> = None;
     let mut batch = Batch::new();
+    let mut acked = Acked {
+        end_seq: cursor.checkpointed(),
+        checkpointed_at: Instant::now(),
+    };
     loop {
-        if stopping(&ctx, &mut stop_at) && (all_delivered(&cursor, &ctx) || past(stop_at)) {
+        if stopping(&ctx, &mut stop_at) && (all_delivered(&cursor, &acked, &ctx) || past(stop_at)) {
+            acked
+                .checkpoint(&mut cursor, true)
+                .map_err(SinkError::Wal)?;
             return Ok(());
         }
         let mut publisher = match connect(&ctx) {
@@ -101,12 +141,18 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
             &mut cursor,
             &ctx,
             &mut batch,
+            &mut acked,
             &mut end_to_end,
             &mut stop_at,
         ) {
             Ok(()) => return Ok(()),
             Err(DeliverError::Wal(e)) => return Err(SinkError::Wal(e)),
             Err(DeliverError::Kdb(e)) => {
+                // What kdb+ acknowledged stays acknowledged: persist it, so
+                // the resend starts after it.
+                acked
+                    .checkpoint(&mut cursor, true)
+                    .map_err(SinkError::Wal)?;
                 set(&ctx.stats.connected, 0);
                 add(&ctx.stats.errors, 1);
                 add(&ctx.stats.reconnects, 1);
@@ -136,6 +182,7 @@ fn deliver(
     cursor: &mut Cursor,
     ctx: &SinkContext,
     batch: &mut Batch,
+    acked: &mut Acked,
     end_to_end: &mut StageRecorder,
     stop_at: &mut Option<Instant>,
 ) -> Result<(), DeliverError> {
@@ -170,9 +217,9 @@ fn deliver(
                 || batch.frame_ts_ns.len() >= FRAMES_PER_BATCH_MAX)
         {
             publisher.chase().map_err(DeliverError::Kdb)?;
-            cursor
-                .checkpoint(batch.end_seq)
-                .map_err(DeliverError::Wal)?;
+            acked.end_seq = batch.end_seq;
+            let due = acked.interval_passed();
+            acked.checkpoint(cursor, due).map_err(DeliverError::Wal)?;
             let now = unix_now_ns();
             for &ts in &batch.frame_ts_ns {
                 end_to_end.record_ns(elapsed_ns(ts, now));
@@ -180,16 +227,19 @@ fn deliver(
             add(&ctx.stats.acked_samples, batch.rows as u64);
             batch.clear();
         }
-        set(&ctx.stats.lag_samples, cursor.lag());
+        set(&ctx.stats.lag_samples, acked.unacked(cursor));
         if stopping(ctx, stop_at)
             && batch.rows == 0
-            && (all_delivered(cursor, ctx) || past(*stop_at))
+            && (all_delivered(cursor, acked, ctx) || past(*stop_at))
         {
             end_to_end.flush();
+            acked.checkpoint(cursor, true).map_err(DeliverError::Wal)?;
             return Ok(());
         }
         if caught_up && batch.rows == 0 {
             end_to_end.flush();
+            let due = acked.interval_passed();
+            acked.checkpoint(cursor, due).map_err(DeliverError::Wal)?;
             std::thread::sleep(IDLE_SLEEP);
         }
     }
@@ -223,8 +273,8 @@ fn past(stop_at: Option<Instant>) -> bool {
 }
 
 /// Everything the WAL will ever make durable has been acknowledged.
-fn all_delivered(cursor: &Cursor, ctx: &SinkContext) -> bool {
-    ctx.writer_done.load(Ordering::Acquire) && cursor.lag() == 0
+fn all_delivered(cursor: &Cursor, acked: &Acked, ctx: &SinkContext) -> bool {
+    ctx.writer_done.load(Ordering::Acquire) && acked.unacked(cursor) == 0
 }
 
 fn sleep_unless_stopped(ctx: &SinkContext, delay: Duration) {
