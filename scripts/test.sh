@@ -4,6 +4,11 @@
 # the run here, loudly; no test skips for want of a peer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The kdbplus peer (a dev-dependency) links OpenSSL through native-tls; the
+# machine image has these, a bare one gets them from Debian.
+if ! dpkg -s libssl-dev pkg-config >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config
+fi
 scripts/setup-peers.sh
 export MILLRACE_PEER_PYTHON="$PWD/target/peers-venv/bin/python"
 cargo build --workspace --bins
