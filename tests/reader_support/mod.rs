@@ -136,6 +136,10 @@ pub fn run_until(
         core: None,
         name: format!("test-reader-{backend:?}"),
         backoff: fast_backoff(),
+        // Record stages as `millrace run` does, so the tests cover that path.
+        histograms: Some(std::sync::Arc::new(
+            millrace::metrics::StageHistograms::default(),
+        )),
     };
     let reader = Reader::spawn(specs, producer, reader_options)
         .unwrap_or_else(|e| panic!("spawn a reader with {backend:?}: {e}"));
