@@ -34,7 +34,13 @@ fn demo_reports_zero_verified_loss_and_rows_received() {
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no `rows plc N` line:\n{stdout}"));
     assert!(rows > 0);
-    for stage in ["poll_round_trip", "decode", "ring_dwell", "wal_commit", "end_to_end"] {
+    for stage in [
+        "poll_round_trip",
+        "decode",
+        "ring_dwell",
+        "wal_commit",
+        "end_to_end",
+    ] {
         let line = stdout.lines().find(|l| l.starts_with(stage)).expect(stage);
         assert!(!line.contains("not recorded"), "{line}");
     }
