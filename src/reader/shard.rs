@@ -498,11 +498,11 @@ impl Shard {
         let decode_started = self.timing.is_some().then(Instant::now);
         let device = &mut self.devices[index as usize];
         let inflight_before = device.session.inflight_count();
+        let exceptions_before = device.session.exception_samples();
         let (session, out) = (&mut device.session, &mut self.out);
         let frame_max = session.samples_per_frame_max().max(1);
         let mut rest = chunk;
         let mut samples = 0u64;
-        let mut exceptions = 0u64;
         let mut failed = false;
         // Every round consumes at least one frame's bytes or ends.
         for _ in 0..=chunk.len() {
@@ -515,16 +515,12 @@ impl Shard {
                     Ok(r) => r.samples,
                     Err(e) => e.samples,
                 };
-                let bad = slice[..written]
-                    .iter()
-                    .filter(|s| s.quality & Quality::EXCEPTION_BIT != 0);
-                (written, (result, bad.count() as u64))
+                (written, result)
             });
-            let Some((result, bad)) = result else {
+            let Some(result) = result else {
                 failed = true; // the promise was broken: a bug; do not spin.
                 break;
             };
-            exceptions += bad;
             match result {
                 Ok(r) => {
                     samples += r.samples as u64;
@@ -542,6 +538,7 @@ impl Shard {
             }
         }
         let responses = inflight_before.saturating_sub(device.session.inflight_count()) as u64;
+        let exceptions = device.session.exception_samples() - exceptions_before;
         if responses > 0 {
             device.attempt = 0;
         }

@@ -84,6 +84,9 @@ pub struct ModbusSession {
     cursor: usize,
     tcp: MbapFramer,
     rtu: RtuFramer,
+    /// Samples written with an exception quality since the session began,
+    /// counted where the exception is decoded so drivers need not rescan.
+    exception_samples: u64,
 }
 
 impl ModbusSession {
@@ -113,7 +116,13 @@ impl ModbusSession {
             plan,
             tcp: MbapFramer::new(),
             rtu: RtuFramer::new(),
+            exception_samples: 0,
         })
+    }
+
+    /// Samples written with `Quality::Exception` since the session began.
+    pub fn exception_samples(&self) -> u64 {
+        self.exception_samples
     }
 
     /// Plans the device and builds its session.
@@ -281,7 +290,9 @@ impl ModbusSession {
         Ok(Some(match check_response(request, pdu)? {
             Payload::Data(data) => program.run(planned.area, &planned.tags, data, ts_ns, out),
             Payload::Exception(code) => {
-                write_bad(&planned.tags, ts_ns, Quality::Exception(code), out)
+                let written = write_bad(&planned.tags, ts_ns, Quality::Exception(code), out);
+                self.exception_samples += written as u64;
+                written
             }
         }))
     }
