@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::runtime::{write_hgrm_files, Runtime, RuntimeOptions, Snapshot};
+use crate::farm::verify::Verifier;
 use crate::farm::{self, EmitOptions, Farm, FarmOptions};
-use crate::kdb::{Recorder, SeqRecorder, Tickerplant, TickerplantOptions};
+use crate::kdb::{Tickerplant, TickerplantOptions};
 use crate::metrics::{summary_ms, Stage, StageHistograms};
 
 pub struct DemoArgs {
@@ -22,36 +23,6 @@ pub struct DemoArgs {
     pub poll_interval: Duration,
     /// Keep the WAL and the percentile files here instead of a temporary dir.
     pub keep_dir: Option<PathBuf>,
-}
-
-/// Checks every row the stand-in accepts: its seq (exactly once) and its
-/// value (the farm's formula for that device and register).
-struct DemoRecorder {
-    seqs: SeqRecorder,
-    value_mismatches: u64,
-    unparsed_syms: u64,
-    bad_quality_rows: u64,
-}
-
-impl Recorder for DemoRecorder {
-    fn record(&mut self, table: &[u8], sym: &[u8], value: f64, seq: i64) {
-        self.seqs.record(table, sym, value, seq);
-        let Some((device, address)) = std::str::from_utf8(sym)
-            .ok()
-            .and_then(farm::emit::parse_tag_name)
-        else {
-            self.unparsed_syms += 1;
-            return;
-        };
-        if value.is_nan() {
-            // Bad quality (e.g. not yet connected): no value to check.
-            self.bad_quality_rows += 1;
-        } else if !(0.0..=65535.0).contains(&value)
-            || !farm::values::verify_register(device, address, value as u16)
-        {
-            self.value_mismatches += 1;
-        }
-    }
 }
 
 /// Samples the seq record can hold: far above what the demo produces.
@@ -73,12 +44,11 @@ pub fn run(args: &DemoArgs) -> Result<bool, String> {
     })
     .map_err(|e| format!("farm: {e}"))?;
     let capacity = expected_samples(args).clamp(1 << 20, SEQ_CAPACITY);
-    let recorder = Arc::new(Mutex::new(DemoRecorder {
-        seqs: SeqRecorder::new(capacity),
-        value_mismatches: 0,
-        unparsed_syms: 0,
-        bad_quality_rows: 0,
-    }));
+    let recorder = Arc::new(Mutex::new(Verifier::new(
+        args.devices,
+        args.tags_per_device,
+        capacity,
+    )));
     let tp_options = TickerplantOptions {
         recorder: Some(recorder.clone()),
         ..Default::default()
@@ -167,7 +137,7 @@ fn report(
     errors: &[String],
     elapsed: Duration,
     rows: &[(String, u64)],
-    recorder: &DemoRecorder,
+    recorder: &Verifier,
     histograms: &StageHistograms,
 ) -> bool {
     let secs = elapsed.as_secs_f64();
@@ -214,18 +184,21 @@ fn report(
     for (table, n) in rows {
         println!("rows {table} {n}");
     }
-    let seqs = &recorder.seqs;
-    let lost = seqs.missing(0..snap.durable_seq);
-    let beyond = seqs.out_of_range();
+    let lost = recorder.lost(snap.durable_seq);
+    let beyond = recorder.out_of_range_seqs();
     println!("\nverification:");
     println!("  durable samples missing at the stand-in   {lost}");
     println!(
         "  duplicates (removed by seq)               {}",
-        seqs.duplicates()
+        recorder.duplicate_seqs()
+    );
+    println!(
+        "  same answer twice after dedup by seq      {}",
+        recorder.duplicates_after_dedup
     );
     println!(
         "  value mismatches against the farm         {}",
-        recorder.value_mismatches
+        recorder.mismatches
     );
     println!(
         "  bad-quality rows (no value to check)      {}",
@@ -236,7 +209,8 @@ fn report(
     }
     let ok = lost == 0
         && beyond == 0
-        && recorder.value_mismatches == 0
+        && recorder.mismatches == 0
+        && recorder.duplicates_after_dedup == 0
         && recorder.unparsed_syms == 0
         && errors.is_empty();
     println!(

@@ -29,6 +29,7 @@ pub mod emit;
 mod event_loop;
 pub mod fault;
 pub mod values;
+pub mod verify;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};

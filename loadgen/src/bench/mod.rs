@@ -24,7 +24,6 @@ mod plot;
 pub mod procs;
 mod report;
 mod scrape;
-mod verify;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,9 +35,9 @@ use millrace::farm::{self, EmitOptions};
 use millrace::kdb::{Tickerplant, TickerplantOptions};
 
 use children::Gateway;
+use millrace::farm::verify::Verifier;
 use report::{BaselineResult, Report, StageQuantiles};
 use scrape::Scrape;
-use verify::Verifier;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use super::children::BaselineLine;
 use super::scrape::Scrape;
-use super::verify::Verifier;
 use super::Mark;
+use millrace::farm::verify::Verifier;
 
 pub const STAGES: [&str; 5] = [
     "poll_round_trip",

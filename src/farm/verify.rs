@@ -1,4 +1,5 @@
-//! The stand-in's recorder in the bench: every row's seq (exactly once, by
+//! The stand-in's recorder for runs against the farm (`millrace demo`,
+//! `millrace-loadgen bench`): every row's seq (exactly once, by
 //! seq), its value (the farm's formula for that device and register), and
 //! whether a row that survives de-duplication by seq repeats the previous
 //! sample of its tag (the same device answer delivered twice under two seqs).
@@ -9,8 +10,8 @@
 //! (or 256 reads of that device went by unseen between them, which a bench
 //! run at a fixed poll interval does not produce).
 
-use millrace::farm;
-use millrace::kdb::{Recorder, SeqRecorder};
+use crate::farm;
+use crate::kdb::{Recorder, SeqRecorder};
 
 /// Last delivered sample of one tag: `seq + 1` (0 = none yet) and counter.
 #[derive(Clone, Copy, Default)]
@@ -130,7 +131,7 @@ fn digits(text: &[u8]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use millrace::config::Area;
+    use crate::config::Area;
 
     fn value(device: u32, address: u16, counter: u8) -> f64 {
         f64::from(farm::values::register_value(
