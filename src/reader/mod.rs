@@ -18,6 +18,7 @@
 //! while it runs, `reader.stop()` to end it. `shard_devices` deals a
 //! config's devices out to `threads` readers.
 
+pub mod clock;
 pub mod device;
 pub mod epoll;
 pub mod ring_out;

@@ -24,6 +24,7 @@ use crate::protocol::modbus::{write_bad, ModbusSession, REQUEST_BYTES_MAX};
 use crate::ring::Producer;
 use crate::sample::{Quality, TagId};
 
+pub use super::clock::{Clock, Now};
 use super::device::{Device, Link};
 use super::ring_out::RingOut;
 use super::scheduler::{initial_phase_ns, next_poll_ns, DeviceIndex, Scheduler};
@@ -50,39 +51,6 @@ pub trait Transport {
     fn flush(&mut self, device: DeviceIndex) -> io::Result<()>;
     /// Closes the device's socket; staged bytes are dropped.
     fn close(&mut self, device: DeviceIndex);
-}
-
-/// Monotonic ns for deadlines and UNIX ns for samples, read together once
-/// per event-loop iteration.
-#[derive(Clone, Copy, Debug)]
-pub struct Now {
-    pub mono_ns: u64,
-    pub unix_ns: i64,
-}
-
-pub struct Clock {
-    origin: Instant,
-}
-
-impl Clock {
-    pub fn new() -> Self {
-        Clock {
-            origin: Instant::now(),
-        }
-    }
-    pub fn now(&self) -> Now {
-        let mono_ns = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let unix_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-        Now { mono_ns, unix_ns }
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 /// Longest an overrun delays a poll before it is tried again.
