@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 if ! dpkg -s libssl-dev pkg-config >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config
 fi
+# The clock fault test steps the wall clock of millrace alone with libfaketime.
+if ! dpkg -s libfaketime >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq faketime
+fi
 scripts/setup-peers.sh
 export MILLRACE_PEER_PYTHON="$PWD/target/peers-venv/bin/python"
 cargo build --workspace --bins
