@@ -58,6 +58,15 @@ enum Command {
         /// A file of `user:password` lines; without it any login is accepted.
         #[arg(long)]
         users: Option<PathBuf>,
+        /// Serve TLS only (as kdb+ -E 2) with this PEM certificate chain.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Require client certificates signed by this PEM CA.
+        #[arg(long, requires = "tls_cert")]
+        tls_client_ca: Option<PathBuf>,
     },
     /// Publish a range of the WAL again to a kdb+ endpoint.
     Replay {
@@ -147,9 +156,20 @@ fn main() -> ExitCode {
             listen,
             journal,
             users,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
         } => {
-            match millrace::kdb::cli::run_tickerplant(&listen, journal.as_deref(), users.as_deref())
-            {
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(millrace::kdb::ServerTlsFiles {
+                    cert,
+                    key,
+                    client_ca: tls_client_ca,
+                }),
+                _ => None,
+            };
+            let (journal, users) = (journal.as_deref(), users.as_deref());
+            match millrace::kdb::cli::run_tickerplant(&listen, journal, users, tls.as_ref()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(message) => {
                     eprintln!("millrace: {message}");

@@ -15,6 +15,8 @@ use super::tree::{required, Section, Spanned};
 use super::types::*;
 use super::units::{format_duration, format_size, DURATION_EXPECTED};
 use super::validate::{check_overlaps, check_unique_names, TagOrigin};
+use crate::kdb::tls::{client_config, host_of, server_name as check_server_name};
+use crate::kdb::tls::{ClientPem, TlsFile};
 
 pub const READERS_THREADS_MAX: i64 = 256;
 pub const RING_SLOTS_MIN: u64 = 16;
@@ -50,6 +52,11 @@ const SINK_KEYS: &[&str] = &[
     "time_type",
     "batch_rows",
     "batch_age",
+    "tls",
+    "tls_ca_file",
+    "tls_client_cert",
+    "tls_client_key",
+    "tls_server_name",
 ];
 const DEVICE_KEYS: &[&str] = &[
     "name",
@@ -356,6 +363,7 @@ fn parse_sink(
             .expected("a letter, then letters, digits or `_`"));
     }
     let batch_rows = section.integer("batch_rows", 1..=BATCH_ROWS_MAX)?;
+    let tls = sink_tls(section, base, sources, &address)?;
     Ok(SinkConfig {
         name,
         kind: kind.value,
@@ -368,7 +376,103 @@ fn parse_sink(
             .map_or(TimeType::Timespan, |t| t.value),
         batch_rows: batch_rows.map_or(10_000, |b| b.value as usize),
         batch_age: positive(section.duration("batch_age")?, Duration::from_millis(5))?,
+        tls,
     })
+}
+
+const PEM_EXPECTED: &str = "a readable PEM file";
+
+/// `tls = true` and its files, read and checked now so that a missing or bad
+/// file is an error at the key that names it. A `tls_*` key without
+/// `tls = true` is refused: it is a half-done edit, and the sink would send
+/// in the clear while the file says TLS.
+fn sink_tls(
+    section: &Section<'_>,
+    base: &Path,
+    sources: &dyn Sources,
+    address: &str,
+) -> Result<Option<SinkTls>, ConfigError> {
+    let enabled = section.boolean("tls")?;
+    let ca = section.string("tls_ca_file", "a file path")?;
+    let cert = section.string("tls_client_cert", "a file path")?;
+    let key = section.string("tls_client_key", "a file path")?;
+    let name = section.string("tls_server_name", "a DNS name or IP address")?;
+    if !enabled.as_ref().is_some_and(|t| t.value) {
+        let stray = [&ca, &cert, &key, &name].into_iter().flatten().next();
+        return match stray {
+            Some(s) => Err(s
+                .error("a `tls_*` key is set but `tls` is not true")
+                .expected("`tls = true` with the `tls_*` keys, or no `tls_*` key (plain TCP)")),
+            None => Ok(None),
+        };
+    }
+    let ca = required(
+        section,
+        "tls_ca_file",
+        "the PEM file of the CA that signed kdb+'s certificate (there are no built-in roots)",
+        ca,
+    )?;
+    let client = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(cert), None) => {
+            return Err(cert
+                .error("`tls_client_cert` is set without `tls_client_key`")
+                .expected("both `tls_client_cert` and `tls_client_key`, or neither"))
+        }
+        (None, Some(key)) => {
+            return Err(key
+                .error("`tls_client_key` is set without `tls_client_cert`")
+                .expected("both `tls_client_cert` and `tls_client_key`, or neither"))
+        }
+    };
+    let read = |file: &Spanned<&str>| {
+        let path = resolve(base, file.value);
+        match sources.read_file(&path) {
+            Ok(text) => Ok((path, text)),
+            Err(e) => Err(file
+                .error(format!("cannot read `{}`: {e}", path.display()))
+                .expected(PEM_EXPECTED)),
+        }
+    };
+    let ca_text = read(&ca)?;
+    let client_text = match &client {
+        Some((cert, key)) => Some((read(cert)?, read(key)?)),
+        None => None,
+    };
+    let pem = ClientPem {
+        ca: ca_text.1.as_bytes(),
+        client: client_text
+            .as_ref()
+            .map(|((_, c), (_, k))| (c.as_bytes(), k.as_bytes())),
+    };
+    if let Err(e) = client_config(&pem) {
+        let (at, path) = match (e.file, &client, &client_text) {
+            (TlsFile::ClientCert, Some((cert, _)), Some(((path, _), _))) => (cert, path),
+            (TlsFile::ClientKey, Some((_, key)), Some((_, (path, _)))) => (key, path),
+            _ => (&ca, &ca_text.0),
+        };
+        return Err(at
+            .error(format!("`{}`: {}", path.display(), e.problem))
+            .expected(PEM_EXPECTED));
+    }
+    let server_name = match &name {
+        Some(n) => n.value.to_string(),
+        None => host_of(address).to_string(),
+    };
+    if let Err(problem) = check_server_name(&server_name) {
+        let at = name.map_or_else(|| section.location("address"), |n| n.at);
+        return Err(ConfigError::new(at, problem)
+            .expected("a DNS name or IP address in the server's certificate (tls_server_name)"));
+    }
+    Ok(Some(SinkTls {
+        ca_file: ca_text.0,
+        client_cert: client_text.map(|((cert_file, _), (key_file, _))| ClientCertFiles {
+            cert_file,
+            key_file,
+        }),
+        server_name,
+    }))
 }
 
 /// The secret from `password_env` or `password_file`; neither gives an empty

@@ -165,6 +165,16 @@ impl<'a> Section<'a> {
         Ok(Some(self.spanned(key, n)))
     }
 
+    pub fn boolean(&self, key: &str) -> Result<Option<Spanned<bool>>, ConfigError> {
+        let Some(item) = self.table.get(key) else {
+            return Ok(None);
+        };
+        match item.as_bool() {
+            Some(b) => Ok(Some(self.spanned(key, b))),
+            None => Err(self.wrong_type(key, item, "`true` or `false`")),
+        }
+    }
+
     /// A float; an integer is accepted too (`scale = 10`).
     pub fn float(&self, key: &str) -> Result<Option<Spanned<f64>>, ConfigError> {
         let Some(item) = self.table.get(key) else {

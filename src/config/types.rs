@@ -123,6 +123,29 @@ pub struct SinkConfig {
     /// At least 1.
     pub batch_rows: usize,
     pub batch_age: Duration,
+    /// TLS to kdb+ (`tls = true`, kdb+ started with `-E`); `None`: plain TCP.
+    pub tls: Option<SinkTls>,
+}
+
+/// A sink's TLS settings. The files were read and checked when the
+/// configuration was loaded; the sink reads them again at each connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SinkTls {
+    /// PEM CA certificate(s) the server's certificate must chain to: the
+    /// only trust anchors (no system roots).
+    pub ca_file: PathBuf,
+    /// Presented when the server asks for a client certificate.
+    pub client_cert: Option<ClientCertFiles>,
+    /// The name the server's certificate must carry, a DNS name or an IP
+    /// address (valid as one); by default the host part of `address`.
+    pub server_name: String,
+}
+
+/// A PEM certificate chain and the PEM private key that goes with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientCertFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

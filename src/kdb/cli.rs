@@ -1,5 +1,7 @@
 //! `millrace tickerplant`: run the stand-in until SIGINT or SIGTERM, then
-//! print one `rows TABLE N` line per table on stdout.
+//! print one `rows TABLE N` line per table on stdout. With `--tls-cert` and
+//! `--tls-key` it serves TLS only (as kdb+ -E 2), requiring client
+//! certificates signed by `--tls-client-ca` when that is given.
 
 use std::io::Write;
 use std::path::Path;
@@ -8,13 +10,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::tickerplant::{parse_users, Tickerplant, TickerplantOptions};
+use super::tls::ServerTlsFiles;
 
 /// Runs until a signal; errors are messages for the user.
 pub fn run_tickerplant(
     listen: &str,
     journal: Option<&Path>,
     users: Option<&Path>,
+    tls: Option<&ServerTlsFiles>,
 ) -> Result<(), String> {
+    let tls = tls.map(ServerTlsFiles::load).transpose()?;
+    let serves_tls = tls.is_some();
     let users = match users {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -31,12 +37,16 @@ pub fn run_tickerplant(
     let options = TickerplantOptions {
         journal: journal.map(Path::to_path_buf),
         users,
+        tls,
         ..TickerplantOptions::default()
     };
     let tp = Tickerplant::bind(listen, options)
         .map_err(|e| format!("tickerplant cannot listen on {listen}: {e}"))?;
     // The first line says where we listen (port 0 picks a free one).
     println!("listening {}", tp.local_addr());
+    if serves_tls {
+        eprintln!("millrace tickerplant: serving TLS only");
+    }
     let _ = std::io::stdout().flush();
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(50));

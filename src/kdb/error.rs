@@ -99,6 +99,10 @@ pub enum KdbError {
     Closed,
     /// No reply within the bounded number of messages or the timeout.
     NoReply,
+    /// TLS could not be set up or the handshake failed (a certificate that
+    /// does not verify, a missing client certificate, an unreadable PEM
+    /// file); the text says which and what to check.
+    Tls(String),
     Io(std::io::Error),
 }
 
@@ -123,6 +127,7 @@ impl fmt::Display for KdbError {
             KdbError::BadName { what } => write!(f, "{what} cannot be a kdb+ symbol"),
             KdbError::Closed => f.write_str("kdb+ peer closed the connection"),
             KdbError::NoReply => f.write_str("no reply from kdb+"),
+            KdbError::Tls(text) => f.write_str(text),
             KdbError::Io(e) => write!(f, "kdb+ I/O: {e}"),
         }
     }

@@ -17,7 +17,8 @@
 //!   compress.rs kdb+'s IPC compression, both ways
 //!   handshake.rs, symbols.rs (TagId -> names), columns.rs (.u.upd encoder)
 //! I/O:
-//!   publisher.rs   blocking Publisher (TcpStream): async upd + sync chaser
+//!   publisher.rs   blocking Publisher (TCP or TLS): async upd + sync chaser
+//!   tls.rs         rustls client and server configs from PEM files, handshakes
 //!   backoff.rs     jittered exponential backoff (sans-IO)
 //!   upd.rs         tick.q-style checks of an update (sans-IO)
 //!   journal.rs     tick.q log file writer (replayable with -11!)
@@ -40,6 +41,7 @@ pub mod reader;
 pub mod record;
 pub mod symbols;
 pub mod tickerplant;
+pub mod tls;
 pub mod types;
 pub mod upd;
 
@@ -54,4 +56,5 @@ pub use publisher::{Compression, Publisher, PublisherOptions};
 pub use record::{Recorder, RowRecorder, SeqRecorder};
 pub use symbols::SymbolTable;
 pub use tickerplant::{Tickerplant, TickerplantOptions};
+pub use tls::{ServerTlsFiles, TlsClient};
 pub use types::{Atom, Data, Symbols, K};

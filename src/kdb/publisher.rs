@@ -1,4 +1,5 @@
-//! The blocking publisher the kdb+ sink thread drives: one TCP connection,
+//! The blocking publisher the kdb+ sink thread drives: one TCP connection
+//! (TLS inside it when `PublisherOptions::tls` is set, as kdb+ -E serves),
 //! async `.u.upd` messages built into one reused buffer, and a sync chaser
 //! whose reply acknowledges everything sent before it (kdb+ processes the
 //! messages of one connection in order).
@@ -9,6 +10,8 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
+
+use rustls::{ClientConnection, StreamOwned};
 
 use crate::config::{Secret, TimeType};
 use crate::sample::Sample;
@@ -21,6 +24,7 @@ use super::error::KdbError;
 use super::handshake::{client_handshake, CAPABILITY_DEFAULT};
 use super::header::{Header, MsgType, HEADER_SIZE};
 use super::symbols::SymbolTable;
+use super::tls::{self, TlsClient};
 use super::types::K;
 
 /// When to compress outgoing messages.
@@ -46,6 +50,8 @@ pub struct PublisherOptions {
     pub limits: DecodeLimits,
     /// Async messages the server may push before a reply arrives, ignored.
     pub skipped_messages_max: u32,
+    /// TLS inside the TCP connection; `None`: plain TCP (kdb+'s default).
+    pub tls: Option<TlsClient>,
 }
 
 impl Default for PublisherOptions {
@@ -58,12 +64,74 @@ impl Default for PublisherOptions {
             io_timeout: Duration::from_secs(30),
             limits: DecodeLimits::default(),
             skipped_messages_max: 1024,
+            tls: None,
+        }
+    }
+}
+
+/// The byte stream under the kdb+ messages.
+enum Transport {
+    Plain(TcpStream),
+    /// Boxed: a rustls connection is a few KiB; the plain variant stays small.
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Transport {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(s) => &s.sock,
+        }
+    }
+
+    /// Ends the connection; over TLS with a close_notify first, so the server
+    /// sees a clean end rather than a truncation.
+    fn close(&mut self) {
+        if let Transport::Tls(s) = self {
+            s.conn.send_close_notify();
+            // Bounded: a peer that stopped reading must not hold us up.
+            let _ = s.sock.set_write_timeout(Some(CLOSE_NOTIFY_TIMEOUT));
+            let _ = s.conn.write_tls(&mut s.sock);
+        }
+        let _ = self.tcp().shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// How long a close_notify may wait for room in the socket's send buffer.
+const CLOSE_NOTIFY_TIMEOUT: Duration = Duration::from_millis(200);
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+            Transport::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write(buf),
+            Transport::Tls(s) => s.write(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.write_all(buf),
+            Transport::Tls(s) => s.write_all(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.flush(),
+            Transport::Tls(s) => s.flush(),
         }
     }
 }
 
 pub struct Publisher {
-    stream: TcpStream,
+    stream: Transport,
     addr: String,
     user: String,
     password: Secret,
@@ -104,13 +172,18 @@ impl Publisher {
 
     /// Drops the connection and logs in again (buffers are kept).
     pub fn reconnect(&mut self) -> Result<(), KdbError> {
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        self.stream.close();
         let (stream, capability, peer) =
             open(&self.addr, &self.user, &self.password, &self.options)?;
         self.stream = stream;
         self.capability = capability;
         self.peer_is_loopback = peer.ip().is_loopback();
         Ok(())
+    }
+
+    /// Whether the connection runs TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Transport::Tls(_))
     }
 
     /// The capability the server agreed to.
@@ -151,6 +224,22 @@ impl Publisher {
         self.call(&K::string("::")).map(|_| ())
     }
 
+    /// Sends a sync chaser without waiting for its reply, so a sink can keep
+    /// several batches in flight; `read_ack` takes the replies in order. The
+    /// message is a constant: nothing is allocated per batch.
+    pub fn send_chaser(&mut self) -> Result<(), KdbError> {
+        self.message.clear();
+        self.message.extend_from_slice(&CHASER_MESSAGE);
+        self.send_built()
+    }
+
+    /// Waits for the reply to the oldest chaser not yet answered: `Ok`
+    /// acknowledges every message sent before that chaser; a kdb+ error
+    /// surfaces as `KdbError::Remote`.
+    pub fn read_ack(&mut self) -> Result<(), KdbError> {
+        self.read_reply().map(|_| ())
+    }
+
     /// Sends `k` as a sync message and returns the reply.
     pub fn call(&mut self, k: &K) -> Result<K, KdbError> {
         encode_message(k, MsgType::Sync, &mut self.message);
@@ -188,6 +277,9 @@ impl Publisher {
             &self.message
         };
         self.stream.write_all(bytes).map_err(closed_or_io)?;
+        // TLS: push the last record out now, so an error shows here and not
+        // at the next call (a no-op on plain TCP).
+        self.stream.flush().map_err(closed_or_io)?;
         self.messages_sent += 1;
         Ok(())
     }
@@ -210,12 +302,21 @@ impl Publisher {
     }
 }
 
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        if self.is_tls() {
+            self.stream.close();
+        }
+    }
+}
+
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Publisher")
             .field("addr", &self.addr)
             .field("user", &self.user)
             .field("capability", &self.capability)
+            .field("tls", &self.is_tls())
             .field("messages_sent", &self.messages_sent)
             .finish_non_exhaustive()
     }
@@ -226,16 +327,35 @@ fn open(
     user: &str,
     password: &Secret,
     options: &PublisherOptions,
-) -> Result<(TcpStream, u8, SocketAddr), KdbError> {
+) -> Result<(Transport, u8, SocketAddr), KdbError> {
     let mut last = None;
     for candidate in addr.to_socket_addrs()? {
         match TcpStream::connect_timeout(&candidate, options.connect_timeout) {
-            Ok(mut stream) => {
-                stream.set_nodelay(true)?;
-                stream.set_read_timeout(Some(options.io_timeout))?;
-                stream.set_write_timeout(Some(options.io_timeout))?;
-                let cap =
-                    client_handshake(&mut stream, user, password.expose(), options.capability)?;
+            Ok(tcp) => {
+                tcp.set_nodelay(true)?;
+                let mut stream = match &options.tls {
+                    None => Transport::Plain(tcp),
+                    Some(tls) => Transport::Tls(Box::new(tls_open(tcp, tls, options)?)),
+                };
+                stream.tcp().set_read_timeout(Some(options.io_timeout))?;
+                stream.tcp().set_write_timeout(Some(options.io_timeout))?;
+                let login =
+                    client_handshake(&mut stream, user, password.expose(), options.capability);
+                let cap = match (login, &options.tls) {
+                    (Ok(cap), _) => cap,
+                    // A server that refuses our certificate says so only now,
+                    // with an alert in answer to the login (TLS 1.3).
+                    (Err(KdbError::Io(e)), Some(tls)) if tls::rustls_error(&e).is_some() => {
+                        return Err(tls::handshake_error(e, &tls.server_name))
+                    }
+                    // Closed without close_notify: kdb+ refusing the login.
+                    (Err(KdbError::Io(e)), Some(_))
+                        if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                    {
+                        return Err(KdbError::AuthenticationRefused)
+                    }
+                    (Err(e), _) => return Err(e),
+                };
                 return Ok((stream, cap, candidate));
             }
             Err(e) => last = Some(e),
@@ -243,6 +363,22 @@ fn open(
     }
     Err(last.map_or(KdbError::Closed, KdbError::Io))
 }
+
+/// The TLS handshake, bounded by the connect timeout like the TCP connect.
+fn tls_open(
+    tcp: TcpStream,
+    tls: &TlsClient,
+    options: &PublisherOptions,
+) -> Result<StreamOwned<ClientConnection, TcpStream>, KdbError> {
+    tcp.set_read_timeout(Some(options.connect_timeout))?;
+    tcp.set_write_timeout(Some(options.connect_timeout))?;
+    tls::connect(tls, tcp)
+}
+
+/// The chaser `"::"` (a char vector) as a sync message, little-endian: the
+/// bytes `encode_message(&K::string("::"), MsgType::Sync, ..)` produces
+/// (checked by a test), kept as a constant so a chaser costs no allocation.
+const CHASER_MESSAGE: [u8; 16] = [1, 1, 0, 0, 16, 0, 0, 0, 10, 0, 2, 0, 0, 0, b':', b':'];
 
 fn closed_or_io(e: std::io::Error) -> KdbError {
     use std::io::ErrorKind::*;
@@ -269,4 +405,16 @@ pub fn read_message<R: Read>(
         stream.read_exact(rest).map_err(closed_or_io)?;
     }
     Ok(header)
+}
+
+#[cfg(test)]
+mod chaser_tests {
+    use super::*;
+
+    #[test]
+    fn chaser_constant_is_the_encoded_sync_string() {
+        let mut encoded = Vec::new();
+        encode_message(&K::string("::"), MsgType::Sync, &mut encoded);
+        assert_eq!(encoded, CHASER_MESSAGE);
+    }
 }

@@ -9,6 +9,10 @@
 //! their product plus the decoded form of one message per connection.
 //! Garbage from a peer (bad header, oversized or undecodable message, a bad
 //! handshake) drops that connection and nothing else.
+//!
+//! With `tls` set it serves TLS only (kdb+ `-E 2`): the handshake runs on the
+//! connection's thread, then the same session code runs over the TLS stream
+//! (generic over `Read + Write`, so the plain path is unchanged).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -18,12 +22,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use rustls::ServerConfig;
+
 use super::decode::{decode_message, DecodeLimits};
 use super::encode::encode_message;
 use super::handshake::{agree, parse_client_hello, HELLO_BYTES_MAX};
 use super::header::{Header, MsgType, HEADER_SIZE};
 use super::journal::Journal;
 use super::record::Recorder;
+use super::tls::{self, SERVER_HANDSHAKE_TIMEOUT};
 use super::types::K;
 use super::upd::{for_each_record, parse_update, Tables, UpdError};
 
@@ -39,6 +46,8 @@ pub struct TickerplantOptions {
     pub table_count_max: usize,
     pub limits: DecodeLimits,
     pub recorder: Option<Arc<Mutex<dyn Recorder>>>,
+    /// Serve TLS only (see `tls::ServerTlsFiles::load`); `None`: plain TCP.
+    pub tls: Option<Arc<ServerConfig>>,
 }
 
 impl Default for TickerplantOptions {
@@ -53,6 +62,7 @@ impl Default for TickerplantOptions {
                 ..DecodeLimits::default()
             },
             recorder: None,
+            tls: None,
         }
     }
 }
@@ -79,6 +89,9 @@ pub struct TickerplantStats {
     pub connections_dropped: u64,
     pub updates: u64,
     pub update_errors: u64,
+    /// TLS handshakes that failed (also counted as refused): no or a wrong
+    /// client certificate, a client that does not speak TLS, a timeout.
+    pub tls_handshakes_failed: u64,
 }
 
 struct State {
@@ -93,12 +106,14 @@ struct Shared {
     limits: DecodeLimits,
     connections_max: usize,
     recorder: Option<Arc<Mutex<dyn Recorder>>>,
+    tls: Option<Arc<ServerConfig>>,
     live: AtomicUsize,
     accepted: AtomicU64,
     refused: AtomicU64,
     dropped: AtomicU64,
     updates: AtomicU64,
     update_errors: AtomicU64,
+    tls_failed: AtomicU64,
 }
 
 impl Shared {
@@ -130,12 +145,14 @@ impl Tickerplant {
             limits: options.limits,
             connections_max: options.connections_max,
             recorder: options.recorder,
+            tls: options.tls,
             live: AtomicUsize::new(0),
             accepted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             updates: AtomicU64::new(0),
             update_errors: AtomicU64::new(0),
+            tls_failed: AtomicU64::new(0),
         });
         let for_thread = Arc::clone(&shared);
         let acceptor = std::thread::Builder::new()
@@ -179,6 +196,7 @@ impl Tickerplant {
             connections_dropped: s.dropped.load(Ordering::Relaxed),
             updates: s.updates.load(Ordering::Relaxed),
             update_errors: s.update_errors.load(Ordering::Relaxed),
+            tls_handshakes_failed: s.tls_failed.load(Ordering::Relaxed),
         }
     }
 
@@ -261,9 +279,21 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
     if setup.is_err() {
         return;
     }
-    let end = match handshake(&mut stream, shared) {
-        Ok(()) => messages(&mut stream, shared),
-        Err(end) => end,
+    let end = match &shared.tls {
+        None => session(&mut stream, shared),
+        Some(config) => match tls::accept(config, stream, &shared.stop, SERVER_HANDSHAKE_TIMEOUT) {
+            Ok(mut tls) => {
+                let end = session(&mut tls, shared);
+                // A clean end for the client (a refusal included).
+                tls.conn.send_close_notify();
+                let _ = tls.conn.write_tls(&mut tls.sock);
+                end
+            }
+            Err(_) => {
+                shared.tls_failed.fetch_add(1, Ordering::Relaxed);
+                End::Refused
+            }
+        },
     };
     match end {
         End::Refused => shared.refused.fetch_add(1, Ordering::Relaxed),
@@ -272,7 +302,15 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
     };
 }
 
-fn handshake(stream: &mut TcpStream, shared: &Shared) -> Result<(), End> {
+/// The kdb+ login, then messages until the connection ends.
+fn session<S: Read + Write>(stream: &mut S, shared: &Shared) -> End {
+    match handshake(stream, shared) {
+        Ok(()) => messages(stream, shared),
+        Err(end) => end,
+    }
+}
+
+fn handshake<S: Read + Write>(stream: &mut S, shared: &Shared) -> Result<(), End> {
     let mut hello = Vec::with_capacity(64);
     let mut chunk = [0u8; 256];
     loop {
@@ -290,7 +328,10 @@ fn handshake(stream: &mut TcpStream, shared: &Shared) -> Result<(), End> {
                     return Err(End::Refused);
                 }
                 let answer = [agree(h.capability)];
-                return stream.write_all(&answer).map_err(|_| End::Closed);
+                return stream
+                    .write_all(&answer)
+                    .and_then(|()| stream.flush())
+                    .map_err(|_| End::Closed);
             }
         }
     }
@@ -305,7 +346,7 @@ fn allowed(shared: &Shared, user: &[u8], password: &[u8]) -> bool {
     }
 }
 
-fn messages(stream: &mut TcpStream, shared: &Shared) -> End {
+fn messages<S: Read + Write>(stream: &mut S, shared: &Shared) -> End {
     let mut message = Vec::new();
     let mut reply = Vec::new();
     loop {
@@ -334,7 +375,11 @@ fn messages(stream: &mut TcpStream, shared: &Shared) -> End {
                 Err(e) => K::error(e.text()),
             };
             encode_message(&k, MsgType::Response, &mut reply);
-            if stream.write_all(&reply).is_err() {
+            if stream
+                .write_all(&reply)
+                .and_then(|()| stream.flush())
+                .is_err()
+            {
                 return End::Closed;
             }
         }
@@ -380,7 +425,7 @@ fn handle(k: &K, shared: &Shared) -> Result<(), UpdError> {
 }
 
 /// One read, retrying timeouts until data, EOF or stop.
-fn read_some(stream: &mut TcpStream, buf: &mut [u8], shared: &Shared) -> Result<usize, End> {
+fn read_some<S: Read>(stream: &mut S, buf: &mut [u8], shared: &Shared) -> Result<usize, End> {
     loop {
         if shared.stop.load(Ordering::Relaxed) {
             return Err(End::Stopped);
@@ -396,8 +441,8 @@ fn read_some(stream: &mut TcpStream, buf: &mut [u8], shared: &Shared) -> Result<
 
 /// Fills `buf`; a clean EOF before the first byte is `Closed` when
 /// `at_boundary`, otherwise a truncated message (`Garbage`).
-fn read_exact(
-    stream: &mut TcpStream,
+fn read_exact<S: Read>(
+    stream: &mut S,
     buf: &mut [u8],
     shared: &Shared,
     at_boundary: bool,

@@ -246,8 +246,12 @@ fn deliver(
 }
 
 fn connect(ctx: &SinkContext) -> Result<Publisher, KdbError> {
+    // TLS files are read at each connection: a renewed certificate needs no restart.
+    let tls = ctx.config.tls.as_ref();
+    let tls = tls.map(crate::kdb::TlsClient::from_sink).transpose()?;
     let options = PublisherOptions {
         time_type: ctx.config.time_type,
+        tls,
         ..PublisherOptions::default()
     };
     Publisher::connect(
