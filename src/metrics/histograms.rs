@@ -127,6 +127,20 @@ impl StageRecorder {
         }
     }
 
+    /// Records `count` values of `latency_ns` at once (samples that share
+    /// one time stamp and one acknowledgement).
+    pub fn record_n_ns(&mut self, latency_ns: u64, count: u64) {
+        if count == 0 {
+            return;
+        }
+        self.local.saturating_record_n(latency_ns.max(1), count);
+        // Merges are paced by calls, not by the count they carry.
+        self.pending += 1;
+        if self.pending >= FLUSH_EVERY || self.flushed_at.elapsed() >= FLUSH_INTERVAL {
+            self.flush();
+        }
+    }
+
     pub fn flush(&mut self) {
         if self.pending > 0 {
             self.shared.merge(self.stage, &self.local);
