@@ -161,13 +161,16 @@ pub fn parse_frame(
         return Err(FrameError::Length(len));
     }
     let count = u32_at(header, 16);
-    if count == 0 || frame_bytes(count as usize) != len_usize {
+    let first_seq = u64_at(header, 8);
+    // The writer never numbers a sample past u64::MAX: a frame whose samples
+    // would is damage, and `end_seq` must not wrap (nor panic in debug).
+    let ends_in_range = first_seq.checked_add(u64::from(count)).is_some();
+    if count == 0 || frame_bytes(count as usize) != len_usize || !ends_in_range {
         return Err(FrameError::Count(count));
     }
     if u32_at(header, 20) != 0 {
         return Err(FrameError::Reserved);
     }
-    let first_seq = u64_at(header, 8);
     if first_seq != expected_seq {
         return Err(FrameError::Seq {
             expected: expected_seq,
@@ -295,5 +298,25 @@ mod tests {
             parse_frame(&huge, 8, 10, true),
             Err(FrameError::Length(_))
         ));
+    }
+
+    #[test]
+    fn frame_whose_samples_pass_the_last_seq_is_refused() {
+        let samples = [7u8; 48];
+        let mut seg = vec![0u8; 96];
+        for (first, ok) in [
+            (u64::MAX - 2, true),
+            (u64::MAX - 1, false),
+            (u64::MAX, false),
+        ] {
+            seg[..40].copy_from_slice(&encode_frame_header(first, &samples, 0, 0));
+            seg[40..88].copy_from_slice(&samples);
+            let parsed = parse_frame(&seg, 0, first, true);
+            if ok {
+                assert_eq!(parsed.unwrap().unwrap().end_seq(), u64::MAX);
+            } else {
+                assert_eq!(parsed.unwrap_err(), FrameError::Count(2), "first {first}");
+            }
+        }
     }
 }
