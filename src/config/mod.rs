@@ -131,3 +131,26 @@ pub fn fuzz_config_parse(data: &[u8]) -> bool {
         }
     }
 }
+
+/// The TOML that `fuzz_tag_csv` puts in front of its input: one device whose
+/// tags come from `tags.csv`, next to one inline tag (so CSV rows meet the
+/// duplicate and overlap checks against a tag from the TOML).
+pub const FUZZ_CSV_TOML: &str = "[wal]\ndir = \"wal\"\n\n\
+    [[sink]]\nname = \"tp\"\nkind = \"kdb\"\naddress = \"127.0.0.1:5010\"\ntable = \"plc\"\n\
+    password_env = \"MILLRACE_KDB_PASSWORD\"\n\n\
+    [[device]]\nname = \"press-01\"\nprotocol = \"modbus-tcp\"\naddress = \"10.0.0.5:502\"\n\
+    unit_id = 1\npoll_interval = \"100ms\"\ntags_csv = \"tags.csv\"\n\n\
+    [[device.tag]]\nname = \"press01.temp\"\narea = \"holding\"\naddress = 100\n\
+    type = \"float32\"\n";
+
+/// The fuzz entry point for tag CSV files (`fuzz/fuzz_targets/config_csv.rs`
+/// and its corpus replay): `data` is the content of `tags.csv` under
+/// `FUZZ_CSV_TOML`, checked by `fuzz_config_parse`. Returns whether the
+/// plant was accepted.
+pub fn fuzz_tag_csv(data: &[u8]) -> bool {
+    let mut input = Vec::with_capacity(FUZZ_CSV_TOML.len() + 1 + data.len());
+    input.extend_from_slice(FUZZ_CSV_TOML.as_bytes());
+    input.push(0);
+    input.extend_from_slice(data);
+    fuzz_config_parse(&input)
+}

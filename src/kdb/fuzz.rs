@@ -61,3 +61,86 @@ pub fn fuzz_decompress(data: &[u8]) {
         assert_eq!(back, msg, "compression round trip");
     }
 }
+
+/// What a stand-in session over fuzz bytes got to, so the corpus replay can
+/// check that its seeds reach every stage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerRun {
+    pub logged_in: bool,
+    pub messages: usize,
+    pub updates: usize,
+    pub update_errors: usize,
+    pub records: usize,
+}
+
+/// The tickerplant stand-in's server side without the socket: `data` is what
+/// a client sends, read the way `tickerplant::serve` reads it. The hello is
+/// parsed from its first bytes (`parse_client_hello`, refused if bytes follow
+/// the NUL in the same read - here: if the hello is not whole), then the rest
+/// is a stream of messages: header check, `decode_message`, `parse_update`,
+/// the tick.q checks in `Tables::apply`, the records, and the sync answer
+/// encoded as the stand-in would. Stops at the first thing the stand-in
+/// would drop the connection for. Panics only on a broken invariant.
+pub fn fuzz_server_input(data: &[u8]) -> ServerRun {
+    use super::handshake::{agree, parse_client_hello, CAPABILITY_MAX, HELLO_BYTES_MAX};
+    use super::header::{Header, MsgType};
+    use super::types::K;
+    use super::upd::{for_each_record, parse_update, Tables};
+
+    let mut run = ServerRun::default();
+    let hello = match parse_client_hello(data) {
+        Ok(Some(h)) => h,
+        Ok(None) | Err(_) => return run,
+    };
+    assert!(hello.consumed <= HELLO_BYTES_MAX && hello.consumed <= data.len());
+    assert!(hello.user.len() + hello.password.len() < hello.consumed);
+    assert!(agree(hello.capability) <= CAPABILITY_MAX);
+    run.logged_in = true;
+    let mut tables = Tables::new(4);
+    let mut reply = Vec::new();
+    let mut rest = data.get(hello.consumed..).unwrap_or(&[]);
+    while let Some(head) = rest.first_chunk::<HEADER_SIZE>() {
+        let Ok(header) = Header::parse(head, FUZZ_LIMITS.message_bytes_max) else {
+            break;
+        };
+        let total = header.total_len as usize;
+        assert!(total > HEADER_SIZE && total <= FUZZ_LIMITS.message_bytes_max);
+        let Some(message) = rest.get(..total) else {
+            break; // truncated: the stand-in waits for bytes that never come
+        };
+        rest = rest.get(total..).unwrap_or(&[]);
+        let Ok((_, k)) = decode_message(message, &FUZZ_LIMITS) else {
+            break;
+        };
+        run.messages += 1;
+        let answer = match parse_update(&k) {
+            Ok(None) => Ok(()),
+            Ok(Some(update)) => match tables.apply(&update) {
+                Ok(state) => {
+                    let mut rows = 0usize;
+                    for_each_record(&update, state, |_, _, _| rows += 1);
+                    assert!(rows <= update.rows, "more records than rows");
+                    run.records += rows;
+                    run.updates += 1;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        assert!(tables.tables.len() <= tables.table_count_max);
+        if answer.is_err() {
+            run.update_errors += 1;
+        }
+        if header.msg_type == MsgType::Sync {
+            let k = match answer {
+                Ok(()) => K::null(),
+                Err(e) => K::error(e.text()),
+            };
+            encode_message(&k, MsgType::Response, &mut reply);
+            let (_, back) = decode_message(&reply, &FUZZ_LIMITS).expect("our answer decodes");
+            assert_eq!(back, k, "the answer round-trips");
+        }
+    }
+    run
+}
