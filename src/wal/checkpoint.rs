@@ -91,6 +91,13 @@ pub(crate) fn read(path: &Path) -> Result<Result<u64, CheckpointError>, WalError
 }
 
 /// Replaces the checkpoint of `name` with `next_seq`, atomically and durably.
+///
+/// On a full file system (ENOSPC, EDQUOT) the temporary cannot get a block,
+/// so the existing file is overwritten in place instead: its block is
+/// already allocated, and the sink must be able to persist its progress on
+/// a full disk, or no segment could ever be retired to make room. A torn
+/// in-place write fails the CRC and reads as no checkpoint: the sink then
+/// resends from the oldest segment (at-least-once; kdb+ removes by seq).
 pub(crate) fn write(
     dir: &Path,
     dir_file: &File,
@@ -99,20 +106,52 @@ pub(crate) fn write(
 ) -> Result<(), WalError> {
     let path = path_for(dir, name);
     let tmp = dir.join(format!("{PREFIX}{name}{SUFFIX}.tmp"));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(|e| WalError::io("create", &tmp, e))?;
-    f.write_all(&encode(next_seq))
-        .map_err(|e| WalError::io("write", &tmp, e))?;
-    f.sync_all().map_err(|e| WalError::io("fsync", &tmp, e))?;
-    drop(f);
+    match write_file(&tmp, &encode(next_seq)) {
+        Ok(()) => {}
+        Err(e) if is_no_space(&e) && path.exists() => {
+            let _ = fs::remove_file(&tmp);
+            return overwrite_in_place(&path, next_seq);
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+    }
     fs::rename(&tmp, &path).map_err(|e| WalError::io("rename", &tmp, e))?;
     dir_file
         .sync_all()
         .map_err(|e| WalError::io("fsync dir", dir, e))
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), WalError> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| WalError::io("create", path, e))?;
+    f.write_all(bytes)
+        .map_err(|e| WalError::io("write", path, e))?;
+    f.sync_all().map_err(|e| WalError::io("fsync", path, e))
+}
+
+fn is_no_space(e: &WalError) -> bool {
+    matches!(
+        e,
+        WalError::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+    )
+}
+
+fn overwrite_in_place(path: &Path, next_seq: u64) -> Result<(), WalError> {
+    use std::os::unix::fs::FileExt;
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| WalError::io("open", path, e))?;
+    f.write_all_at(&encode(next_seq), 0)
+        .map_err(|e| WalError::io("write in place", path, e))?;
+    f.sync_data().map_err(|e| WalError::io("fsync", path, e))
 }
 
 #[cfg(test)]

@@ -106,7 +106,7 @@ pub use inspect::{inspect, render_text, Anomaly, CursorInfo, Inspection, Segment
 pub use recovery::{RecoveryReport, SetAside, TailCut};
 pub use scan::{check_frames, fuzz_segment, FrameCheck};
 pub use shared::{DurableSeq, WalHandle};
-pub use writer::{Appended, Wal, WalStats};
+pub use writer::{Appended, FullCause, Wal, WalStats};
 
 /// CRC32C (Castagnoli, reflected polynomial 0x82F63B78), hardware-accelerated
 /// where the CPU has it.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::error::WalError;
 use super::segment::{CreateError, Segment};
 use super::shared::lock;
-use super::writer::Wal;
+use super::writer::{FullCause, Wal};
 use crate::config::WhenFull;
 
 impl Wal {
@@ -25,6 +25,7 @@ impl Wal {
             self.reclaim()?;
             let used: u64 = self.shared.segments().iter().map(|s| s.len() as u64).sum();
             if used + self.segment_bytes > self.quota {
+                self.full_cause = FullCause::Quota;
                 self.when_full_step()?;
                 continue;
             }
@@ -36,7 +37,10 @@ impl Wal {
                 self.segment_bytes,
             ) {
                 Ok(seg) => return Ok(seg),
-                Err(CreateError::NoSpace) => self.when_full_step()?,
+                Err(CreateError::NoSpace) => {
+                    self.full_cause = FullCause::Disk;
+                    self.when_full_step()?;
+                }
                 Err(CreateError::Io(op, path, e)) => return Err(WalError::io(op, path, e)),
             }
         }

@@ -36,6 +36,19 @@ pub struct WalStats {
     pub segments_deleted: u64,
     /// Appends refused with `Full`.
     pub full_refusals: u64,
+    /// Of those, refused because the file system had no room for the next
+    /// segment (fallocate: ENOSPC or EDQUOT), not because of the quota.
+    pub disk_full_refusals: u64,
+}
+
+/// Why the last `Full` was answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FullCause {
+    /// The segments reached `quota`.
+    #[default]
+    Quota,
+    /// The file system refused to preallocate the next segment.
+    Disk,
 }
 
 pub struct Wal {
@@ -53,6 +66,7 @@ pub struct Wal {
     last_commit_at: Instant,
     stopped: bool,
     pub(crate) stats: WalStats,
+    pub(crate) full_cause: FullCause,
 }
 
 impl Wal {
@@ -74,6 +88,7 @@ impl Wal {
             last_commit_at: Instant::now(),
             stopped: false,
             stats: WalStats::default(),
+            full_cause: FullCause::Quota,
         };
         Ok((wal, r.report))
     }
@@ -105,6 +120,11 @@ impl Wal {
 
     pub fn stats(&self) -> WalStats {
         self.stats
+    }
+
+    /// Why the last append was refused with `Full`.
+    pub fn full_cause(&self) -> FullCause {
+        self.full_cause
     }
 
     /// Samples dropped by `drop_oldest` so far.
@@ -253,6 +273,9 @@ impl Wal {
             Err(e) => {
                 if matches!(e, WalError::Full) {
                     self.stats.full_refusals += 1;
+                    if self.full_cause == FullCause::Disk {
+                        self.stats.disk_full_refusals += 1;
+                    }
                 }
                 return Err(e);
             }
