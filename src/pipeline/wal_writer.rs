@@ -14,7 +14,7 @@ use super::clock::{elapsed_ns, unix_now_ns};
 use super::stats::{add, set, WriterStats};
 use crate::metrics::{Stage, StageHistograms, StageRecorder};
 use crate::ring::Consumer;
-use crate::wal::{Wal, WalError};
+use crate::wal::{FullCause, Wal, WalError};
 
 /// Sleep when nothing was drained: short against the 10 ms commit interval,
 /// long enough not to burn a core on an idle plant.
@@ -110,9 +110,13 @@ fn drain_one(
 /// again: an operator sees the state change, not a line per refusal.
 fn log_full_state(full: bool, wal: &Wal) {
     if full {
+        let cause = match wal.full_cause() {
+            FullCause::Quota => "quota reached",
+            FullCause::Disk => "disk full: no space to preallocate the next segment",
+        };
         eprintln!(
-            "millrace wal: full at durable seq {} (quota or disk); not draining the rings: \
-             readers delay their polls until a sink catches up",
+            "millrace wal: full at durable seq {} ({cause}); not draining the rings: \
+             readers delay their polls until a sink catches up and segments are retired",
             wal.durable_seq()
         );
     } else {
