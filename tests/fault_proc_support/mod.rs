@@ -410,3 +410,53 @@ pub fn tickerplant(
     };
     Tickerplant::bind(addr, options).unwrap()
 }
+
+/// A tmpfs mounted for the life of the value: a disk that really fills.
+/// Mounting needs root (the tests run as root, here and in CI); without it
+/// the test fails with a message that says so, it never skips.
+pub struct Tmpfs {
+    pub path: PathBuf,
+    _parent: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    pub fn mount(bytes: u64) -> Tmpfs {
+        let parent = tempfile::tempdir().unwrap();
+        let path = parent.path().join("fs");
+        std::fs::create_dir(&path).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("run mount(8)");
+        assert!(
+            status.success(),
+            "mounting a {bytes}-byte tmpfs failed ({status}): this test needs root \
+             (CI runs the suite as root)"
+        );
+        Tmpfs {
+            path,
+            _parent: parent,
+        }
+    }
+
+    /// Bytes free on the file system, from df(1).
+    pub fn free_bytes(&self) -> u64 {
+        let out = Command::new("df")
+            .args(["-B1", "--output=avail"])
+            .arg(&self.path)
+            .output()
+            .expect("run df(1)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse().ok())
+            .expect("df prints the free bytes")
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
