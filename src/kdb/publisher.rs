@@ -97,6 +97,9 @@ impl Transport {
     }
 }
 
+/// The content type byte of a TLS alert record.
+const TLS_ALERT_RECORD: u8 = 0x15;
+
 /// How long a close_notify may wait for room in the socket's send buffer.
 const CLOSE_NOTIFY_TIMEOUT: Duration = Duration::from_millis(200);
 
@@ -353,6 +356,17 @@ fn open(
                         if e.kind() == std::io::ErrorKind::UnexpectedEof =>
                     {
                         return Err(KdbError::AuthenticationRefused)
+                    }
+                    // A TLS-only server answers our plain login with an alert
+                    // record, whose first byte reads as a capability.
+                    (Err(KdbError::BadCapability { answered, .. }), None)
+                        if answered == TLS_ALERT_RECORD =>
+                    {
+                        return Err(KdbError::Tls(
+                            "the server answered with a TLS alert: it serves TLS only \
+                             (kdb+ -E 2); set tls = true"
+                                .into(),
+                        ))
                     }
                     (Err(e), _) => return Err(e),
                 };
