@@ -1,11 +1,13 @@
 //! `millrace-loadgen`: the simulated Modbus TCP farm (`serve`), a capacity
 //! probe of that farm (`capacity`), the end-to-end benchmark driver
-//! (`bench`) and its tokio-modbus baseline poller (`baseline`).
+//! (`bench`), its tokio-modbus baseline poller (`baseline`) and its
+//! verifying kdb+ stand-in (`standin`).
 
 mod baseline;
 mod bench;
 mod capacity;
 mod serve;
+mod standin;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,13 +34,15 @@ enum Command {
     /// a raw client on another thread; prints responses/s and responses per
     /// farm CPU-second.
     Capacity(capacity::CapacityArgs),
-    /// Run the farm and `millrace run` as child processes with the stand-in
-    /// in this process, then the tokio-modbus baseline against the same
-    /// farm; report throughput, CPU, latency and verified delivery. Exits 1
+    /// Run the farm, the verifying stand-in and `millrace run` as child
+    /// processes, then the tokio-modbus baseline against the same farm; report throughput, CPU, latency and verified delivery. Exits 1
     /// if anything was lost or a value did not check.
     Bench(bench::BenchArgs),
     /// The tokio-modbus poller `bench` compares against (run by `bench`).
     Baseline(baseline::BaselineArgs),
+    /// The verifying kdb+ stand-in `bench` delivers to, in its own process
+    /// (run by `bench`; commands on stdin).
+    Standin(standin::StandinArgs),
 }
 
 #[derive(Args, Debug)]
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
             Err(e) => Err(std::io::Error::other(e)),
         },
         Command::Baseline(args) => baseline::run(&args).map_err(std::io::Error::other),
+        Command::Standin(args) => standin::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,16 +1,18 @@
 //! Starting the bench's child processes and reading what they print: the
-//! farm (`millrace-loadgen serve`), the gateway (`millrace run`) and the
+//! farm (`millrace-loadgen serve`), the verifying stand-in
+//! (`millrace-loadgen standin`), the gateway (`millrace run`) and the
 //! baseline poller (`millrace-loadgen baseline`).
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Lines, Write};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::procs::Guard;
+use crate::standin::Verdict;
 
 /// Lines of a child's output kept for the report (the last ones).
 const KEPT_LINE_COUNT_MAX: usize = 200;
@@ -76,6 +78,83 @@ pub fn start_farm(
     }
     std::thread::spawn(move || lines.for_each(drop));
     Ok((guard, ports))
+}
+
+/// The verifying stand-in child, driven over its stdin/stdout (standin.rs).
+pub struct StandIn {
+    guard: Guard,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+    pub addr: SocketAddr,
+}
+
+impl StandIn {
+    pub fn start(devices: u32, tags_per_device: u32, seq_capacity: u64) -> Result<StandIn, String> {
+        let mut child = Command::new(loadgen_exe()?)
+            .arg("standin")
+            .args(["--devices", &devices.to_string()])
+            .args(["--tags-per-device", &tags_per_device.to_string()])
+            .args(["--seq-capacity", &seq_capacity.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("start the stand-in: {e}"))?;
+        let stdin = child.stdin.take().ok_or("stand-in stdin")?;
+        let stdout = child.stdout.take().ok_or("stand-in stdout")?;
+        let mut standin = StandIn {
+            guard: Guard(Some(child)),
+            stdin,
+            lines: BufReader::new(stdout).lines(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let line = standin.line()?;
+        standin.addr = line
+            .strip_prefix("standin listening ")
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| format!("the stand-in did not start: {line:?}"))?;
+        Ok(standin)
+    }
+
+    pub fn pid(&mut self) -> u32 {
+        self.guard.child().map_or(0, |c| c.id())
+    }
+
+    /// Rows received so far.
+    pub fn rows(&mut self) -> Result<u64, String> {
+        self.command("rows")?;
+        let line = self.line()?;
+        line.strip_prefix("rows ")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("stand-in: {line:?}"))
+    }
+
+    /// Stops it and returns its verification of seqs `0..end_seq`.
+    pub fn finish(mut self, end_seq: u64, wait: Duration) -> Result<Verdict, String> {
+        self.command(&format!("finish {end_seq}"))?;
+        let line = self.line()?;
+        let verdict = line
+            .strip_prefix("verdict ")
+            .and_then(Verdict::from_json)
+            .ok_or_else(|| format!("stand-in: {line:?}"))?;
+        if let Some(child) = self.guard.child() {
+            let _ = super::procs::wait_bounded(child, wait);
+        }
+        Ok(verdict)
+    }
+
+    fn command(&mut self, text: &str) -> Result<(), String> {
+        writeln!(self.stdin, "{text}")
+            .and_then(|_| self.stdin.flush())
+            .map_err(|e| format!("stand-in stdin: {e}"))
+    }
+
+    fn line(&mut self) -> Result<String, String> {
+        match self.lines.next() {
+            Some(Ok(line)) => Ok(line),
+            Some(Err(e)) => Err(format!("stand-in stdout: {e}")),
+            None => Err("the stand-in exited".into()),
+        }
+    }
 }
 
 /// `millrace run` with its stderr read on a thread: the metrics address is

@@ -1,20 +1,19 @@
-//! `bench`: the end-to-end benchmark. Three processes and one in-process
-//! stand-in:
+//! `bench`: the end-to-end benchmark. Three child processes and this driver:
 //!
 //! ```text
 //! millrace-loadgen serve (child)  --Modbus TCP-->  millrace run (child)
 //!                                                     | .u.upd over kdb+ IPC
 //!                                                     v
-//!                  the tickerplant stand-in, in this process, recording every
-//!                  row (seq once, value by the farm's formula): verify.rs
+//!                  millrace-loadgen standin (child): the tickerplant stand-in
+//!                  recording every row (seq once, value by the farm's formula)
 //! then, against the same farm:
-//! millrace-loadgen baseline (child, tokio-modbus) --> a second stand-in here
+//! millrace-loadgen baseline (child, tokio-modbus) --> a second standin child
 //! ```
 //!
 //! The measurement window is the `--seconds` after millrace serves metrics;
 //! rates and CPU seconds are differences over that window (CPU from
-//! /proc/PID/stat of each child; this process's own CPU is the stand-in's
-//! plus the driver's). Percentiles are scraped from millrace's endpoint just
+//! /proc/PID/stat of each child, each process apart; the driver's own CPU
+//! is reported too). Percentiles are scraped from millrace's endpoint just
 //! before SIGTERM; its `.hgrm` files land in `<dir>/hgrm` on exit.
 //! Verification happens after millrace has stopped: every seq below its final
 //! durable seq must have arrived, every value must check.
@@ -27,15 +26,12 @@ mod scrape;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use millrace::farm::{self, EmitOptions};
-use millrace::kdb::{Tickerplant, TickerplantOptions};
 
-use children::Gateway;
-use millrace::farm::verify::Verifier;
+use children::{Gateway, StandIn};
 use report::{BaselineResult, Report, StageQuantiles};
 use scrape::Scrape;
 
@@ -63,6 +59,15 @@ pub struct BenchArgs {
     /// Event-loop threads of the farm.
     #[arg(long, default_value_t = 1)]
     farm_threads: usize,
+    /// `[wal] commit_interval` of millrace's config (group commit).
+    #[arg(long, default_value = "10ms")]
+    commit_interval: String,
+    /// `batch_age` of the kdb+ sink.
+    #[arg(long, default_value = "5ms")]
+    batch_age: String,
+    /// `batch_rows` of the kdb+ sink.
+    #[arg(long, default_value_t = 10_000)]
+    batch_rows: u32,
 }
 
 /// How long millrace may take to start serving metrics, and to stop.
@@ -91,6 +96,8 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
         dir.path.display()
     );
     let mut report = Report::new(args.devices, args.tags_per_device, args.poll_interval_ms);
+    report.commit_interval = args.commit_interval.clone();
+    report.batch_age = args.batch_age.clone();
     measure_millrace(args, &dir.path, &ports, farm_pid, &mut report)?;
     let baseline_seconds = args.baseline_seconds.unwrap_or(args.seconds as f64);
     if baseline_seconds > 0.0 {
@@ -119,21 +126,8 @@ fn seq_capacity(args: &BenchArgs, seconds: f64) -> u64 {
     ((per_s * (seconds + SEQ_MARGIN_SECONDS)) as u64).max(1 << 20)
 }
 
-fn stand_in(verifier: &Arc<Mutex<Verifier>>) -> Result<Tickerplant, String> {
-    let options = TickerplantOptions {
-        recorder: Some(Arc::clone(verifier) as Arc<Mutex<dyn millrace::kdb::Recorder>>),
-        ..TickerplantOptions::default()
-    };
-    Tickerplant::bind("127.0.0.1:0", options).map_err(|e| format!("stand-in: {e}"))
-}
-
-fn lock(v: &Mutex<Verifier>) -> std::sync::MutexGuard<'_, Verifier> {
-    v.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Writes the farm's config with the stand-in as sink and the metrics
-/// endpoint on a free port (the emitted one is fixed; benches run side by
-/// side on this machine).
+/// Writes the farm's config with the stand-in as sink, the metrics endpoint
+/// on a free port, and the commit interval and batching the bench was given.
 fn write_config(
     args: &BenchArgs,
     dir: &Path,
@@ -153,19 +147,40 @@ fn write_config(
         reader_threads: 1,
     };
     farm::emit_config(&path, ports, &emit).map_err(|e| format!("emit config: {e}"))?;
-    let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
-    let fixed = "listen = \"127.0.0.1:9187\"";
-    if !text.contains(fixed) {
-        return Err(format!(
-            "the emitted config has no `{fixed}` line to replace"
-        ));
+    let mut text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+    // The metrics port: the emitted one is fixed, benches run side by side.
+    let lines = [
+        (
+            "listen = \"127.0.0.1:9187\"",
+            "listen = \"127.0.0.1:0\"".to_string(),
+        ),
+        (
+            "commit_interval = \"10ms\"",
+            format!("commit_interval = \"{}\"", args.commit_interval),
+        ),
+        (
+            "batch_age = \"5ms\"",
+            format!("batch_age = \"{}\"", args.batch_age),
+        ),
+        (
+            "batch_rows = 10000",
+            format!("batch_rows = {}", args.batch_rows),
+        ),
+    ];
+    for (emitted, wanted) in lines {
+        if !text.contains(emitted) {
+            return Err(format!(
+                "the emitted config has no `{emitted}` line to replace"
+            ));
+        }
+        text = text.replacen(emitted, &wanted, 1);
     }
-    let text = text.replacen(fixed, "listen = \"127.0.0.1:0\"", 1);
     std::fs::write(&path, text).map_err(|e| e.to_string())?;
     Ok(path)
 }
 
 /// One reading of everything the window's rates are differences of.
+#[derive(Clone)]
 struct Mark {
     at: Instant,
     rows: u64,
@@ -173,26 +188,29 @@ struct Mark {
     samples: u64,
     millrace_cpu_s: f64,
     farm_cpu_s: f64,
+    standin_cpu_s: f64,
     self_cpu_s: f64,
 }
 
 fn mark(
     gateway: &mut Gateway,
     farm_pid: u32,
-    verifier: &Mutex<Verifier>,
-) -> (Mark, Option<Scrape>) {
+    standin: &mut StandIn,
+) -> Result<(Mark, Option<Scrape>), String> {
     let scrape = Scrape::fetch(gateway.metrics).ok();
     let counter = |name: &str| scrape.as_ref().map_or(0, |s| s.counter(name));
+    let standin_pid = standin.pid();
     let mark = Mark {
         at: Instant::now(),
-        rows: lock(verifier).rows,
+        rows: standin.rows()?,
         responses: counter("millrace_frames_total"),
         samples: counter("millrace_samples_total"),
         millrace_cpu_s: procs::cpu_seconds(gateway.pid()).unwrap_or(f64::NAN),
         farm_cpu_s: procs::cpu_seconds(farm_pid).unwrap_or(f64::NAN),
+        standin_cpu_s: procs::cpu_seconds(standin_pid).unwrap_or(f64::NAN),
         self_cpu_s: procs::self_cpu_seconds().unwrap_or(f64::NAN),
     };
-    (mark, scrape)
+    Ok((mark, scrape))
 }
 
 fn measure_millrace(
@@ -203,30 +221,26 @@ fn measure_millrace(
     report: &mut Report,
 ) -> Result<(), String> {
     let capacity = seq_capacity(args, args.seconds as f64);
-    let verifier = Arc::new(Mutex::new(Verifier::new(
-        args.devices,
-        args.tags_per_device,
-        capacity,
-    )));
-    let tp = stand_in(&verifier)?;
-    let config = write_config(args, dir, ports, tp.local_addr())?;
+    let mut tp = StandIn::start(args.devices, args.tags_per_device, capacity)?;
+    let config = write_config(args, dir, ports, tp.addr)?;
     let mut gateway = Gateway::start(&config, &dir.join("hgrm"), START_WAIT)?;
     println!(
-        "bench: millrace pid {} metrics {}, stand-in {}",
+        "bench: millrace pid {} metrics {}, stand-in pid {} on {}",
         gateway.pid(),
         gateway.metrics,
-        tp.local_addr()
+        tp.pid(),
+        tp.addr
     );
-    let (start, _) = mark(&mut gateway, farm_pid, &verifier);
-    let mut last = mark(&mut gateway, farm_pid, &verifier).0;
+    let (start, _) = mark(&mut gateway, farm_pid, &mut tp)?;
+    let mut last = start.clone();
     for second in 1..=args.seconds {
         let target = start.at + Duration::from_secs(second);
         std::thread::sleep(target.saturating_duration_since(Instant::now()));
-        let (now, scrape) = mark(&mut gateway, farm_pid, &verifier);
+        let (now, scrape) = mark(&mut gateway, farm_pid, &mut tp)?;
         progress(second, args.seconds, &last, &now, scrape.as_ref());
         last = now;
     }
-    let (end, scrape) = mark(&mut gateway, farm_pid, &verifier);
+    let (end, scrape) = mark(&mut gateway, farm_pid, &mut tp)?;
     let millrace_pid = gateway.pid();
     report.millrace_peak_rss_kib = procs::peak_rss_kib(millrace_pid).unwrap_or(0);
     report.farm_peak_rss_kib = procs::peak_rss_kib(farm_pid).unwrap_or(0);
@@ -241,9 +255,8 @@ fn measure_millrace(
     report.window(&start, &end);
     // Every acknowledged row has been recorded (the chaser's reply comes
     // after the stand-in processed the update); unacknowledged ones are lost.
-    let _ = tp.stop();
-    let v = lock(&verifier);
-    report.verification(&v, report.durable_seq.unwrap_or(0));
+    let verdict = tp.finish(report.durable_seq.unwrap_or(0), STOP_WAIT)?;
+    report.verification(&verdict);
     if args.dir.is_some() {
         report.hgrm_dir = Some(dir.join("hgrm"));
         match plot::write_svg(&dir.join("hgrm"), &report::STAGES) {
@@ -293,24 +306,25 @@ fn measure_baseline(
     seconds: f64,
     farm_pid: u32,
 ) -> Result<BaselineResult, String> {
-    let verifier = Arc::new(Mutex::new(Verifier::new(
-        args.devices,
-        args.tags_per_device,
-        seq_capacity(args, seconds),
-    )));
-    let tp = stand_in(&verifier)?;
+    let capacity = seq_capacity(args, seconds);
+    let mut tp = StandIn::start(args.devices, args.tags_per_device, capacity)?;
+    let standin_pid = tp.pid();
     println!(
-        "bench: tokio-modbus baseline for {seconds} s, stand-in {}",
-        tp.local_addr()
+        "bench: tokio-modbus baseline for {seconds} s, stand-in pid {standin_pid} on {}",
+        tp.addr
     );
     let farm_cpu_before = procs::cpu_seconds(farm_pid).unwrap_or(f64::NAN);
-    let self_cpu_before = procs::self_cpu_seconds().unwrap_or(f64::NAN);
-    let line = children::run_baseline(&dir.join("bench.toml"), seconds, tp.local_addr())?;
+    let standin_cpu_before = procs::cpu_seconds(standin_pid).unwrap_or(f64::NAN);
+    let line = children::run_baseline(&dir.join("bench.toml"), seconds, tp.addr)?;
     let farm_cpu_s = procs::cpu_seconds(farm_pid).unwrap_or(f64::NAN) - farm_cpu_before;
-    let self_cpu_s = procs::self_cpu_seconds().unwrap_or(f64::NAN) - self_cpu_before;
-    let _ = tp.stop();
-    let v = lock(&verifier);
-    Ok(BaselineResult::new(&line, &v, farm_cpu_s, self_cpu_s))
+    let standin_cpu_s = procs::cpu_seconds(standin_pid).unwrap_or(f64::NAN) - standin_cpu_before;
+    let verdict = tp.finish(line.published, STOP_WAIT)?;
+    Ok(BaselineResult::new(
+        &line,
+        &verdict,
+        farm_cpu_s,
+        standin_cpu_s,
+    ))
 }
 
 /// The bench's directory: the given one, kept, or a temporary one removed

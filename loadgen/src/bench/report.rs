@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::children::BaselineLine;
 use super::scrape::Scrape;
 use super::Mark;
-use millrace::farm::verify::Verifier;
+use crate::standin::Verdict;
 
 pub const STAGES: [&str; 5] = [
     "poll_round_trip",
@@ -97,13 +97,13 @@ pub struct BaselineResult {
 }
 
 impl BaselineResult {
-    pub fn new(line: &BaselineLine, v: &Verifier, farm_cpu_s: f64, standin_cpu_s: f64) -> Self {
+    pub fn new(line: &BaselineLine, v: &Verdict, farm_cpu_s: f64, standin_cpu_s: f64) -> Self {
         BaselineResult {
             line: line.clone(),
             rows: v.rows,
-            lost: v.lost(line.published) + v.out_of_range_seqs(),
+            lost: v.lost,
             duplicates_after_dedup: v.duplicates_after_dedup,
-            mismatches: v.mismatches + v.unparsed_syms,
+            mismatches: v.mismatches,
             farm_cpu_s,
             standin_cpu_s,
         }
@@ -130,6 +130,10 @@ pub struct Report {
     millrace_cpu_s: f64,
     farm_cpu_s: f64,
     standin_cpu_s: f64,
+    driver_cpu_s: f64,
+    /// `[wal] commit_interval` and the sink's `batch_age` of the run.
+    pub commit_interval: String,
+    pub batch_age: String,
     pub millrace_peak_rss_kib: u64,
     pub farm_peak_rss_kib: u64,
     pub stages: StageQuantiles,
@@ -165,16 +169,17 @@ impl Report {
         self.samples_polled = end.samples.saturating_sub(start.samples);
         self.millrace_cpu_s = end.millrace_cpu_s - start.millrace_cpu_s;
         self.farm_cpu_s = end.farm_cpu_s - start.farm_cpu_s;
-        self.standin_cpu_s = end.self_cpu_s - start.self_cpu_s;
+        self.standin_cpu_s = end.standin_cpu_s - start.standin_cpu_s;
+        self.driver_cpu_s = end.self_cpu_s - start.self_cpu_s;
     }
 
-    /// After millrace stopped: seqs `0..durable_seq` must all have arrived.
-    pub fn verification(&mut self, v: &Verifier, durable_seq: u64) {
+    /// After millrace stopped: the stand-in's verdict over `0..durable_seq`.
+    pub fn verification(&mut self, v: &Verdict) {
         self.rows_total = v.rows;
-        self.lost = v.lost(durable_seq) + v.out_of_range_seqs();
-        self.duplicate_seqs = v.duplicate_seqs();
+        self.lost = v.lost;
+        self.duplicate_seqs = v.duplicate_seqs;
         self.duplicates_after_dedup = v.duplicates_after_dedup;
-        self.mismatches = v.mismatches + v.unparsed_syms;
+        self.mismatches = v.mismatches;
         self.bad_quality_rows = v.bad_quality_rows;
     }
 
@@ -208,8 +213,13 @@ impl Report {
         let _ = writeln!(t, "\n== millrace-loadgen bench ==");
         let _ = writeln!(
             t,
-            "{} devices x {} tags every {} ms; window {:.2} s",
-            self.devices, self.tags_per_device, self.poll_interval_ms, self.window_s
+            "{} devices x {} tags every {} ms; commit_interval {}, batch_age {}; window {:.2} s",
+            self.devices,
+            self.tags_per_device,
+            self.poll_interval_ms,
+            self.commit_interval,
+            self.batch_age,
+            self.window_s
         );
         let _ = writeln!(
             t,
@@ -217,7 +227,7 @@ impl Report {
         );
         let b = self.baseline.as_ref();
         let bf = |f: &dyn Fn(&BaselineResult) -> f64| b.map_or(f64::NAN, f);
-        let rows: [(&str, f64, f64); 6] = [
+        let rows: [(&str, f64, f64); 7] = [
             (
                 "samples/s delivered",
                 self.per_s(self.rows),
@@ -236,10 +246,11 @@ impl Report {
             ("poller CPU s", self.millrace_cpu_s, bf(&|b| b.line.cpu_s)),
             ("farm CPU s", self.farm_cpu_s, bf(&|b| b.farm_cpu_s)),
             (
-                "stand-in+driver CPU s",
+                "stand-in CPU s",
                 self.standin_cpu_s,
                 bf(&|b| b.standin_cpu_s),
             ),
+            ("bench driver CPU s", self.driver_cpu_s, f64::NAN),
         ];
         for (name, m, base) in rows {
             let _ = writeln!(t, "{name:<22} {m:>12.2} {base:>14.2}");
@@ -314,6 +325,8 @@ impl Report {
         field("devices", self.devices.to_string());
         field("tags_per_device", self.tags_per_device.to_string());
         field("poll_interval_ms", self.poll_interval_ms.to_string());
+        field("commit_interval", format!("\"{}\"", self.commit_interval));
+        field("batch_age", format!("\"{}\"", self.batch_age));
         field("window_s", num(self.window_s));
         field("samples_per_s", num(self.per_s(self.rows)));
         field("polled_samples_per_s", num(self.per_s(self.samples_polled)));
@@ -323,10 +336,11 @@ impl Report {
         field(
             "cpu_s",
             format!(
-                "{{\"millrace\": {}, \"farm\": {}, \"standin_and_driver\": {}}}",
+                "{{\"millrace\": {}, \"farm\": {}, \"standin\": {}, \"driver\": {}}}",
                 num(self.millrace_cpu_s),
                 num(self.farm_cpu_s),
-                num(self.standin_cpu_s)
+                num(self.standin_cpu_s),
+                num(self.driver_cpu_s)
             ),
         );
         field(
