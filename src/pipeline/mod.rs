@@ -9,6 +9,7 @@
 //! checkpoint, then the threads are joined.
 
 mod clock;
+mod inflight;
 mod sink;
 pub mod stats;
 mod wal_writer;

@@ -1,18 +1,22 @@
 //! A kdb+ sink thread: reads durable frames through its own WAL cursor,
 //! publishes each as an async `.u.upd`, and after a batch (batch_rows, or
-//! batch_age, or caught up) sends the sync chaser. The chaser's reply
-//! acknowledges everything before it (kdb+ handles one socket's messages in
-//! order), and only then does the cursor's checkpoint move.
+//! batch_age, or caught up) sends a sync chaser without waiting for it: up to
+//! `WINDOW_BATCHES` chased batches are in flight at once (inflight.rs). A
+//! chaser's reply acknowledges everything before it (kdb+ handles one
+//! socket's messages in order), and only then does the acknowledged
+//! position, and later the cursor's checkpoint, move.
 //!
-//! Any error (connection lost, a kdb+ error reply) rewinds to the checkpoint
-//! and reconnects with jittered exponential backoff: delivery is
-//! at-least-once, and the `seq` column removes the duplicates exactly.
+//! Any error (connection lost, a kdb+ error reply) forgets what was in
+//! flight, rewinds to the acknowledged position and reconnects with
+//! jittered exponential backoff: delivery is at-least-once, and the `seq`
+//! column removes the duplicates exactly.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::clock::{elapsed_ns, unix_now_ns};
+use super::clock::unix_now_ns;
+use super::inflight::Inflight;
 use super::stats::{add, set, SinkStats};
 use crate::config::SinkConfig;
 use crate::kdb::backoff::Jitter;
@@ -23,6 +27,14 @@ use crate::wal::{Cursor, WalError};
 /// Frames published before a chaser, at most, whatever their size: bounds
 /// the end-to-end bookkeeping below.
 const FRAMES_PER_BATCH_MAX: usize = 1024;
+/// Chased batches waiting for their replies, at most. One chaser in flight
+/// made a sink's rate batch size / round trip; a few keep kdb+ busy while
+/// the sink encodes the next batch. Bounded so that what a reconnect
+/// re-sends stays small.
+const WINDOW_BATCHES: usize = 8;
+/// A sink that is behind grows its batches up to this multiple of
+/// `batch_rows`: fewer chasers and replies per sample while it catches up.
+const BATCH_GROWTH_MAX: usize = 8;
 const IDLE_SLEEP: Duration = Duration::from_micros(500);
 /// Persist the acknowledged position at most this often. A checkpoint costs
 /// two fsyncs (file and directory); one per batch capped a sink at a few
@@ -46,31 +58,6 @@ pub struct SinkContext {
 #[derive(Debug)]
 pub enum SinkError {
     Wal(WalError),
-}
-
-/// A batch in flight: published, not yet acknowledged.
-struct Batch {
-    rows: usize,
-    end_seq: u64,
-    started: Option<Instant>,
-    /// Oldest sample time of each frame, for the end-to-end histogram.
-    frame_ts_ns: Vec<i64>,
-}
-
-impl Batch {
-    fn new() -> Self {
-        Batch {
-            rows: 0,
-            end_seq: 0,
-            started: None,
-            frame_ts_ns: Vec::with_capacity(FRAMES_PER_BATCH_MAX),
-        }
-    }
-    fn clear(&mut self) {
-        self.rows = 0;
-        self.started = None;
-        self.frame_ts_ns.clear();
-    }
 }
 
 /// What kdb+ has acknowledged and what of it is persisted.
@@ -106,7 +93,7 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
     let mut jitter = Jitter::from_entropy();
     let mut attempt = 0u32;
     let mut stop_at: Option<Instant> = None;
-    let mut batch = Batch::new();
+    let mut inflight = Inflight::new(WINDOW_BATCHES, FRAMES_PER_BATCH_MAX);
     let mut acked = Acked {
         end_seq: cursor.checkpointed(),
         checkpointed_at: Instant::now(),
@@ -140,7 +127,7 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
             &mut publisher,
             &mut cursor,
             &ctx,
-            &mut batch,
+            &mut inflight,
             &mut acked,
             &mut end_to_end,
             &mut stop_at,
@@ -162,7 +149,7 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
                     cursor.checkpointed()
                 );
                 cursor.rewind();
-                batch.clear();
+                inflight.clear();
                 let delay = ctx.backoff.delay(attempt, jitter.next_u64());
                 attempt = attempt.saturating_add(1);
                 sleep_unless_stopped(&ctx, delay);
@@ -181,68 +168,113 @@ fn deliver(
     publisher: &mut Publisher,
     cursor: &mut Cursor,
     ctx: &SinkContext,
-    batch: &mut Batch,
+    inflight: &mut Inflight,
     acked: &mut Acked,
     end_to_end: &mut StageRecorder,
     stop_at: &mut Option<Instant>,
 ) -> Result<(), DeliverError> {
-    let batch_rows = ctx.config.batch_rows;
     loop {
-        let mut caught_up = false;
-        while batch.rows < batch_rows && batch.frame_ts_ns.len() < FRAMES_PER_BATCH_MAX {
-            let Some(frame) = cursor.next() else {
-                caught_up = true;
-                break;
-            };
-            let (first_seq, end_seq) = (frame.first_seq, frame.end_seq());
-            publisher
-                .publish(&ctx.config.table, frame.samples, first_seq, &ctx.symbols)
-                .map_err(DeliverError::Kdb)?;
-            // A frame is one ring run in decode order: its first sample is its oldest.
-            batch
-                .frame_ts_ns
-                .push(frame.samples.first().map_or(0, |s| s.ts_ns));
-            batch.rows += (end_seq - first_seq) as usize;
-            batch.end_seq = end_seq;
-            batch.started.get_or_insert_with(Instant::now);
-            add(&ctx.stats.messages, 1);
+        if inflight.window_full() {
+            take_ack(publisher, cursor, ctx, inflight, acked, end_to_end)?;
         }
-        let aged = batch
-            .started
-            .is_some_and(|t| t.elapsed() >= ctx.config.batch_age);
-        if batch.rows > 0
+        let target = batch_target(ctx.config.batch_rows, unsent(cursor));
+        let caught_up = fill(publisher, cursor, ctx, inflight, target)?;
+        let rows = inflight.open_rows();
+        if rows > 0
             && (caught_up
-                || aged
-                || batch.rows >= batch_rows
-                || batch.frame_ts_ns.len() >= FRAMES_PER_BATCH_MAX)
+                || rows >= target as u64
+                || inflight.open_full_of_frames()
+                || inflight.open_older_than(ctx.config.batch_age, Instant::now()))
         {
-            publisher.chase().map_err(DeliverError::Kdb)?;
-            acked.end_seq = batch.end_seq;
-            let due = acked.interval_passed();
-            acked.checkpoint(cursor, due).map_err(DeliverError::Wal)?;
-            let now = unix_now_ns();
-            for &ts in &batch.frame_ts_ns {
-                end_to_end.record_ns(elapsed_ns(ts, now));
-            }
-            add(&ctx.stats.acked_samples, batch.rows as u64);
-            batch.clear();
+            publisher.send_chaser().map_err(DeliverError::Kdb)?;
+            inflight.chase_open();
         }
         set(&ctx.stats.lag_samples, acked.unacked(cursor));
-        if stopping(ctx, stop_at)
-            && batch.rows == 0
-            && (all_delivered(cursor, acked, ctx) || past(*stop_at))
-        {
+        if stopping(ctx, stop_at) && (all_delivered(cursor, acked, ctx) || past(*stop_at)) {
+            // Past the deadline: wait for what is in flight, send nothing new.
+            if inflight.open_rows() > 0 {
+                publisher.send_chaser().map_err(DeliverError::Kdb)?;
+                inflight.chase_open();
+            }
+            while inflight.outstanding() > 0 {
+                take_ack(publisher, cursor, ctx, inflight, acked, end_to_end)?;
+            }
             end_to_end.flush();
             acked.checkpoint(cursor, true).map_err(DeliverError::Wal)?;
             return Ok(());
         }
-        if caught_up && batch.rows == 0 {
+        if caught_up && inflight.open_rows() == 0 {
+            if inflight.outstanding() > 0 {
+                take_ack(publisher, cursor, ctx, inflight, acked, end_to_end)?;
+                continue;
+            }
             end_to_end.flush();
             let due = acked.interval_passed();
             acked.checkpoint(cursor, due).map_err(DeliverError::Wal)?;
             std::thread::sleep(IDLE_SLEEP);
         }
     }
+}
+
+/// Publishes frames into the open batch until it holds `target` rows or its
+/// frame limit; returns true if the cursor caught up with the durable seq.
+fn fill(
+    publisher: &mut Publisher,
+    cursor: &mut Cursor,
+    ctx: &SinkContext,
+    inflight: &mut Inflight,
+    target: usize,
+) -> Result<bool, DeliverError> {
+    while inflight.open_rows() < target as u64 && !inflight.open_full_of_frames() {
+        let Some(frame) = cursor.next() else {
+            return Ok(true);
+        };
+        let (first_seq, end_seq) = (frame.first_seq, frame.end_seq());
+        publisher
+            .publish(&ctx.config.table, frame.samples, first_seq, &ctx.symbols)
+            .map_err(DeliverError::Kdb)?;
+        // A frame is one ring run in decode order: its first sample is its oldest.
+        let oldest_ts_ns = frame.samples.first().map_or(0, |s| s.ts_ns);
+        inflight.add_frame(end_seq, end_seq - first_seq, oldest_ts_ns, Instant::now());
+        add(&ctx.stats.messages, 1);
+    }
+    Ok(false)
+}
+
+/// Waits for the reply to the oldest chaser and moves the acknowledged
+/// position (and, at most every `CHECKPOINT_INTERVAL`, the checkpoint).
+fn take_ack(
+    publisher: &mut Publisher,
+    cursor: &mut Cursor,
+    ctx: &SinkContext,
+    inflight: &mut Inflight,
+    acked: &mut Acked,
+    end_to_end: &mut StageRecorder,
+) -> Result<(), DeliverError> {
+    debug_assert!(inflight.outstanding() > 0);
+    publisher.read_ack().map_err(DeliverError::Kdb)?;
+    let Some(done) = inflight.acknowledge_oldest(unix_now_ns(), end_to_end) else {
+        return Ok(());
+    };
+    assert!(done.end_seq >= acked.end_seq && done.end_seq <= cursor.position());
+    acked.end_seq = done.end_seq;
+    add(&ctx.stats.acked_samples, done.rows);
+    let due = acked.interval_passed();
+    acked.checkpoint(cursor, due).map_err(DeliverError::Wal)
+}
+
+/// Durable samples the cursor has not handed out yet.
+fn unsent(cursor: &Cursor) -> u64 {
+    let read_not_checkpointed = cursor.position().saturating_sub(cursor.checkpointed());
+    cursor.lag().saturating_sub(read_not_checkpointed)
+}
+
+/// `batch_rows`, or more (up to `BATCH_GROWTH_MAX` times) while behind.
+fn batch_target(batch_rows: usize, unsent: u64) -> usize {
+    let cap = batch_rows.saturating_mul(BATCH_GROWTH_MAX);
+    usize::try_from(unsent)
+        .unwrap_or(usize::MAX)
+        .clamp(batch_rows, cap)
 }
 
 fn connect(ctx: &SinkContext) -> Result<Publisher, KdbError> {
