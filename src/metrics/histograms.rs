@@ -22,7 +22,9 @@ pub enum Stage {
     RingDwell,
     /// One group commit (fdatasync) of the WAL.
     WalCommit,
-    /// Response received to acknowledged by kdb+ (the sync chaser's reply).
+    /// Sample time stamp (its poll answer received) to acknowledged by kdb+
+    /// (the sync chaser's reply read), one count per sample; the samples of
+    /// one WAL frame share their frame's oldest time stamp.
     EndToEnd,
 }
 
