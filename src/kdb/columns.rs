@@ -1,7 +1,8 @@
 //! The columnar `.u.upd[`table; columns]` message, built straight from a
 //! `[Sample]` slice into one caller-owned buffer: one pass to validate and
-//! size, one `resize`, then each column written in place. No per-row
-//! allocation; the buffer's capacity is reused from batch to batch.
+//! size, one `resize` (only growth is zero-filled), then one pass that writes
+//! all six columns in place. No per-row allocation; the buffer's capacity is
+//! reused from batch to batch.
 //!
 //! ```text
 //! header | 00 00 03000000                      (list of 3)
@@ -22,12 +23,12 @@
 #![deny(clippy::indexing_slicing)]
 
 use crate::config::TimeType;
-use crate::sample::{Sample, TagId};
+use crate::sample::{Quality, Sample, ValueKind};
 
 use super::encode::finish_header;
 use super::error::KdbError;
 use super::header::{MsgType, HEADER_SIZE};
-use super::symbols::SymbolTable;
+use super::symbols::{SymbolTable, SYMBOL_WINDOW_BYTES};
 use super::types::ty;
 
 /// The function the publisher calls.
@@ -43,12 +44,34 @@ pub const KDB_EPOCH_UNIX_NS: i64 = 10_957 * NS_PER_DAY;
 /// 2000.01.01 (timestamp).
 pub fn kdb_time(ts_ns: i64, time_type: TimeType) -> i64 {
     match time_type {
-        TimeType::Timespan => ts_ns.rem_euclid(NS_PER_DAY),
-        TimeType::Timestamp => ts_ns.saturating_sub(KDB_EPOCH_UNIX_NS),
+        TimeType::Timespan => timespan(ts_ns),
+        TimeType::Timestamp => timestamp(ts_ns),
     }
 }
 
-/// Encodes the whole message into `out` (cleared first).
+/// `ts_ns.rem_euclid(NS_PER_DAY)` without a branch: the remainder by a
+/// constant is a multiply; a negative one (before 1970) is moved up by one
+/// day with a mask instead of a jump.
+#[inline(always)]
+fn timespan(ts_ns: i64) -> i64 {
+    let r = ts_ns % NS_PER_DAY;
+    r + ((r >> 63) & NS_PER_DAY)
+}
+
+/// Saturating, so a sample from before 1707 cannot wrap around (a `cmov`).
+#[inline(always)]
+fn timestamp(ts_ns: i64) -> i64 {
+    ts_ns.saturating_sub(KDB_EPOCH_UNIX_NS)
+}
+
+/// Encodes the whole message into `out` (whatever it held is replaced).
+///
+/// Two passes over the samples: one to check every tag and size the two
+/// symbol columns, then one that writes every column at once into the
+/// pre-sized buffer (fixed-width columns through zipped exact chunks, so the
+/// loop has no per-cell bounds checks; symbols as fixed-size window copies
+/// from the `SymbolTable`). The buffer keeps its length from batch to batch
+/// and is not zero-filled first: every byte below the new length is written.
 pub fn encode_upd(
     table: &str,
     samples: &[Sample],
@@ -75,91 +98,343 @@ pub fn encode_upd(
             max: i64::MAX as u64,
         });
     }
-    let mut symbol_bytes = 0usize;
-    for s in samples {
-        symbol_bytes += symbols
-            .symbol_bytes(s.tag_id())
-            .ok_or(KdbError::UnknownTag { tag: s.tag })?;
-    }
+    let (name_bytes, device_bytes) = symbol_column_bytes(samples, symbols)?;
     let prefix = HEADER_SIZE + 6 + (2 + UPD_FUNCTION.len()) + (2 + table.len()) + 6;
-    let total = prefix + 6 * 6 + rows * (8 + 8 + 1 + 8) + symbol_bytes;
+    let total = prefix + 6 * 6 + rows * (8 + 8 + 1 + 8) + name_bytes + device_bytes;
     if total > u32::MAX as usize {
         return Err(KdbError::MessageTooLarge {
             bytes: total as u64,
             max: u32::MAX as u64,
         });
     }
-    out.clear();
-    out.reserve(total);
-    out.extend_from_slice(&[0; HEADER_SIZE]);
-    list_header(out, 3);
-    symbol_atom(out, UPD_FUNCTION.as_bytes());
-    symbol_atom(out, table.as_bytes());
-    list_header(out, 6);
+    // Only growth is filled; the old bytes below `total` are all overwritten.
+    out.truncate(total);
+    out.resize(total, 0);
     let time_ty = match time_type {
         TimeType::Timespan => ty::TIMESPAN,
         TimeType::Timestamp => ty::TIMESTAMP,
     };
-    vector_header(out, time_ty, count);
-    fixed_column(out, samples, |_, s| {
-        kdb_time(s.ts_ns, time_type).to_le_bytes()
-    });
-    vector_header(out, ty::SYMBOL, count);
-    symbol_column(out, samples, |t| symbols.name_z(t));
-    vector_header(out, ty::SYMBOL, count);
-    symbol_column(out, samples, |t| symbols.device_z(t));
-    vector_header(out, ty::FLOAT, count);
-    fixed_column(out, samples, |_, s| s.value_f64().to_le_bytes());
-    vector_header(out, ty::BYTE, count);
-    fixed_column(out, samples, |_, s| [s.quality]);
-    vector_header(out, ty::LONG, count);
-    fixed_column(out, samples, |i, _| {
-        (first_seq as i64 + i as i64).to_le_bytes()
-    });
-    assert_eq!(out.len(), total, "sizing pass and writing pass disagree");
+    let mut w = Cursor(out.as_mut_slice());
+    w.take(HEADER_SIZE).fill(0);
+    w.put(&list_header(3));
+    w.put(&[(-ty::SYMBOL) as u8]);
+    w.put(UPD_FUNCTION.as_bytes());
+    w.put(&[0, (-ty::SYMBOL) as u8]);
+    w.put(table.as_bytes());
+    w.put(&[0]);
+    w.put(&list_header(6));
+    let columns = Columns {
+        time: w.column(time_ty, count, rows * 8),
+        sym: w.column(ty::SYMBOL, count, name_bytes),
+        device: w.column(ty::SYMBOL, count, device_bytes),
+        value: w.column(ty::FLOAT, count, rows * 8),
+        quality: w.column(ty::BYTE, count, rows),
+        seq: w.column(ty::LONG, count, rows * 8),
+    };
+    assert!(w.0.is_empty(), "sizing pass and layout disagree");
+    let written = match time_type {
+        TimeType::Timespan => write_rows(samples, first_seq, symbols, columns, timespan),
+        TimeType::Timestamp => write_rows(samples, first_seq, symbols, columns, timestamp),
+    };
+    assert!(written, "sizing pass and writing pass disagree");
     finish_header(out, msg_type);
     Ok(())
 }
 
-fn list_header(out: &mut Vec<u8>, count: i32) {
-    out.extend_from_slice(&[ty::LIST as u8, 0]);
-    out.extend_from_slice(&count.to_le_bytes());
-}
-
-fn vector_header(out: &mut Vec<u8>, t: i8, count: i32) {
-    out.extend_from_slice(&[t as u8, 0]);
-    out.extend_from_slice(&count.to_le_bytes());
-}
-
-fn symbol_atom(out: &mut Vec<u8>, text: &[u8]) {
-    out.push((-ty::SYMBOL) as u8);
-    out.extend_from_slice(text);
-    out.push(0);
-}
-
-/// Grows `out` by `N * rows` bytes and fills them row by row.
-fn fixed_column<const N: usize>(
-    out: &mut Vec<u8>,
+/// Checks every tag; returns the bytes of the sym and device columns.
+fn symbol_column_bytes(
     samples: &[Sample],
-    value: impl Fn(usize, &Sample) -> [u8; N],
-) {
-    let start = out.len();
-    out.resize(start + N * samples.len(), 0);
-    if let Some(column) = out.get_mut(start..) {
-        for (i, (cell, s)) in column.chunks_exact_mut(N).zip(samples).enumerate() {
-            cell.copy_from_slice(&value(i, s));
-        }
+    symbols: &SymbolTable,
+) -> Result<(usize, usize), KdbError> {
+    let (mut names, mut devices) = (0usize, 0usize);
+    for s in samples {
+        let e = symbols
+            .entry(s.tag_id())
+            .ok_or(KdbError::UnknownTag { tag: s.tag })?;
+        names += e.name_len_z as usize;
+        devices += e.device_len_z as usize;
+    }
+    Ok((names, devices))
+}
+
+fn list_header(count: i32) -> [u8; 6] {
+    let [c0, c1, c2, c3] = count.to_le_bytes();
+    [ty::LIST as u8, 0, c0, c1, c2, c3]
+}
+
+/// Hands out consecutive disjoint pieces of the message buffer.
+struct Cursor<'a>(&'a mut [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> &'a mut [u8] {
+        let (head, rest) = std::mem::take(&mut self.0)
+            .split_at_mut_checked(n)
+            .expect("the message was sized for every piece");
+        self.0 = rest;
+        head
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        self.take(bytes.len()).copy_from_slice(bytes);
+    }
+
+    /// Writes a vector header; returns the vector's data bytes.
+    fn column(&mut self, t: i8, count: i32, data_bytes: usize) -> &'a mut [u8] {
+        let mut header = list_header(count);
+        header[0] = t as u8;
+        self.put(&header);
+        self.take(data_bytes)
     }
 }
 
-/// Appends each row's NUL-terminated symbol (capacity was reserved).
-fn symbol_column<'t>(
-    out: &mut Vec<u8>,
+/// The data bytes of the six columns, each exactly its size.
+struct Columns<'a> {
+    time: &'a mut [u8],
+    sym: &'a mut [u8],
+    device: &'a mut [u8],
+    value: &'a mut [u8],
+    quality: &'a mut [u8],
+    seq: &'a mut [u8],
+}
+
+/// Writes every row; false if the symbol columns did not come out exactly
+/// the size the sizing pass gave (a broken invariant, not bad input).
+#[inline(always)]
+fn write_rows(
     samples: &[Sample],
-    symbol: impl Fn(TagId) -> Option<&'t [u8]>,
-) {
-    for s in samples {
-        // Every tag was checked in the sizing pass.
-        out.extend_from_slice(symbol(s.tag_id()).unwrap_or(b"\0"));
+    first_seq: u64,
+    symbols: &SymbolTable,
+    c: Columns<'_>,
+    time: impl Fn(i64) -> i64,
+) -> bool {
+    let fixed = samples
+        .iter()
+        .zip(c.time.chunks_exact_mut(8))
+        .zip(c.value.chunks_exact_mut(8))
+        .zip(c.quality.iter_mut())
+        .zip(c.seq.chunks_exact_mut(8));
+    // first_seq + rows <= i64::MAX was checked by the caller.
+    let mut seq = first_seq as i64;
+    let (mut at_sym, mut at_device) = (0usize, 0usize);
+    for ((((s, t), v), q), n) in fixed {
+        t.copy_from_slice(&time(s.ts_ns).to_le_bytes());
+        v.copy_from_slice(&value_bits(s).to_le_bytes());
+        *q = s.quality;
+        n.copy_from_slice(&seq.to_le_bytes());
+        seq += 1;
+        // Every tag was checked by the sizing pass.
+        let e = symbols.entry(s.tag_id()).unwrap_or_default();
+        let name = (e.start as usize, e.name_len_z as usize);
+        at_sym += put_symbol(c.sym, at_sym, symbols, name);
+        let device = (e.device_start(), e.device_len_z as usize);
+        at_device += put_symbol(c.device, at_device, symbols, device);
+    }
+    at_sym == c.sym.len() && at_device == c.device.len()
+}
+
+/// The float column's bits: the stored bits as they are for a good f64
+/// sample (the common case, one predictable branch), else `value_f64`.
+#[inline(always)]
+fn value_bits(s: &Sample) -> u64 {
+    if s.quality == Quality::GOOD && s.kind == ValueKind::F64 as u8 {
+        s.value
+    } else {
+        s.value_f64().to_bits()
+    }
+}
+
+/// Copies the symbol at `(start, len)` of the arena to `column[at..]`;
+/// returns `len`. A short symbol goes as a whole window (the bytes past
+/// `len` are overwritten by the next row); near the column's end, or for a
+/// long symbol, an exact copy.
+#[inline(always)]
+fn put_symbol(
+    column: &mut [u8],
+    at: usize,
+    symbols: &SymbolTable,
+    (start, len): (usize, usize),
+) -> usize {
+    if len <= SYMBOL_WINDOW_BYTES {
+        let dst = column
+            .get_mut(at..at + SYMBOL_WINDOW_BYTES)
+            .and_then(|d| <&mut [u8; SYMBOL_WINDOW_BYTES]>::try_from(d).ok());
+        let src = symbols
+            .bytes(start, SYMBOL_WINDOW_BYTES)
+            .and_then(|s| <&[u8; SYMBOL_WINDOW_BYTES]>::try_from(s).ok());
+        if let (Some(dst), Some(src)) = (dst, src) {
+            *dst = *src;
+            return len;
+        }
+    }
+    if let (Some(dst), Some(src)) = (column.get_mut(at..at + len), symbols.bytes(start, len)) {
+        dst.copy_from_slice(src);
+    }
+    len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kdb::encode::encode_message;
+    use crate::kdb::types::{Data, Symbols, K};
+    use crate::sample::TagId;
+
+    /// The same message built the slow way, through `K`.
+    fn reference(
+        samples: &[Sample],
+        first_seq: u64,
+        symbols: &SymbolTable,
+        time_type: TimeType,
+    ) -> Vec<u8> {
+        let time_ty = match time_type {
+            TimeType::Timespan => ty::TIMESPAN,
+            TimeType::Timestamp => ty::TIMESTAMP,
+        };
+        let syms = |f: fn(&SymbolTable, TagId) -> Option<&str>| {
+            let names: Symbols = samples
+                .iter()
+                .map(|s| f(symbols, s.tag_id()).unwrap())
+                .collect();
+            K::vector(ty::SYMBOL, Data::Symbols(names))
+        };
+        let k = K::list(vec![
+            K::symbol(UPD_FUNCTION),
+            K::symbol("plc"),
+            K::list(vec![
+                K::vector(
+                    time_ty,
+                    Data::Longs(
+                        samples
+                            .iter()
+                            .map(|s| kdb_time(s.ts_ns, time_type))
+                            .collect(),
+                    ),
+                ),
+                syms(SymbolTable::tag_name),
+                syms(SymbolTable::device_name),
+                K::vector(
+                    ty::FLOAT,
+                    Data::Floats(samples.iter().map(Sample::value_f64).collect()),
+                ),
+                K::vector(
+                    ty::BYTE,
+                    Data::Bytes(samples.iter().map(|s| s.quality).collect()),
+                ),
+                K::vector(
+                    ty::LONG,
+                    Data::Longs(
+                        (0..samples.len() as i64)
+                            .map(|i| first_seq as i64 + i)
+                            .collect(),
+                    ),
+                ),
+            ]),
+        ]);
+        let mut out = Vec::new();
+        encode_message(&k, MsgType::Async, &mut out);
+        out
+    }
+
+    #[test]
+    fn same_bytes_as_through_k_into_a_dirty_buffer() {
+        let mut symbols = SymbolTable::new();
+        let long = "x".repeat(SYMBOL_WINDOW_BYTES * 3);
+        for (name, device) in [
+            ("a", "d"),
+            (long.as_str(), "press-01"),
+            ("exactly.thirty.one.bytes.long.x", long.as_str()),
+            ("t", "exactly.thirty.two.bytes.long.xy"),
+        ] {
+            symbols.push(name, device).unwrap();
+        }
+        let kinds = [
+            ValueKind::F64,
+            ValueKind::I64,
+            ValueKind::Bool,
+            ValueKind::Str8,
+        ];
+        let samples: Vec<Sample> = (0..61u32)
+            .map(|i| {
+                let ts = (i as i64 - 30) * 3_600_000_000_007 + i64::from(i % 3) * NS_PER_DAY;
+                let quality = if i % 7 == 3 {
+                    Quality::Timeout
+                } else {
+                    Quality::Good
+                };
+                let kind = kinds[i as usize % kinds.len()];
+                Sample::new(ts, TagId(i % 4), quality, kind, u64::from(i) * 0x1234_5678)
+            })
+            .collect();
+        for time_type in [TimeType::Timespan, TimeType::Timestamp] {
+            for rows in [0, 1, 2, 5, 61] {
+                let batch = &samples[..rows];
+                let expected = reference(batch, 77, &symbols, time_type);
+                // Longer than needed and full of garbage: reuse must not leak it.
+                let mut out = vec![0xAA; expected.len() + 100];
+                encode_upd(
+                    "plc",
+                    batch,
+                    77,
+                    &symbols,
+                    time_type,
+                    MsgType::Async,
+                    &mut out,
+                )
+                .unwrap();
+                assert_eq!(out, expected, "{time_type:?} {rows} rows");
+                // Shorter than needed, also garbage.
+                out.truncate(expected.len() / 2);
+                out.fill(0x55);
+                encode_upd(
+                    "plc",
+                    batch,
+                    77,
+                    &symbols,
+                    time_type,
+                    MsgType::Async,
+                    &mut out,
+                )
+                .unwrap();
+                assert_eq!(out, expected, "{time_type:?} {rows} rows, grown");
+            }
+        }
+    }
+
+    #[test]
+    fn time_conversion_matches_rem_euclid_and_saturates() {
+        for ts in [
+            i64::MIN,
+            -NS_PER_DAY - 1,
+            -NS_PER_DAY,
+            -1,
+            0,
+            1,
+            NS_PER_DAY - 1,
+            NS_PER_DAY,
+            1_764_000_000_123_456_789,
+            i64::MAX,
+        ] {
+            assert_eq!(timespan(ts), ts.rem_euclid(NS_PER_DAY), "{ts}");
+            assert_eq!(timestamp(ts), ts.saturating_sub(KDB_EPOCH_UNIX_NS), "{ts}");
+        }
+        assert_eq!(timestamp(KDB_EPOCH_UNIX_NS), 0);
+    }
+
+    #[test]
+    fn unknown_tag_is_an_error_and_names_it() {
+        let mut symbols = SymbolTable::new();
+        symbols.push("a", "d").unwrap();
+        let samples = [Sample::f64(0, TagId(0), 1.0), Sample::f64(0, TagId(9), 1.0)];
+        let mut out = Vec::new();
+        let r = encode_upd(
+            "plc",
+            &samples,
+            0,
+            &symbols,
+            TimeType::Timespan,
+            MsgType::Async,
+            &mut out,
+        );
+        assert!(matches!(r, Err(KdbError::UnknownTag { tag: 9 })), "{r:?}");
     }
 }
