@@ -143,6 +143,15 @@ impl StageRecorder {
         }
     }
 
+    /// Merges what is pending if the last merge is `FLUSH_INTERVAL` old: for
+    /// a thread going idle, so live percentiles stay current without a merge
+    /// per idle turn.
+    pub fn flush_if_due(&mut self) {
+        if self.flushed_at.elapsed() >= FLUSH_INTERVAL {
+            self.flush();
+        }
+    }
+
     pub fn flush(&mut self) {
         if self.pending > 0 {
             self.shared.merge(self.stage, &self.local);

@@ -93,6 +93,7 @@ impl Pipeline {
                 stop_deadline: options.stop_deadline,
                 writer_done: Arc::clone(&writer_done),
                 backoff: options.backoff,
+                idle_sleep: wal_writer::idle_sleep(config.wal.commit_interval),
             };
             sinks.push((sink.name.clone(), spawn_sink(sink, cursor, ctx)?));
         }
@@ -100,6 +101,7 @@ impl Pipeline {
             stats: Arc::clone(&writer_stats),
             histograms: Arc::clone(&histograms),
             drain_and_stop: Arc::clone(&drain_and_stop),
+            idle_sleep: wal_writer::idle_sleep(config.wal.commit_interval),
         };
         let done = Arc::clone(&writer_done);
         let writer = std::thread::Builder::new()

@@ -35,7 +35,6 @@ const WINDOW_BATCHES: usize = 8;
 /// A sink that is behind grows its batches up to this multiple of
 /// `batch_rows`: fewer chasers and replies per sample while it catches up.
 const BATCH_GROWTH_MAX: usize = 8;
-const IDLE_SLEEP: Duration = Duration::from_micros(500);
 /// Persist the acknowledged position at most this often. A checkpoint costs
 /// two fsyncs (file and directory); one per batch capped a sink at a few
 /// hundred batches per second. A crash re-sends at most this much, which
@@ -53,6 +52,9 @@ pub struct SinkContext {
     /// Set when the WAL writer has finished: nothing more will become durable.
     pub writer_done: Arc<AtomicBool>,
     pub backoff: Backoff,
+    /// Sleep when caught up: new samples become durable only at a group
+    /// commit (`wal_writer::idle_sleep`).
+    pub idle_sleep: Duration,
 }
 
 #[derive(Debug)]
@@ -208,10 +210,10 @@ fn deliver(
                 take_ack(publisher, cursor, ctx, inflight, acked, end_to_end)?;
                 continue;
             }
-            end_to_end.flush();
+            end_to_end.flush_if_due();
             let due = acked.interval_passed();
             acked.checkpoint(cursor, due).map_err(DeliverError::Wal)?;
-            std::thread::sleep(IDLE_SLEEP);
+            std::thread::sleep(ctx.idle_sleep);
         }
     }
 }
