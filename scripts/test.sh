@@ -21,3 +21,5 @@ cargo test --workspace --no-fail-fast "$@"
 # (its own target dir, the atomics swapped for loom's) of one test file.
 RUSTFLAGS="--cfg millrace_loom" CARGO_TARGET_DIR=target/loom \
     cargo test --release --test ring_loom
+# Bounded fuzzing of every decoder (MILLRACE_FUZZ_SECONDS per target, default 20).
+scripts/fuzz-ci.sh
