@@ -213,15 +213,13 @@ fn write_rows(
         .zip(c.value.chunks_exact_mut(8))
         .zip(c.quality.iter_mut())
         .zip(c.seq.chunks_exact_mut(8));
-    // first_seq + rows <= i64::MAX was checked by the caller.
-    let mut seq = first_seq as i64;
     let (mut at_sym, mut at_device) = (0usize, 0usize);
-    for ((((s, t), v), q), n) in fixed {
+    // first_seq + rows <= i64::MAX was checked by the caller.
+    for (seq, ((((s, t), v), q), n)) in (first_seq as i64..).zip(fixed) {
         t.copy_from_slice(&time(s.ts_ns).to_le_bytes());
         v.copy_from_slice(&value_bits(s).to_le_bytes());
         *q = s.quality;
         n.copy_from_slice(&seq.to_le_bytes());
-        seq += 1;
         // Every tag was checked by the sizing pass.
         let e = symbols.entry(s.tag_id()).unwrap_or_default();
         let name = (e.start as usize, e.name_len_z as usize);
@@ -273,6 +271,7 @@ fn put_symbol(
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::kdb::encode::encode_message;
