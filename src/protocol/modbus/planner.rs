@@ -5,8 +5,64 @@
 //! owns the rule set of the issue: coalesce adjacent and overlapping addresses
 //! up to the device's request size, bridge gaps of at most `max_hole` unused
 //! registers (or bits), never mix areas. Deterministic: the same tags always
-//! give the same requests in the same order. O(n log n) in tags (one sort,
+//! give the same requests in the same order. O(n log n) in tags (two sorts,
 //! one sweep).
+//!
+//! # The rules, and why the sweep gives the fewest requests
+//!
+//! A tag is the interval `[address, address + width)` of one area; width is
+//! 1 in bit areas, else its type's registers (1, 2, 4, or half a string's
+//! length rounded up). `limit` is `max_registers` (`max_bits` in bit areas).
+//! A request holds a set `G` of tags, each tag in exactly one request (tags
+//! are never split), and reads `[min start, max end)` of `G`. `G` is *valid*
+//! when all its tags share one area, no stretch of `[min start, max end)`
+//! that no tag of `G` covers is longer than `max_hole`, and the span
+//! `max end - min start` is at most `limit`, except that a single tag is
+//! always valid (a tag wider than `limit`, a float64 under `max_registers`
+//! < 4, is read alone, as wide as itself). Tags may overlap or nest and
+//! widths may be mixed; validity is a property of the set, whatever order it
+//! is looked at in.
+//!
+//! The planner: (1) every *wide* tag (width > `limit`) gets a request of its
+//! own and takes no part in the sweep (any set of two or more tags holding
+//! it spans more than `limit`, so every valid plan reads it alone); (2) the
+//! other tags, sorted by (area, address, index), are swept once: a tag joins
+//! the open request when it is in the same area, starts at most `max_hole`
+//! past the request's end (the largest end so far) and the request would
+//! still span at most `limit`; else the open request is closed and the tag
+//! opens the next one. Joining is exactly "the open request plus this tag
+//! is valid", so each request is the longest valid run of the sorted
+//! sequence starting at its first tag.
+//!
+//! Claim: no valid plan, whatever sets it groups (runs of the sorted order or
+//! not), has fewer requests. Call the tag that opens each swept request its
+//! *starter*, `s_1, s_2, ...` in sweep order, and `R_j` the request `s_j`
+//! opens. Then no valid set holds two starters `s_i`, `s_j` (`i < j`):
+//!
+//! - different areas: never valid together;
+//! - `s_j` opened `R_j` because `R_(j-1)` plus `s_j` spans more than
+//!   `limit`: then `end(s_j) > start(R_(j-1)) + limit >= start(s_i) + limit`
+//!   (starts never decrease in sweep order), so any set holding both spans
+//!   more than `limit`, and it has two tags;
+//! - `s_j` opened `R_j` because it starts more than `max_hole` past the end
+//!   of `R_(j-1)`: in one area, the end of each request is the largest end
+//!   of every swept tag before its successor's starter (a request closed
+//!   for its span is followed by a starter ending past `start + limit`, which
+//!   is past every end in it; one closed for a gap, by a starter beginning
+//!   past all of them). So `s_j` starts more than `max_hole` past the end of
+//!   every swept tag sorted before it, in particular past every tag that
+//!   starts before it. In a set holding `s_i` and `s_j`, `s_i` starts before
+//!   `s_j` (it ends before it), and every tag of the set that starts before
+//!   `s_j` ends more than `max_hole` before it: the stretch up to
+//!   `start(s_j)` is uncovered and longer than `max_hole`. Not valid.
+//!
+//! Wide tags are excluded from this (they are read alone in every valid
+//! plan, and no set of two or more holds one). So every valid plan needs a
+//! request per starter plus one per wide tag: what the planner emits.
+//! Equal addresses are ordered by tag index; nothing above depends on that
+//! order, only on starts never decreasing. `tests/modbus_planner_prop.rs`
+//! checks the claim against an exhaustive search of every set partition of
+//! small random tag sets and against a dynamic program over sorted runs.
 
 use crate::config::{Area, DataType, DeviceConfig, TagConfig, WordOrder};
 use crate::sample::TagId;
@@ -146,10 +202,12 @@ impl Open {
 /// Tags are sorted by (area, address, index) and swept once: a tag joins the
 /// open request when it is in the same area, starts at most `max_hole` past
 /// the request's end, and the grown request still fits in `max_registers`
-/// (`max_bits` for coils and discrete inputs). Greedy on sorted starts gives
-/// the fewest requests for these rules. A tag wider than `max_registers`
-/// (a float64 with `max_registers` < 4) gets a request of its own, as wide as
-/// the tag (at most 4 registers, within the protocol's 125).
+/// (`max_bits` for coils and discrete inputs). A tag wider than
+/// `max_registers` (a float64 with `max_registers` < 4) gets a request of its
+/// own, as wide as the tag (at most 4 registers, within the protocol's 125),
+/// and does not break the sweep around it. The fewest requests for these
+/// rules: see the module documentation. Requests come out sorted by (area,
+/// start, first tag id).
 pub fn plan_device(device: &DeviceConfig, first_tag: TagId) -> DevicePlan {
     let mut sorted: Vec<(Area, u16, u32, &TagConfig)> = device
         .tags
@@ -175,6 +233,17 @@ pub fn plan_device(device: &DeviceConfig, first_tag: TagId) -> DevicePlan {
         } else {
             registers_max
         };
+        if end - start > limit {
+            let tags = vec![PlannedTag::from_config(tag_id, 0, config)];
+            let alone = Open {
+                area,
+                start,
+                end,
+                tags,
+            };
+            requests.push(alone.close());
+            continue;
+        }
         if let Some(current) = open.as_mut() {
             let joins = current.area == area
                 && start <= current.end + hole_max
@@ -202,5 +271,8 @@ pub fn plan_device(device: &DeviceConfig, first_tag: TagId) -> DevicePlan {
     if let Some(done) = open.take() {
         requests.push(done.close());
     }
+    // Wide tags were pushed while a request was open. Keys are unique (tag
+    // ids are), so the unstable sort is deterministic.
+    requests.sort_unstable_by_key(|r| (r.area, r.start, r.tags.first().map(|t| t.tag)));
     DevicePlan { requests }
 }
