@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,7 +27,7 @@ use super::format::{
     SEGMENT_HEADER_BYTES,
 };
 use super::scan::{describe_tail, scan_segment, ScanStop};
-use super::segment::{try_lock_exclusive, Segment, SegmentWriter};
+use super::segment::{fallocate, try_lock_exclusive, Segment, SegmentWriter};
 use super::shared::{CursorState, Shared};
 use crate::config::WalConfig;
 use crate::sample::SAMPLE_SIZE;
@@ -287,6 +288,9 @@ fn scan_all(
     let mut kept_end = 0u64;
     for (i, (seq, path)) in names.iter().enumerate() {
         let next_name_seq = names.get(i + 1).map(|n| n.0);
+        if next_name_seq.is_none() {
+            restore_length(path, *seq)?;
+        }
         let opened = Segment::open(path, *seq, true)
             .map_err(|e| e.to_string())
             .and_then(|seg| {
@@ -356,6 +360,55 @@ fn scan_all(
         None => (None, 0, seq_floor.max(kept_end)),
     };
     Ok((kept, active, write_offset, next_seq))
+}
+
+/// A last segment shorter than its header says (the file was truncated,
+/// e.g. inside a frame) is a torn tail, not a bad segment: its frames up to
+/// the cut are intact. Preallocate it back to its size (never map a sparse
+/// file); the zeros after the cut end its frames, and `cut_tail` then cuts
+/// and reports the partial frame. A header that does not check out, or a
+/// disk with no room to extend, leaves the file as it is (set aside later).
+fn restore_length(path: &Path, name_seq: u64) -> Result<(), WalError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| WalError::io("open", path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| WalError::io("stat", path, e))?
+        .len();
+    let mut header = [0u8; SEGMENT_HEADER_BYTES];
+    if len < SEGMENT_HEADER_BYTES as u64 || file.read_exact_at(&mut header, 0).is_err() {
+        return Ok(());
+    }
+    let Ok(h) = SegmentHeader::decode(&header) else {
+        return Ok(());
+    };
+    let size_ok = (SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&h.segment_bytes);
+    if h.first_seq != name_seq || !size_ok || h.segment_bytes <= len {
+        return Ok(());
+    }
+    match fallocate(&file, h.segment_bytes).and_then(|()| file.sync_all()) {
+        Ok(()) => {
+            eprintln!(
+                "millrace wal: {} was truncated to {len} of {} bytes (a torn tail); \
+                 extended with zeros to scan its intact frames",
+                path.display(),
+                h.segment_bytes
+            );
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!(
+                "millrace wal: {} is truncated to {len} of {} bytes and cannot be \
+                 extended: {e}",
+                path.display(),
+                h.segment_bytes
+            );
+            Ok(())
+        }
+    }
 }
 
 /// True if every byte of the file is zero (or it is empty). Reads in

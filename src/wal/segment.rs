@@ -271,7 +271,7 @@ impl SegmentWriter {
     }
 }
 
-fn fallocate(file: &File, size: u64) -> io::Result<()> {
+pub(crate) fn fallocate(file: &File, size: u64) -> io::Result<()> {
     let len = libc::off_t::try_from(size)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment size"))?;
     // SAFETY: a plain system call on an open descriptor we own; mode 0
