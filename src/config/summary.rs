@@ -171,6 +171,18 @@ impl Summary<'_> {
                 s.batch_rows,
                 format_duration(s.batch_age)
             )?;
+            if let Some(tls) = &s.tls {
+                // Paths only: a key file's content is a secret.
+                let client = tls.client_cert.as_ref().map_or("none".to_string(), |c| {
+                    format!("{} (key {})", c.cert_file.display(), c.key_file.display())
+                });
+                writeln!(
+                    f,
+                    "    tls: ca {} client certificate {client} server name {}",
+                    tls.ca_file.display(),
+                    tls.server_name
+                )?;
+            }
         }
         Ok(())
     }
