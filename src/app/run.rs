@@ -2,7 +2,8 @@
 //! clean stop (stop polling, drain the rings, commit, deliver up to the
 //! deadline, checkpoint) and exit 0. A fatal WAL error (a failed fdatasync)
 //! stops everything with exit 1: a restart recovers from the last durable
-//! point.
+//! point. SIGUSR1 empties the stage histograms (a benchmark starts its
+//! window with it, so connection set-up is not in the percentiles).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +17,11 @@ use crate::pipeline::{SinkStats, WriterStats};
 use crate::reader::Stats;
 
 const STATUS_EVERY: Duration = Duration::from_secs(10);
+/// A sink that has durable samples and no acknowledgement for this long is
+/// stalled (a healthy one acknowledges every batch within milliseconds).
+const STALL_GRACE: Duration = Duration::from_secs(1);
+/// Stalled this long: say so in the log (once per stall).
+const STALL_LOG_AFTER: Duration = Duration::from_secs(5);
 
 pub struct RunArgs {
     pub config: PathBuf,
@@ -38,6 +44,13 @@ pub fn run(args: &RunArgs) -> u8 {
             return 1;
         }
     }
+    let reset_histograms = Arc::new(AtomicBool::new(false));
+    if let Err(e) =
+        signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&reset_histograms))
+    {
+        eprintln!("millrace: cannot install the signal handler: {e}");
+        return 1;
+    }
     let runtime = match Runtime::start(&config, RuntimeOptions::default()) {
         Ok(r) => r,
         Err(e) => {
@@ -56,8 +69,14 @@ pub fn run(args: &RunArgs) -> u8 {
     );
     let mut fatal = false;
     let mut last_status = Instant::now();
+    let mut stalled_logged = vec![false; runtime.sink_stats().len()];
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
+        log_stalls(&runtime, &mut stalled_logged);
+        if reset_histograms.swap(false, Ordering::Relaxed) {
+            runtime.histograms().reset();
+            eprintln!("millrace: stage histograms reset (SIGUSR1)");
+        }
         if runtime.writer_failed() {
             eprintln!("millrace: the WAL writer stopped on a fatal error; stopping");
             fatal = true;
@@ -102,6 +121,27 @@ pub fn run(args: &RunArgs) -> u8 {
         1
     } else {
         0
+    }
+}
+
+/// Logs a sink that stopped getting acknowledgements while behind (kdb+
+/// down, or up but not reading), once per stall, and when it recovers.
+fn log_stalls(runtime: &Runtime, logged: &mut [bool]) {
+    let durable = runtime.snapshot().durable_seq;
+    for ((name, stats), logged) in runtime.sink_stats().iter().zip(logged.iter_mut()) {
+        let stalled = stats.stalled_seconds(durable, STALL_LOG_AFTER);
+        if stalled > 0.0 && !*logged {
+            *logged = true;
+            eprintln!(
+                "millrace: sink {name}: STALLED: no acknowledgement from kdb+ for {stalled:.1}s, \
+                 {} durable samples waiting (connected {})",
+                stats.lag(durable),
+                get(&stats.connected)
+            );
+        } else if stalled == 0.0 && *logged && stats.stalled_seconds(durable, STALL_GRACE) == 0.0 {
+            *logged = false;
+            eprintln!("millrace: sink {name}: acknowledging again");
+        }
     }
 }
 
@@ -233,12 +273,28 @@ pub fn render_metrics(
         "sink",
         &per_sink(|s| get(&s.acked_samples)),
     );
+    let durable = get(&writer.durable_seq);
+    let lags: Vec<(&str, f64)> = sinks
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.lag(durable) as f64))
+        .collect();
     e.labelled(
         "millrace_sink_lag_samples",
         "Durable samples not yet acknowledged.",
         "gauge",
         "sink",
-        &per_sink(|s| get(&s.lag_samples)),
+        &lags,
+    );
+    let stalls: Vec<(&str, f64)> = sinks
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.stalled_seconds(durable, STALL_GRACE)))
+        .collect();
+    e.labelled(
+        "millrace_sink_stalled_seconds",
+        "Seconds without an acknowledgement while behind (0: keeping up).",
+        "gauge",
+        "sink",
+        &stalls,
     );
     e.labelled(
         "millrace_sink_reconnects_total",

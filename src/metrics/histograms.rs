@@ -90,6 +90,14 @@ impl StageHistograms {
         lock(&self.stages[stage.index()]).clone()
     }
 
+    /// Empties every stage (a benchmark's window starts after warm-up).
+    /// Values a thread has recorded but not merged yet land after the reset.
+    pub fn reset(&self) {
+        for stage in &self.stages {
+            lock(stage).reset();
+        }
+    }
+
     fn merge(&self, stage: Stage, local: &Histogram<u64>) {
         // Same bounds on both sides: addition cannot fail.
         let _ = lock(&self.stages[stage.index()]).add(local);

@@ -210,6 +210,31 @@ impl Gateway {
         self.guard.child().map_or(0, |c| c.id())
     }
 
+    /// SIGUSR1: millrace empties its stage histograms; waits (bounded) until
+    /// it says so, so the percentiles cover the window that follows.
+    pub fn reset_histograms(&mut self, wait: Duration) -> Result<(), String> {
+        let said = |lines: &Arc<Mutex<Vec<String>>>| {
+            let lines = lines.lock().unwrap_or_else(|e| e.into_inner());
+            lines
+                .iter()
+                .filter(|l| l.contains("histograms reset"))
+                .count()
+        };
+        let before = said(&self.lines);
+        let child = self.guard.child().ok_or("millrace already stopped")?;
+        super::procs::signal(child, "USR1").map_err(|e| e.to_string())?;
+        let started = std::time::Instant::now();
+        while said(&self.lines) == before {
+            if started.elapsed() >= wait {
+                return Err(format!(
+                    "millrace did not reset its histograms within {wait:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
     /// SIGTERM, a bounded wait, then every line it printed.
     pub fn stop(&mut self, wait: Duration) -> Result<(Option<i32>, Vec<String>), String> {
         let child: &mut Child = self.guard.child().ok_or("millrace already stopped")?;

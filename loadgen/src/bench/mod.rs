@@ -10,11 +10,14 @@
 //! millrace-loadgen baseline (child, tokio-modbus) --> a second standin child
 //! ```
 //!
-//! The measurement window is the `--seconds` after millrace serves metrics;
+//! The measurement window is the `--seconds` after millrace serves metrics
+//! and a one-second warm-up (millrace's stage histograms are emptied with
+//! SIGUSR1 when the window opens, so percentiles leave start-up out);
 //! rates and CPU seconds are differences over that window (CPU from
 //! /proc/PID/stat of each child, each process apart; the driver's own CPU
-//! is reported too). Percentiles are scraped from millrace's endpoint just
-//! before SIGTERM; its `.hgrm` files land in `<dir>/hgrm` on exit.
+//! is reported too). Percentiles come from the `.hgrm` files millrace
+//! writes on exit (from the reset on: the window and the final delivery of
+//! what was durable at SIGTERM), kept in `<dir>/hgrm` with `--dir`.
 //! Verification happens after millrace has stopped: every seq below its final
 //! durable seq must have arrived, every value must check.
 
@@ -37,7 +40,8 @@ use scrape::Scrape;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Seconds millrace is measured for (after it serves metrics).
+    /// Seconds millrace is measured for (after it serves metrics and a
+    /// one-second warm-up).
     #[arg(long)]
     seconds: u64,
     #[arg(long)]
@@ -73,6 +77,10 @@ pub struct BenchArgs {
 /// How long millrace may take to start serving metrics, and to stop.
 const START_WAIT: Duration = Duration::from_secs(60);
 const STOP_WAIT: Duration = Duration::from_secs(60);
+/// Polling before the window starts: connections to every device are set
+/// up, then millrace's histograms are emptied (SIGUSR1) and the window opens.
+const WARM_UP: Duration = Duration::from_secs(1);
+const RESET_WAIT: Duration = Duration::from_secs(5);
 /// Seconds of margin in the seq record beyond the expected samples.
 const SEQ_MARGIN_SECONDS: f64 = 30.0;
 
@@ -220,7 +228,7 @@ fn measure_millrace(
     farm_pid: u32,
     report: &mut Report,
 ) -> Result<(), String> {
-    let capacity = seq_capacity(args, args.seconds as f64);
+    let capacity = seq_capacity(args, args.seconds as f64 + WARM_UP.as_secs_f64());
     let mut tp = StandIn::start(args.devices, args.tags_per_device, capacity)?;
     let config = write_config(args, dir, ports, tp.addr)?;
     let mut gateway = Gateway::start(&config, &dir.join("hgrm"), START_WAIT)?;
@@ -231,6 +239,8 @@ fn measure_millrace(
         tp.pid(),
         tp.addr
     );
+    std::thread::sleep(WARM_UP);
+    gateway.reset_histograms(RESET_WAIT)?;
     let (start, _) = mark(&mut gateway, farm_pid, &mut tp)?;
     let mut last = start.clone();
     for second in 1..=args.seconds {

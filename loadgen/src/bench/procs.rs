@@ -46,14 +46,20 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
 /// SIGTERM to a child we spawned and have not yet waited for (so its pid
 /// cannot have been reused), through kill(1): no `unsafe` in this crate.
 pub fn sigterm(child: &Child) -> std::io::Result<()> {
+    signal(child, "TERM")
+}
+
+/// Signal `name` (as kill(1) spells it: TERM, USR1) to a child we spawned
+/// and have not yet waited for.
+pub fn signal(child: &Child, name: &str) -> std::io::Result<()> {
     let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([&format!("-{name}"), &child.id().to_string()])
         .status()?;
     if status.success() {
         Ok(())
     } else {
         Err(std::io::Error::other(format!(
-            "kill -TERM {}: {status}",
+            "kill -{name} {}: {status}",
             child.id()
         )))
     }
