@@ -207,6 +207,20 @@ impl Producer {
         self.free_cached()
     }
 
+    /// Free slots, reloading the consumer's index only when the cached copy
+    /// shows fewer than `wanted`: a producer that needs room for one frame
+    /// then touches the consumer's cache line once per trip around the
+    /// ring's free space, not once per frame. The count may be stale (low),
+    /// never too high.
+    pub fn free_at_least(&mut self, wanted: usize) -> usize {
+        let free = self.free_cached();
+        if free >= wanted {
+            free
+        } else {
+            self.free()
+        }
+    }
+
     fn free_cached(&self) -> usize {
         let used = self.tail.wrapping_sub(self.head_cached);
         assert!(used <= self.capacity(), "ring indices corrupt: {used} used");
@@ -475,6 +489,17 @@ mod tests {
         let (a, b) = c.readable();
         assert_eq!(a, &[sample(3)]);
         assert_eq!(b, &[sample(4), sample(5)]);
+    }
+
+    #[test]
+    fn free_at_least_reloads_only_when_short() {
+        let (mut p, mut c) = channel(4);
+        p.push_slice(&[sample(0), sample(1), sample(2)]).unwrap();
+        assert_eq!(c.pop_into(&mut [Sample::default(); 3]), 3);
+        // The cached copy of head is still 0: one slot free in that view.
+        assert_eq!(p.free_at_least(1), 1);
+        assert_eq!(p.free_at_least(2), 4);
+        assert_eq!(p.free_at_least(4), 4);
     }
 
     #[test]

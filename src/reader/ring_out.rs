@@ -40,7 +40,7 @@ impl RingOut {
 
     /// Promises room for `count` more samples if the ring has it now.
     pub fn try_promise(&mut self, count: usize) -> bool {
-        let free = self.producer.free();
+        let free = self.producer.free_at_least(self.reserved_count + count);
         assert!(
             free >= self.reserved_count,
             "ring promised more than it has"
@@ -75,7 +75,9 @@ impl RingOut {
         write: impl FnOnce(&mut [Sample]) -> (usize, R),
     ) -> Option<R> {
         assert!(min <= self.scratch.len(), "write of {min} > scratch");
-        let free = self.producer.free();
+        // The consumer's index is reloaded only when the cached free count
+        // is short of one frame (a shared cache line miss per frame otherwise).
+        let free = self.producer.free_at_least(min);
         let reservation = self.producer.reserve(free).ok()?;
         if reservation.first.len() >= min {
             let (count, result) = write(reservation.first);
