@@ -67,6 +67,10 @@ enum Command {
         /// Require client certificates signed by this PEM CA.
         #[arg(long, requires = "tls_cert")]
         tls_client_ca: Option<PathBuf>,
+        /// Only count the chunks of a tick.q log file as -11!(-2;FILE) does
+        /// and say where a torn tail starts (exit 1 if it has one).
+        #[arg(long)]
+        check_journal: Option<PathBuf>,
     },
     /// Publish a range of the WAL again to a kdb+ endpoint.
     Replay {
@@ -90,6 +94,21 @@ enum Command {
         /// Send `time` as a timestamp instead of a timespan.
         #[arg(long)]
         timestamp: bool,
+        /// Connect with TLS (kdb+ -E), verifying kdb+ against --tls-ca-file.
+        #[arg(long, requires = "tls_ca_file")]
+        tls: bool,
+        /// PEM CA certificate(s) kdb+'s certificate must chain to.
+        #[arg(long, requires = "tls")]
+        tls_ca_file: Option<PathBuf>,
+        /// PEM client certificate chain, presented if kdb+ asks for one.
+        #[arg(long, requires = "tls_client_key", requires = "tls")]
+        tls_client_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-client-cert.
+        #[arg(long, requires = "tls_client_cert")]
+        tls_client_key: Option<PathBuf>,
+        /// The name kdb+'s certificate must carry (default: the host of --to).
+        #[arg(long, requires = "tls")]
+        tls_server_name: Option<String>,
     },
     /// Inspect a write-ahead log directory.
     Wal {
@@ -153,12 +172,23 @@ fn main() -> ExitCode {
             }
         },
         Command::Tickerplant {
+            check_journal: Some(path),
+            ..
+        } => match millrace::kdb::journal::run_check(&path) {
+            Ok(complete) => ExitCode::from(u8::from(!complete)),
+            Err(message) => {
+                eprintln!("millrace: {message}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Tickerplant {
             listen,
             journal,
             users,
             tls_cert,
             tls_key,
             tls_client_ca,
+            check_journal: None,
         } => {
             let tls = match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => Some(millrace::kdb::ServerTlsFiles {
@@ -186,7 +216,26 @@ fn main() -> ExitCode {
             user,
             password_env,
             timestamp,
+            tls,
+            tls_ca_file,
+            tls_client_cert,
+            tls_client_key,
+            tls_server_name,
         } => {
+            let tls = match (tls, tls_ca_file) {
+                (true, Some(ca_file)) => Some(millrace::config::SinkTls {
+                    ca_file,
+                    client_cert: tls_client_cert.zip(tls_client_key).map(
+                        |(cert_file, key_file)| millrace::config::ClientCertFiles {
+                            cert_file,
+                            key_file,
+                        },
+                    ),
+                    server_name: tls_server_name
+                        .unwrap_or_else(|| millrace::kdb::tls::host_of(&to).to_string()),
+                }),
+                _ => None,
+            };
             let args = millrace::app::replay::ReplayArgs {
                 wal,
                 to,
@@ -200,6 +249,7 @@ fn main() -> ExitCode {
                 } else {
                     millrace::config::TimeType::Timespan
                 },
+                tls,
             };
             match millrace::app::replay::run(&args) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -515,4 +515,50 @@ fn millrace_run_delivers_over_tls() {
     assert_eq!(r.out_of_range(), 0);
     assert!(tp.rows("plc") >= durable);
     assert_eq!(tp.stats().tls_handshakes_failed, 0);
+    drop(r);
+
+    // `millrace replay --tls` rebuilds a second TLS stand-in from the WAL.
+    let rebuilt = Arc::new(Mutex::new(SeqRecorder::new(10_000_000)));
+    let options = TickerplantOptions {
+        recorder: Some(rebuilt.clone()),
+        ..Default::default()
+    };
+    let tp2 = tls_standin(&pki, options);
+    let out = Command::new(env!("CARGO_BIN_EXE_millrace"))
+        .args([
+            "replay",
+            "--wal",
+            s(&wal),
+            "--to",
+            &tp2.local_addr().to_string(),
+        ])
+        .args([
+            "--tls",
+            "--tls-ca-file",
+            s(&pki.ca),
+            "--tls-server-name",
+            "localhost",
+        ])
+        .args(["--tls-client-cert", s(&pki.client_cert)])
+        .args(["--tls-client-key", s(&pki.client_key)])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "replay: {stderr}");
+    assert_eq!(rebuilt.lock().unwrap().missing(0..durable), 0);
+    // Without the client certificate the stand-in refuses, and replay says why.
+    let out = Command::new(env!("CARGO_BIN_EXE_millrace"))
+        .args([
+            "replay",
+            "--wal",
+            s(&wal),
+            "--to",
+            &tp2.local_addr().to_string(),
+        ])
+        .args(["--tls", "--tls-ca-file", s(&pki.ca)])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("client certificate"), "{stderr}");
 }

@@ -5,14 +5,15 @@
 //! the WAL directory, sends async `.u.upd` per frame and a sync chaser every
 //! `CHASE_EVERY_ROWS` rows and at the end, so the summary counts only what
 //! kdb+ acknowledged. Rows keep their original `seq`: duplicates against
-//! what kdb+ already has are removable exactly.
+//! what kdb+ already has are removable exactly. With `--tls` it connects as
+//! a TLS sink does (kdb+ -E), the same CA, client certificate and name rules.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::tag_tables;
-use crate::config::{Secret, TimeType};
-use crate::kdb::{KdbError, Publisher, PublisherOptions, SymbolTable};
+use crate::config::{Secret, SinkTls, TimeType};
+use crate::kdb::{KdbError, Publisher, PublisherOptions, SymbolTable, TlsClient};
 
 const CHASE_EVERY_ROWS: u64 = 100_000;
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -27,6 +28,8 @@ pub struct ReplayArgs {
     /// Environment variable holding the password (may be unset: no password).
     pub password_env: String,
     pub time_type: TimeType,
+    /// TLS as a sink's `tls_*` keys give it; `None`: plain TCP.
+    pub tls: Option<SinkTls>,
 }
 
 struct Tables {
@@ -55,8 +58,10 @@ pub fn run(args: &ReplayArgs) -> Result<(), String> {
         entries: listed.into_iter().map(|(s, p)| (s, p, None)).collect(),
     };
     let password = Secret::new(std::env::var(&args.password_env).unwrap_or_default());
+    let tls = args.tls.as_ref().map(TlsClient::from_sink).transpose();
     let options = PublisherOptions {
         time_type: args.time_type,
+        tls: tls.map_err(|e| e.to_string())?,
         ..PublisherOptions::default()
     };
     let mut publisher = Publisher::connect(&args.to, &args.user, &password, options)
