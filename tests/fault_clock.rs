@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fault_proc_support::*;
 use millrace::kdb::decode::decode_prefix;
+use millrace::kdb::journal::JOURNAL_HEADER_SIZE;
 use millrace::kdb::upd::parse_update;
 use millrace::kdb::{Data, DecodeLimits, K};
 
@@ -48,7 +49,8 @@ fn journal_rows(path: &Path) -> Vec<(i64, String, i64)> {
         ..DecodeLimits::default()
     };
     let mut rows = Vec::new();
-    let mut at = 8;
+    // Entries follow the file header (whatever its size in this version).
+    let mut at = JOURNAL_HEADER_SIZE;
     while at < bytes.len() {
         let (k, used) = decode_prefix(&bytes[at..], true, &limits).expect("journal entry");
         at += used;
