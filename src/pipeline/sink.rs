@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::clock::unix_now_ns;
 use super::inflight::Inflight;
-use super::stats::{add, set, SinkStats};
+use super::stats::{add, mono_ms, set, SinkStats};
 use crate::config::SinkConfig;
 use crate::kdb::backoff::Jitter;
 use crate::kdb::{Backoff, KdbError, Publisher, PublisherOptions, SymbolTable};
@@ -79,6 +79,12 @@ impl Acked {
         Ok(())
     }
 
+    /// Shows the acknowledged position to the metrics (lag, stall age).
+    fn publish(&self, stats: &SinkStats) {
+        set(&stats.acked_seq, self.end_seq);
+        set(&stats.progress_at_ms, mono_ms());
+    }
+
     fn interval_passed(&self) -> bool {
         self.checkpointed_at.elapsed() >= CHECKPOINT_INTERVAL
     }
@@ -100,6 +106,7 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
         end_seq: cursor.checkpointed(),
         checkpointed_at: Instant::now(),
     };
+    acked.publish(&ctx.stats);
     loop {
         if stopping(&ctx, &mut stop_at) && (all_delivered(&cursor, &acked, &ctx) || past(stop_at)) {
             acked
@@ -109,7 +116,6 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
         }
         let mut publisher = match connect(&ctx) {
             Ok(p) => {
-                attempt = 0;
                 set(&ctx.stats.connected, 1);
                 p
             }
@@ -125,7 +131,8 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
                 continue;
             }
         };
-        match deliver(
+        let acked_before = acked.end_seq;
+        let outcome = deliver(
             &mut publisher,
             &mut cursor,
             &ctx,
@@ -133,7 +140,14 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
             &mut acked,
             &mut end_to_end,
             &mut stop_at,
-        ) {
+        );
+        // Back off from scratch only after kdb+ acknowledged something: a
+        // kdb+ that accepts and then drops every connection gets growing
+        // delays, not a reconnect every base delay.
+        if acked.end_seq > acked_before {
+            attempt = 0;
+        }
+        match outcome {
             Ok(()) => return Ok(()),
             Err(DeliverError::Wal(e)) => return Err(SinkError::Wal(e)),
             Err(DeliverError::Kdb(e)) => {
@@ -145,14 +159,14 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
                 set(&ctx.stats.connected, 0);
                 add(&ctx.stats.errors, 1);
                 add(&ctx.stats.reconnects, 1);
+                let delay = ctx.backoff.delay(attempt, jitter.next_u64());
                 eprintln!(
-                    "millrace sink {}: {e}; resending from seq {}",
+                    "millrace sink {}: {e}; resending from seq {}, retrying in {delay:?}",
                     ctx.config.name,
                     cursor.checkpointed()
                 );
                 cursor.rewind();
                 inflight.clear();
-                let delay = ctx.backoff.delay(attempt, jitter.next_u64());
                 attempt = attempt.saturating_add(1);
                 sleep_unless_stopped(&ctx, delay);
             }
@@ -213,6 +227,8 @@ fn deliver(
             end_to_end.flush_if_due();
             let due = acked.interval_passed();
             acked.checkpoint(cursor, due).map_err(DeliverError::Wal)?;
+            // Nothing to deliver is not a stall.
+            set(&ctx.stats.progress_at_ms, mono_ms());
             std::thread::sleep(ctx.idle_sleep);
         }
     }
@@ -260,6 +276,7 @@ fn take_ack(
     };
     assert!(done.end_seq >= acked.end_seq && done.end_seq <= cursor.position());
     acked.end_seq = done.end_seq;
+    acked.publish(&ctx.stats);
     add(&ctx.stats.acked_samples, done.rows);
     let due = acked.interval_passed();
     acked.checkpoint(cursor, due).map_err(DeliverError::Wal)
