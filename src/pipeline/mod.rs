@@ -17,7 +17,7 @@ mod wal_writer;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use clock::{elapsed_ns, unix_now_ns};
 pub use sink::SinkError;
@@ -61,7 +61,11 @@ pub struct Pipeline {
     pub sink_stats: Vec<(String, Arc<SinkStats>)>,
     pub histograms: Arc<StageHistograms>,
     wal: WalHandle,
+    stop_deadline: Duration,
 }
+
+/// How long after the sinks' stop deadline `finish` still waits for one.
+const SINK_JOIN_GRACE: Duration = Duration::from_secs(2);
 
 impl Pipeline {
     /// Starts the writer over `rings` and one thread per configured sink.
@@ -122,6 +126,7 @@ impl Pipeline {
             sink_stats,
             histograms,
             wal: handle,
+            stop_deadline: options.stop_deadline,
         })
     }
 
@@ -153,7 +158,22 @@ impl Pipeline {
         };
         self.writer_done.store(true, Ordering::Release);
         self.stop.store(true, Ordering::Release);
+        // A sink blocked in kdb+ I/O (a kdb+ that stopped reading holds a
+        // write for up to the socket timeout) cannot look at its deadline:
+        // stop waiting for it shortly after. What it did not deliver is
+        // durable in the WAL and goes out after the next start.
+        let give_up_at = Instant::now() + self.stop_deadline + SINK_JOIN_GRACE;
         for (name, thread) in self.sinks.drain(..) {
+            while !thread.is_finished() && Instant::now() < give_up_at {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if !thread.is_finished() {
+                eprintln!(
+                    "millrace: sink {name}: still blocked on kdb+ past the stop deadline; \
+                     left behind, the rest stays in the WAL for the next start"
+                );
+                continue;
+            }
             match thread.join() {
                 Ok(Ok(())) => {}
                 Ok(Err(SinkError::Wal(e))) => errors.push(format!("sink {name}: {e}")),
