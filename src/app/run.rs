@@ -17,6 +17,11 @@ use crate::pipeline::{SinkStats, WriterStats};
 use crate::reader::Stats;
 
 const STATUS_EVERY: Duration = Duration::from_secs(10);
+/// A sink that has durable samples and no acknowledgement for this long is
+/// stalled (a healthy one acknowledges every batch within milliseconds).
+const STALL_GRACE: Duration = Duration::from_secs(1);
+/// Stalled this long: say so in the log (once per stall).
+const STALL_LOG_AFTER: Duration = Duration::from_secs(5);
 
 pub struct RunArgs {
     pub config: PathBuf,
@@ -64,8 +69,10 @@ pub fn run(args: &RunArgs) -> u8 {
     );
     let mut fatal = false;
     let mut last_status = Instant::now();
+    let mut stalled_logged = vec![false; runtime.sink_stats().len()];
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
+        log_stalls(&runtime, &mut stalled_logged);
         if reset_histograms.swap(false, Ordering::Relaxed) {
             runtime.histograms().reset();
             eprintln!("millrace: stage histograms reset (SIGUSR1)");
@@ -114,6 +121,27 @@ pub fn run(args: &RunArgs) -> u8 {
         1
     } else {
         0
+    }
+}
+
+/// Logs a sink that stopped getting acknowledgements while behind (kdb+
+/// down, or up but not reading), once per stall, and when it recovers.
+fn log_stalls(runtime: &Runtime, logged: &mut [bool]) {
+    let durable = runtime.snapshot().durable_seq;
+    for ((name, stats), logged) in runtime.sink_stats().iter().zip(logged.iter_mut()) {
+        let stalled = stats.stalled_seconds(durable, STALL_LOG_AFTER);
+        if stalled > 0.0 && !*logged {
+            *logged = true;
+            eprintln!(
+                "millrace: sink {name}: STALLED: no acknowledgement from kdb+ for {stalled:.1}s, \
+                 {} durable samples waiting (connected {})",
+                stats.lag(durable),
+                get(&stats.connected)
+            );
+        } else if stalled == 0.0 && *logged && stats.stalled_seconds(durable, STALL_GRACE) == 0.0 {
+            *logged = false;
+            eprintln!("millrace: sink {name}: acknowledging again");
+        }
     }
 }
 
@@ -245,12 +273,28 @@ pub fn render_metrics(
         "sink",
         &per_sink(|s| get(&s.acked_samples)),
     );
+    let durable = get(&writer.durable_seq);
+    let lags: Vec<(&str, f64)> = sinks
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.lag(durable) as f64))
+        .collect();
     e.labelled(
         "millrace_sink_lag_samples",
         "Durable samples not yet acknowledged.",
         "gauge",
         "sink",
-        &per_sink(|s| get(&s.lag_samples)),
+        &lags,
+    );
+    let stalls: Vec<(&str, f64)> = sinks
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.stalled_seconds(durable, STALL_GRACE)))
+        .collect();
+    e.labelled(
+        "millrace_sink_stalled_seconds",
+        "Seconds without an acknowledgement while behind (0: keeping up).",
+        "gauge",
+        "sink",
+        &stalls,
     );
     e.labelled(
         "millrace_sink_reconnects_total",

@@ -110,6 +110,11 @@ impl Runtime {
         &self.pipeline.histograms
     }
 
+    /// Each sink's name and counters.
+    pub fn sink_stats(&self) -> &[(String, Arc<crate::pipeline::SinkStats>)] {
+        &self.pipeline.sink_stats
+    }
+
     /// The WAL writer has stopped on its own: a fatal WAL error.
     pub fn writer_failed(&self) -> bool {
         self.pipeline.writer_finished()
@@ -181,7 +186,7 @@ fn fill_pipeline(
         .unwrap_or(0);
     snap.lag_samples = sinks
         .iter()
-        .map(|(_, s)| get(&s.lag_samples))
+        .map(|(_, s)| s.lag(snap.durable_seq))
         .max()
         .unwrap_or(0);
     snap.sink_reconnects = sinks.iter().map(|(_, s)| get(&s.reconnects)).sum();
