@@ -218,9 +218,12 @@ fn capability_six_and_exact_delivery_record() {
 }
 
 const READ_JOURNAL: &str = r#"
-import sys
-from aiokdb.files import kfromfile
-log = kfromfile(sys.argv[1])
+import struct, sys
+import aiokdb
+# A q log file is the body of one list after an 8-byte file header (see
+# src/kdb/journal.rs); with an IPC header instead it is one IPC message.
+rb = open(sys.argv[1], "rb").read()
+log = aiokdb.d9(struct.pack("<BBHI", 1, 0, 0, len(rb)) + rb[8:])
 items = log.kK()
 print(len(items))
 for e in items:
@@ -256,9 +259,9 @@ fn journal_is_a_tick_log_read_back_by_aiokdb() {
     }
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(
-        &bytes[..8],
-        &[0xff, 0x01, 0, 0, 2, 0, 0, 0],
-        "magic, empty list, count 2"
+        &bytes[..14],
+        &[0xff, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0],
+        "file header, list, count 2"
     );
     let out = run_python(READ_JOURNAL, &[path.to_str().unwrap()]);
     assert_eq!(out, ["2", "upd plc 6 3 0 1 2", "upd plc 6 3 3 4 5"]);
