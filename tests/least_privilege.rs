@@ -51,7 +51,8 @@ fn proc_field<'a>(status: &'a str, key: &str) -> &'a str {
 fn metrics_endpoint_defaults_to_loopback() {
     let text = "[wal]\ndir = \"wal\"\n\n[[sink]]\nname = \"tp\"\nkind = \"kdb\"\n\
         address = \"127.0.0.1:5010\"\ntable = \"plc\"\n\n[[device]]\nname = \"d\"\n\
-        protocol = \"modbus-tcp\"\naddress = \"10.0.0.5:502\"\nunit_id = 1\npoll_interval = \"100ms\"\n\n[[device.tag]]\n\
+        protocol = \"modbus-tcp\"\naddress = \"10.0.0.5:502\"\nunit_id = 1\n\
+        poll_interval = \"100ms\"\n\n[[device.tag]]\n\
         name = \"t\"\narea = \"holding\"\naddress = 0\ntype = \"uint16\"\n";
     let path = Path::new("/plant/plant.toml");
     // No [metrics] section, and a section without `listen`: loopback.
