@@ -11,6 +11,7 @@
 //! flow after.
 
 mod fault_proc_support;
+mod wal_common;
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -241,4 +242,42 @@ fn torn_tail_and_sealed_bit_flips_are_cut_reported_and_never_delivered() {
 #[test]
 fn bit_flips_in_the_active_segment_are_cut_and_never_delivered() {
     damage_and_restart("fault_wal_damage active", Damage::ActiveFlip);
+}
+
+/// The same torn tail at library level, exactly: a last segment truncated
+/// inside its fourth frame keeps three frames, is its full size again, and
+/// takes new frames after them.
+#[test]
+fn a_truncated_last_segment_keeps_its_intact_frames() {
+    use millrace::config::WhenFull;
+    use millrace::wal::Wal;
+    use wal_common::{append, config, drain, segment_files};
+    const N: usize = 50;
+    const SEG: u64 = 64 * 1024;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), SEG, 1 << 30, WhenFull::Block);
+    {
+        let (mut wal, _) = Wal::open(&cfg).unwrap();
+        wal.open_cursor("c").unwrap();
+        for _ in 0..6 {
+            append(&mut wal, N);
+            wal.commit().unwrap();
+        }
+    }
+    let seg = segment_files(tmp.path()).pop().unwrap();
+    let f = frames(&seg);
+    assert_eq!(f.len(), 6);
+    let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    file.set_len(f[3].offset + f[3].bytes / 2).unwrap();
+    drop(file);
+    let (mut wal, report) = Wal::open(&cfg).unwrap();
+    assert!(report.set_aside.is_empty(), "{report:?}");
+    let cut = report.tail_cut.clone().expect("the partial frame is cut");
+    assert_eq!((cut.offset, cut.frames_cut), (f[3].offset, 1));
+    assert_eq!(report.next_seq, 3 * N as u64);
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), SEG);
+    append(&mut wal, N);
+    wal.commit().unwrap();
+    let (first, end, count) = drain(&mut wal.open_cursor("c").unwrap());
+    assert_eq!((first, end, count), (Some(0), 4 * N as u64, 4));
 }
