@@ -447,14 +447,20 @@ fn sink_tls(
             .map(|((_, c), (_, k))| (c.as_bytes(), k.as_bytes())),
     };
     if let Err(e) = client_config(&pem) {
-        let (at, path) = match (e.file, &client, &client_text) {
-            (TlsFile::ClientCert, Some((cert, _)), Some(((path, _), _))) => (cert, path),
-            (TlsFile::ClientKey, Some((_, key)), Some((_, (path, _)))) => (key, path),
-            _ => (&ca, &ca_text.0),
+        let (at, path, expected) = match (e.file, &client, &client_text) {
+            (TlsFile::ClientCert, Some((cert, _)), Some(((path, _), _))) => {
+                (cert, path, "a PEM certificate chain")
+            }
+            (TlsFile::ClientKey, Some((_, key)), Some((_, (path, _)))) => (
+                key,
+                path,
+                "the PEM private key of the certificate in `tls_client_cert`",
+            ),
+            _ => (&ca, &ca_text.0, "a PEM file of CA certificates"),
         };
         return Err(at
             .error(format!("`{}`: {}", path.display(), e.problem))
-            .expected(PEM_EXPECTED));
+            .expected(expected));
     }
     let server_name = match &name {
         Some(n) => n.value.to_string(),

@@ -179,7 +179,7 @@ fn provider() -> Arc<CryptoProvider> {
 /// A pem error in words that quote nothing from the file.
 fn pem_problem(e: &pem::Error, what: &str) -> String {
     match e {
-        pem::Error::NoItemsFound => format!("no {what} in it (expected a PEM file)"),
+        pem::Error::NoItemsFound => format!("no {what} in it (not a PEM file?)"),
         pem::Error::MissingSectionEnd { .. } => "a PEM section has no END line".into(),
         pem::Error::IllegalSectionStart { .. } => "a PEM BEGIN line is malformed".into(),
         pem::Error::Base64Decode(_) => "a PEM section is not valid base64".into(),
@@ -199,7 +199,7 @@ pub fn parse_certificates(
     if certs.is_empty() {
         return Err(file_error(
             file,
-            "no certificate in it (expected PEM `BEGIN CERTIFICATE` blocks)",
+            "no certificate in it (no PEM `BEGIN CERTIFICATE` block)",
         ));
     }
     Ok(certs)
@@ -213,8 +213,8 @@ pub fn parse_private_key(
     PrivateKeyDer::from_pem_slice(pem_text).map_err(|e| {
         let problem = match e {
             pem::Error::NoItemsFound => {
-                "no private key in it (expected PEM `BEGIN PRIVATE KEY`, `BEGIN RSA PRIVATE \
-                 KEY` or `BEGIN EC PRIVATE KEY`)"
+                "no private key in it (no PEM `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC \
+                 PRIVATE KEY` block)"
                     .to_string()
             }
             other => pem_problem(&other, "private key"),
