@@ -126,6 +126,31 @@ pub struct Sample {
     pub reserved: [u8; 2],
 }
 
+/// Tag id, quality and kind of a run of samples whose tag ids count up from
+/// `first` (a PLC's block of same-typed values), packed as the last eight
+/// bytes of a `Sample` read as one little-endian word: tag in bits 0-31,
+/// quality in 32-39, kind in 40-47, reserved (zero) in 48-63.
+///
+/// Why: a decoder that writes `tag`, `quality`, `kind` and `reserved` one by
+/// one gets four stores per sample, because LLVM only merges adjacent field
+/// stores into one 64-bit store when they are all pieces of one word it
+/// cannot see through (a constant quality next to a variable tag stays two
+/// stores). `Sample::set_run_member` writes the record as three 8-byte
+/// stores from this word, which is what a store-bound decode loop wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunTail(u64);
+
+impl RunTail {
+    pub const fn new(first: TagId, quality: Quality, kind: ValueKind) -> Self {
+        RunTail(first.0 as u64 | (quality.to_byte() as u64) << 32 | (kind as u8 as u64) << 40)
+    }
+
+    /// The tag id of member `index` (`first + index`, wrapping).
+    pub const fn tag(self, index: u32) -> TagId {
+        TagId((self.0 as u32).wrapping_add(index))
+    }
+}
+
 pub const SAMPLE_SIZE: usize = 24;
 const _: () = assert!(std::mem::size_of::<Sample>() == SAMPLE_SIZE);
 const _: () = assert!(std::mem::size_of::<Sample>() <= 32);
@@ -185,6 +210,27 @@ impl Sample {
         }
     }
 
+    /// Overwrites the whole record with member `index` of `run`: stamped
+    /// `ts_ns`, value bits `value`, tag id `first + index`, the run's quality
+    /// and kind, reserved bytes zero. Compiles to three 8-byte stores.
+    ///
+    /// The caller keeps `first + index` within `u32` (tag ids index a table in
+    /// memory; a decode program checks its runs when it is compiled). Past it
+    /// the carry would land in the quality byte, never in `reserved`: the word
+    /// is below 2^45 and `index` below 2^32, so the sum stays below 2^48.
+    #[inline(always)]
+    pub fn set_run_member(&mut self, ts_ns: i64, value: u64, run: RunTail, index: u32) {
+        let tail = run.0 + u64::from(index);
+        debug_assert!(run.0 as u32 as u64 + u64::from(index) <= u64::from(u32::MAX));
+        self.ts_ns = ts_ns;
+        self.value = value;
+        // Four stores of one word's pieces, which LLVM merges into one.
+        self.tag = tail as u32;
+        self.quality = (tail >> 32) as u8;
+        self.kind = (tail >> 40) as u8;
+        self.reserved = [(tail >> 48) as u8, (tail >> 56) as u8];
+    }
+
     /// The record's bytes as they sit in a ring slot or a WAL frame.
     pub fn to_bytes(&self) -> [u8; SAMPLE_SIZE] {
         let mut out = [0u8; SAMPLE_SIZE];
@@ -238,6 +284,20 @@ mod tests {
             u64::MAX - 1,
         );
         assert_eq!(Sample::from_bytes(&s.to_bytes()), s);
+    }
+
+    #[test]
+    fn run_member_is_the_sample_new_builds() {
+        let run = RunTail::new(TagId(40), Quality::Exception(0x7F), ValueKind::Str8);
+        for index in [0u32, 1, 7, 65_535] {
+            let mut s = Sample::default();
+            s.set_run_member(-9, u64::MAX, run, index);
+            let tag = TagId(40 + index);
+            assert_eq!(run.tag(index), tag);
+            let expected = Sample::new(-9, tag, Quality::Exception(0x7F), ValueKind::Str8, !0);
+            assert_eq!(s, expected);
+            assert_eq!(s.reserved, [0, 0]);
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! plan order; a test checks that for every type and order.
 
 use crate::config::{Area, DataType, WordOrder};
-use crate::sample::{Quality, Sample, TagId, ValueKind};
+use crate::sample::{Quality, RunTail, Sample, ValueKind};
 
 use super::decode::decode_samples;
 use super::planner::PlannedTag;
@@ -44,16 +44,25 @@ impl RunType {
             RunType::U32 | RunType::I32 | RunType::F32 => 2,
         }
     }
+    const fn kind(self) -> ValueKind {
+        match self {
+            RunType::U16 | RunType::U32 => ValueKind::U64,
+            RunType::I16 | RunType::I32 => ValueKind::I64,
+            RunType::F32 => ValueKind::F64,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Segment {
-    /// `count` tags from `first_tag` on, values back to back from register
-    /// `first_register` of the response.
+    /// `count` tags with ids from `tail`'s first on (good quality, the
+    /// type's kind), values back to back from register `first_register` of
+    /// the response. `tail` is built here, at compile time, so the hot loop
+    /// writes it as one word it cannot constant-fold apart.
     Run {
         run_type: RunType,
         order: WordOrder,
-        first_tag: u32,
+        tail: RunTail,
         first_register: u16,
         count: u16,
     },
@@ -83,7 +92,7 @@ impl DecodeProgram {
                 segments.push(Segment::Run {
                     run_type,
                     order: first.order,
-                    first_tag: first.tag.0,
+                    tail: RunTail::new(first.tag, Quality::Good, run_type.kind()),
                     first_register: first.offset,
                     count: (end - index) as u16,
                 });
@@ -123,7 +132,7 @@ impl DecodeProgram {
                 Segment::Run {
                     run_type,
                     order,
-                    first_tag,
+                    tail,
                     first_register,
                     count,
                 } => {
@@ -131,7 +140,7 @@ impl DecodeProgram {
                     let bytes = usize::from(count) * 2 * usize::from(run_type.registers());
                     let values = data.get(first..first + bytes).unwrap_or_default();
                     let slot = slot.get_mut(..usize::from(count)).unwrap_or_default();
-                    decode_run(run_type, order, values, first_tag, ts_ns, slot)
+                    decode_run(run_type, order, values, tail, ts_ns, slot)
                 }
             };
         }
@@ -140,7 +149,8 @@ impl DecodeProgram {
 }
 
 /// End (exclusive) of the run starting at `index`: same type and order,
-/// next register, next tag id.
+/// next register, next tag id (never wrapping past `u32::MAX`, which
+/// `Sample::set_run_member` relies on).
 fn run_end(tags: &[PlannedTag], index: usize) -> usize {
     let Some(first) = tags.get(index) else {
         return index;
@@ -155,7 +165,7 @@ fn run_end(tags: &[PlannedTag], index: usize) -> usize {
             && next.order == first.order
             && u32::from(next.offset)
                 == u32::from(previous.offset) + u32::from(run_type.registers())
-            && next.tag.0 == previous.tag.0.wrapping_add(1);
+            && previous.tag.0.checked_add(1) == Some(next.tag.0);
         if !continues {
             break;
         }
@@ -166,64 +176,77 @@ fn run_end(tags: &[PlannedTag], index: usize) -> usize {
 }
 
 /// The run's values are whole: `values` is exactly `slot.len()` values long
-/// (else the missing ones become `DecodeError` samples).
+/// (else the missing ones become `DecodeError` samples). One arm per type
+/// and byte order, so each loop body is straight-line: load, convert, three
+/// stores (`Sample::set_run_member`).
 fn decode_run(
     run_type: RunType,
     order: WordOrder,
     values: &[u8],
-    first_tag: u32,
+    tail: RunTail,
     ts_ns: i64,
     slot: &mut [Sample],
 ) -> usize {
     let swap = order.swaps_bytes();
     let written = match run_type {
-        RunType::U16 if swap => fill::<2>(values, first_tag, ts_ns, ValueKind::U64, slot, |b| {
+        RunType::U16 if swap => fill::<2>(values, tail, ts_ns, slot, |b| {
             u64::from(u16::from_le_bytes(b))
         }),
-        RunType::U16 => fill::<2>(values, first_tag, ts_ns, ValueKind::U64, slot, |b| {
+        RunType::U16 => fill::<2>(values, tail, ts_ns, slot, |b| {
             u64::from(u16::from_be_bytes(b))
         }),
-        RunType::I16 if swap => fill::<2>(values, first_tag, ts_ns, ValueKind::I64, slot, |b| {
+        RunType::I16 if swap => fill::<2>(values, tail, ts_ns, slot, |b| {
             i64::from(i16::from_le_bytes(b)) as u64
         }),
-        RunType::I16 => fill::<2>(values, first_tag, ts_ns, ValueKind::I64, slot, |b| {
+        RunType::I16 => fill::<2>(values, tail, ts_ns, slot, |b| {
             i64::from(i16::from_be_bytes(b)) as u64
         }),
-        RunType::U32 => fill::<4>(values, first_tag, ts_ns, ValueKind::U64, slot, |b| {
-            u64::from(u32_of(b, order))
+        RunType::U32 => fill_by_order(values, order, tail, ts_ns, slot, u64::from),
+        RunType::I32 => fill_by_order(values, order, tail, ts_ns, slot, |v| {
+            i64::from(v as i32) as u64
         }),
-        RunType::I32 => fill::<4>(values, first_tag, ts_ns, ValueKind::I64, slot, |b| {
-            i64::from(u32_of(b, order) as i32) as u64
-        }),
-        RunType::F32 => fill::<4>(values, first_tag, ts_ns, ValueKind::F64, slot, |b| {
-            f64::from(f32::from_bits(u32_of(b, order))).to_bits()
+        RunType::F32 => fill_by_order(values, order, tail, ts_ns, slot, |v| {
+            f64::from(f32::from_bits(v)).to_bits()
         }),
     };
     // Not reachable after `check_response`; keeps a short response harmless.
     for (index, sample) in slot.iter_mut().enumerate().skip(written) {
-        let tag = TagId(first_tag.wrapping_add(index as u32));
-        *sample = Sample::bad(ts_ns, tag, Quality::DecodeError);
+        *sample = Sample::bad(ts_ns, tail.tag(index as u32), Quality::DecodeError);
     }
     slot.len()
 }
 
+/// 32-bit values: the word order is matched once, outside the loop.
 #[inline(always)]
-fn u32_of(b: [u8; 4], order: WordOrder) -> u32 {
-    let [w, x, y, z] = b;
-    u32::from_be_bytes(match order {
-        WordOrder::Abcd => [w, x, y, z],
-        WordOrder::Cdab => [y, z, w, x],
-        WordOrder::Badc => [x, w, z, y],
-        WordOrder::Dcba => [z, y, x, w],
-    })
+fn fill_by_order(
+    values: &[u8],
+    order: WordOrder,
+    tail: RunTail,
+    ts_ns: i64,
+    slot: &mut [Sample],
+    value_of: impl Fn(u32) -> u64,
+) -> usize {
+    match order {
+        WordOrder::Abcd => fill::<4>(values, tail, ts_ns, slot, |[w, x, y, z]| {
+            value_of(u32::from_be_bytes([w, x, y, z]))
+        }),
+        WordOrder::Cdab => fill::<4>(values, tail, ts_ns, slot, |[w, x, y, z]| {
+            value_of(u32::from_be_bytes([y, z, w, x]))
+        }),
+        WordOrder::Badc => fill::<4>(values, tail, ts_ns, slot, |[w, x, y, z]| {
+            value_of(u32::from_be_bytes([x, w, z, y]))
+        }),
+        WordOrder::Dcba => fill::<4>(values, tail, ts_ns, slot, |[w, x, y, z]| {
+            value_of(u32::from_le_bytes([w, x, y, z]))
+        }),
+    }
 }
 
 #[inline(always)]
 fn fill<const N: usize>(
     values: &[u8],
-    first_tag: u32,
+    tail: RunTail,
     ts_ns: i64,
-    kind: ValueKind,
     slot: &mut [Sample],
     value_of: impl Fn([u8; N]) -> u64,
 ) -> usize {
@@ -232,15 +255,10 @@ fn fill<const N: usize>(
     let chunks = values
         .chunks_exact(N)
         .map(|c| <[u8; N]>::try_from(c).unwrap_or([0; N]));
-    let template = Sample::new(ts_ns, TagId(first_tag), Quality::Good, kind, 0);
-    let mut written = 0;
-    for ((sample, chunk), tag) in slot.iter_mut().zip(chunks).zip(first_tag..) {
-        *sample = Sample {
-            value: value_of(chunk),
-            tag,
-            ..template
-        };
-        written += 1;
+    let written = slot.len().min(values.len() / N);
+    // No bounds check and no branch per sample: the zip ends the loop.
+    for ((sample, chunk), index) in slot.iter_mut().zip(chunks).zip(0u32..) {
+        sample.set_run_member(ts_ns, value_of(chunk), tail, index);
     }
     written
 }
