@@ -33,10 +33,21 @@ pub const STEP_BACK_REPORT_NS: u64 = 1_000_000;
 /// process (each thread reports the steps it sees).
 static WALL_STEPS_BACK: AtomicU64 = AtomicU64::new(0);
 
+/// How far sample stamps run ahead of the wall clock now (the lag of the
+/// reader that saw the clock last change).
+static WALL_LAG_NS: AtomicU64 = AtomicU64::new(0);
+
 /// Backwards wall-clock steps reported so far (the metrics endpoint's
 /// `millrace_wall_clock_steps_back_total`).
 pub fn wall_steps_back_total() -> u64 {
     WALL_STEPS_BACK.load(Ordering::Relaxed)
+}
+
+/// How far sample stamps run ahead of the wall clock after backwards steps
+/// (0 normally). Other threads add it to the wall clock so that latencies
+/// measured against sample stamps stay meaningful after a step.
+pub fn wall_lag_ns() -> u64 {
+    WALL_LAG_NS.load(Ordering::Relaxed)
 }
 
 /// Monotonic ns for deadlines and UNIX ns for samples, read together once
@@ -131,8 +142,12 @@ impl Clock {
         // so jitter between the two reads looks like a tiny forward step.
         let mono_ns = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let mut anchor = self.anchor.get();
+        let lag_before = anchor.lag_ns();
         let (unix_ns, step) = anchor.stamp(mono_ns, wall_now_ns());
         self.anchor.set(anchor);
+        if anchor.lag_ns() != lag_before {
+            WALL_LAG_NS.store(anchor.lag_ns(), Ordering::Relaxed);
+        }
         if let Some(step) = step {
             WALL_STEPS_BACK.fetch_add(1, Ordering::Relaxed);
             eprintln!(
