@@ -456,6 +456,48 @@ fn transaction_and_unit_id_must_match_an_outstanding_request() {
             found: 0x12
         }
     );
+    // The matched request still ends in one sample per tag.
+    assert_eq!(err.samples, 1);
+    assert_eq!(out[0].quality(), Some(Quality::DecodeError));
+    assert_eq!(s.inflight_count(), 0);
+}
+
+#[test]
+fn a_matched_response_that_breaks_ends_its_request_in_decode_error_samples() {
+    // The farm's malformed answer: byte count two more than the data. The
+    // driver promised ring room for these tags; no sample at all would leak
+    // that room (one request's worth per malformed answer, until polling
+    // stops) and leave a silent hole in the data.
+    let tags = vec![
+        planned(0, 0, DataType::Uint16, WordOrder::Abcd),
+        planned(1, 1, DataType::Uint16, WordOrder::Abcd),
+    ];
+    let mut s = session(vec![request(Area::Holding, 0, 2, tags)], Framing::Tcp, 1);
+    s.start_cycle();
+    let mut buf = [0u8; REQUEST_BYTES_MAX];
+    s.poll_transmit(0, &mut buf).unwrap();
+    let tid = u16::from_be_bytes([buf[0], buf[1]]);
+    let mut out = [Sample::default(); 4];
+    let err = s
+        .receive(&tcp_adu(tid, 0x11, &[3, 6, 0, 1, 0, 2]), 9, &mut out)
+        .unwrap_err();
+    assert_eq!(
+        err.error,
+        ModbusError::ByteCountMismatch {
+            expected: 4,
+            found: 6
+        }
+    );
+    assert_eq!(err.samples, 2);
+    for (i, sample) in out[..2].iter().enumerate() {
+        assert_eq!(
+            *sample,
+            Sample::bad(9, TagId(i as u32), Quality::DecodeError)
+        );
+    }
+    assert_eq!(s.inflight_count(), 0);
+    // Nothing outstanding is left for `disconnect` to fail a second time.
+    assert_eq!(s.disconnect(9, &mut out), 0);
 }
 
 #[test]

@@ -41,7 +41,10 @@
 //! - `receive` returns `consumed < chunk.len()` only when `out` has less room
 //!   than `samples_per_frame_max()`: drain `out`, call again with the rest.
 //! - Any `ReceiveError` means the peer broke the protocol (`ModbusError`
-//!   names the field); its `samples` are good. Close the socket, call
+//!   names the field); its `samples` are the good ones decoded before, plus
+//!   `DecodeError` samples for the tags of the request whose response broke
+//!   (when it could be matched): every request still ends in exactly one
+//!   sample per tag. Close the socket, call
 //!   `disconnect` (writes `NoConnection` samples for outstanding requests,
 //!   drops partial frames), reconnect, carry on with the same session.
 //! - Exception responses are not errors: they yield `Quality::Exception(code)`

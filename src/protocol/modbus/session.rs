@@ -60,8 +60,10 @@ pub struct Received {
     pub samples: usize,
 }
 
-/// A protocol violation, plus the samples decoded before it (they are good:
-/// keep them, then close the connection and call `disconnect`).
+/// A protocol violation, plus the samples written before it and for it:
+/// the good ones decoded first, then `DecodeError` samples for the request
+/// whose response broke, when it was matched to one. Keep them all, then
+/// close the connection and call `disconnect`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReceiveError {
     pub error: ModbusError,
@@ -229,10 +231,10 @@ impl ModbusSession {
             match self.next_response(&mut rest, ts_ns, slot) {
                 Ok(Some(count)) => written += count,
                 Ok(None) => break,
-                Err(error) => {
+                Err((error, failed)) => {
                     return Err(ReceiveError {
                         error,
-                        samples: written,
+                        samples: written + failed,
                     })
                 }
             }
@@ -243,42 +245,39 @@ impl ModbusSession {
         })
     }
 
-    /// Frames, matches, validates and decodes one response.
+    /// Frames, matches, validates and decodes one response. An error after
+    /// the response was matched to its request still ends that request in
+    /// one sample per tag: `DecodeError` samples, counted in the error's
+    /// second field (the driver promised ring room for them; a request that
+    /// ended in no sample at all leaked that room and left a silent hole).
     fn next_response(
         &mut self,
         rest: &mut &[u8],
         ts_ns: i64,
         out: &mut [Sample],
-    ) -> Result<Option<usize>, ModbusError> {
+    ) -> Result<Option<usize>, (ModbusError, usize)> {
+        let unmatched = |error| (error, 0);
         let (inflight, unit_id, pdu) = match self.config.framing {
             Framing::Tcp => {
-                let Some(frame) = self.tcp.next_frame(rest)? else {
+                let Some(frame) = self.tcp.next_frame(rest).map_err(unmatched)? else {
                     return Ok(None);
                 };
                 let inflight = self.table.take(frame.transaction_id).ok_or(
                     ModbusError::TransactionIdUnknown {
                         found: frame.transaction_id,
                     },
-                )?;
-                (inflight, frame.unit_id, frame.pdu)
+                );
+                (inflight.map_err(unmatched)?, frame.unit_id, frame.pdu)
             }
             Framing::RtuOverTcp => {
-                let Some(frame) = self.rtu.next_frame(rest)? else {
+                let Some(frame) = self.rtu.next_frame(rest).map_err(unmatched)? else {
                     return Ok(None);
                 };
-                let inflight = self
-                    .table
-                    .take_oldest()
-                    .ok_or(ModbusError::ResponseUnsolicited)?;
-                (inflight, frame.unit_id, frame.pdu)
+                let inflight = self.table.take_oldest();
+                let inflight = inflight.ok_or(ModbusError::ResponseUnsolicited);
+                (inflight.map_err(unmatched)?, frame.unit_id, frame.pdu)
             }
         };
-        if unit_id != self.config.unit_id {
-            return Err(ModbusError::UnitIdMismatch {
-                expected: self.config.unit_id,
-                found: unit_id,
-            });
-        }
         let index = inflight.request_index;
         let (Some(request), Some(planned), Some(program)) = (
             self.requests.get(index),
@@ -287,7 +286,22 @@ impl ModbusSession {
         ) else {
             unreachable!("the table only holds indices of planned requests");
         };
-        Ok(Some(match check_response(request, pdu)? {
+        let checked = if unit_id == self.config.unit_id {
+            check_response(request, pdu)
+        } else {
+            Err(ModbusError::UnitIdMismatch {
+                expected: self.config.unit_id,
+                found: unit_id,
+            })
+        };
+        let payload = match checked {
+            Ok(payload) => payload,
+            Err(error) => {
+                let written = write_bad(&planned.tags, ts_ns, Quality::DecodeError, out);
+                return Err((error, written));
+            }
+        };
+        Ok(Some(match payload {
             Payload::Data(data) => program.run(planned.area, &planned.tags, data, ts_ns, out),
             Payload::Exception(code) => {
                 let written = write_bad(&planned.tags, ts_ns, Quality::Exception(code), out);
