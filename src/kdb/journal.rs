@@ -142,7 +142,10 @@ pub fn check_journal(path: &Path, limits: &DecodeLimits) -> std::io::Result<Jour
         let got = read_full(&mut file, buf.get_mut(have..).unwrap_or(&mut []))?;
         buf.truncate(have + got);
         eof = got < want;
-        want = want.saturating_mul(2);
+        // Memory stays under about twice the largest message.
+        want = want
+            .saturating_mul(2)
+            .min(limits.message_bytes_max.max(1 << 20));
     }
 }
 
