@@ -260,55 +260,44 @@ pub fn render_metrics(
         "Durable sequence number.",
         get(&writer.durable_seq) as f64,
     );
-    let per_sink = |f: fn(&SinkStats) -> u64| -> Vec<(&str, f64)> {
-        sinks
-            .iter()
-            .map(|(n, s)| (n.as_str(), f(s) as f64))
-            .collect()
+    let per_sink = |f: &dyn Fn(&SinkStats) -> f64| -> Vec<(&str, f64)> {
+        sinks.iter().map(|(n, s)| (n.as_str(), f(s))).collect()
     };
     e.labelled(
         "millrace_sink_acked_samples_total",
         "Samples acknowledged by kdb+.",
         "counter",
         "sink",
-        &per_sink(|s| get(&s.acked_samples)),
+        &per_sink(&|s| get(&s.acked_samples) as f64),
     );
     let durable = get(&writer.durable_seq);
-    let lags: Vec<(&str, f64)> = sinks
-        .iter()
-        .map(|(n, s)| (n.as_str(), s.lag(durable) as f64))
-        .collect();
     e.labelled(
         "millrace_sink_lag_samples",
         "Durable samples not yet acknowledged.",
         "gauge",
         "sink",
-        &lags,
+        &per_sink(&|s| s.lag(durable) as f64),
     );
-    let stalls: Vec<(&str, f64)> = sinks
-        .iter()
-        .map(|(n, s)| (n.as_str(), s.stalled_seconds(durable, STALL_GRACE)))
-        .collect();
     e.labelled(
         "millrace_sink_stalled_seconds",
         "Seconds without an acknowledgement while behind (0: keeping up).",
         "gauge",
         "sink",
-        &stalls,
+        &per_sink(&|s| s.stalled_seconds(durable, STALL_GRACE)),
     );
     e.labelled(
         "millrace_sink_reconnects_total",
         "Sink reconnects.",
         "counter",
         "sink",
-        &per_sink(|s| get(&s.reconnects)),
+        &per_sink(&|s| get(&s.reconnects) as f64),
     );
     e.labelled(
         "millrace_sink_connected",
         "1 while connected to kdb+.",
         "gauge",
         "sink",
-        &per_sink(|s| get(&s.connected)),
+        &per_sink(&|s| get(&s.connected) as f64),
     );
     e.summary_header(
         "millrace_stage_latency_seconds",
