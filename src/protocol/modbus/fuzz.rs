@@ -159,8 +159,15 @@ pub fn fuzz_session(data: &[u8]) -> SessionRun {
                 run.errors += 1;
                 // The request whose response broke ends in DecodeError samples.
                 run.count(check_samples(out.get(..error.samples), tag_count, true));
-                let written = session.disconnect(7, &mut out);
-                check_samples(out.get(..written), tag_count, false);
+                // As the reader does: `disconnect` writes what fits in `out`
+                // and is called again until every request has ended.
+                for _ in 0..=super::INFLIGHT_MAX {
+                    let written = session.disconnect(7, &mut out);
+                    check_samples(out.get(..written), tag_count, false);
+                    if written == 0 {
+                        break;
+                    }
+                }
                 assert_eq!(session.inflight_count(), 0);
             }
         }
