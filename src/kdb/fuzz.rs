@@ -71,6 +71,9 @@ pub struct ServerRun {
     pub updates: usize,
     pub update_errors: usize,
     pub records: usize,
+    /// Messages the borrowed `.u.upd` view answered (checked against the
+    /// decoded path by `upd_view::cross_check`).
+    pub viewed: usize,
 }
 
 /// The tickerplant stand-in's server side without the socket: `data` is what
@@ -79,8 +82,10 @@ pub struct ServerRun {
 /// the NUL in the same read - here: if the hello is not whole), then the rest
 /// is a stream of messages: header check, `decode_message`, `parse_update`,
 /// the tick.q checks in `Tables::apply`, the records, and the sync answer
-/// encoded as the stand-in would. Stops at the first thing the stand-in
-/// would drop the connection for. Panics only on a broken invariant.
+/// encoded as the stand-in would; each message also goes through the
+/// borrowed view (`upd_view`), which must agree with the decoded path.
+/// Stops at the first thing the stand-in would drop the connection for.
+/// Panics only on a broken invariant.
 pub fn fuzz_server_input(data: &[u8]) -> ServerRun {
     use super::handshake::{agree, parse_client_hello, CAPABILITY_MAX, HELLO_BYTES_MAX};
     use super::header::{Header, MsgType};
@@ -109,6 +114,11 @@ pub fn fuzz_server_input(data: &[u8]) -> ServerRun {
             break; // truncated: the stand-in waits for bytes that never come
         };
         rest = rest.get(total..).unwrap_or(&[]);
+        use super::upd_view::{cross_check, CrossCheck};
+        match cross_check(message, &FUZZ_LIMITS) {
+            CrossCheck::Update { .. } | CrossCheck::Rejected(_) => run.viewed += 1,
+            CrossCheck::Other | CrossCheck::NotAMessage => {}
+        }
         let Ok((_, k)) = decode_message(message, &FUZZ_LIMITS) else {
             break;
         };

@@ -44,6 +44,7 @@ pub mod tickerplant;
 pub mod tls;
 pub mod types;
 pub mod upd;
+pub mod upd_view;
 
 pub use backoff::Backoff;
 pub use columns::{encode_upd, kdb_time, COLUMN_NAMES};

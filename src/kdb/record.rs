@@ -2,10 +2,21 @@
 //! (table, sym, value, seq) to a caller-provided recorder so that a test or
 //! the demo can verify delivery exactly (nothing lost, nothing doubled).
 
+use super::upd_view::RecordColumns;
+
 /// Receives every row of every accepted update that has sym, value and seq
 /// columns. Called with the stand-in's table lock held: keep it cheap.
 pub trait Recorder: Send {
     fn record(&mut self, table: &[u8], sym: &[u8], value: f64, seq: i64);
+
+    /// A whole update's rows at once, as columns borrowed from the message
+    /// (the stand-in's path for `.u.upd` of a list of columns). The default
+    /// hands each row to `record`; override it to check column-wise.
+    fn record_columns(&mut self, table: &[u8], rows: &RecordColumns<'_>) {
+        for (sym, value, seq) in rows.iter() {
+            self.record(table, sym, value, seq);
+        }
+    }
 }
 
 /// A bounded record of which sequence numbers in `0..capacity` arrived:
@@ -32,23 +43,28 @@ impl SeqRecorder {
         }
     }
 
-    pub fn note(&mut self, seq: i64) {
+    /// Notes one arrival of `seq`; true when it is a duplicate (in range
+    /// and seen before).
+    pub fn note(&mut self, seq: i64) -> bool {
         self.received += 1;
         let Ok(seq) = u64::try_from(seq) else {
             self.out_of_range += 1;
-            return;
+            return false;
         };
         if seq >= self.capacity {
             self.out_of_range += 1;
-            return;
+            return false;
         }
         let (word, bit) = ((seq / 64) as usize, seq % 64);
-        if let Some(w) = self.bits.get_mut(word) {
-            if *w & (1 << bit) != 0 {
-                self.duplicates += 1;
-            }
-            *w |= 1 << bit;
+        let Some(w) = self.bits.get_mut(word) else {
+            return false;
+        };
+        let duplicate = *w & (1 << bit) != 0;
+        if duplicate {
+            self.duplicates += 1;
         }
+        *w |= 1 << bit;
+        duplicate
     }
 
     pub fn contains(&self, seq: u64) -> bool {
@@ -80,6 +96,12 @@ impl SeqRecorder {
 impl Recorder for SeqRecorder {
     fn record(&mut self, _table: &[u8], _sym: &[u8], _value: f64, seq: i64) {
         self.note(seq);
+    }
+
+    fn record_columns(&mut self, _table: &[u8], rows: &RecordColumns<'_>) {
+        for seq in rows.seqs.iter() {
+            self.note(seq);
+        }
     }
 }
 
@@ -120,9 +142,14 @@ mod tests {
     #[test]
     fn seq_recorder_counts_missing_duplicates_and_strays() {
         let mut r = SeqRecorder::new(130);
-        for s in [0, 1, 2, 64, 129, 129, -1, 130] {
-            r.note(s);
-        }
+        let duplicates: Vec<bool> = [0, 1, 2, 64, 129, 129, -1, 130]
+            .into_iter()
+            .map(|s| r.note(s))
+            .collect();
+        assert_eq!(
+            duplicates,
+            [false, false, false, false, false, true, false, false]
+        );
         assert_eq!(r.received(), 8);
         assert_eq!(r.duplicates(), 1);
         assert_eq!(r.out_of_range(), 2);

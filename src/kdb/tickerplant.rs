@@ -5,8 +5,15 @@
 //! row to a recorder.
 //!
 //! One thread per connection (at most `connections_max`), one message
-//! buffer each, capped at `limits.message_bytes_max`: memory is bounded by
-//! their product plus the decoded form of one message per connection.
+//! buffer each, capped at `limits.message_bytes_max` (and one for the
+//! expanded form of a compressed message): memory is bounded by their
+//! product plus the decoded form of one message per connection.
+//!
+//! A `.u.upd` of a list of columns (what every publisher sends) is checked,
+//! counted and recorded straight from the message buffer through
+//! `upd_view` (no allocation per message or row once the buffers have
+//! grown); anything else is decoded into `K` and goes through
+//! `parse_update`, which answers the same for what both can read.
 //! Garbage from a peer (bad header, oversized or undecodable message, a bad
 //! handshake) drops that connection and nothing else.
 //!
@@ -24,7 +31,7 @@ use std::time::Duration;
 
 use rustls::ServerConfig;
 
-use super::decode::{decode_message, DecodeLimits};
+use super::decode::{decode_body, decode_message, DecodeLimits};
 use super::encode::encode_message;
 use super::handshake::{agree, parse_client_hello, HELLO_BYTES_MAX};
 use super::header::{Header, MsgType, HEADER_SIZE};
@@ -33,9 +40,14 @@ use super::record::Recorder;
 use super::tls::{self, SERVER_HANDSHAKE_TIMEOUT};
 use super::types::K;
 use super::upd::{for_each_record, parse_update, Tables, UpdError};
+use super::upd_view::{view_message, UpdView, Viewed};
 
 /// How often blocked reads and the acceptor look at the stop flag.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// The answer to a sync message that went well: `(::)` as a little-endian
+/// response (header, type 101, code 0), sent as is instead of encoded.
+const NULL_RESPONSE: [u8; HEADER_SIZE + 2] = [1, 2, 0, 0, 10, 0, 0, 0, 101, 0];
 
 pub struct TickerplantOptions {
     /// Append every accepted update to this tick.q log file.
@@ -347,7 +359,9 @@ fn allowed(shared: &Shared, user: &[u8], password: &[u8]) -> bool {
 }
 
 fn messages<S: Read + Write>(stream: &mut S, shared: &Shared) -> End {
+    // Both grow to the largest message seen and are reused from then on.
     let mut message = Vec::new();
+    let mut plain = Vec::new();
     let mut reply = Vec::new();
     loop {
         let mut head = [0u8; HEADER_SIZE];
@@ -357,26 +371,38 @@ fn messages<S: Read + Write>(stream: &mut S, shared: &Shared) -> End {
         let Ok(header) = Header::parse(&head, shared.limits.message_bytes_max) else {
             return End::Garbage;
         };
-        message.clear();
-        message.extend_from_slice(&head);
+        // Only growth is zero-filled; every byte below the length is read.
         message.resize(header.total_len as usize, 0);
-        if let Some(rest) = message.get_mut(HEADER_SIZE..) {
-            if let Err(end) = read_exact(stream, rest, shared, false) {
-                return end;
-            }
-        }
-        let Ok((_, k)) = decode_message(&message, &shared.limits) else {
-            return End::Garbage;
+        let Some((message_head, rest)) = message.split_first_chunk_mut::<HEADER_SIZE>() else {
+            return End::Garbage; // Header::parse checked total_len > HEADER_SIZE
         };
-        let answer = handle(&k, shared);
+        *message_head = head;
+        if let Err(end) = read_exact(stream, rest, shared, false) {
+            return end;
+        }
+        let answer = match view_message(&message, &header, &mut plain, &shared.limits) {
+            Viewed::Update(update) => handle_view(&update, shared),
+            Viewed::Rejected(e) => {
+                shared.update_errors.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+            Viewed::Other => {
+                let Ok((_, k)) = decode_message(&message, &shared.limits) else {
+                    return End::Garbage;
+                };
+                handle(&k, shared)
+            }
+        };
         if header.msg_type == MsgType::Sync {
-            let k = match answer {
-                Ok(()) => K::null(),
-                Err(e) => K::error(e.text()),
+            let answer: &[u8] = match answer {
+                Ok(()) => &NULL_RESPONSE,
+                Err(e) => {
+                    encode_message(&K::error(e.text()), MsgType::Response, &mut reply);
+                    &reply
+                }
             };
-            encode_message(&k, MsgType::Response, &mut reply);
             if stream
-                .write_all(&reply)
+                .write_all(answer)
                 .and_then(|()| stream.flush())
                 .is_err()
             {
@@ -384,6 +410,38 @@ fn messages<S: Read + Write>(stream: &mut S, shared: &Shared) -> End {
             }
         }
     }
+}
+
+/// Applies one viewed `.u.upd` (already through `parse_update`'s checks):
+/// the schema check and count, the journal, the recorder.
+fn handle_view(update: &UpdView<'_>, shared: &Shared) -> Result<(), UpdError> {
+    let types = update.types();
+    let mut state = shared.state();
+    let State { tables, journal } = &mut *state;
+    let applied = tables.apply_columns(update.table, None, types.as_slice(), update.rows());
+    let table = match applied {
+        Ok(t) => t,
+        Err(e) => {
+            shared.update_errors.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
+    };
+    shared.updates.fetch_add(1, Ordering::Relaxed);
+    if let Some(journal) = journal {
+        // The journal writes a `K`: decoded here from the data item's bytes
+        // (a journalling stand-in is bound by its disk, not by this).
+        let appended = decode_body(update.data, true, &shared.limits)
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))
+            .and_then(|data| journal.append(update.table, &data));
+        if let Err(e) = appended {
+            eprintln!("tickerplant: journal append failed: {e}");
+        }
+    }
+    if let (Some(recorder), Some(columns)) = (&shared.recorder, update.record_columns(table)) {
+        let mut r = recorder.lock().unwrap_or_else(|e| e.into_inner());
+        r.record_columns(update.table, &columns);
+    }
+    Ok(())
 }
 
 /// Applies one decoded message: `Ok` for `.u.upd` accepted and for anything
@@ -463,4 +521,16 @@ fn read_exact<S: Read>(
 fn retryable(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     matches!(e.kind(), WouldBlock | TimedOut | Interrupted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_response_is_the_encoded_null() {
+        let mut encoded = Vec::new();
+        encode_message(&K::null(), MsgType::Response, &mut encoded);
+        assert_eq!(encoded, NULL_RESPONSE);
+    }
 }

@@ -172,11 +172,24 @@ impl Tables {
     /// and counts its rows.
     pub fn apply(&mut self, u: &Update<'_>) -> Result<&TableState, UpdError> {
         let types: Vec<i8> = u.columns.iter().filter_map(|c| column_type(c)).collect();
-        if !self.tables.contains_key(u.table) {
+        self.apply_columns(u.table, u.names.as_deref(), &types, u.rows)
+    }
+
+    /// `apply` for an update given by parts: the column types (vector types,
+    /// atoms as their vector type), the names when the data came as a table,
+    /// and the row count. Allocates only when a table is first seen.
+    pub fn apply_columns(
+        &mut self,
+        table: &[u8],
+        names: Option<&[&[u8]]>,
+        types: &[i8],
+        rows: usize,
+    ) -> Result<&TableState, UpdError> {
+        if !self.tables.contains_key(table) {
             if self.tables.len() >= self.table_count_max {
                 return Err(UpdError::Schema);
             }
-            let names: Vec<Vec<u8>> = match &u.names {
+            let names: Vec<Vec<u8>> = match names {
                 Some(n) => n.iter().map(|s| s.to_vec()).collect(),
                 None if types.len() == COLUMN_NAMES.len() => {
                     COLUMN_NAMES.iter().map(|s| s.as_bytes().to_vec()).collect()
@@ -185,20 +198,20 @@ impl Tables {
                     .map(|i| format!("x{i}").into_bytes())
                     .collect(),
             };
-            let record_columns = record_positions(&names, &types);
+            let record_columns = record_positions(&names, types);
             let state = TableState {
-                types: types.clone(),
+                types: types.to_vec(),
                 names,
                 rows: 0,
                 record_columns,
             };
-            self.tables.insert(u.table.to_vec(), state);
+            self.tables.insert(table.to_vec(), state);
         }
-        let state = self.tables.get_mut(u.table).ok_or(UpdError::Schema)?;
+        let state = self.tables.get_mut(table).ok_or(UpdError::Schema)?;
         if state.types.len() != types.len() {
             return Err(UpdError::Schema);
         }
-        if let Some(names) = &u.names {
+        if let Some(names) = names {
             if names
                 .iter()
                 .zip(&state.names)
@@ -210,7 +223,7 @@ impl Tables {
         if state.types != types {
             return Err(UpdError::Type);
         }
-        state.rows += u.rows as u64;
+        state.rows += rows as u64;
         Ok(state)
     }
 }
