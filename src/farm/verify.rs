@@ -108,8 +108,10 @@ impl Verifier {
             self.bad_quality_rows += 1;
             return;
         }
-        let in_range = (0.0..=65535.0).contains(&value) && value.fract() == 0.0;
+        // A u16 exactly: the cast saturates, so a value out of range or with
+        // a fraction does not come back equal (and NaN was handled above).
         let raw = value as u16;
+        let in_range = f64::from(raw) == value;
         let counter = farm::counter_of(raw);
         // farm::verify_register, with the per-answer part cached.
         let check = check8_seeded(self.seed.of(device, counter), address);
@@ -158,8 +160,28 @@ impl Recorder for Verifier {
 }
 
 /// `dDDDDD.hrAAAAA` (farm::emit::tag_name) without a String per row: the
-/// stand-in calls this for every row with its table lock held.
+/// stand-in calls this for every row with its table lock held. The shape
+/// every farm of up to 100,000 devices names its tags with is matched whole
+/// first; wider numbers take the general path.
 fn parse_sym(sym: &[u8]) -> Option<(u32, u16)> {
+    if let [b'd', d0, d1, d2, d3, d4, b'.', b'h', b'r', a0, a1, a2, a3, a4] = *sym {
+        let device = digits5([d0, d1, d2, d3, d4])?;
+        let address = u16::try_from(digits5([a0, a1, a2, a3, a4])?).ok()?;
+        return Some((device, address));
+    }
+    parse_sym_general(sym)
+}
+
+/// Five ASCII digits, without a branch per digit.
+fn digits5(text: [u8; 5]) -> Option<u32> {
+    let d = text.map(|b| b.wrapping_sub(b'0'));
+    if d.iter().any(|&x| x > 9) {
+        return None;
+    }
+    Some(d.iter().fold(0u32, |n, &x| n * 10 + u32::from(x)))
+}
+
+fn parse_sym_general(sym: &[u8]) -> Option<(u32, u16)> {
     let rest = sym.strip_prefix(b"d")?;
     let dot = rest.iter().position(|&b| b == b'.')?;
     let (device, address) = (rest.get(..dot)?, rest.get(dot + 1..)?);
@@ -197,6 +219,15 @@ mod tests {
         assert_eq!(parse_sym(b"d1.x2"), None);
         assert_eq!(parse_sym(b"d.hr1"), None);
         assert_eq!(parse_sym(b"d1.hr99999"), None);
+        assert_eq!(parse_sym(b"d00001.hr99999"), None);
+        assert_eq!(parse_sym(b"d00001.hr6553/"), None);
+        assert_eq!(parse_sym(b"d0000:.hr00001"), None);
+        assert_eq!(parse_sym(b"d99999.hr65535"), Some((99999, 65535)));
+        assert_eq!(parse_sym(b"d123456.hr7"), Some((123456, 7)));
+        // Every shape the fast path takes, the general path agrees on.
+        for sym in [&b"d00000.hr00000"[..], b"d12345.hr54321", b"d00001.hrx0001"] {
+            assert_eq!(parse_sym(sym), parse_sym_general(sym), "{sym:?}");
+        }
     }
 
     #[test]
@@ -217,6 +248,23 @@ mod tests {
         assert_eq!(v.mismatches, 1);
         assert_eq!(v.lost(5), 0);
         assert_eq!(v.lost(7), 2);
+    }
+
+    #[test]
+    fn values_that_are_not_a_u16_exactly_are_mismatches() {
+        let mut v = Verifier::new(2, 3, 100);
+        let sym = farm::emit::tag_name(1, 2);
+        let good = value(1, 2, 0);
+        for (seq, x) in [-1.0, 65536.0, good + 0.5, -0.0, f64::INFINITY, good]
+            .into_iter()
+            .enumerate()
+        {
+            v.record(b"plc", sym.as_bytes(), x, seq as i64);
+        }
+        // -0.0 is 0 (counter 0, check byte 0): a mismatch unless the check
+        // byte of (1, 2, 0) is 0; the last one is right.
+        let zero_ok = value(1, 2, 0) == 0.0;
+        assert_eq!(v.mismatches, 5 - u64::from(zero_ok));
     }
 
     /// The stand-in's column-wise path counts exactly what row by row does,

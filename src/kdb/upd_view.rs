@@ -124,9 +124,8 @@ impl<'a> F64Column<'a> {
 
     pub fn iter(&self) -> impl Iterator<Item = f64> + 'a {
         self.0
-            .as_chunks::<8>()
-            .0
-            .iter()
+            .chunks_exact(8)
+            .filter_map(<[u8]>::first_chunk::<8>)
             .map(|c| f64::from_le_bytes(*c))
     }
 }
@@ -146,9 +145,8 @@ impl<'a> I64Column<'a> {
 
     pub fn iter(&self) -> impl Iterator<Item = i64> + 'a {
         self.0
-            .as_chunks::<8>()
-            .0
-            .iter()
+            .chunks_exact(8)
+            .filter_map(<[u8]>::first_chunk::<8>)
             .map(|c| i64::from_le_bytes(*c))
     }
 }
@@ -239,6 +237,9 @@ impl<'a> UpdView<'a> {
 }
 
 /// What the view makes of a message.
+// About 1 KiB, returned once per message on the stack: boxing the view
+// would be the one allocation per message this module exists to avoid.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug)]
 pub enum Viewed<'a> {
     /// A `.u.upd` that `parse_update` accepts, as the same update.
@@ -398,21 +399,24 @@ fn vector<'a>(r: &mut Reader<'a>, body: &'a [u8]) -> Option<ColumnView<'a>> {
 }
 
 /// Where the `count`-th NUL of `bytes` ends (one past it); `None` when
-/// there are fewer. Counts NULs a block at a time (a loop the compiler
-/// vectorises), then finds the last ones byte by byte.
+/// there are fewer. Counts NULs a whole block at a time (a loop the
+/// compiler vectorises), then finds the last ones (and the tail shorter
+/// than a block) byte by byte.
 fn symbols_end(bytes: &[u8], count: usize) -> Option<usize> {
     const BLOCK_BYTES: usize = 64;
     if count == 0 {
         return Some(0);
     }
+    // A block's count fits a u8, so the sum is a byte-wise vector add.
+    const _: () = assert!(BLOCK_BYTES <= u8::MAX as usize);
     let (mut seen, mut at) = (0usize, 0usize);
-    for block in bytes.chunks(BLOCK_BYTES) {
-        let nuls = block.iter().filter(|&&b| b == 0).count();
-        if seen + nuls >= count {
+    for block in bytes.chunks_exact(BLOCK_BYTES) {
+        let nuls = block.iter().fold(0u8, |n, &b| n + u8::from(b == 0));
+        if seen + nuls as usize >= count {
             break;
         }
-        seen += nuls;
-        at += block.len();
+        seen += nuls as usize;
+        at += BLOCK_BYTES;
     }
     // seen < count: at least one NUL is still needed.
     let mut needed = count - seen;
@@ -589,7 +593,9 @@ mod tests {
     }
 
     /// Rows as the stand-in's recorder sees them, the K way and the view way.
-    fn records_both_ways(message: &[u8]) -> (Vec<(Vec<u8>, u64, i64)>, Vec<(Vec<u8>, u64, i64)>) {
+    type Records = Vec<(Vec<u8>, u64, i64)>;
+
+    fn records_both_ways(message: &[u8]) -> (Records, Records) {
         let (_, k) = decode_message(message, &LIMITS).unwrap();
         let u = parse_update(&k).unwrap().unwrap();
         let mut tables = Tables::new(4);
