@@ -149,7 +149,7 @@ impl EpollDriver {
             shard.run_due(now, &mut self.transport);
             let wait_ns = if again.is_empty() {
                 shard
-                    .next_deadline_ns()
+                    .wake_at_ns()
                     .map_or(WAIT_NS_MAX, |d| d.saturating_sub(now.mono_ns))
             } else {
                 0
@@ -160,6 +160,7 @@ impl EpollDriver {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
+            shard.count_wakeup();
             let now = clock.now();
             for event in events.iter() {
                 if event.token() == WAKER_TOKEN {

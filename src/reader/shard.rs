@@ -58,6 +58,15 @@ const OVERRUN_RETRY_NS_MAX: u64 = 10_000_000;
 const OVERRUN_RETRY_NS_MIN: u64 = 100_000;
 /// Not armed (the scheduler holds no wake-up for the device).
 const UNARMED: u64 = u64::MAX;
+/// Timer slack: a wake-up may come this much after its deadline, so that the
+/// polls and timeouts falling inside one slack window run in one event-loop
+/// turn (one submit, one wait) instead of one turn each. A tenth of the
+/// shortest poll interval, at most 1 ms: 1,000 devices at 10 ms wake the
+/// thread ~1,000 times a second instead of ~100,000, and no poll runs more
+/// than a tenth of its interval late. The cadence does not drift: the next
+/// slot is computed from the scheduled one, not from when it ran.
+const SLACK_NS_MAX: u64 = 1_000_000;
+const SLACK_DIVISOR: u64 = 10;
 
 pub struct Shard {
     pub devices: Vec<Device>,
@@ -71,6 +80,7 @@ pub struct Shard {
     backoff: Backoff,
     jitter: Jitter,
     timing: Option<Timing>,
+    slack_ns: u64,
 }
 
 /// Latency recording for the poll-round-trip and decode stages, when the
@@ -121,6 +131,7 @@ impl Shard {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
         }
         let count = devices.len();
+        let interval_min_ns = devices.iter().map(|d| d.interval_ns).min().unwrap_or(0);
         Ok(Shard {
             devices,
             scheduler: Scheduler::new(count),
@@ -131,6 +142,7 @@ impl Shard {
             backoff,
             jitter: Jitter::from_entropy(),
             timing: None,
+            slack_ns: (interval_min_ns / SLACK_DIVISOR).min(SLACK_NS_MAX),
         })
     }
 
@@ -162,6 +174,22 @@ impl Shard {
 
     pub fn next_deadline_ns(&mut self) -> Option<u64> {
         self.scheduler.next_deadline_ns()
+    }
+
+    /// When the driver should wake at the latest: the next deadline plus the
+    /// timer slack (see `SLACK_NS_MAX`).
+    pub fn wake_at_ns(&mut self) -> Option<u64> {
+        let slack_ns = self.slack_ns;
+        self.next_deadline_ns().map(|d| d.saturating_add(slack_ns))
+    }
+
+    pub fn slack_ns(&self) -> u64 {
+        self.slack_ns
+    }
+
+    /// The driver came back from its wait (one event-loop turn).
+    pub fn count_wakeup(&mut self) {
+        self.pending.wakeups += 1;
     }
 
     /// Publishes the counters gathered since the last call.

@@ -75,6 +75,9 @@ counters! {
     no_connection_samples,
     /// Bytes received from devices.
     bytes_received,
+    /// Times the thread came back from waiting for I/O or a timer (event-loop
+    /// turns). Responses per wake-up is how well the driver batches.
+    wakeups,
 }
 
 impl Stats {

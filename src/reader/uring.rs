@@ -2,9 +2,18 @@
 //! multishot receives into a provided-buffer ring (`register_buf_ring`);
 //! each received buffer is decoded in place by the shard straight into the
 //! sample ring (a frame split across two buffers goes through the framer's
-//! 260-byte copy) and handed back to the kernel right after. Timers are one
-//! `IORING_OP_TIMEOUT` on the scheduler's next deadline, moved earlier with
-//! `TIMEOUT_UPDATE` when a nearer deadline appears.
+//! 260-byte copy) and handed back to the kernel right after.
+//!
+//! One `io_uring_enter` per event-loop turn submits the turn's work and waits:
+//! its timeout is the scheduler's next deadline plus the timer slack (no timer
+//! operation, no update per turn), and it waits for as many completions as the
+//! turn's sends will produce (each send's own completion and its answer), so
+//! a burst of answers wakes the thread once, not once each. On kernels with
+//! `IORING_FEAT_MIN_TIMEOUT` (6.12) that batching wait is cut short after
+//! half the slack if at least one completion has arrived, so an answer that
+//! comes alone waits at most that long. The ring is single-issuer with
+//! deferred task work where the kernel has it (6.1): completions are run in
+//! the thread's own wait, in a batch, with no interrupt of its work.
 //!
 //! Ownership (the tokio-uring discipline): memory the kernel may touch (the
 //! provided buffers, the buffer ring, each device's send staging and socket
@@ -23,9 +32,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
-use std::time::Duration;
 
-use io_uring::types::{BufRingEntry, Fd, Timespec};
+use io_uring::types::{BufRingEntry, Fd, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
 
 use super::scheduler::DeviceIndex;
@@ -54,8 +62,7 @@ enum Kind {
     Connect = 1,
     Send = 2,
     Recv = 3,
-    Timer = 4,
-    /// Cancels, timer updates, the drain's timers: nothing to do on completion.
+    /// Cancels and the drain's timers: nothing to do on completion.
     Control = 5,
 }
 
@@ -77,6 +84,12 @@ fn split_user_data(data: u64) -> (u8, u32, DeviceIndex) {
 /// sysctl).
 pub fn probe() -> io::Result<()> {
     let ring = IoUring::new(8)?;
+    if !ring.params().is_feature_ext_arg() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no io_uring timed wait (IORING_FEAT_EXT_ARG, Linux 5.11)",
+        ));
+    }
     let mut probe = Probe::new();
     ring.submitter().register_probe(&mut probe)?;
     for (code, name) in [
@@ -84,7 +97,6 @@ pub fn probe() -> io::Result<()> {
         (opcode::Send::CODE, "send"),
         (opcode::RecvMulti::CODE, "recv"),
         (opcode::Timeout::CODE, "timeout"),
-        (opcode::TimeoutUpdate::CODE, "timeout update"),
         (opcode::AsyncCancel::CODE, "cancel"),
     ] {
         if !probe.is_supported(code) {
@@ -232,9 +244,8 @@ pub struct UringTransport {
     ops_outstanding: u64,
     /// Devices whose multishot receive ended and must be armed again.
     rearm: Vec<DeviceIndex>,
-    timer_pending: bool,
-    timer_at_ns: u64,
-    timer_spec: Timespec,
+    /// Sends submitted in this event-loop turn: the completions to wait for.
+    sends_this_turn: u32,
 }
 
 impl UringTransport {
@@ -262,32 +273,6 @@ impl UringTransport {
             .build()
             .user_data(data);
         self.push(entry)
-    }
-
-    /// Keeps one timer armed at or before `at_ns` (monotonic, `now` based).
-    fn arm_timer(&mut self, at_ns: u64, now: Now) -> io::Result<()> {
-        let at_ns = at_ns.min(now.mono_ns.saturating_add(WAIT_NS_MAX));
-        if self.timer_pending && self.timer_at_ns <= at_ns {
-            return Ok(());
-        }
-        let wait = Duration::from_nanos(at_ns.saturating_sub(now.mono_ns));
-        self.timer_spec = Timespec::new()
-            .sec(wait.as_secs())
-            .nsec(wait.subsec_nanos());
-        let timer = user_data(Kind::Timer, 0, 0);
-        let entry = if self.timer_pending {
-            opcode::TimeoutUpdate::new(timer, &self.timer_spec)
-                .build()
-                .user_data(user_data(Kind::Control, 0, 0))
-        } else {
-            opcode::Timeout::new(&self.timer_spec)
-                .build()
-                .user_data(timer)
-        };
-        self.push(entry)?;
-        self.timer_pending = true;
-        self.timer_at_ns = at_ns;
-        Ok(())
     }
 }
 
@@ -353,6 +338,7 @@ impl Transport for UringTransport {
         let entry = opcode::Send::new(Fd(conn.fd), conn.staging.as_ptr(), length)
             .build()
             .user_data(data);
+        self.sends_this_turn = self.sends_this_turn.saturating_add(1);
         self.push(entry)
     }
 
@@ -443,11 +429,33 @@ pub struct UringDriver {
     transport: UringTransport,
     buffers: ProvidedBuffers,
     completions: Vec<(u64, i32, u32)>,
+    /// Created disabled (single issuer): the reader thread enables it, and
+    /// so becomes the one thread that may submit.
+    disabled: bool,
+    /// The kernel has `min_wait_usec` (see the module docs).
+    min_timeout: bool,
+}
+
+/// A single-issuer ring with deferred task work, created disabled so that
+/// the thread that runs it, not this one, becomes its issuer; a plain ring on
+/// kernels without those flags (before 6.1).
+fn new_ring() -> io::Result<(IoUring, bool)> {
+    let mut builder = IoUring::builder();
+    builder
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_r_disabled();
+    match builder.build(SQ_ENTRIES) {
+        Ok(ring) => Ok((ring, true)),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok((IoUring::new(SQ_ENTRIES)?, false)),
+        Err(e) => Err(e),
+    }
 }
 
 impl UringDriver {
     pub fn new(device_count: usize) -> io::Result<Self> {
-        let ring = IoUring::new(SQ_ENTRIES)?;
+        let (ring, disabled) = new_ring()?;
+        let min_timeout = ring.params().is_feature_min_timeout();
         let buffers = ProvidedBuffers::new()?;
         // SAFETY: the ring memory is page-aligned and BUFFER_COUNT entries
         // long; it lives in `buffers` until after unregister (or is leaked).
@@ -476,19 +484,22 @@ impl UringDriver {
             conns,
             ops_outstanding: 0,
             rearm: Vec::with_capacity(device_count),
-            timer_pending: false,
-            timer_at_ns: 0,
-            timer_spec: Timespec::new(),
+            sends_this_turn: 0,
         };
         let completions = Vec::with_capacity(2 * SQ_ENTRIES as usize);
         Ok(UringDriver {
             transport,
             buffers,
             completions,
+            disabled,
+            min_timeout,
         })
     }
 
     pub fn run(mut self, mut shard: Shard, stop: &AtomicBool) -> io::Result<()> {
+        if self.disabled {
+            self.transport.ring.submitter().register_enable_rings()?;
+        }
         let clock = Clock::new();
         shard.start();
         let result = self.event_loop(&mut shard, stop, &clock);
@@ -507,17 +518,16 @@ impl UringDriver {
         stop: &AtomicBool,
         clock: &Clock,
     ) -> io::Result<()> {
+        let slack_ns = shard.slack_ns();
         while !stop.load(Ordering::Relaxed) {
             let now = clock.now();
             shard.run_due(now, &mut self.transport);
-            let deadline = shard.next_deadline_ns().unwrap_or(u64::MAX);
-            self.transport.arm_timer(deadline, now)?;
-            match self.transport.ring.submit_and_wait(1) {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
-                Err(e) => return Err(e),
-            }
+            let wake_at_ns = shard.wake_at_ns().unwrap_or(u64::MAX);
+            let wait_ns = wake_at_ns
+                .saturating_sub(now.mono_ns)
+                .min(WAIT_NS_MAX);
+            self.wait(wait_ns, slack_ns)?;
+            shard.count_wakeup();
             let now = clock.now();
             self.reap();
             for index in 0..self.completions.len() {
@@ -533,6 +543,34 @@ impl UringDriver {
             shard.publish();
         }
         Ok(())
+    }
+
+    /// Submits the turn's work and waits up to `wait_ns` for the completions
+    /// its sends will produce (see the module docs).
+    fn wait(&mut self, wait_ns: u64, slack_ns: u64) -> io::Result<()> {
+        let sends = std::mem::take(&mut self.transport.sends_this_turn);
+        let want = if self.min_timeout {
+            (2 * sends as usize).clamp(1, SQ_ENTRIES as usize)
+        } else {
+            1
+        };
+        let timeout = Timespec::new()
+            .sec(wait_ns / 1_000_000_000)
+            .nsec((wait_ns % 1_000_000_000) as u32);
+        let args = SubmitArgs::new().timespec(&timeout);
+        let min_wait_us = (slack_ns / 2 / 1_000).clamp(1, u64::from(u32::MAX)) as u32;
+        let args = if want > 1 {
+            args.min_wait_usec(min_wait_us)
+        } else {
+            args
+        };
+        match self.transport.ring.submitter().submit_with_args(want, &args) {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Copies the completions out (16 bytes each; no sample data) so that
@@ -592,7 +630,6 @@ impl UringDriver {
                 }
             }
             k if k == Kind::Send as u8 => self.on_sent(shard, device, current, result, now),
-            k if k == Kind::Timer as u8 => t.timer_pending = false,
             _ => {}
         }
     }
@@ -628,17 +665,11 @@ impl UringDriver {
         }
     }
 
-    /// Closes every connection, cancels the timer and waits (bounded) for
+    /// Closes every connection and waits (bounded) for
     /// every operation's last completion. Returns whether all arrived.
     fn shut_down(&mut self) -> bool {
         for device in 0..self.transport.conns.len() {
             self.transport.close(device as DeviceIndex);
-        }
-        if self.transport.timer_pending {
-            let remove = opcode::TimeoutRemove::new(user_data(Kind::Timer, 0, 0));
-            let _ = self
-                .transport
-                .push(remove.build().user_data(user_data(Kind::Control, 0, 0)));
         }
         let spec = Timespec::new().nsec(10_000_000);
         for _ in 0..DRAIN_ROUNDS_MAX {
