@@ -173,12 +173,15 @@ fn parse_sym(sym: &[u8]) -> Option<(u32, u16)> {
 }
 
 /// Five ASCII digits, without a branch per digit.
+#[inline(always)]
 fn digits5(text: [u8; 5]) -> Option<u32> {
-    let d = text.map(|b| b.wrapping_sub(b'0'));
-    if d.iter().any(|&x| x > 9) {
-        return None;
+    let (mut n, mut bad) = (0u32, false);
+    for b in text {
+        let digit = b.wrapping_sub(b'0');
+        bad |= digit > 9;
+        n = n * 10 + u32::from(digit);
     }
-    Some(d.iter().fold(0u32, |n, &x| n * 10 + u32::from(x)))
+    (!bad).then_some(n)
 }
 
 fn parse_sym_general(sym: &[u8]) -> Option<(u32, u16)> {

@@ -104,9 +104,59 @@ impl<'a> SymbolColumn<'a> {
     }
 
     /// Each symbol, without its NUL.
-    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.bytes.split(|&b| b == 0).take(self.count)
+    pub fn iter(&self) -> SymbolIter<'a> {
+        SymbolIter {
+            rest: self.bytes,
+            left: self.count,
+        }
     }
+}
+
+/// The symbols of a `SymbolColumn`, in order.
+#[derive(Clone, Debug)]
+pub struct SymbolIter<'a> {
+    rest: &'a [u8],
+    left: usize,
+}
+
+impl<'a> Iterator for SymbolIter<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        self.left = self.left.checked_sub(1)?;
+        // The column holds exactly `count` NULs (checked by the view); a
+        // missing one ends the iteration rather than panicking.
+        let Some(nul_at) = nul_index(self.rest) else {
+            self.left = 0;
+            return None;
+        };
+        let (symbol, rest) = self.rest.split_at_checked(nul_at)?;
+        self.rest = rest.get(1..).unwrap_or(&[]);
+        Some(symbol)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left))
+    }
+}
+
+/// The index of the first NUL, eight bytes at a time: in `w - 0x01..01 &
+/// !w & 0x80..80` the lowest set bit is in the first zero byte (a borrow
+/// can only mark bytes above a zero one).
+fn nul_index(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    let mut at = 0usize;
+    for word in bytes.chunks_exact(8).filter_map(<[u8]>::first_chunk::<8>) {
+        let w = u64::from_le_bytes(*word);
+        let zeros = w.wrapping_sub(ONES) & !w & HIGHS;
+        if zeros != 0 {
+            return Some(at + (zeros.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = bytes.get(at..)?;
+    tail.iter().position(|&b| b == 0).map(|index| at + index)
 }
 
 /// A column of 8-byte floats, read little-endian on access.
@@ -694,6 +744,16 @@ mod tests {
                 message[at] = byte;
             }
             let _ = cross_check(&message, &LIMITS);
+        }
+
+        #[test]
+        fn nul_index_finds_the_first_nul(
+            bytes in prop::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(0x80u8), any::<u8>()], 0..40),
+        ) {
+            prop_assert_eq!(nul_index(&bytes), bytes.iter().position(|&b| b == 0));
+            let column = SymbolColumn { bytes: &bytes, count: bytes.iter().filter(|&&b| b == 0).count() };
+            let split: Vec<&[u8]> = bytes.split(|&b| b == 0).take(column.len()).collect();
+            prop_assert_eq!(column.iter().collect::<Vec<_>>(), split);
         }
 
         #[test]
