@@ -748,10 +748,14 @@ mod tests {
 
         #[test]
         fn nul_index_finds_the_first_nul(
-            bytes in prop::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(0x80u8), any::<u8>()], 0..40),
+            bytes in prop::collection::vec(
+                prop_oneof![Just(0u8), Just(1u8), Just(0x80u8), any::<u8>()],
+                0..40,
+            ),
         ) {
             prop_assert_eq!(nul_index(&bytes), bytes.iter().position(|&b| b == 0));
-            let column = SymbolColumn { bytes: &bytes, count: bytes.iter().filter(|&&b| b == 0).count() };
+            let count = bytes.iter().filter(|&&b| b == 0).count();
+            let column = SymbolColumn { bytes: &bytes, count };
             let split: Vec<&[u8]> = bytes.split(|&b| b == 0).take(column.len()).collect();
             prop_assert_eq!(column.iter().collect::<Vec<_>>(), split);
         }
