@@ -65,7 +65,9 @@
 //! [`Wal`] is the writer (one thread). [`WalHandle`] is cheap to clone and
 //! opens [`Cursor`]s on any thread; cursors share the writer's mappings
 //! through `Arc` and read only the published (durable) prefix of a segment,
-//! which the writer never writes again.
+//! which the writer never writes again. Retention unlinks segments on the
+//! writer's thread; their blocks are freed on the `wal-reclaim` thread, a
+//! MiB at a time, once no cursor holds them (`reclaimer.rs` says why).
 //!
 //! The writer puts each frame into the preallocated file with one pwritev
 //! (one copy, from the caller's slice into the page cache) rather than by
@@ -91,6 +93,7 @@ mod cursor;
 mod error;
 mod format;
 mod inspect;
+mod reclaimer;
 mod recovery;
 pub mod replay;
 mod retention;

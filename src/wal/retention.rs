@@ -37,6 +37,11 @@ impl Wal {
                 self.segment_bytes,
             ) {
                 Ok(seg) => return Ok(seg),
+                Err(CreateError::NoSpace) if self.reclaimer.pending() > 0 => {
+                    // Deleted segments whose blocks are still being freed
+                    // (reclaimer.rs): wait for them before dropping more.
+                    self.reclaimer.wait_idle();
+                }
                 Err(CreateError::NoSpace) => {
                     self.full_cause = FullCause::Disk;
                     self.when_full_step()?;
@@ -75,7 +80,7 @@ impl Wal {
                 }
             };
             let Some(front) = front else { break };
-            self.unlink(&front)?;
+            self.unlink(front)?;
             deleted += 1;
         }
         if deleted > 0 {
@@ -122,16 +127,20 @@ impl Wal {
                 None
             }
         };
+        drop(front);
         if let Some(seg) = popped {
-            self.unlink(&seg)?;
+            self.unlink(seg)?;
             self.sync_dir()?;
         }
         Ok(true)
     }
 
-    fn unlink(&mut self, seg: &Segment) -> Result<(), WalError> {
+    /// Removes the segment's name now; its blocks are freed when the last
+    /// reference goes, on the reclaim thread (reclaimer.rs says why).
+    fn unlink(&mut self, seg: Arc<Segment>) -> Result<(), WalError> {
         fs::remove_file(seg.path()).map_err(|e| WalError::io("remove", seg.path(), e))?;
         self.stats.segments_deleted += 1;
+        self.reclaimer.retire(seg);
         Ok(())
     }
 

@@ -159,8 +159,19 @@ impl Segment {
         // bytes below `published` are never written again (SegmentWriter
         // asserts every write starts at or above it, and `published` only
         // grows), so a shared view of them cannot race with a write. The file
-        // is never truncated while mapped, so the pages stay readable.
+        // is truncated only by `shrink_unlinked`, which takes `&mut self` (so
+        // no view exists then) and leaves `published` at 0 (none after it).
         unsafe { std::slice::from_raw_parts(self.map.as_ptr(), end) }
+    }
+
+    /// Frees the file's blocks beyond `len` bytes, for a deleted segment on
+    /// its way out (reclaimer.rs: a few MiB at a time, so that the discard
+    /// each free issues never holds the disk for long). `&mut self`: nothing
+    /// else holds the segment, so no view of the mapping exists, and nothing
+    /// is published from here on.
+    pub(crate) fn shrink_unlinked(&mut self, len: u64) -> io::Result<()> {
+        *self.published.get_mut() = 0;
+        self.file.set_len(len)
     }
 
     /// The one writer of this segment, if nobody has claimed it yet.

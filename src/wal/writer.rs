@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::cursor::Cursor;
 use super::error::WalError;
 use super::format::{encode_frame_header, frame_bytes, SEGMENT_HEADER_BYTES};
+use super::reclaimer::Reclaimer;
 use super::recovery::{self, capacity, RecoveryReport};
 use super::segment::{sample_bytes, SegmentWriter};
 use super::shared::{DurableSeq, Shared, WalHandle};
@@ -67,6 +68,8 @@ pub struct Wal {
     stopped: bool,
     pub(crate) stats: WalStats,
     pub(crate) full_cause: FullCause,
+    /// Drops deleted segments off this thread (their blocks' free can block).
+    pub(crate) reclaimer: Reclaimer,
 }
 
 impl Wal {
@@ -89,6 +92,7 @@ impl Wal {
             stopped: false,
             stats: WalStats::default(),
             full_cause: FullCause::Quota,
+            reclaimer: Reclaimer::start(),
         };
         Ok((wal, r.report))
     }
