@@ -88,6 +88,53 @@ fn pin_thread(tid: &str, core: usize) {
     }
 }
 
+/// Kernel events the reader thread counts over the steady window, with
+/// `MILLRACE_READER_PERF=1` (needs `perf` and tracepoint access): system
+/// calls, io_uring completions, context switches.
+const PERF_EVENTS: &str =
+    "raw_syscalls:sys_enter,io_uring:io_uring_complete,sched:sched_switch,cpu-clock";
+
+fn perf_stat(tid: &str) -> Option<std::process::Child> {
+    if std::env::var("MILLRACE_READER_PERF").ok().as_deref() != Some("1") {
+        return None;
+    }
+    let seconds = format!("{}", WINDOW.as_secs_f64());
+    std::process::Command::new("perf")
+        .args([
+            "stat",
+            "-x",
+            ",",
+            "-e",
+            PERF_EVENTS,
+            "-t",
+            tid,
+            "--",
+            "sleep",
+            &seconds,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| eprintln!("reader bench: perf stat: {e}"))
+        .ok()
+}
+
+/// Prints each event per response (`perf stat -x ,`: value,unit,event,...).
+fn report_perf(perf: std::process::Child, responses: f64) {
+    let Ok(output) = perf.wait_with_output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&output.stderr).lines() {
+        let fields: Vec<&str> = line.split(',').collect();
+        if let [value, unit, event, ..] = fields[..] {
+            if let Ok(value) = value.parse::<f64>() {
+                let per = value / responses.max(1.0);
+                println!("    perf: {event}: {value:.0} {unit} = {per:.3} per response");
+            }
+        }
+    }
+}
+
 /// What one driver did over the steady window.
 struct Figures {
     name: String,
@@ -200,6 +247,7 @@ fn bench_backend(c: &mut Criterion, backend: Backend, name: &str, w: Workload) -
     let cpu_before = thread_cpu(&reader_tid).unwrap_or_default();
     let farm_before = farm.counters().cpu_ns;
     let t0 = Instant::now();
+    let perf = perf_stat(&reader_tid);
     std::thread::sleep(WINDOW);
     let after = stats.snapshot();
     let cpu = thread_cpu(&reader_tid).unwrap_or_default() - cpu_before;
@@ -227,6 +275,9 @@ fn bench_backend(c: &mut Criterion, backend: Backend, name: &str, w: Workload) -
         after.overruns - before.overruns,
         after.polls_skipped - before.polls_skipped,
     );
+    if let Some(perf) = perf {
+        report_perf(perf, responses);
+    }
     reader.stop().expect("reader stops");
     stop.store(true, Ordering::Relaxed);
     let _ = drain.join();
@@ -271,13 +322,18 @@ fn summary(w: Workload, uring: &Figures, epoll: &Figures) {
     );
 }
 
+/// `MILLRACE_READER_WORKLOAD=saturated` or `plant` runs only that one (to
+/// attach `perf` to one workload); both by default.
 fn reader(c: &mut Criterion) {
-    let uring = bench_backend(c, Backend::IoUring, "io_uring", SATURATED);
-    let epoll = bench_backend(c, Backend::Epoll, "epoll", SATURATED);
-    let plant_uring = bench_backend(c, Backend::IoUring, "io_uring", PLANT);
-    let plant_epoll = bench_backend(c, Backend::Epoll, "epoll", PLANT);
-    summary(SATURATED, &uring, &epoll);
-    summary(PLANT, &plant_uring, &plant_epoll);
+    let only = std::env::var("MILLRACE_READER_WORKLOAD").unwrap_or_default();
+    for (name, w) in [("saturated", SATURATED), ("plant", PLANT)] {
+        if !only.is_empty() && only != name {
+            continue;
+        }
+        let uring = bench_backend(c, Backend::IoUring, "io_uring", w);
+        let epoll = bench_backend(c, Backend::Epoll, "epoll", w);
+        summary(w, &uring, &epoll);
+    }
 }
 
 criterion_group!(benches, reader);

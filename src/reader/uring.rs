@@ -14,6 +14,9 @@
 //! comes alone waits at most that long. The ring is single-issuer with
 //! deferred task work where the kernel has it (6.1): completions are run in
 //! the thread's own wait, in a batch, with no interrupt of its work.
+//! Each device's socket sits in the ring's registered file table at the
+//! device's index (where the kernel allows a sparse table, 5.19), so an
+//! operation does not look its descriptor up and reference it every time.
 //!
 //! Ownership (the tokio-uring discipline): memory the kernel may touch (the
 //! provided buffers, the buffer ring, each device's send staging and socket
@@ -33,7 +36,7 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 
-use io_uring::types::{BufRingEntry, Fd, SubmitArgs, Timespec};
+use io_uring::types::{BufRingEntry, Fd, Fixed, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
 
 use super::scheduler::DeviceIndex;
@@ -64,6 +67,20 @@ enum Kind {
     Recv = 3,
     /// Cancels and the drain's timers: nothing to do on completion.
     Control = 5,
+}
+
+/// An operation on `$conn`'s socket: through the registered file table when
+/// `$fixed`, by descriptor otherwise (the builders take either kind).
+macro_rules! on_socket {
+    ($fixed:expr, $device:expr, $conn:expr, |$target:ident| $build:expr) => {
+        if $fixed {
+            let $target = Fixed($device);
+            $build
+        } else {
+            let $target = Fd($conn.fd);
+            $build
+        }
+    };
 }
 
 /// user_data: kind (8 bits) | connection generation (24 bits) | device (32 bits).
@@ -246,6 +263,8 @@ pub struct UringTransport {
     rearm: Vec<DeviceIndex>,
     /// Sends submitted in this event-loop turn: the completions to wait for.
     sends_this_turn: u32,
+    /// Sockets are in the registered file table, slot = device index.
+    fixed_files: bool,
 }
 
 impl UringTransport {
@@ -269,10 +288,10 @@ impl UringTransport {
         }
         conn.recv_armed = true;
         let data = user_data(Kind::Recv, conn.generation, device);
-        let entry = opcode::RecvMulti::new(Fd(conn.fd), BUFFER_GROUP)
-            .build()
-            .user_data(data);
-        self.push(entry)
+        let entry = on_socket!(self.fixed_files, device, conn, |socket| {
+            opcode::RecvMulti::new(socket, BUFFER_GROUP).build()
+        });
+        self.push(entry.user_data(data))
     }
 }
 
@@ -293,13 +312,20 @@ impl Transport for UringTransport {
         set_nodelay(fd);
         let conn = &mut self.conns[device as usize];
         conn.fd = conn_fd_check(fd);
+        if self.fixed_files {
+            if let Err(e) = self.ring.submitter().register_files_update(device, &[fd]) {
+                self.close(device);
+                return Err(e);
+            }
+        }
+        let conn = &mut self.conns[device as usize];
         conn.addr_len = write_sockaddr(&addr, &mut conn.addr);
         let data = user_data(Kind::Connect, conn.generation, device);
         let address = std::ptr::addr_of!(conn.addr).cast::<libc::sockaddr>();
-        let entry = opcode::Connect::new(Fd(fd), address, conn.addr_len)
-            .build()
-            .user_data(data);
-        self.push(entry)
+        let entry = on_socket!(self.fixed_files, device, conn, |socket| {
+            opcode::Connect::new(socket, address, conn.addr_len).build()
+        });
+        self.push(entry.user_data(data))
     }
 
     fn tx_room(&self, device: DeviceIndex) -> usize {
@@ -335,11 +361,11 @@ impl Transport for UringTransport {
         conn.sending = conn.end;
         let data = user_data(Kind::Send, conn.generation, device);
         let length = conn.sending as u32;
-        let entry = opcode::Send::new(Fd(conn.fd), conn.staging.as_ptr(), length)
-            .build()
-            .user_data(data);
+        let entry = on_socket!(self.fixed_files, device, conn, |socket| {
+            opcode::Send::new(socket, conn.staging.as_ptr(), length).build()
+        });
         self.sends_this_turn = self.sends_this_turn.saturating_add(1);
-        self.push(entry)
+        self.push(entry.user_data(data))
     }
 
     fn close(&mut self, device: DeviceIndex) {
@@ -367,10 +393,13 @@ impl Transport for UringTransport {
         // SAFETY: `fd` is our socket, closed exactly once (conn.fd is reset
         // above). Operations still holding it keep their own file reference;
         // shutdown makes them complete promptly.
-        unsafe {
-            libc::shutdown(fd, libc::SHUT_RDWR);
-            libc::close(fd);
+        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        if self.fixed_files {
+            // The table's reference goes too, or the socket outlives close.
+            let _ = self.ring.submitter().register_files_update(device, &[-1]);
         }
+        // SAFETY: as above.
+        unsafe { libc::close(fd) };
     }
 }
 
@@ -456,6 +485,9 @@ impl UringDriver {
     pub fn new(device_count: usize) -> io::Result<Self> {
         let (ring, disabled) = new_ring()?;
         let min_timeout = ring.params().is_feature_min_timeout();
+        let slots = u32::try_from(device_count)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many devices"))?;
+        let fixed_files = slots > 0 && ring.submitter().register_files_sparse(slots).is_ok();
         let buffers = ProvidedBuffers::new()?;
         // SAFETY: the ring memory is page-aligned and BUFFER_COUNT entries
         // long; it lives in `buffers` until after unregister (or is leaked).
@@ -485,6 +517,7 @@ impl UringDriver {
             ops_outstanding: 0,
             rearm: Vec::with_capacity(device_count),
             sends_this_turn: 0,
+            fixed_files,
         };
         let completions = Vec::with_capacity(2 * SQ_ENTRIES as usize);
         Ok(UringDriver {
