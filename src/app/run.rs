@@ -221,6 +221,11 @@ pub fn render_metrics(
         r.polls_skipped,
     );
     e.counter(
+        "millrace_reader_wakeups_total",
+        "Reader event-loop turns (responses per wake-up: how well polls and answers batch).",
+        r.wakeups,
+    );
+    e.counter(
         "millrace_wall_clock_steps_back_total",
         "Backwards wall-clock steps (sample time stayed on the monotonic clock).",
         crate::reader::clock::wall_steps_back_total(),
