@@ -230,10 +230,12 @@ impl Publisher {
     /// Sends a sync chaser without waiting for its reply, so a sink can keep
     /// several batches in flight; `read_ack` takes the replies in order. The
     /// message is a constant: nothing is allocated per batch.
+    ///
+    /// Sent from the constant, not through `message`: clearing `message`
+    /// made the next `.u.upd` zero-fill its whole buffer again (`encode_upd`
+    /// fills only growth), one memset of a batch's first message per batch.
     pub fn send_chaser(&mut self) -> Result<(), KdbError> {
-        self.message.clear();
-        self.message.extend_from_slice(&CHASER_MESSAGE);
-        self.send_built()
+        self.send_bytes(&CHASER_MESSAGE)
     }
 
     /// Waits for the reply to the oldest chaser not yet answered: `Ok`
@@ -279,10 +281,15 @@ impl Publisher {
         } else {
             &self.message
         };
-        self.stream.write_all(bytes).map_err(closed_or_io)?;
-        // TLS: push the last record out now, so an error shows here and not
-        // at the next call (a no-op on plain TCP).
-        self.stream.flush().map_err(closed_or_io)?;
+        write_message(&mut self.stream, bytes)?;
+        self.messages_sent += 1;
+        Ok(())
+    }
+
+    /// Sends a complete message that needs no size check or compression.
+    fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), KdbError> {
+        debug_assert!(bytes.len() <= COMPRESS_THRESHOLD_BYTES);
+        write_message(&mut self.stream, bytes)?;
         self.messages_sent += 1;
         Ok(())
     }
@@ -393,6 +400,13 @@ fn tls_open(
 /// bytes `encode_message(&K::string("::"), MsgType::Sync, ..)` produces
 /// (checked by a test), kept as a constant so a chaser costs no allocation.
 const CHASER_MESSAGE: [u8; 16] = [1, 1, 0, 0, 16, 0, 0, 0, 10, 0, 2, 0, 0, 0, b':', b':'];
+
+fn write_message(stream: &mut Transport, bytes: &[u8]) -> Result<(), KdbError> {
+    stream.write_all(bytes).map_err(closed_or_io)?;
+    // TLS: push the last record out now, so an error shows here and not
+    // at the next call (a no-op on plain TCP).
+    stream.flush().map_err(closed_or_io)
+}
 
 fn closed_or_io(e: std::io::Error) -> KdbError {
     use std::io::ErrorKind::*;
