@@ -97,7 +97,7 @@ impl Pipeline {
                 stop_deadline: options.stop_deadline,
                 writer_done: Arc::clone(&writer_done),
                 backoff: options.backoff,
-                idle_sleep: wal_writer::idle_sleep(config.wal.commit_interval),
+                idle_wait: sink::IDLE_WAIT_MAX,
             };
             sinks.push((sink.name.clone(), spawn_sink(sink, cursor, ctx)?));
         }

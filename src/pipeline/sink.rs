@@ -40,6 +40,10 @@ const BATCH_GROWTH_MAX: usize = 8;
 /// hundred batches per second. A crash re-sends at most this much, which
 /// at-least-once delivery and the `seq` column already allow for.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
+/// A caught-up sink waits for the durable seq to move, at most this long
+/// (then it looks at its stop flag and its checkpoint). It used to sleep an
+/// eighth of the commit interval: ~8 empty wake-ups per group commit.
+pub const IDLE_WAIT_MAX: Duration = Duration::from_millis(10);
 
 pub struct SinkContext {
     pub config: SinkConfig,
@@ -52,9 +56,9 @@ pub struct SinkContext {
     /// Set when the WAL writer has finished: nothing more will become durable.
     pub writer_done: Arc<AtomicBool>,
     pub backoff: Backoff,
-    /// Sleep when caught up: new samples become durable only at a group
-    /// commit (`wal_writer::idle_sleep`).
-    pub idle_sleep: Duration,
+    /// Longest sleep when caught up; the sink wakes earlier when the WAL
+    /// writer's group commit makes new samples durable (`IDLE_WAIT_MAX`).
+    pub idle_wait: Duration,
 }
 
 #[derive(Debug)]
@@ -229,7 +233,7 @@ fn deliver(
             acked.checkpoint(cursor, due).map_err(DeliverError::Wal)?;
             // Nothing to deliver is not a stall.
             set(&ctx.stats.progress_at_ms, mono_ms());
-            std::thread::sleep(ctx.idle_sleep);
+            cursor.wait_durable(ctx.idle_wait);
         }
     }
 }

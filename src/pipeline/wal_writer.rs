@@ -24,7 +24,7 @@ const IDLE_SLEEP_MIN: Duration = Duration::from_micros(100);
 const IDLE_SLEEP_MAX: Duration = Duration::from_millis(1);
 const IDLE_SLEEP_COMMIT_FRACTION: u32 = 8;
 
-/// How long the writer and the sinks sleep when they find nothing to do.
+/// How long the writer sleeps when it finds nothing to do.
 pub fn idle_sleep(commit_interval: Duration) -> Duration {
     (commit_interval / IDLE_SLEEP_COMMIT_FRACTION).clamp(IDLE_SLEEP_MIN, IDLE_SLEEP_MAX)
 }

@@ -10,6 +10,7 @@
 use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::error::WalError;
 use super::format::{parse_frame, FrameError, SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES};
@@ -46,6 +47,8 @@ pub struct Cursor {
     pos: u64,
     skipped: u64,
     error: Option<FrameError>,
+    /// The durable seq the last `next` looked at (see `wait_durable`).
+    seen_durable: u64,
 }
 
 impl Cursor {
@@ -60,6 +63,7 @@ impl Cursor {
             pos,
             skipped: 0,
             error: None,
+            seen_durable: 0,
         }
     }
 
@@ -111,7 +115,9 @@ impl Cursor {
             self.skipped += checkpoint - self.pos;
             self.seek(checkpoint);
         }
-        if self.pos >= self.shared.durable.load(Ordering::Acquire) {
+        let durable = self.shared.durable.load(Ordering::Acquire);
+        self.seen_durable = durable;
+        if self.pos >= durable {
             return None;
         }
         let (first_seq, range) = self.advance()?;
@@ -119,6 +125,18 @@ impl Cursor {
         let samples = samples_from_bytes(bytes)?;
         debug_assert!(!samples.is_empty());
         Some(FrameRef { first_seq, samples })
+    }
+
+    /// Sleeps until the durable seq is past what the last `next` saw, at
+    /// most `timeout`: a caught-up sink wakes at the group commit, not on a
+    /// timer. Waiting on what `next` saw (not on the position) keeps a
+    /// cursor that cannot move (a frame failed) from spinning. May return
+    /// early; `next` tells what is there.
+    pub fn wait_durable(&self, timeout: Duration) {
+        let shared = &self.shared;
+        shared
+            .durable_wait
+            .wait(&shared.durable, self.seen_durable, timeout);
     }
 
     /// Persists that every sample below `next_seq` was delivered. Never

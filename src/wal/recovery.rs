@@ -148,6 +148,7 @@ pub(crate) fn recover(cfg: &WalConfig) -> Result<Recovered, WalError> {
         segments: Mutex::new(segments),
         cursors: Mutex::new(cursors),
         dropped_samples: AtomicU64::new(0),
+        durable_wait: Default::default(),
     });
     Ok(Recovered {
         shared,

@@ -6,8 +6,9 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use super::checkpoint;
 use super::cursor::Cursor;
@@ -25,6 +26,45 @@ pub(crate) struct Shared {
     pub cursors: Mutex<BTreeMap<String, Arc<CursorState>>>,
     /// Samples removed by `drop_oldest` before every cursor had them.
     pub dropped_samples: AtomicU64,
+    /// Lets a caught-up cursor sleep until `durable` moves.
+    pub durable_wait: DurableWait,
+}
+
+/// A caught-up sink sleeping in short fixed steps woke ~10 times per group
+/// commit for nothing; this wakes it when the durable seq moves. The writer
+/// pays a lock and a futex wake only when a cursor is waiting.
+#[derive(Default)]
+pub(crate) struct DurableWait {
+    waiters: AtomicU32,
+    lock: Mutex<()>,
+    moved: Condvar,
+}
+
+impl DurableWait {
+    /// Call after storing a new durable seq.
+    pub(crate) fn notify(&self) {
+        // Pairs with the fence in `wait`: either this sees the waiter, or
+        // the waiter sees the new durable seq (no lost wake-up).
+        fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::Relaxed) > 0 {
+            let _guard = lock(&self.lock);
+            self.moved.notify_all();
+        }
+    }
+
+    /// Sleeps until `durable` is above `seen` or `timeout` passed (a spurious
+    /// early return is harmless: the caller loops).
+    pub(crate) fn wait(&self, durable: &AtomicU64, seen: u64, timeout: Duration) {
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        let guard = lock(&self.lock);
+        if durable.load(Ordering::Acquire) <= seen {
+            // The writer notifies under the lock, so a store after the
+            // check above cannot slip between it and the wait.
+            let _ = self.moved.wait_timeout(guard, timeout);
+        }
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 pub(crate) struct CursorState {

@@ -264,6 +264,7 @@ impl Wal {
         }
         self.pending_bytes = 0;
         self.shared.durable.store(self.next_seq, Ordering::Release);
+        self.shared.durable_wait.notify();
     }
 
     /// Seals the active segment (synced first) and starts the next one at
