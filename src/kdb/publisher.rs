@@ -16,7 +16,7 @@ use rustls::{ClientConnection, StreamOwned};
 use crate::config::{Secret, TimeType};
 use crate::sample::Sample;
 
-use super::columns::encode_upd;
+use super::columns::encode_upd_into;
 use super::compress::{compress, COMPRESS_THRESHOLD_BYTES};
 use super::decode::{decode_message, DecodeLimits};
 use super::encode::encode_message;
@@ -209,7 +209,7 @@ impl Publisher {
     ) -> Result<(), KdbError> {
         let time_type = self.options.time_type;
         let buf = &mut self.message;
-        encode_upd(
+        let len = encode_upd_into(
             table,
             samples,
             first_seq,
@@ -218,7 +218,7 @@ impl Publisher {
             MsgType::Async,
             buf,
         )?;
-        self.send_built()
+        self.send_built(len)
     }
 
     /// Sends a sync chaser and waits for its reply: `Ok` acknowledges every
@@ -232,8 +232,8 @@ impl Publisher {
     /// message is a constant: nothing is allocated per batch.
     ///
     /// Sent from the constant, not through `message`: clearing `message`
-    /// made the next `.u.upd` zero-fill its whole buffer again (`encode_upd`
-    /// fills only growth), one memset of a batch's first message per batch.
+    /// made the next `.u.upd` zero-fill its whole buffer again
+    /// (`encode_upd_into` fills only growth past the longest message).
     pub fn send_chaser(&mut self) -> Result<(), KdbError> {
         self.send_bytes(&CHASER_MESSAGE)
     }
@@ -248,18 +248,23 @@ impl Publisher {
     /// Sends `k` as a sync message and returns the reply.
     pub fn call(&mut self, k: &K) -> Result<K, KdbError> {
         encode_message(k, MsgType::Sync, &mut self.message);
-        self.send_built()?;
+        self.send_built(self.message.len())?;
         self.read_reply()
     }
 
     /// Sends `k` as an async message.
     pub fn send_async(&mut self, k: &K) -> Result<(), KdbError> {
         encode_message(k, MsgType::Async, &mut self.message);
-        self.send_built()
+        self.send_built(self.message.len())
     }
 
-    fn send_built(&mut self) -> Result<(), KdbError> {
-        let len = self.message.len();
+    /// Sends `message[..len]`: the buffer keeps the length of its longest
+    /// message (see `encode_upd_into`).
+    fn send_built(&mut self, len: usize) -> Result<(), KdbError> {
+        let message = self.message.get(..len).ok_or(KdbError::MessageTooLarge {
+            bytes: len as u64,
+            max: self.message.len() as u64,
+        })?;
         if len > self.options.limits.message_bytes_max {
             let max = self.options.limits.message_bytes_max as u64;
             return Err(KdbError::MessageTooLarge {
@@ -275,11 +280,11 @@ impl Publisher {
         let use_compressed = wanted
             && self.capability >= 3
             && len > COMPRESS_THRESHOLD_BYTES
-            && compress(&self.message, &mut self.compressed);
+            && compress(message, &mut self.compressed);
         let bytes = if use_compressed {
             &self.compressed
         } else {
-            &self.message
+            message
         };
         write_message(&mut self.stream, bytes)?;
         self.messages_sent += 1;
