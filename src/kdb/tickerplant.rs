@@ -14,6 +14,7 @@
 //! `upd_view` (no allocation per message or row once the buffers have
 //! grown); anything else is decoded into `K` and goes through
 //! `parse_update`, which answers the same for what both can read.
+//!
 //! Garbage from a peer (bad header, oversized or undecodable message, a bad
 //! handshake) drops that connection and nothing else.
 //!
