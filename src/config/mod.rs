@@ -52,7 +52,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
 /// Parses `text` as the file `path`, reading tag CSVs, password files and
 /// environment variables from `sources`.
 pub fn parse_with(text: &str, path: &Path, sources: &dyn Sources) -> Result<Config, ConfigError> {
-    let doc = tree::Doc { text, file: path };
+    let doc = tree::Doc::new(text, path);
     let parsed = toml_edit::ImDocument::parse(text).map_err(|e| syntax_error(&doc, &e))?;
     let root = tree::Section::root(&doc, parsed.as_table());
     let base = path.parent().unwrap_or(Path::new(""));
