@@ -130,6 +130,14 @@ struct Shared {
 }
 
 impl Shared {
+    /// Counts a refused update (the publisher gets the error as its answer).
+    fn counted<T>(&self, result: Result<T, UpdError>) -> Result<T, UpdError> {
+        if result.is_err() {
+            self.update_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock is a bug; the counts stay usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -383,10 +391,7 @@ fn messages<S: Read + Write>(stream: &mut S, shared: &Shared) -> End {
         }
         let answer = match view_message(&message, &header, &mut plain, &shared.limits) {
             Viewed::Update(update) => handle_view(&update, shared),
-            Viewed::Rejected(e) => {
-                shared.update_errors.fetch_add(1, Ordering::Relaxed);
-                Err(e)
-            }
+            Viewed::Rejected(e) => shared.counted(Err(e)),
             Viewed::Other => {
                 let Ok((_, k)) = decode_message(&message, &shared.limits) else {
                     return End::Garbage;
@@ -420,13 +425,7 @@ fn handle_view(update: &UpdView<'_>, shared: &Shared) -> Result<(), UpdError> {
     let mut state = shared.state();
     let State { tables, journal } = &mut *state;
     let applied = tables.apply_columns(update.table, None, types.as_slice(), update.rows());
-    let table = match applied {
-        Ok(t) => t,
-        Err(e) => {
-            shared.update_errors.fetch_add(1, Ordering::Relaxed);
-            return Err(e);
-        }
-    };
+    let table = shared.counted(applied)?;
     shared.updates.fetch_add(1, Ordering::Relaxed);
     if let Some(journal) = journal {
         // The journal writes a `K`: decoded here from the data item's bytes
@@ -448,23 +447,12 @@ fn handle_view(update: &UpdView<'_>, shared: &Shared) -> Result<(), UpdError> {
 /// Applies one decoded message: `Ok` for `.u.upd` accepted and for anything
 /// that is not a `.u.upd` call (answered with `(::)`).
 fn handle(k: &K, shared: &Shared) -> Result<(), UpdError> {
-    let update = match parse_update(k) {
-        Ok(Some(u)) => u,
-        Ok(None) => return Ok(()),
-        Err(e) => {
-            shared.update_errors.fetch_add(1, Ordering::Relaxed);
-            return Err(e);
-        }
+    let Some(update) = shared.counted(parse_update(k))? else {
+        return Ok(());
     };
     let mut state = shared.state();
     let State { tables, journal } = &mut *state;
-    let table = match tables.apply(&update) {
-        Ok(t) => t,
-        Err(e) => {
-            shared.update_errors.fetch_add(1, Ordering::Relaxed);
-            return Err(e);
-        }
-    };
+    let table = shared.counted(tables.apply(&update))?;
     shared.updates.fetch_add(1, Ordering::Relaxed);
     if let Some(journal) = journal {
         // A journal that cannot be written is an operator problem, not the
