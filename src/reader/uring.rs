@@ -556,9 +556,7 @@ impl UringDriver {
             let now = clock.now();
             shard.run_due(now, &mut self.transport);
             let wake_at_ns = shard.wake_at_ns().unwrap_or(u64::MAX);
-            let wait_ns = wake_at_ns
-                .saturating_sub(now.mono_ns)
-                .min(WAIT_NS_MAX);
+            let wait_ns = wake_at_ns.saturating_sub(now.mono_ns).min(WAIT_NS_MAX);
             self.wait(wait_ns, slack_ns)?;
             shard.count_wakeup();
             let now = clock.now();
@@ -597,9 +595,19 @@ impl UringDriver {
         } else {
             args
         };
-        match self.transport.ring.submitter().submit_with_args(want, &args) {
+        match self
+            .transport
+            .ring
+            .submitter()
+            .submit_with_args(want, &args)
+        {
             Ok(_) => Ok(()),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                ) =>
+            {
                 Ok(())
             }
             Err(e) => Err(e),
