@@ -20,6 +20,6 @@ cargo test --workspace --no-fail-fast "$@"
 # The ring's memory orderings under loom's model checker: a separate build
 # (its own target dir, the atomics swapped for loom's) of one test file.
 RUSTFLAGS="--cfg millrace_loom" CARGO_TARGET_DIR=target/loom \
-    cargo test --release --test ring_loom
+    cargo test --profile loom --test ring_loom
 # Bounded fuzzing of every decoder (MILLRACE_FUZZ_SECONDS per target, default 20).
 scripts/fuzz-ci.sh

@@ -32,9 +32,8 @@
 //!
 //! `tests/ring_loom.rs` checks exactly these two edges with loom (slot
 //! accesses are reported to loom's cell tracker, which fails on any access
-//! pair not ordered by happens-before); run it with
-//! `RUSTFLAGS="--cfg millrace_loom" cargo test --test ring_loom --release`
-//! (its own target dir keeps the shared one warm; see the test's header).
+//! pair not ordered by happens-before); the command is in the test's header
+//! (its own target dir keeps the shared one warm).
 
 use std::cell::UnsafeCell;
 

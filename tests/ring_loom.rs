@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! RUSTFLAGS="--cfg millrace_loom" CARGO_TARGET_DIR=target/loom \
-//!     cargo test --test ring_loom --release
+//!     cargo test --profile loom --test ring_loom
 //! ```
 //!
 //! (A separate target dir, so the flag does not invalidate the shared one.)
