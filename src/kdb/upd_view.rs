@@ -29,6 +29,8 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::indexing_slicing)]
 
+use std::marker::PhantomData;
+
 use super::compress::decompress_into;
 use super::decode::DecodeLimits;
 use super::header::{Header, HEADER_SIZE};
@@ -72,12 +74,13 @@ impl<'a> ColumnView<'a> {
 
     /// Float and datetime columns (the types `Data::Floats` carries).
     pub fn f64s(&self) -> Option<F64Column<'a>> {
-        matches!(self.ty, ty::FLOAT | ty::DATETIME).then_some(F64Column(self.bytes))
+        matches!(self.ty, ty::FLOAT | ty::DATETIME).then_some(F64Column::new(self.bytes))
     }
 
     /// Long, timestamp and timespan columns (the types `Data::Longs` carries).
     pub fn i64s(&self) -> Option<I64Column<'a>> {
-        matches!(self.ty, ty::LONG | ty::TIMESTAMP | ty::TIMESPAN).then_some(I64Column(self.bytes))
+        matches!(self.ty, ty::LONG | ty::TIMESTAMP | ty::TIMESPAN)
+            .then_some(I64Column::new(self.bytes))
     }
 }
 
@@ -159,45 +162,54 @@ fn nul_index(bytes: &[u8]) -> Option<usize> {
     tail.iter().position(|&b| b == 0).map(|index| at + index)
 }
 
-/// A column of 8-byte floats, read little-endian on access.
-#[derive(Clone, Copy, Debug)]
-pub struct F64Column<'a>(&'a [u8]);
+/// An 8-byte element a typed column holds (kdb+ float, long, timestamp...).
+pub trait Element8: Copy {
+    fn from_le(bytes: [u8; 8]) -> Self;
+}
 
-impl<'a> F64Column<'a> {
-    pub fn len(&self) -> usize {
-        self.0.len() / 8
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.len() < 8
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = f64> + 'a {
-        self.0
-            .chunks_exact(8)
-            .filter_map(<[u8]>::first_chunk::<8>)
-            .map(|c| f64::from_le_bytes(*c))
+impl Element8 for f64 {
+    fn from_le(bytes: [u8; 8]) -> Self {
+        f64::from_le_bytes(bytes)
     }
 }
 
-/// A column of 8-byte integers, read little-endian on access.
-#[derive(Clone, Copy, Debug)]
-pub struct I64Column<'a>(&'a [u8]);
+impl Element8 for i64 {
+    fn from_le(bytes: [u8; 8]) -> Self {
+        i64::from_le_bytes(bytes)
+    }
+}
 
-impl<'a> I64Column<'a> {
+/// A column of 8-byte elements, read little-endian on access.
+#[derive(Clone, Copy, Debug)]
+pub struct Column8<'a, T> {
+    bytes: &'a [u8],
+    element: PhantomData<T>,
+}
+
+pub type F64Column<'a> = Column8<'a, f64>;
+pub type I64Column<'a> = Column8<'a, i64>;
+
+impl<'a, T: Element8 + 'a> Column8<'a, T> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Column8 {
+            bytes,
+            element: PhantomData,
+        }
+    }
+
     pub fn len(&self) -> usize {
-        self.0.len() / 8
+        self.bytes.len() / 8
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.len() < 8
+        self.bytes.len() < 8
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = i64> + 'a {
-        self.0
+    pub fn iter(&self) -> impl Iterator<Item = T> + 'a {
+        self.bytes
             .chunks_exact(8)
             .filter_map(<[u8]>::first_chunk::<8>)
-            .map(|c| i64::from_le_bytes(*c))
+            .map(|c| T::from_le(*c))
     }
 }
 
