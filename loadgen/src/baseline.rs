@@ -75,7 +75,7 @@ pub fn run(args: &BaselineArgs) -> Result<(), String> {
     let pid = std::process::id();
     println!(
         "baseline: seconds {elapsed:.3} responses {} samples {} published {published} \
-         errors {} cpu_s {:.3} peak_rss_kib {}",
+         errors {} cpu_s {:.6} peak_rss_kib {}",
         counts.responses.load(Ordering::Relaxed),
         counts.samples.load(Ordering::Relaxed),
         counts.errors.load(Ordering::Relaxed),

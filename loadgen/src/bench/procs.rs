@@ -11,11 +11,14 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     stat_cpu_seconds(&text)
 }
 
-/// CPU seconds of this process (every thread: the in-process stand-in and
-/// the driver).
+/// CPU seconds of this process (every thread, ended ones included: the
+/// in-process stand-in, the driver, the baseline's publisher), from the
+/// process CPU-time clock at nanosecond resolution. `/proc/self/stat` counts
+/// 10 ms ticks: a small baseline run could read 0 and report an infinite
+/// (JSON null) rate per CPU-second.
 pub fn self_cpu_seconds() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
-    stat_cpu_seconds(&text)
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Some(t.tv_sec as f64 + t.tv_nsec as f64 / 1e9)
 }
 
 /// utime + stime of a `/proc/PID/stat` line. The command name (field 2) may
@@ -108,7 +111,19 @@ mod tests {
         let line = "123 (a) b (c) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 4 0 100";
         let ticks = clock_ticks_per_second();
         assert_eq!(stat_cpu_seconds(line), Some(300.0 / ticks));
-        assert!(self_cpu_seconds().is_some());
         assert!(peak_rss_kib(std::process::id()).is_some_and(|k| k > 0));
+    }
+
+    #[test]
+    fn own_cpu_time_has_sub_tick_resolution() {
+        // A few microseconds of work, far less than /proc's 10 ms tick, must
+        // still move the clock: the baseline's short runs depend on it.
+        let before = self_cpu_seconds().expect("process CPU clock");
+        let mut x = 0u64;
+        for i in 0..20_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        let after = self_cpu_seconds().expect("process CPU clock");
+        assert!(before > 0.0 && after > before, "{before} -> {after} ({x})");
     }
 }
