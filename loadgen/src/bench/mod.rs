@@ -78,6 +78,9 @@ pub struct BenchArgs {
     /// pipeline.
     #[arg(long, default_value_t = 1)]
     max_inflight: u32,
+    /// `[readers] backend` of millrace's config: auto, io_uring or epoll.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "io_uring", "epoll"])]
+    backend: String,
 }
 
 /// How long millrace may take to start serving metrics, and to stop.
@@ -113,6 +116,7 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
     report.commit_interval = args.commit_interval.clone();
     report.batch_age = args.batch_age.clone();
     report.max_inflight = args.max_inflight;
+    report.backend = args.backend.clone();
     measure_millrace(args, &dir.path, &ports, farm_pid, &mut report)?;
     let baseline_seconds = args.baseline_seconds.unwrap_or(args.seconds as f64);
     if baseline_seconds > 0.0 {
@@ -180,6 +184,10 @@ fn write_config(
         (
             "batch_rows = 10000",
             format!("batch_rows = {}", args.batch_rows),
+        ),
+        (
+            "backend = \"auto\"",
+            format!("backend = \"{}\"", args.backend),
         ),
     ];
     for (emitted, wanted) in lines {

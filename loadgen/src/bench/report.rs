@@ -136,6 +136,8 @@ pub struct Report {
     pub batch_age: String,
     /// `max_inflight` of every device.
     pub max_inflight: u32,
+    /// `[readers] backend` as configured.
+    pub backend: String,
     pub millrace_peak_rss_kib: u64,
     pub farm_peak_rss_kib: u64,
     pub stages: StageQuantiles,
@@ -215,12 +217,13 @@ impl Report {
         let _ = writeln!(t, "\n== millrace-loadgen bench ==");
         let _ = writeln!(
             t,
-            "{} devices x {} tags every {} ms, max_inflight {}; commit_interval {}, batch_age {}; \
-             window {:.2} s",
+            "{} devices x {} tags every {} ms, max_inflight {}, backend {}; commit_interval {}, \
+             batch_age {}; window {:.2} s",
             self.devices,
             self.tags_per_device,
             self.poll_interval_ms,
             self.max_inflight,
+            self.backend,
             self.commit_interval,
             self.batch_age,
             self.window_s
@@ -332,6 +335,7 @@ impl Report {
         field("commit_interval", format!("\"{}\"", self.commit_interval));
         field("batch_age", format!("\"{}\"", self.batch_age));
         field("max_inflight", self.max_inflight.to_string());
+        field("backend", format!("\"{}\"", self.backend));
         field("window_s", num(self.window_s));
         field("samples_per_s", num(self.per_s(self.rows)));
         field("polled_samples_per_s", num(self.per_s(self.samples_polled)));
