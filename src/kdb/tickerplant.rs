@@ -335,7 +335,7 @@ fn handshake<S: Read + Write>(stream: &mut S, shared: &Shared) -> Result<(), End
     let mut hello = Vec::with_capacity(64);
     let mut chunk = [0u8; 256];
     loop {
-        let n = read_some(stream, &mut chunk, shared)?;
+        let n = read_some(stream, &mut chunk, &shared.stop)?;
         hello.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
         match parse_client_hello(&hello) {
             Ok(None) if hello.len() < HELLO_BYTES_MAX => continue,
@@ -374,19 +374,19 @@ fn messages<S: Read + Write>(stream: &mut S, shared: &Shared) -> End {
     let mut reply = Vec::new();
     loop {
         let mut head = [0u8; HEADER_SIZE];
-        if let Err(end) = read_exact(stream, &mut head, shared, true) {
+        if let Err(end) = read_exact(stream, &mut head, &shared.stop, true) {
             return end;
         }
         let Ok(header) = Header::parse(&head, shared.limits.message_bytes_max) else {
             return End::Garbage;
         };
-        // Only growth is zero-filled; every byte below the length is read.
-        message.resize(header.total_len as usize, 0);
-        let Some((message_head, rest)) = message.split_first_chunk_mut::<HEADER_SIZE>() else {
-            return End::Garbage; // Header::parse checked total_len > HEADER_SIZE
-        };
-        *message_head = head;
-        if let Err(end) = read_exact(stream, rest, shared, false) {
+        if let Err(end) = read_message(
+            stream,
+            &head,
+            header.total_len as usize,
+            &mut message,
+            &shared.stop,
+        ) {
             return end;
         }
         let answer = match view_message(&message, &header, &mut plain, &shared.limits) {
@@ -472,9 +472,9 @@ fn handle(k: &K, shared: &Shared) -> Result<(), UpdError> {
 }
 
 /// One read, retrying timeouts until data, EOF or stop.
-fn read_some<S: Read>(stream: &mut S, buf: &mut [u8], shared: &Shared) -> Result<usize, End> {
+fn read_some<S: Read>(stream: &mut S, buf: &mut [u8], stop: &AtomicBool) -> Result<usize, End> {
     loop {
-        if shared.stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Relaxed) {
             return Err(End::Stopped);
         }
         match stream.read(buf) {
@@ -486,18 +486,59 @@ fn read_some<S: Read>(stream: &mut S, buf: &mut [u8], shared: &Shared) -> Result
     }
 }
 
+/// The least a message buffer grows by while its body arrives.
+const GROW_BYTES_MIN: usize = 64 << 10;
+
+/// Reads the message whose header is `head` (`total` bytes in all, checked
+/// against the limit by `Header::parse`) into `message[..total]`. The buffer
+/// grows with what arrived, at most doubling, not to what the header claims
+/// at once: a peer that announces 256 MiB and sends nothing holds 64 KiB,
+/// not 256 MiB. Its capacity stays for the next message; every byte below
+/// `total` is read.
+fn read_message<S: Read>(
+    stream: &mut S,
+    head: &[u8; HEADER_SIZE],
+    total: usize,
+    message: &mut Vec<u8>,
+    stop: &AtomicBool,
+) -> Result<(), End> {
+    if total < HEADER_SIZE {
+        return Err(End::Garbage); // Header::parse checked total_len > HEADER_SIZE
+    }
+    if message.len() < HEADER_SIZE {
+        message.resize(HEADER_SIZE, 0);
+    }
+    let (message_head, _) = message
+        .split_first_chunk_mut::<HEADER_SIZE>()
+        .ok_or(End::Garbage)?;
+    *message_head = *head;
+    let mut filled = HEADER_SIZE;
+    // Each round reads at least one byte more or returns.
+    while filled < total {
+        let upto = total.min(filled + filled.max(GROW_BYTES_MIN));
+        if message.len() < upto {
+            message.resize(upto, 0);
+        }
+        let chunk = message.get_mut(filled..upto).ok_or(End::Garbage)?;
+        read_exact(stream, chunk, stop, false)?;
+        filled = upto;
+    }
+    message.truncate(total);
+    Ok(())
+}
+
 /// Fills `buf`; a clean EOF before the first byte is `Closed` when
 /// `at_boundary`, otherwise a truncated message (`Garbage`).
 fn read_exact<S: Read>(
     stream: &mut S,
     buf: &mut [u8],
-    shared: &Shared,
+    stop: &AtomicBool,
     at_boundary: bool,
 ) -> Result<(), End> {
     let mut filled = 0;
     while filled < buf.len() {
         let rest = buf.get_mut(filled..).unwrap_or(&mut []);
-        match read_some(stream, rest, shared) {
+        match read_some(stream, rest, stop) {
             Ok(n) => filled += n,
             Err(End::Closed) if at_boundary && filled == 0 => return Err(End::Closed),
             Err(End::Closed) => return Err(End::Garbage),
@@ -521,5 +562,40 @@ mod tests {
         let mut encoded = Vec::new();
         encode_message(&K::null(), MsgType::Response, &mut encoded);
         assert_eq!(encoded, NULL_RESPONSE);
+    }
+
+    fn head(total: u32) -> [u8; HEADER_SIZE] {
+        let [l0, l1, l2, l3] = total.to_le_bytes();
+        [1, 0, 0, 0, l0, l1, l2, l3]
+    }
+
+    #[test]
+    fn a_header_claiming_much_and_sending_little_holds_little() {
+        // 200 MiB announced, 1,000 bytes sent, then the peer goes away.
+        let total = 200 << 20;
+        let mut wire = std::io::Cursor::new(vec![7u8; 1_000]);
+        let mut message = Vec::new();
+        let stop = AtomicBool::new(false);
+        let end = read_message(&mut wire, &head(total), total as usize, &mut message, &stop);
+        assert!(matches!(end, Err(End::Garbage)));
+        assert!(message.capacity() < 1 << 20, "{}", message.capacity());
+    }
+
+    #[test]
+    fn messages_of_every_size_arrive_whole_in_a_reused_buffer() {
+        let stop = AtomicBool::new(false);
+        let mut message = Vec::new();
+        for total in [
+            8usize, 9, 4_096, 65_544, 65_545, 300_001, 1_000, 2_500_000, 17,
+        ] {
+            let body: Vec<u8> = (0..total - HEADER_SIZE).map(|i| (i % 251) as u8).collect();
+            let h = head(total as u32);
+            let mut wire = std::io::Cursor::new(body.clone());
+            let read = read_message(&mut wire, &h, total, &mut message, &stop);
+            assert!(read.is_ok(), "a whole message of {total} bytes");
+            assert_eq!(message.len(), total);
+            assert_eq!(message[..HEADER_SIZE], h);
+            assert_eq!(message[HEADER_SIZE..], body[..]);
+        }
     }
 }
