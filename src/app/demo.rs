@@ -129,6 +129,10 @@ fn progress(runtime: &Runtime, seconds: u64, started: Instant) {
             println!("the WAL writer stopped on a fatal error");
             return;
         }
+        if let Some((name, reason)) = runtime.failed_sink() {
+            println!("sink {name} stopped: {reason}");
+            return;
+        }
     }
 }
 

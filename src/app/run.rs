@@ -1,8 +1,9 @@
 //! `millrace run --config FILE`: the gateway until SIGINT/SIGTERM, then a
 //! clean stop (stop polling, drain the rings, commit, deliver up to the
 //! deadline, checkpoint) and exit 0. A fatal WAL error (a failed fdatasync)
-//! stops everything with exit 1: a restart recovers from the last durable
-//! point. SIGUSR1 empties the stage histograms (a benchmark starts its
+//! or a sink that stopped on its own (a WAL frame that failed its checks, a
+//! checkpoint that cannot be persisted) stops everything with exit 1: a
+//! restart recovers from the last durable point. SIGUSR1 empties the stage histograms (a benchmark starts its
 //! window with it, so connection set-up is not in the percentiles).
 
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::runtime::{write_hgrm_files, Runtime, RuntimeOptions};
 use crate::metrics::{Exposition, Stage, StageHistograms};
 use crate::pipeline::stats::get;
-use crate::pipeline::{SinkStats, WriterStats};
+use crate::pipeline::{SinkExit, SinkStats, WriterStats};
 use crate::reader::Stats;
 
 const STATUS_EVERY: Duration = Duration::from_secs(10);
@@ -79,6 +80,11 @@ pub fn run(args: &RunArgs) -> u8 {
         }
         if runtime.writer_failed() {
             eprintln!("millrace: the WAL writer stopped on a fatal error; stopping");
+            fatal = true;
+            break;
+        }
+        if let Some((name, reason)) = runtime.failed_sink() {
+            eprintln!("millrace: sink {name} stopped: {reason}; stopping");
             fatal = true;
             break;
         }
@@ -317,6 +323,22 @@ pub fn render_metrics(
             &h,
         );
     }
+}
+
+/// `millrace_sink_failed`: 1 once a sink has stopped on its own. Separate
+/// from `render_metrics`, whose inputs (counters) other reports share.
+pub fn render_sink_failures(e: &mut Exposition, exits: &[(String, SinkExit)]) {
+    let failed: Vec<(&str, f64)> = exits
+        .iter()
+        .map(|(name, exit)| (name.as_str(), if exit.get().is_some() { 1.0 } else { 0.0 }))
+        .collect();
+    e.labelled(
+        "millrace_sink_failed",
+        "1 once the sink has stopped on its own (the process then stops).",
+        "gauge",
+        "sink",
+        &failed,
+    );
 }
 
 /// One paragraph on what recovery found and did, for the log.

@@ -120,6 +120,13 @@ impl Runtime {
         self.pipeline.writer_finished()
     }
 
+    /// A sink has stopped on its own (it delivers nothing any more): its
+    /// name and why. The caller stops the process; restarting is the
+    /// supervisor's job, and recovery checks the WAL at the next start.
+    pub fn failed_sink(&self) -> Option<(&str, &str)> {
+        self.pipeline.failed_sink()
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let stats: Vec<Arc<Stats>> = self.readers.iter().map(|r| Arc::clone(r.stats())).collect();
         snapshot(&stats, &self.pipeline)
@@ -152,9 +159,11 @@ impl Runtime {
         let stats: Vec<Arc<Stats>> = self.readers.iter().map(|r| Arc::clone(r.stats())).collect();
         let writer = Arc::clone(&self.pipeline.writer_stats);
         let sinks = self.pipeline.sink_stats.clone();
+        let exits = self.pipeline.sink_exits.clone();
         let histograms = Arc::clone(&self.pipeline.histograms);
         move |e: &mut Exposition| {
-            super::run::render_metrics(e, &stats, &writer, &sinks, &histograms)
+            super::run::render_metrics(e, &stats, &writer, &sinks, &histograms);
+            super::run::render_sink_failures(e, &exits);
         }
     }
 }

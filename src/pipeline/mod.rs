@@ -7,6 +7,11 @@
 //! polling (the caller does that), the writer drains the rings and commits,
 //! the sinks deliver everything durable up to their deadline and
 //! checkpoint, then the threads are joined.
+//!
+//! A sink thread that ends before a stop was requested has failed (a WAL
+//! error, or a frame that failed its checks): `failed_sink` names it and its
+//! reason, so that the caller stops the process instead of running on with
+//! nothing delivered. The pipeline never restarts a sink itself.
 
 mod clock;
 mod inflight;
@@ -15,7 +20,7 @@ pub mod stats;
 mod wal_writer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -45,6 +50,9 @@ impl Default for PipelineOptions {
     }
 }
 
+/// Why a sink thread ended on its own, set once by that thread as it ends.
+pub type SinkExit = Arc<OnceLock<String>>;
+
 /// What a finished pipeline hands back.
 pub struct Finished {
     pub wal: Option<Wal>,
@@ -53,12 +61,14 @@ pub struct Finished {
 
 pub struct Pipeline {
     writer: Option<JoinHandle<Result<Wal, WalError>>>,
-    sinks: Vec<(String, JoinHandle<Result<(), SinkError>>)>,
+    sinks: Vec<(String, JoinHandle<Result<(), SinkError>>, SinkExit)>,
     drain_and_stop: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     writer_done: Arc<AtomicBool>,
     pub writer_stats: Arc<WriterStats>,
     pub sink_stats: Vec<(String, Arc<SinkStats>)>,
+    /// Per sink, in config order: the reason it failed, once it has.
+    pub sink_exits: Vec<(String, SinkExit)>,
     pub histograms: Arc<StageHistograms>,
     wal: WalHandle,
     stop_deadline: Duration,
@@ -66,6 +76,9 @@ pub struct Pipeline {
 
 /// How long after the sinks' stop deadline `finish` still waits for one.
 const SINK_JOIN_GRACE: Duration = Duration::from_secs(2);
+/// A sink thread that ended without recording why (a normal return before
+/// any stop, which `sink::run` does not do).
+const EXIT_UNKNOWN: &str = "the sink thread ended without a reason";
 
 impl Pipeline {
     /// Starts the writer over `rings` and one thread per configured sink.
@@ -84,6 +97,7 @@ impl Pipeline {
         let writer_stats = Arc::new(WriterStats::default());
         let mut sinks = Vec::new();
         let mut sink_stats = Vec::new();
+        let mut sink_exits = Vec::new();
         for sink in &config.sinks {
             let cursor = handle.open_cursor(&sink.name).map_err(|e| e.to_string())?;
             let stats = Arc::new(SinkStats::default());
@@ -99,7 +113,10 @@ impl Pipeline {
                 backoff: options.backoff,
                 idle_wait: sink::IDLE_WAIT_MAX,
             };
-            sinks.push((sink.name.clone(), spawn_sink(sink, cursor, ctx)?));
+            let exit = SinkExit::default();
+            sink_exits.push((sink.name.clone(), Arc::clone(&exit)));
+            let thread = spawn_sink(sink, cursor, ctx, Arc::clone(&exit))?;
+            sinks.push((sink.name.clone(), thread, exit));
         }
         let ctx = wal_writer::WriterContext {
             stats: Arc::clone(&writer_stats),
@@ -124,6 +141,7 @@ impl Pipeline {
             writer_done,
             writer_stats,
             sink_stats,
+            sink_exits,
             histograms,
             wal: handle,
             stop_deadline: options.stop_deadline,
@@ -137,6 +155,22 @@ impl Pipeline {
     /// True once the writer thread has returned (stopped or failed).
     pub fn writer_finished(&self) -> bool {
         self.writer_done.load(Ordering::Acquire)
+    }
+
+    /// The first sink (in config order) whose thread has ended although no
+    /// stop was requested, with why: it delivers nothing any more. `None`
+    /// while every sink runs, and after a stop was requested.
+    pub fn failed_sink(&self) -> Option<(&str, &str)> {
+        if self.stop.load(Ordering::Acquire) {
+            return None;
+        }
+        self.sinks
+            .iter()
+            .find(|(_, thread, _)| thread.is_finished())
+            .map(|(name, _, exit)| {
+                let reason = exit.get().map_or(EXIT_UNKNOWN, String::as_str);
+                (name.as_str(), reason)
+            })
     }
 
     /// Call after the readers have stopped: drains the rings, commits,
@@ -163,7 +197,7 @@ impl Pipeline {
         // stop waiting for it shortly after. What it did not deliver is
         // durable in the WAL and goes out after the next start.
         let give_up_at = Instant::now() + self.stop_deadline + SINK_JOIN_GRACE;
-        for (name, thread) in self.sinks.drain(..) {
+        for (name, thread, _) in self.sinks.drain(..) {
             while !thread.is_finished() && Instant::now() < give_up_at {
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -176,7 +210,7 @@ impl Pipeline {
             }
             match thread.join() {
                 Ok(Ok(())) => {}
-                Ok(Err(SinkError::Wal(e))) => errors.push(format!("sink {name}: {e}")),
+                Ok(Err(e)) => errors.push(format!("sink {name}: {e}")),
                 Err(_) => errors.push(format!("sink {name}: thread panicked")),
             }
         }
@@ -188,9 +222,29 @@ fn spawn_sink(
     sink: &SinkConfig,
     cursor: crate::wal::Cursor,
     ctx: sink::SinkContext,
+    exit: SinkExit,
 ) -> Result<JoinHandle<Result<(), SinkError>>, String> {
     std::thread::Builder::new()
         .name(format!("sink-{}", sink.name))
-        .spawn(move || sink::run(cursor, ctx))
+        .spawn(move || {
+            let guard = ExitGuard(exit);
+            let result = sink::run(cursor, ctx);
+            if let Err(e) = &result {
+                let _ = guard.0.set(e.to_string());
+            }
+            drop(guard);
+            result
+        })
         .map_err(|e| format!("cannot start sink thread {}: {e}", sink.name))
+}
+
+/// Records a panic as the sink's exit reason while the thread unwinds.
+struct ExitGuard(SinkExit);
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.0.set("the sink thread panicked".into());
+        }
+    }
 }

@@ -10,6 +10,12 @@
 //! flight, rewinds to the acknowledged position and reconnects with
 //! jittered exponential backoff: delivery is at-least-once, and the `seq`
 //! column removes the duplicates exactly.
+//!
+//! A frame that fails its checks in memory (the cursor stops there, see
+//! `Cursor::error`) is not "caught up": the sink settles what it sent before
+//! it, checkpoints what kdb+ acknowledged and ends with `SinkError::Frame`,
+//! so that the process stops instead of idling while the WAL fills. A restart
+//! lets recovery check the WAL; the sink never skips the frame itself.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,7 +28,7 @@ use crate::config::SinkConfig;
 use crate::kdb::backoff::Jitter;
 use crate::kdb::{Backoff, KdbError, Publisher, PublisherOptions, SymbolTable};
 use crate::metrics::{Stage, StageHistograms, StageRecorder};
-use crate::wal::{Cursor, WalError};
+use crate::wal::{Cursor, FrameError, WalError};
 
 /// Frames published before a chaser, at most, whatever their size: bounds
 /// the end-to-end bookkeeping below.
@@ -64,6 +70,32 @@ pub struct SinkContext {
 #[derive(Debug)]
 pub enum SinkError {
     Wal(WalError),
+    /// The cursor stopped at `seq`: the WAL frame there failed its checks in
+    /// memory. Every seq below `acked_seq` was acknowledged by kdb+ and is
+    /// checkpointed.
+    Frame {
+        seq: u64,
+        error: FrameError,
+        acked_seq: u64,
+    },
+}
+
+impl std::fmt::Display for SinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SinkError::Wal(e) => write!(f, "{e}"),
+            SinkError::Frame {
+                seq,
+                error,
+                acked_seq,
+            } => write!(
+                f,
+                "WAL frame failed in memory ({error}): the cursor stopped at seq {seq}; \
+                 delivered and checkpointed up to seq {acked_seq}, the rest stays in the WAL \
+                 (a restart lets recovery check it)"
+            ),
+        }
+    }
 }
 
 /// What kdb+ has acknowledged and what of it is persisted.
@@ -154,6 +186,17 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
         match outcome {
             Ok(()) => return Ok(()),
             Err(DeliverError::Wal(e)) => return Err(SinkError::Wal(e)),
+            Err(DeliverError::Frame(error)) => {
+                set(&ctx.stats.connected, 0);
+                add(&ctx.stats.errors, 1);
+                let failure = SinkError::Frame {
+                    seq: cursor.position(),
+                    error,
+                    acked_seq: cursor.checkpointed(),
+                };
+                eprintln!("millrace sink {}: STOPPED: {failure}", ctx.config.name);
+                return Err(failure);
+            }
             Err(DeliverError::Kdb(e)) => {
                 // What kdb+ acknowledged stays acknowledged: persist it, so
                 // the resend starts after it.
@@ -181,6 +224,9 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
 enum DeliverError {
     Kdb(KdbError),
     Wal(WalError),
+    /// The cursor stopped at a frame that failed its checks; what came
+    /// before it is acknowledged and checkpointed.
+    Frame(FrameError),
 }
 
 /// Publishes and acknowledges until stopped (Ok) or an error.
@@ -210,17 +256,15 @@ fn deliver(
             inflight.chase_open();
         }
         set(&ctx.stats.lag_samples, acked.unacked(cursor));
+        if let Some(error) = cursor.error() {
+            // The cursor cannot move past this frame: settle what was sent
+            // before it, then fail (never idle as if caught up).
+            settle(publisher, cursor, ctx, inflight, acked, end_to_end)?;
+            return Err(DeliverError::Frame(error));
+        }
         if stopping(ctx, stop_at) && (all_delivered(cursor, acked, ctx) || past(*stop_at)) {
             // Past the deadline: wait for what is in flight, send nothing new.
-            if inflight.open_rows() > 0 {
-                publisher.send_chaser().map_err(DeliverError::Kdb)?;
-                inflight.chase_open();
-            }
-            while inflight.outstanding() > 0 {
-                take_ack(publisher, cursor, ctx, inflight, acked, end_to_end)?;
-            }
-            end_to_end.flush();
-            acked.checkpoint(cursor, true).map_err(DeliverError::Wal)?;
+            settle(publisher, cursor, ctx, inflight, acked, end_to_end)?;
             return Ok(());
         }
         if caught_up && inflight.open_rows() == 0 {
@@ -236,6 +280,27 @@ fn deliver(
             cursor.wait_durable(ctx.idle_wait);
         }
     }
+}
+
+/// Chases the open batch, waits for every reply and checkpoints what kdb+
+/// acknowledged; sends no new frame.
+fn settle(
+    publisher: &mut Publisher,
+    cursor: &mut Cursor,
+    ctx: &SinkContext,
+    inflight: &mut Inflight,
+    acked: &mut Acked,
+    end_to_end: &mut StageRecorder,
+) -> Result<(), DeliverError> {
+    if inflight.open_rows() > 0 {
+        publisher.send_chaser().map_err(DeliverError::Kdb)?;
+        inflight.chase_open();
+    }
+    while inflight.outstanding() > 0 {
+        take_ack(publisher, cursor, ctx, inflight, acked, end_to_end)?;
+    }
+    end_to_end.flush();
+    acked.checkpoint(cursor, true).map_err(DeliverError::Wal)
 }
 
 /// Publishes frames into the open batch until it holds `target` rows or its
@@ -345,5 +410,147 @@ fn sleep_unless_stopped(ctx: &SinkContext, delay: Duration) {
             return;
         }
         std::thread::sleep(Duration::from_millis(10).min(until - Instant::now()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::kdb::{RowRecorder, Tickerplant, TickerplantOptions};
+    use crate::wal::{Wal, SEGMENT_HEADER_BYTES};
+    use crate::{Sample, TagId};
+
+    const TAGS: u32 = 4;
+    const FRAME_SAMPLES: u64 = 10;
+
+    fn config(dir: &std::path::Path, tp_addr: &str) -> crate::config::Config {
+        let mut text = format!(
+            "[wal]\ndir = \"wal\"\nsegment_size = \"64KiB\"\nquota = \"64MiB\"\n\n\
+             [[sink]]\nname = \"tp\"\nkind = \"kdb\"\naddress = \"{tp_addr}\"\n\
+             user = \"feed\"\ntable = \"plc\"\nbatch_rows = 5\nbatch_age = \"1ms\"\n\n\
+             [[device]]\nname = \"dev0\"\nprotocol = \"modbus-tcp\"\n\
+             address = \"127.0.0.1:1\"\nunit_id = 1\npoll_interval = \"100ms\"\n"
+        );
+        for t in 0..TAGS {
+            text.push_str(&format!(
+                "\n[[device.tag]]\nname = \"t{t}\"\narea = \"holding\"\naddress = {t}\n\
+                 type = \"uint16\"\n"
+            ));
+        }
+        let path = dir.join("plant.toml");
+        std::fs::write(&path, text).unwrap();
+        crate::config::load(&path).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Three frames; value = seq, so a delivered row names its own seq.
+    fn write_frames(wal: &mut Wal) {
+        for frame in 0..3u64 {
+            let samples: Vec<Sample> = (0..FRAME_SAMPLES)
+                .map(|i| {
+                    let seq = frame * FRAME_SAMPLES + i;
+                    Sample::f64(1, TagId((seq % u64::from(TAGS)) as u32), seq as f64)
+                })
+                .collect();
+            wal.append(&samples).unwrap();
+        }
+        wal.commit().unwrap();
+        assert_eq!(wal.durable_seq(), 3 * FRAME_SAMPLES);
+    }
+
+    /// The second frame of the first segment gets a flipped byte in its
+    /// samples, through a file handle of its own (the mapping shares the
+    /// page cache, as with damage on a running gateway).
+    fn damage_second_frame(wal_dir: &std::path::Path) {
+        let segment = wal_dir.join(format!("{:020}.wal", 0));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&segment)
+            .unwrap();
+        let frame_bytes = crate::wal::FRAME_OVERHEAD_BYTES as u64 + FRAME_SAMPLES * 24;
+        let at = SEGMENT_HEADER_BYTES as u64 + frame_bytes + 40 + 7;
+        let mut b = [0u8];
+        file.read_exact_at(&mut b, at).unwrap();
+        file.write_all_at(&[b[0] ^ 0x10], at).unwrap();
+    }
+
+    /// A frame that fails its checks ends the sink with an error after what
+    /// came before it was acknowledged and checkpointed; nothing of the
+    /// frame or after it reaches kdb+.
+    #[test]
+    fn a_frame_that_fails_in_memory_ends_the_sink_after_checkpointing() {
+        let dir = tempfile::tempdir().unwrap();
+        let recorder = Arc::new(Mutex::new(RowRecorder::new(1_000)));
+        let options = TickerplantOptions {
+            recorder: Some(recorder.clone()),
+            ..Default::default()
+        };
+        let tp = Tickerplant::bind("127.0.0.1:0", options).unwrap();
+        let cfg = config(dir.path(), &tp.local_addr().to_string());
+        let (mut wal, _) = Wal::open(&cfg.wal).unwrap();
+        let cursor = wal.handle().open_cursor("tp").unwrap();
+        write_frames(&mut wal);
+        damage_second_frame(&cfg.wal.dir);
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer_done = Arc::new(AtomicBool::new(false));
+        let ctx = SinkContext {
+            config: cfg.sinks[0].clone(),
+            symbols: Arc::new(SymbolTable::from_config(&cfg).unwrap()),
+            stats: Arc::new(SinkStats::default()),
+            histograms: Arc::new(StageHistograms::default()),
+            stop: Arc::clone(&stop),
+            stop_deadline: Duration::from_secs(1),
+            writer_done: Arc::clone(&writer_done),
+            backoff: Backoff::default(),
+            idle_wait: IDLE_WAIT_MAX,
+        };
+        let thread = std::thread::spawn(move || run(cursor, ctx));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Bounded: a sink that idles at the frame is stopped here, and the
+        // assertion below says what it returned.
+        let stopped_by_us = !thread.is_finished();
+        stop.store(true, Ordering::Release);
+        writer_done.store(true, Ordering::Release);
+        let result = thread.join().unwrap();
+        assert!(
+            !stopped_by_us,
+            "the sink idled at the bad frame: {result:?}"
+        );
+        match result {
+            Err(SinkError::Frame {
+                seq,
+                error,
+                acked_seq,
+            }) => {
+                assert_eq!((seq, acked_seq), (FRAME_SAMPLES, FRAME_SAMPLES));
+                assert_eq!(error, FrameError::Crc);
+            }
+            other => panic!("expected a frame error, got {other:?}"),
+        }
+        // The checkpoint was persisted: the sink's cursor, opened again,
+        // starts at the bad frame.
+        let reopened = wal.handle().open_cursor("tp").unwrap();
+        assert_eq!(reopened.checkpointed(), FRAME_SAMPLES);
+        let rows = recorder.lock().unwrap().rows.clone();
+        let mut seqs: Vec<i64> = rows.iter().map(|r| r.3).collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        let first_frame: Vec<i64> = (0..FRAME_SAMPLES as i64).collect();
+        assert_eq!(
+            seqs, first_frame,
+            "exactly the intact first frame is delivered"
+        );
+        assert!(
+            rows.iter().all(|r| r.2 == r.3 as f64),
+            "values are their seqs"
+        );
+        tp.stop();
     }
 }
