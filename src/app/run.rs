@@ -3,8 +3,9 @@
 //! deadline, checkpoint) and exit 0. A fatal WAL error (a failed fdatasync)
 //! or a sink that stopped on its own (a WAL frame that failed its checks, a
 //! checkpoint that cannot be persisted) stops everything with exit 1: a
-//! restart recovers from the last durable point. SIGUSR1 empties the stage histograms (a benchmark starts its
-//! window with it, so connection set-up is not in the percentiles).
+//! restart recovers from the last durable point. SIGUSR1 empties the stage
+//! histograms (a benchmark starts its window with it, so connection set-up
+//! is not in the percentiles).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -53,6 +53,13 @@ impl Default for PipelineOptions {
 /// Why a sink thread ended on its own, set once by that thread as it ends.
 pub type SinkExit = Arc<OnceLock<String>>;
 
+/// One running sink: its thread, and where the thread says why it ended.
+struct SinkThread {
+    name: String,
+    thread: JoinHandle<Result<(), SinkError>>,
+    exit: SinkExit,
+}
+
 /// What a finished pipeline hands back.
 pub struct Finished {
     pub wal: Option<Wal>,
@@ -61,7 +68,7 @@ pub struct Finished {
 
 pub struct Pipeline {
     writer: Option<JoinHandle<Result<Wal, WalError>>>,
-    sinks: Vec<(String, JoinHandle<Result<(), SinkError>>, SinkExit)>,
+    sinks: Vec<SinkThread>,
     drain_and_stop: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     writer_done: Arc<AtomicBool>,
@@ -116,7 +123,11 @@ impl Pipeline {
             let exit = SinkExit::default();
             sink_exits.push((sink.name.clone(), Arc::clone(&exit)));
             let thread = spawn_sink(sink, cursor, ctx, Arc::clone(&exit))?;
-            sinks.push((sink.name.clone(), thread, exit));
+            sinks.push(SinkThread {
+                name: sink.name.clone(),
+                thread,
+                exit,
+            });
         }
         let ctx = wal_writer::WriterContext {
             stats: Arc::clone(&writer_stats),
@@ -166,10 +177,10 @@ impl Pipeline {
         }
         self.sinks
             .iter()
-            .find(|(_, thread, _)| thread.is_finished())
-            .map(|(name, _, exit)| {
-                let reason = exit.get().map_or(EXIT_UNKNOWN, String::as_str);
-                (name.as_str(), reason)
+            .find(|sink| sink.thread.is_finished())
+            .map(|sink| {
+                let reason = sink.exit.get().map_or(EXIT_UNKNOWN, String::as_str);
+                (sink.name.as_str(), reason)
             })
     }
 
@@ -197,7 +208,7 @@ impl Pipeline {
         // stop waiting for it shortly after. What it did not deliver is
         // durable in the WAL and goes out after the next start.
         let give_up_at = Instant::now() + self.stop_deadline + SINK_JOIN_GRACE;
-        for (name, thread, _) in self.sinks.drain(..) {
+        for SinkThread { name, thread, .. } in self.sinks.drain(..) {
             while !thread.is_finished() && Instant::now() < give_up_at {
                 std::thread::sleep(Duration::from_millis(10));
             }
