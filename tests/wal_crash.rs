@@ -44,15 +44,25 @@ fn child(dir: &str, seed: u64) {
     writeln!(out, "@@open {}", report.next_seq).unwrap();
     out.flush().unwrap();
     let mut rng = Rng(seed | 1);
+    let mut printed = 0u64;
     // Bounded: the parent kills the child long before this ends.
     for _ in 0..2_000_000u64 {
         let count = 1 + rng.below(300) as usize;
         append(&mut wal, count);
+        // Inline commits, and background ones (the pipeline's way): the
+        // durable seq those move on the `wal-sync` thread is what it
+        // announces, so a kill mid-sync must not lose what was printed.
         let durable = match rng.below(8) {
             0 => Some(wal.commit().expect("commit")),
-            _ => wal.poll_commit(Instant::now()).expect("poll"),
+            1 | 2 => wal.poll_commit(Instant::now()).expect("poll"),
+            _ => {
+                wal.poll_commit_background(Instant::now())
+                    .expect("background poll");
+                Some(wal.durable_seq()).filter(|&d| d > printed)
+            }
         };
         if let Some(d) = durable {
+            printed = printed.max(d);
             writeln!(out, "@@durable {d}").unwrap();
             out.flush().unwrap();
         }

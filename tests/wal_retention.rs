@@ -52,6 +52,44 @@ fn commit_follows_the_interval_and_the_byte_threshold() {
 }
 
 #[test]
+fn background_commits_publish_every_frame_in_order_across_rolls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path(), SEG, 64 * SEG, WhenFull::Block);
+    cfg.commit_interval = Duration::ZERO; // every poll finds a commit due
+    let (mut wal, _) = Wal::open(&cfg).unwrap();
+    let mut cursor = wal.open_cursor("a").unwrap();
+    let mut read_to = 0u64;
+    for _ in 0..3 * PER_SEG {
+        append(&mut wal, N);
+        wal.poll_commit_background(Instant::now()).unwrap();
+        let durable = wal.durable_seq();
+        assert!(durable <= wal.next_seq());
+        // Whatever a cursor sees is durable, and it sees it in order.
+        let (first, end, _) = drain(&mut cursor);
+        if let Some(first) = first {
+            assert_eq!(first, read_to);
+        }
+        assert!(
+            end <= wal.durable_seq(),
+            "read {end} past durable {durable}"
+        );
+        read_to = end;
+    }
+    // The last job ends on its own; polling collects it.
+    let give_up = Instant::now() + Duration::from_secs(60);
+    while wal.durable_seq() < wal.next_seq() && Instant::now() < give_up {
+        wal.poll_commit_background(Instant::now()).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(wal.durable_seq(), wal.next_seq());
+    assert_eq!(wal.commit().unwrap(), wal.next_seq());
+    let (_, end, _) = drain(&mut cursor);
+    assert_eq!(end.max(read_to), 3 * PER_SEG as u64 * N as u64);
+    assert!(wal.stats().commits > 0);
+    assert!(wal.stats().segments_created >= 3);
+}
+
+#[test]
 fn segments_go_only_when_every_cursor_is_past_them() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut wal, _) = Wal::open(&config(tmp.path(), SEG, 64 * SEG, WhenFull::Block)).unwrap();

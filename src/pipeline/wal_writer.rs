@@ -61,11 +61,12 @@ pub fn run(mut wal: Wal, mut rings: Vec<Consumer>, ctx: WriterContext) -> Result
                 Err(e) => return Err(e),
             }
         }
-        let started = Instant::now();
-        if wal.poll_commit(started)?.is_some() {
-            commit.record_ns(started.elapsed().as_nanos() as u64);
-            publish(&wal, &ctx.stats);
+        // The sync runs on the WAL's `wal-sync` thread; this one goes on
+        // draining the rings meanwhile.
+        if let Some(took) = wal.poll_commit_background(Instant::now())? {
+            commit.record_ns(took.as_nanos() as u64);
         }
+        publish(&wal, &ctx.stats);
         if stopping && drained == 0 && !full {
             let started = Instant::now();
             wal.commit()?;

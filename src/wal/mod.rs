@@ -100,6 +100,7 @@ mod retention;
 mod scan;
 mod segment;
 mod shared;
+mod syncer;
 mod writer;
 
 pub use cursor::{Cursor, FrameRef};

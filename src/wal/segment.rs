@@ -152,6 +152,23 @@ impl Segment {
         self.sealed.load(Ordering::Acquire)
     }
 
+    /// fdatasync of the segment file: its dirty pages and the metadata
+    /// needed to read them back (the unwritten-extent conversion). Any
+    /// thread may call it (syncer.rs does, while the writer appends).
+    pub(crate) fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Publishes `..end` from the sync thread, after the bytes are durable.
+    /// The mark only grows: `fetch_max`, so a writer's own later `publish`
+    /// (which asserts it never moves back) and this cannot undo each other.
+    /// Sound for the sharing rule: the writer wrote `..end` before it handed
+    /// the job over and writes only at or above its own offset, never below.
+    pub(crate) fn publish_synced(&self, end: usize) {
+        assert!(end <= self.len, "publish past the segment end");
+        self.published.fetch_max(end, Ordering::AcqRel);
+    }
+
     /// The immutable prefix: every byte the writer has published.
     pub(crate) fn published(&self) -> &[u8] {
         let end = self.published.load(Ordering::Acquire).min(self.len);
@@ -268,17 +285,9 @@ impl SegmentWriter {
         self.seg.sealed.store(true, Ordering::Release);
     }
 
-    /// fdatasync of the segment file: the mapping's dirty pages and the
-    /// metadata needed to read them back (the unwritten-extent conversion).
+    /// See [`Segment::sync_data`].
     pub(crate) fn sync_data(&self) -> io::Result<()> {
-        // SAFETY: fdatasync only reads the descriptor, which `self.seg.file`
-        // keeps open for the life of the segment.
-        let rc = unsafe { libc::fdatasync(self.seg.file.as_raw_fd()) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        self.seg.sync_data()
     }
 }
 

@@ -4,7 +4,9 @@
 //! sequence number moves. A failed sync stops the writer for good.
 //!
 //! Time is an argument (`poll_commit(now)`), so the commit policy is tested
-//! without sleeping.
+//! without sleeping. The pipeline's writer thread uses
+//! `poll_commit_background`: the same policy, with the fdatasync on the
+//! `wal-sync` thread (syncer.rs) while it goes on appending.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use super::reclaimer::Reclaimer;
 use super::recovery::{self, capacity, RecoveryReport};
 use super::segment::{sample_bytes, SegmentWriter};
 use super::shared::{DurableSeq, Shared, WalHandle};
+use super::syncer::{self, Syncer};
 use crate::config::{SyncMode, WalConfig, WhenFull};
 use crate::sample::Sample;
 
@@ -70,6 +73,8 @@ pub struct Wal {
     pub(crate) full_cause: FullCause,
     /// Drops deleted segments off this thread (their blocks' free can block).
     pub(crate) reclaimer: Reclaimer,
+    /// Background commits; started by the first `poll_commit_background`.
+    syncer: Option<Syncer>,
 }
 
 impl Wal {
@@ -93,6 +98,7 @@ impl Wal {
             stats: WalStats::default(),
             full_cause: FullCause::Quota,
             reclaimer: Reclaimer::start(),
+            syncer: None,
         };
         Ok((wal, r.report))
     }
@@ -220,6 +226,74 @@ impl Wal {
         Ok(Some(durable))
     }
 
+    /// `poll_commit` with the fdatasync on the `wal-sync` thread: when a
+    /// commit is due and none is running, hands it over and returns at once;
+    /// the durable seq moves when the sync returns. Returns how long the
+    /// sync that ended since the last call took, if one did. A failed sync
+    /// stops the writer here (`SyncFailed`), as an inline one does.
+    pub fn poll_commit_background(&mut self, now: Instant) -> Result<Option<Duration>, WalError> {
+        if self.stopped {
+            return Err(WalError::Stopped);
+        }
+        if self.sync != SyncMode::Data {
+            return self.poll_commit(now).map(|_| None);
+        }
+        if self.syncer.is_none() {
+            self.syncer = Syncer::start(Arc::clone(&self.shared));
+        }
+        let Some(syncer) = self.syncer.as_ref() else {
+            let started = Instant::now();
+            return Ok(self.poll_commit(now)?.map(|_| started.elapsed()));
+        };
+        let ended = syncer.take_outcome();
+        let busy = syncer.busy();
+        let synced = self.collect(ended)?;
+        let due = self.pending_bytes >= self.commit_bytes
+            || now.saturating_duration_since(self.last_commit_at) >= self.commit_interval;
+        if self.pending_bytes == 0 || !due || busy {
+            return Ok(synced);
+        }
+        let Some(w) = self.active.as_ref() else {
+            return Ok(synced);
+        };
+        let job = syncer::Job {
+            segment: Arc::clone(w.segment()),
+            end: self.write_offset,
+            durable: self.next_seq,
+        };
+        if let Some(syncer) = self.syncer.as_ref() {
+            syncer.submit(job);
+        }
+        self.pending_bytes = 0;
+        self.last_commit_at = now;
+        Ok(synced)
+    }
+
+    /// Waits for a background commit to end, if one is running.
+    fn settle(&mut self) -> Result<(), WalError> {
+        let ended = self.syncer.as_ref().and_then(Syncer::settle);
+        self.collect(ended).map(|_| ())
+    }
+
+    /// Counts an ended background commit; a failed one stops the writer.
+    fn collect(&mut self, ended: Option<syncer::Outcome>) -> Result<Option<Duration>, WalError> {
+        match ended {
+            None => Ok(None),
+            Some(Ok(took)) => {
+                self.stats.commits += 1;
+                Ok(Some(took))
+            }
+            Some(Err((path, source))) => {
+                self.stopped = true;
+                eprintln!(
+                    "millrace wal: fdatasync failed on {}: {source}; writer stopped",
+                    path.display()
+                );
+                Err(WalError::SyncFailed { path, source })
+            }
+        }
+    }
+
     /// When `poll_commit` will next want to commit, if anything is pending.
     pub fn commit_deadline(&self) -> Option<Instant> {
         (self.pending_bytes > 0).then(|| self.last_commit_at + self.commit_interval)
@@ -235,6 +309,7 @@ impl Wal {
         if self.stopped {
             return Err(WalError::Stopped);
         }
+        self.settle()?;
         if self.pending_bytes > 0 {
             self.sync_active()?;
         }
@@ -270,6 +345,9 @@ impl Wal {
     /// Seals the active segment (synced first) and starts the next one at
     /// `next_seq`, making room under the quota or on the disk first.
     fn roll(&mut self) -> Result<(), WalError> {
+        // A background sync may still publish into the active segment: it
+        // must end before the segment is sealed.
+        self.settle()?;
         if self.pending_bytes > 0 {
             self.sync_active()?;
         }
