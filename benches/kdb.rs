@@ -2,6 +2,11 @@
 //! reused buffer, against the kdbplus crate building and serialising the
 //! same table side by side), and decompression throughput.
 //!
+//! Two encode shapes: tags scattered over a 25,000-tag table (the cache's
+//! worst case), and the plant's (`kdb_encode_plant_10k_rows`): 80 Modbus
+//! responses of 125 consecutive uint16 tags each, from devices all over a
+//! 100 x 1,250-tag table, as the WAL hands them to the sink.
+//!
 //! cargo bench --bench kdb -- --measurement-time 3 --warm-up-time 1
 
 use std::future::Future;
@@ -11,7 +16,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use kdbplus::ipc::{Query, K as QK};
 use millrace::config::TimeType;
 use millrace::kdb::{compress, decompress, encode_upd, kdb_time, MsgType, SymbolTable};
-use millrace::{Quality, Sample, TagId};
+use millrace::{Quality, Sample, TagId, ValueKind};
 
 const ROWS: usize = 10_000;
 const DEVICES: usize = 200;
@@ -52,6 +57,48 @@ fn batch_in_poll_order() -> Vec<Sample> {
     let ts0 = 1_764_000_000_000_000_000i64;
     (0..ROWS)
         .map(|i| Sample::f64(ts0 + (i as i64) * 10_000, TagId(i as u32), (i % 100) as f64))
+        .collect()
+}
+
+const PLANT_DEVICES: u32 = 100;
+const PLANT_TAGS_PER_DEVICE: u32 = 1_250;
+/// Registers per Modbus read (the farm's block size).
+const PLANT_RUN: u32 = 125;
+
+/// The farm's names (`src/farm/emit.rs`): tag `j` of device `i` is
+/// `d{i:05}.hr{j:05}` of device `farm-{i:05}`, ids device by device.
+fn plant_symbols() -> SymbolTable {
+    let mut t = SymbolTable::new();
+    for d in 0..PLANT_DEVICES {
+        for j in 0..PLANT_TAGS_PER_DEVICE {
+            t.push(&format!("d{d:05}.hr{j:05}"), &format!("farm-{d:05}"))
+                .unwrap();
+        }
+    }
+    t
+}
+
+/// 80 responses of 125 registers: uint16 values (`ValueKind::U64`, so not
+/// the float fast path), one timestamp per response, every 40th response a
+/// timeout; response k reads block (3k mod 10) of device (37k mod 100).
+fn plant_batch() -> Vec<Sample> {
+    let ts0 = 1_764_000_000_000_000_000i64;
+    let runs = ROWS as u32 / PLANT_RUN;
+    (0..runs)
+        .flat_map(|k| {
+            let device = (k * 37) % PLANT_DEVICES;
+            let first = device * PLANT_TAGS_PER_DEVICE + ((k * 3) % 10) * PLANT_RUN;
+            let ts = ts0 + i64::from(k) * 1_000_000;
+            (0..PLANT_RUN).map(move |i| {
+                let tag = TagId(first + i);
+                if k % 40 == 39 {
+                    Sample::bad(ts, tag, Quality::Timeout)
+                } else {
+                    let v = u64::from((k * 7 + i * 13) % 65_536);
+                    Sample::new(ts, tag, Quality::Good, ValueKind::U64, v)
+                }
+            })
+        })
         .collect()
 }
 
@@ -145,6 +192,42 @@ fn encode(c: &mut Criterion) {
     }
 }
 
+/// The plant's shape, rows group only: the figure is ns per row.
+fn encode_plant(c: &mut Criterion) {
+    let symbols = plant_symbols();
+    let samples = plant_batch();
+    assert_eq!(samples.len(), ROWS);
+    let mut out = Vec::new();
+    let encode = |samples: &[Sample], out: &mut Vec<u8>| {
+        encode_upd(
+            "plc",
+            samples,
+            0,
+            &symbols,
+            TimeType::Timespan,
+            MsgType::Async,
+            out,
+        )
+        .unwrap();
+    };
+    encode(&samples, &mut out);
+    let theirs = kdbplus_upd(&samples, &symbols, 0);
+    assert_eq!(theirs.len(), out.len(), "same message size");
+    assert_eq!(theirs[8..], out[8..], "same message bytes");
+    let mut g = c.benchmark_group("kdb_encode_plant_10k_rows");
+    g.throughput(Throughput::Elements(ROWS as u64));
+    g.bench_function("millrace_encode_upd", |b| {
+        b.iter(|| {
+            encode(black_box(&samples), &mut out);
+            black_box(out.len())
+        })
+    });
+    g.bench_function("kdbplus_build_and_serialize", |b| {
+        b.iter(|| black_box(kdbplus_upd(black_box(&samples), &symbols, 0)).len())
+    });
+    g.finish();
+}
+
 fn decompression(c: &mut Criterion) {
     let symbols = symbols();
     let samples = batch_in_poll_order();
@@ -174,5 +257,5 @@ fn decompression(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, encode, decompression);
+criterion_group!(benches, encode, encode_plant, decompression);
 criterion_main!(benches);
