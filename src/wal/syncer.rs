@@ -77,13 +77,17 @@ impl Syncer {
         }
     }
 
-    /// True while a job is queued or running.
-    pub(crate) fn busy(&self) -> bool {
-        let state = self.lock();
-        state.job.is_some() || state.running
+    /// Under one lock: the outcome of the job that ended since the last
+    /// collection, if any, and whether a job is still queued or running.
+    /// (Two separate calls could see no outcome, then the job end, then
+    /// "not busy": a submit would then overwrite an uncollected outcome.)
+    pub(crate) fn poll(&self) -> (Option<Outcome>, bool) {
+        let mut state = self.lock();
+        let busy = state.job.is_some() || state.running;
+        (state.outcome.take(), busy)
     }
 
-    /// Hands over a job; the caller checked `busy()` is false.
+    /// Hands over a job; the caller saw `poll()` report it not busy.
     pub(crate) fn submit(&self, job: Job) {
         let mut state = self.lock();
         assert!(
@@ -97,11 +101,6 @@ impl Syncer {
         );
         state.job = Some(job);
         self.state.1.notify_all();
-    }
-
-    /// The outcome of the job that ended since the last call, if any.
-    pub(crate) fn take_outcome(&self) -> Option<Outcome> {
-        self.lock().outcome.take()
     }
 
     /// Waits until no job is queued or running; returns its outcome if one

@@ -245,8 +245,7 @@ impl Wal {
             let started = Instant::now();
             return Ok(self.poll_commit(now)?.map(|_| started.elapsed()));
         };
-        let ended = syncer.take_outcome();
-        let busy = syncer.busy();
+        let (ended, busy) = syncer.poll();
         let synced = self.collect(ended)?;
         let due = self.pending_bytes >= self.commit_bytes
             || now.saturating_duration_since(self.last_commit_at) >= self.commit_interval;
@@ -262,6 +261,8 @@ impl Wal {
             durable: self.next_seq,
         };
         if let Some(syncer) = self.syncer.as_ref() {
+            // Not busy and its outcome collected, both seen under one lock;
+            // only this thread submits.
             syncer.submit(job);
         }
         self.pending_bytes = 0;
