@@ -42,7 +42,7 @@ fn batch() -> Vec<Sample> {
             let tag = TagId(((i * 7919) % (DEVICES * TAGS_PER_DEVICE)) as u32);
             let ts = ts0 + (i as i64) * 10_000;
             if i % 50 == 49 {
-                Sample::bad(ts, tag, Quality::Timeout)
+                Sample::bad(ts, tag, Quality::TIMEOUT)
             } else {
                 Sample::f64(ts, tag, (i as f64).sin() * 100.0)
             }
@@ -92,10 +92,10 @@ fn plant_batch() -> Vec<Sample> {
             (0..PLANT_RUN).map(move |i| {
                 let tag = TagId(first + i);
                 if k % 40 == 39 {
-                    Sample::bad(ts, tag, Quality::Timeout)
+                    Sample::bad(ts, tag, Quality::TIMEOUT)
                 } else {
                     let v = u64::from((k * 7 + i * 13) % 65_536);
-                    Sample::new(ts, tag, Quality::Good, ValueKind::U64, v)
+                    Sample::new(ts, tag, Quality::GOOD, ValueKind::U64, v)
                 }
             })
         })
@@ -128,7 +128,7 @@ fn kdbplus_upd(samples: &[Sample], symbols: &SymbolTable, first_seq: i64) -> Vec
         .map(|s| symbols.device_name(tag(s)).unwrap().to_string())
         .collect();
     let value = samples.iter().map(Sample::value_f64).collect();
-    let quality = samples.iter().map(|s| s.quality).collect();
+    let quality = samples.iter().map(|s| s.quality as i32).collect();
     let seq = (first_seq..first_seq + samples.len() as i64).collect();
     let call = QK::new_compound_list(vec![
         QK::new_symbol(".u.upd".into()),
@@ -138,7 +138,7 @@ fn kdbplus_upd(samples: &[Sample], symbols: &SymbolTable, first_seq: i64) -> Vec
             QK::new_symbol_list(sym, 0),
             QK::new_symbol_list(device, 0),
             QK::new_float_list(value, 0),
-            QK::new_byte_list(quality, 0),
+            QK::new_int_list(quality, 0),
             QK::new_long_list(seq, 0),
         ]),
     ]);

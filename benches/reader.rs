@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use millrace::config::{Area, Backend, DataType, DeviceConfig, Protocol, TagConfig, WordOrder};
+use millrace::config::{Area, Backend, DataType, DeviceConfig, ModbusTag, Protocol, WordOrder};
 use millrace::farm::{Farm, FarmOptions};
 use millrace::reader::{DeviceSpec, Reader, ReaderOptions};
 use millrace::{ring, TagId};
@@ -147,7 +147,7 @@ struct Figures {
 
 fn device(port: u16, w: Workload) -> DeviceConfig {
     let tags = (0..w.requests_per_cycle * REGISTERS)
-        .map(|a| TagConfig {
+        .map(|a| ModbusTag {
             name: format!("t{a}"),
             area: Area::Holding,
             address: a,
@@ -159,18 +159,22 @@ fn device(port: u16, w: Workload) -> DeviceConfig {
             offset: 0.0,
         })
         .collect();
-    DeviceConfig {
-        name: format!("bench{port}"),
-        protocol: Protocol::ModbusTcp,
-        address: format!("127.0.0.1:{port}"),
-        unit_id: 1,
-        poll_interval: w.poll_interval,
-        timeout: Duration::from_secs(5),
-        max_registers: REGISTERS,
-        max_bits: 2000,
-        max_hole: 0,
-        max_inflight: u32::from(w.requests_per_cycle),
-        tags,
+    {
+        let mut d = DeviceConfig::modbus(
+            &format!("bench{port}"),
+            Protocol::ModbusTcp,
+            &format!("127.0.0.1:{port}"),
+            1,
+            w.poll_interval,
+            tags,
+        );
+        d.timeout = Duration::from_secs(5);
+        d.max_inflight = u32::from(w.requests_per_cycle);
+        let m = d.modbus_part_mut().expect("a Modbus device");
+        m.max_registers = REGISTERS;
+        m.max_bits = 2000;
+        m.max_hole = 0;
+        d
     }
 }
 

@@ -39,7 +39,7 @@ const SUMMARY_RUNS: usize = 3;
 const WINDOW_NS: u64 = 100_000;
 
 fn sample(i: u64) -> Sample {
-    Sample::new(i as i64, TagId(i as u32), Quality::Good, ValueKind::U64, i)
+    Sample::new(i as i64, TagId(i as u32), Quality::GOOD, ValueKind::U64, i)
 }
 
 fn pin(core: usize) {

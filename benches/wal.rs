@@ -56,7 +56,7 @@ fn batch() -> Vec<Sample> {
             Sample::new(
                 1_700_000_000_000_000_000 + i as i64,
                 TagId(i as u32),
-                Quality::Good,
+                Quality::GOOD,
                 ValueKind::F64,
                 i,
             )

@@ -464,7 +464,7 @@ mod tests {
         Sample::new(
             i as i64,
             TagId(i as u32),
-            crate::Quality::Good,
+            crate::Quality::GOOD,
             crate::ValueKind::U64,
             i,
         )

@@ -76,15 +76,16 @@ fn defaults_are_the_documented_ones() {
     );
     assert_eq!((sink.user.as_str(), sink.password.expose()), ("", ""));
     let d = &c.devices[0];
+    let m = d.modbus_part().unwrap();
     assert_eq!(
-        (d.protocol, d.unit_id, d.timeout),
+        (d.protocol, m.unit_id, d.timeout),
         (Protocol::ModbusTcp, 1, Duration::from_secs(1))
     );
     assert_eq!(
-        (d.max_registers, d.max_bits, d.max_hole, d.max_inflight),
+        (m.max_registers, m.max_bits, m.max_hole, d.max_inflight),
         (125, 2000, 0, 1)
     );
-    let t = &d.tags[0];
+    let t = &m.tags[0];
     assert_eq!(
         (t.area, t.address, t.data_type),
         (Area::Holding, 100, DataType::Float32)
@@ -121,12 +122,17 @@ fn example_plant_is_accepted() {
         .devices
         .iter()
         .any(|d| d.protocol == Protocol::ModbusRtuTcp));
-    let mut areas: Vec<Area> = c.tags().map(|(_, _, t)| t.area).collect();
+    let modbus_tags = || {
+        c.devices
+            .iter()
+            .flat_map(|d| d.modbus_part().unwrap().tags.iter().map(move |t| (d, t)))
+    };
+    let mut areas: Vec<Area> = modbus_tags().map(|(_, t)| t.area).collect();
     areas.sort();
     areas.dedup();
     assert_eq!(areas.len(), 4, "every area used");
     let types: std::collections::HashSet<&str> =
-        c.tags().map(|(_, _, t)| t.data_type.name()).collect();
+        modbus_tags().map(|(_, t)| t.data_type.name()).collect();
     assert!(types.len() >= 8, "{types:?}");
 
     let output = check_config(&path, None);
@@ -145,7 +151,7 @@ fn example_plant_is_accepted() {
     let per_second: f64 = c
         .devices
         .iter()
-        .map(|d| d.tags.len() as f64 / d.poll_interval.as_secs_f64())
+        .map(|d| d.tag_count() as f64 / d.poll_interval.as_secs_f64())
         .sum();
     assert!(
         stdout.contains(&format!("expected samples per second: {per_second:.1}\n")),
@@ -154,11 +160,14 @@ fn example_plant_is_accepted() {
     // Requests per cycle come from the Modbus planner: at least one per
     // (device, area) in use, at most one per tag.
     let requests: usize = (0..c.devices.len())
-        .map(|i| plan_device(&c.devices[i], c.first_tag(i)).requests.len())
+        .map(|i| {
+            plan_device(c.devices[i].modbus_part().unwrap(), c.first_tag(i))
+                .requests
+                .len()
+        })
         .sum();
-    let mut device_areas: Vec<(&str, Area)> = c
-        .tags()
-        .map(|(_, d, t)| (d.name.as_str(), t.area))
+    let mut device_areas: Vec<(&str, Area)> = modbus_tags()
+        .map(|(d, t)| (d.name.as_str(), t.area))
         .collect();
     device_areas.sort();
     device_areas.dedup();
@@ -178,7 +187,7 @@ fn example_plant_is_accepted() {
 #[test]
 fn excel_style_csv() {
     let c = load_ok(&fixture("csv_excel.toml"));
-    let tags = &c.devices[0].tags;
+    let tags = &c.devices[0].modbus_part().unwrap().tags;
     // One TOML tag, then the five CSV rows; the all-empty row is skipped.
     let names: Vec<&str> = tags.iter().map(|t| t.name.as_str()).collect();
     let expected = [
@@ -209,7 +218,7 @@ fn tag_ids_follow_configuration_order() {
     let mut expected = 0u32;
     for (i, d) in c.devices.iter().enumerate() {
         assert_eq!(c.first_tag(i), TagId(expected));
-        expected += d.tags.len() as u32;
+        expected += d.tag_count() as u32;
     }
     assert_eq!(c.first_tag(c.devices.len()), TagId(expected));
     let ids: Vec<u32> = c.tags().map(|(id, _, _)| id.0).collect();

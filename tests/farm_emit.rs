@@ -30,8 +30,8 @@ fn emitted_config_loads_and_points_at_the_farm() {
     assert_eq!(config.devices.len(), 3);
     for (device, (dc, port)) in (0u32..).zip(config.devices.iter().zip(handle.ports())) {
         assert_eq!(dc.address, format!("127.0.0.1:{port}"));
-        assert_eq!(dc.tags.len(), 7);
-        for (address, tag) in (0u16..).zip(&dc.tags) {
+        assert_eq!(dc.tag_count(), 7);
+        for (address, tag) in (0u16..).zip(&dc.modbus_part().unwrap().tags) {
             assert_eq!(parse_tag_name(&tag.name), Some((device, address)));
             assert_eq!(
                 (tag.area, tag.address, tag.data_type),

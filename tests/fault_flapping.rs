@@ -145,15 +145,15 @@ fn a_thousand_flapping_devices_deliver_verified_rows_and_bad_quality_for_faults(
 
     let windows = starvation_windows(started_ns, ended_ns);
     let check = check_wal(&dir.path().join("wal"), &d, DEVICES, TAGS, &windows);
-    let q = &check.by_quality;
+    let n = |q: Quality| check.by_quality.get(&q.bits()).copied().unwrap_or(0);
     eprintln!(
         "wal: {} samples: good {}, no connection {}, timeout {}, decode error {}, exception {}",
         check.samples,
-        q[0],
-        q[Quality::NO_CONNECTION as usize],
-        q[Quality::TIMEOUT as usize],
-        q[Quality::DECODE_ERROR as usize],
-        q[0x80]
+        n(Quality::GOOD),
+        n(Quality::NO_CONNECTION),
+        n(Quality::TIMEOUT),
+        n(Quality::DECODE_ERROR),
+        n(Quality::modbus_exception(0))
     );
     assert_eq!(check.samples, durable);
     assert_eq!(check.undelivered, 0);
@@ -162,16 +162,10 @@ fn a_thousand_flapping_devices_deliver_verified_rows_and_bad_quality_for_faults(
         "kdb+ got other values than the WAL has"
     );
     // Every kind of fault shows up as its bad quality.
-    assert!(
-        q[Quality::NO_CONNECTION as usize] > 0,
-        "no `no connection` rows"
-    );
-    assert!(q[Quality::TIMEOUT as usize] > 0, "no `timeout` rows");
-    assert!(
-        q[Quality::DECODE_ERROR as usize] > 0,
-        "no `decode error` rows"
-    );
-    assert!(q[0x80] > 0, "no exception rows");
+    assert!(n(Quality::NO_CONNECTION) > 0, "no `no connection` rows");
+    assert!(n(Quality::TIMEOUT) > 0, "no `timeout` rows");
+    assert!(n(Quality::DECODE_ERROR) > 0, "no `decode error` rows");
+    assert!(n(Quality::modbus_exception(0)) > 0, "no exception rows");
     assert_eq!(
         v.rows - v.duplicate_seqs(),
         check.samples,

@@ -554,7 +554,7 @@ fn csv_error(csv: &str) -> String {
 #[test]
 fn csv_addresses_at_and_past_the_top_of_the_register_space() {
     let ok = csv_plant("name,area,address,type\nx,input,65535,uint16\n").unwrap();
-    assert_eq!(ok.devices[0].tags.len(), 2);
+    assert_eq!(ok.devices[0].tag_count(), 2);
     // Two registers starting at the last one run past the address space.
     let e = csv_error("name,area,address,type\nx,input,65535,uint32\n");
     assert!(e.contains("tags.csv:2"), "{e}");
@@ -585,7 +585,7 @@ fn csv_rows_whose_field_count_disagrees_with_the_header() {
     assert!(e.contains("tags.csv:2"), "{e}");
     // Header only: a CSV with no tags is accepted (the TOML has one).
     let ok = csv_plant("name,area,address,type\n").unwrap();
-    assert_eq!(ok.devices[0].tags.len(), 1);
+    assert_eq!(ok.devices[0].tag_count(), 1);
 }
 
 // ---------------------------------------------------------------- Modbus RTU byte counts

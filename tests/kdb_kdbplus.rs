@@ -252,7 +252,7 @@ fn publisher_to_kdbplus_server() {
         let sym = cols[1].as_vec::<String>().unwrap();
         let device = cols[2].as_vec::<String>().unwrap();
         let value = cols[3].as_vec::<f64>().unwrap();
-        let quality = cols[4].as_vec::<u8>().unwrap();
+        let quality = cols[4].as_vec::<i32>().unwrap();
         let seq = cols[5].as_vec::<i64>().unwrap();
         assert_eq!(seq.len(), batch.len());
         for (i, s) in batch.iter().enumerate() {
@@ -267,7 +267,7 @@ fn publisher_to_kdbplus_server() {
                 value[i] == v || (v.is_nan() && value[i].is_nan()),
                 "row {i}"
             );
-            assert_eq!(quality[i], s.quality);
+            assert_eq!(quality[i], s.quality as i32);
             assert_eq!(seq[i], seq0 + i as i64);
         }
     }

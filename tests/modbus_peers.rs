@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use millrace::config::{Area, DataType, DeviceConfig, Protocol, TagConfig, WordOrder};
+use millrace::config::{Area, DataType, DeviceConfig, ModbusTag, Protocol, WordOrder};
 use millrace::protocol::modbus::{ModbusSession, REQUEST_BYTES_MAX};
 use millrace::{Quality, Sample, TagId};
 
@@ -221,7 +221,7 @@ fn start_peer(kind: &str, seed: u32) -> Peer {
     }
 }
 
-fn tag_config(index: usize, t: &serde_json::Value) -> TagConfig {
+fn tag_config(index: usize, t: &serde_json::Value) -> ModbusTag {
     let area = match t["area"].as_str().unwrap() {
         "holding" => Area::Holding,
         "input" => Area::Input,
@@ -249,7 +249,7 @@ fn tag_config(index: usize, t: &serde_json::Value) -> TagConfig {
         "DCBA" => WordOrder::Dcba,
         other => panic!("order {other}"),
     };
-    TagConfig {
+    ModbusTag {
         name: format!("t{index}"),
         area,
         address: t["address"].as_u64().unwrap() as u16,
@@ -263,23 +263,26 @@ fn tag_config(index: usize, t: &serde_json::Value) -> TagConfig {
 }
 
 fn device(peer: &Peer, protocol: Protocol, max_inflight: u32) -> DeviceConfig {
-    DeviceConfig {
-        name: "peer".into(),
-        protocol,
-        address: format!("127.0.0.1:{}", peer.port),
-        unit_id: 1,
-        poll_interval: Duration::from_millis(100),
-        timeout: Duration::from_secs(5),
-        max_registers: 30,
-        max_bits: 2000,
-        max_hole: 2,
-        max_inflight,
-        tags: peer
-            .tags
-            .iter()
-            .enumerate()
-            .map(|(i, t)| tag_config(i, t))
-            .collect(),
+    {
+        let mut d = DeviceConfig::modbus(
+            "peer",
+            protocol,
+            &format!("127.0.0.1:{}", peer.port),
+            1,
+            Duration::from_millis(100),
+            peer.tags
+                .iter()
+                .enumerate()
+                .map(|(i, t)| tag_config(i, t))
+                .collect(),
+        );
+        d.timeout = Duration::from_secs(5);
+        d.max_inflight = max_inflight;
+        let m = d.modbus_part_mut().expect("a Modbus device");
+        m.max_registers = 30;
+        m.max_bits = 2000;
+        m.max_hole = 2;
+        d
     }
 }
 
@@ -345,13 +348,13 @@ fn check(peer: &Peer, samples: &[Sample], cycles: usize) {
     assert_eq!(samples.len(), peer.tags.len() * cycles);
     let mut checked = 0;
     for sample in samples {
-        let t = &peer.tags[sample.tag as usize];
+        let t = &peer.tags[sample.tag_id().0 as usize];
         let what = format!("{t} -> {sample:?}");
         if t["kind"] == "exception" {
-            assert_eq!(sample.quality(), Some(Quality::Exception(2)), "{what}");
+            assert_eq!(sample.quality(), Quality::modbus_exception(2), "{what}");
             continue;
         }
-        assert_eq!(sample.quality(), Some(Quality::Good), "{what}");
+        assert_eq!(sample.quality(), Quality::GOOD, "{what}");
         let expected: u64 = t["expected"].as_str().unwrap().parse().unwrap();
         assert_eq!(sample.value, expected, "{what}");
         let kind = match t["kind"].as_str().unwrap() {
@@ -362,7 +365,7 @@ fn check(peer: &Peer, samples: &[Sample], cycles: usize) {
             "str8" => 4,
             other => panic!("{other}"),
         };
-        assert_eq!(sample.kind, kind, "{what}");
+        assert_eq!(sample.kind_byte(), kind, "{what}");
         checked += 1;
     }
     assert!(checked > 400, "only {checked} values compared");
@@ -372,7 +375,7 @@ fn check(peer: &Peer, samples: &[Sample], cycles: usize) {
 fn modbus_tk_every_type_and_order_pipelined() {
     let peer = start_peer("tk", 7);
     let device = device(&peer, Protocol::ModbusTcp, 4);
-    let plan = millrace::protocol::modbus::plan_device(&device, TagId(0));
+    let plan = millrace::protocol::modbus::plan_device(device.modbus_part().unwrap(), TagId(0));
     assert!(
         plan.requests.len() > 8,
         "the planner should split: {}",

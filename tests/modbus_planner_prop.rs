@@ -15,9 +15,7 @@
 //! by the planner's sweep. Every plan is also checked to be valid itself:
 //! each tag once, inside its request, one area, span and holes within limits.
 
-use std::time::Duration;
-
-use millrace::config::{Area, DataType, DeviceConfig, Protocol, TagConfig, WordOrder};
+use millrace::config::{Area, DataType, ModbusDevice, ModbusTag, WordOrder};
 use millrace::protocol::modbus::{plan_device, DevicePlan};
 use millrace::TagId;
 use proptest::prelude::*;
@@ -34,7 +32,7 @@ const TYPES: [DataType; 6] = [
 
 /// Registers (bits) a tag occupies, from the Modbus data model, not from the
 /// crate's helpers.
-fn width(tag: &TagConfig) -> u32 {
+fn width(tag: &ModbusTag) -> u32 {
     if matches!(tag.area, Area::Coil | Area::Discrete) {
         return 1;
     }
@@ -46,7 +44,7 @@ fn width(tag: &TagConfig) -> u32 {
     }
 }
 
-fn limit(device: &DeviceConfig, area: Area) -> u32 {
+fn limit(device: &ModbusDevice, area: Area) -> u32 {
     if matches!(area, Area::Coil | Area::Discrete) {
         u32::from(device.max_bits)
     } else {
@@ -55,8 +53,8 @@ fn limit(device: &DeviceConfig, area: Area) -> u32 {
 }
 
 /// Can these tags (indices into `device.tags`) be one request?
-fn valid(device: &DeviceConfig, group: &[usize]) -> bool {
-    let tags: Vec<&TagConfig> = group.iter().map(|&i| &device.tags[i]).collect();
+fn valid(device: &ModbusDevice, group: &[usize]) -> bool {
+    let tags: Vec<&ModbusTag> = group.iter().map(|&i| &device.tags[i]).collect();
     let Some(first) = tags.first() else {
         return false;
     };
@@ -91,8 +89,8 @@ fn valid(device: &DeviceConfig, group: &[usize]) -> bool {
 }
 
 /// Fewest valid groups over every set partition (exponential: small n only).
-fn optimal_any_partition(device: &DeviceConfig) -> usize {
-    fn search(device: &DeviceConfig, next: usize, groups: &mut Vec<Vec<usize>>, best: &mut usize) {
+fn optimal_any_partition(device: &ModbusDevice) -> usize {
+    fn search(device: &ModbusDevice, next: usize, groups: &mut Vec<Vec<usize>>, best: &mut usize) {
         if groups.len() >= *best {
             return;
         }
@@ -118,8 +116,8 @@ fn optimal_any_partition(device: &DeviceConfig) -> usize {
 
 /// Fewest requests as runs of the (area, address)-sorted tags, wide tags
 /// alone: O(n^2) validity checks.
-fn optimal_sorted_runs(device: &DeviceConfig) -> usize {
-    let is_wide = |t: &TagConfig| width(t) > limit(device, t.area);
+fn optimal_sorted_runs(device: &ModbusDevice) -> usize {
+    let is_wide = |t: &ModbusTag| width(t) > limit(device, t.area);
     let wide = device.tags.iter().filter(|t| is_wide(t)).count();
     let mut order: Vec<usize> = (0..device.tags.len())
         .filter(|&i| !is_wide(&device.tags[i]))
@@ -138,7 +136,7 @@ fn optimal_sorted_runs(device: &DeviceConfig) -> usize {
 }
 
 /// The plan reads every tag exactly once, inside a valid request.
-fn check_plan(device: &DeviceConfig, plan: &DevicePlan, first_tag: u32) {
+fn check_plan(device: &ModbusDevice, plan: &DevicePlan, first_tag: u32) {
     let mut seen = vec![false; device.tags.len()];
     for request in &plan.requests {
         let group: Vec<usize> = request
@@ -183,13 +181,13 @@ fn device(
     max_bits: u16,
     max_hole: u16,
     base: u16,
-) -> DeviceConfig {
+) -> ModbusDevice {
     let tags = specs
         .iter()
         .enumerate()
         .map(|(i, &(area, address, data_type, length))| {
             let data_type = TYPES[data_type];
-            TagConfig {
+            ModbusTag {
                 name: format!("t{i}"),
                 area: AREAS[area],
                 address: base + address,
@@ -206,17 +204,11 @@ fn device(
             }
         })
         .collect();
-    DeviceConfig {
-        name: "dev".into(),
-        protocol: Protocol::ModbusTcp,
-        address: "127.0.0.1:502".into(),
+    ModbusDevice {
         unit_id: 1,
-        poll_interval: Duration::from_millis(100),
-        timeout: Duration::from_secs(1),
         max_registers,
         max_bits,
         max_hole,
-        max_inflight: 1,
         tags,
     }
 }

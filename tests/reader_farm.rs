@@ -9,7 +9,7 @@ mod reader_support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use millrace::config::{Area, Backend, TagConfig};
+use millrace::config::{Area, Backend, ModbusTag};
 use millrace::farm::{self, Farm, FarmHandle, FarmOptions, FaultRates};
 use millrace::reader::DeviceSpec;
 use millrace::{Quality, Sample};
@@ -18,7 +18,7 @@ use reader_support::*;
 /// Tags of farm device `i`: 125 holding registers, 40 input registers,
 /// 24 coils, 24 discrete inputs, and one holding register past the farm's
 /// end (answered with exception 02).
-fn farm_tags(i: usize) -> Vec<TagConfig> {
+fn farm_tags(i: usize) -> Vec<ModbusTag> {
     let prefix = format!("d{i}");
     let mut all = tags(&prefix, Area::Holding, 0, 125);
     all.extend(tags(&prefix, Area::Input, 500, 40));
@@ -47,7 +47,7 @@ fn farm_specs(
 struct Tally {
     good: usize,
     exception02: usize,
-    by_quality: HashMap<u8, usize>,
+    by_quality: HashMap<Quality, usize>,
 }
 
 /// Checks every sample against the farm's value functions; the tag past
@@ -56,16 +56,16 @@ fn verify_all(specs: &[DeviceSpec], samples: &[Sample]) -> Tally {
     let table = tag_table(specs);
     let mut tally = Tally::default();
     for sample in samples {
-        let (device, tag) = &table[sample.tag as usize];
-        assert_eq!(sample.reserved, [0, 0]);
-        *tally.by_quality.entry(sample.quality).or_default() += 1;
-        let quality = sample.quality().expect("a defined quality byte");
+        let (device, tag) = &table[sample.tag_id().0 as usize];
+        assert!(sample.kind().is_some(), "a defined kind");
+        *tally.by_quality.entry(sample.quality()).or_default() += 1;
+        let quality = sample.quality();
         if tag.address == 20_000 {
             assert!(
                 !quality.is_good(),
                 "read past the farm's end gave a value: {sample:?}"
             );
-            tally.exception02 += usize::from(quality == Quality::Exception(2));
+            tally.exception02 += usize::from(quality == Quality::modbus_exception(2));
             continue;
         }
         if quality.is_good() {
@@ -98,7 +98,7 @@ fn every_value_verifies_and_exceptions_come_through() {
     for backend in BACKENDS {
         let farm = start_farm(4, FaultRates::default(), Duration::from_secs(1));
         let specs = farm_specs(&farm, 4, |_| {});
-        let cycle: usize = specs.iter().map(|s| s.config.tags.len()).sum();
+        let cycle: usize = specs.iter().map(|s| s.config.tag_count()).sum();
         let run = run_until(backend, specs.clone(), RunOptions::default(), |c, s| {
             c.polls >= 40 && s.len() >= 10 * cycle
         });
@@ -108,10 +108,7 @@ fn every_value_verifies_and_exceptions_come_through() {
             tally.exception02 >= 8,
             "{backend:?}: exception 02 not seen: {tally:?}"
         );
-        let bad = run
-            .samples
-            .iter()
-            .filter(|s| s.quality().is_some_and(|q| !q.is_good()));
+        let bad = run.samples.iter().filter(|s| !s.quality().is_good());
         assert_eq!(
             bad.count(),
             tally.exception02,
@@ -215,14 +212,15 @@ fn an_unreachable_device_reports_no_connection_once_per_interval() {
         let run = run_until(backend, specs.clone(), RunOptions::default(), |c, _| {
             c.no_connection_samples >= 50 && c.connect_failures >= 3 && c.responses >= 20
         });
-        let dead_samples: Vec<&Sample> = run.samples.iter().filter(|s| s.tag >= 10).collect();
+        let dead_samples: Vec<&Sample> =
+            run.samples.iter().filter(|s| s.tag_id().0 >= 10).collect();
         assert!(dead_samples
             .iter()
-            .all(|s| s.quality == Quality::NO_CONNECTION));
+            .all(|s| s.quality() == Quality::NO_CONNECTION));
         // One sample per tag per reported interval: the counts per tag agree.
         let mut per_tag = [0usize; 10];
         for s in &dead_samples {
-            per_tag[s.tag as usize - 10] += 1;
+            per_tag[s.tag_id().0 as usize - 10] += 1;
         }
         assert!(
             per_tag.iter().all(|&n| n == per_tag[0]),
@@ -231,7 +229,7 @@ fn an_unreachable_device_reports_no_connection_once_per_interval() {
         let live_good = run
             .samples
             .iter()
-            .filter(|s| s.tag < 10 && s.quality == 0)
+            .filter(|s| s.tag_id().0 < 10 && s.quality == 0)
             .count();
         assert!(
             live_good >= 20,
@@ -245,7 +243,7 @@ fn a_full_ring_delays_polls_and_loses_nothing() {
     for backend in BACKENDS {
         let farm = start_farm(2, FaultRates::default(), Duration::from_secs(1));
         let specs = farm_specs(&farm, 2, |d| d.poll_interval = Duration::from_millis(1));
-        let cycle = specs[0].config.tags.len();
+        let cycle = specs[0].config.tag_count();
         let options = RunOptions {
             ring_slots: 512,
             drain_pause: Duration::from_millis(30),
@@ -267,7 +265,7 @@ fn a_full_ring_delays_polls_and_loses_nothing() {
         verify_all(&specs, &run.samples);
         let mut per_tag = vec![0usize; 2 * cycle];
         for s in &run.samples {
-            per_tag[s.tag as usize] += 1;
+            per_tag[s.tag_id().0 as usize] += 1;
         }
         for device in per_tag.chunks(cycle) {
             let (min, max) = (device.iter().min().unwrap(), device.iter().max().unwrap());

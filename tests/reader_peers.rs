@@ -134,13 +134,13 @@ fn check_against(script: &str, name: &str) {
         let mut good = 0;
         let mut exceptions = Vec::new();
         for sample in &run.samples {
-            let index = sample.tag as usize;
+            let index = sample.tag_id().0 as usize;
             match (expected(index), sample.quality()) {
-                (Some(want), Some(Quality::Good)) => {
+                (Some(want), Quality::GOOD) => {
                     assert_eq!(sample.value_f64(), want, "{name} {backend:?}: tag {index}");
                     good += 1;
                 }
-                (None, Some(q)) => exceptions.push(q),
+                (None, q) => exceptions.push(q),
                 (_, q) => panic!("{name} {backend:?}: tag {index} came with quality {q:?}"),
             }
         }
@@ -153,7 +153,9 @@ fn check_against(script: &str, name: &str) {
             "{name} {backend:?}: the missing address gave nothing"
         );
         assert!(
-            exceptions.iter().all(|q| *q == Quality::Exception(2)),
+            exceptions
+                .iter()
+                .all(|q| *q == Quality::modbus_exception(2)),
             "{name} {backend:?}: want exception 02 (illegal data address): {exceptions:?}"
         );
         let c = run.counters;

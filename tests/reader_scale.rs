@@ -151,7 +151,7 @@ fn ten_thousand_devices_on_one_reader_thread() {
         let run = run_until(backend, specs, options, |_, samples| {
             for s in &samples[seen..] {
                 if s.quality == 0 {
-                    good_per_device[s.tag as usize / TAGS as usize] += 1;
+                    good_per_device[s.tag_id().0 as usize / TAGS as usize] += 1;
                 }
             }
             seen = samples.len();
@@ -162,8 +162,8 @@ fn ten_thousand_devices_on_one_reader_thread() {
             "{backend:?}: not all devices connected"
         );
         for s in run.samples.iter().filter(|s| s.quality == 0) {
-            let device = s.tag as usize / TAGS as usize;
-            let address = (s.tag % u32::from(TAGS)) as u16;
+            let device = s.tag_id().0 as usize / TAGS as usize;
+            let address = (s.tag_id().0 % u32::from(TAGS)) as u16;
             let raw = u16::try_from(s.value).expect("16-bit raw");
             let farm_device = (device % FARM_DEVICES) as u32;
             assert!(

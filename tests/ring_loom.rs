@@ -22,7 +22,7 @@ mod model {
     use millrace::{Quality, Sample, TagId, ValueKind};
 
     fn sample(i: u64) -> Sample {
-        Sample::new(i as i64, TagId(i as u32), Quality::Good, ValueKind::U64, i)
+        Sample::new(i as i64, TagId(i as u32), Quality::GOOD, ValueKind::U64, i)
     }
 
     fn builder() -> loom::model::Builder {

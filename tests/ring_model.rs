@@ -33,7 +33,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn sample(i: u64) -> Sample {
-    Sample::new(i as i64, TagId(i as u32), Quality::Good, ValueKind::U64, !i)
+    Sample::new(i as i64, TagId(i as u32), Quality::GOOD, ValueKind::U64, !i)
 }
 
 proptest! {

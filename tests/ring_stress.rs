@@ -12,7 +12,7 @@ fn sample(i: u64) -> Sample {
     Sample::new(
         i as i64,
         TagId(i as u32),
-        Quality::Good,
+        Quality::GOOD,
         ValueKind::U64,
         i.wrapping_mul(31),
     )

@@ -102,7 +102,7 @@ fn poll_all(
         let mut first_tag = 0u32;
         for device in &config.devices {
             let job = DeviceJob::new(device, first_tag)?;
-            first_tag += device.tags.len() as u32;
+            first_tag += device.tag_count() as u32;
             let (stop, counts, tx) = (Arc::clone(&stop), Arc::clone(counts), tx.clone());
             tasks.push(tokio::spawn(job.run(stop, counts, tx)));
         }
@@ -126,8 +126,14 @@ struct DeviceJob {
 
 impl DeviceJob {
     fn new(device: &DeviceConfig, first_tag: u32) -> Result<DeviceJob, String> {
+        let Some(modbus) = device.modbus_part() else {
+            return Err(format!(
+                "{}: the tokio-modbus baseline polls Modbus devices only",
+                device.name
+            ));
+        };
         // The emitted farm config: tag j is holding register j.
-        for (j, tag) in device.tags.iter().enumerate() {
+        for (j, tag) in modbus.tags.iter().enumerate() {
             if usize::from(tag.address) != j {
                 return Err(format!(
                     "{}: the baseline polls emitted farm configs only (tag {j} at {})",
@@ -140,10 +146,10 @@ impl DeviceJob {
                 .address
                 .parse()
                 .map_err(|e| format!("{}: {e}", device.address))?,
-            unit: device.unit_id,
+            unit: modbus.unit_id,
             interval: device.poll_interval,
             first_tag,
-            register_count: u16::try_from(device.tags.len()).map_err(|e| e.to_string())?,
+            register_count: u16::try_from(modbus.tags.len()).map_err(|e| e.to_string())?,
         })
     }
 
@@ -173,7 +179,7 @@ impl DeviceJob {
                                 Sample::new(
                                     ts_ns,
                                     TagId(tag),
-                                    Quality::Good,
+                                    Quality::GOOD,
                                     ValueKind::U64,
                                     u64::from(r),
                                 )

@@ -40,13 +40,13 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
 fn render(config: &Config) -> Result<String, String> {
     let mut text = String::new();
     for device in &config.devices {
-        for tag in &device.tags {
-            for name in [&tag.name, &device.name] {
+        for tag in device.sample_names() {
+            for name in [tag.as_ref(), device.name.as_str()] {
                 if name.contains(['\t', '\n', '\r']) {
                     return Err(format!("name {name:?} holds a tab or newline"));
                 }
             }
-            text.push_str(&tag.name);
+            text.push_str(&tag);
             text.push('\t');
             text.push_str(&device.name);
             text.push('\n');

@@ -13,7 +13,7 @@ use super::error::{ConfigError, Location, Place};
 use super::suggest::{did_you_mean, one_of};
 use super::tag::{finish_tag, Field, RawTag, AREAS, ORDERS, TYPES};
 use super::tree::lookup_word;
-use super::types::TagConfig;
+use super::types::ModbusTag;
 use super::validate::TagOrigin;
 
 /// Columns a tag CSV may have; the first four are required.
@@ -146,7 +146,7 @@ fn push_record(out: &mut Vec<Record>, fields: Vec<String>, line: u32) {
 }
 
 /// Reads the tags of a CSV file. `file` is used only in messages.
-pub fn parse_tags_csv(text: &str, file: &Path) -> Result<Vec<(TagConfig, TagOrigin)>, ConfigError> {
+pub fn parse_tags_csv(text: &str, file: &Path) -> Result<Vec<(ModbusTag, TagOrigin)>, ConfigError> {
     let at = |line: u32, column: Option<&str>| {
         Location::new(
             file,
@@ -229,7 +229,7 @@ fn read_row(
     row: &Record,
     columns: &[Option<usize>],
     file: &Path,
-) -> Result<(TagConfig, TagOrigin), ConfigError> {
+) -> Result<(ModbusTag, TagOrigin), ConfigError> {
     let line = row.line;
     let at = |column: &str| {
         Location::new(

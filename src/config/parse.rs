@@ -100,10 +100,7 @@ const TIME_TYPES: &[(&str, TimeType)] = &[
     ("timespan", TimeType::Timespan),
     ("timestamp", TimeType::Timestamp),
 ];
-const PROTOCOLS: &[(&str, Protocol)] = &[
-    ("modbus-tcp", Protocol::ModbusTcp),
-    ("modbus-rtu-tcp", Protocol::ModbusRtuTcp),
-];
+const PROTOCOLS: &[(&str, Protocol)] = Protocol::ALL;
 
 const NAME_EXPECTED: &str = "a non-empty name";
 const HOST_PORT_EXPECTED: &str = "`host:port`, e.g. \"10.0.0.5:502\" or \"[::1]:502\"";
@@ -144,7 +141,7 @@ pub fn parse_root(
         }
         names.insert(device.name.clone(), name_at);
         check_overlaps(&device, &origins).map_err(|e| redact(e, &sinks))?;
-        tag_count += device.tags.len();
+        tag_count += device.tag_count();
         if tag_count > TAGS_MAX {
             return Err(ConfigError::new(
                 section.location("name"),
@@ -531,6 +528,11 @@ fn parse_device(
         "`modbus-tcp` or `modbus-rtu-tcp`",
         section.word("protocol", PROTOCOLS)?,
     )?;
+    if protocol.value == Protocol::S7 {
+        return Err(protocol
+            .error("protocol `s7` is not built yet".to_string())
+            .expected("`modbus-tcp` or `modbus-rtu-tcp`"));
+    }
     let address = host_port(section)?;
     let unit_id = required(
         section,
@@ -551,27 +553,28 @@ fn parse_device(
     let max_bits = section
         .integer("max_bits", 1..=2000)?
         .map_or(2000, |n| n.value as u16);
-    let mut device = DeviceConfig {
-        name,
-        protocol: protocol.value,
-        address,
+    let mut modbus = ModbusDevice {
         unit_id: unit_id.value as u8,
-        poll_interval,
-        timeout: positive(section.duration("timeout")?, Duration::from_secs(1))?,
         max_registers,
         max_bits,
         max_hole: section
             .integer("max_hole", 0..=2000)?
             .map_or(0, |n| n.value as u16),
-        max_inflight: section
-            .integer("max_inflight", 1..=INFLIGHT_MAX)?
-            .map_or(1, |n| n.value as u32),
         tags: Vec::new(),
     };
+    let common = (
+        name,
+        address,
+        poll_interval,
+        positive(section.duration("timeout")?, Duration::from_secs(1))?,
+        section
+            .integer("max_inflight", 1..=INFLIGHT_MAX)?
+            .map_or(1, |n| n.value as u32),
+    );
     let mut origins = Vec::new();
     for tag_section in section.tables("tag")? {
         let (tag, origin) = parse_tag(&tag_section)?;
-        device.tags.push(tag);
+        modbus.tags.push(tag);
         origins.push(origin);
     }
     if let Some(csv) = section.string("tags_csv", "a file path")? {
@@ -581,20 +584,30 @@ fn parse_device(
                 .expected("a readable tag CSV file")
         })?;
         for (tag, origin) in parse_tags_csv(&text, &path)? {
-            device.tags.push(tag);
+            modbus.tags.push(tag);
             origins.push(origin);
         }
     }
-    if device.tags.is_empty() {
+    if modbus.tags.is_empty() {
         return Err(section.missing(
             "tag",
             "`[[device.tag]]` tables or a `tags_csv` file with at least one tag",
         ));
     }
+    let (name, address, poll_interval, timeout, max_inflight) = common;
+    let device = DeviceConfig {
+        name,
+        protocol: protocol.value,
+        address,
+        poll_interval,
+        timeout,
+        max_inflight,
+        driver: DriverConfig::Modbus(modbus),
+    };
     Ok((device, origins))
 }
 
-fn parse_tag(section: &Section<'_>) -> Result<(TagConfig, TagOrigin), ConfigError> {
+fn parse_tag(section: &Section<'_>) -> Result<(ModbusTag, TagOrigin), ConfigError> {
     section.check_keys(TAG_KEYS)?;
     let name = required(
         section,

@@ -5,23 +5,33 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::types::{Backend, Config, Protocol, SinkKind, SyncMode, TimeType, WhenFull};
+use super::types::{
+    Backend, Config, DeviceConfig, DriverConfig, SinkKind, SyncMode, TimeType, WhenFull,
+};
 use super::units::{format_duration, format_size};
-use crate::protocol::modbus::plan_device;
+use crate::protocol::{DeviceSession, Session};
 
 /// The summary of a valid configuration.
 pub struct Summary<'a> {
     config: &'a Config,
-    /// Read requests per poll cycle for each device, from the Modbus planner.
-    requests: Option<Vec<usize>>,
+    /// Read requests per poll cycle for each device, from its protocol's
+    /// planner (`Err`: the plan failed, with why).
+    requests: Vec<Result<usize, String>>,
 }
 
 impl<'a> Summary<'a> {
     pub fn new(config: &'a Config) -> Self {
-        Summary {
-            config,
-            requests: requests_per_cycle(config),
-        }
+        let requests = config
+            .devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                DeviceSession::for_device(d, config.first_tag(i))
+                    .map(|s| s.requests_per_cycle())
+                    .map_err(|e| e.problem)
+            })
+            .collect();
+        Summary { config, requests }
     }
 
     /// Samples per second if every device is polled on time: the sum over
@@ -30,27 +40,19 @@ impl<'a> Summary<'a> {
         self.config
             .devices
             .iter()
-            .map(|d| d.tags.len() as f64 / d.poll_interval.as_secs_f64())
+            .map(|d| d.tag_count() as f64 / d.poll_interval.as_secs_f64())
             .sum()
     }
 
-    /// Read requests per poll cycle over all devices, if the planner is built.
-    pub fn requests_per_cycle(&self) -> Option<usize> {
-        self.requests.as_ref().map(|r| r.iter().sum())
+    /// Read requests per poll cycle over all devices (for a plan that cannot
+    /// be made, the error of the first such device).
+    pub fn requests_per_cycle(&self) -> Result<usize, String> {
+        self.requests.iter().try_fold(0, |sum, r| match r {
+            Ok(n) => Ok(sum + n),
+            Err(e) => Err(e.clone()),
+        })
     }
 }
-
-/// Requests per cycle per device, as the Modbus planner lays them out.
-fn requests_per_cycle(config: &Config) -> Option<Vec<usize>> {
-    let plans = config.devices.iter().enumerate();
-    Some(
-        plans
-            .map(|(i, d)| plan_device(d, config.first_tag(i)).requests.len())
-            .collect(),
-    )
-}
-
-const NOT_AVAILABLE: &str = "not available: planner not built yet";
 
 impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -87,8 +89,8 @@ impl fmt::Display for Summary<'_> {
         self.fmt_devices(f)?;
         self.fmt_tags(f)?;
         match self.requests_per_cycle() {
-            Some(n) => writeln!(f, "requests per poll cycle: {n}")?,
-            None => writeln!(f, "requests per poll cycle: {NOT_AVAILABLE}")?,
+            Ok(n) => writeln!(f, "requests per poll cycle: {n}")?,
+            Err(e) => writeln!(f, "requests per poll cycle: no plan: {e}")?,
         }
         writeln!(
             f,
@@ -102,39 +104,54 @@ impl fmt::Display for Summary<'_> {
 impl Summary<'_> {
     fn fmt_devices(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "devices: {}", self.config.devices.len())?;
-        for (i, d) in self.config.devices.iter().enumerate() {
-            let protocol = match d.protocol {
-                Protocol::ModbusTcp => "modbus-tcp",
-                Protocol::ModbusRtuTcp => "modbus-rtu-tcp",
-            };
-            let requests = match self.requests.as_ref().and_then(|r| r.get(i)) {
-                Some(n) => format!("{n} requests/cycle"),
-                None => "requests/cycle n/a".to_string(),
+        for (d, requests) in self.config.devices.iter().zip(&self.requests) {
+            let requests = match requests {
+                Ok(n) => format!("{n} requests/cycle"),
+                Err(e) => format!("no plan ({e})"),
             };
             writeln!(
                 f,
-                "  {} {protocol} {} unit {} poll {} timeout {} inflight {}: {} tags, {requests}",
+                "  {} {} {} {} poll {} timeout {} inflight {}: {} tags, {requests}",
                 d.name,
+                d.protocol,
                 d.address,
-                d.unit_id,
+                protocol_settings(d),
                 format_duration(d.poll_interval),
                 format_duration(d.timeout),
                 d.max_inflight,
-                d.tags.len()
+                d.tag_count()
             )?;
         }
         Ok(())
     }
 
+    /// Tags counted by protocol and area, and by protocol and type.
     fn fmt_tags(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut by_area: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut by_type: BTreeMap<&str, usize> = BTreeMap::new();
-        for (_, _, t) in self.config.tags() {
-            *by_area.entry(t.area.name()).or_default() += 1;
-            *by_type.entry(t.data_type.name()).or_default() += 1;
+        let mut by_area: BTreeMap<String, usize> = BTreeMap::new();
+        let mut by_type: BTreeMap<String, usize> = BTreeMap::new();
+        for d in &self.config.devices {
+            let protocol = d.protocol.name();
+            let mut add = |area: String, data_type: String| {
+                *by_area.entry(format!("{protocol} {area}")).or_default() += 1;
+                *by_type
+                    .entry(format!("{protocol} {data_type}"))
+                    .or_default() += 1;
+            };
+            match &d.driver {
+                DriverConfig::Modbus(m) => {
+                    for t in &m.tags {
+                        add(t.area.name().into(), t.data_type.name().into());
+                    }
+                }
+                DriverConfig::S7(s) => {
+                    for t in &s.tags {
+                        add(t.area.to_string(), t.data_type.to_string());
+                    }
+                }
+            }
         }
         writeln!(f, "tags: {}", self.config.tag_count())?;
-        let join = |m: &BTreeMap<&str, usize>| {
+        let join = |m: &BTreeMap<String, usize>| {
             m.iter()
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect::<Vec<_>>()
@@ -185,6 +202,20 @@ impl Summary<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// The protocol's own settings, in the words of the configuration.
+fn protocol_settings(device: &DeviceConfig) -> String {
+    match &device.driver {
+        DriverConfig::Modbus(m) => format!("unit {}", m.unit_id),
+        DriverConfig::S7(s) => format!(
+            "rack {} slot {} tsap {:#06x} pdu {}",
+            s.rack,
+            s.slot,
+            s.remote_tsap(),
+            s.pdu_size
+        ),
     }
 }
 

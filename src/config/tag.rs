@@ -1,10 +1,10 @@
 //! The rules one tag must follow, shared by `[[device.tag]]` tables and CSV
 //! rows: the words for areas, types and orders, and `finish_tag`, which turns
-//! the parsed fields into a `TagConfig` or names the field that is wrong.
+//! the parsed fields into a `ModbusTag` or names the field that is wrong.
 //! Rules between tags (unique names, overlaps) live in `validate.rs`.
 
 use super::error::{ConfigError, Location};
-use super::types::{Area, DataType, TagConfig, WordOrder};
+use super::types::{Area, DataType, ModbusTag, WordOrder};
 
 pub const AREAS: &[(&str, Area)] = &[
     ("coil", Area::Coil),
@@ -82,7 +82,7 @@ impl Field {
 
 /// Checks one tag on its own. `at` locates a field (its value, or where it
 /// would go if it is absent).
-pub fn finish_tag(raw: RawTag, at: &dyn Fn(Field) -> Location) -> Result<TagConfig, ConfigError> {
+pub fn finish_tag(raw: RawTag, at: &dyn Fn(Field) -> Location) -> Result<ModbusTag, ConfigError> {
     let fail = |field: Field, problem: String, expected: &str| {
         Err(ConfigError::new(at(field), problem).expected(expected.to_string()))
     };
@@ -110,7 +110,7 @@ pub fn finish_tag(raw: RawTag, at: &dyn Fn(Field) -> Location) -> Result<TagConf
     let bit = check_bit(&raw, at)?;
     let length = check_length(&raw, at)?;
     check_scaling(&raw, at)?;
-    let tag = TagConfig {
+    let tag = ModbusTag {
         name: raw.name,
         area: raw.area,
         address: u16::try_from(raw.address).unwrap_or(u16::MAX),

@@ -148,31 +148,360 @@ pub struct ClientCertFiles {
     pub key_file: PathBuf,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The protocol a device speaks: it selects the device's keys, its tag
+/// address syntax and its session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Protocol {
     ModbusTcp,
     ModbusRtuTcp,
+    S7,
 }
 
+impl Protocol {
+    /// Every protocol with the word a configuration uses for it.
+    pub const ALL: &'static [(&'static str, Protocol)] = &[
+        ("modbus-tcp", Protocol::ModbusTcp),
+        ("modbus-rtu-tcp", Protocol::ModbusRtuTcp),
+        ("s7", Protocol::S7),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map_or("?", |(name, _)| name)
+    }
+
+    /// The TCP port used when `address` names none.
+    pub const fn default_port(self) -> Option<u16> {
+        match self {
+            Protocol::ModbusTcp | Protocol::ModbusRtuTcp => None,
+            Protocol::S7 => Some(102),
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What every device has, whatever its protocol, plus the protocol's own
+/// part in `driver`.
 #[derive(Clone, Debug)]
 pub struct DeviceConfig {
     pub name: String,
     pub protocol: Protocol,
-    /// `host:port` as written; resolved when connecting.
+    /// `host:port` as written (the port may be implied by the protocol, see
+    /// `Protocol::default_port`, and is then added); resolved when
+    /// connecting.
     pub address: String,
-    pub unit_id: u8,
     pub poll_interval: Duration,
     pub timeout: Duration,
+    /// Requests in flight on the connection, at least 1 (a protocol may
+    /// negotiate fewer).
+    pub max_inflight: u32,
+    pub driver: DriverConfig,
+}
+
+/// The protocol's own settings and tags. The variant always matches
+/// `DeviceConfig::protocol`.
+#[derive(Clone, Debug)]
+pub enum DriverConfig {
+    Modbus(ModbusDevice),
+    S7(S7Device),
+}
+
+/// A Modbus TCP or RTU-over-TCP device's own settings.
+#[derive(Clone, Debug)]
+pub struct ModbusDevice {
+    pub unit_id: u8,
     /// Registers per read request, 1..=125.
     pub max_registers: u16,
     /// Bits per coil/discrete read request, 1..=2000.
     pub max_bits: u16,
     /// Unused registers (or bits) the planner may read to join two ranges.
     pub max_hole: u16,
-    /// Requests in flight on the connection, at least 1.
-    pub max_inflight: u32,
     /// Unique names, in file order: `[[device.tag]]` tables first, then the CSV rows.
-    pub tags: Vec<TagConfig>,
+    pub tags: Vec<ModbusTag>,
+}
+
+impl DeviceConfig {
+    /// A Modbus device with the defaults of docs/configuration.md: timeout
+    /// 1 s, 125 registers and 2,000 bits per request, no holes, one request
+    /// in flight (tests, benches and the farm build devices this way).
+    pub fn modbus(
+        name: &str,
+        protocol: Protocol,
+        address: &str,
+        unit_id: u8,
+        poll_interval: Duration,
+        tags: Vec<ModbusTag>,
+    ) -> DeviceConfig {
+        DeviceConfig {
+            name: name.to_string(),
+            protocol,
+            address: address.to_string(),
+            poll_interval,
+            timeout: Duration::from_secs(1),
+            max_inflight: 1,
+            driver: DriverConfig::Modbus(ModbusDevice {
+                unit_id,
+                max_registers: 125,
+                max_bits: 2000,
+                max_hole: 0,
+                tags,
+            }),
+        }
+    }
+
+    /// The Modbus part, if this is a Modbus device.
+    pub fn modbus_part(&self) -> Option<&ModbusDevice> {
+        match &self.driver {
+            DriverConfig::Modbus(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn modbus_part_mut(&mut self) -> Option<&mut ModbusDevice> {
+        match &mut self.driver {
+            DriverConfig::Modbus(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn s7_part(&self) -> Option<&S7Device> {
+        match &self.driver {
+            DriverConfig::S7(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Sample names of the device in `TagId` order (an array tag gives one
+    /// name per element).
+    pub fn sample_names(&self) -> Vec<std::borrow::Cow<'_, str>> {
+        match &self.driver {
+            DriverConfig::Modbus(m) => m.tags.iter().map(|t| t.name.as_str().into()).collect(),
+            DriverConfig::S7(s) => s.tags.iter().map(|t| t.name.as_str().into()).collect(),
+        }
+    }
+
+    /// Tag ids the device uses: one per sample name.
+    pub fn tag_count(&self) -> usize {
+        match &self.driver {
+            DriverConfig::Modbus(m) => m.tags.len(),
+            DriverConfig::S7(s) => s.tags.len(),
+        }
+    }
+
+    /// Whether any of the device's tags carries text.
+    pub fn has_text(&self) -> bool {
+        match &self.driver {
+            DriverConfig::Modbus(m) => m.tags.iter().any(|t| t.data_type == DataType::String),
+            DriverConfig::S7(s) => s.tags.iter().any(|t| t.data_type.is_text()),
+        }
+    }
+}
+
+/// An S7 device's own settings (ISO-on-TCP, port 102 unless given).
+#[derive(Clone, Debug)]
+pub struct S7Device {
+    /// Rack of the CPU, 0..=7.
+    pub rack: u8,
+    /// Slot of the CPU, 0..=31 (S7-300: usually 2; S7-1200/1500: 1).
+    pub slot: u8,
+    pub connection_type: S7ConnectionType,
+    /// PDU size requested in Setup Communication, 240..=960; the PLC's
+    /// answer wins (S7-300/1200: 240, S7-400: 480, S7-1500: 960).
+    pub pdu_size: u16,
+    /// Our TSAP in the COTP connect request (0x0100 unless given).
+    pub local_tsap: u16,
+    /// The PLC's TSAP; `None`: from `connection_type`, `rack` and `slot`.
+    pub remote_tsap: Option<u16>,
+    /// Unused bytes the planner may read to join two ranges of one area.
+    pub max_hole: u16,
+    /// Unique names, in file order: `[[device.tag]]` tables first, then the CSV rows.
+    pub tags: Vec<S7Tag>,
+}
+
+impl S7Device {
+    /// The remote TSAP: `connection_type << 8 | rack * 0x20 + slot` unless
+    /// configured.
+    pub fn remote_tsap(&self) -> u16 {
+        self.remote_tsap.unwrap_or(
+            u16::from(self.connection_type as u8) << 8
+                | u16::from(self.rack) * 0x20
+                | u16::from(self.slot),
+        )
+    }
+}
+
+/// The kind of S7 connection, the high byte of the remote TSAP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum S7ConnectionType {
+    /// Programming device (PG).
+    Pg = 1,
+    /// Operator panel (OP).
+    Op = 2,
+    /// S7 basic communication.
+    Basic = 3,
+}
+
+/// An S7 memory area, as Step 7 absolute addresses name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum S7Area {
+    /// Data block `DBn` (area 0x84).
+    Db(u16),
+    /// Bit memory `M` (German `M` too; area 0x83, MK).
+    Merker,
+    /// Process inputs `I` / German `E` (area 0x81, PE).
+    Inputs,
+    /// Process outputs `Q` / German `A` (area 0x82, PA).
+    Outputs,
+}
+
+impl S7Area {
+    /// The area byte of a Read Var item.
+    pub const fn code(self) -> u8 {
+        match self {
+            S7Area::Inputs => 0x81,
+            S7Area::Outputs => 0x82,
+            S7Area::Merker => 0x83,
+            S7Area::Db(_) => 0x84,
+        }
+    }
+    /// The DB number of a Read Var item (0 outside data blocks).
+    pub const fn db_number(self) -> u16 {
+        match self {
+            S7Area::Db(n) => n,
+            _ => 0,
+        }
+    }
+}
+
+/// The S7 data types millrace reads (S7-300/400/1200/1500 names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum S7Type {
+    Bool,
+    Byte,
+    Word,
+    DWord,
+    SInt,
+    USInt,
+    Int,
+    UInt,
+    DInt,
+    UDInt,
+    LInt,
+    ULInt,
+    Real,
+    LReal,
+    Char,
+    /// `string[N]`: max-length byte, actual-length byte, N characters.
+    String(u8),
+    /// `wstring[N]`: max-length u16, actual-length u16, N UTF-16BE units.
+    WString(u16),
+    /// DATE_AND_TIME: 8 bytes BCD.
+    DateAndTime,
+    /// DTL: 12 bytes.
+    Dtl,
+    /// S5TIME: 2 bytes (time base + 3 BCD digits).
+    S5Time,
+    /// TIME: 4 bytes, signed milliseconds.
+    Time,
+}
+
+impl S7Type {
+    /// Bytes the value occupies in the PLC (a bool: 1, the byte of its bit).
+    pub const fn byte_size(self) -> u32 {
+        match self {
+            S7Type::Bool | S7Type::Byte | S7Type::SInt | S7Type::USInt | S7Type::Char => 1,
+            S7Type::Word | S7Type::Int | S7Type::UInt | S7Type::S5Time => 2,
+            S7Type::DWord | S7Type::DInt | S7Type::UDInt | S7Type::Real | S7Type::Time => 4,
+            S7Type::LInt | S7Type::ULInt | S7Type::LReal | S7Type::DateAndTime => 8,
+            S7Type::Dtl => 12,
+            S7Type::String(n) => n as u32 + 2,
+            S7Type::WString(n) => 2 * n as u32 + 4,
+        }
+    }
+
+    pub const fn is_text(self) -> bool {
+        matches!(self, S7Type::Char | S7Type::String(_) | S7Type::WString(_))
+    }
+}
+
+impl std::fmt::Display for S7Area {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            S7Area::Db(n) => write!(f, "DB{n}"),
+            S7Area::Merker => f.write_str("M"),
+            S7Area::Inputs => f.write_str("I"),
+            S7Area::Outputs => f.write_str("Q"),
+        }
+    }
+}
+
+impl S7Type {
+    /// Every type word a configuration may use, without the `[N]` of the
+    /// text types (`string`, `wstring`; their default length follows Step 7:
+    /// 254).
+    pub const NAMES: &'static [(&'static str, S7Type)] = &[
+        ("bool", S7Type::Bool),
+        ("byte", S7Type::Byte),
+        ("word", S7Type::Word),
+        ("dword", S7Type::DWord),
+        ("sint", S7Type::SInt),
+        ("usint", S7Type::USInt),
+        ("int", S7Type::Int),
+        ("uint", S7Type::UInt),
+        ("dint", S7Type::DInt),
+        ("udint", S7Type::UDInt),
+        ("lint", S7Type::LInt),
+        ("ulint", S7Type::ULInt),
+        ("real", S7Type::Real),
+        ("lreal", S7Type::LReal),
+        ("char", S7Type::Char),
+        ("string", S7Type::String(254)),
+        ("wstring", S7Type::WString(254)),
+        ("date_and_time", S7Type::DateAndTime),
+        ("dtl", S7Type::Dtl),
+        ("s5time", S7Type::S5Time),
+        ("time", S7Type::Time),
+    ];
+}
+
+impl std::fmt::Display for S7Type {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            S7Type::String(n) => write!(f, "string[{n}]"),
+            S7Type::WString(n) => write!(f, "wstring[{n}]"),
+            other => {
+                let name = S7Type::NAMES
+                    .iter()
+                    .find(|(_, t)| t == other)
+                    .map_or("?", |(name, _)| name);
+                f.write_str(name)
+            }
+        }
+    }
+}
+
+/// One S7 tag: where it is and how to read it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct S7Tag {
+    /// Unique across the whole configuration.
+    pub name: String,
+    pub area: S7Area,
+    /// Byte offset of the value in its area.
+    pub byte: u32,
+    /// For a bool: the bit 0..=7 of that byte; else 0.
+    pub bit: u8,
+    pub data_type: S7Type,
+    /// value = raw * scale + offset (numeric types), as for Modbus tags.
+    pub scale: f64,
+    pub offset: f64,
 }
 
 /// The four Modbus data areas. Function code to read each: coil 1,
@@ -279,8 +608,9 @@ impl WordOrder {
     }
 }
 
+/// One Modbus tag.
 #[derive(Clone, Debug, PartialEq)]
-pub struct TagConfig {
+pub struct ModbusTag {
     /// Unique across the whole configuration.
     pub name: String,
     pub area: Area,
@@ -298,7 +628,7 @@ pub struct TagConfig {
     pub offset: f64,
 }
 
-impl TagConfig {
+impl ModbusTag {
     pub const fn register_count(&self) -> u16 {
         if self.area.is_bit_area() {
             1
@@ -314,7 +644,7 @@ impl TagConfig {
 impl Config {
     /// Tags of all devices; `TagId`s count from 0 in configuration order.
     pub fn tag_count(&self) -> usize {
-        self.devices.iter().map(|d| d.tags.len()).sum()
+        self.devices.iter().map(DeviceConfig::tag_count).sum()
     }
 
     /// The `TagId` of device `device_index`'s first tag (what the planner's
@@ -324,18 +654,18 @@ impl Config {
             .devices
             .iter()
             .take(device_index)
-            .map(|d| d.tags.len())
+            .map(DeviceConfig::tag_count)
             .sum();
         TagId(u32::try_from(before).unwrap_or(u32::MAX))
     }
 
-    /// Every tag with its id and device, in `TagId` order.
-    pub fn tags(&self) -> impl Iterator<Item = (TagId, &DeviceConfig, &TagConfig)> + '_ {
+    /// Every sample name with its id and device, in `TagId` order.
+    pub fn tags(&self) -> impl Iterator<Item = (TagId, &DeviceConfig, std::borrow::Cow<'_, str>)> {
         self.devices
             .iter()
-            .flat_map(|d| d.tags.iter().map(move |t| (d, t)))
+            .flat_map(|d| d.sample_names().into_iter().map(move |n| (d, n)))
             .enumerate()
-            .map(|(i, (d, t))| (TagId(u32::try_from(i).unwrap_or(u32::MAX)), d, t))
+            .map(|(i, (d, n))| (TagId(u32::try_from(i).unwrap_or(u32::MAX)), d, n))
     }
 
     /// Panics if a promise written on a field does not hold. Validation makes
@@ -350,25 +680,56 @@ impl Config {
         assert!(w.quota >= 2 * w.segment_size);
         assert!(!w.commit_interval.is_zero());
         assert!(!self.sinks.is_empty() && !self.devices.is_empty());
-        assert!(u32::try_from(self.tag_count()).is_ok());
+        assert!(self.tag_count() <= TagId::MAX as usize + 1);
         let mut names = std::collections::HashSet::new();
         for s in &self.sinks {
             assert!(s.batch_rows >= 1 && !s.batch_age.is_zero() && !s.name.is_empty());
         }
         for d in &self.devices {
-            assert!((1..=125).contains(&d.max_registers) && (1..=2000).contains(&d.max_bits));
-            assert!(d.max_inflight >= 1 && !d.poll_interval.is_zero() && !d.tags.is_empty());
-            for t in &d.tags {
-                assert!(names.insert(t.name.as_str()), "duplicate tag {}", t.name);
-                let last = u32::from(t.address) + u32::from(t.register_count()) - 1;
-                assert!(last <= 65535 && t.register_count() >= 1);
-                assert!(!t.area.is_bit_area() || t.data_type == DataType::Bool);
-                assert!(t
-                    .bit
-                    .is_none_or(|b| b <= 15 && t.data_type == DataType::Bool));
-                assert!(t.data_type != DataType::String || (1..=8).contains(&t.length));
-                assert!(t.scale.is_finite() && t.offset.is_finite() && t.scale != 0.0);
+            assert!(d.max_inflight >= 1 && !d.poll_interval.is_zero() && d.tag_count() > 0);
+            for name in d.sample_names() {
+                assert!(names.insert(name.to_string()), "duplicate tag {name}");
             }
+            match &d.driver {
+                DriverConfig::Modbus(m) => {
+                    assert!(matches!(
+                        d.protocol,
+                        Protocol::ModbusTcp | Protocol::ModbusRtuTcp
+                    ));
+                    m.assert_invariants();
+                }
+                DriverConfig::S7(s) => {
+                    assert_eq!(d.protocol, Protocol::S7);
+                    s.assert_invariants();
+                }
+            }
+        }
+    }
+}
+
+impl S7Device {
+    fn assert_invariants(&self) {
+        assert!(self.rack <= 7 && self.slot <= 31);
+        assert!((240..=960).contains(&self.pdu_size));
+        for t in &self.tags {
+            assert!(t.bit <= 7 && (t.bit == 0 || t.data_type == S7Type::Bool));
+            assert!(t.scale.is_finite() && t.offset.is_finite() && t.scale != 0.0);
+        }
+    }
+}
+
+impl ModbusDevice {
+    fn assert_invariants(&self) {
+        assert!((1..=125).contains(&self.max_registers) && (1..=2000).contains(&self.max_bits));
+        for t in &self.tags {
+            let last = u32::from(t.address) + u32::from(t.register_count()) - 1;
+            assert!(last <= 65535 && t.register_count() >= 1);
+            assert!(!t.area.is_bit_area() || t.data_type == DataType::Bool);
+            assert!(t
+                .bit
+                .is_none_or(|b| b <= 15 && t.data_type == DataType::Bool));
+            assert!(t.data_type != DataType::String || (1..=8).contains(&t.length));
+            assert!(t.scale.is_finite() && t.offset.is_finite() && t.scale != 0.0);
         }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use super::error::{ConfigError, Location};
-use super::types::{Area, DeviceConfig, TagConfig};
+use super::types::{Area, DeviceConfig, DriverConfig, ModbusTag};
 
 /// Where a tag was written: its name and its address (TOML value or CSV cell).
 #[derive(Clone, Debug)]
@@ -18,19 +18,18 @@ pub struct TagOrigin {
 
 /// Rejects a tag name used twice anywhere in the configuration.
 pub fn check_unique_names(devices: &[(DeviceConfig, Vec<TagOrigin>)]) -> Result<(), ConfigError> {
-    let mut seen: HashMap<&str, (&Location, &str)> = HashMap::new();
+    let mut seen: HashMap<String, (&Location, &str)> = HashMap::new();
     for (device, origins) in devices {
-        for (tag, origin) in device.tags.iter().zip(origins) {
-            if let Some((first, first_device)) = seen.get(tag.name.as_str()) {
+        for (name, origin) in device.sample_names().into_iter().zip(origins) {
+            if let Some((first, first_device)) = seen.get(name.as_ref()) {
                 let problem = format!(
-                    "duplicate tag name `{}`, first defined at {} (device `{first_device}`)",
-                    tag.name,
+                    "duplicate tag name `{name}`, first defined at {} (device `{first_device}`)",
                     first.short()
                 );
                 return Err(ConfigError::new(origin.name.clone(), problem)
                     .expected("tag names unique across all devices"));
             }
-            seen.insert(&tag.name, (&origin.name, &device.name));
+            seen.insert(name.into_owned(), (&origin.name, &device.name));
         }
     }
     Ok(())
@@ -43,15 +42,23 @@ enum Occupant {
     Bits(Box<[Option<usize>; 16]>),
 }
 
-/// Rejects two tags of one device that read the same register or bit.
-///
+/// Rejects two tags of one Modbus device that read the same register or
+/// bit. (Two S7 tags may read the same bytes, e.g. a DWORD and the REAL in
+/// it: reads have no side effects and the planner merges them.)
+pub fn check_overlaps(device: &DeviceConfig, origins: &[TagOrigin]) -> Result<(), ConfigError> {
+    match &device.driver {
+        DriverConfig::Modbus(m) => check_modbus_overlaps(&m.tags, origins),
+        DriverConfig::S7(_) => Ok(()),
+    }
+}
+
 /// Tags are placed in file order into a map of occupied registers (a tag
 /// covers at most 4), so the first tag that lands on an occupied one is the
 /// first conflict in file order, found in O(tags).
-pub fn check_overlaps(device: &DeviceConfig, origins: &[TagOrigin]) -> Result<(), ConfigError> {
-    assert_eq!(device.tags.len(), origins.len(), "one origin per tag");
-    let mut occupied: HashMap<(Area, u32), Occupant> = HashMap::with_capacity(device.tags.len());
-    for (index, tag) in device.tags.iter().enumerate() {
+fn check_modbus_overlaps(tags: &[ModbusTag], origins: &[TagOrigin]) -> Result<(), ConfigError> {
+    assert_eq!(tags.len(), origins.len(), "one origin per tag");
+    let mut occupied: HashMap<(Area, u32), Occupant> = HashMap::with_capacity(tags.len());
+    for (index, tag) in tags.iter().enumerate() {
         let (first, last) = registers(tag);
         for register in first..=last {
             let slot = occupied.entry((tag.area, register));
@@ -82,7 +89,7 @@ pub fn check_overlaps(device: &DeviceConfig, origins: &[TagOrigin]) -> Result<()
                 },
             };
             if let Some(earlier) = earlier {
-                return Err(overlap_error(device, origins, earlier, index));
+                return Err(overlap_error(tags, origins, earlier, index));
             }
         }
     }
@@ -90,12 +97,12 @@ pub fn check_overlaps(device: &DeviceConfig, origins: &[TagOrigin]) -> Result<()
 }
 
 fn overlap_error(
-    device: &DeviceConfig,
+    tags: &[ModbusTag],
     origins: &[TagOrigin],
     earlier: usize,
     later: usize,
 ) -> ConfigError {
-    let (first, second) = (&device.tags[earlier], &device.tags[later]);
+    let (first, second) = (&tags[earlier], &tags[later]);
     let problem = format!(
         "tag `{}` ({}) overlaps tag `{}` ({}) defined at {}",
         second.name,
@@ -110,12 +117,12 @@ fn overlap_error(
 }
 
 /// First and last register (or bit address) a tag reads.
-fn registers(tag: &TagConfig) -> (u32, u32) {
+fn registers(tag: &ModbusTag) -> (u32, u32) {
     let first = u32::from(tag.address);
     (first, first + u32::from(tag.register_count().max(1)) - 1)
 }
 
-fn describe(tag: &TagConfig) -> String {
+fn describe(tag: &ModbusTag) -> String {
     let (first, last) = registers(tag);
     let area = tag.area.name();
     match (tag.bit, first == last) {
@@ -136,7 +143,7 @@ mod tests {
     use crate::config::error::Place;
     use crate::config::types::{DataType, Protocol, WordOrder};
 
-    fn device(tags: Vec<TagConfig>) -> (DeviceConfig, Vec<TagOrigin>) {
+    fn device(tags: Vec<ModbusTag>) -> (DeviceConfig, Vec<TagOrigin>) {
         let origins = (0..tags.len())
             .map(|i| {
                 let place = Place::Csv {
@@ -150,25 +157,20 @@ mod tests {
                 }
             })
             .collect();
-        let device = DeviceConfig {
-            name: "d".into(),
-            protocol: Protocol::ModbusTcp,
-            address: "h:502".into(),
-            unit_id: 1,
-            poll_interval: Duration::from_millis(100),
-            timeout: Duration::from_secs(1),
-            max_registers: 125,
-            max_bits: 2000,
-            max_hole: 0,
-            max_inflight: 1,
+        let device = DeviceConfig::modbus(
+            "d",
+            Protocol::ModbusTcp,
+            "h:502",
+            1,
+            Duration::from_millis(100),
             tags,
-        };
+        );
         (device, origins)
     }
 
     /// Do tags `a` and `b` read a common register or bit? The plain rule,
     /// pair by pair, as the model for `check_overlaps`.
-    fn conflict(a: &TagConfig, b: &TagConfig) -> bool {
+    fn conflict(a: &ModbusTag, b: &ModbusTag) -> bool {
         if a.area != b.area {
             return false;
         }
@@ -186,7 +188,7 @@ mod tests {
         }
     }
 
-    fn tag_strategy() -> impl Strategy<Value = TagConfig> {
+    fn tag_strategy() -> impl Strategy<Value = ModbusTag> {
         let types = prop::sample::select(vec![
             DataType::Bool,
             DataType::Int16,
@@ -207,7 +209,7 @@ mod tests {
             } else {
                 0
             };
-            TagConfig {
+            ModbusTag {
                 name: String::new(),
                 area,
                 address,

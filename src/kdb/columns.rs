@@ -13,12 +13,14 @@
 //!        | 0b 00 n  "name\0"*n    sym
 //!        | 0b 00 n  "device\0"*n  device
 //!        | 09 00 n  f64*n         value       (Sample::value_f64, NaN = 0n)
-//!        | 04 00 n  u8*n          quality     (byte: the Quality byte as is)
+//!        | 06 00 n  i32*n         quality     (int: the Quality bits as is)
 //!        | 07 00 n  i64*n         seq         (first_seq + index)
 //! ```
 //!
-//! `quality` is a byte column (`x`), not a short: the WAL's quality is one
-//! byte and kdb+ bytes are unsigned, so every value survives unchanged.
+//! `quality` is an int column (`i`): the 32 bits of `sample::Quality`, which
+//! keep every protocol's status code whole (an OPC UA StatusCode, a CIP
+//! general and extended status, an S7 item return code); bad codes are
+//! negative.
 
 #![forbid(unsafe_code)]
 #![deny(clippy::indexing_slicing)]
@@ -126,7 +128,7 @@ pub fn encode_upd_into(
     }
     let (name_bytes, device_bytes) = symbol_column_bytes(samples, symbols)?;
     let prefix = HEADER_SIZE + 6 + (2 + UPD_FUNCTION.len()) + (2 + table.len()) + 6;
-    let total = prefix + 6 * 6 + rows * (8 + 8 + 1 + 8) + name_bytes + device_bytes;
+    let total = prefix + 6 * 6 + rows * (8 + 8 + 4 + 8) + name_bytes + device_bytes;
     if total > u32::MAX as usize {
         return Err(KdbError::MessageTooLarge {
             bytes: total as u64,
@@ -157,7 +159,7 @@ pub fn encode_upd_into(
         sym: w.column(ty::SYMBOL, count, name_bytes),
         device: w.column(ty::SYMBOL, count, device_bytes),
         value: w.column(ty::FLOAT, count, rows * 8),
-        quality: w.column(ty::BYTE, count, rows),
+        quality: w.column(ty::INT, count, rows * 4),
         seq: w.column(ty::LONG, count, rows * 8),
     };
     assert!(w.0.is_empty(), "sizing pass and layout disagree");
@@ -174,7 +176,7 @@ pub fn encode_upd_into(
 /// Runs of rows whose tag ids count up by one: the unit the symbol columns
 /// are sized and copied in.
 fn runs(samples: &[Sample]) -> impl Iterator<Item = &[Sample]> {
-    samples.chunk_by(|a, b| a.tag.checked_add(1) == Some(b.tag))
+    samples.chunk_by(|a, b| a.tag_id().0.checked_add(1) == Some(b.tag_id().0))
 }
 
 /// The run's first tag and its span in the symbol table; `None` for a run
@@ -194,7 +196,7 @@ fn symbol_column_bytes(
         let Some(span) = run_span(run, symbols) else {
             // The run's ids are first, first + 1, ...: its first unknown tag
             // is `first` itself, or the first id past the table.
-            let first = run.first().map_or(0, |s| s.tag);
+            let first = run.first().map_or(0, |s| s.tag_id().0);
             let tag = u32::try_from(symbols.len()).map_or(first, |len| first.max(len));
             return Err(KdbError::UnknownTag { tag });
         };
@@ -251,7 +253,7 @@ fn write_fixed(samples: &[Sample], first_seq: u64, c: Columns<'_>, time: impl Fn
         .iter()
         .zip(c.time.chunks_exact_mut(8))
         .zip(c.value.chunks_exact_mut(8))
-        .zip(c.quality.iter_mut())
+        .zip(c.quality.chunks_exact_mut(4))
         .zip(c.seq.chunks_exact_mut(8));
     // first_seq + rows <= i64::MAX was checked by the caller.
     // One response's rows share their timestamp: convert it once per run.
@@ -264,7 +266,7 @@ fn write_fixed(samples: &[Sample], first_seq: u64, c: Columns<'_>, time: impl Fn
         }
         t.copy_from_slice(&t_last.to_le_bytes());
         v.copy_from_slice(&value_bits(s).to_le_bytes());
-        *q = s.quality;
+        q.copy_from_slice(&s.quality.to_le_bytes());
         n.copy_from_slice(&seq.to_le_bytes());
     }
 }
@@ -297,7 +299,7 @@ fn write_symbols(
 /// sample (the common case, one predictable branch), else `value_f64`.
 #[inline(always)]
 fn value_bits(s: &Sample) -> u64 {
-    if s.quality == Quality::GOOD && s.kind == ValueKind::F64 as u8 {
+    if s.quality == Quality::GOOD.bits() && s.kind_byte() == ValueKind::F64 as u8 {
         s.value
     } else {
         s.value_f64().to_bits()
@@ -375,8 +377,8 @@ mod tests {
                     Data::Floats(samples.iter().map(Sample::value_f64).collect()),
                 ),
                 K::vector(
-                    ty::BYTE,
-                    Data::Bytes(samples.iter().map(|s| s.quality).collect()),
+                    ty::INT,
+                    Data::Ints(samples.iter().map(|s| s.quality as i32).collect()),
                 ),
                 K::vector(
                     ty::LONG,
@@ -415,9 +417,9 @@ mod tests {
             .map(|i| {
                 let ts = (i as i64 - 30) * 3_600_000_000_007 + i64::from(i % 3) * NS_PER_DAY;
                 let quality = if i % 7 == 3 {
-                    Quality::Timeout
+                    Quality::TIMEOUT
                 } else {
-                    Quality::Good
+                    Quality::GOOD
                 };
                 let kind = kinds[i as usize % kinds.len()];
                 Sample::new(ts, TagId(i % 4), quality, kind, u64::from(i) * 0x1234_5678)
@@ -565,7 +567,7 @@ mod tests {
                 let kind = [ValueKind::U64, ValueKind::F64, ValueKind::I64][i % 3];
                 // Timestamps repeat in stretches, as one response's do.
                 let ts = 1_764_000_000_000_000_000 + (i as i64 / 4) * 999_999_937;
-                Sample::new(ts, TagId(tag), Quality::Good, kind, i as u64 * 0x9E37)
+                Sample::new(ts, TagId(tag), Quality::GOOD, kind, i as u64 * 0x9E37)
             })
             .collect()
     }
@@ -611,8 +613,8 @@ mod tests {
         for (tags, unknown) in [
             (vec![n - 2, n - 1, n, n + 1], n),
             (vec![0, 1, n + 5, n + 6], n + 5),
-            (vec![u32::MAX, 0], u32::MAX),
-            (vec![n - 1, u32::MAX - 1, u32::MAX], u32::MAX - 1),
+            (vec![TagId::MAX, 0], TagId::MAX),
+            (vec![n - 1, TagId::MAX - 1, TagId::MAX], TagId::MAX - 1),
         ] {
             let mut out = Vec::new();
             let r = encode_upd(
@@ -646,8 +648,12 @@ mod tests {
                 .flat_map(|&(first, len)| (first..n).take(len));
             let mut samples = rows(tags);
             for (s, &(quality, kind, value)) in samples.iter_mut().zip(&bytes) {
-                s.quality = [Quality::GOOD, quality][usize::from(quality % 3 == 0)];
-                s.kind = kind % 6;
+                let quality = Quality::modbus_exception(quality);
+                s.quality = [Quality::GOOD, quality][usize::from(quality.bits() % 3 == 0)].bits();
+                // Every kind but text (which takes extension records).
+                let kind = [ValueKind::F64, ValueKind::I64, ValueKind::U64, ValueKind::Bool]
+                    [usize::from(kind % 4)];
+                *s = Sample::new(s.ts_ns, s.tag_id(), s.quality(), kind, s.value);
                 s.value = value;
             }
             for time_type in [TimeType::Timespan, TimeType::Timestamp] {

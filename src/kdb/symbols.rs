@@ -99,8 +99,8 @@ impl SymbolTable {
     pub fn from_config(config: &Config) -> Result<Self, KdbError> {
         let mut table = SymbolTable::new();
         for device in &config.devices {
-            for tag in &device.tags {
-                table.push(&tag.name, &device.name)?;
+            for tag in device.sample_names() {
+                table.push(&tag, &device.name)?;
             }
         }
         Ok(table)

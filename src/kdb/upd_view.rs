@@ -684,9 +684,9 @@ mod tests {
 
     fn sample_strategy(tag_count: u32) -> impl Strategy<Value = Sample> {
         let quality = prop_oneof![
-            Just(Quality::Good),
-            Just(Quality::Timeout),
-            Just(Quality::Exception(3))
+            Just(Quality::GOOD),
+            Just(Quality::TIMEOUT),
+            Just(Quality::modbus_exception(3))
         ];
         let kind = prop_oneof![
             Just(ValueKind::F64),

@@ -1,7 +1,19 @@
 //! Sans-IO protocol codecs: bytes and `now` in, samples and requests out. No
 //! sockets, no clocks, no threads, no `unsafe`.
+//!
+//! ```text
+//! session.rs   the seam: the `Session` trait every protocol implements
+//! device.rs    `DeviceSession`, the enum dispatch over the protocols, and
+//!              the per-protocol plan summary check-config prints
+//! modbus/      Modbus TCP and RTU over TCP
+//! ```
 
 #![forbid(unsafe_code)]
 #![deny(clippy::indexing_slicing)]
 
+pub mod device;
 pub mod modbus;
+pub mod session;
+
+pub use device::{BuildError, DeviceSession, ProtocolError, ProtocolNotice};
+pub use session::{ErrorClass, ReceiveError, Received, Session};

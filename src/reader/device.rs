@@ -1,6 +1,7 @@
-//! One device as its reader thread sees it: the Modbus session, the state of
-//! the connection, the poll cadence and the device's counters. Sans-IO: the
-//! shard (shard.rs) decides, a driver (epoll.rs, uring.rs) does the I/O.
+//! One device as its reader thread sees it: its session (any protocol, see
+//! protocol/session.rs), the state of the connection, the poll cadence and
+//! the device's counters. Sans-IO: the shard (shard.rs) decides, a driver
+//! (epoll.rs, uring.rs) does the I/O.
 //!
 //! ```text
 //!   Disconnected{retry_at} --retry_at--> Connecting{deadline} --ok--> Connected
@@ -8,10 +9,13 @@
 //!        +-----------------------------------+---------------------------+
 //!                       close, error, malformed answer: back off
 //! ```
+//!
+//! `Connected` covers the protocol's handshake too: the session says when it
+//! is ready for polls (`Session::is_ready`).
 
 use std::net::SocketAddr;
 
-use crate::protocol::modbus::ModbusSession;
+use crate::protocol::{DeviceSession, Session};
 
 use super::stats::Counters;
 
@@ -29,7 +33,7 @@ pub enum Link {
 }
 
 pub struct Device {
-    pub session: ModbusSession,
+    pub session: DeviceSession,
     pub addr: SocketAddr,
     pub link: Link,
     pub interval_ns: u64,
@@ -44,20 +48,23 @@ pub struct Device {
     /// Whether the device has connected at least once (later tries are
     /// reconnects).
     pub ever_connected: bool,
-    /// Requests of the current cycle handed to the socket, in plan order.
-    pub sent_in_cycle: usize,
-    /// One sample per tag, every cycle.
+    /// Records of one whole poll cycle.
     pub cycle_samples: usize,
     pub counters: Counters,
 }
 
 impl Device {
-    pub fn new(session: ModbusSession, addr: SocketAddr, interval_ns: u64, phase_ns: u64) -> Self {
+    pub fn new(
+        session: DeviceSession,
+        addr: SocketAddr,
+        interval_ns: u64,
+        timeout_ns: u64,
+        phase_ns: u64,
+    ) -> Self {
         assert!(interval_ns > 0);
-        let cycle_samples = session.plan().sample_count();
-        let request_count = session.plan().requests.len();
+        let cycle_samples = session.cycle_samples();
         Device {
-            timeout_ns: session.config().timeout_ns.max(1),
+            timeout_ns: timeout_ns.max(1),
             session,
             addr,
             link: Link::Disconnected { retry_at_ns: 0 },
@@ -66,27 +73,14 @@ impl Device {
             poll_at_ns: phase_ns,
             attempt: 0,
             ever_connected: false,
-            sent_in_cycle: request_count,
             cycle_samples,
             counters: Counters::default(),
         }
     }
 
-    pub fn request_count(&self) -> usize {
-        self.session.plan().requests.len()
-    }
-
-    /// Samples the unsent rest of the current cycle will produce.
-    pub fn unsent_samples(&self) -> usize {
-        let requests = &self.session.plan().requests;
-        requests
-            .get(self.sent_in_cycle..)
-            .map_or(0, |rest| rest.iter().map(|r| r.tags.len()).sum())
-    }
-
-    /// Every request of the cycle sent and answered (or failed).
+    /// A cycle is under way: requests unsent or unanswered.
     pub fn cycle_running(&self) -> bool {
-        self.session.inflight_count() > 0 || self.sent_in_cycle < self.request_count()
+        self.session.inflight_count() > 0 || !self.session.cycle_sent()
     }
 
     /// The one wake-up the scheduler keeps for this device.

@@ -17,7 +17,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::scheduler::DeviceIndex;
 use super::shard::{Clock, Now, Shard, Transport};
-use super::{RX_BUFFER_BYTES, TX_STAGING_BYTES};
+use super::RX_BUFFER_BYTES;
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
 const READS_PER_EVENT_MAX: usize = 16;
@@ -26,7 +26,8 @@ const EVENTS_CAPACITY: usize = 1024;
 const WAIT_NS_MAX: u64 = 100_000_000;
 
 struct Staging {
-    bytes: [u8; TX_STAGING_BYTES],
+    /// Sized once per device (`Shard::staging_sizes`).
+    bytes: Box<[u8]>,
     start: usize,
     end: usize,
 }
@@ -58,13 +59,13 @@ impl Transport for EpollTransport {
 
     fn tx_room(&self, device: DeviceIndex) -> usize {
         let staging = &self.staging[device as usize];
-        TX_STAGING_BYTES - staging.end
+        staging.bytes.len() - staging.end
     }
 
     fn queue(&mut self, device: DeviceIndex, bytes: &[u8]) {
         let staging = &mut self.staging[device as usize];
         let end = staging.end + bytes.len();
-        assert!(end <= TX_STAGING_BYTES, "queue past tx_room");
+        assert!(end <= staging.bytes.len(), "queue past tx_room");
         staging.bytes[staging.end..end].copy_from_slice(bytes);
         staging.end = end;
     }
@@ -76,7 +77,7 @@ impl Transport for EpollTransport {
         };
         let staging = &mut self.staging[index];
         // Bounded: each round writes at least one byte or ends.
-        for _ in 0..TX_STAGING_BYTES {
+        for _ in 0..staging.bytes.len() {
             if staging.start == staging.end {
                 break;
             }
@@ -111,12 +112,15 @@ pub struct EpollDriver {
 }
 
 impl EpollDriver {
-    pub fn new(device_count: usize) -> io::Result<Self> {
+    /// `staging_sizes`: each device's send staging bytes, by device index.
+    pub fn new(staging_sizes: &[usize]) -> io::Result<Self> {
+        let device_count = staging_sizes.len();
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
-        let staging = (0..device_count)
-            .map(|_| Staging {
-                bytes: [0; TX_STAGING_BYTES],
+        let staging = staging_sizes
+            .iter()
+            .map(|&bytes| Staging {
+                bytes: vec![0; bytes].into_boxed_slice(),
                 start: 0,
                 end: 0,
             })
@@ -202,7 +206,7 @@ impl EpollDriver {
                 return false;
             };
             match (stream.take_error(), stream.peer_addr()) {
-                (Ok(None), Ok(_)) => shard.on_connected(device),
+                (Ok(None), Ok(_)) => shard.on_connected(device, now, t),
                 (Ok(None), Err(e)) if e.kind() == io::ErrorKind::NotConnected => {
                     if !(event.is_error() || event.is_write_closed()) {
                         return false; // still connecting

@@ -34,17 +34,14 @@ use std::thread::JoinHandle;
 
 use crate::config::{Backend, Config};
 use crate::kdb::backoff::Backoff;
-use crate::protocol::modbus::REQUEST_BYTES_MAX;
 use crate::ring::Producer;
 
 pub use shard::{DeviceSpec, Shard, Transport};
 pub use stats::{Counters, Stats};
 
-/// The one receive buffer of a thread (epoll), and the size of each
-/// provided buffer (io_uring): a few dozen maximal Modbus frames.
+/// The one receive buffer of a thread (epoll): a few dozen maximal Modbus
+/// frames, more than one of any protocol's largest answer.
 pub const RX_BUFFER_BYTES: usize = 16 * 1024;
-/// Request bytes staged per device before they go to the kernel.
-pub const TX_STAGING_BYTES: usize = 16 * REQUEST_BYTES_MAX;
 
 /// The driver a reader runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,7 +106,7 @@ impl Reader {
         let thread_stop = Arc::clone(&stop);
         let (waker, thread) = match driver {
             Driver::Epoll => {
-                let epoll = epoll::EpollDriver::new(devices.len())?;
+                let epoll = epoll::EpollDriver::new(&shard.staging_sizes())?;
                 let waker = epoll.waker();
                 let thread = builder.spawn(move || {
                     pin(core)?;
@@ -118,7 +115,7 @@ impl Reader {
                 (Some(waker), thread)
             }
             Driver::IoUring => {
-                let uring = uring::UringDriver::new(devices.len())?;
+                let uring = uring::UringDriver::new(&shard.staging_sizes())?;
                 let thread = builder.spawn(move || {
                     pin(core)?;
                     uring.run(shard, &thread_stop)

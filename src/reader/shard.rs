@@ -1,7 +1,9 @@
 //! The driver-agnostic core of one reader thread: its devices, their timers,
 //! the ring promise, and what happens on every event. A driver (epoll.rs,
 //! uring.rs) owns the sockets and calls in here with bytes, connection
-//! outcomes and the time; this calls back out through [`Transport`].
+//! outcomes and the time; this calls back out through [`Transport`]. It is
+//! protocol-blind too: each device's session (protocol/session.rs) turns
+//! bytes into samples and says what to send.
 //!
 //! Backpressure rule: a poll starts only when the ring can take every sample
 //! the cycle will produce on top of everything already promised to requests
@@ -20,7 +22,7 @@ use std::time::Instant;
 use crate::config::DeviceConfig;
 use crate::kdb::backoff::{Backoff, Jitter};
 use crate::metrics::{Stage, StageHistograms, StageRecorder};
-use crate::protocol::modbus::{write_bad, ModbusSession, REQUEST_BYTES_MAX};
+use crate::protocol::{DeviceSession, ErrorClass, ProtocolError, Session};
 use crate::ring::Producer;
 use crate::sample::{Quality, TagId};
 
@@ -67,6 +69,21 @@ const UNARMED: u64 = u64::MAX;
 /// slot is computed from the scheduled one, not from when it ran.
 const SLACK_NS_MAX: u64 = 1_000_000;
 const SLACK_DIVISOR: u64 = 10;
+/// Requests a device's send staging holds (Modbus: 16 x 12 bytes), within
+/// `STAGING_BYTES_MAX` for protocols with large requests (one at least).
+const STAGED_REQUESTS: usize = 16;
+const STAGING_BYTES_MAX: usize = 16 * 1024;
+/// Rounds of `disconnect`/`fail_unsent`/`handle_timeout` calls per event: a
+/// session writes at least one request's samples per round, and a cycle has
+/// at most this many requests (a backstop against a session that never
+/// returns 0).
+const FAIL_ROUNDS_MAX: usize = 1 << 16;
+
+/// Send staging for a device whose longest request is `request_bytes_max`.
+pub fn staging_bytes(request_bytes_max: usize) -> usize {
+    (STAGED_REQUESTS * request_bytes_max)
+        .clamp(request_bytes_max, STAGING_BYTES_MAX.max(request_bytes_max))
+}
 
 pub struct Shard {
     pub devices: Vec<Device>,
@@ -81,6 +98,11 @@ pub struct Shard {
     jitter: Jitter,
     timing: Option<Timing>,
     slack_ns: u64,
+    /// One request's bytes on their way to the staging (the longest
+    /// `request_bytes_max` of the shard's devices).
+    tx_buf: Vec<u8>,
+    /// Per device: name, protocol and address, for log lines.
+    labels: Vec<String>,
 }
 
 /// Latency recording for the poll-round-trip and decode stages, when the
@@ -104,23 +126,27 @@ impl Shard {
     ) -> io::Result<Shard> {
         let mut devices = Vec::with_capacity(specs.len());
         let mut frame_samples_max = 1;
+        let mut labels = Vec::with_capacity(specs.len());
         for (index, spec) in specs.iter().enumerate() {
             let config = &spec.config;
-            let session = ModbusSession::for_device(config, spec.first_tag).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{}: {e:?}", config.name),
-                )
-            })?;
+            let session = DeviceSession::for_device(config, spec.first_tag)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
             let addr = resolve(&config.address)
                 .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", config.name)))?;
             let interval_ns = u64::try_from(config.poll_interval.as_nanos()).unwrap_or(u64::MAX);
+            let timeout_ns = u64::try_from(config.timeout.as_nanos()).unwrap_or(u64::MAX);
             let index = DeviceIndex::try_from(index)
                 .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many devices"))?;
             let phase_ns = initial_phase_ns(index, interval_ns.max(1));
-            let device = Device::new(session, addr, interval_ns.max(1), phase_ns);
-            frame_samples_max = frame_samples_max.max(device.cycle_samples);
+            let device = Device::new(session, addr, interval_ns.max(1), timeout_ns, phase_ns);
+            frame_samples_max = frame_samples_max
+                .max(device.cycle_samples)
+                .max(device.session.samples_per_frame_max());
             devices.push(device);
+            labels.push(format!(
+                "device {} ({} {})",
+                config.name, config.protocol, config.address
+            ));
         }
         if frame_samples_max > producer.capacity() {
             let message = format!(
@@ -132,6 +158,11 @@ impl Shard {
         }
         let count = devices.len();
         let interval_min_ns = devices.iter().map(|d| d.interval_ns).min().unwrap_or(0);
+        let request_bytes_max = devices
+            .iter()
+            .map(|d| d.session.request_bytes_max())
+            .max()
+            .unwrap_or(0);
         Ok(Shard {
             devices,
             scheduler: Scheduler::new(count),
@@ -143,7 +174,18 @@ impl Shard {
             jitter: Jitter::from_entropy(),
             timing: None,
             slack_ns: (interval_min_ns / SLACK_DIVISOR).min(SLACK_NS_MAX),
+            tx_buf: vec![0; request_bytes_max],
+            labels,
         })
+    }
+
+    /// Send staging bytes each device needs, by device index (drivers
+    /// allocate them once).
+    pub fn staging_sizes(&self) -> Vec<usize> {
+        self.devices
+            .iter()
+            .map(|d| staging_bytes(d.session.request_bytes_max()))
+            .collect()
     }
 
     /// Records poll round trips and decode times into `histograms`.
@@ -261,17 +303,20 @@ impl Shard {
         }
     }
 
-    /// The driver saw the connect complete.
-    pub fn on_connected(&mut self, index: DeviceIndex) {
+    /// The driver saw the connect complete: the session starts its
+    /// handshake (or is ready at once) and sends what it has.
+    pub fn on_connected(&mut self, index: DeviceIndex, now: Now, t: &mut impl Transport) {
         let device = self.device(index);
         if !matches!(device.link, Link::Connecting { .. }) {
             return;
         }
         device.link = Link::Connected;
         device.ever_connected = true;
+        device.session.on_connected(now.mono_ns);
         self.stats
             .connected
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.transmit(index, now, t);
         self.rearm(index);
     }
 
@@ -301,7 +346,7 @@ impl Shard {
     }
 
     /// The connection ended (peer closed, I/O error, or our decision): fail
-    /// what is in flight with `NoConnection` and back off.
+    /// what is in flight with `NO_CONNECTION` and back off.
     pub fn on_closed(&mut self, index: DeviceIndex, now: Now, t: &mut impl Transport) {
         if self.device(index).link == Link::Connected {
             self.drop_connection(index, now, t);
@@ -309,35 +354,55 @@ impl Shard {
         }
     }
 
+    /// Ends the connection and the cycle with it: requests in flight and
+    /// the cycle's unsent ones all yield `NO_CONNECTION` samples (their room
+    /// was promised), so nothing of a cycle outlives its connection.
     fn drop_connection(&mut self, index: DeviceIndex, now: Now, t: &mut impl Transport) {
         t.close(index);
         self.stats
             .connected
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         self.count(index, |c| c.disconnects += 1);
+        let in_flight = self.write_rounds(index, |s, out| s.disconnect(now.unix_ns, out));
+        let unsent = self.write_rounds(index, |s, out| {
+            s.fail_unsent(Quality::NO_CONNECTION, now.unix_ns, out)
+        });
+        self.count(index, |c| {
+            c.samples += in_flight + unsent;
+            c.no_connection_samples += unsent;
+        });
+        self.back_off(index, now);
+    }
+
+    /// Calls `write` with ring room for one frame until it writes nothing;
+    /// returns the samples written.
+    fn write_rounds(
+        &mut self,
+        index: DeviceIndex,
+        mut write: impl FnMut(&mut DeviceSession, &mut [crate::Sample]) -> usize,
+    ) -> u64 {
         let device = &mut self.devices[index as usize];
         let (session, out) = (&mut device.session, &mut self.out);
         let frame_max = session.samples_per_frame_max();
-        let mut written_total = 0;
-        for _ in 0..=crate::protocol::modbus::INFLIGHT_MAX {
+        let mut written_total = 0u64;
+        for _ in 0..FAIL_ROUNDS_MAX {
             let written = out
                 .write(frame_max, |slice| {
-                    let n = session.disconnect(now.unix_ns, slice);
+                    let n = write(session, slice);
                     (n, n)
                 })
                 .unwrap_or(0);
-            written_total += written;
+            written_total += written as u64;
             if written == 0 {
                 break;
             }
         }
-        let written_total = written_total as u64;
-        self.count(index, |c| c.samples += written_total);
-        self.back_off(index, now);
+        written_total
     }
 
-    /// Retires requests past their deadline with `Timeout` samples; the
-    /// cycle then carries on with its next request.
+    /// Retires requests past their deadline with `TIMEOUT` samples; the
+    /// cycle then carries on with its next request. A handshake that did not
+    /// finish in time drops the connection.
     fn expire_requests(&mut self, index: DeviceIndex, now: Now, t: &mut impl Transport) {
         let device = &mut self.devices[index as usize];
         if device
@@ -348,29 +413,53 @@ impl Shard {
             return;
         }
         let before = device.session.inflight_count();
-        let (session, out) = (&mut device.session, &mut self.out);
-        let frame_max = session.samples_per_frame_max();
-        let mut written_total = 0;
-        for _ in 0..=crate::protocol::modbus::INFLIGHT_MAX {
-            let written = out
-                .write(frame_max, |slice| {
-                    let n = session.handle_timeout(now.mono_ns, now.unix_ns, slice);
-                    (n, n)
-                })
-                .unwrap_or(0);
-            written_total += written;
-            if written == 0 {
-                break;
+        let mut failed = None;
+        let written = self.write_rounds(index, |s, out| {
+            match s.handle_timeout(now.mono_ns, now.unix_ns, out) {
+                Ok(n) => n,
+                Err(e) => {
+                    failed = Some(e);
+                    0
+                }
             }
-        }
-        let timed_out = (before - device.session.inflight_count()) as u64;
-        let written_total = written_total as u64;
+        });
+        let device = &self.devices[index as usize];
+        let timed_out = before.saturating_sub(device.session.inflight_count()) as u64;
         self.count(index, |c| {
             c.timeouts += timed_out;
-            c.samples += written_total;
+            c.samples += written;
         });
-        if self.device(index).link == Link::Connected {
+        if let Some(error) = failed {
+            self.protocol_failed(index, error, now, t);
+        } else if self.device(index).link == Link::Connected {
             self.transmit(index, now, t);
+        }
+    }
+
+    /// The session reported an error: count it, say it once in the log, and
+    /// drop the connection (the session is reused after the reconnect).
+    fn protocol_failed(
+        &mut self,
+        index: DeviceIndex,
+        error: ProtocolError,
+        now: Now,
+        t: &mut impl Transport,
+    ) {
+        let class = self.devices[index as usize].session.classify(&error);
+        match class {
+            ErrorClass::Malformed => self.count(index, |c| c.malformed += 1),
+            ErrorClass::Handshake => self.count(index, |c| c.connect_failures += 1),
+        }
+        let what = match class {
+            ErrorClass::Malformed => "malformed answer",
+            ErrorClass::Handshake => "handshake failed",
+        };
+        eprintln!(
+            "millrace: {}: {what}, dropping the connection: {error}",
+            self.labels[index as usize]
+        );
+        if self.device(index).link == Link::Connected {
+            self.drop_connection(index, now, t);
         }
     }
 
@@ -380,14 +469,15 @@ impl Shard {
         let (next_slot_ns, skipped) =
             next_poll_ns(device.poll_slot_ns, device.interval_ns, now.mono_ns);
         let busy = match link {
-            Link::Connected => device.cycle_running(),
+            Link::Connected => device.cycle_running() || !device.session.is_ready(),
             Link::Connecting { .. } => true,
             Link::Disconnected { .. } => false,
         };
         if busy {
-            // The previous cycle (or the connect) is still running: this
-            // slot is lost; try again at the next one. A cycle that stalled
-            // on send staging (nothing in flight) gets its requests out now.
+            // The previous cycle (or the connect, or the handshake) is still
+            // running: this slot is lost; try again at the next one. A cycle
+            // that stalled on send staging (nothing in flight) gets its
+            // requests out now.
             self.advance_slot(index, next_slot_ns, skipped + 1);
             if link == Link::Connected && self.devices[index as usize].session.inflight_count() == 0
             {
@@ -396,7 +486,7 @@ impl Shard {
             return;
         }
         let device = &self.devices[index as usize];
-        let unsent = device.unsent_samples();
+        let unsent = device.session.unsent_samples();
         let need = device.cycle_samples - unsent.min(device.cycle_samples);
         if !self.out.try_promise(need) {
             let device = self.device(index);
@@ -408,11 +498,7 @@ impl Shard {
         }
         self.advance_slot(index, next_slot_ns, skipped);
         self.count(index, |c| c.polls += 1);
-        let device = &mut self.devices[index as usize];
-        // The session's own count of unsent requests is not ours: after a
-        // no-connection cycle its cursor sits at 0 while ours says "all sent".
-        let _unsent_in_session = device.session.start_cycle();
-        device.sent_in_cycle = 0;
+        self.devices[index as usize].session.start_cycle();
         if link == Link::Connected {
             self.transmit(index, now, t);
         } else {
@@ -430,49 +516,44 @@ impl Shard {
     }
 
     /// A device that cannot connect still shows up once per interval: one
-    /// `NoConnection` sample per tag (their room was promised by `poll`).
+    /// `NO_CONNECTION` sample per tag (their room was promised by `poll`).
     fn report_no_connection(&mut self, index: DeviceIndex, now: Now) {
-        let device = &mut self.devices[index as usize];
-        let frame_max = device.session.samples_per_frame_max();
-        let mut written_total = 0;
-        for request in &device.session.plan().requests {
-            written_total += self
-                .out
-                .write(frame_max, |slice| {
-                    let n = write_bad(&request.tags, now.unix_ns, Quality::NoConnection, slice);
-                    (n, n)
-                })
-                .unwrap_or(0);
-        }
-        device.sent_in_cycle = device.request_count();
-        let written_total = written_total as u64;
+        let written = self.write_rounds(index, |s, out| {
+            s.fail_unsent(Quality::NO_CONNECTION, now.unix_ns, out)
+        });
         self.count(index, |c| {
-            c.samples += written_total;
-            c.no_connection_samples += written_total;
+            c.samples += written;
+            c.no_connection_samples += written;
         });
     }
 
-    /// Sends the cycle's next requests, up to `max_inflight` outstanding,
-    /// in rounds of what the driver's staging holds.
+    /// Sends what the session has due (handshake steps, or the cycle's next
+    /// requests up to its in-flight limit), in rounds of what the driver's
+    /// staging holds.
     fn transmit(&mut self, index: DeviceIndex, now: Now, t: &mut impl Transport) {
-        let mut buf = [0u8; REQUEST_BYTES_MAX];
-        let request_count = self.devices[index as usize].request_count();
-        // Each round sends at least one request or ends.
-        for _ in 0..=request_count {
+        let device = &mut self.devices[index as usize];
+        let request_bytes_max = device.session.request_bytes_max();
+        let request_count = device.session.requests_per_cycle();
+        // Each round sends at least one message or ends; a cycle plus a
+        // handshake is at most this many.
+        for _ in 0..=request_count + 8 {
             let device = &mut self.devices[index as usize];
             let mut sent = 0u64;
-            while device.sent_in_cycle < request_count && t.tx_room(index) >= REQUEST_BYTES_MAX {
-                let Some(length) = device.session.poll_transmit(now.mono_ns, &mut buf) else {
+            let mut requests = 0u64;
+            while t.tx_room(index) >= request_bytes_max {
+                let ready = device.session.is_ready();
+                let Some(length) = device.session.poll_transmit(now.mono_ns, &mut self.tx_buf)
+                else {
                     break;
                 };
-                t.queue(index, &buf[..length]);
-                device.sent_in_cycle += 1;
+                t.queue(index, self.tx_buf.get(..length).unwrap_or_default());
                 sent += 1;
+                requests += u64::from(ready);
             }
             if sent == 0 {
                 return;
             }
-            self.count(index, |c| c.requests += sent);
+            self.count(index, |c| c.requests += requests);
             if let Some(timing) = &mut self.timing {
                 timing.sent_ns[index as usize] = now.mono_ns;
             }
@@ -485,7 +566,7 @@ impl Shard {
 
     /// Bytes arrived on the device's connection: decode them in place into
     /// the ring, then send what the answers made room for. A protocol error
-    /// closes the connection (counted as malformed) and backs off.
+    /// closes the connection (counted, logged) and backs off.
     pub fn on_recv(&mut self, index: DeviceIndex, chunk: &[u8], now: Now, t: &mut impl Transport) {
         if self.device(index).link != Link::Connected {
             return;
@@ -494,12 +575,12 @@ impl Shard {
         let decode_started = self.timing.is_some().then(Instant::now);
         let device = &mut self.devices[index as usize];
         let inflight_before = device.session.inflight_count();
-        let exceptions_before = device.session.exception_samples();
+        let bad_before = device.session.device_bad_samples();
         let (session, out) = (&mut device.session, &mut self.out);
         let frame_max = session.samples_per_frame_max().max(1);
         let mut rest = chunk;
         let mut samples = 0u64;
-        let mut failed = false;
+        let mut failed: Option<Option<ProtocolError>> = None;
         // Every round consumes at least one frame's bytes or ends.
         for _ in 0..=chunk.len() {
             if rest.is_empty() {
@@ -514,27 +595,28 @@ impl Shard {
                 (written, result)
             });
             let Some(result) = result else {
-                failed = true; // the promise was broken: a bug; do not spin.
+                failed = Some(None); // the promise was broken: a bug; do not spin.
                 break;
             };
             match result {
                 Ok(r) => {
                     samples += r.samples as u64;
                     if r.consumed == 0 && r.samples == 0 {
-                        failed = true;
+                        failed = Some(None);
                         break;
                     }
                     rest = rest.get(r.consumed..).unwrap_or_default();
                 }
                 Err(e) => {
                     samples += e.samples as u64;
-                    failed = true;
+                    failed = Some(Some(e.error));
                     break;
                 }
             }
         }
+        let device = &mut self.devices[index as usize];
         let responses = inflight_before.saturating_sub(device.session.inflight_count()) as u64;
-        let exceptions = device.session.exception_samples() - exceptions_before;
+        let device_bad = device.session.device_bad_samples() - bad_before;
         if responses > 0 {
             device.attempt = 0;
         }
@@ -552,15 +634,28 @@ impl Shard {
             c.bytes_received += bytes;
             c.responses += responses;
             c.samples += samples;
-            c.exception_samples += exceptions;
-            c.malformed += u64::from(failed);
+            c.exception_samples += device_bad;
         });
-        if failed {
-            self.drop_connection(index, now, t);
-        } else {
-            self.transmit(index, now, t);
+        self.log_notices(index);
+        match failed {
+            Some(Some(error)) => self.protocol_failed(index, error, now, t),
+            Some(None) => {
+                self.count(index, |c| c.malformed += 1);
+                self.drop_connection(index, now, t);
+            }
+            None => self.transmit(index, now, t),
         }
         self.rearm(index);
+    }
+
+    /// Logs what the session had to say (once per notice it raises).
+    fn log_notices(&mut self, index: DeviceIndex) {
+        for _ in 0..8 {
+            let Some(notice) = self.devices[index as usize].session.poll_notice() else {
+                return;
+            };
+            eprintln!("millrace: {}: {notice}", self.labels[index as usize]);
+        }
     }
 }
 

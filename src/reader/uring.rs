@@ -41,7 +41,6 @@ use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
 
 use super::scheduler::DeviceIndex;
 use super::shard::{Clock, Now, Shard, Transport};
-use super::TX_STAGING_BYTES;
 
 /// Submission queue entries; the completion queue is twice that.
 const SQ_ENTRIES: u32 = 4096;
@@ -244,7 +243,9 @@ struct Conn {
     addr: libc::sockaddr_storage,
     addr_len: libc::socklen_t,
     recv_armed: bool,
-    staging: [u8; TX_STAGING_BYTES],
+    /// Allocated once (`Shard::staging_sizes`), never resized: the kernel
+    /// reads it during a send.
+    staging: Box<[u8]>,
     /// Bytes staged; `[..sending]` are with the kernel while `send_busy`.
     end: usize,
     sending: usize,
@@ -333,7 +334,7 @@ impl Transport for UringTransport {
         if conn.send_stale {
             0
         } else {
-            TX_STAGING_BYTES - conn.end
+            conn.staging.len() - conn.end
         }
     }
 
@@ -341,7 +342,7 @@ impl Transport for UringTransport {
         let conn = &mut self.conns[device as usize];
         let end = conn.end + bytes.len();
         assert!(
-            end <= TX_STAGING_BYTES && !conn.send_stale,
+            end <= conn.staging.len() && !conn.send_stale,
             "queue past tx_room"
         );
         // Appending after `sending` never touches the bytes the kernel holds.
@@ -482,7 +483,9 @@ fn new_ring() -> io::Result<(IoUring, bool)> {
 }
 
 impl UringDriver {
-    pub fn new(device_count: usize) -> io::Result<Self> {
+    /// `staging_sizes`: each device's send staging bytes, by device index.
+    pub fn new(staging_sizes: &[usize]) -> io::Result<Self> {
+        let device_count = staging_sizes.len();
         let (ring, disabled) = new_ring()?;
         let min_timeout = ring.params().is_feature_min_timeout();
         let slots = u32::try_from(device_count)
@@ -496,15 +499,16 @@ impl UringDriver {
             ring.submitter()
                 .register_buf_ring_with_flags(address, BUFFER_COUNT, BUFFER_GROUP, 0)?
         };
-        let conns = (0..device_count)
-            .map(|_| Conn {
+        let conns = staging_sizes
+            .iter()
+            .map(|&staging_bytes| Conn {
                 fd: -1,
                 generation: 0,
                 // SAFETY: all-zero is a valid sockaddr_storage.
                 addr: unsafe { std::mem::zeroed() },
                 addr_len: 0,
                 recv_armed: false,
-                staging: [0; TX_STAGING_BYTES],
+                staging: vec![0; staging_bytes].into_boxed_slice(),
                 end: 0,
                 sending: 0,
                 send_busy: false,
@@ -641,8 +645,10 @@ impl UringDriver {
         match kind {
             k if k == Kind::Connect as u8 && current => {
                 if result == 0 {
-                    shard.on_connected(device);
-                    if t.arm_recv(device).is_err() {
+                    // Receive armed first: a handshake answer may come fast.
+                    let armed = t.arm_recv(device);
+                    shard.on_connected(device, now, t);
+                    if armed.is_err() {
                         shard.on_closed(device, now, t);
                     }
                 } else {

@@ -35,6 +35,13 @@ pub enum WalError {
     CursorBusy(String),
     /// A cursor may only checkpoint what it has read.
     CheckpointAhead { requested: u64, position: u64 },
+    /// A segment was written in another format version (an older or newer
+    /// millrace): refused whole, never read as this one's.
+    FormatVersion {
+        path: PathBuf,
+        found: u16,
+        supported: u16,
+    },
 }
 
 impl WalError {
@@ -78,6 +85,17 @@ impl fmt::Display for WalError {
             }
             WalError::CursorName(n) => write!(f, "invalid wal cursor name {n:?}"),
             WalError::CursorBusy(n) => write!(f, "wal cursor {n:?} is already open"),
+            WalError::FormatVersion {
+                path,
+                found,
+                supported,
+            } => write!(
+                f,
+                "wal segment {} is in format {found}, this millrace reads format {supported} \
+                 only: deliver its backlog with the millrace version that wrote it (`millrace \
+                 replay`), then move the WAL directory aside; nothing was changed in it",
+                path.display()
+            ),
             WalError::CheckpointAhead {
                 requested,
                 position,

@@ -6,7 +6,9 @@
 use crate::sample::SAMPLE_SIZE;
 
 pub const SEGMENT_MAGIC: [u8; 8] = *b"MLRCWAL\0";
-pub const FORMAT_VERSION: u16 = 1;
+/// 2: 32-bit quality, tag id and kind sharing a word, text records
+/// (`sample.rs`). 1: one-byte quality and kind, 32-bit tag id.
+pub const FORMAT_VERSION: u16 = 2;
 pub const SEGMENT_HEADER_BYTES: usize = 48;
 /// Frame header (16) + batch header (24) in front of the samples.
 pub const FRAME_OVERHEAD_BYTES: usize = 40;
@@ -35,6 +37,23 @@ pub enum HeaderError {
     Version(u16),
     HeaderBytes(u16),
     Crc,
+}
+
+impl std::fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderError::TooShort => f.write_str("shorter than a segment header"),
+            HeaderError::Magic => f.write_str("no millrace WAL magic"),
+            HeaderError::Version(v) => write!(
+                f,
+                "format version {v}, this millrace reads version {FORMAT_VERSION}"
+            ),
+            HeaderError::HeaderBytes(n) => {
+                write!(f, "header size {n} is not {SEGMENT_HEADER_BYTES}")
+            }
+            HeaderError::Crc => f.write_str("header CRC32C mismatch"),
+        }
+    }
 }
 
 impl SegmentHeader {

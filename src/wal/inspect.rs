@@ -119,7 +119,7 @@ fn inspect_segment(dir: &Path, name: &str, seq: u64, next: Option<u64>, out: &mu
             );
             return anomaly(Some(0), "bad segment header", d);
         }
-        Err(e) => return anomaly(Some(0), "bad segment header", format!("{e:?}")),
+        Err(e) => return anomaly(Some(0), "bad segment header", e.to_string()),
     }
     let scan = scan_segment(bytes, seq);
     let (tail_end, tail_frames) = describe_tail(bytes, scan.valid_end);

@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 use super::checkpoint;
 use super::error::WalError;
 use super::format::{
-    FrameError, SegmentHeader, FRAME_OVERHEAD_BYTES, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
-    SEGMENT_HEADER_BYTES,
+    FrameError, HeaderError, SegmentHeader, FORMAT_VERSION, FRAME_OVERHEAD_BYTES,
+    SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_HEADER_BYTES,
 };
 use super::scan::{describe_tail, scan_segment, ScanStop};
 use super::segment::{fallocate, try_lock_exclusive, Segment, SegmentWriter};
@@ -122,6 +122,7 @@ pub(crate) fn recover(cfg: &WalConfig) -> Result<Recovered, WalError> {
         fs::remove_file(tmp).map_err(|e| WalError::io("remove", tmp, e))?;
         report.stray_files_removed.push(tmp.clone());
     }
+    refuse_other_formats(&listing.segments)?;
     let cursors = load_checkpoints(&listing.checkpoints, &mut report)?;
     let checkpoints = || {
         cursors
@@ -436,8 +437,29 @@ fn all_zero(path: &Path) -> Result<bool, WalError> {
     Ok(false)
 }
 
+/// Refuses a directory holding a segment of another format version before
+/// anything in it is changed (a segment without our magic is left to the
+/// scan, which sets damaged files aside).
+fn refuse_other_formats(segments: &[(u64, PathBuf)]) -> Result<(), WalError> {
+    for (_, path) in segments {
+        let mut header = [0u8; SEGMENT_HEADER_BYTES];
+        let read = File::open(path).and_then(|f| f.read_exact_at(&mut header, 0));
+        if read.is_err() {
+            continue;
+        }
+        if let Err(HeaderError::Version(found)) = SegmentHeader::decode(&header) {
+            return Err(WalError::FormatVersion {
+                path: path.clone(),
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+    }
+    Ok(())
+}
+
 fn check_header(w: &SegmentWriter, name_seq: u64) -> Result<(), String> {
-    let h = SegmentHeader::decode(w.bytes()).map_err(|e| format!("{e:?}"))?;
+    let h = SegmentHeader::decode(w.bytes()).map_err(|e| e.to_string())?;
     if h.first_seq != name_seq {
         return Err(format!(
             "first_seq {} differs from the file name",

@@ -10,7 +10,9 @@ use std::fs;
 use std::path::Path;
 
 use super::error::WalError;
-use super::format::{parse_frame, SegmentHeader, SEGMENT_HEADER_BYTES};
+use super::format::{
+    parse_frame, HeaderError, SegmentHeader, FORMAT_VERSION, SEGMENT_HEADER_BYTES,
+};
 use super::recovery::segment_seq;
 use super::segment::{samples_from_bytes, Segment};
 use crate::sample::Sample;
@@ -53,9 +55,23 @@ where
         let seg =
             Segment::open(&path, *first_seq, false).map_err(|e| WalError::io("open", &path, e))?;
         let bytes = seg.published();
-        if !SegmentHeader::decode(bytes).is_ok_and(|h| h.first_seq == *first_seq) {
-            walked.stopped_at = Some(format!("{name}: bad segment header"));
-            return Ok(walked);
+        match SegmentHeader::decode(bytes) {
+            Ok(h) if h.first_seq == *first_seq => {}
+            Ok(_) => {
+                walked.stopped_at = Some(format!("{name}: bad segment header"));
+                return Ok(walked);
+            }
+            Err(HeaderError::Version(found)) => {
+                return Err(WalError::FormatVersion {
+                    path,
+                    found,
+                    supported: FORMAT_VERSION,
+                })
+            }
+            Err(e) => {
+                walked.stopped_at = Some(format!("{name}: bad segment header: {e}"));
+                return Ok(walked);
+            }
         }
         let mut offset = SEGMENT_HEADER_BYTES;
         let mut seq = *first_seq;

@@ -360,8 +360,8 @@ mod tests {
     #[test]
     fn cast_round_trips_and_rejects_misalignment() {
         let s = [
-            Sample::new(1, TagId(2), Quality::Good, ValueKind::U64, 3),
-            Sample::new(-4, TagId(5), Quality::Timeout, ValueKind::F64, 6),
+            Sample::new(1, TagId(2), Quality::GOOD, ValueKind::U64, 3),
+            Sample::new(-4, TagId(5), Quality::TIMEOUT, ValueKind::F64, 6),
         ];
         let b = sample_bytes(&s);
         assert_eq!(b.len(), 48);

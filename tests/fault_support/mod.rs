@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use millrace::farm::verify::Verifier;
 use millrace::farm::{self, EmitOptions};
 use millrace::kdb::Recorder;
+use millrace::sample::Source;
 use millrace::{Quality, Sample};
 
 /// A millrace config for a running farm, edited for tests: metrics on a free
@@ -287,9 +288,9 @@ impl Recorder for Delivered {
 pub struct WalCheck {
     /// Samples in the WAL (seqs `0..samples`).
     pub samples: u64,
-    /// By quality byte: 0 good, 1 no connection, 2 timeout, 3 decode error,
-    /// 0x80.. exceptions (counted together at index 0x80).
-    pub by_quality: Vec<u64>,
+    /// By quality bits; Modbus exceptions counted together under
+    /// `Quality::modbus_exception(0)`.
+    pub by_quality: std::collections::BTreeMap<u32, u64>,
     /// Seqs below the end that never reached kdb+.
     pub undelivered: u64,
     /// Delivered rows whose value differs from the WAL's sample (a good
@@ -313,7 +314,7 @@ pub fn check_wal(
 ) -> WalCheck {
     let mut check = WalCheck {
         samples: 0,
-        by_quality: vec![0; 256],
+        by_quality: Default::default(),
         undelivered: 0,
         value_mismatches: 0,
         good_per_device: vec![0; devices as usize],
@@ -342,14 +343,13 @@ fn note_sample(
     tags_per_device: u32,
     windows: &[(i64, i64)],
 ) {
-    let q = if s.quality & Quality::EXCEPTION_BIT != 0 {
-        0x80
-    } else {
-        s.quality as usize
+    let q = match s.quality().foreign_code() {
+        Some((Source::Modbus, _)) => Quality::modbus_exception(0),
+        _ => s.quality(),
     };
-    check.by_quality[q] += 1;
-    let device = (s.tag / tags_per_device) as usize;
-    if s.quality == Quality::GOOD {
+    *check.by_quality.entry(q.bits()).or_default() += 1;
+    let device = (s.tag_id().0 / tags_per_device) as usize;
+    if s.quality() == Quality::GOOD {
         if let Some(n) = check.good_per_device.get_mut(device) {
             *n += 1;
         }

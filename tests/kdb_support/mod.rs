@@ -123,10 +123,10 @@ pub fn samples(count: usize, ts0: i64) -> Vec<Sample> {
             let ts = ts0 + i as i64 * 1_000_003;
             match i % 5 {
                 0 => Sample::f64(ts, tag, i as f64 * 0.5 - 3.0),
-                1 => Sample::new(ts, tag, Quality::Good, ValueKind::I64, (-(i as i64)) as u64),
-                2 => Sample::bad(ts, tag, Quality::Timeout),
-                3 => Sample::new(ts, tag, Quality::Good, ValueKind::Bool, 1),
-                _ => Sample::bad(ts, tag, Quality::Exception(2)),
+                1 => Sample::new(ts, tag, Quality::GOOD, ValueKind::I64, (-(i as i64)) as u64),
+                2 => Sample::bad(ts, tag, Quality::TIMEOUT),
+                3 => Sample::new(ts, tag, Quality::GOOD, ValueKind::Bool, 1),
+                _ => Sample::bad(ts, tag, Quality::modbus_exception(2)),
             }
         })
         .collect()

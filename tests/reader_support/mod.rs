@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use millrace::config::{Area, Backend, DataType, DeviceConfig, Protocol, TagConfig, WordOrder};
+use millrace::config::{Area, Backend, DataType, DeviceConfig, ModbusTag, Protocol, WordOrder};
 use millrace::kdb::backoff::Backoff;
 use millrace::reader::{Counters, DeviceSpec, Reader, ReaderOptions};
 use millrace::ring;
@@ -17,8 +17,8 @@ use millrace::{Sample, TagId};
 /// not optional here: if it cannot be set up, its run fails.
 pub const BACKENDS: [Backend; 2] = [Backend::Epoll, Backend::IoUring];
 
-pub fn tag(name: &str, area: Area, address: u16, data_type: DataType) -> TagConfig {
-    TagConfig {
+pub fn tag(name: &str, area: Area, address: u16, data_type: DataType) -> ModbusTag {
+    ModbusTag {
         name: name.to_string(),
         area,
         address,
@@ -32,7 +32,7 @@ pub fn tag(name: &str, area: Area, address: u16, data_type: DataType) -> TagConf
 }
 
 /// `count` tags of one area from `start`: uint16 registers or bools.
-pub fn tags(prefix: &str, area: Area, start: u16, count: u16) -> Vec<TagConfig> {
+pub fn tags(prefix: &str, area: Area, start: u16, count: u16) -> Vec<ModbusTag> {
     let data_type = if area.is_bit_area() {
         DataType::Bool
     } else {
@@ -50,19 +50,23 @@ pub fn tags(prefix: &str, area: Area, start: u16, count: u16) -> Vec<TagConfig> 
         .collect()
 }
 
-pub fn device(name: &str, port: u16, tags: Vec<TagConfig>) -> DeviceConfig {
-    DeviceConfig {
-        name: name.to_string(),
-        protocol: Protocol::ModbusTcp,
-        address: format!("127.0.0.1:{port}"),
-        unit_id: 1,
-        poll_interval: Duration::from_millis(20),
-        timeout: Duration::from_millis(500),
-        max_registers: 125,
-        max_bits: 2000,
-        max_hole: 0,
-        max_inflight: 1,
-        tags,
+pub fn device(name: &str, port: u16, tags: Vec<ModbusTag>) -> DeviceConfig {
+    {
+        let mut d = DeviceConfig::modbus(
+            name,
+            Protocol::ModbusTcp,
+            &format!("127.0.0.1:{port}"),
+            1,
+            Duration::from_millis(20),
+            tags,
+        );
+        d.timeout = Duration::from_millis(500);
+        d.max_inflight = 1;
+        let m = d.modbus_part_mut().expect("a Modbus device");
+        m.max_registers = 125;
+        m.max_bits = 2000;
+        m.max_hole = 0;
+        d
     }
 }
 
@@ -76,18 +80,25 @@ pub fn specs(devices: Vec<DeviceConfig>) -> Vec<DeviceSpec> {
                 config,
                 first_tag: TagId(first),
             };
-            first += spec.config.tags.len() as u32;
+            first += spec.config.tag_count() as u32;
             spec
         })
         .collect()
 }
 
 /// The (device index, tag) of every tag id of `specs`.
-pub fn tag_table(specs: &[DeviceSpec]) -> Vec<(usize, TagConfig)> {
+pub fn tag_table(specs: &[DeviceSpec]) -> Vec<(usize, ModbusTag)> {
     specs
         .iter()
         .enumerate()
-        .flat_map(|(d, s)| s.config.tags.iter().map(move |t| (d, t.clone())))
+        .flat_map(|(d, s)| {
+            s.config
+                .modbus_part()
+                .unwrap()
+                .tags
+                .iter()
+                .map(move |t| (d, t.clone()))
+        })
         .collect()
 }
 

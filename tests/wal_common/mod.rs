@@ -25,9 +25,9 @@ pub fn config(dir: &Path, segment_size: u64, quota: u64, when_full: WhenFull) ->
 /// The sample the tests store at `seq`.
 pub fn sample(seq: u64) -> Sample {
     let quality = if seq % 7 == 3 {
-        Quality::Timeout
+        Quality::TIMEOUT
     } else {
-        Quality::Good
+        Quality::GOOD
     };
     Sample::new(
         seq as i64 * 1_000 + 17,

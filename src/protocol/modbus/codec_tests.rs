@@ -83,7 +83,7 @@ fn spec_6_1_read_coils() {
     assert_eq!(bits, "1011001111010110101");
     assert!(out
         .iter()
-        .all(|s| s.kind == ValueKind::Bool as u8 && s.quality == 0));
+        .all(|s| s.kind_byte() == ValueKind::Bool as u8 && s.quality == 0));
 }
 
 #[test]
@@ -458,7 +458,7 @@ fn transaction_and_unit_id_must_match_an_outstanding_request() {
     );
     // The matched request still ends in one sample per tag.
     assert_eq!(err.samples, 1);
-    assert_eq!(out[0].quality(), Some(Quality::DecodeError));
+    assert_eq!(out[0].quality(), Quality::DECODE_ERROR);
     assert_eq!(s.inflight_count(), 0);
 }
 
@@ -492,7 +492,7 @@ fn a_matched_response_that_breaks_ends_its_request_in_decode_error_samples() {
     for (i, sample) in out[..2].iter().enumerate() {
         assert_eq!(
             *sample,
-            Sample::bad(9, TagId(i as u32), Quality::DecodeError)
+            Sample::bad(9, TagId(i as u32), Quality::DECODE_ERROR)
         );
     }
     assert_eq!(s.inflight_count(), 0);
@@ -615,7 +615,7 @@ fn thirty_two_bit_orders() {
         &[0xFF, 0xFE, 0xFF, 0xFF],
     );
     assert_eq!(neg.value as i64, -2);
-    assert_eq!(neg.kind, ValueKind::I64 as u8);
+    assert_eq!(neg.kind_byte(), ValueKind::I64 as u8);
 }
 
 #[test]
@@ -673,7 +673,7 @@ fn bits_in_registers_strings_and_scaling() {
     text.length = 5;
     let s = decode_one(text, b"HELLO\0");
     assert_eq!(s.value.to_le_bytes(), *b"HELLO\0\0\0");
-    assert_eq!(s.kind, ValueKind::Str8 as u8);
+    assert_eq!(s.kind_byte(), ValueKind::Str8 as u8);
     text.order = WordOrder::Badc;
     assert_eq!(
         decode_one(text, b"EHLL\0O").value.to_le_bytes(),
@@ -683,7 +683,7 @@ fn bits_in_registers_strings_and_scaling() {
     let mut scaled = planned(0, 0, DataType::Int16, WordOrder::Abcd);
     (scaled.scale, scaled.value_offset, scaled.scaled) = (0.1, -40.0, true);
     let s = decode_one(scaled, &[0x01, 0xF4]); // 500
-    assert_eq!(s.kind, ValueKind::F64 as u8);
+    assert_eq!(s.kind_byte(), ValueKind::F64 as u8);
     assert!((f64::from_bits(s.value) - 10.0).abs() < 1e-9);
 }
 
@@ -704,7 +704,7 @@ fn nan_and_infinities_are_kept() {
         &[0x7F, 0xC0, 0, 1],
     );
     assert!(f64::from_bits(nan.value).is_nan());
-    assert_eq!(nan.quality, Quality::GOOD);
+    assert_eq!(nan.quality(), Quality::GOOD);
 }
 
 // ---- session
@@ -752,11 +752,11 @@ fn session_decodes_pipelined_responses_out_of_order_and_exceptions() {
             samples: 3
         }
     );
-    assert_eq!((out[0].tag, out[0].value), (12, 1));
-    assert_eq!((out[1].tag, f64::from_bits(out[1].value)), (10, 1.5));
+    assert_eq!((out[0].tag_id().0, out[0].value), (12, 1));
+    assert_eq!((out[1].tag_id().0, f64::from_bits(out[1].value)), (10, 1.5));
     assert_eq!(
-        (out[2].tag, out[2].quality()),
-        (11, Some(Quality::Exception(2)))
+        (out[2].tag_id().0, out[2].quality()),
+        (11, Quality::modbus_exception(2))
     );
     assert!(out[..3].iter().all(|s| s.ts_ns == 99));
     assert!(s.cycle_done());
@@ -784,13 +784,13 @@ fn session_respects_max_inflight_and_reports_timeouts() {
     let mut out = [Sample::default(); 4];
     assert_eq!(s.handle_timeout(1_099, 5, &mut out), 0);
     assert_eq!(s.handle_timeout(1_100, 5, &mut out), 1);
-    assert_eq!((out[0].tag, out[0].quality()), (0, Some(Quality::Timeout)));
+    assert_eq!((out[0].tag_id().0, out[0].quality()), (0, Quality::TIMEOUT));
     assert!(s.poll_transmit(1_100, &mut buf).is_some());
     assert_eq!(s.start_cycle(), 0);
     assert_eq!(s.disconnect(6, &mut out), 2);
     assert!(out[..2]
         .iter()
-        .all(|s| s.quality() == Some(Quality::NoConnection)));
+        .all(|s| s.quality() == Quality::NO_CONNECTION));
     assert_eq!(s.inflight_count(), 0);
 }
 

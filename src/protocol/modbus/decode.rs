@@ -43,7 +43,7 @@ pub fn write_bad(tags: &[PlannedTag], ts_ns: i64, quality: Quality, out: &mut [S
 }
 
 fn good(ts_ns: i64, tag: TagId, kind: ValueKind, value: u64) -> Sample {
-    Sample::new(ts_ns, tag, Quality::Good, kind, value)
+    Sample::new(ts_ns, tag, Quality::GOOD, kind, value)
 }
 
 fn bit_sample(tag: &PlannedTag, data: &[u8], ts_ns: i64) -> Sample {
@@ -55,7 +55,7 @@ fn bit_sample(tag: &PlannedTag, data: &[u8], ts_ns: i64) -> Sample {
             ValueKind::Bool,
             u64::from((byte >> (index % 8)) & 1),
         ),
-        None => Sample::bad(ts_ns, tag.tag, Quality::DecodeError),
+        None => Sample::bad(ts_ns, tag.tag, Quality::DECODE_ERROR),
     }
 }
 
@@ -63,7 +63,7 @@ fn bit_sample(tag: &PlannedTag, data: &[u8], ts_ns: i64) -> Sample {
 fn register_sample(tag: &PlannedTag, data: &[u8], ts_ns: i64) -> Sample {
     let first = 2 * usize::from(tag.offset);
     let Some((kind, value)) = raw_value(tag, data, first) else {
-        return Sample::bad(ts_ns, tag.tag, Quality::DecodeError);
+        return Sample::bad(ts_ns, tag.tag, Quality::DECODE_ERROR);
     };
     if tag.scaled && !matches!(kind, ValueKind::Bool | ValueKind::Str8) {
         let scaled = as_f64(kind, value) * tag.scale + tag.value_offset;
@@ -110,7 +110,7 @@ fn as_f64(kind: ValueKind, value: u64) -> f64 {
         ValueKind::F64 => f64::from_bits(value),
         ValueKind::I64 => value as i64 as f64,
         ValueKind::U64 => value as f64,
-        ValueKind::Bool | ValueKind::Str8 => f64::NAN,
+        ValueKind::Bool | ValueKind::Str8 | ValueKind::Text | ValueKind::TextExt => f64::NAN,
     }
 }
 

@@ -15,6 +15,8 @@ pub enum RequestError {
         start: u16,
         quantity: u16,
     },
+    /// A Modbus session was asked for a device of another protocol.
+    NotModbus,
 }
 
 /// Bytes from the device that break the protocol. After any of these the

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use crate::config::{Area, DataType, DeviceConfig, Protocol, TagConfig, WordOrder};
-use crate::sample::{Quality, Sample, TagId};
+use crate::config::{Area, DataType, DeviceConfig, ModbusTag, Protocol, WordOrder};
+use crate::sample::{Quality, Sample, Source, TagId, ValueKind};
 
 use super::error::ModbusError;
 use super::planner::plan_device;
@@ -22,8 +22,8 @@ fn fuzz_tag(
     address: u16,
     data_type: DataType,
     order: WordOrder,
-) -> TagConfig {
-    TagConfig {
+) -> ModbusTag {
+    ModbusTag {
         name: name.to_string(),
         area,
         address,
@@ -69,19 +69,17 @@ pub fn fuzz_device(protocol: Protocol) -> DeviceConfig {
             _ => {}
         }
     }
-    DeviceConfig {
-        name: "fuzz".into(),
+    let mut device = DeviceConfig::modbus(
+        "fuzz",
         protocol,
-        address: "127.0.0.1:502".into(),
-        unit_id: 1,
-        poll_interval: Duration::from_millis(100),
-        timeout: Duration::from_micros(100),
-        max_registers: 125,
-        max_bits: 2000,
-        max_hole: 0,
-        max_inflight: 8,
+        "127.0.0.1:502",
+        1,
+        Duration::from_millis(100),
         tags,
-    }
+    );
+    device.timeout = Duration::from_micros(100);
+    device.max_inflight = 8;
+    device
 }
 
 /// Chunk sizes from a seed: xorshift, 1..=max.
@@ -127,9 +125,12 @@ pub fn fuzz_session(data: &[u8]) -> SessionRun {
         Protocol::ModbusRtuTcp
     };
     let device = fuzz_device(protocol);
-    let tag_count = device.tags.len() as u32;
-    let config = SessionConfig::from_device(&device);
-    let plan = plan_device(&device, TagId(FUZZ_TAG_FIRST));
+    let tag_count = device.tag_count() as u32;
+    let (Some(config), Some(modbus)) = (SessionConfig::from_device(&device), device.modbus_part())
+    else {
+        panic!("the fuzz device is a Modbus device");
+    };
+    let plan = plan_device(modbus, TagId(FUZZ_TAG_FIRST));
     let Ok(mut session) = ModbusSession::new(config, plan) else {
         panic!("the fuzz device plans valid requests");
     };
@@ -182,10 +183,11 @@ pub fn fuzz_session(data: &[u8]) -> SessionRun {
 impl SessionRun {
     fn count(&mut self, samples: &[Sample]) {
         for sample in samples {
-            match sample.quality() {
-                Some(Quality::Good) => self.good_samples += 1,
-                Some(Quality::Exception(_)) => self.exception_samples += 1,
-                _ => {}
+            let quality = sample.quality();
+            if quality == Quality::GOOD {
+                self.good_samples += 1;
+            } else if matches!(quality.foreign_code(), Some((Source::Modbus, _))) {
+                self.exception_samples += 1;
             }
         }
     }
@@ -196,10 +198,11 @@ fn check_samples(samples: Option<&[Sample]>, tag_count: u32, decode_errors: bool
         panic!("more samples reported than the slice holds");
     };
     for sample in samples {
-        assert!(sample.tag >= FUZZ_TAG_FIRST && sample.tag < FUZZ_TAG_FIRST + tag_count);
+        let tag = sample.tag_id().0;
+        assert!(tag >= FUZZ_TAG_FIRST && tag < FUZZ_TAG_FIRST + tag_count);
         assert_eq!(sample.ts_ns, 7);
-        assert!(sample.quality().is_some());
-        assert!(decode_errors || sample.quality() != Some(Quality::DecodeError));
+        assert!(sample.kind().is_some_and(|k| k != ValueKind::TextExt));
+        assert!(decode_errors || sample.quality() != Quality::DECODE_ERROR);
     }
     samples
 }

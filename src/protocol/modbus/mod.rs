@@ -33,7 +33,7 @@
 //! }
 //!
 //! // timers: wake at session.next_deadline_ns()
-//! let n = session.handle_timeout(now_ns, ts_ns, &mut out);   // Quality::Timeout samples
+//! let n = session.handle_timeout(now_ns, ts_ns, &mut out);   // Quality::TIMEOUT samples
 //! ```
 //!
 //! - `now_ns` is monotonic time (deadlines), `ts_ns` the UNIX time stamped
@@ -47,7 +47,7 @@
 //!   sample per tag. Close the socket, call
 //!   `disconnect` (writes `NoConnection` samples for outstanding requests,
 //!   drops partial frames), reconnect, carry on with the same session.
-//! - Exception responses are not errors: they yield `Quality::Exception(code)`
+//! - Exception responses are not errors: they yield `Quality::modbus_exception(code)`
 //!   samples for the request's tags.
 //! - A late answer to a timed-out request (TCP) is `TransactionIdUnknown`:
 //!   reconnect, as for any error.
@@ -75,6 +75,7 @@ mod session;
 mod tcp_framer;
 mod transactions;
 
+pub use crate::protocol::session::Received;
 pub use crc::crc16;
 pub use decode::{decode_samples, write_bad};
 pub use error::{ModbusError, RequestError};
@@ -84,9 +85,7 @@ pub use program::DecodeProgram;
 pub use request::{ReadFunction, ReadRequest};
 pub use response::{check_response, Payload};
 pub use rtu_framer::{RtuFrame, RtuFramer};
-pub use session::{
-    Framing, ModbusSession, ReceiveError, Received, SessionConfig, REQUEST_BYTES_MAX,
-};
+pub use session::{Framing, ModbusSession, ReceiveError, SessionConfig, REQUEST_BYTES_MAX};
 pub use tcp_framer::{MbapFramer, TcpFrame};
 pub use transactions::{Inflight, TransactionTable, INFLIGHT_MAX};
 

@@ -64,7 +64,7 @@
 //! checks the claim against an exhaustive search of every set partition of
 //! small random tag sets and against a dynamic program over sorted runs.
 
-use crate::config::{Area, DataType, DeviceConfig, TagConfig, WordOrder};
+use crate::config::{Area, DataType, ModbusDevice, ModbusTag, WordOrder};
 use crate::sample::TagId;
 
 use super::limits::{READ_BITS_MAX, READ_REGISTERS_MAX};
@@ -92,7 +92,7 @@ pub struct PlannedTag {
 }
 
 impl PlannedTag {
-    fn from_config(tag: TagId, offset: u16, config: &TagConfig) -> Self {
+    fn from_config(tag: TagId, offset: u16, config: &ModbusTag) -> Self {
         PlannedTag {
             tag,
             offset,
@@ -208,8 +208,8 @@ impl Open {
 /// and does not break the sweep around it. The fewest requests for these
 /// rules: see the module documentation. Requests come out sorted by (area,
 /// start, first tag id).
-pub fn plan_device(device: &DeviceConfig, first_tag: TagId) -> DevicePlan {
-    let mut sorted: Vec<(Area, u16, u32, &TagConfig)> = device
+pub fn plan_device(device: &ModbusDevice, first_tag: TagId) -> DevicePlan {
+    let mut sorted: Vec<(Area, u16, u32, &ModbusTag)> = device
         .tags
         .iter()
         .enumerate()

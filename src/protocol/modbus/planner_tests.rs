@@ -2,15 +2,13 @@
 
 #![allow(clippy::indexing_slicing)] // tests index their own fixtures, not wire data
 
-use std::time::Duration;
-
-use crate::config::{Area, DataType, DeviceConfig, Protocol, TagConfig, WordOrder};
+use crate::config::{Area, DataType, ModbusDevice, ModbusTag, WordOrder};
 use crate::sample::TagId;
 
 use super::{plan_device, DevicePlan};
 
-fn tag(name: &str, area: Area, address: u16, data_type: DataType) -> TagConfig {
-    TagConfig {
+fn tag(name: &str, area: Area, address: u16, data_type: DataType) -> ModbusTag {
+    ModbusTag {
         name: name.to_string(),
         area,
         address,
@@ -23,18 +21,12 @@ fn tag(name: &str, area: Area, address: u16, data_type: DataType) -> TagConfig {
     }
 }
 
-fn device(tags: Vec<TagConfig>, max_registers: u16, max_hole: u16) -> DeviceConfig {
-    DeviceConfig {
-        name: "dev".into(),
-        protocol: Protocol::ModbusTcp,
-        address: "127.0.0.1:502".into(),
+fn device(tags: Vec<ModbusTag>, max_registers: u16, max_hole: u16) -> ModbusDevice {
+    ModbusDevice {
         unit_id: 1,
-        poll_interval: Duration::from_millis(100),
-        timeout: Duration::from_secs(1),
         max_registers,
         max_bits: 2000,
         max_hole,
-        max_inflight: 1,
         tags,
     }
 }

@@ -92,7 +92,7 @@ impl DecodeProgram {
                 segments.push(Segment::Run {
                     run_type,
                     order: first.order,
-                    tail: RunTail::new(first.tag, Quality::Good, run_type.kind()),
+                    tail: RunTail::new(first.tag, Quality::GOOD, run_type.kind()),
                     first_register: first.offset,
                     count: (end - index) as u16,
                 });
@@ -211,7 +211,7 @@ fn decode_run(
     };
     // Not reachable after `check_response`; keeps a short response harmless.
     for (index, sample) in slot.iter_mut().enumerate().skip(written) {
-        *sample = Sample::bad(ts_ns, tail.tag(index as u32), Quality::DecodeError);
+        *sample = Sample::bad(ts_ns, tail.tag(index as u32), Quality::DECODE_ERROR);
     }
     slot.len()
 }

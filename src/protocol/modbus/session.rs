@@ -3,6 +3,7 @@
 //! the clock and every buffer. See the module documentation in mod.rs.
 
 use crate::config::{DeviceConfig, Protocol};
+use crate::protocol::session::{ErrorClass, Received, Session};
 use crate::sample::{Quality, Sample, TagId};
 
 use super::decode::write_bad;
@@ -37,38 +38,24 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
-    pub fn from_device(device: &DeviceConfig) -> Self {
-        SessionConfig {
-            unit_id: device.unit_id,
+    /// `None` for a device of another protocol.
+    pub fn from_device(device: &DeviceConfig) -> Option<Self> {
+        let modbus = device.modbus_part()?;
+        Some(SessionConfig {
+            unit_id: modbus.unit_id,
             framing: match device.protocol {
-                Protocol::ModbusTcp => Framing::Tcp,
                 Protocol::ModbusRtuTcp => Framing::RtuOverTcp,
+                _ => Framing::Tcp,
             },
             timeout_ns: u64::try_from(device.timeout.as_nanos()).unwrap_or(u64::MAX),
             max_inflight: device.max_inflight,
-        }
+        })
     }
 }
 
-/// Progress of one `receive` call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Received {
-    /// Bytes of the chunk used; call again with the rest when it is less
-    /// than the chunk (the sample slice filled up).
-    pub consumed: usize,
-    /// Samples written at the front of the caller's slice.
-    pub samples: usize,
-}
-
-/// A protocol violation, plus the samples written before it and for it:
-/// the good ones decoded first, then `DecodeError` samples for the request
-/// whose response broke, when it was matched to one. Keep them all, then
-/// close the connection and call `disconnect`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ReceiveError {
-    pub error: ModbusError,
-    pub samples: usize,
-}
+/// What `receive` returns on a protocol violation (see the seam's
+/// `ReceiveError`).
+pub type ReceiveError = crate::protocol::session::ReceiveError<ModbusError>;
 
 /// One device connection: requests out, samples in.
 #[derive(Clone, Debug)]
@@ -129,10 +116,12 @@ impl ModbusSession {
 
     /// Plans the device and builds its session.
     pub fn for_device(device: &DeviceConfig, first_tag: TagId) -> Result<Self, RequestError> {
-        Self::new(
-            SessionConfig::from_device(device),
-            plan_device(device, first_tag),
-        )
+        let (Some(config), Some(modbus)) =
+            (SessionConfig::from_device(device), device.modbus_part())
+        else {
+            return Err(RequestError::NotModbus);
+        };
+        Self::new(config, plan_device(modbus, first_tag))
     }
 
     pub fn plan(&self) -> &DevicePlan {
@@ -297,14 +286,14 @@ impl ModbusSession {
         let payload = match checked {
             Ok(payload) => payload,
             Err(error) => {
-                let written = write_bad(&planned.tags, ts_ns, Quality::DecodeError, out);
+                let written = write_bad(&planned.tags, ts_ns, Quality::DECODE_ERROR, out);
                 return Err((error, written));
             }
         };
         Ok(Some(match payload {
             Payload::Data(data) => program.run(planned.area, &planned.tags, data, ts_ns, out),
             Payload::Exception(code) => {
-                let written = write_bad(&planned.tags, ts_ns, Quality::Exception(code), out);
+                let written = write_bad(&planned.tags, ts_ns, Quality::modbus_exception(code), out);
                 self.exception_samples += written as u64;
                 written
             }
@@ -321,7 +310,7 @@ impl ModbusSession {
     /// a non-zero count and more deadlines have passed. A late answer to a
     /// retired request is `TransactionIdUnknown` (TCP): reconnect then.
     pub fn handle_timeout(&mut self, now_ns: u64, ts_ns: i64, out: &mut [Sample]) -> usize {
-        self.fail_while(out, ts_ns, Quality::Timeout, |table| {
+        self.fail_while(out, ts_ns, Quality::TIMEOUT, |table| {
             table.take_expired(now_ns)
         })
     }
@@ -335,7 +324,7 @@ impl ModbusSession {
         self.fail_while(
             out,
             ts_ns,
-            Quality::NoConnection,
+            Quality::NO_CONNECTION,
             TransactionTable::take_any,
         )
     }
@@ -374,4 +363,89 @@ fn copy_into(buf: &mut [u8; REQUEST_BYTES_MAX], bytes: &[u8]) -> usize {
     let target = buf.get_mut(..bytes.len()).unwrap_or_default();
     target.copy_from_slice(bytes);
     bytes.len()
+}
+
+/// Modbus on the protocol seam: no handshake (ready as soon as TCP is up),
+/// one request per planned read, answers matched by transaction id (TCP) or
+/// taken in order (RTU over TCP).
+impl Session for ModbusSession {
+    type Error = ModbusError;
+    /// Modbus has nothing to say outside its answers.
+    type Notice = std::convert::Infallible;
+
+    fn request_bytes_max(&self) -> usize {
+        REQUEST_BYTES_MAX
+    }
+    fn samples_per_frame_max(&self) -> usize {
+        self.samples_per_frame_max
+    }
+    fn cycle_samples(&self) -> usize {
+        self.plan.sample_count()
+    }
+    fn requests_per_cycle(&self) -> usize {
+        self.requests.len()
+    }
+    fn on_connected(&mut self, _now_ns: u64) {}
+    fn is_ready(&self) -> bool {
+        true
+    }
+    fn start_cycle(&mut self) {
+        ModbusSession::start_cycle(self);
+    }
+    fn cycle_sent(&self) -> bool {
+        ModbusSession::cycle_sent(self)
+    }
+    fn inflight_count(&self) -> usize {
+        self.table.len()
+    }
+    fn unsent_samples(&self) -> usize {
+        let rest = self.plan.requests.get(self.cursor..).unwrap_or_default();
+        rest.iter().map(|r| r.tags.len()).sum()
+    }
+    fn fail_unsent(&mut self, quality: Quality, ts_ns: i64, out: &mut [Sample]) -> usize {
+        if out.len() < self.samples_per_frame_max {
+            return 0;
+        }
+        let Some(request) = self.plan.requests.get(self.cursor) else {
+            return 0;
+        };
+        self.cursor += 1;
+        write_bad(&request.tags, ts_ns, quality, out)
+    }
+    fn poll_transmit(&mut self, now_ns: u64, buf: &mut [u8]) -> Option<usize> {
+        let buf = buf.get_mut(..REQUEST_BYTES_MAX)?;
+        let buf = <&mut [u8; REQUEST_BYTES_MAX]>::try_from(buf).ok()?;
+        ModbusSession::poll_transmit(self, now_ns, buf)
+    }
+    fn receive(
+        &mut self,
+        chunk: &[u8],
+        ts_ns: i64,
+        out: &mut [Sample],
+    ) -> Result<Received, ReceiveError> {
+        ModbusSession::receive(self, chunk, ts_ns, out)
+    }
+    fn next_deadline_ns(&self) -> Option<u64> {
+        self.table.next_deadline_ns()
+    }
+    fn handle_timeout(
+        &mut self,
+        now_ns: u64,
+        ts_ns: i64,
+        out: &mut [Sample],
+    ) -> Result<usize, ModbusError> {
+        Ok(ModbusSession::handle_timeout(self, now_ns, ts_ns, out))
+    }
+    fn disconnect(&mut self, ts_ns: i64, out: &mut [Sample]) -> usize {
+        ModbusSession::disconnect(self, ts_ns, out)
+    }
+    fn classify(&self, _error: &ModbusError) -> ErrorClass {
+        ErrorClass::Malformed
+    }
+    fn device_bad_samples(&self) -> u64 {
+        self.exception_samples
+    }
+    fn poll_notice(&mut self) -> Option<Self::Notice> {
+        None
+    }
 }
