@@ -14,6 +14,7 @@ pub mod protocol;
 pub mod reader;
 pub mod ring;
 pub mod sample;
+pub mod tag_history;
 pub mod wal;
 
 pub use sample::{Quality, Sample, TagId, ValueKind};

@@ -17,7 +17,7 @@ use millrace::kdb::compress::decompress;
 use millrace::kdb::handshake::{parse_client_hello, HELLO_BYTES_MAX};
 use millrace::kdb::{decode_message, DecodeError, DecodeLimits, Tickerplant, TickerplantOptions};
 use millrace::protocol::modbus::{crc16, ModbusError, RtuFramer, RTU_ADU_BYTES_MAX};
-use millrace::wal::{check_frames, crc32c, FrameError, FRAME_OVERHEAD_BYTES};
+use millrace::wal::{check_frames, crc32c, FrameError, FORMAT_VERSION, FRAME_OVERHEAD_BYTES};
 
 // ---------------------------------------------------------------- corpora
 
@@ -80,7 +80,7 @@ const SAMPLE_BYTES: usize = 24;
 fn segment(first_seq: u64, segment_bytes: usize) -> Vec<u8> {
     let mut seg = vec![0u8; segment_bytes];
     seg[0..8].copy_from_slice(b"MLRCWAL\0");
-    seg[8..10].copy_from_slice(&1u16.to_le_bytes());
+    seg[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     seg[10..12].copy_from_slice(&48u16.to_le_bytes());
     seg[16..24].copy_from_slice(&first_seq.to_le_bytes());
     seg[24..32].copy_from_slice(&(segment_bytes as u64).to_le_bytes());

@@ -134,6 +134,7 @@ def col(k):
     if t in (T.KJ, T.KN, T.KP): return [t, list(k.kJ())]
     if t == T.KF: return [t, [None if math.isnan(x) else x for x in k.kF()]]
     if t == T.KG: return [t, list(k.kG())]
+    if t == T.KI: return [t, list(k.kI())]
     return [t, None]
 async def handle(reader, writer, done):
     hello = b""
@@ -192,7 +193,7 @@ fn check_columns(msg: &Value, batch: &[millrace::Sample], first_seq: u64, time_t
         TimeType::Timestamp => 12,
     };
     let types: Vec<i64> = cols.iter().map(|c| c[0].as_i64().unwrap()).collect();
-    assert_eq!(types, [time_ty, 11, 11, 9, 4, 7]);
+    assert_eq!(types, [time_ty, 11, 11, 9, 6, 7]);
     for (i, s) in batch.iter().enumerate() {
         assert_eq!(
             cols[0][1][i].as_i64().unwrap(),
@@ -206,7 +207,7 @@ fn check_columns(msg: &Value, batch: &[millrace::Sample], first_seq: u64, time_t
         } else {
             assert_eq!(cols[3][1][i].as_f64().unwrap(), v);
         }
-        assert_eq!(cols[4][1][i].as_u64().unwrap(), s.quality as u64);
+        assert_eq!(cols[4][1][i].as_i64().unwrap(), i64::from(s.quality as i32));
         assert_eq!(cols[5][1][i].as_u64().unwrap(), first_seq + i as u64);
     }
 }
@@ -295,7 +296,7 @@ def cols(n, seq0):
     return a.kk(vec(T.KN, "kJ", list(range(n))),
                 vec(T.KS, "kS", ["s%d" % (i % 3) for i in range(n)]),
                 vec(T.KS, "kS", ["dev"] * n), vec(T.KF, "kF", [i * 0.5 for i in range(n)]),
-                vec(T.KG, "kG", [0] * n), vec(T.KJ, "kJ", list(range(seq0, seq0 + n))))
+                vec(T.KI, "kI", [0] * n), vec(T.KJ, "kJ", list(range(seq0, seq0 + n))))
 async def main():
     port = int(sys.argv[1])
     r, w = await open_qipc_connection(host="127.0.0.1", port=port, user="feed", password="pw")

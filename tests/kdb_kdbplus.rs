@@ -128,7 +128,7 @@ fn upd(table: &str, rows: i64, seq0: i64) -> QK {
             QK::new_symbol_list(vec!["t".to_string(); n], 0),
             QK::new_symbol_list(vec!["dev".to_string(); n], 0),
             QK::new_float_list(vec![1.5; n], 0),
-            QK::new_byte_list(vec![0; n], 0),
+            QK::new_int_list(vec![0; n], 0),
             QK::new_long_list((seq0..seq0 + rows).collect(), 0),
         ]),
     ])
@@ -246,7 +246,7 @@ fn publisher_to_kdbplus_server() {
         let cols = items[2].as_vec::<QK>().unwrap();
         assert_eq!(
             cols.iter().map(|c| c.get_type()).collect::<Vec<_>>(),
-            [16, 11, 11, 9, 4, 7]
+            [16, 11, 11, 9, 6, 7]
         );
         let time = cols[0].as_vec::<i64>().unwrap();
         let sym = cols[1].as_vec::<String>().unwrap();

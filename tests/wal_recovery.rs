@@ -311,3 +311,46 @@ fn an_interrupted_segment_creation_is_removed_quietly() {
     assert_eq!(drain(&mut c), (Some(0), 3 * N as u64, 3));
     assert_eq!(c.skipped_samples(), 0);
 }
+
+/// A segment written in another format version (an older millrace's) is
+/// refused whole with an error that says what to do, and nothing in the
+/// directory is changed: no tail cut, no file set aside, no byte rewritten.
+#[test]
+fn segment_of_another_format_version_is_refused_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    wal_with_frames(tmp.path(), 5);
+    let seg = segment_files(tmp.path()).into_iter().next().unwrap();
+    let mut header = read_bytes(&seg, 0, SEGMENT_HEADER_BYTES);
+    header[8..10].copy_from_slice(&1u16.to_le_bytes());
+    let crc = millrace::wal::crc32c(&header[0..44]);
+    header[44..48].copy_from_slice(&crc.to_le_bytes());
+    write_bytes(&seg, 0, &header);
+    let before: Vec<(std::path::PathBuf, Vec<u8>)> = segment_files(tmp.path())
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    let error = Wal::open(&config(tmp.path(), SEG, 64 * SEG, WhenFull::Block))
+        .err()
+        .expect("a format-1 segment must be refused");
+    assert!(
+        matches!(
+            error,
+            WalError::FormatVersion {
+                found: 1,
+                supported: 2,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("format 1") && text.contains("millrace replay"),
+        "{text}"
+    );
+    let after: Vec<(std::path::PathBuf, Vec<u8>)> = segment_files(tmp.path())
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    assert_eq!(before, after, "the refused directory was changed");
+}

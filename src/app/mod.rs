@@ -7,6 +7,5 @@ pub mod demo;
 pub mod replay;
 pub mod run;
 mod runtime;
-pub mod tag_tables;
 
 pub use runtime::{Runtime, RuntimeOptions, Snapshot};

@@ -11,9 +11,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::tag_tables;
 use crate::config::{Secret, SinkTls, TimeType};
-use crate::kdb::{KdbError, Publisher, PublisherOptions, SymbolTable, TlsClient};
+use crate::kdb::{KdbError, Publisher, PublisherOptions, TlsClient};
+use crate::tag_history::TagHistory;
 
 const CHASE_EVERY_ROWS: u64 = 100_000;
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -32,31 +32,8 @@ pub struct ReplayArgs {
     pub tls: Option<SinkTls>,
 }
 
-struct Tables {
-    /// `(first_seq, table)`, oldest first, loaded on first use.
-    entries: Vec<(u64, PathBuf, Option<SymbolTable>)>,
-}
-
-impl Tables {
-    fn for_seq(&mut self, seq: u64) -> Result<&SymbolTable, String> {
-        let index = self
-            .entries
-            .iter()
-            .rposition(|(first, _, _)| *first <= seq)
-            .ok_or_else(|| format!("no tag table covers seq {seq} (tags.*.tsv in the WAL dir)"))?;
-        let (_, path, table) = &mut self.entries[index];
-        if table.is_none() {
-            *table = Some(tag_tables::load(path)?);
-        }
-        table.as_ref().ok_or_else(|| "tag table not loaded".into())
-    }
-}
-
 pub fn run(args: &ReplayArgs) -> Result<(), String> {
-    let listed = tag_tables::list(&args.wal).map_err(|e| format!("{}: {e}", args.wal.display()))?;
-    let mut tables = Tables {
-        entries: listed.into_iter().map(|(s, p)| (s, p, None)).collect(),
-    };
+    let mut tables = TagHistory::open(&args.wal).map_err(|e| e.to_string())?;
     let password = Secret::new(std::env::var(&args.password_env).unwrap_or_default());
     let tls = args.tls.as_ref().map(TlsClient::from_sink).transpose();
     let options = PublisherOptions {
@@ -82,9 +59,10 @@ pub fn run(args: &ReplayArgs) -> Result<(), String> {
     let mut last_progress = Instant::now();
     let (mut sent, mut acked, mut since_chase) = (0u64, 0u64, 0u64);
     let mut failure: Option<String> = None;
-    let walked = crate::wal::replay::for_each_frame(&args.wal, args.from_seq, args.to_seq, |first_seq, samples| {
-        let result = tables.for_seq(first_seq).and_then(|symbols| {
-            publisher.publish(&args.table, samples, first_seq, symbols).map_err(|e| e.to_string())
+    let walked = crate::wal::replay::for_each_frame(&args.wal, args.from_seq, args.to_seq, |first_seq, samples, tags_crc| {
+        let end_seq = first_seq + samples.len() as u64;
+        let result = tables.table_for(first_seq, end_seq, tags_crc).map_err(|e| e.to_string()).and_then(|symbols| {
+            publisher.publish(&args.table, samples, first_seq, &symbols).map_err(|e| e.to_string())
         });
         if let Err(e) = result {
             failure = Some(e);

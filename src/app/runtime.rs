@@ -51,7 +51,6 @@ pub struct Snapshot {
 impl Runtime {
     pub fn start(config: &Config, options: RuntimeOptions) -> Result<Runtime, String> {
         let (wal, recovery) = Wal::open(&config.wal).map_err(|e| e.to_string())?;
-        super::tag_tables::record(&config.wal.dir, config, wal.next_seq())?;
         let threads = config.readers.threads.max(1);
         let mut producers = Vec::with_capacity(threads);
         let mut consumers = Vec::with_capacity(threads);

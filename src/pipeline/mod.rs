@@ -29,7 +29,7 @@ pub use sink::SinkError;
 pub use stats::{SinkStats, WriterStats};
 
 use crate::config::{Config, SinkConfig};
-use crate::kdb::{Backoff, SymbolTable};
+use crate::kdb::Backoff;
 use crate::metrics::StageHistograms;
 use crate::ring::Consumer;
 use crate::wal::{Wal, WalError, WalHandle};
@@ -91,12 +91,18 @@ impl Pipeline {
     /// Starts the writer over `rings` and one thread per configured sink.
     pub fn start(
         config: &Config,
-        wal: Wal,
+        mut wal: Wal,
         rings: Vec<Consumer>,
         histograms: Arc<StageHistograms>,
         options: PipelineOptions,
     ) -> Result<Pipeline, String> {
-        let symbols = Arc::new(SymbolTable::from_config(config).map_err(|e| e.to_string())?);
+        // The names in force from the next seq on, durable before any
+        // sample of this configuration is appended; tables no retained
+        // sample needs any more go.
+        let tags_crc = crate::tag_history::record(&config.wal.dir, config, wal.next_seq())
+            .map_err(|e| e.to_string())?;
+        wal.set_tags_crc(tags_crc);
+        crate::tag_history::prune(&config.wal.dir, wal.oldest_seq()).map_err(|e| e.to_string())?;
         let handle = wal.handle();
         let drain_and_stop = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
@@ -111,7 +117,7 @@ impl Pipeline {
             sink_stats.push((sink.name.clone(), Arc::clone(&stats)));
             let ctx = sink::SinkContext {
                 config: sink.clone(),
-                symbols: Arc::clone(&symbols),
+                wal_dir: config.wal.dir.clone(),
                 stats,
                 histograms: Arc::clone(&histograms),
                 stop: Arc::clone(&stop),

@@ -26,8 +26,9 @@ use super::inflight::Inflight;
 use super::stats::{add, mono_ms, set, SinkStats};
 use crate::config::SinkConfig;
 use crate::kdb::backoff::Jitter;
-use crate::kdb::{Backoff, KdbError, Publisher, PublisherOptions, SymbolTable};
+use crate::kdb::{Backoff, KdbError, Publisher, PublisherOptions};
 use crate::metrics::{Stage, StageHistograms, StageRecorder};
+use crate::tag_history::{TagHistory, TagHistoryError};
 use crate::wal::{Cursor, FrameError, WalError};
 
 /// Frames published before a chaser, at most, whatever their size: bounds
@@ -53,7 +54,9 @@ pub const IDLE_WAIT_MAX: Duration = Duration::from_millis(10);
 
 pub struct SinkContext {
     pub config: SinkConfig,
-    pub symbols: Arc<SymbolTable>,
+    /// The WAL directory, whose tag tables name each frame's rows as they
+    /// were named when polled (tag_history.rs).
+    pub wal_dir: std::path::PathBuf,
     pub stats: Arc<SinkStats>,
     pub histograms: Arc<StageHistograms>,
     /// Stop requested: deliver what is durable up to `stop_deadline`, then return.
@@ -70,6 +73,9 @@ pub struct SinkContext {
 #[derive(Debug)]
 pub enum SinkError {
     Wal(WalError),
+    /// The names of a frame's rows cannot be known (its tag table is gone
+    /// or unreadable): the sink stops rather than guess.
+    Tags(TagHistoryError),
     /// The cursor stopped at `seq`: the WAL frame there failed its checks in
     /// memory. Every seq below `acked_seq` was acknowledged by kdb+ and is
     /// checkpointed.
@@ -84,6 +90,10 @@ impl std::fmt::Display for SinkError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SinkError::Wal(e) => write!(f, "{e}"),
+            SinkError::Tags(e) => write!(
+                f,
+                "{e}; the sink stopped before sending rows it cannot name (nothing was skipped)"
+            ),
             SinkError::Frame {
                 seq,
                 error,
@@ -133,6 +143,7 @@ impl Acked {
 }
 
 pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
+    let mut tags = TagHistory::open(&ctx.wal_dir).map_err(SinkError::Tags)?;
     let mut end_to_end = StageRecorder::new(&ctx.histograms, Stage::EndToEnd);
     let mut jitter = Jitter::from_entropy();
     let mut attempt = 0u32;
@@ -171,6 +182,7 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
         let outcome = deliver(
             &mut publisher,
             &mut cursor,
+            &mut tags,
             &ctx,
             &mut inflight,
             &mut acked,
@@ -186,6 +198,16 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
         match outcome {
             Ok(()) => return Ok(()),
             Err(DeliverError::Wal(e)) => return Err(SinkError::Wal(e)),
+            Err(DeliverError::Tags(e)) => {
+                acked
+                    .checkpoint(&mut cursor, true)
+                    .map_err(SinkError::Wal)?;
+                set(&ctx.stats.connected, 0);
+                add(&ctx.stats.errors, 1);
+                let failure = SinkError::Tags(e);
+                eprintln!("millrace sink {}: STOPPED: {failure}", ctx.config.name);
+                return Err(failure);
+            }
             Err(DeliverError::Frame(error)) => {
                 set(&ctx.stats.connected, 0);
                 add(&ctx.stats.errors, 1);
@@ -224,15 +246,18 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
 enum DeliverError {
     Kdb(KdbError),
     Wal(WalError),
+    Tags(TagHistoryError),
     /// The cursor stopped at a frame that failed its checks; what came
     /// before it is acknowledged and checkpointed.
     Frame(FrameError),
 }
 
 /// Publishes and acknowledges until stopped (Ok) or an error.
+#[allow(clippy::too_many_arguments)]
 fn deliver(
     publisher: &mut Publisher,
     cursor: &mut Cursor,
+    tags: &mut TagHistory,
     ctx: &SinkContext,
     inflight: &mut Inflight,
     acked: &mut Acked,
@@ -244,7 +269,7 @@ fn deliver(
             take_ack(publisher, cursor, ctx, inflight, acked, end_to_end)?;
         }
         let target = batch_target(ctx.config.batch_rows, unsent(cursor));
-        let caught_up = fill(publisher, cursor, ctx, inflight, target)?;
+        let caught_up = fill(publisher, cursor, tags, ctx, inflight, target)?;
         let rows = inflight.open_rows();
         if rows > 0
             && (caught_up
@@ -308,6 +333,7 @@ fn settle(
 fn fill(
     publisher: &mut Publisher,
     cursor: &mut Cursor,
+    tags: &mut TagHistory,
     ctx: &SinkContext,
     inflight: &mut Inflight,
     target: usize,
@@ -317,8 +343,11 @@ fn fill(
             return Ok(true);
         };
         let (first_seq, end_seq) = (frame.first_seq, frame.end_seq());
+        let symbols = tags
+            .table_for(first_seq, end_seq, frame.tags_crc)
+            .map_err(DeliverError::Tags)?;
         publisher
-            .publish(&ctx.config.table, frame.samples, first_seq, &ctx.symbols)
+            .publish(&ctx.config.table, frame.samples, first_seq, &symbols)
             .map_err(DeliverError::Kdb)?;
         // A frame is one ring run in decode order: its first sample is its oldest.
         let oldest_ts_ns = frame.samples.first().map_or(0, |s| s.ts_ns);
@@ -491,6 +520,7 @@ mod tests {
         let tp = Tickerplant::bind("127.0.0.1:0", options).unwrap();
         let cfg = config(dir.path(), &tp.local_addr().to_string());
         let (mut wal, _) = Wal::open(&cfg.wal).unwrap();
+        crate::tag_history::record(&cfg.wal.dir, &cfg, wal.next_seq()).unwrap();
         let cursor = wal.handle().open_cursor("tp").unwrap();
         write_frames(&mut wal);
         damage_second_frame(&cfg.wal.dir);
@@ -499,7 +529,7 @@ mod tests {
         let writer_done = Arc::new(AtomicBool::new(false));
         let ctx = SinkContext {
             config: cfg.sinks[0].clone(),
-            symbols: Arc::new(SymbolTable::from_config(&cfg).unwrap()),
+            wal_dir: cfg.wal.dir.clone(),
             stats: Arc::new(SinkStats::default()),
             histograms: Arc::new(StageHistograms::default()),
             stop: Arc::clone(&stop),

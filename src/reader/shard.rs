@@ -454,10 +454,16 @@ impl Shard {
             ErrorClass::Malformed => "malformed answer",
             ErrorClass::Handshake => "handshake failed",
         };
-        eprintln!(
-            "millrace: {}: {what}, dropping the connection: {error}",
-            self.labels[index as usize]
-        );
+        // One line when a working device starts failing; the failures of
+        // the streak that follows are counted, not logged (a flapping
+        // plant must not flood the log).
+        if self.devices[index as usize].attempt == 0 {
+            eprintln!(
+                "millrace: {}: {what}, dropping the connection: {error} (further failures \
+                 are counted, not logged, until it answers again)",
+                self.labels[index as usize]
+            );
+        }
         if self.device(index).link == Link::Connected {
             self.drop_connection(index, now, t);
         }

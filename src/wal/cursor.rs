@@ -27,6 +27,8 @@ const STEPS_MAX: usize = (SEGMENT_BYTES_MAX as usize) / 64 + 1024;
 pub struct FrameRef<'a> {
     pub first_seq: u64,
     pub samples: &'a [Sample],
+    /// The frame's tag-table checksum (tag_history.rs).
+    pub tags_crc: u32,
 }
 
 impl FrameRef<'_> {
@@ -120,11 +122,15 @@ impl Cursor {
         if self.pos >= durable {
             return None;
         }
-        let (first_seq, range) = self.advance()?;
+        let (first_seq, range, tags_crc) = self.advance()?;
         let bytes = self.seg.as_ref()?.published().get(range)?;
         let samples = samples_from_bytes(bytes)?;
         debug_assert!(!samples.is_empty());
-        Some(FrameRef { first_seq, samples })
+        Some(FrameRef {
+            first_seq,
+            samples,
+            tags_crc,
+        })
     }
 
     /// Sleeps until the durable seq is past what the last `next` saw, at
@@ -165,7 +171,7 @@ impl Cursor {
 
     /// Finds the frame holding `pos`; returns its first handed-out seq and
     /// the byte range of the samples, and moves past the frame.
-    fn advance(&mut self) -> Option<(u64, Range<usize>)> {
+    fn advance(&mut self) -> Option<(u64, Range<usize>, u32)> {
         for _ in 0..STEPS_MAX {
             let seg = match &self.seg {
                 Some(seg) => Arc::clone(seg),
@@ -189,7 +195,7 @@ impl Cursor {
                     let end = frame.samples_offset + frame.sample_count as usize * SAMPLE_SIZE;
                     let first = self.pos;
                     self.pos = end_seq;
-                    return Some((first, start..end));
+                    return Some((first, start..end, frame.tags_crc));
                 }
                 Ok(None) if sealed => self.move_past(&seg)?,
                 Ok(None) => return None,

@@ -104,8 +104,6 @@ pub enum FrameError {
     Length(u32),
     /// sample_count is zero or disagrees with frame_bytes.
     Count(u32),
-    /// A reserved field is not zero.
-    Reserved,
     /// The sequence number is not the one that must come next.
     Seq { expected: u64, found: u64 },
     /// The CRC32C does not match the bytes.
@@ -118,7 +116,6 @@ impl std::fmt::Display for FrameError {
             FrameError::HeaderTruncated => write!(f, "frame header truncated"),
             FrameError::Length(n) => write!(f, "bad frame length {n}"),
             FrameError::Count(n) => write!(f, "bad sample count {n}"),
-            FrameError::Reserved => write!(f, "reserved field not zero"),
             FrameError::Seq { expected, found } => {
                 write!(f, "sequence {found} where {expected} was due")
             }
@@ -134,6 +131,9 @@ pub struct FrameView {
     pub sample_count: u32,
     pub ts_min_ns: i64,
     pub ts_max_ns: i64,
+    /// CRC32C of the tag table the samples were polled under (0: written
+    /// outside a pipeline, no table; see tag_history.rs).
+    pub tags_crc: u32,
     /// The whole frame's length in bytes.
     pub frame_bytes: usize,
     /// Where the samples start, as an offset into the segment.
@@ -187,9 +187,6 @@ pub fn parse_frame(
     if count == 0 || frame_bytes(count as usize) != len_usize || !ends_in_range {
         return Err(FrameError::Count(count));
     }
-    if u32_at(header, 20) != 0 {
-        return Err(FrameError::Reserved);
-    }
     if first_seq != expected_seq {
         return Err(FrameError::Seq {
             expected: expected_seq,
@@ -208,6 +205,7 @@ pub fn parse_frame(
         sample_count: count,
         ts_min_ns: u64_at(header, 24) as i64,
         ts_max_ns: u64_at(header, 32) as i64,
+        tags_crc: u32_at(header, 20),
         frame_bytes: len_usize,
         samples_offset: offset + FRAME_OVERHEAD_BYTES,
     }))
@@ -219,6 +217,7 @@ pub fn encode_frame_header(
     sample_bytes: &[u8],
     ts_min_ns: i64,
     ts_max_ns: i64,
+    tags_crc: u32,
 ) -> [u8; FRAME_OVERHEAD_BYTES] {
     debug_assert!(sample_bytes.len() % SAMPLE_SIZE == 0 && !sample_bytes.is_empty());
     let count = (sample_bytes.len() / SAMPLE_SIZE) as u32;
@@ -227,6 +226,7 @@ pub fn encode_frame_header(
     h[0..4].copy_from_slice(&len.to_le_bytes());
     h[8..16].copy_from_slice(&first_seq.to_le_bytes());
     h[16..20].copy_from_slice(&count.to_le_bytes());
+    h[20..24].copy_from_slice(&tags_crc.to_le_bytes());
     h[24..32].copy_from_slice(&ts_min_ns.to_le_bytes());
     h[32..40].copy_from_slice(&ts_max_ns.to_le_bytes());
     let crc = crc32c::crc32c_append(crc32c::crc32c(&h[0..4]), &h[8..]);
@@ -282,7 +282,7 @@ mod tests {
     fn frame_round_trip_and_rejections() {
         let samples = [7u8; 48];
         let mut seg = vec![0u8; 256];
-        let h = encode_frame_header(10, &samples, -1, 5);
+        let h = encode_frame_header(10, &samples, -1, 5, 0xC0FF_EE00);
         seg[8..48].copy_from_slice(&h);
         seg[48..96].copy_from_slice(&samples);
         let v = parse_frame(&seg, 8, 10, true).unwrap().unwrap();
@@ -328,7 +328,7 @@ mod tests {
             (u64::MAX - 1, false),
             (u64::MAX, false),
         ] {
-            seg[..40].copy_from_slice(&encode_frame_header(first, &samples, 0, 0));
+            seg[..40].copy_from_slice(&encode_frame_header(first, &samples, 0, 0, 0));
             seg[40..88].copy_from_slice(&samples);
             let parsed = parse_frame(&seg, 0, first, true);
             if ok {

@@ -6,18 +6,19 @@
 //! sees a frame that is not durable. It must never skip a corrupt frame
 //! silently, never retry a failed sync, and never map a sparse file.
 //!
-//! # On-disk format (version 1, all integers little-endian)
+//! # On-disk format (version 2, all integers little-endian)
 //!
 //! A directory holds segment files named by the first sequence number they
 //! hold (`00000000000000000000.wal`, 20 digits), cursor checkpoints
-//! (`cursor.NAME.ckpt`), a `LOCK` file, and set-aside files (`*.corrupt`).
+//! (`cursor.NAME.ckpt`), a `LOCK` file, set-aside files (`*.corrupt`), and
+//! the tag tables (`tags.SEQ.tsv`, see tag_history.rs).
 //! Every segment has the same size, given at creation and preallocated with
 //! fallocate; unused space is zero, and a zero frame length ends the frames.
 //!
 //! ```text
 //! struct SegmentHeader {          // offset 0, 48 bytes
 //!     magic: [u8; 8],             // b"MLRCWAL\0"
-//!     version: u16,               // 1
+//!     version: u16,               // 2 (1: one-byte quality, 32-bit tag id)
 //!     header_bytes: u16,          // 48
 //!     reserved0: u32,             // 0
 //!     first_seq: u64,             // == the number in the file name
@@ -30,11 +31,11 @@
 //!     frame_crc: u32,             // CRC32C of bytes 0..4, then 8..frame_bytes
 //!     first_seq: u64,             // seq of samples[0]; samples[i] has first_seq + i
 //!     batch: BatchHeader,
-//!     samples: [Sample; sample_count],   // 24 bytes each, viewed in place
+//!     samples: [Sample; sample_count],   // 24 bytes each (sample.rs), in place
 //! }
 //! struct BatchHeader {            // 24 bytes
-//!     sample_count: u32,          // >= 1
-//!     reserved: u32,              // 0
+//!     sample_count: u32,          // >= 1 (records: text samples take several)
+//!     tags_crc: u32,              // CRC32C of the tag table in force (0: none)
 //!     ts_min_ns: i64,             // smallest Sample::ts_ns in the batch
 //!     ts_max_ns: i64,             // largest
 //! }
@@ -105,7 +106,7 @@ mod writer;
 
 pub use cursor::{Cursor, FrameRef};
 pub use error::WalError;
-pub use format::{FrameError, FRAME_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES};
+pub use format::{FrameError, FORMAT_VERSION, FRAME_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES};
 pub use inspect::{inspect, render_text, Anomaly, CursorInfo, Inspection, SegmentInfo};
 pub use recovery::{RecoveryReport, SetAside, TailCut};
 pub use scan::{check_frames, fuzz_segment, FrameCheck};

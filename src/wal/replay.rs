@@ -32,12 +32,12 @@ pub struct Walked {
     pub partial_tail: Option<String>,
 }
 
-/// Calls `f(first_seq, samples)` for every frame overlapping `from..to`, in
+/// Calls `f(first_seq, samples, tags_crc)` for every frame overlapping `from..to`, in
 /// seq order, with the samples clipped to that range. `f` returns `false`
 /// to stop early.
 pub fn for_each_frame<F>(dir: &Path, from: u64, to: u64, mut f: F) -> Result<Walked, WalError>
 where
-    F: FnMut(u64, &[Sample]) -> bool,
+    F: FnMut(u64, &[Sample], u32) -> bool,
 {
     let mut segments: Vec<(u64, String)> = fs::read_dir(dir)
         .map_err(|e| WalError::io("read dir", dir, e))?
@@ -108,7 +108,7 @@ where
                 &samples[(lo - frame.first_seq) as usize..(hi - frame.first_seq) as usize];
             walked.frames += 1;
             walked.samples += clipped.len() as u64;
-            if !f(lo, clipped) {
+            if !f(lo, clipped, frame.tags_crc) {
                 return Ok(walked);
             }
         }

@@ -75,6 +75,8 @@ pub struct Wal {
     pub(crate) reclaimer: Reclaimer,
     /// Background commits; started by the first `poll_commit_background`.
     syncer: Option<Syncer>,
+    /// Stamped on every frame: the CRC32C of the tag table in force.
+    tags_crc: u32,
 }
 
 impl Wal {
@@ -99,6 +101,7 @@ impl Wal {
             full_cause: FullCause::Quota,
             reclaimer: Reclaimer::start(),
             syncer: None,
+            tags_crc: 0,
         };
         Ok((wal, r.report))
     }
@@ -124,6 +127,18 @@ impl Wal {
     }
 
     /// The seq the next appended sample gets.
+    /// Stamps frames appended from now on with `tags_crc`, the checksum of
+    /// the tag table they are polled under (tag_history.rs); set it after
+    /// the table is recorded and before the first of those samples.
+    pub fn set_tags_crc(&mut self, tags_crc: u32) {
+        self.tags_crc = tags_crc;
+    }
+
+    /// The first seq the WAL still holds (`next_seq` when it holds none).
+    pub fn oldest_seq(&self) -> u64 {
+        self.shared.oldest_seq().unwrap_or_else(|| self.next_seq())
+    }
+
     pub fn next_seq(&self) -> u64 {
         self.next_seq
     }
@@ -180,7 +195,7 @@ impl Wal {
         assert!(fits(w, offset) && offset % 8 == 0);
         let body = sample_bytes(samples);
         let (ts_min, ts_max) = ts_range(samples);
-        let header = encode_frame_header(first_seq, body, ts_min, ts_max);
+        let header = encode_frame_header(first_seq, body, ts_min, ts_max, self.tags_crc);
         // One write for the frame; a crash inside it leaves a torn frame
         // that the CRC rejects and recovery cuts.
         if let Err(source) = w.write_at(offset, &header, body) {

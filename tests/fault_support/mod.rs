@@ -320,13 +320,14 @@ pub fn check_wal(
         good_per_device: vec![0; devices as usize],
         good_per_window: vec![vec![0; devices as usize]; windows.len()],
     };
-    let walked = millrace::wal::replay::for_each_frame(dir, 0, u64::MAX, |first_seq, samples| {
-        for (seq, s) in (first_seq..).zip(samples) {
-            note_sample(&mut check, delivered, seq, s, tags_per_device, windows);
-        }
-        true
-    })
-    .expect("walk the WAL");
+    let walked =
+        millrace::wal::replay::for_each_frame(dir, 0, u64::MAX, |first_seq, samples, _| {
+            for (seq, s) in (first_seq..).zip(samples) {
+                note_sample(&mut check, delivered, seq, s, tags_per_device, windows);
+            }
+            true
+        })
+        .expect("walk the WAL");
     assert_eq!(
         walked.stopped_at, None,
         "the WAL has a corrupt sealed segment"

@@ -42,6 +42,8 @@ def col(k):
         return [t, list(k.kJ())]
     if t == T.KF:
         return [t, [None if math.isnan(x) else x for x in k.kF()]]
+    if t == T.KI:
+        return [t, list(k.kI())]
     if t == T.KG:
         return [t, list(k.kG())]
     return [t, None]
@@ -139,7 +141,7 @@ def cols(n, seq0):
     return a.kk(vec(T.KN, "kJ", list(range(n))),
                 vec(T.KS, "kS", ["s%d" % (i % 3) for i in range(n)]),
                 vec(T.KS, "kS", ["dev"] * n), vec(T.KF, "kF", [i * 0.5 for i in range(n)]),
-                vec(T.KG, "kG", [0] * n), vec(T.KJ, "kJ", list(range(seq0, seq0 + n))))
+                vec(T.KI, "kI", [0] * n), vec(T.KJ, "kJ", list(range(seq0, seq0 + n))))
 
 
 async def client(ca, port, server_name, cert, key):
