@@ -17,6 +17,8 @@
 //!   compress.rs kdb+'s IPC compression, both ways
 //!   handshake.rs, symbols.rs (TagId -> names), columns.rs (.u.upd encoder)
 //! I/O:
+//!   receive.rs     one kdb+ message off a stream, memory bounded by what
+//!                  arrived (every reader of kdb+ messages goes through it)
 //!   publisher.rs   blocking Publisher (TCP or TLS): async upd + sync chaser
 //!   tls.rs         rustls client and server configs from PEM files, handshakes
 //!   backoff.rs     jittered exponential backoff (sans-IO)
@@ -38,6 +40,7 @@ pub mod header;
 pub mod journal;
 pub mod publisher;
 pub mod reader;
+pub mod receive;
 pub mod record;
 pub mod symbols;
 pub mod tickerplant;

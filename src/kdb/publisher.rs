@@ -22,7 +22,8 @@ use super::decode::{decode_message, DecodeLimits};
 use super::encode::encode_message;
 use super::error::KdbError;
 use super::handshake::{client_handshake, CAPABILITY_DEFAULT};
-use super::header::{Header, MsgType, HEADER_SIZE};
+use super::header::MsgType;
+use super::receive::{closed_or_io, read_message};
 use super::symbols::SymbolTable;
 use super::tls::{self, TlsClient};
 use super::types::K;
@@ -196,6 +197,13 @@ impl Publisher {
 
     pub fn messages_sent(&self) -> u64 {
         self.messages_sent
+    }
+
+    /// Bytes the reply buffer holds: what the largest reply read so far (or
+    /// the furthest a hostile one got) cost. The buffer grows only with
+    /// bytes that arrived (see `receive`).
+    pub fn reply_buffer_bytes(&self) -> usize {
+        self.reply.capacity()
     }
 
     /// Sends `.u.upd[`table; columns]` asynchronously; sample `i` gets
@@ -411,33 +419,6 @@ fn write_message(stream: &mut Transport, bytes: &[u8]) -> Result<(), KdbError> {
     // TLS: push the last record out now, so an error shows here and not
     // at the next call (a no-op on plain TCP).
     stream.flush().map_err(closed_or_io)
-}
-
-fn closed_or_io(e: std::io::Error) -> KdbError {
-    use std::io::ErrorKind::*;
-    match e.kind() {
-        BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof => KdbError::Closed,
-        _ => KdbError::Io(e),
-    }
-}
-
-/// Reads one whole message into `buf` (header included), checking the
-/// header's length against the limit before growing the buffer.
-pub fn read_message<R: Read>(
-    stream: &mut R,
-    buf: &mut Vec<u8>,
-    limits: &DecodeLimits,
-) -> Result<Header, KdbError> {
-    let mut head = [0u8; HEADER_SIZE];
-    stream.read_exact(&mut head).map_err(closed_or_io)?;
-    let header = Header::parse(&head, limits.message_bytes_max)?;
-    buf.clear();
-    buf.extend_from_slice(&head);
-    buf.resize(header.total_len as usize, 0);
-    if let Some(rest) = buf.get_mut(HEADER_SIZE..) {
-        stream.read_exact(rest).map_err(closed_or_io)?;
-    }
-    Ok(header)
 }
 
 #[cfg(test)]
