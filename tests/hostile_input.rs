@@ -225,6 +225,38 @@ fn wal_header_truncated_at_every_cut() {
     }
 }
 
+/// A WAL directory holding a sparse file named as a segment but larger
+/// than any segment (1 GiB): `wal inspect` reports it, recovery sets it
+/// aside; neither maps or walks it.
+#[test]
+fn wal_file_larger_than_any_segment_is_not_mapped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(format!("{:020}.wal", 0));
+    let file = std::fs::File::create(&path).expect("create");
+    file.set_len((1 << 30) + 4096).expect("a sparse file");
+    drop(file);
+    let inspection = millrace::wal::inspect(dir.path()).expect("inspect");
+    let anomaly = &inspection.anomalies[0];
+    assert_eq!(anomaly.kind, "unreadable segment", "{anomaly:?}");
+    assert!(
+        anomaly.detail.contains("larger than any segment"),
+        "{anomaly:?}"
+    );
+    let config = millrace::config::WalConfig {
+        dir: dir.path().to_path_buf(),
+        segment_size: 1 << 20,
+        quota: 64 << 20,
+        commit_interval: Duration::from_millis(10),
+        commit_bytes: 1 << 20,
+        when_full: millrace::config::WhenFull::Block,
+        sync: millrace::config::SyncMode::Data,
+    };
+    let (_wal, report) = millrace::wal::Wal::open(&config).expect("recovery");
+    assert_eq!(report.set_aside.len(), 1, "{:?}", report.set_aside);
+    let reason = &report.set_aside[0].reason;
+    assert!(reason.contains("larger than any segment"), "{reason}");
+}
+
 // ---------------------------------------------------------------- kdb+ decompression
 
 fn compressed(declared: u32, stream: &[u8]) -> Vec<u8> {
