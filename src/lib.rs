@@ -5,6 +5,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod app;
+pub mod civil;
 pub mod config;
 pub mod farm;
 pub mod kdb;
