@@ -21,6 +21,8 @@
 //!                  arrived (every reader of kdb+ messages goes through it)
 //!   publisher.rs   blocking Publisher (TCP or TLS): async upd + sync chaser
 //!   tls.rs         rustls client and server configs from PEM files, handshakes
+//!   tls_pin.rs     the server certificate check: a chain to tls_ca_file, or
+//!                  an exact pin of a certificate in it
 //!   backoff.rs     jittered exponential backoff (sans-IO)
 //!   upd.rs         tick.q-style checks of an update (sans-IO)
 //!   journal.rs     tick.q log file writer (replayable with -11!)
@@ -45,6 +47,7 @@ pub mod record;
 pub mod symbols;
 pub mod tickerplant;
 pub mod tls;
+pub mod tls_pin;
 pub mod types;
 pub mod upd;
 pub mod upd_view;

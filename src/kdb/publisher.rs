@@ -369,7 +369,7 @@ fn open(
                     // A server that refuses our certificate says so only now,
                     // with an alert in answer to the login (TLS 1.3).
                     (Err(KdbError::Io(e)), Some(tls)) if tls::rustls_error(&e).is_some() => {
-                        return Err(tls::handshake_error(e, &tls.server_name))
+                        return Err(tls::handshake_error(e, tls))
                     }
                     // Closed without close_notify: kdb+ refusing the login.
                     (Err(KdbError::Io(e)), Some(_))
