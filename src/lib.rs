@@ -8,6 +8,7 @@ pub mod app;
 pub mod civil;
 pub mod config;
 pub mod farm;
+pub mod files;
 pub mod kdb;
 pub mod metrics;
 pub mod pipeline;

@@ -16,6 +16,15 @@ use std::path::{Path, PathBuf};
 use crate::config::Config;
 use crate::kdb::SymbolTable;
 
+/// The most bytes read from a tag table: one line per tag (at most
+/// `TAGS_MAX`, 1 Mi) of a tag name (128 bytes at most) and a device name,
+/// with room for device names of most of a KiB.
+const TABLE_FILE_BYTES_MAX: u64 = 1 << 30;
+
+fn read(path: &Path) -> std::io::Result<String> {
+    crate::files::read_text_capped(path, TABLE_FILE_BYTES_MAX)
+}
+
 fn file_name(seq: u64) -> String {
     format!("tags.{seq:020}.tsv")
 }
@@ -60,7 +69,7 @@ pub fn record(dir: &Path, config: &Config, next_seq: u64) -> Result<(), String> 
     let text = render(config)?;
     let tables = list(dir).map_err(|e| format!("list {}: {e}", dir.display()))?;
     if let Some((_, newest)) = tables.last() {
-        if fs::read_to_string(newest).is_ok_and(|t| t == text) {
+        if read(newest).is_ok_and(|t| t == text) {
             return Ok(());
         }
     }
@@ -78,7 +87,7 @@ pub fn record(dir: &Path, config: &Config, next_seq: u64) -> Result<(), String> 
 
 /// Loads a table written by `record`.
 pub fn load(path: &Path) -> Result<SymbolTable, String> {
-    let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut table = SymbolTable::new();
     for (index, line) in text.lines().enumerate() {
         let (tag, device) = line

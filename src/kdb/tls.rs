@@ -131,8 +131,12 @@ impl TlsClient {
     }
 }
 
+/// The most bytes read from a PEM file: a bundle of every public root CA is
+/// about 220 KiB.
+pub const PEM_FILE_BYTES_MAX: u64 = 4 << 20;
+
 fn read(path: &Path, file: TlsFile) -> Result<Vec<u8>, KdbError> {
-    std::fs::read(path).map_err(|e| {
+    crate::files::read_capped(path, PEM_FILE_BYTES_MAX).map_err(|e| {
         KdbError::Tls(format!(
             "{}: cannot read `{}`: {e}",
             file.key(),
@@ -155,7 +159,7 @@ impl ServerTlsFiles {
     /// names the flag and the file.
     pub fn load(&self) -> Result<Arc<ServerConfig>, String> {
         let load = |path: &Path, file: TlsFile| {
-            std::fs::read(path)
+            crate::files::read_capped(path, PEM_FILE_BYTES_MAX)
                 .map_err(|e| format!("{}: cannot read `{}`: {e}", file.key(), path.display()))
         };
         let cert = load(&self.cert, TlsFile::ServerCert)?;
