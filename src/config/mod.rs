@@ -9,6 +9,8 @@
 //! in file order. This module never panics on any input and never puts a
 //! secret into a message, a `Debug` or the summary.
 
+#![forbid(unsafe_code)]
+
 mod csv;
 mod error;
 mod parse;

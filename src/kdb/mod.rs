@@ -29,6 +29,8 @@
 //!   tickerplant.rs the stand-in server
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod backoff;
 pub mod cli;
 pub mod columns;

@@ -7,6 +7,8 @@
 //! Reconnecting is the caller's loop: on an error, wait `Backoff::delay`,
 //! call `reconnect`, resend from the last acknowledged sequence number.
 
+#![forbid(unsafe_code)]
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;

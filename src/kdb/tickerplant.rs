@@ -24,6 +24,8 @@
 //! connection's thread, then the same session code runs over the TLS stream
 //! (generic over `Read + Write`, so the plain path is unchanged).
 
+#![forbid(unsafe_code)]
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -15,6 +15,8 @@
 //! The crypto provider is rustls's `ring` one, passed explicitly: nothing
 //! depends on a process-wide default provider being installed.
 
+#![forbid(unsafe_code)]
+
 use std::io;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

@@ -5,6 +5,8 @@
 //! (the sink then re-reads from the oldest segment: at-least-once, and kdb+
 //! de-duplicates on `seq`).
 
+#![forbid(unsafe_code)]
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -2,6 +2,8 @@
 //! segments read-only, takes no lock and changes nothing, so it can run next
 //! to a live writer (whose in-flight frames may then show as a torn tail).
 
+#![forbid(unsafe_code)]
+
 use std::fs;
 use std::path::Path;
 

@@ -9,6 +9,8 @@
 //! SIGBUS), and it is fully allocated before it is mapped (a sparse file
 //! would SIGBUS on a full disk).
 
+#![allow(unsafe_code)]
+
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
