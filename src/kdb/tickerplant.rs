@@ -437,7 +437,7 @@ fn handle_view(update: &UpdView<'_>, shared: &Shared) -> Result<(), UpdError> {
         // The journal writes a `K`: decoded here from the data item's bytes
         // (a journalling stand-in is bound by its disk, not by this).
         let appended = decode_body(update.data, true, &shared.limits)
-            .map_err(|e| std::io::Error::other(format!("{e:?}")))
+            .map_err(|e| std::io::Error::other(e.to_string()))
             .and_then(|data| journal.append(update.table, &data));
         if let Err(e) = appended {
             eprintln!("tickerplant: journal append failed: {e}");

@@ -63,6 +63,17 @@ pub enum CheckpointError {
     Crc,
 }
 
+impl std::fmt::Display for CheckpointError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CheckpointError::Size => "the file is not the 32 bytes of a checkpoint",
+            CheckpointError::Magic => "it does not start with the checkpoint magic MLRCCKP",
+            CheckpointError::Version => "its format version is not 1",
+            CheckpointError::Crc => "its CRC32C does not match its bytes (a torn write?)",
+        })
+    }
+}
+
 pub(crate) fn decode(b: &[u8]) -> Result<u64, CheckpointError> {
     if b.len() != BYTES {
         return Err(CheckpointError::Size);

@@ -190,7 +190,7 @@ fn note_other_file(dir: &Path, name: &str, out: &mut Inspection) {
         let checkpoint = match checkpoint::read(&dir.join(name)) {
             Ok(Ok(seq)) => Some(seq),
             Ok(Err(why)) => {
-                anomaly("bad checkpoint", format!("{why:?}"));
+                anomaly("bad checkpoint", why.to_string());
                 None
             }
             Err(e) => {

@@ -239,7 +239,7 @@ fn load_checkpoints(
             }
             Err(why) => {
                 let reason = format!(
-                    "checkpoint rejected: {why:?}; the cursor restarts at the oldest segment"
+                    "checkpoint rejected: {why}; the cursor restarts at the oldest segment"
                 );
                 report.set_aside.push(set_aside(path, 0, reason)?);
             }
