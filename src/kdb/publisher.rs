@@ -262,12 +262,6 @@ impl Publisher {
         self.read_reply()
     }
 
-    /// Sends `k` as an async message.
-    pub fn send_async(&mut self, k: &K) -> Result<(), KdbError> {
-        encode_message(k, MsgType::Async, &mut self.message);
-        self.send_built(self.message.len())
-    }
-
     /// Sends `message[..len]`: the buffer keeps the length of its longest
     /// message (see `encode_upd_into`).
     fn send_built(&mut self, len: usize) -> Result<(), KdbError> {

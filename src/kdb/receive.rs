@@ -177,8 +177,8 @@ mod tests {
             let header = from(&mut wire, &mut message).expect("a whole message");
             assert_eq!(header.total_len as usize, total);
             assert_eq!(message.len(), total);
-            assert_eq!(message[..HEADER_SIZE], head(total as u32));
-            assert_eq!(message[HEADER_SIZE..], body[..]);
+            assert_eq!(message.get(..HEADER_SIZE), Some(&head(total as u32)[..]));
+            assert_eq!(message.get(HEADER_SIZE..), Some(&body[..]));
         }
         // Exactly at the end of the stream: a clean close at a boundary.
         assert!(matches!(
