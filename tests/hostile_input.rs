@@ -82,7 +82,7 @@ const SAMPLE_BYTES: usize = 24;
 fn segment(first_seq: u64, segment_bytes: usize) -> Vec<u8> {
     let mut seg = vec![0u8; segment_bytes];
     seg[0..8].copy_from_slice(b"MLRCWAL\0");
-    seg[8..10].copy_from_slice(&1u16.to_le_bytes());
+    seg[8..10].copy_from_slice(&2u16.to_le_bytes()); // format version 2
     seg[10..12].copy_from_slice(&48u16.to_le_bytes());
     seg[16..24].copy_from_slice(&first_seq.to_le_bytes());
     seg[24..32].copy_from_slice(&(segment_bytes as u64).to_le_bytes());

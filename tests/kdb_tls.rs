@@ -93,7 +93,7 @@ fn check_update(msg: &Value, batch: &[Sample], first_seq: u64) {
     let types: Vec<i64> = cols.iter().map(|c| c[0].as_i64().unwrap()).collect();
     assert_eq!(
         types,
-        [16, 11, 11, 9, 4, 7],
+        [16, 11, 11, 9, 6, 7],
         "timespan sym device value quality seq"
     );
     assert_eq!(cols[0][1].as_array().unwrap().len(), batch.len());
@@ -108,7 +108,9 @@ fn check_update(msg: &Value, batch: &[Sample], first_seq: u64) {
         } else {
             assert_eq!(cols[3][1][i].as_f64(), Some(v), "row {i}");
         }
-        assert_eq!(cols[4][1][i].as_u64(), Some(u64::from(sample.quality)));
+        // The int column holds the Quality's 32 bits as they are.
+        let quality = i64::from(sample.quality as i32);
+        assert_eq!(cols[4][1][i].as_i64(), Some(quality), "row {i}");
         assert_eq!(cols[5][1][i].as_u64(), Some(first_seq + i as u64));
     }
 }

@@ -44,6 +44,8 @@ def col(k):
         return [t, [None if math.isnan(x) else x for x in k.kF()]]
     if t == T.KG:
         return [t, list(k.kG())]
+    if t == T.KI:
+        return [t, list(k.kI())]
     return [t, None]
 
 
