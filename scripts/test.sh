@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 if ! dpkg -s libssl-dev pkg-config >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config
 fi
+# tests/kdb_tls_certs.rs makes certificates with the openssl command line, as
+# people do (a bare image has libssl but not always the CLI).
+if ! command -v openssl >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq openssl
+fi
 # The clock fault test steps the wall clock of millrace alone with libfaketime.
 if ! dpkg -s libfaketime >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq faketime

@@ -2,6 +2,8 @@
 //! this file only parses arguments and maps results to exit codes:
 //! 0 success, 1 failure (the message says why), 2 usage error.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

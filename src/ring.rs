@@ -35,6 +35,8 @@
 //! pair not ordered by happens-before); the command is in the test's header
 //! (its own target dir keeps the shared one warm).
 
+#![allow(unsafe_code)]
+
 use std::cell::UnsafeCell;
 
 use crossbeam_utils::CachePadded;

@@ -32,6 +32,8 @@
 //! Must never: name a row with a table that was not in force when it was
 //! polled (a seq no table covers is an error, never the nearest table).
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::fs;
 use std::io::Write;
@@ -116,6 +118,15 @@ fn io_error(path: &Path, e: std::io::Error) -> TagHistoryError {
     }
 }
 
+/// The most bytes read from a tag table: one line per tag (at most
+/// `TAGS_MAX`, 1 Mi) of a tag name (128 bytes at most) and a device name,
+/// with room for device names of most of a KiB.
+const TABLE_FILE_BYTES_MAX: u64 = 1 << 30;
+
+fn read(path: &Path) -> std::io::Result<String> {
+    crate::files::read_text_capped(path, TABLE_FILE_BYTES_MAX)
+}
+
 fn file_name(seq: u64) -> String {
     format!("tags.{seq:020}.tsv")
 }
@@ -173,7 +184,7 @@ pub fn record(dir: &Path, config: &Config, next_seq: u64) -> Result<u32, TagHist
     let crc = table_crc(text.as_bytes());
     let tables = list(dir)?;
     if let Some((_, newest)) = tables.last() {
-        if fs::read_to_string(newest).is_ok_and(|t| t == text) {
+        if read(newest).is_ok_and(|t| t == text) {
             return Ok(crc);
         }
     }
@@ -208,7 +219,7 @@ pub fn prune(dir: &Path, oldest_seq: u64) -> Result<usize, TagHistoryError> {
 
 /// Loads a table written by `record`, with its checksum.
 pub fn load(path: &Path) -> Result<(SymbolTable, u32), TagHistoryError> {
-    let text = fs::read_to_string(path).map_err(|e| io_error(path, e))?;
+    let text = read(path).map_err(|e| io_error(path, e))?;
     let crc = table_crc(text.as_bytes());
     let mut table = SymbolTable::new();
     for (index, line) in text.lines().enumerate() {

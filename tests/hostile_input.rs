@@ -7,6 +7,8 @@
 //! truncations in tests/kdb_codec.rs. Every case asserts the exact error (or
 //! the exact acceptance), never just "did not panic".
 
+mod tls_support;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -221,6 +223,38 @@ fn wal_header_truncated_at_every_cut() {
     for cut in 48..48 + 4 {
         assert_eq!(wal_stop(&seg[..cut]), clean(0), "cut {cut}");
     }
+}
+
+/// A WAL directory holding a sparse file named as a segment but larger
+/// than any segment (1 GiB): `wal inspect` reports it, recovery sets it
+/// aside; neither maps or walks it.
+#[test]
+fn wal_file_larger_than_any_segment_is_not_mapped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(format!("{:020}.wal", 0));
+    let file = std::fs::File::create(&path).expect("create");
+    file.set_len((1 << 30) + 4096).expect("a sparse file");
+    drop(file);
+    let inspection = millrace::wal::inspect(dir.path()).expect("inspect");
+    let anomaly = &inspection.anomalies[0];
+    assert_eq!(anomaly.kind, "unreadable segment", "{anomaly:?}");
+    assert!(
+        anomaly.detail.contains("larger than any segment"),
+        "{anomaly:?}"
+    );
+    let config = millrace::config::WalConfig {
+        dir: dir.path().to_path_buf(),
+        segment_size: 1 << 20,
+        quota: 64 << 20,
+        commit_interval: Duration::from_millis(10),
+        commit_bytes: 1 << 20,
+        when_full: millrace::config::WhenFull::Block,
+        sync: millrace::config::SyncMode::Data,
+    };
+    let (_wal, report) = millrace::wal::Wal::open(&config).expect("recovery");
+    assert_eq!(report.set_aside.len(), 1, "{:?}", report.set_aside);
+    let reason = &report.set_aside[0].reason;
+    assert!(reason.contains("larger than any segment"), "{reason}");
 }
 
 // ---------------------------------------------------------------- kdb+ decompression
@@ -629,4 +663,380 @@ fn rtu_byte_counts_zero_and_maximum() {
         framer.next_frame(&mut input),
         Err(ModbusError::RtuCrc { .. })
     ));
+}
+
+// ---------------------------------------------------------------- kdb+ readers and memory
+//
+// A peer that announces a huge message and sends little must cost little:
+// every reader of kdb+ messages (the publisher's replies over TCP and TLS,
+// `millrace replay` through it, the stand-in's sessions over TCP and TLS)
+// grows its buffer with the bytes that arrived. Each case is measured two
+// ways: the reader's buffer as it reports it, and the process's peak RSS
+// (VmHWM, reset before the case) against a generous bound far below what
+// the header announced.
+
+/// What a hostile header announces: near the default maximum of the reader
+/// (256 MiB for the publisher, 64 MiB for the stand-in), so the header
+/// itself is accepted and only the missing body is the lie.
+const PUBLISHER_ANNOUNCED_BYTES: u32 = 250 << 20;
+const STANDIN_ANNOUNCED_BYTES: u32 = 60 << 20;
+/// The most the process's peak RSS may rise during a case: what the header
+/// announced would be several times this.
+const PEAK_RISE_BYTES_MAX: u64 = 48 << 20;
+/// A reader that trickles `n` bytes holds at most about twice that plus
+/// 64 KiB; this bound is for `TRICKLE_BYTES`.
+const TRICKLE_BYTES: usize = 2 << 20;
+const TRICKLE_BUFFER_BYTES_MAX: usize = 5 << 20;
+/// A reader that got a header and a few bytes holds its first 64 KiB step.
+const STALL_BUFFER_BYTES_MAX: usize = 256 << 10;
+
+/// The memory cases run one at a time: each resets the process's peak RSS.
+static MEMORY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
+    let digits: String = line.chars().filter(|c| c.is_ascii_digit()).collect();
+    digits.parse().expect("a number of kB")
+}
+
+/// Peak RSS of this process from now on: `rise()` is how far it went above
+/// the RSS at the start, in bytes.
+struct Peak {
+    start_kib: u64,
+}
+
+impl Peak {
+    fn start() -> Peak {
+        // Linux: writing 5 resets VmHWM to the current RSS.
+        std::fs::write("/proc/self/clear_refs", "5")
+            .expect("cannot reset the peak RSS through /proc/self/clear_refs");
+        Peak {
+            start_kib: status_kib("VmRSS:"),
+        }
+    }
+
+    fn rise(&self) -> u64 {
+        status_kib("VmHWM:").saturating_sub(self.start_kib) * 1024
+    }
+}
+
+/// A kdb+ message header as a little-endian peer sends it.
+fn kdb_header(msg_type: u8, total: u32) -> [u8; 8] {
+    let [l0, l1, l2, l3] = total.to_le_bytes();
+    [1, msg_type, 0, 0, l0, l1, l2, l3]
+}
+
+/// How a fake kdb+ answers the first sync message: a response header that
+/// announces `announced` bytes, then `sent` bytes of body in writes of
+/// `piece` bytes, then it closes or, with `hold`, waits for the client to go.
+#[derive(Clone, Copy)]
+struct Lie {
+    announced: u32,
+    sent: usize,
+    piece: usize,
+    hold: bool,
+}
+
+trait Duplex: Read + Write {}
+impl<T: Read + Write> Duplex for T {}
+
+/// The fake kdb+'s side of one connection (trusted test code: it reads the
+/// client's messages by their headers).
+fn lie_to(stream: &mut dyn Duplex, lie: Lie) {
+    let mut byte = [0u8; 1];
+    for _ in 0..HELLO_BYTES_MAX {
+        stream.read_exact(&mut byte).expect("hello");
+        if byte[0] == 0 {
+            break;
+        }
+    }
+    stream.write_all(&[3]).expect("capability");
+    stream.flush().expect("flush");
+    loop {
+        let mut head = [0u8; 8];
+        stream.read_exact(&mut head).expect("a message header");
+        let total = u32::from_le_bytes(head[4..8].try_into().unwrap()) as usize;
+        let mut body = vec![0u8; total - 8];
+        stream.read_exact(&mut body).expect("a message body");
+        if head[1] == 1 {
+            break; // the sync chaser
+        }
+    }
+    stream
+        .write_all(&kdb_header(2, lie.announced))
+        .expect("the lie");
+    let piece = vec![0x5au8; lie.piece];
+    let mut sent = 0;
+    while sent < lie.sent {
+        let n = lie.piece.min(lie.sent - sent);
+        if stream.write_all(&piece[..n]).is_err() {
+            return;
+        }
+        sent += n;
+    }
+    let _ = stream.flush();
+    if lie.hold {
+        // Until the client gives up and closes (bounded by the socket's
+        // read timeout).
+        let _ = stream.read(&mut byte);
+    }
+}
+
+/// A fake kdb+ on 127.0.0.1 that serves one connection, plain or TLS.
+fn fake_kdb(
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    lie: Lie,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the fake kdb+");
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().expect("accept");
+        tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        match tls {
+            None => lie_to(&mut { tcp }, lie),
+            Some(config) => {
+                let stop = std::sync::atomic::AtomicBool::new(false);
+                let mut s =
+                    millrace::kdb::tls::accept(&config, tcp, &stop, Duration::from_secs(20))
+                        .expect("the fake kdb+'s TLS handshake");
+                lie_to(&mut s, lie);
+                s.conn.send_close_notify();
+                let _ = s.conn.write_tls(&mut s.sock);
+            }
+        }
+    });
+    (addr, server)
+}
+
+fn tls_files(pki: &tls_support::Pki) -> millrace::kdb::ServerTlsFiles {
+    millrace::kdb::ServerTlsFiles {
+        cert: pki.server_cert.clone(),
+        key: pki.server_key.clone(),
+        client_ca: None,
+    }
+}
+
+fn publisher_tls(pki: &tls_support::Pki) -> millrace::kdb::TlsClient {
+    let sink = millrace::config::SinkTls {
+        ca_file: pki.ca.clone(),
+        client_cert: None,
+        server_name: "127.0.0.1".into(),
+    };
+    millrace::kdb::TlsClient::from_sink(&sink).expect("TLS client")
+}
+
+/// One publisher against one lying fake kdb+: the chaser's reply fails, and
+/// the reply buffer the publisher reports stays under `buffer_max`.
+fn publisher_meets(lie: Lie, tls: bool, buffer_max: usize) {
+    use millrace::kdb::{KdbError, Publisher, PublisherOptions};
+    let _one_at_a_time = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
+    let pki = tls_support::pki();
+    let server_tls = tls.then(|| tls_files(&pki).load().expect("server TLS"));
+    let (addr, server) = fake_kdb(server_tls, lie);
+    let options = PublisherOptions {
+        io_timeout: Duration::from_secs(2),
+        tls: tls.then(|| publisher_tls(&pki)),
+        ..PublisherOptions::default()
+    };
+    let secret = millrace::config::Secret::new(String::new());
+    let peak = Peak::start();
+    let mut publisher =
+        Publisher::connect(&addr.to_string(), "u", &secret, options).expect("log in");
+    let reply = publisher.chase();
+    match (&reply, lie.hold) {
+        (Err(KdbError::Io(e)), true) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{e}"
+        ),
+        (Err(KdbError::Closed), false) => {}
+        _ => panic!("the lie was believed: {reply:?}"),
+    }
+    let held = publisher.reply_buffer_bytes();
+    let rise = peak.rise();
+    drop(publisher);
+    server.join().expect("the fake kdb+");
+    assert!(held <= buffer_max, "the reply buffer holds {held} bytes");
+    assert!(rise < PEAK_RISE_BYTES_MAX, "peak RSS rose {rise} bytes");
+}
+
+const STALL: Lie = Lie {
+    announced: PUBLISHER_ANNOUNCED_BYTES,
+    sent: 1_000,
+    piece: 1_000,
+    hold: true,
+};
+
+const TRICKLE: Lie = Lie {
+    announced: PUBLISHER_ANNOUNCED_BYTES,
+    sent: TRICKLE_BYTES,
+    piece: 4_096,
+    hold: false,
+};
+
+#[test]
+fn publisher_reply_announcing_250_mib_then_stalling_holds_little() {
+    publisher_meets(STALL, false, STALL_BUFFER_BYTES_MAX);
+}
+
+#[test]
+fn publisher_reply_announcing_250_mib_then_trickling_holds_little() {
+    publisher_meets(TRICKLE, false, TRICKLE_BUFFER_BYTES_MAX);
+}
+
+#[test]
+fn publisher_tls_reply_announcing_250_mib_holds_little() {
+    publisher_meets(STALL, true, STALL_BUFFER_BYTES_MAX);
+    publisher_meets(TRICKLE, true, TRICKLE_BUFFER_BYTES_MAX);
+}
+
+/// Logs in to the stand-in and sends a header announcing `announced` bytes
+/// and `sent` bytes of its body, in writes of `piece` bytes.
+fn standin_lie(stream: &mut dyn Duplex, sent: usize, piece: usize) {
+    stream.write_all(b"u:p\x03\0").unwrap();
+    let mut cap = [0u8; 1];
+    stream.read_exact(&mut cap).unwrap();
+    assert_eq!(cap, [3]);
+    stream
+        .write_all(&kdb_header(0, STANDIN_ANNOUNCED_BYTES))
+        .unwrap();
+    let body = vec![0x5au8; piece];
+    let mut done = 0;
+    while done < sent {
+        let n = piece.min(sent - done);
+        stream.write_all(&body[..n]).unwrap();
+        done += n;
+    }
+    stream.flush().unwrap();
+}
+
+/// Four connections stall inside a message the stand-in's header check let
+/// through, a fifth trickles, then all go: each is dropped as a truncated
+/// message, and neither a connection's buffer nor the process grew by what
+/// the headers announced.
+fn standin_meets_liars(tls: bool) {
+    let _one_at_a_time = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
+    let pki = tls_support::pki();
+    let options = TickerplantOptions {
+        tls: tls.then(|| tls_files(&pki).load().expect("server TLS")),
+        ..TickerplantOptions::default()
+    };
+    assert!(STANDIN_ANNOUNCED_BYTES as usize <= options.limits.message_bytes_max);
+    let peak = Peak::start();
+    let tp = Tickerplant::bind("127.0.0.1:0", options).expect("bind the stand-in");
+    let client = publisher_tls(&pki);
+    let connect = || -> Box<dyn Duplex> {
+        let tcp = connect(tp.local_addr());
+        if tls {
+            Box::new(millrace::kdb::tls::connect(&client, tcp).expect("TLS to the stand-in"))
+        } else {
+            Box::new(tcp)
+        }
+    };
+    let mut liars = Vec::new();
+    for _ in 0..4 {
+        let mut s = connect();
+        standin_lie(&mut *s, 1_000, 1_000);
+        liars.push(s);
+    }
+    let mut trickler = connect();
+    standin_lie(&mut *trickler, TRICKLE_BYTES, 4_096);
+    liars.push(trickler);
+    drop(liars);
+    wait_for(&tp, "the five liars dropped", |tp| {
+        tp.stats().connections_dropped >= 5
+    });
+    let stats = tp.stats();
+    let rise = peak.rise();
+    assert_eq!(stats.connections_dropped, 5, "{stats:?}");
+    assert!(
+        stats.message_buffer_bytes_max <= TRICKLE_BUFFER_BYTES_MAX,
+        "{stats:?}"
+    );
+    assert!(rise < PEAK_RISE_BYTES_MAX, "peak RSS rose {rise} bytes");
+}
+
+#[test]
+fn standin_connections_announcing_60_mib_hold_little() {
+    standin_meets_liars(false);
+}
+
+#[test]
+fn standin_tls_connections_announcing_60_mib_hold_little() {
+    standin_meets_liars(true);
+}
+
+/// A WAL of one frame whose tag table names tag 0, for `millrace replay`.
+fn one_frame_wal(dir: &Path) {
+    use millrace::config::{SyncMode, WalConfig, WhenFull};
+    let config = WalConfig {
+        dir: dir.to_path_buf(),
+        segment_size: 1 << 20,
+        quota: 64 << 20,
+        commit_interval: Duration::from_millis(10),
+        commit_bytes: 1 << 20,
+        when_full: WhenFull::Block,
+        sync: SyncMode::Data,
+    };
+    let (mut wal, _) = millrace::wal::Wal::open(&config).expect("open the WAL");
+    let samples: Vec<millrace::Sample> = (0..10)
+        .map(|i| {
+            let kind = millrace::ValueKind::U64;
+            millrace::Sample::new(i, millrace::TagId(0), millrace::Quality::GOOD, kind, 7)
+        })
+        .collect();
+    wal.append(&samples).expect("append");
+    wal.commit().expect("commit");
+    drop(wal);
+    let tags = dir.join(format!("tags.{:020}.tsv", 0));
+    std::fs::write(tags, "t0\tplc1\n").expect("tag table");
+}
+
+/// Waits for `child` and returns its exit status and its peak RSS in bytes
+/// (the kernel's count, kept after the process is gone).
+fn wait_with_peak(child: std::process::Child) -> (i32, u64) {
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value; wait4 writes it whole.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: our own child, reaped exactly once here (std's Child never
+    // waits for it: it is dropped without `wait`).
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4");
+    assert!(libc::WIFEXITED(status), "the child did not exit: {status}");
+    (libc::WEXITSTATUS(status), usage.ru_maxrss as u64 * 1024)
+}
+
+/// `millrace replay` sends a WAL to a fake kdb+ whose answer to the final
+/// chaser announces 250 MiB and trickles 2 MiB: replay fails in words, and
+/// its peak RSS stays far below what was announced.
+#[test]
+fn replay_against_a_kdb_announcing_250_mib_holds_little() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    one_frame_wal(dir.path());
+    let (addr, server) = fake_kdb(None, TRICKLE);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_millrace"))
+        .args(["replay", "--wal"])
+        .arg(dir.path())
+        .args(["--to", &addr.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn millrace replay");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let (code, peak) = wait_with_peak(child);
+    server.join().expect("the fake kdb+");
+    let mut text = String::new();
+    stderr.read_to_string(&mut text).expect("replay's stderr");
+    assert_eq!(code, 1, "replay must fail: {text}");
+    assert!(text.contains("kdb+ peer closed the connection"), "{text}");
+    assert!(
+        peak < PEAK_RISE_BYTES_MAX + (16 << 20),
+        "peak RSS {peak} bytes"
+    );
 }

@@ -3,6 +3,8 @@
 //! (`bench`), its tokio-modbus baseline poller (`baseline`) and its
 //! verifying kdb+ stand-in (`standin`).
 
+#![forbid(unsafe_code)]
+
 mod baseline;
 mod bench;
 mod capacity;

@@ -9,6 +9,8 @@
 //! in file order. This module never panics on any input and never puts a
 //! secret into a message, a `Debug` or the summary.
 
+#![forbid(unsafe_code)]
+
 mod csv;
 mod error;
 mod parse;
@@ -34,13 +36,14 @@ pub use units::{format_duration, format_size, parse_duration, parse_size};
 /// Reads, parses and validates the configuration file at `path`. Relative
 /// paths inside it resolve against its directory.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::new(
-            Location::new(path, Place::File),
-            format!("cannot read the file: {e}"),
-        )
-        .expected("a readable UTF-8 TOML file")
-    })?;
+    let text =
+        crate::files::read_text_capped(path, source::CONFIG_FILE_BYTES_MAX).map_err(|e| {
+            ConfigError::new(
+                Location::new(path, Place::File),
+                format!("cannot read the file: {e}"),
+            )
+            .expected("a readable UTF-8 TOML file")
+        })?;
     parse_with(&text, path, &SystemSources)
 }
 

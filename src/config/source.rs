@@ -11,13 +11,18 @@ pub trait Sources {
     fn env_var(&self, name: &str) -> Option<String>;
 }
 
+/// The most bytes read from the configuration file or a file it names: a tag
+/// CSV of `TAGS_MAX` (1 Mi) tags at up to 256 bytes a line. Memory the file
+/// decides: a path naming `/dev/zero` or a log by mistake stops here.
+pub const CONFIG_FILE_BYTES_MAX: u64 = 256 << 20;
+
 /// The real file system and process environment.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemSources;
 
 impl Sources for SystemSources {
     fn read_file(&self, path: &Path) -> io::Result<String> {
-        std::fs::read_to_string(path)
+        crate::files::read_text_capped(path, CONFIG_FILE_BYTES_MAX)
     }
     fn env_var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok()

@@ -9,6 +9,8 @@
 //! length counts unit + PDU: 2..=254
 //! ```
 
+#![forbid(unsafe_code)]
+
 use crate::config::Area;
 
 use super::values::{check8_seeded, response_seed};

@@ -23,16 +23,21 @@ pub struct FaultRates {
 impl FaultRates {
     pub fn validate(&self) -> Result<(), String> {
         let rates = [
-            self.drop_connection,
-            self.stall,
-            self.exception,
-            self.malformed,
+            ("drop_connection", self.drop_connection),
+            ("stall", self.stall),
+            ("exception", self.exception),
+            ("malformed", self.malformed),
         ];
-        if rates.iter().any(|r| !(0.0..=1.0).contains(r)) {
-            return Err(format!("fault rates must be in 0..=1: {self:?}"));
+        if let Some((name, rate)) = rates.iter().find(|(_, r)| !(0.0..=1.0).contains(r)) {
+            return Err(format!("fault rate {name} is {rate}, not in 0..=1"));
         }
-        if rates.iter().sum::<f64>() > 1.0 + 1e-9 {
-            return Err(format!("fault rates sum to more than 1: {self:?}"));
+        let sum: f64 = rates.iter().map(|(_, r)| r).sum();
+        if sum > 1.0 + 1e-9 {
+            return Err(format!(
+                "fault rates sum to {sum} (drop_connection {}, stall {}, exception {}, \
+                 malformed {}): at most 1",
+                self.drop_connection, self.stall, self.exception, self.malformed
+            ));
         }
         Ok(())
     }

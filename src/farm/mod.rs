@@ -22,6 +22,8 @@
 //! It must never: block in an event loop, trust a length before checking it,
 //! or grow a buffer without bound.
 
+#![forbid(unsafe_code)]
+
 pub mod adu;
 mod conn;
 mod counters;

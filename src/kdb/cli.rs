@@ -12,6 +12,10 @@ use std::time::Duration;
 use super::tickerplant::{parse_users, Tickerplant, TickerplantOptions};
 use super::tls::ServerTlsFiles;
 
+/// The most bytes read from `--users`: far more `user:password` lines than
+/// a test stand-in has.
+const USERS_FILE_BYTES_MAX: u64 = 16 << 20;
+
 /// Runs until a signal; errors are messages for the user.
 pub fn run_tickerplant(
     listen: &str,
@@ -23,7 +27,7 @@ pub fn run_tickerplant(
     let serves_tls = tls.is_some();
     let users = match users {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
+            let text = crate::files::read_text_capped(path, USERS_FILE_BYTES_MAX)
                 .map_err(|e| format!("cannot read users file {}: {e}", path.display()))?;
             Some(parse_users(&text))
         }

@@ -58,6 +58,8 @@ pub const FILE_HEADER_SIZE: usize = 8;
 pub const EMPTY_JOURNAL: [u8; 14] = [0xff, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 /// Where the list's item count (i32, little-endian) sits.
 pub const COUNT_OFFSET: usize = 10;
+// The count follows the list's type and attribute bytes.
+const _: () = assert!(COUNT_OFFSET == FILE_HEADER_SIZE + 2);
 /// Bytes before the first chunk.
 pub const JOURNAL_HEADER_SIZE: usize = EMPTY_JOURNAL.len();
 

@@ -17,13 +17,19 @@
 //!   compress.rs kdb+'s IPC compression, both ways
 //!   handshake.rs, symbols.rs (TagId -> names), columns.rs (.u.upd encoder)
 //! I/O:
+//!   receive.rs     one kdb+ message off a stream, memory bounded by what
+//!                  arrived (every reader of kdb+ messages goes through it)
 //!   publisher.rs   blocking Publisher (TCP or TLS): async upd + sync chaser
 //!   tls.rs         rustls client and server configs from PEM files, handshakes
+//!   tls_pin.rs     the server certificate check: a chain to tls_ca_file, or
+//!                  an exact pin of a certificate in it
 //!   backoff.rs     jittered exponential backoff (sans-IO)
 //!   upd.rs         tick.q-style checks of an update (sans-IO)
 //!   journal.rs     tick.q log file writer (replayable with -11!)
 //!   tickerplant.rs the stand-in server
 //! ```
+
+#![forbid(unsafe_code)]
 
 pub mod backoff;
 pub mod cli;
@@ -38,10 +44,12 @@ pub mod header;
 pub mod journal;
 pub mod publisher;
 pub mod reader;
+pub mod receive;
 pub mod record;
 pub mod symbols;
 pub mod tickerplant;
 pub mod tls;
+pub mod tls_pin;
 pub mod types;
 pub mod upd;
 pub mod upd_view;

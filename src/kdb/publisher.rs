@@ -7,6 +7,8 @@
 //! Reconnecting is the caller's loop: on an error, wait `Backoff::delay`,
 //! call `reconnect`, resend from the last acknowledged sequence number.
 
+#![forbid(unsafe_code)]
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -22,7 +24,8 @@ use super::decode::{decode_message, DecodeLimits};
 use super::encode::encode_message;
 use super::error::KdbError;
 use super::handshake::{client_handshake, CAPABILITY_DEFAULT};
-use super::header::{Header, MsgType, HEADER_SIZE};
+use super::header::MsgType;
+use super::receive::{closed_or_io, read_message};
 use super::symbols::SymbolTable;
 use super::tls::{self, TlsClient};
 use super::types::K;
@@ -198,6 +201,13 @@ impl Publisher {
         self.messages_sent
     }
 
+    /// Bytes the reply buffer holds: what the largest reply read so far (or
+    /// the furthest a hostile one got) cost. The buffer grows only with
+    /// bytes that arrived (see `receive`).
+    pub fn reply_buffer_bytes(&self) -> usize {
+        self.reply.capacity()
+    }
+
     /// Sends `.u.upd[`table; columns]` asynchronously; sample `i` gets
     /// `seq = first_seq + i`. No allocation once the buffers have grown.
     pub fn publish(
@@ -250,12 +260,6 @@ impl Publisher {
         encode_message(k, MsgType::Sync, &mut self.message);
         self.send_built(self.message.len())?;
         self.read_reply()
-    }
-
-    /// Sends `k` as an async message.
-    pub fn send_async(&mut self, k: &K) -> Result<(), KdbError> {
-        encode_message(k, MsgType::Async, &mut self.message);
-        self.send_built(self.message.len())
     }
 
     /// Sends `message[..len]`: the buffer keeps the length of its longest
@@ -361,7 +365,7 @@ fn open(
                     // A server that refuses our certificate says so only now,
                     // with an alert in answer to the login (TLS 1.3).
                     (Err(KdbError::Io(e)), Some(tls)) if tls::rustls_error(&e).is_some() => {
-                        return Err(tls::handshake_error(e, &tls.server_name))
+                        return Err(tls::handshake_error(e, tls))
                     }
                     // Closed without close_notify: kdb+ refusing the login.
                     (Err(KdbError::Io(e)), Some(_))
@@ -411,33 +415,6 @@ fn write_message(stream: &mut Transport, bytes: &[u8]) -> Result<(), KdbError> {
     // TLS: push the last record out now, so an error shows here and not
     // at the next call (a no-op on plain TCP).
     stream.flush().map_err(closed_or_io)
-}
-
-fn closed_or_io(e: std::io::Error) -> KdbError {
-    use std::io::ErrorKind::*;
-    match e.kind() {
-        BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof => KdbError::Closed,
-        _ => KdbError::Io(e),
-    }
-}
-
-/// Reads one whole message into `buf` (header included), checking the
-/// header's length against the limit before growing the buffer.
-pub fn read_message<R: Read>(
-    stream: &mut R,
-    buf: &mut Vec<u8>,
-    limits: &DecodeLimits,
-) -> Result<Header, KdbError> {
-    let mut head = [0u8; HEADER_SIZE];
-    stream.read_exact(&mut head).map_err(closed_or_io)?;
-    let header = Header::parse(&head, limits.message_bytes_max)?;
-    buf.clear();
-    buf.extend_from_slice(&head);
-    buf.resize(header.total_len as usize, 0);
-    if let Some(rest) = buf.get_mut(HEADER_SIZE..) {
-        stream.read_exact(rest).map_err(closed_or_io)?;
-    }
-    Ok(header)
 }
 
 #[cfg(test)]

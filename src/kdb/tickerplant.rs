@@ -7,7 +7,9 @@
 //! One thread per connection (at most `connections_max`), one message
 //! buffer each, capped at `limits.message_bytes_max` (and one for the
 //! expanded form of a compressed message): memory is bounded by their
-//! product plus the decoded form of one message per connection.
+//! product plus the decoded form of one message per connection. A buffer
+//! grows with the bytes that arrived, not with what a header announced
+//! (`receive`, the one reader of kdb+ messages).
 //!
 //! A `.u.upd` of a list of columns (what every publisher sends) is checked,
 //! counted and recorded straight from the message buffer through
@@ -22,6 +24,8 @@
 //! connection's thread, then the same session code runs over the TLS stream
 //! (generic over `Read + Write`, so the plain path is unchanged).
 
+#![forbid(unsafe_code)]
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -35,8 +39,9 @@ use rustls::ServerConfig;
 use super::decode::{decode_body, decode_message, DecodeLimits};
 use super::encode::encode_message;
 use super::handshake::{agree, parse_client_hello, HELLO_BYTES_MAX};
-use super::header::{Header, MsgType, HEADER_SIZE};
+use super::header::{MsgType, HEADER_SIZE};
 use super::journal::Journal;
+use super::receive::{receive, At, ReceiveError};
 use super::record::Recorder;
 use super::tls::{self, SERVER_HANDSHAKE_TIMEOUT};
 use super::types::K;
@@ -105,6 +110,9 @@ pub struct TickerplantStats {
     /// TLS handshakes that failed (also counted as refused): no or a wrong
     /// client certificate, a client that does not speak TLS, a timeout.
     pub tls_handshakes_failed: u64,
+    /// The largest message buffer any connection has held, in bytes: about
+    /// twice the largest message at most, however much a header announced.
+    pub message_buffer_bytes_max: usize,
 }
 
 struct State {
@@ -127,6 +135,7 @@ struct Shared {
     updates: AtomicU64,
     update_errors: AtomicU64,
     tls_failed: AtomicU64,
+    buffer_bytes_max: AtomicUsize,
 }
 
 impl Shared {
@@ -174,6 +183,7 @@ impl Tickerplant {
             updates: AtomicU64::new(0),
             update_errors: AtomicU64::new(0),
             tls_failed: AtomicU64::new(0),
+            buffer_bytes_max: AtomicUsize::new(0),
         });
         let for_thread = Arc::clone(&shared);
         let acceptor = std::thread::Builder::new()
@@ -218,6 +228,7 @@ impl Tickerplant {
             updates: s.updates.load(Ordering::Relaxed),
             update_errors: s.update_errors.load(Ordering::Relaxed),
             tls_handshakes_failed: s.tls_failed.load(Ordering::Relaxed),
+            message_buffer_bytes_max: s.buffer_bytes_max.load(Ordering::Relaxed),
         }
     }
 
@@ -373,22 +384,17 @@ fn messages<S: Read + Write>(stream: &mut S, shared: &Shared) -> End {
     let mut plain = Vec::new();
     let mut reply = Vec::new();
     loop {
-        let mut head = [0u8; HEADER_SIZE];
-        if let Err(end) = read_exact(stream, &mut head, &shared.stop, true) {
-            return end;
-        }
-        let Ok(header) = Header::parse(&head, shared.limits.message_bytes_max) else {
-            return End::Garbage;
+        let received = receive(&mut message, shared.limits.message_bytes_max, |buf, at| {
+            read_exact(stream, buf, &shared.stop, at == At::Boundary)
+        });
+        shared
+            .buffer_bytes_max
+            .fetch_max(message.capacity(), Ordering::Relaxed);
+        let header = match received {
+            Ok(header) => header,
+            Err(ReceiveError::Stream(end)) => return end,
+            Err(ReceiveError::Header(_)) => return End::Garbage,
         };
-        if let Err(end) = read_message(
-            stream,
-            &head,
-            header.total_len as usize,
-            &mut message,
-            &shared.stop,
-        ) {
-            return end;
-        }
         let answer = match view_message(&message, &header, &mut plain, &shared.limits) {
             Viewed::Update(update) => handle_view(&update, shared),
             Viewed::Rejected(e) => shared.counted(Err(e)),
@@ -431,7 +437,7 @@ fn handle_view(update: &UpdView<'_>, shared: &Shared) -> Result<(), UpdError> {
         // The journal writes a `K`: decoded here from the data item's bytes
         // (a journalling stand-in is bound by its disk, not by this).
         let appended = decode_body(update.data, true, &shared.limits)
-            .map_err(|e| std::io::Error::other(format!("{e:?}")))
+            .map_err(|e| std::io::Error::other(e.to_string()))
             .and_then(|data| journal.append(update.table, &data));
         if let Err(e) = appended {
             eprintln!("tickerplant: journal append failed: {e}");
@@ -486,47 +492,6 @@ fn read_some<S: Read>(stream: &mut S, buf: &mut [u8], stop: &AtomicBool) -> Resu
     }
 }
 
-/// The least a message buffer grows by while its body arrives.
-const GROW_BYTES_MIN: usize = 64 << 10;
-
-/// Reads the message whose header is `head` (`total` bytes in all, checked
-/// against the limit by `Header::parse`) into `message[..total]`. The buffer
-/// grows with what arrived, at most doubling, not to what the header claims
-/// at once: a peer that announces 256 MiB and sends nothing holds 64 KiB,
-/// not 256 MiB. Its capacity stays for the next message; every byte below
-/// `total` is read.
-fn read_message<S: Read>(
-    stream: &mut S,
-    head: &[u8; HEADER_SIZE],
-    total: usize,
-    message: &mut Vec<u8>,
-    stop: &AtomicBool,
-) -> Result<(), End> {
-    if total < HEADER_SIZE {
-        return Err(End::Garbage); // Header::parse checked total_len > HEADER_SIZE
-    }
-    if message.len() < HEADER_SIZE {
-        message.resize(HEADER_SIZE, 0);
-    }
-    let (message_head, _) = message
-        .split_first_chunk_mut::<HEADER_SIZE>()
-        .ok_or(End::Garbage)?;
-    *message_head = *head;
-    let mut filled = HEADER_SIZE;
-    // Each round reads at least one byte more or returns.
-    while filled < total {
-        let upto = total.min(filled + filled.max(GROW_BYTES_MIN));
-        if message.len() < upto {
-            message.resize(upto, 0);
-        }
-        let chunk = message.get_mut(filled..upto).ok_or(End::Garbage)?;
-        read_exact(stream, chunk, stop, false)?;
-        filled = upto;
-    }
-    message.truncate(total);
-    Ok(())
-}
-
 /// Fills `buf`; a clean EOF before the first byte is `Closed` when
 /// `at_boundary`, otherwise a truncated message (`Garbage`).
 fn read_exact<S: Read>(
@@ -562,40 +527,5 @@ mod tests {
         let mut encoded = Vec::new();
         encode_message(&K::null(), MsgType::Response, &mut encoded);
         assert_eq!(encoded, NULL_RESPONSE);
-    }
-
-    fn head(total: u32) -> [u8; HEADER_SIZE] {
-        let [l0, l1, l2, l3] = total.to_le_bytes();
-        [1, 0, 0, 0, l0, l1, l2, l3]
-    }
-
-    #[test]
-    fn a_header_claiming_much_and_sending_little_holds_little() {
-        // 200 MiB announced, 1,000 bytes sent, then the peer goes away.
-        let total = 200 << 20;
-        let mut wire = std::io::Cursor::new(vec![7u8; 1_000]);
-        let mut message = Vec::new();
-        let stop = AtomicBool::new(false);
-        let end = read_message(&mut wire, &head(total), total as usize, &mut message, &stop);
-        assert!(matches!(end, Err(End::Garbage)));
-        assert!(message.capacity() < 1 << 20, "{}", message.capacity());
-    }
-
-    #[test]
-    fn messages_of_every_size_arrive_whole_in_a_reused_buffer() {
-        let stop = AtomicBool::new(false);
-        let mut message = Vec::new();
-        for total in [
-            8usize, 9, 4_096, 65_544, 65_545, 300_001, 1_000, 2_500_000, 17,
-        ] {
-            let body: Vec<u8> = (0..total - HEADER_SIZE).map(|i| (i % 251) as u8).collect();
-            let h = head(total as u32);
-            let mut wire = std::io::Cursor::new(body.clone());
-            let read = read_message(&mut wire, &h, total, &mut message, &stop);
-            assert!(read.is_ok(), "a whole message of {total} bytes");
-            assert_eq!(message.len(), total);
-            assert_eq!(message[..HEADER_SIZE], h);
-            assert_eq!(message[HEADER_SIZE..], body[..]);
-        }
     }
 }

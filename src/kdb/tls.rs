@@ -4,15 +4,18 @@
 //! Owns: turning PEM files into rustls configurations (the client side for a
 //! sink or `millrace replay`, the server side for the stand-in), the client
 //! and server handshakes over a blocking `TcpStream`, and readable messages
-//! for every way they fail. Must never: trust a certificate that does not
-//! chain to the configured CA file (there are no built-in or system roots:
-//! an edge gateway's kdb+ is usually signed by a plant CA, and the roots are
+//! for every way they fail, in words that say what to do. Must never: trust
+//! a certificate that neither chains to the configured CA file nor is
+//! itself in it (`tls_pin.rs`; there are no built-in or system roots: an
+//! edge gateway's kdb+ is usually signed by a plant CA, and the roots are
 //! not reachable offline), send a byte of the kdb+ login before the server's
 //! certificate is verified, or quote the content of a PEM file in a message
 //! (a private key is a secret).
 //!
 //! The crypto provider is rustls's `ring` one, passed explicitly: nothing
 //! depends on a process-wide default provider being installed.
+
+#![forbid(unsafe_code)]
 
 use std::io;
 use std::net::TcpStream;
@@ -31,6 +34,7 @@ use rustls::{
 };
 
 use super::error::KdbError;
+use super::tls_pin::{pin_problem, PinError, PinningVerifier};
 use crate::config::SinkTls;
 
 /// Rounds of `complete_io` a handshake may take. Each round blocks until
@@ -94,12 +98,13 @@ pub struct ClientPem<'a> {
     pub client: Option<(&'a [u8], &'a [u8])>,
 }
 
-/// What the publisher needs to open TLS: the configuration and the name the
-/// server's certificate must carry.
+/// What the publisher needs to open TLS: the configuration, the name the
+/// server's certificate must carry, and the CA file (named in errors).
 #[derive(Clone, Debug)]
 pub struct TlsClient {
     pub config: Arc<ClientConfig>,
     pub server_name: ServerName<'static>,
+    pub ca_file: PathBuf,
 }
 
 impl TlsClient {
@@ -123,12 +128,17 @@ impl TlsClient {
         Ok(TlsClient {
             config: Arc::new(config),
             server_name,
+            ca_file: tls.ca_file.clone(),
         })
     }
 }
 
+/// The most bytes read from a PEM file: a bundle of every public root CA is
+/// about 220 KiB.
+pub const PEM_FILE_BYTES_MAX: u64 = 4 << 20;
+
 fn read(path: &Path, file: TlsFile) -> Result<Vec<u8>, KdbError> {
-    std::fs::read(path).map_err(|e| {
+    crate::files::read_capped(path, PEM_FILE_BYTES_MAX).map_err(|e| {
         KdbError::Tls(format!(
             "{}: cannot read `{}`: {e}",
             file.key(),
@@ -151,7 +161,7 @@ impl ServerTlsFiles {
     /// names the flag and the file.
     pub fn load(&self) -> Result<Arc<ServerConfig>, String> {
         let load = |path: &Path, file: TlsFile| {
-            std::fs::read(path)
+            crate::files::read_capped(path, PEM_FILE_BYTES_MAX)
                 .map_err(|e| format!("{}: cannot read `{}`: {e}", file.key(), path.display()))
         };
         let cert = load(&self.cert, TlsFile::ServerCert)?;
@@ -225,8 +235,15 @@ pub fn parse_private_key(
 
 /// The trust anchors of a CA file: every certificate in it must parse.
 pub fn root_store(pem_text: &[u8], file: TlsFile) -> Result<RootCertStore, TlsFileError> {
+    roots_of(parse_certificates(pem_text, file)?, file)
+}
+
+fn roots_of(
+    certs: Vec<CertificateDer<'static>>,
+    file: TlsFile,
+) -> Result<RootCertStore, TlsFileError> {
     let mut roots = RootCertStore::empty();
-    for (index, cert) in parse_certificates(pem_text, file)?.into_iter().enumerate() {
+    for (index, cert) in certs.into_iter().enumerate() {
         roots.add(cert).map_err(|e| {
             let problem = format!("certificate {} is not a usable CA: {e}", index + 1);
             file_error(file, problem)
@@ -236,14 +253,19 @@ pub fn root_store(pem_text: &[u8], file: TlsFile) -> Result<RootCertStore, TlsFi
 }
 
 /// A client configuration: TLS 1.2 and 1.3, the server verified against the
-/// CA file only, the client certificate presented if given (its key must
+/// CA file only (a chain to one of its CAs, or an exact pin of one of its
+/// certificates), the client certificate presented if given (its key must
 /// match it).
 pub fn client_config(pem_text: &ClientPem<'_>) -> Result<ClientConfig, TlsFileError> {
-    let roots = root_store(pem_text.ca, TlsFile::CaFile)?;
+    let pins = parse_certificates(pem_text.ca, TlsFile::CaFile)?;
+    let roots = roots_of(pins.clone(), TlsFile::CaFile)?;
+    let verifier = PinningVerifier::new(roots, pins, provider())
+        .map_err(|e| file_error(TlsFile::CaFile, e))?;
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| file_error(TlsFile::CaFile, e.to_string()))?
-        .with_root_certificates(roots);
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier));
     match pem_text.client {
         None => Ok(builder.with_no_client_auth()),
         Some((cert, key)) => {
@@ -315,7 +337,7 @@ pub fn connect(
             return Ok(StreamOwned::new(conn, tcp));
         }
         if let Err(e) = conn.complete_io(&mut tcp) {
-            return Err(handshake_error(e, &tls.server_name));
+            return Err(handshake_error(e, tls));
         }
     }
     Err(KdbError::Tls("TLS handshake did not finish".into()))
@@ -323,18 +345,19 @@ pub fn connect(
 
 /// Why a client handshake (or the first read after it) failed, in words an
 /// operator can act on.
-pub fn handshake_error(e: io::Error, name: &ServerName<'_>) -> KdbError {
-    let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+pub fn handshake_error(e: io::Error, tls: &TlsClient) -> KdbError {
+    let Some(rustls) = rustls_error(&e) else {
         return match e.kind() {
             io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => KdbError::Tls(
-                "the server closed the connection during the TLS handshake (does it serve \
-                 TLS, kdb+ -E? does it want a client certificate?)"
+                "TLS: the server closed the connection during the handshake: does it serve \
+                 TLS (kdb+ -E 1 or -E 2)? does it want a client certificate (set \
+                 tls_client_cert and tls_client_key)?"
                     .into(),
             ),
             _ => KdbError::Tls(format!("TLS handshake failed: {e}")),
         };
     };
-    KdbError::Tls(describe(tls, name))
+    KdbError::Tls(format!("TLS: {}", describe(rustls, tls)))
 }
 
 /// The rustls error from an I/O error, if it carries one.
@@ -342,35 +365,119 @@ pub fn rustls_error(e: &io::Error) -> Option<&rustls::Error> {
     e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
 }
 
-fn describe(e: &rustls::Error, name: &ServerName<'_>) -> String {
-    let hint = match e {
-        rustls::Error::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer | CertificateError::BadSignature => {
-                " (the server's certificate does not chain to a CA in tls_ca_file)".to_string()
-            }
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                format!(
-                    " (the server's certificate does not name `{}`: set tls_server_name)",
-                    name.to_str()
-                )
-            }
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                " (the server's certificate has expired)".into()
-            }
-            _ => String::new(),
-        },
-        rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired)
-        | rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure) => {
-            " (the server wants a client certificate: set tls_client_cert and tls_client_key)"
+/// A rustls error as a sentence: what is wrong and what to do.
+fn describe(e: &rustls::Error, tls: &TlsClient) -> String {
+    use rustls::AlertDescription as Alert;
+    match e {
+        rustls::Error::InvalidCertificate(c) => describe_certificate(c, tls),
+        rustls::Error::AlertReceived(Alert::CertificateRequired | Alert::HandshakeFailure) => {
+            "the server refused the handshake: it wants a client certificate (set \
+             tls_client_cert and tls_client_key) or shares no cipher suite or version with us \
+             (TLS 1.2 or 1.3)"
                 .into()
         }
-        rustls::Error::AlertReceived(_) => " (the server refused the TLS connection)".into(),
-        rustls::Error::InvalidMessage(_) => {
-            " (is the server serving TLS? kdb+ needs -E 1 or -E 2)".into()
+        rustls::Error::AlertReceived(
+            Alert::BadCertificate | Alert::UnknownCA | Alert::UnsupportedCertificate,
+        ) => "the server refused our client certificate (tls_client_cert): it does not chain \
+              to a CA the server trusts for clients"
+            .into(),
+        rustls::Error::AlertReceived(alert) => {
+            format!("the server refused the TLS connection (alert: {alert:?})")
         }
-        _ => String::new(),
-    };
-    format!("TLS: {e}{hint}")
+        rustls::Error::InvalidMessage(_) => {
+            "the server's answer is not TLS: is it serving TLS (kdb+ -E 1 or -E 2)?".into()
+        }
+        other => format!("the TLS handshake failed: {other}"),
+    }
+}
+
+fn describe_certificate(c: &CertificateError, tls: &TlsClient) -> String {
+    let ca_file = tls.ca_file.display();
+    let name = tls.server_name.to_str();
+    match c {
+        CertificateError::UnknownIssuer => format!(
+            "the server's certificate was not issued by a CA in tls_ca_file `{ca_file}`: put \
+             the CA certificate that signed it in that file (for a self-signed certificate, \
+             the certificate itself)"
+        ),
+        CertificateError::BadSignature => format!(
+            "the server's certificate names a CA in tls_ca_file `{ca_file}` as its issuer, but \
+             that CA's signature on it does not verify: the file holds another CA of the same \
+             name (an old or a test CA?); put the CA that really signed it there"
+        ),
+        CertificateError::NotValidForNameContext { presented, .. } => {
+            let names = if presented.is_empty() {
+                "no name (no subjectAltName; a name in the CN alone is not used)".to_string()
+            } else {
+                let names: Vec<String> = presented.iter().map(|n| san_words(n)).collect();
+                names.join(", ")
+            };
+            format!(
+                "the server's certificate is for {names}, not `{name}`: set tls_server_name to \
+                 a name it carries, or issue the server a certificate with `{name}` in its \
+                 subjectAltName"
+            )
+        }
+        CertificateError::NotValidForName => format!(
+            "the server's certificate does not name `{name}`: set tls_server_name to a name \
+             in its subjectAltName"
+        ),
+        CertificateError::ExpiredContext { time, not_after } => format!(
+            "the server's certificate expired at {} (the time here is {}): renew it on the \
+             server (and in tls_ca_file `{ca_file}` if it is pinned there)",
+            date(not_after),
+            date(time)
+        ),
+        CertificateError::Expired => "the server's certificate has expired: renew it".into(),
+        CertificateError::NotValidYetContext { time, not_before } => format!(
+            "the server's certificate is not valid before {} (the time here is {}): check \
+             this machine's clock and the server's",
+            date(not_before),
+            date(time)
+        ),
+        CertificateError::NotValidYet => {
+            "the server's certificate is not valid yet: check this machine's clock".into()
+        }
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            "the server's certificate is not for a TLS server (its extendedKeyUsage lacks \
+             serverAuth): issue one for server authentication"
+                .into()
+        }
+        CertificateError::Other(_) => match pin_problem(c) {
+            Some(PinError::CaNotPinned) => format!(
+                "{}: a self-signed certificate made with `openssl req -x509` is a CA \
+                 certificate; to trust it as the server's own, put that exact certificate in \
+                 tls_ca_file `{ca_file}` (it is then pinned: only its name and dates are \
+                 checked), or give the server a certificate issued by a CA (CA:FALSE)",
+                PinError::CaNotPinned
+            ),
+            Some(other) => format!("{other} (tls_ca_file `{ca_file}`)"),
+            None => format!("the server's certificate was refused: {c}"),
+        },
+        other => format!("the server's certificate was refused: {other}"),
+    }
+}
+
+/// A subjectAltName as webpki lists it (`DnsName("kdb")`, `IpAddress(10.0.0.5)`),
+/// written the way `openssl x509 -text` shows it (`DNS:kdb`, `IP:10.0.0.5`).
+fn san_words(name: &str) -> String {
+    if let Some(dns) = name
+        .strip_prefix("DnsName(\"")
+        .and_then(|n| n.strip_suffix("\")"))
+    {
+        return format!("DNS:{dns}");
+    }
+    if let Some(ip) = name
+        .strip_prefix("IpAddress(")
+        .and_then(|n| n.strip_suffix(')'))
+    {
+        return format!("IP:{ip}");
+    }
+    name.to_string()
+}
+
+fn date(t: &rustls::pki_types::UnixTime) -> String {
+    crate::civil::format_secs(i64::try_from(t.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// The stand-in's side of the handshake, on a socket whose reads time out
@@ -415,6 +522,13 @@ mod tests {
         assert!(server_name(host_of("[::1]:5010")).is_ok());
         assert!(server_name("kdb.plant").is_ok());
         assert!(server_name("not a name").is_err());
+    }
+
+    #[test]
+    fn subject_alt_names_in_openssl_words() {
+        assert_eq!(san_words("DnsName(\"kdb.plant\")"), "DNS:kdb.plant");
+        assert_eq!(san_words("IpAddress(10.0.0.5)"), "IP:10.0.0.5");
+        assert_eq!(san_words("DirectoryName"), "DirectoryName");
     }
 
     #[test]

@@ -120,11 +120,6 @@ impl Symbols {
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
         (0..self.len()).filter_map(move |i| self.get(i))
     }
-
-    /// Total bytes of all symbols (without their NULs).
-    pub fn byte_len(&self) -> usize {
-        self.bytes.len()
-    }
 }
 
 impl<'a> FromIterator<&'a str> for Symbols {

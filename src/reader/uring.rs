@@ -30,6 +30,8 @@
 //! Must never: touch a buffer the kernel owns, block except in
 //! `submit_and_wait`, or allocate per frame.
 
+#![allow(unsafe_code)]
+
 use std::alloc::Layout;
 use std::io;
 use std::net::SocketAddr;

@@ -5,6 +5,8 @@
 //! (the sink then re-reads from the oldest segment: at-least-once, and kdb+
 //! de-duplicates on `seq`).
 
+#![forbid(unsafe_code)]
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -59,6 +61,17 @@ pub enum CheckpointError {
     Magic,
     Version,
     Crc,
+}
+
+impl std::fmt::Display for CheckpointError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CheckpointError::Size => "the file is not the 32 bytes of a checkpoint",
+            CheckpointError::Magic => "it does not start with the checkpoint magic MLRCCKP",
+            CheckpointError::Version => "its format version is not 1",
+            CheckpointError::Crc => "its CRC32C does not match its bytes (a torn write?)",
+        })
+    }
 }
 
 pub(crate) fn decode(b: &[u8]) -> Result<u64, CheckpointError> {

@@ -7,6 +7,8 @@
 //! cursor jumps to the next sample that exists and adds the jump to
 //! `skipped_samples`.
 
+#![forbid(unsafe_code)]
+
 use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

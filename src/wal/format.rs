@@ -3,6 +3,8 @@
 //! Every length read from disk is checked against the bytes that exist
 //! before it is used; nothing in this file can panic on any input.
 
+#![forbid(unsafe_code)]
+
 use crate::sample::SAMPLE_SIZE;
 
 pub const SEGMENT_MAGIC: [u8; 8] = *b"MLRCWAL\0";

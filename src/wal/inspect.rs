@@ -2,6 +2,8 @@
 //! segments read-only, takes no lock and changes nothing, so it can run next
 //! to a live writer (whose in-flight frames may then show as a torn tail).
 
+#![forbid(unsafe_code)]
+
 use std::fs;
 use std::path::Path;
 
@@ -188,7 +190,7 @@ fn note_other_file(dir: &Path, name: &str, out: &mut Inspection) {
         let checkpoint = match checkpoint::read(&dir.join(name)) {
             Ok(Ok(seq)) => Some(seq),
             Ok(Err(why)) => {
-                anomaly("bad checkpoint", format!("{why:?}"));
+                anomaly("bad checkpoint", why.to_string());
                 None
             }
             Err(e) => {
@@ -258,25 +260,7 @@ pub fn render_text(i: &Inspection) -> String {
 /// UNIX nanoseconds as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (proleptic
 /// Gregorian, Howard Hinnant's days-to-civil).
 fn utc(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let nanos = ns.rem_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let tod = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        tod / 3600,
-        tod % 3600 / 60,
-        tod % 60
-    )
+    crate::civil::format_ns(ns)
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@
 //! A bad tail never stops the start: it was never durable (the writer syncs
 //! before it publishes and seals a segment before it starts the next).
 
+#![forbid(unsafe_code)]
+
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -237,7 +239,7 @@ fn load_checkpoints(
             }
             Err(why) => {
                 let reason = format!(
-                    "checkpoint rejected: {why:?}; the cursor restarts at the oldest segment"
+                    "checkpoint rejected: {why}; the cursor restarts at the oldest segment"
                 );
                 report.set_aside.push(set_aside(path, 0, reason)?);
             }

@@ -6,6 +6,8 @@
 //! and is reported. Frames are handed out zero-copy from read-only mappings,
 //! clipped to the requested seq range.
 
+#![forbid(unsafe_code)]
+
 use std::fs;
 use std::path::Path;
 

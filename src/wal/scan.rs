@@ -2,6 +2,8 @@
 //! recovery (which then decides what to cut or set aside) and by `wal
 //! inspect` (which only reports). Pure: bytes in, a summary out.
 
+#![forbid(unsafe_code)]
+
 use super::format::{parse_frame, FrameError, SegmentHeader, SEGMENT_HEADER_BYTES};
 
 /// How the walk ended.

@@ -9,6 +9,8 @@
 //! SIGBUS), and it is fully allocated before it is mapped (a sparse file
 //! would SIGBUS on a full disk).
 
+#![allow(unsafe_code)]
+
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -19,7 +21,7 @@ use std::sync::Arc;
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use super::format::{SegmentHeader, SEGMENT_HEADER_BYTES};
+use super::format::{SegmentHeader, SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES};
 use crate::sample::{Sample, SAMPLE_SIZE};
 
 // The in-place view reads little-endian integers as native ones.
@@ -117,6 +119,14 @@ impl Segment {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "segment shorter than its header",
+            ));
+        }
+        // No segment millrace writes is larger: a bigger file in the WAL
+        // directory is not one of ours, and is not mapped or walked.
+        if len as u64 > SEGMENT_BYTES_MAX {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("segment of {len} bytes, larger than any segment ({SEGMENT_BYTES_MAX})"),
             ));
         }
         let map = if writable {

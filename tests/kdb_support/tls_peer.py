@@ -46,6 +46,8 @@ def col(k):
         return [t, list(k.kI())]
     if t == T.KG:
         return [t, list(k.kG())]
+    if t == T.KI:
+        return [t, list(k.kI())]
     return [t, None]
 
 

@@ -59,7 +59,67 @@ pub enum ModbusError {
 
 impl std::fmt::Display for ModbusError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self, f)
+        use ModbusError::*;
+        match *self {
+            MbapProtocolId { found } => {
+                write!(f, "MBAP protocol id is {found}, not 0 (not Modbus TCP)")
+            }
+            MbapLengthBelowMin { length } => write!(
+                f,
+                "MBAP length is {length}, below 2 (a unit id and a function code at least)"
+            ),
+            MbapLengthAboveMax { length } => write!(
+                f,
+                "MBAP length is {length}, above 254 (a unit id and a 253-byte PDU at most)"
+            ),
+            TransactionIdUnknown { found } => write!(
+                f,
+                "transaction id {found} answers no request outstanding on this connection"
+            ),
+            ResponseUnsolicited => f.write_str("a response arrived with no request outstanding"),
+            UnitIdMismatch { expected, found } => write!(
+                f,
+                "unit id is {found}, but the request went to unit {expected}"
+            ),
+            FunctionCodeMismatch { expected, found } => write!(
+                f,
+                "function code is {found}, neither the request's {expected} nor its exception \
+                 {}",
+                expected | 0x80
+            ),
+            PduTruncated { length } => write!(
+                f,
+                "the PDU of {length} bytes ends before its byte count (or exception code)"
+            ),
+            ExceptionPduLength { length } => write!(
+                f,
+                "an exception PDU is {length} bytes, not 2 (function code and exception code)"
+            ),
+            ByteCountMismatch { expected, found } => write!(
+                f,
+                "byte count is {found}, but the request's quantity needs {expected}"
+            ),
+            PduLengthMismatch { expected, found } => write!(
+                f,
+                "{found} data bytes follow the byte count, which says {expected}"
+            ),
+            RtuFunctionCode { found } => write!(
+                f,
+                "RTU function code is {found}, not a read (1-4) or its exception (129-132): the \
+                 frame's length cannot be known"
+            ),
+            RtuByteCountAboveMax { found } => {
+                write!(f, "RTU byte count is {found}, above 250")
+            }
+            RtuCrc { computed, found } => write!(
+                f,
+                "RTU CRC-16 is {found:#06x}, but the frame's bytes give {computed:#06x}"
+            ),
+            SampleSliceTooSmall { needed, capacity } => write!(
+                f,
+                "a frame needs room for {needed} samples, the slice holds {capacity}"
+            ),
+        }
     }
 }
 
@@ -67,8 +127,68 @@ impl std::error::Error for ModbusError {}
 
 impl std::fmt::Display for RequestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self, f)
+        match *self {
+            RequestError::QuantityZero => f.write_str("a read of quantity 0 (at least 1)"),
+            RequestError::QuantityAboveMax { quantity, max } => {
+                write!(f, "a read of quantity {quantity}, above the maximum {max}")
+            }
+            RequestError::AddressPastEnd { start, quantity } => write!(
+                f,
+                "a read of {quantity} from address {start} runs past address 65535"
+            ),
+            RequestError::NotModbus => {
+                f.write_str("a Modbus session was asked for a device of another protocol")
+            }
+        }
     }
 }
 
 impl std::error::Error for RequestError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_is_a_sentence_with_its_values() {
+        let cases: [(&dyn std::fmt::Display, &str); 5] = [
+            (
+                &ModbusError::MbapLengthAboveMax { length: 300 },
+                "MBAP length is 300",
+            ),
+            (
+                &ModbusError::UnitIdMismatch {
+                    expected: 1,
+                    found: 7,
+                },
+                "unit id is 7, but the request went to unit 1",
+            ),
+            (
+                &ModbusError::RtuCrc {
+                    computed: 0x1234,
+                    found: 0xbeef,
+                },
+                "0xbeef",
+            ),
+            (
+                &RequestError::QuantityAboveMax {
+                    quantity: 126,
+                    max: 125,
+                },
+                "quantity 126, above the maximum 125",
+            ),
+            (
+                &RequestError::AddressPastEnd {
+                    start: 65535,
+                    quantity: 2,
+                },
+                "from address 65535",
+            ),
+        ];
+        for (error, words) in cases {
+            let text = error.to_string();
+            assert!(text.contains(words), "{text}");
+            assert!(!text.contains('{'), "Debug-looking: {text}");
+        }
+    }
+}

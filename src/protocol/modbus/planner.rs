@@ -161,11 +161,6 @@ impl DevicePlan {
             .max()
             .unwrap_or(0)
     }
-
-    /// Registers plus bits read per cycle, holes included.
-    pub fn quantity_total(&self) -> u64 {
-        self.requests.iter().map(|r| u64::from(r.quantity)).sum()
-    }
 }
 
 /// A request being grown by the sweep. Addresses as u32: a tag may end at
