@@ -154,13 +154,13 @@ impl Runtime {
         (snap, errors)
     }
 
-    fn renderer(&self) -> impl Fn(&mut Exposition) + Send + 'static {
+    fn renderer(&self) -> impl Fn(&mut Exposition<'_>) + Send + Sync + 'static {
         let stats: Vec<Arc<Stats>> = self.readers.iter().map(|r| Arc::clone(r.stats())).collect();
         let writer = Arc::clone(&self.pipeline.writer_stats);
         let sinks = self.pipeline.sink_stats.clone();
         let exits = self.pipeline.sink_exits.clone();
         let histograms = Arc::clone(&self.pipeline.histograms);
-        move |e: &mut Exposition| {
+        move |e: &mut Exposition<'_>| {
             super::run::render_metrics(e, &stats, &writer, &sinks, &histograms);
             super::run::render_sink_failures(e, &exits);
         }
