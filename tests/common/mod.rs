@@ -1,6 +1,7 @@
 //! Helpers every kind of test needs the same way: the peer Python, a child
 //! `millrace` process (signals, a bounded wait for its exit, the WAL's
-//! durable end), bounded polling, and reading the metrics endpoint.
+//! durable end), bounded polling, reading the metrics endpoint, and a tmpfs
+//! that really fills.
 //!
 //! Every wait here is bounded; nothing asserts a timing.
 
@@ -132,4 +133,54 @@ pub fn metrics_addr_in(log: &str) -> Option<String> {
         let rest = l.split("metrics on http://").nth(1)?;
         Some(rest.trim_end_matches("/metrics").to_string())
     })
+}
+
+/// A tmpfs mounted for the life of the value: a disk that really fills.
+/// Mounting needs root (the tests run as root, here and in CI); without it
+/// the test fails with a message that says so, it never skips.
+pub struct Tmpfs {
+    pub path: PathBuf,
+    _parent: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    pub fn mount(bytes: u64) -> Tmpfs {
+        let parent = tempfile::tempdir().unwrap();
+        let path = parent.path().join("fs");
+        std::fs::create_dir(&path).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("run mount(8)");
+        assert!(
+            status.success(),
+            "mounting a {bytes}-byte tmpfs failed ({status}): this test needs root \
+             (CI runs the suite as root)"
+        );
+        Tmpfs {
+            path,
+            _parent: parent,
+        }
+    }
+
+    /// Bytes free on the file system, from df(1).
+    pub fn free_bytes(&self) -> u64 {
+        let out = Command::new("df")
+            .args(["-B1", "--output=avail"])
+            .arg(&self.path)
+            .output()
+            .expect("run df(1)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse().ok())
+            .expect("df prints the free bytes")
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
 }
