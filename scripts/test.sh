@@ -26,5 +26,8 @@ cargo test --workspace --no-fail-fast "$@"
 # (its own target dir, the atomics swapped for loom's) of one test file.
 RUSTFLAGS="--cfg millrace_loom" CARGO_TARGET_DIR=target/loom \
     cargo test --profile loom --test ring_loom
+# The Debian package, from the dev build above: contents, conffiles,
+# maintainer scripts, an install into a scratch root, check-config there.
+scripts/package-deb.sh
 # Bounded fuzzing of every decoder (MILLRACE_FUZZ_SECONDS per target, default 20).
 scripts/fuzz-ci.sh

@@ -4,25 +4,13 @@
 //! reach them as exceptions. The peer is required: without it the test fails.
 #![cfg(not(millrace_loom))]
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Command;
 
+use common::peer_python;
 use millrace::config::Area;
 use millrace::farm::{self, Farm, FarmOptions};
-
-fn peer_python() -> PathBuf {
-    let path = std::env::var_os("MILLRACE_PEER_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peers-venv/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "peer Python {} is missing: run scripts/setup-peers.sh (tests never skip a peer)",
-        path.display()
-    );
-    path
-}
 
 /// Runs `script` with the ports as arguments; its stdout has lines
 /// `device area address value` (one per value read) and `exc device fc code`.

@@ -10,6 +10,7 @@
 //! (unfaked) wall-clock window; nothing durable was lost; the process said
 //! so once per step and counted the steps on its metrics endpoint.
 
+mod common;
 mod fault_proc_support;
 
 use std::collections::HashMap;

@@ -7,6 +7,7 @@
 //! comes: the backlog drains, checkpoints are written, sealed segments are
 //! retired, polling resumes, and every durable sample is delivered.
 
+mod common;
 mod fault_proc_support;
 
 use std::io::Write;

@@ -11,6 +11,7 @@
 //! of the run); no seq gap below the durable seq and nothing doubled once
 //! de-duplicated by seq; and what kdb+ got is what the WAL holds, seq by seq.
 
+mod common;
 mod fault_support;
 
 use std::time::Duration;

@@ -13,6 +13,7 @@
 //!
 //! Every delivered value is checked against the farm and against the WAL.
 
+mod common;
 mod fault_support;
 
 use std::path::Path;

@@ -10,6 +10,7 @@
 //! twice came with the same tag and value (re-delivery after a restart,
 //! which kdb+ removes by seq), and every value is the farm's.
 
+mod common;
 mod fault_proc_support;
 
 use std::time::Duration;

@@ -10,6 +10,7 @@
 //! (every delivered value checks against the farm's formula); new samples
 //! flow after.
 
+mod common;
 mod fault_proc_support;
 mod wal_common;
 

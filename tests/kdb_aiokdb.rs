@@ -1,6 +1,7 @@
 //! The codec, the publisher and the stand-in against aiokdb 0.1.38, an
 //! independent pure-Python implementation of kdb+ IPC (server and client).
 
+mod common;
 mod kdb_support;
 
 use std::sync::{Arc, Mutex};

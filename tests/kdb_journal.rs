@@ -10,6 +10,7 @@
 //! Our `-11!(-2;file)`-style checker must agree with aiokdb on the chunk
 //! count and on where a torn tail starts.
 
+mod common;
 mod kdb_support;
 
 use std::process::Command;

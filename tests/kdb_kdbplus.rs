@@ -3,6 +3,7 @@
 //! messages (compressed ones too) decode to the right values, our publisher
 //! feeds its `QStream::accept` server, its client publishes to our stand-in.
 
+mod common;
 mod kdb_support;
 
 use std::net::TcpListener;

@@ -2,6 +2,7 @@
 //! compressed ones included, decode to the right values, and its client
 //! publishes tables to our stand-in and gets (::) or the kdb+ error.
 
+mod common;
 mod kdb_support;
 
 use kdb_support::run_python;

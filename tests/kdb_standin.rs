@@ -3,6 +3,7 @@
 //! only the offending connection; the journal is a tick.q log that an
 //! independent reader (aiokdb) parses; the CLI prints `rows TABLE N`.
 
+mod common;
 mod kdb_support;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -4,6 +4,7 @@
 //! client, to our publisher, and to a real `millrace run` process.
 //! Certificates are made at test time (tests/tls_support).
 
+mod common;
 mod kdb_support;
 mod tls_support;
 
@@ -13,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{durable_seq, wait_exit};
 use kdb_support::{finish, samples, spawn_python, symbol_table, Lines};
 use millrace::config::{ClientCertFiles, Secret, SinkTls, TimeType};
 use millrace::farm::{self, EmitOptions, Farm, FarmOptions};
@@ -365,20 +367,6 @@ fn kill(child: &Child, signal: &str) {
     assert!(status.success());
 }
 
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("child did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// `millrace tickerplant` with --tls-cert/--tls-key/--tls-client-ca: serves
 /// our publisher with a client certificate, and a bad key file is a startup
 /// error that names the flag and the file.
@@ -435,21 +423,6 @@ fn tickerplant_cli_serves_tls() {
     assert!(err.contains("--tls-key"), "{err}");
     assert!(err.contains(s(&pki.server_cert)), "{err}");
     assert!(err.contains("no private key"), "{err}");
-}
-
-fn durable_seq(wal: &Path) -> u64 {
-    let out = Command::new(env!("CARGO_BIN_EXE_millrace"))
-        .args(["wal", "inspect", "--json"])
-        .arg(wal)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["durable_seq"].as_u64().expect("durable_seq")
 }
 
 /// (4) A real `millrace run` with a TLS sink (CA, client certificate, server

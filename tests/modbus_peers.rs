@@ -8,12 +8,14 @@
 //! The peer is started from the venv of scripts/setup-peers.sh; if it is
 //! missing the test fails, it never skips.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::peer_python;
 use millrace::config::{Area, DataType, DeviceConfig, ModbusTag, Protocol, WordOrder};
 use millrace::protocol::modbus::{ModbusSession, REQUEST_BYTES_MAX};
 use millrace::{Quality, Sample, TagId};
@@ -166,20 +168,6 @@ else:
     print(json.dumps(dict(port=port, tags=tags)), flush=True)
     StartTcpServer(context=context, address=('127.0.0.1', port), framer=framer)
 "#;
-
-fn peer_python() -> PathBuf {
-    let path = std::env::var_os("MILLRACE_PEER_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peers-venv/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "peer Python {} missing: run scripts/setup-peers.sh (tests never skip for want of a peer)",
-        path.display()
-    );
-    path
-}
 
 /// A running peer; dropping it closes its stdin (it exits) and reaps it.
 struct Peer {

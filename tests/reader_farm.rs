@@ -4,6 +4,7 @@
 //! a slow consumer (overruns counted, nothing lost, nothing torn).
 #![cfg(not(millrace_loom))]
 
+mod common;
 mod reader_support;
 
 use std::collections::HashMap;

@@ -5,6 +5,7 @@
 //! answers only the first ADU of a TCP segment, so both run max_inflight 1.
 #![cfg(not(millrace_loom))]
 
+mod common;
 mod reader_support;
 
 use std::io::Write;

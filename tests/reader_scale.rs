@@ -8,6 +8,7 @@
 //! process: this test has its own `main` (`harness = false`) and re-executes
 //! itself with `MILLRACE_SCALE_FARM_CHILD=1` to serve the farm.
 
+mod common;
 mod reader_support;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -4,11 +4,14 @@
 //! the WAL holds as durable must have reached the stand-in (no gap in seq;
 //! duplicates are allowed: delivery is at-least-once and seq removes them).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{durable_seq, wait_exit};
 use millrace::farm::{self, EmitOptions, Farm, FarmHandle, FarmOptions};
 use millrace::kdb::{SeqRecorder, Tickerplant, TickerplantOptions};
 
@@ -66,46 +69,9 @@ fn spawn_run(config: &Path) -> Child {
         .expect("start millrace run")
 }
 
-/// Sends `sig` to the child with kill(1): no unsafe libc call in tests.
+/// Sends `sig` to the child with kill(1).
 fn signal(child: &Child, sig: i32) {
-    let status = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(child.id().to_string())
-        .status()
-        .expect("run kill(1)");
-    assert!(status.success(), "kill -{sig} {} failed", child.id());
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("millrace run did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The durable end of the WAL as `millrace wal inspect --json` reports it.
-fn durable_seq(wal: &Path) -> u64 {
-    let out = Command::new(env!("CARGO_BIN_EXE_millrace"))
-        .args(["wal", "inspect", "--json"])
-        .arg(wal)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["durable_seq"]
-        .as_u64()
-        .expect("durable_seq in inspect --json")
+    common::signal(child.id(), sig);
 }
 
 fn recorder_tp(addr: &str, recorder: &Arc<Mutex<SeqRecorder>>) -> Tickerplant {

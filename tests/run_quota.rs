@@ -4,8 +4,9 @@
 //! `block` the readers stretch their polls (overruns) and nothing durable is
 //! lost once kdb+ returns; with `drop_oldest` the drop is counted.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod common;
+
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -71,13 +72,8 @@ fn spawn_run(config: &Path) -> (Child, String) {
 }
 
 fn scrape(addr: &str, name: &str) -> f64 {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    let text = common::scrape(addr);
+    common::metric_in(&text, name)
         .unwrap_or_else(|| panic!("{name} not in the exposition:\n{text}"))
 }
 

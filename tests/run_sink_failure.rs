@@ -10,6 +10,7 @@
 //! frame, no damaged sample reached kdb+; and a restart (what a supervisor
 //! does) recovers over the damage, sets the segment aside and delivers.
 
+mod common;
 mod fault_proc_support;
 
 use std::os::unix::fs::FileExt;

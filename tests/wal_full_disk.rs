@@ -5,11 +5,12 @@
 //! into backpressure and `drop_oldest` into dropping, never into SIGBUS or
 //! a damaged frame.
 
+mod common;
 mod wal_common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
+use common::Tmpfs;
 use millrace::config::WhenFull;
 use millrace::wal::{Wal, WalError};
 use wal_common::*;
@@ -22,39 +23,6 @@ const N: usize = 100;
 /// would briefly share the other test's mappings and lock file (until its
 /// exec), keeping a dropped segment's tmpfs pages allocated.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// A tmpfs mounted for the life of the value.
-struct Tmpfs {
-    path: PathBuf,
-    _parent: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(bytes: u64) -> Tmpfs {
-        let parent = tempfile::tempdir().unwrap();
-        let path = parent.path().join("fs");
-        std::fs::create_dir(&path).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
-            .arg(&path)
-            .status()
-            .expect("run mount(8)");
-        assert!(
-            status.success(),
-            "mounting a tmpfs failed ({status}); this test needs root"
-        );
-        Tmpfs {
-            path,
-            _parent: parent,
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.path).status();
-    }
-}
 
 fn fill_until_refused(wal: &mut Wal) -> (usize, WalError) {
     for appended in 0..100_000 {

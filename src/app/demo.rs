@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::error::{DemoError, StopError};
 use super::runtime::{write_hgrm_files, Runtime, RuntimeOptions, Snapshot};
 use crate::farm::verify::Verifier;
 use crate::farm::{self, EmitOptions, Farm, FarmOptions};
@@ -28,7 +29,7 @@ pub struct DemoArgs {
 /// Samples the seq record can hold: far above what the demo produces.
 const SEQ_CAPACITY: u64 = 4_000_000_000;
 
-pub fn run(args: &DemoArgs) -> Result<bool, String> {
+pub fn run(args: &DemoArgs) -> Result<bool, DemoError> {
     let temp;
     let dir = match &args.keep_dir {
         Some(d) => d.clone(),
@@ -42,7 +43,7 @@ pub fn run(args: &DemoArgs) -> Result<bool, String> {
         register_count: args.tags_per_device.max(1),
         ..FarmOptions::default()
     })
-    .map_err(|e| format!("farm: {e}"))?;
+    .map_err(|source| DemoError::Farm { source })?;
     let capacity = expected_samples(args).clamp(1 << 20, SEQ_CAPACITY);
     let recorder = Arc::new(Mutex::new(Verifier::new(
         args.devices,
@@ -53,7 +54,8 @@ pub fn run(args: &DemoArgs) -> Result<bool, String> {
         recorder: Some(recorder.clone()),
         ..Default::default()
     };
-    let tp = Tickerplant::bind("127.0.0.1:0", tp_options).map_err(|e| format!("stand-in: {e}"))?;
+    let tp = Tickerplant::bind("127.0.0.1:0", tp_options)
+        .map_err(|source| DemoError::StandIn { source })?;
     let config_path = dir.join("demo.toml");
     let emit = EmitOptions {
         tags_per_device: args.tags_per_device,
@@ -63,8 +65,8 @@ pub fn run(args: &DemoArgs) -> Result<bool, String> {
         reader_threads: 1,
     };
     farm::emit_config(&config_path, farm.ports(), &emit)
-        .map_err(|e| format!("emit config: {e}"))?;
-    let config = crate::config::load(&config_path).map_err(|e| e.to_string())?;
+        .map_err(|source| DemoError::EmitConfig { source })?;
+    let config = crate::config::load(&config_path)?;
     println!(
         "millrace demo: {} devices x {} tags every {}, stand-in on {}, WAL in {}",
         args.devices,
@@ -85,7 +87,7 @@ pub fn run(args: &DemoArgs) -> Result<bool, String> {
     let elapsed = started.elapsed();
     let rows = tp.stop();
     let _ = farm.stop();
-    let recorder = recorder.lock().map_err(|_| "recorder poisoned")?;
+    let recorder = recorder.lock().map_err(|_| DemoError::RecorderPoisoned)?;
     let hgrm = write_hgrm_files(&dir.join("hgrm"), &histograms).ok();
     let ok = report(&snap, &errors, elapsed, &rows, &recorder, &histograms);
     if let (Some(_), Some(files)) = (&args.keep_dir, hgrm) {
@@ -138,7 +140,7 @@ fn progress(runtime: &Runtime, seconds: u64, started: Instant) {
 
 fn report(
     snap: &Snapshot,
-    errors: &[String],
+    errors: &[StopError],
     elapsed: Duration,
     rows: &[(String, u64)],
     recorder: &Verifier,
@@ -233,7 +235,7 @@ impl Drop for TempDir {
     }
 }
 
-fn tempdir() -> Result<TempDir, String> {
+fn tempdir() -> Result<TempDir, DemoError> {
     let base = std::env::temp_dir();
     for attempt in 0..100u32 {
         let path = base.join(format!("millrace-demo-{}-{attempt}", std::process::id()));
@@ -241,8 +243,5 @@ fn tempdir() -> Result<TempDir, String> {
             return Ok(TempDir(path));
         }
     }
-    Err(format!(
-        "cannot create a temporary directory in {}",
-        base.display()
-    ))
+    Err(DemoError::TempDir { base })
 }

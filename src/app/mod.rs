@@ -4,8 +4,10 @@
 //! runtime both start.
 
 pub mod demo;
+mod error;
 pub mod replay;
 pub mod run;
 mod runtime;
 
+pub use error::{DemoError, ReplayError, StartError, StopError};
 pub use runtime::{Runtime, RuntimeOptions, Snapshot};

@@ -11,8 +11,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::error::ReplayError;
 use crate::config::{Secret, SinkTls, TimeType};
-use crate::kdb::{KdbError, Publisher, PublisherOptions, TlsClient};
+use crate::kdb::{Publisher, PublisherOptions, TlsClient};
 use crate::tag_history::TagHistory;
 
 const CHASE_EVERY_ROWS: u64 = 100_000;
@@ -32,17 +33,22 @@ pub struct ReplayArgs {
     pub tls: Option<SinkTls>,
 }
 
-pub fn run(args: &ReplayArgs) -> Result<(), String> {
-    let mut tables = TagHistory::open(&args.wal).map_err(|e| e.to_string())?;
+pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
+    let mut tables = TagHistory::open(&args.wal)?;
     let password = Secret::new(std::env::var(&args.password_env).unwrap_or_default());
     let tls = args.tls.as_ref().map(TlsClient::from_sink).transpose();
     let options = PublisherOptions {
         time_type: args.time_type,
-        tls: tls.map_err(|e| e.to_string())?,
+        tls: tls.map_err(|source| ReplayError::Tls { source })?,
         ..PublisherOptions::default()
     };
-    let mut publisher = Publisher::connect(&args.to, &args.user, &password, options)
-        .map_err(|e| format!("{}: {e}", args.to))?;
+    let mut publisher =
+        Publisher::connect(&args.to, &args.user, &password, options).map_err(|source| {
+            ReplayError::Connect {
+                to: args.to.clone(),
+                source,
+            }
+        })?;
     eprintln!(
         "millrace replay: {} seq {}..{} -> {} table {}",
         args.wal.display(),
@@ -58,38 +64,47 @@ pub fn run(args: &ReplayArgs) -> Result<(), String> {
     let started = Instant::now();
     let mut last_progress = Instant::now();
     let (mut sent, mut acked, mut since_chase) = (0u64, 0u64, 0u64);
-    let mut failure: Option<String> = None;
-    let walked = crate::wal::replay::for_each_frame(&args.wal, args.from_seq, args.to_seq, |first_seq, samples, tags_crc| {
-        let end_seq = first_seq + samples.len() as u64;
-        let result = tables.table_for(first_seq, end_seq, tags_crc).map_err(|e| e.to_string()).and_then(|symbols| {
-            publisher.publish(&args.table, samples, first_seq, &symbols).map_err(|e| e.to_string())
-        });
-        if let Err(e) = result {
-            failure = Some(e);
-            return false;
-        }
-        sent += samples.len() as u64;
-        since_chase += samples.len() as u64;
-        if since_chase >= CHASE_EVERY_ROWS {
-            if let Err(e) = publisher.chase() {
-                failure = Some(e.to_string());
+    let mut failure: Option<ReplayError> = None;
+    let walked = crate::wal::replay::for_each_frame(
+        &args.wal,
+        args.from_seq,
+        args.to_seq,
+        |first_seq, samples, tags_crc| {
+            let end_seq = first_seq + samples.len() as u64;
+            let result = tables
+                .table_for(first_seq, end_seq, tags_crc)
+                .map_err(ReplayError::from)
+                .and_then(|symbols| {
+                    publisher
+                        .publish(&args.table, samples, first_seq, &symbols)
+                        .map_err(ReplayError::from)
+                });
+            if let Err(e) = result {
+                failure = Some(e);
                 return false;
             }
-            acked = sent;
-            since_chase = 0;
-        }
-        if last_progress.elapsed() >= PROGRESS_EVERY {
-            last_progress = Instant::now();
-            let rate = acked as f64 / started.elapsed().as_secs_f64();
-            eprintln!("millrace replay: {acked} rows acknowledged ({rate:.0} rows/s), at seq {first_seq}");
-        }
-        true
-    })
-    .map_err(|e| e.to_string())?;
+            sent += samples.len() as u64;
+            since_chase += samples.len() as u64;
+            if since_chase >= CHASE_EVERY_ROWS {
+                if let Err(e) = publisher.chase() {
+                    failure = Some(e.into());
+                    return false;
+                }
+                acked = sent;
+                since_chase = 0;
+            }
+            if last_progress.elapsed() >= PROGRESS_EVERY {
+                last_progress = Instant::now();
+                let rate = acked as f64 / started.elapsed().as_secs_f64();
+                eprintln!("millrace replay: {acked} rows acknowledged ({rate:.0} rows/s), at seq {first_seq}");
+            }
+            true
+        },
+    )?;
     if failure.is_none() {
         match publisher.chase() {
             Ok(()) => acked = sent,
-            Err(e) => failure = Some(chase_error(e)),
+            Err(source) => failure = Some(ReplayError::FinalChase { source }),
         }
     }
     let secs = started.elapsed().as_secs_f64();
@@ -104,14 +119,11 @@ pub fn run(args: &ReplayArgs) -> Result<(), String> {
         println!("stopped at a frame that failed its checks: {why}");
     }
     match failure {
-        Some(e) => Err(format!("{e}; rows up to {acked} were acknowledged")),
-        None if walked.stopped_at.is_some() => {
-            Err("the WAL has a corrupt frame in the range".into())
-        }
+        Some(e) => Err(ReplayError::Publish {
+            source: Box::new(e),
+            acked,
+        }),
+        None if walked.stopped_at.is_some() => Err(ReplayError::CorruptFrame),
         None => Ok(()),
     }
-}
-
-fn chase_error(e: KdbError) -> String {
-    format!("final acknowledgement failed: {e}")
 }

@@ -165,7 +165,7 @@ fn default_hgrm_dir(wal_dir: &Path) -> PathBuf {
 
 /// The Prometheus exposition of every counter and stage histogram.
 pub fn render_metrics(
-    e: &mut Exposition,
+    e: &mut Exposition<'_>,
     readers: &[Arc<Stats>],
     writer: &WriterStats,
     sinks: &[(String, Arc<SinkStats>)],
@@ -240,7 +240,7 @@ pub fn render_metrics(
     e.gauge(
         "millrace_devices_connected",
         "Devices connected now.",
-        connected as f64,
+        connected,
     );
     e.counter(
         "millrace_wal_samples_total",
@@ -270,73 +270,75 @@ pub fn render_metrics(
     e.gauge(
         "millrace_wal_durable_seq",
         "Durable sequence number.",
-        get(&writer.durable_seq) as f64,
+        get(&writer.durable_seq),
     );
+    let durable = get(&writer.durable_seq);
+    let per_sink_count = |f: &dyn Fn(&SinkStats) -> u64| -> Vec<(&str, u64)> {
+        sinks.iter().map(|(n, s)| (n.as_str(), f(s))).collect()
+    };
     let per_sink = |f: &dyn Fn(&SinkStats) -> f64| -> Vec<(&str, f64)> {
         sinks.iter().map(|(n, s)| (n.as_str(), f(s))).collect()
     };
-    e.labelled(
+    e.counter_family(
         "millrace_sink_acked_samples_total",
         "Samples acknowledged by kdb+.",
-        "counter",
         "sink",
-        &per_sink(&|s| get(&s.acked_samples) as f64),
+        &per_sink_count(&|s| get(&s.acked_samples)),
     );
-    let durable = get(&writer.durable_seq);
-    e.labelled(
+    e.gauge_family(
         "millrace_sink_lag_samples",
         "Durable samples not yet acknowledged.",
-        "gauge",
         "sink",
         &per_sink(&|s| s.lag(durable) as f64),
     );
-    e.labelled(
+    e.gauge_family(
         "millrace_sink_stalled_seconds",
         "Seconds without an acknowledgement while behind (0: keeping up).",
-        "gauge",
         "sink",
         &per_sink(&|s| s.stalled_seconds(durable, STALL_GRACE)),
     );
-    e.labelled(
+    e.counter_family(
         "millrace_sink_reconnects_total",
         "Sink reconnects.",
-        "counter",
         "sink",
-        &per_sink(&|s| get(&s.reconnects) as f64),
+        &per_sink_count(&|s| get(&s.reconnects)),
     );
-    e.labelled(
+    e.gauge_family(
         "millrace_sink_connected",
         "1 while connected to kdb+.",
-        "gauge",
         "sink",
         &per_sink(&|s| get(&s.connected) as f64),
     );
-    e.summary_header(
+    let snapshots = Stage::ALL.map(|stage| histograms.snapshot(stage));
+    let stages: Vec<(&str, &hdrhistogram::Histogram<u64>)> = Stage::ALL
+        .iter()
+        .zip(&snapshots)
+        .map(|(stage, h)| (stage.name(), h))
+        .collect();
+    e.latency_histograms(
         "millrace_stage_latency_seconds",
         "Latency per pipeline stage.",
+        "stage",
+        &stages,
     );
-    for stage in Stage::ALL {
-        let h = histograms.snapshot(stage);
-        e.summary(
-            "millrace_stage_latency_seconds",
-            "",
-            ("stage", stage.name()),
-            &h,
-        );
-    }
+    e.latency_quantiles(
+        "millrace_stage_latency_quantile_seconds",
+        "Exact latency quantiles per pipeline stage since start (or SIGUSR1).",
+        "stage",
+        &stages,
+    );
 }
 
 /// `millrace_sink_failed`: 1 once a sink has stopped on its own. Separate
 /// from `render_metrics`, whose inputs (counters) other reports share.
-pub fn render_sink_failures(e: &mut Exposition, exits: &[(String, SinkExit)]) {
+pub fn render_sink_failures(e: &mut Exposition<'_>, exits: &[(String, SinkExit)]) {
     let failed: Vec<(&str, f64)> = exits
         .iter()
         .map(|(name, exit)| (name.as_str(), if exit.get().is_some() { 1.0 } else { 0.0 }))
         .collect();
-    e.labelled(
+    e.gauge_family(
         "millrace_sink_failed",
         "1 once the sink has stopped on its own (the process then stops).",
-        "gauge",
         "sink",
         &failed,
     );

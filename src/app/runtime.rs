@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::error::{StartError, StopError};
 use crate::config::Config;
 use crate::metrics::{hgrm_text, Exposition, MetricsEndpoint, Stage, StageHistograms};
 use crate::pipeline::{Pipeline, PipelineOptions};
@@ -49,8 +50,8 @@ pub struct Snapshot {
 }
 
 impl Runtime {
-    pub fn start(config: &Config, options: RuntimeOptions) -> Result<Runtime, String> {
-        let (wal, recovery) = Wal::open(&config.wal).map_err(|e| e.to_string())?;
+    pub fn start(config: &Config, options: RuntimeOptions) -> Result<Runtime, StartError> {
+        let (wal, recovery) = Wal::open(&config.wal)?;
         let threads = config.readers.threads.max(1);
         let mut producers = Vec::with_capacity(threads);
         let mut consumers = Vec::with_capacity(threads);
@@ -82,7 +83,7 @@ impl Runtime {
                 ..ReaderOptions::default()
             };
             let reader = Reader::spawn(shard, producer, reader_options)
-                .map_err(|e| format!("reader {index}: {e}"))?;
+                .map_err(|source| StartError::Reader { index, source })?;
             readers.push(reader);
         }
         let listen = options.metrics_listen.unwrap_or(config.metrics.listen);
@@ -95,7 +96,7 @@ impl Runtime {
         if let Some(addr) = listen {
             let render = runtime.renderer();
             let endpoint = MetricsEndpoint::start(addr, render)
-                .map_err(|e| format!("metrics endpoint {addr}: {e}"))?;
+                .map_err(|source| StartError::Metrics { addr, source })?;
             runtime.endpoint = Some(endpoint);
         }
         Ok(runtime)
@@ -133,19 +134,19 @@ impl Runtime {
 
     /// Stops polling, drains and commits, delivers up to the deadline,
     /// checkpoints. Returns the final snapshot and any errors.
-    pub fn stop(mut self) -> (Snapshot, Vec<String>) {
+    pub fn stop(mut self) -> (Snapshot, Vec<StopError>) {
         let mut errors = Vec::new();
         let stats: Vec<Arc<Stats>> = self.readers.iter().map(|r| Arc::clone(r.stats())).collect();
         for (index, reader) in self.readers.drain(..).enumerate() {
-            if let Err(e) = reader.stop() {
-                errors.push(format!("reader {index}: {e}"));
+            if let Err(source) = reader.stop() {
+                errors.push(StopError::Reader { index, source });
             }
         }
         self.endpoint = None;
         let writer_stats = Arc::clone(&self.pipeline.writer_stats);
         let sink_stats = self.pipeline.sink_stats.clone();
         let finished = self.pipeline.finish();
-        errors.extend(finished.errors);
+        errors.extend(finished.errors.into_iter().map(StopError::from));
         let mut snap = Snapshot::default();
         for s in &stats {
             snap.readers.add(&s.snapshot());
@@ -154,13 +155,13 @@ impl Runtime {
         (snap, errors)
     }
 
-    fn renderer(&self) -> impl Fn(&mut Exposition) + Send + 'static {
+    fn renderer(&self) -> impl Fn(&mut Exposition<'_>) + Send + Sync + 'static {
         let stats: Vec<Arc<Stats>> = self.readers.iter().map(|r| Arc::clone(r.stats())).collect();
         let writer = Arc::clone(&self.pipeline.writer_stats);
         let sinks = self.pipeline.sink_stats.clone();
         let exits = self.pipeline.sink_exits.clone();
         let histograms = Arc::clone(&self.pipeline.histograms);
-        move |e: &mut Exposition| {
+        move |e: &mut Exposition<'_>| {
             super::run::render_metrics(e, &stats, &writer, &sinks, &histograms);
             super::run::render_sink_failures(e, &exits);
         }

@@ -1,4 +1,5 @@
-//! "Did you mean": the closest known word by edit distance.
+//! "Did you mean": the closest known word by edit distance (`strsim`'s
+//! Levenshtein distance).
 
 /// The candidate closest to `word` (Levenshtein distance, case-insensitive),
 /// if it is close enough to be a likely typo: at most 1 edit for words of up
@@ -18,20 +19,10 @@ pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
         .map(|(_, c)| c)
 }
 
-/// Levenshtein distance over characters; inputs are config keys, so short.
+/// Levenshtein distance over characters (not bytes: a key may hold any
+/// UTF-8, and one mistyped `ü` is one edit).
 pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        current[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        std::mem::swap(&mut previous, &mut current);
-    }
-    previous[b.len()]
+    strsim::levenshtein(a, b)
 }
 
 /// `one of a, b, c` for an "expected" clause.
@@ -49,6 +40,7 @@ mod tests {
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("poll_interval", "pol_interval"), 1);
+        assert_eq!(edit_distance("grün", "grun"), 1);
     }
 
     #[test]

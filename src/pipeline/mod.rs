@@ -14,6 +14,7 @@
 //! nothing delivered. The pipeline never restarts a sink itself.
 
 mod clock;
+mod error;
 mod inflight;
 mod sink;
 pub mod stats;
@@ -25,6 +26,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use clock::{elapsed_ns, unix_now_ns};
+pub use error::{PipelineError, StopError};
 pub use sink::SinkError;
 pub use stats::{SinkStats, WriterStats};
 
@@ -63,7 +65,7 @@ struct SinkThread {
 /// What a finished pipeline hands back.
 pub struct Finished {
     pub wal: Option<Wal>,
-    pub errors: Vec<String>,
+    pub errors: Vec<StopError>,
 }
 
 pub struct Pipeline {
@@ -95,14 +97,15 @@ impl Pipeline {
         rings: Vec<Consumer>,
         histograms: Arc<StageHistograms>,
         options: PipelineOptions,
-    ) -> Result<Pipeline, String> {
+    ) -> Result<Pipeline, PipelineError> {
         // The names in force from the next seq on, durable before any
         // sample of this configuration is appended; tables no retained
         // sample needs any more go.
         let tags_crc = crate::tag_history::record(&config.wal.dir, config, wal.next_seq())
-            .map_err(|e| e.to_string())?;
+            .map_err(|source| PipelineError::TagHistory { source })?;
         wal.set_tags_crc(tags_crc);
-        crate::tag_history::prune(&config.wal.dir, wal.oldest_seq()).map_err(|e| e.to_string())?;
+        crate::tag_history::prune(&config.wal.dir, wal.oldest_seq())
+            .map_err(|source| PipelineError::TagHistory { source })?;
         let handle = wal.handle();
         let drain_and_stop = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
@@ -112,7 +115,13 @@ impl Pipeline {
         let mut sink_stats = Vec::new();
         let mut sink_exits = Vec::new();
         for sink in &config.sinks {
-            let cursor = handle.open_cursor(&sink.name).map_err(|e| e.to_string())?;
+            let cursor =
+                handle
+                    .open_cursor(&sink.name)
+                    .map_err(|source| PipelineError::Cursor {
+                        sink: sink.name.clone(),
+                        source,
+                    })?;
             let stats = Arc::new(SinkStats::default());
             sink_stats.push((sink.name.clone(), Arc::clone(&stats)));
             let ctx = sink::SinkContext {
@@ -149,7 +158,7 @@ impl Pipeline {
                 done.store(true, Ordering::Release);
                 result
             })
-            .map_err(|e| format!("cannot start the WAL writer thread: {e}"))?;
+            .map_err(|source| PipelineError::WriterThread { source })?;
         Ok(Pipeline {
             writer: Some(writer),
             sinks,
@@ -197,12 +206,12 @@ impl Pipeline {
         self.drain_and_stop.store(true, Ordering::Release);
         let wal = match self.writer.take().map(|w| w.join()) {
             Some(Ok(Ok(wal))) => Some(wal),
-            Some(Ok(Err(e))) => {
-                errors.push(format!("wal writer: {e}"));
+            Some(Ok(Err(source))) => {
+                errors.push(StopError::Writer { source });
                 None
             }
             Some(Err(_)) => {
-                errors.push("wal writer thread panicked".into());
+                errors.push(StopError::WriterPanicked);
                 None
             }
             None => None,
@@ -227,8 +236,8 @@ impl Pipeline {
             }
             match thread.join() {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => errors.push(format!("sink {name}: {e}")),
-                Err(_) => errors.push(format!("sink {name}: thread panicked")),
+                Ok(Err(source)) => errors.push(StopError::Sink { sink: name, source }),
+                Err(_) => errors.push(StopError::SinkPanicked { sink: name }),
             }
         }
         Finished { wal, errors }
@@ -240,7 +249,7 @@ fn spawn_sink(
     cursor: crate::wal::Cursor,
     ctx: sink::SinkContext,
     exit: SinkExit,
-) -> Result<JoinHandle<Result<(), SinkError>>, String> {
+) -> Result<JoinHandle<Result<(), SinkError>>, PipelineError> {
     std::thread::Builder::new()
         .name(format!("sink-{}", sink.name))
         .spawn(move || {
@@ -252,7 +261,10 @@ fn spawn_sink(
             drop(guard);
             result
         })
-        .map_err(|e| format!("cannot start sink thread {}: {e}", sink.name))
+        .map_err(|source| PipelineError::SinkThread {
+            sink: sink.name.clone(),
+            source,
+        })
 }
 
 /// Records a panic as the sink's exit reason while the thread unwinds.

@@ -70,42 +70,27 @@ pub struct SinkContext {
     pub idle_wait: Duration,
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    #[error(transparent)]
     Wal(WalError),
     /// The names of a frame's rows cannot be known (its tag table is gone
     /// or unreadable): the sink stops rather than guess.
+    #[error("{0}; the sink stopped before sending rows it cannot name (nothing was skipped)")]
     Tags(TagHistoryError),
     /// The cursor stopped at `seq`: the WAL frame there failed its checks in
     /// memory. Every seq below `acked_seq` was acknowledged by kdb+ and is
     /// checkpointed.
+    #[error(
+        "WAL frame failed in memory ({error}): the cursor stopped at seq {seq}; \
+         delivered and checkpointed up to seq {acked_seq}, the rest stays in the WAL \
+         (a restart lets recovery check it)"
+    )]
     Frame {
         seq: u64,
         error: FrameError,
         acked_seq: u64,
     },
-}
-
-impl std::fmt::Display for SinkError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SinkError::Wal(e) => write!(f, "{e}"),
-            SinkError::Tags(e) => write!(
-                f,
-                "{e}; the sink stopped before sending rows it cannot name (nothing was skipped)"
-            ),
-            SinkError::Frame {
-                seq,
-                error,
-                acked_seq,
-            } => write!(
-                f,
-                "WAL frame failed in memory ({error}): the cursor stopped at seq {seq}; \
-                 delivered and checkpointed up to seq {acked_seq}, the rest stays in the WAL \
-                 (a restart lets recovery check it)"
-            ),
-        }
-    }
 }
 
 /// What kdb+ has acknowledged and what of it is persisted.

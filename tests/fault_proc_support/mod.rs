@@ -9,12 +9,10 @@
 #![allow(dead_code)] // each test file uses a different part
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use millrace::farm::verify::Verifier;
 use millrace::farm::{self, EmitOptions, Farm, FarmHandle, FarmOptions};
@@ -180,10 +178,7 @@ impl Run {
     pub fn metrics_addr(&self) -> String {
         let mut addr = None;
         wait_until(Duration::from_secs(10), || {
-            addr = self.log_text().lines().find_map(|l| {
-                let rest = l.split("metrics on http://").nth(1)?;
-                Some(rest.trim_end_matches("/metrics").to_string())
-            });
+            addr = crate::common::metrics_addr_in(&self.log_text());
             addr.is_some()
         });
         addr.expect("the run logs its metrics address")
@@ -199,80 +194,12 @@ impl Drop for Run {
     }
 }
 
-/// Sends `sig` with kill(1): no unsafe libc call in tests.
+#[allow(unused_imports)] // each test file uses a different part
+pub use crate::common::{durable_seq, inspect, metric, wait_exit, wait_until};
+
+/// Sends `sig` to the child with kill(1).
 pub fn signal(child: &Child, sig: i32) {
-    let status = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(child.id().to_string())
-        .status()
-        .expect("run kill(1)");
-    assert!(status.success(), "kill -{sig} {} failed", child.id());
-}
-
-pub fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("millrace run did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Polls `f` every 20 ms until it holds or `limit` passes.
-pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// `millrace wal inspect --json DIR`, parsed.
-pub fn inspect(wal: &Path) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_millrace"))
-        .args(["wal", "inspect", "--json"])
-        .arg(wal)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "wal inspect: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// The durable end of the WAL (every lower seq is durable).
-pub fn durable_seq(wal: &Path) -> u64 {
-    inspect(wal)["durable_seq"]
-        .as_u64()
-        .expect("durable_seq in inspect --json")
-}
-
-/// One metric's value from the Prometheus text (the first series).
-pub fn metric(addr: &str, name: &str) -> Option<f64> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    text.lines().find_map(|l| {
-        let rest = l.strip_prefix(name)?;
-        let value = rest.rsplit(' ').next()?;
-        (rest.starts_with(' ') || rest.starts_with('{'))
-            .then(|| value.parse().ok())
-            .flatten()
-    })
+    crate::common::signal(child.id(), sig);
 }
 
 /// The seed for this run: `MILLRACE_FAULT_SEED` or fresh; printed so that a
@@ -411,52 +338,5 @@ pub fn tickerplant(
     Tickerplant::bind(addr, options).unwrap()
 }
 
-/// A tmpfs mounted for the life of the value: a disk that really fills.
-/// Mounting needs root (the tests run as root, here and in CI); without it
-/// the test fails with a message that says so, it never skips.
-pub struct Tmpfs {
-    pub path: PathBuf,
-    _parent: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    pub fn mount(bytes: u64) -> Tmpfs {
-        let parent = tempfile::tempdir().unwrap();
-        let path = parent.path().join("fs");
-        std::fs::create_dir(&path).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
-            .arg(&path)
-            .status()
-            .expect("run mount(8)");
-        assert!(
-            status.success(),
-            "mounting a {bytes}-byte tmpfs failed ({status}): this test needs root \
-             (CI runs the suite as root)"
-        );
-        Tmpfs {
-            path,
-            _parent: parent,
-        }
-    }
-
-    /// Bytes free on the file system, from df(1).
-    pub fn free_bytes(&self) -> u64 {
-        let out = Command::new("df")
-            .args(["-B1", "--output=avail"])
-            .arg(&self.path)
-            .output()
-            .expect("run df(1)");
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.lines()
-            .nth(1)
-            .and_then(|l| l.trim().parse().ok())
-            .expect("df prints the free bytes")
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.path).status();
-    }
-}
+#[allow(unused_imports)] // each test file uses a different part
+pub use crate::common::Tmpfs;

@@ -9,8 +9,7 @@
 
 pub mod proxy;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -182,29 +181,8 @@ impl Drop for RunChild {
     }
 }
 
-/// Sends `sig` with kill(1): no unsafe libc call in tests.
-pub fn signal(pid: u32, sig: i32) {
-    let status = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status()
-        .expect("run kill(1)");
-    assert!(status.success(), "kill -{sig} {pid} failed");
-}
-
-pub fn scrape_text(addr: &str) -> String {
-    let mut s = TcpStream::connect(addr).expect("connect to the metrics endpoint");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read the exposition");
-    text
-}
-
-pub fn metric_in(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
+#[allow(unused_imports)] // each test file uses a different part
+pub use crate::common::{metric_in, scrape as scrape_text, signal};
 
 /// Polls `cond` every 50 ms until it holds; panics naming `what` after `limit`.
 pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
@@ -215,24 +193,8 @@ pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// The durable end of the WAL as `millrace wal inspect --json` reports it
-/// (run after the process exited).
-pub fn durable_seq(wal: &Path) -> u64 {
-    let out = Command::new(env!("CARGO_BIN_EXE_millrace"))
-        .args(["wal", "inspect", "--json"])
-        .arg(wal)
-        .output()
-        .expect("run millrace wal inspect");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect JSON");
-    v["durable_seq"]
-        .as_u64()
-        .expect("durable_seq in inspect --json")
-}
+#[allow(unused_imports)] // each test file uses a different part
+pub use crate::common::durable_seq;
 
 /// Never delivered, in [`Delivered::values`].
 const NOT_DELIVERED: u64 = 0x7ff8_dead_beef_0001;

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -15,18 +14,8 @@ use millrace::{Quality, Sample, TagId, ValueKind};
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The peers' Python. Missing peers fail the test loudly: never a skip.
-pub fn python() -> PathBuf {
-    let path = match std::env::var_os("MILLRACE_PEER_PYTHON") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peers-venv/bin/python"),
-    };
-    assert!(
-        path.exists(),
-        "peer Python not found at {} - run scripts/setup-peers.sh (or set MILLRACE_PEER_PYTHON)",
-        path.display()
-    );
-    path
-}
+#[allow(unused_imports)] // each test file uses a different part
+pub use crate::common::peer_python as python;
 
 /// Starts `script` with the peers' Python.
 pub fn spawn_python(script: &str, args: &[&str]) -> Child {

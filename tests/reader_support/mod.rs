@@ -3,7 +3,6 @@
 //! thread), and the peer Python. Every wait is bounded.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -196,19 +195,8 @@ pub fn drain(consumer: &mut ring::Consumer, into: &mut Vec<Sample>) {
     }
 }
 
-pub fn peer_python() -> PathBuf {
-    let path = std::env::var_os("MILLRACE_PEER_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peers-venv/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "peer Python {} is missing: run scripts/setup-peers.sh (tests never skip a peer)",
-        path.display()
-    );
-    path
-}
+#[allow(unused_imports)] // each test file uses a different part
+pub use crate::common::peer_python;
 
 /// A port that was free a moment ago (for peers that cannot bind port 0
 /// and report it).
