@@ -7,6 +7,7 @@
 //! made with rcgen. Every refusal must say in words what is wrong and what
 //! to do.
 
+mod common;
 mod kdb_support;
 mod tls_support;
 
