@@ -14,6 +14,7 @@
 mod csv;
 mod error;
 mod parse;
+pub mod s7;
 mod source;
 mod suggest;
 mod summary;
