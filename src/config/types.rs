@@ -330,8 +330,8 @@ impl S7Device {
     /// configured.
     pub fn remote_tsap(&self) -> u16 {
         self.remote_tsap.unwrap_or(
-            u16::from(self.connection_type as u8) << 8
-                | u16::from(self.rack) * 0x20
+            (u16::from(self.connection_type as u8) << 8)
+                | (u16::from(self.rack) * 0x20)
                 | u16::from(self.slot),
         )
     }
