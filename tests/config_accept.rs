@@ -1,6 +1,7 @@
-//! What the configuration accepts: the documented defaults, the example plant
-//! (through `load` and through `millrace check-config`), an Excel-style tag
-//! CSV, and secrets that are read but never shown.
+//! What the configuration accepts: the documented defaults, the example plants
+//! (Modbus and S7, through `load` and through `millrace check-config`),
+//! Excel-style tag CSVs, every S7 device key and address form, and secrets
+//! that are read but never shown.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -320,4 +321,200 @@ fn parse_str_does_no_io() {
     }
     let minimal = std::fs::read_to_string(fixture("minimal.toml")).unwrap_or_default();
     assert!(parse_str(&minimal, &fixture("minimal.toml")).is_ok());
+}
+
+// ---------------------------------------------------------------- S7
+
+fn s7(device: &DeviceConfig) -> &S7Device {
+    device
+        .s7_part()
+        .unwrap_or_else(|| panic!("{} is not an S7 device", device.name))
+}
+
+#[test]
+fn s7_defaults_are_the_documented_ones() {
+    let c = load_ok(&fixture("s7_minimal.toml"));
+    let d = &c.devices[0];
+    // The port is 102 when the address names none.
+    assert_eq!(
+        (d.protocol, d.address.as_str()),
+        (Protocol::S7, "10.0.0.7:102")
+    );
+    assert_eq!((d.timeout, d.max_inflight), (Duration::from_secs(1), 1));
+    let s = s7(d);
+    assert_eq!(
+        (s.rack, s.slot, s.connection_type),
+        (0, 1, S7ConnectionType::Pg)
+    );
+    assert_eq!((s.pdu_size, s.max_hole), (960, 4));
+    assert_eq!((s.local_tsap, s.remote_tsap), (0x0100, None));
+    // PG (1) << 8 | rack 0 * 32 + slot 1.
+    assert_eq!(s.remote_tsap(), 0x0101);
+    let t = &s.tags[0];
+    assert_eq!(
+        (t.area, t.byte, t.bit, t.data_type),
+        (S7Area::Db(10), 0, 0, S7Type::Real)
+    );
+    assert_eq!((t.scale, t.offset), (1.0, 0.0));
+}
+
+#[test]
+fn s7_every_device_key() {
+    let c = load_ok(&fixture("s7_every_key.toml"));
+    let [a, b, h, basic] = &c.devices[..] else {
+        panic!("four devices expected");
+    };
+    assert_eq!(a.address, "10.0.0.7:1102");
+    assert_eq!((a.timeout, a.max_inflight), (Duration::from_millis(250), 4));
+    let s = s7(a);
+    assert_eq!(
+        (s.rack, s.slot, s.connection_type),
+        (1, 3, S7ConnectionType::Op)
+    );
+    assert_eq!((s.pdu_size, s.local_tsap, s.max_hole), (480, 0x1000, 16));
+    // OP (2) << 8 | rack 1 * 32 + slot 3.
+    assert_eq!(s.remote_tsap(), 0x0223);
+    // A bracketed IPv6 address gets the port too; TSAPs as TIA writes them.
+    assert_eq!(b.address, "[fd00::7]:102");
+    assert_eq!(
+        (s7(b).local_tsap, s7(b).remote_tsap),
+        (0x0300, Some(0x0200))
+    );
+    assert_eq!(s7(b).remote_tsap(), 0x0200);
+    // TSAPs as TOML integers.
+    assert_eq!(h.address, "plc-2.plant.local:102");
+    assert_eq!((s7(h).local_tsap, s7(h).remote_tsap()), (0x0200, 0x0302));
+    assert_eq!((s7(h).pdu_size, s7(h).max_hole), (240, 0));
+    assert_eq!(s7(basic).connection_type, S7ConnectionType::Basic);
+    assert_eq!(
+        (s7(basic).local_tsap, s7(basic).remote_tsap()),
+        (256, 0x0301)
+    );
+    let t = &s7(basic).tags[0];
+    assert_eq!((t.scale, t.offset), (2.0, -1.5));
+}
+
+#[test]
+fn s7_every_address_form_and_type() {
+    use S7Area::*;
+    let c = load_ok(&fixture("s7_forms.toml"));
+    let tags = &s7(&c.devices[0]).tags;
+    let got: Vec<(S7Area, u32, u8, S7Type)> = tags
+        .iter()
+        .map(|t| (t.area, t.byte, t.bit, t.data_type))
+        .collect();
+    let expected = [
+        (Db(10), 4, 3, S7Type::Bool),
+        (Db(10), 4, 0, S7Type::Byte),
+        (Db(10), 6, 0, S7Type::Int),
+        (Db(10), 8, 0, S7Type::Real),
+        (Merker, 0, 1, S7Type::Bool),
+        (Merker, 2, 0, S7Type::SInt),
+        (Merker, 2, 0, S7Type::Word),
+        (Merker, 4, 0, S7Type::DInt),
+        (Inputs, 0, 0, S7Type::Bool),
+        (Inputs, 0, 1, S7Type::Bool),
+        (Inputs, 1, 0, S7Type::USInt),
+        (Inputs, 2, 0, S7Type::Char),
+        (Inputs, 4, 0, S7Type::UInt),
+        (Inputs, 6, 0, S7Type::S5Time),
+        (Inputs, 8, 0, S7Type::UDInt),
+        (Inputs, 12, 0, S7Type::Time),
+        (Outputs, 0, 1, S7Type::Bool),
+        (Outputs, 0, 2, S7Type::Bool),
+        (Outputs, 1, 0, S7Type::Byte),
+        (Outputs, 2, 0, S7Type::Byte),
+        (Outputs, 4, 0, S7Type::Int),
+        (Outputs, 6, 0, S7Type::Int),
+        (Outputs, 8, 0, S7Type::DWord),
+        (Outputs, 12, 0, S7Type::Real),
+        (Db(7), 100, 0, S7Type::LReal),
+        (Merker, 10, 0, S7Type::LInt),
+        (Db(7), 108, 0, S7Type::ULInt),
+        (Db(7), 116, 0, S7Type::DateAndTime),
+        (Db(7), 124, 0, S7Type::Dtl),
+        (Db(7), 136, 0, S7Type::String(20)),
+        (Db(7), 158, 0, S7Type::WString(341)),
+        (Db(7), 900, 0, S7Type::String(254)),
+        (Db(7), 1200, 7, S7Type::Bool),
+        (Db(65535), 2_097_148, 0, S7Type::Real),
+        // The bytes of tag 3 again, as a dword: S7 tags may overlap.
+        (Db(10), 8, 0, S7Type::DWord),
+    ];
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn s7_tags_from_an_excel_csv() {
+    let c = load_ok(&fixture("s7_csv.toml"));
+    let tags = &s7(&c.devices[0]).tags;
+    // The TOML tag, then the rows in file order; the all-empty row skipped.
+    let names: Vec<&str> = tags.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "cell07.speed",
+            "st01.torque",
+            "st01.busy",
+            "st01.temp",
+            "st01.serial"
+        ]
+    );
+    assert_eq!((tags[1].area, tags[1].byte), (S7Area::Db(101), 4));
+    assert_eq!((tags[2].data_type, tags[2].bit), (S7Type::Bool, 1));
+    assert_eq!((tags[3].scale, tags[3].offset), (0.1, -40.0));
+    assert_eq!((tags[4].byte, tags[4].data_type), (20, S7Type::String(20)));
+}
+
+#[test]
+fn example_s7_line_is_accepted() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/s7-line.toml");
+    let c = load_ok(&path);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let csv = std::fs::read_to_string(path.with_file_name("s7-tags.csv")).unwrap_or_default();
+    let tag_count = text
+        .lines()
+        .filter(|l| l.trim() == "[[device.tag]]")
+        .count()
+        + csv.lines().skip(1).filter(|l| !l.trim().is_empty()).count();
+    assert_eq!(c.tag_count(), tag_count);
+    assert!(c.devices.iter().all(|d| d.protocol == Protocol::S7));
+    // Every area and every size letter is used.
+    let tags: Vec<&S7Tag> = c.devices.iter().flat_map(|d| &s7(d).tags).collect();
+    for area in [S7Area::Merker, S7Area::Inputs, S7Area::Outputs] {
+        assert!(tags.iter().any(|t| t.area == area), "{area}");
+    }
+    assert!(tags.iter().any(|t| t.data_type.is_text()));
+
+    let output = check_config(&path, None);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains(&format!("tags: {tag_count}\n")), "{stdout}");
+    let per_second: f64 = c
+        .devices
+        .iter()
+        .map(|d| d.tag_count() as f64 / d.poll_interval.as_secs_f64())
+        .sum();
+    let line = format!("  s7: {} device(s), {tag_count} tags, ", c.devices.len());
+    assert!(stdout.contains(&line), "{stdout}");
+    assert!(
+        stdout.contains(&format!(", {per_second:.1} samples/s\n")),
+        "{stdout}"
+    );
+    for d in &c.devices {
+        let s = s7(d);
+        let settings = format!(
+            "  {} s7 {} tsap {:#06x}->{:#06x} ",
+            d.name,
+            d.address,
+            s.local_tsap,
+            s.remote_tsap()
+        );
+        assert!(stdout.contains(&settings), "{settings}\n{stdout}");
+    }
 }

@@ -1,4 +1,4 @@
-//! One test per kind of configuration error: each loads a fixture from
+//! One test per kind of configuration error (Modbus and S7): each loads a fixture from
 //! tests/configs/ and checks the exact file, line, column and key path (or CSV
 //! line and column) of the error, and that it says what would be valid. A few
 //! also run the real binary (`millrace check-config`) and check the exit code
@@ -478,5 +478,224 @@ fn a_missing_config_file() {
     binary_rejects(
         "no-such-config.toml",
         "no-such-config.toml: cannot read the file",
+    );
+}
+
+// ---------------------------------------------------------------- S7
+
+#[test]
+fn a_key_of_another_protocol_names_the_keys_this_one_takes() {
+    let fragment = "unknown key `unit_id` for protocol `s7` (it is a key of modbus-tcp and \
+                    modbus-rtu-tcp devices)";
+    let error = rejects("s7_unit_id.toml", 16, 1, "device[0].unit_id", fragment);
+    let expected = "; expected a key s7 devices take, one of `name`, `protocol`, `address`, \
+                    `poll_interval`, `timeout`, `max_inflight`, `tags_csv`, `tag`, `rack`, \
+                    `slot`, `connection_type`, `pdu_size`, `local_tsap`, `remote_tsap`, \
+                    `max_hole`";
+    assert!(error.to_string().ends_with(expected), "{error}");
+    binary_rejects(
+        "s7_unit_id.toml",
+        "s7_unit_id.toml:16:1: key `device[0].unit_id`: unknown key `unit_id` for protocol `s7`",
+    );
+    let fragment = "unknown key `slot` for protocol `modbus-tcp` (it is a key of s7 devices)";
+    let error = rejects("modbus_slot.toml", 17, 1, "device[0].slot", fragment);
+    assert!(error
+        .to_string()
+        .contains("expected a key modbus-tcp devices take, one of"));
+    let fragment = "unknown key `area` for protocol `s7` (it is a key of modbus-tcp and \
+                    modbus-rtu-tcp tags)";
+    let error = rejects("s7_tag_area.toml", 21, 1, "device[0].tag[0].area", fragment);
+    assert!(error.to_string().ends_with(
+        "expected a key s7 tags take, one of `name`, `address`, `type`, `scale`, `offset`, \
+         `description`"
+    ));
+    let fragment = "unknown key `rak` (did you mean `rack`?)";
+    rejects("s7_typo.toml", 16, 1, "device[0].rak", fragment);
+}
+
+#[test]
+fn s7_size_letter_that_does_not_fit_the_type() {
+    let fragment = "`DB10.DBW20` is a word (2 bytes) but `real` is 4 bytes: write `DB10.DBD20`";
+    let error = rejects("s7_size.toml", 19, 11, "device[0].tag[0].address", fragment);
+    assert!(error
+        .to_string()
+        .ends_with("; expected a double word address for `real`"));
+    binary_rejects(
+        "s7_size.toml",
+        &format!("s7_size.toml:19:11: key `device[0].tag[0].address`: {fragment}"),
+    );
+    let fragment = "`DB10.DBB4` is a byte but `bool` is one bit: write `DB10.DBX4.0`";
+    rejects(
+        "s7_bool_byte.toml",
+        24,
+        11,
+        "device[0].tag[1].address",
+        fragment,
+    );
+    let fragment = "`M0.1` is a bit but `int` is 2 bytes: write `MW0`";
+    rejects(
+        "s7_bit_int.toml",
+        24,
+        11,
+        "device[0].tag[1].address",
+        fragment,
+    );
+    let fragment = "`DB7.DBD100` is a double word (4 bytes) but `lreal` is 8 bytes: write its \
+                    first byte, `DB7.DBB100`";
+    rejects(
+        "s7_wide_dword.toml",
+        19,
+        11,
+        "device[0].tag[0].address",
+        fragment,
+    );
+    let fragment = "`lreal` at `DB1.DBB2097145` ends at byte 2097152, past 2097151";
+    rejects(
+        "s7_past_top.toml",
+        19,
+        11,
+        "device[0].tag[0].address",
+        fragment,
+    );
+}
+
+#[test]
+fn s7_addresses_that_are_not_step_7_addresses() {
+    let at = "device[0].tag[0].address";
+    let fragment = "`DB0.DBD0` is not an S7 address: data blocks number from 1";
+    let error = rejects("s7_db0.toml", 19, 11, at, fragment);
+    assert!(error
+        .to_string()
+        .contains("expected a Step 7 address such as"));
+    let fragment = "`DB10,X4.3` is not an S7 address: after the DB number comes `.DBX`";
+    rejects("s7_bad_address.toml", 19, 11, at, fragment);
+    let fragment = "`DB10.DBX4` is not an S7 address: a bit address needs its bit";
+    rejects("s7_no_bit.toml", 19, 11, at, fragment);
+    let fragment = "`DB10.DBW4.1` is not an S7 address: a word address has no bit";
+    rejects("s7_bit_on_word.toml", 19, 11, at, fragment);
+}
+
+#[test]
+fn s7_types() {
+    let fragment = "string[255]: an S7 STRING holds 1..=254 characters";
+    rejects(
+        "s7_string_range.toml",
+        25,
+        8,
+        "device[0].tag[1].type",
+        fragment,
+    );
+    let fragment = "wstring[342]: at most 341 characters here";
+    rejects(
+        "s7_wstring_range.toml",
+        20,
+        8,
+        "device[0].tag[0].type",
+        fragment,
+    );
+    let error = rejects(
+        "s7_unknown_type.toml",
+        20,
+        8,
+        "device[0].tag[0].type",
+        "unknown type `float32`",
+    );
+    assert!(error
+        .to_string()
+        .contains("expected an S7 type: bool, byte"));
+    let fragment = "`scale` is only for numeric tags, this one is `bool`";
+    rejects(
+        "s7_scale_bool.toml",
+        21,
+        9,
+        "device[0].tag[0].scale",
+        fragment,
+    );
+}
+
+#[test]
+fn s7_device_keys_out_of_range() {
+    rejects("s7_rack.toml", 16, 8, "device[0].rack", "8 is out of range");
+    rejects(
+        "s7_slot.toml",
+        16,
+        8,
+        "device[0].slot",
+        "32 is out of range",
+    );
+    let error = rejects(
+        "s7_pdu.toml",
+        16,
+        12,
+        "device[0].pdu_size",
+        "200 is out of range",
+    );
+    assert!(error
+        .to_string()
+        .ends_with("expected an integer in 240..=960"));
+    let fragment = "unknown value `pgs` (did you mean `pg`?)";
+    rejects(
+        "s7_connection_type.toml",
+        16,
+        19,
+        "device[0].connection_type",
+        fragment,
+    );
+    let fragment = "`1.0.0` is not a TSAP";
+    rejects("s7_tsap.toml", 16, 14, "device[0].local_tsap", fragment);
+    let fragment = "`slot` has no effect when `remote_tsap` is set";
+    rejects("s7_tsap_and_slot.toml", 16, 8, "device[0].slot", fragment);
+    let error = rejects(
+        "s7_port.toml",
+        14,
+        11,
+        "device[0].address",
+        "`0` is not a port 1..=65535",
+    );
+    assert!(error.to_string().contains("(port 102 if none)"));
+}
+
+#[test]
+fn s7_and_modbus_tag_names_are_unique_together() {
+    let path = fixture("s7_duplicate.toml");
+    let first = format!(
+        "duplicate tag name `press01.temp`, first defined at {}:19:8 (device `press-01`)",
+        path.display()
+    );
+    rejects("s7_duplicate.toml", 31, 8, "device[1].tag[0].name", &first);
+}
+
+#[test]
+fn s7_csv_columns_and_rows() {
+    let fragment = "unknown column `area` for protocol `s7` (it is a column of modbus-tcp and \
+                    modbus-rtu-tcp tags)";
+    rejects_csv(
+        "s7_csv_column.toml",
+        "s7_modbus_columns.csv",
+        1,
+        "area",
+        fragment,
+    );
+    let error = load_err("s7_csv_column.toml").to_string();
+    assert!(
+        error.ends_with(
+            "expected a column s7 tags take, one of `name`, `address`, `type`, `scale`, \
+             `offset`, `description`"
+        ),
+        "{error}"
+    );
+    binary_rejects(
+        "s7_csv_column.toml",
+        "s7_modbus_columns.csv:1: column `area`: unknown column `area` for protocol `s7`",
+    );
+    let fragment = "`MW8` is a word (2 bytes) but `real` is 4 bytes: write `MD8`";
+    rejects_csv("s7_csv_size.toml", "s7_size.csv", 3, "address", fragment);
+    let fragment = "the header has no `address` column";
+    rejects_csv(
+        "s7_csv_no_address.toml",
+        "s7_no_address.csv",
+        1,
+        "address",
+        fragment,
     );
 }

@@ -1,258 +1,261 @@
 //! Tag lists from CSV files, the way plant engineers export them from other
 //! tools (Excel, PLC programming suites, historians).
 //!
-//! RFC 4180 plus what exporters actually write: a UTF-8 byte-order mark,
-//! CRLF or LF line ends, quoted fields with commas, doubled quotes and even
-//! line breaks, rows that are all empty (skipped), trailing empty cells, and
-//! header names in any case and any order. Errors name `FILE:LINE` (the line
-//! where the record starts) and the column.
+//! The `csv` crate splits the text (RFC 4180: quoted cells with commas,
+//! doubled quotes and line breaks; CRLF, LF or CR line ends; a UTF-8
+//! byte-order mark is dropped) and says on which line each record starts.
+//! On top of it: rows that are all empty are skipped, spaces around a cell
+//! are dropped, and the header names the columns in any case and any order.
+//! The columns are the tag keys of the device's protocol (`device::Keys`),
+//! and each row is finished by the protocol's `finish_tag` through
+//! `TagFields`, as a `[[device.tag]]` table is. Errors name `FILE:LINE`
+//! (the line where the record starts) and the column.
 
 use std::path::Path;
 
+use super::device::{keys, Keys};
 use super::error::{ConfigError, Location, Place};
 use super::suggest::{did_you_mean, one_of};
-use super::tag::{finish_tag, Field, RawTag, AREAS, ORDERS, TYPES};
-use super::tree::lookup_word;
-use super::types::ModbusTag;
-use super::validate::TagOrigin;
+use super::tag::TagFields;
+use super::tree::Spanned;
+use super::types::Protocol;
 
-/// Columns a tag CSV may have; the first four are required.
-pub const COLUMNS: &[&str] = &[
-    "name",
-    "area",
-    "address",
-    "type",
-    "order",
-    "scale",
-    "offset",
-    "bit",
-    "length",
-    "description",
-];
-const REQUIRED: usize = 4;
-const HEADER_EXPECTED: &str = "a header such as `name,area,address,type,order,scale,offset` \
-     (also `bit`, `length`, `description`)";
-
-/// One CSV record: the line it starts on and its unquoted fields.
+/// One CSV record: the line it starts on and its cells, trimmed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     pub line: u32,
     pub fields: Vec<String>,
 }
 
-/// A record that cannot be split: its line and the 0-based field.
+/// A record that cannot be read, and the line it starts on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyntaxError {
     pub line: u32,
-    pub field_index: usize,
     pub problem: String,
 }
 
 /// Splits CSV text into records; all-empty records are dropped.
 pub fn records(text: &str) -> Result<Vec<Record>, SyntaxError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
     let mut out = Vec::new();
-    let mut chars = text.chars().peekable();
-    let mut line: u32 = 1;
-    let mut record = Record {
-        line,
-        fields: Vec::new(),
+    let mut record = csv::StringRecord::new();
+    let mut lines = Lines {
+        text: text.as_bytes(),
+        offset: 0,
+        line: 1,
     };
-    let mut field = String::new();
-    let mut quoted_field = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if field.trim().is_empty() && !quoted_field => {
-                field.clear();
-                quoted_field = true;
-                read_quoted(&mut chars, &mut field, &mut line, record.fields.len())?;
-                while chars.peek().is_some_and(|c| *c == ' ' || *c == '\t') {
-                    chars.next();
-                }
-                if !matches!(chars.peek(), None | Some(',') | Some('\n') | Some('\r')) {
-                    return Err(SyntaxError {
-                        line,
-                        field_index: record.fields.len(),
-                        problem: "text after the closing quote".to_string(),
-                    });
-                }
-            }
-            ',' => {
-                record.fields.push(finish_field(&mut field, quoted_field));
-                quoted_field = false;
-            }
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' => {
-                record.fields.push(finish_field(&mut field, quoted_field));
-                quoted_field = false;
-                push_record(&mut out, std::mem::take(&mut record.fields), record.line);
-                line = line.saturating_add(1);
-                record.line = line;
-            }
-            c => field.push(c),
-        }
-    }
-    if !field.is_empty() || quoted_field || !record.fields.is_empty() {
-        record.fields.push(finish_field(&mut field, quoted_field));
-        push_record(&mut out, record.fields, record.line);
-    }
-    Ok(out)
-}
-
-fn read_quoted(
-    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
-    field: &mut String,
-    line: &mut u32,
-    field_index: usize,
-) -> Result<(), SyntaxError> {
-    let start_line = *line;
     loop {
-        match chars.next() {
-            None => {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => return Ok(out),
+            // Text that is already a `str` has no invalid UTF-8 to find, and
+            // a slice no I/O error; kept as an error, never a panic.
+            Err(e) => {
                 return Err(SyntaxError {
-                    line: start_line,
-                    field_index,
-                    problem: "a quoted field is never closed".to_string(),
+                    line: e.position().map_or(1, |p| saturating_line(p.line())),
+                    problem: e.to_string(),
                 })
             }
-            Some('"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            Some('"') => return Ok(()),
-            Some(c) => {
-                if c == '\n' {
-                    *line = line.saturating_add(1);
-                }
-                field.push(c);
-            }
+        }
+        let line = lines.start_of(record.position().map_or(0, csv::Position::byte));
+        let fields: Vec<String> = record.iter().map(|f| f.trim().to_string()).collect();
+        if fields.iter().any(|f| !f.is_empty()) {
+            out.push(Record { line, fields });
         }
     }
 }
 
-fn finish_field(field: &mut String, quoted: bool) -> String {
-    let text = std::mem::take(field);
-    if quoted {
-        text
-    } else {
-        text.trim().to_string()
+/// The line a record starts on. `csv` gives each record the position where
+/// the reader stood when the record began, which is before the line ends
+/// and blank lines in front of it, so its `line()` falls short (by one after
+/// every CRLF). Its byte offset is right, though: skip the line ends from
+/// there, and count those before (`\r\n`, `\n` or a lone `\r`, as `csv`
+/// ends records), moving forward only, so the whole file is scanned once.
+struct Lines<'t> {
+    text: &'t [u8],
+    offset: usize,
+    line: u32,
+}
+
+impl Lines<'_> {
+    fn start_of(&mut self, position: u64) -> u32 {
+        let from = usize::try_from(position).unwrap_or(usize::MAX);
+        let rest = self.text.get(from..).unwrap_or_default();
+        let start = from.saturating_add(
+            rest.iter()
+                .take_while(|b| matches!(b, b'\r' | b'\n'))
+                .count(),
+        );
+        while self.offset < start.min(self.text.len()) {
+            let ends_line = match self.text.get(self.offset) {
+                Some(b'\n') => true,
+                Some(b'\r') => self.text.get(self.offset + 1) != Some(&b'\n'),
+                _ => false,
+            };
+            if ends_line {
+                self.line = self.line.saturating_add(1);
+            }
+            self.offset += 1;
+        }
+        self.line
     }
 }
 
-fn push_record(out: &mut Vec<Record>, fields: Vec<String>, line: u32) {
-    if fields.iter().any(|f| !f.is_empty()) {
-        out.push(Record { line, fields });
-    }
+fn saturating_line(line: u64) -> u32 {
+    u32::try_from(line).unwrap_or(u32::MAX)
 }
 
-/// Reads the tags of a CSV file. `file` is used only in messages.
-pub fn parse_tags_csv(text: &str, file: &Path) -> Result<Vec<(ModbusTag, TagOrigin)>, ConfigError> {
-    let at = |line: u32, column: Option<&str>| {
-        Location::new(
-            file,
-            Place::Csv {
-                line,
-                column: column.map(str::to_string),
-            },
-        )
-    };
+fn at(file: &Path, line: u32, column: Option<&str>) -> Location {
+    Location::new(
+        file,
+        Place::Csv {
+            line,
+            column: column.map(str::to_string),
+        },
+    )
+}
+
+fn header_expected(keys: &Keys) -> String {
+    format!("a header such as {}", keys.csv_example)
+}
+
+/// Reads the tags of a CSV file for a device of `protocol`, handing each
+/// row to `add` (which finishes and keeps it). `file` is used only in
+/// messages.
+pub fn read_tags(
+    text: &str,
+    file: &Path,
+    protocol: Protocol,
+    add: &mut dyn FnMut(&dyn TagFields) -> Result<(), ConfigError>,
+) -> Result<(), ConfigError> {
+    let keys = keys(protocol);
     let records = records(text).map_err(|e| {
-        ConfigError::new(
-            at(e.line, Some(&format!("#{}", e.field_index + 1))),
-            e.problem,
-        )
-        .expected("RFC 4180 quoting: \"a, b\" and \"say \"\"hi\"\"\"")
+        ConfigError::new(at(file, e.line, None), e.problem).expected("an RFC 4180 CSV file")
     })?;
     let Some((header, rows)) = records.split_first() else {
         return Err(
-            ConfigError::new(at(1, None), "the file has no header line").expected(HEADER_EXPECTED)
+            ConfigError::new(at(file, 1, None), "the file has no header line")
+                .expected(header_expected(keys)),
         );
     };
-    let columns = read_header(header, &at)?;
-    let mut tags = Vec::with_capacity(rows.len());
+    let columns = read_header(header, file, protocol)?;
     for row in rows {
-        tags.push(read_row(row, &columns, file)?);
+        let cells = row_cells(row, &columns, keys, file)?;
+        add(&CsvRow {
+            file,
+            line: row.line,
+            keys: keys.tag,
+            cells,
+        })?;
     }
-    Ok(tags)
+    Ok(())
 }
 
-/// For each column of the file, its index in `COLUMNS`.
+/// For each column of the file, its index in the protocol's tag keys
+/// (`None` for trailing empty header cells).
 fn read_header(
     header: &Record,
-    at: &dyn Fn(u32, Option<&str>) -> Location,
+    file: &Path,
+    protocol: Protocol,
 ) -> Result<Vec<Option<usize>>, ConfigError> {
+    let keys = keys(protocol);
     let mut columns: Vec<Option<usize>> = Vec::with_capacity(header.fields.len());
     for (i, raw) in header.fields.iter().enumerate() {
-        let name = raw.trim().to_lowercase();
-        if name.is_empty()
-            && header
-                .fields
-                .get(i..)
-                .is_some_and(|rest| rest.iter().all(|f| f.trim().is_empty()))
-        {
+        let name = raw.to_lowercase();
+        let rest_empty = header
+            .fields
+            .get(i..)
+            .is_some_and(|rest| rest.iter().all(String::is_empty));
+        if rest_empty {
             columns.push(None);
             continue;
         }
-        let Some(index) = COLUMNS.iter().position(|c| *c == name) else {
-            let problem = match did_you_mean(&name, COLUMNS) {
-                Some(near) => format!("unknown column `{raw}` (did you mean `{near}`?)"),
-                None if raw.contains(';') => {
-                    format!("unknown column `{raw}` (is the file `;`-separated?)")
-                }
-                None => format!("unknown column `{raw}`"),
-            };
-            return Err(
-                ConfigError::new(at(header.line, Some(raw)), problem).expected(one_of(COLUMNS))
-            );
+        let Some(index) = keys.tag.iter().position(|c| *c == name) else {
+            return Err(unknown_column(raw, &name, protocol, header.line, file));
         };
         if columns.contains(&Some(index)) {
             let problem = format!("column `{name}` appears twice in the header");
             return Err(
-                ConfigError::new(at(header.line, Some(&name)), problem).expected(HEADER_EXPECTED)
+                ConfigError::new(at(file, header.line, Some(&name)), problem)
+                    .expected(header_expected(keys)),
             );
         }
         columns.push(Some(index));
     }
-    for required in COLUMNS.iter().take(REQUIRED) {
-        let index = COLUMNS.iter().position(|c| c == required);
-        if !columns.contains(&index) {
+    for (index, required) in keys.tag.iter().enumerate().take(keys.tag_required) {
+        if !columns.contains(&Some(index)) {
             let problem = format!("the header has no `{required}` column");
-            return Err(ConfigError::new(at(header.line, Some(required)), problem)
-                .expected(HEADER_EXPECTED));
+            return Err(
+                ConfigError::new(at(file, header.line, Some(required)), problem)
+                    .expected(header_expected(keys)),
+            );
         }
     }
     Ok(columns)
 }
 
-/// The cells of one row by column name, parsed into a tag.
-fn read_row(
-    row: &Record,
-    columns: &[Option<usize>],
+/// A header cell that is not a column of `protocol`'s tags: a near miss, a
+/// `;`-separated file, or a column of another protocol's tags.
+fn unknown_column(
+    raw: &str,
+    name: &str,
+    protocol: Protocol,
+    line: u32,
     file: &Path,
-) -> Result<(ModbusTag, TagOrigin), ConfigError> {
-    let line = row.line;
-    let at = |column: &str| {
-        Location::new(
-            file,
-            Place::Csv {
-                line,
-                column: Some(column.to_string()),
-            },
-        )
+) -> ConfigError {
+    let columns = keys(protocol).tag;
+    let others: Vec<&str> = Protocol::ALL
+        .iter()
+        .filter(|(_, p)| keys(*p).tag.contains(&name))
+        .map(|(n, _)| *n)
+        .collect();
+    let problem = match did_you_mean(name, columns) {
+        Some(near) => format!("unknown column `{raw}` (did you mean `{near}`?)"),
+        None if raw.contains(';') => {
+            format!("unknown column `{raw}` (is the file `;`-separated?)")
+        }
+        None if !others.is_empty() => format!(
+            "unknown column `{raw}` for protocol `{protocol}` (it is a column of {} tags)",
+            others.join(" and ")
+        ),
+        None => format!("unknown column `{raw}` for protocol `{protocol}`"),
     };
+    let expected = format!("a column {protocol} tags take, {}", one_of(columns));
+    ConfigError::new(at(file, line, Some(raw)), problem).expected(expected)
+}
+
+/// The cells of one row, one per tag key ("" where the file has no column).
+fn row_cells<'r>(
+    row: &'r Record,
+    columns: &[Option<usize>],
+    keys: &Keys,
+    file: &Path,
+) -> Result<Vec<&'r str>, ConfigError> {
+    let line = row.line;
     if row.fields.len() < columns.len() {
         let missing = columns
             .get(row.fields.len())
             .copied()
             .flatten()
-            .and_then(|i| COLUMNS.get(i));
-        let column = missing.map_or("?", |c| c);
+            .and_then(|i| keys.tag.get(i));
+        // An unterminated quote swallows the rest of the file into one cell.
+        let hint = if row.fields.iter().any(|f| f.contains('\n')) {
+            " (is a quote left open?)"
+        } else {
+            ""
+        };
         let problem = format!(
-            "the row has {} fields, the header {}",
+            "the row has {} fields, the header {}{hint}",
             row.fields.len(),
             columns.len()
         );
-        return Err(ConfigError::new(at(column), problem).expected("one field per header column"));
+        return Err(
+            ConfigError::new(at(file, line, Some(missing.map_or("?", |c| c))), problem)
+                .expected("one field per header column"),
+        );
     }
     if let Some(extra) = row
         .fields
@@ -265,106 +268,86 @@ fn read_row(
             columns.len()
         );
         let column = format!("#{}", columns.len() + extra + 1);
-        return Err(ConfigError::new(at(&column), problem).expected("one field per header column"));
+        return Err(ConfigError::new(at(file, line, Some(&column)), problem)
+            .expected("one field per header column"));
     }
-    let mut cells: [&str; COLUMNS.len()] = [""; COLUMNS.len()];
+    let mut cells = vec![""; keys.tag.len()];
     for (field, column) in row.fields.iter().zip(columns) {
         if let Some(slot) = column.and_then(|i| cells.get_mut(i)) {
             *slot = field.as_str();
         }
     }
-    let cell = |name: &str| {
-        COLUMNS
-            .iter()
-            .position(|c| *c == name)
-            .and_then(|i| cells.get(i))
-            .copied()
-            .unwrap_or("")
-    };
-    let word = |name: &str, choices| parse_word(cell(name), name, choices, &at);
-    let raw = RawTag {
-        name: cell("name").to_string(),
-        area: required_cell(word("area", AREAS)?, "area", &at)?,
-        address: required_cell(parse_int(cell("address"), &at("address"))?, "address", &at)?,
-        data_type: required_cell(parse_word(cell("type"), "type", TYPES, &at)?, "type", &at)?,
-        order: parse_word(cell("order"), "order", ORDERS, &at)?,
-        bit: parse_int(cell("bit"), &at("bit"))?,
-        length: parse_int(cell("length"), &at("length"))?,
-        scale: parse_float(cell("scale"), &at("scale"))?,
-        offset: parse_float(cell("offset"), &at("offset"))?,
-    };
-    let tag = finish_tag(raw, &|field: Field| at(field.key()))?;
-    Ok((
-        tag,
-        TagOrigin {
-            name: at("name"),
-            address: at("address"),
-        },
-    ))
+    Ok(cells)
 }
 
-fn required_cell<T>(
-    value: Option<T>,
-    column: &str,
-    at: &dyn Fn(&str) -> Location,
-) -> Result<T, ConfigError> {
-    value.ok_or_else(|| {
-        let expected = match column {
-            "area" => one_of(&AREAS.iter().map(|(n, _)| *n).collect::<Vec<_>>()),
-            "type" => one_of(&TYPES.iter().map(|(n, _)| *n).collect::<Vec<_>>()),
-            _ => "a zero-based address 0..=65535".to_string(),
+/// One CSV row as `TagFields`: an empty cell is an absent key.
+struct CsvRow<'r> {
+    file: &'r Path,
+    line: u32,
+    keys: &'static [&'static str],
+    cells: Vec<&'r str>,
+}
+
+impl CsvRow<'_> {
+    fn cell(&self, key: &str) -> Option<Spanned<&str>> {
+        let index = self.keys.iter().position(|k| *k == key)?;
+        let text = self.cells.get(index).copied().filter(|c| !c.is_empty())?;
+        Some(Spanned {
+            value: text,
+            at: self.at(key),
+        })
+    }
+}
+
+impl TagFields for CsvRow<'_> {
+    fn text(&self, key: &str, _expected: &str) -> Result<Option<Spanned<&str>>, ConfigError> {
+        Ok(self.cell(key))
+    }
+
+    /// A whole number, decimal or `0x` hexadecimal.
+    fn integer(&self, key: &str) -> Result<Option<Spanned<i64>>, ConfigError> {
+        let Some(cell) = self.cell(key) else {
+            return Ok(None);
         };
-        ConfigError::new(at(column), format!("`{column}` is empty")).expected(expected)
-    })
-}
-
-fn parse_word<T: Copy>(
-    text: &str,
-    column: &str,
-    choices: &[(&str, T)],
-    at: &dyn Fn(&str) -> Location,
-) -> Result<Option<T>, ConfigError> {
-    if text.is_empty() {
-        return Ok(None);
-    }
-    let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
-    lookup_word(text, choices)
-        .map(Some)
-        .map_err(|problem| ConfigError::new(at(column), problem).expected(one_of(&names)))
-}
-
-/// A whole number, decimal or `0x` hexadecimal; empty is `None`.
-fn parse_int(text: &str, at: &Location) -> Result<Option<i64>, ConfigError> {
-    if text.is_empty() {
-        return Ok(None);
-    }
-    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
-        Some(hex) => i64::from_str_radix(hex, 16),
-        None => text.parse::<i64>(),
-    };
-    parsed.map(Some).map_err(|_| {
-        ConfigError::new(at.clone(), format!("`{text}` is not a whole number"))
-            .expected("a decimal or 0x-hexadecimal integer")
-    })
-}
-
-fn parse_float(text: &str, at: &Location) -> Result<Option<f64>, ConfigError> {
-    if text.is_empty() {
-        return Ok(None);
-    }
-    match text.parse::<f64>() {
-        Ok(v) if v.is_finite() => Ok(Some(v)),
-        _ => {
-            let hint = if text.contains(',') {
-                " (the decimal point is `.`)"
-            } else {
-                ""
-            };
-            Err(
-                ConfigError::new(at.clone(), format!("`{text}` is not a number{hint}"))
-                    .expected("a finite number such as 0.1 or -40"),
-            )
+        let text = cell.value;
+        let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+            Some(hex) => i64::from_str_radix(hex, 16),
+            None => text.parse::<i64>(),
+        };
+        match parsed {
+            Ok(value) => Ok(Some(Spanned { value, at: cell.at })),
+            Err(_) => Err(cell
+                .error(format!("`{text}` is not a whole number"))
+                .expected("a decimal or 0x-hexadecimal integer")),
         }
+    }
+
+    fn float(&self, key: &str) -> Result<Option<Spanned<f64>>, ConfigError> {
+        let Some(cell) = self.cell(key) else {
+            return Ok(None);
+        };
+        let text = cell.value;
+        match text.parse::<f64>() {
+            Ok(value) if value.is_finite() => Ok(Some(Spanned { value, at: cell.at })),
+            _ => {
+                let hint = if text.contains(',') {
+                    " (the decimal point is `.`)"
+                } else {
+                    ""
+                };
+                Err(cell
+                    .error(format!("`{text}` is not a number{hint}"))
+                    .expected("a finite number such as 0.1 or -40"))
+            }
+        }
+    }
+
+    fn at(&self, key: &str) -> Location {
+        at(self.file, self.line, Some(key))
+    }
+
+    fn missing(&self, key: &str, expected: &str) -> ConfigError {
+        ConfigError::new(self.at(key), format!("`{key}` is empty")).expected(expected)
     }
 }
 
@@ -383,17 +366,25 @@ mod tests {
         let text = "\u{feff}a,b\r\n\"x, y\",\"say \"\"hi\"\"\"\r\n,,\r\n\"multi\nline\",z\n";
         let got = records(text).unwrap_or_default();
         assert_eq!(got.len(), 3);
+        assert_eq!(got[0].fields, ["a", "b"]);
         assert_eq!(got[1].fields, ["x, y", "say \"hi\""]);
-        assert_eq!(got[2].line, 4);
+        assert_eq!((got[1].line, got[2].line), (2, 4));
         assert_eq!(got[2].fields, ["multi\nline", "z"]);
         assert_eq!(fields("a , b\nc,d"), [["a", "b"], ["c", "d"]]);
+        // Old Mac line ends, blank lines and a missing final line end.
+        assert_eq!(fields("a,b\r\rc,d"), [["a", "b"], ["c", "d"]]);
+        let got = records("a\rb\r\r\nc").unwrap_or_default();
+        assert_eq!(got.iter().map(|r| r.line).collect::<Vec<_>>(), [1, 2, 4]);
+        assert_eq!(fields("a\n\n\nb"), [["a"], ["b"]]);
+        let got = records("h\n\n\"x\ny\"\nz").unwrap_or_default();
+        assert_eq!(got.iter().map(|r| r.line).collect::<Vec<_>>(), [1, 3, 5]);
     }
 
     #[test]
-    fn syntax_errors_name_line_and_field() {
-        let e = records("a,b\nc,\"open\n").err();
-        assert_eq!(e.map(|e| (e.line, e.field_index)), Some((2, 1)));
-        let e = records("a,\"b\"x\n").err();
-        assert_eq!(e.map(|e| (e.line, e.field_index)), Some((1, 1)));
+    fn an_open_quote_takes_the_rest_of_the_file() {
+        let got = records("a,b\nc,\"open\nd,e\n").unwrap_or_default();
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[1].line, got[1].fields.len()), (2, 2));
+        assert_eq!(got[1].fields[1], "open\nd,e");
     }
 }

@@ -97,6 +97,13 @@ impl ConfigError {
         self
     }
 
+    /// The same place with another problem (a missing key that needs more
+    /// words than "missing key").
+    pub fn with_problem(mut self, problem: impl Into<String>) -> Self {
+        self.problem = problem.into();
+        self
+    }
+
     pub fn file(&self) -> &Path {
         &self.location.file
     }

@@ -1,6 +1,9 @@
 //! Configuration: the TOML file of the design (readers, WAL, metrics, sinks,
 //! devices, tags), tag lists imported from CSV, and validation that names the
-//! file, line, column and key of every error.
+//! file, line, column and key of every error. A device's `protocol` selects
+//! its keys and its tags' keys and address syntax: one table and one
+//! `finish_tag` per protocol (`modbus.rs`; `s7_device.rs` with the Step 7
+//! words in `s7.rs`), shared by `[[device.tag]]` tables and CSV rows.
 //!
 //! Entry points: `load(path)` for the real thing; `parse_str(text, path)`
 //! parses without touching the file system or the environment (a `tags_csv`,
@@ -12,8 +15,12 @@
 #![forbid(unsafe_code)]
 
 mod csv;
+mod device;
 mod error;
+mod modbus;
 mod parse;
+pub mod s7;
+mod s7_device;
 mod source;
 mod suggest;
 mod summary;
@@ -135,9 +142,10 @@ pub fn fuzz_config_parse(data: &[u8]) -> bool {
     }
 }
 
-/// The TOML that `fuzz_tag_csv` puts in front of its input: one device whose
-/// tags come from `tags.csv`, next to one inline tag (so CSV rows meet the
-/// duplicate and overlap checks against a tag from the TOML).
+/// The TOML that `fuzz_tag_csv` puts in front of its input for a Modbus
+/// device: one device whose tags come from `tags.csv`, next to one inline tag
+/// (so CSV rows meet the duplicate and overlap checks against a tag from the
+/// TOML).
 pub const FUZZ_CSV_TOML: &str = "[wal]\ndir = \"wal\"\n\n\
     [[sink]]\nname = \"tp\"\nkind = \"kdb\"\naddress = \"127.0.0.1:5010\"\ntable = \"plc\"\n\
     password_env = \"MILLRACE_KDB_PASSWORD\"\n\n\
@@ -146,14 +154,28 @@ pub const FUZZ_CSV_TOML: &str = "[wal]\ndir = \"wal\"\n\n\
     [[device.tag]]\nname = \"press01.temp\"\narea = \"holding\"\naddress = 100\n\
     type = \"float32\"\n";
 
+/// The same for an S7 device: `tags.csv` read with S7 columns, next to an
+/// inline tag of the same name as the Modbus one.
+pub const FUZZ_S7_CSV_TOML: &str = "[wal]\ndir = \"wal\"\n\n\
+    [[sink]]\nname = \"tp\"\nkind = \"kdb\"\naddress = \"127.0.0.1:5010\"\ntable = \"plc\"\n\
+    password_env = \"MILLRACE_KDB_PASSWORD\"\n\n\
+    [[device]]\nname = \"cell-07\"\nprotocol = \"s7\"\naddress = \"10.0.0.7\"\n\
+    poll_interval = \"100ms\"\ntags_csv = \"tags.csv\"\n\n\
+    [[device.tag]]\nname = \"press01.temp\"\naddress = \"DB1.DBD0\"\ntype = \"real\"\n";
+
 /// The fuzz entry point for tag CSV files (`fuzz/fuzz_targets/config_csv.rs`
-/// and its corpus replay): `data` is the content of `tags.csv` under
-/// `FUZZ_CSV_TOML`, checked by `fuzz_config_parse`. Returns whether the
-/// plant was accepted.
+/// and its corpus replay): `data` is the content of `tags.csv`, checked by
+/// `fuzz_config_parse` under `FUZZ_CSV_TOML` (Modbus columns) and under
+/// `FUZZ_S7_CSV_TOML` (S7 columns). Returns whether either plant was
+/// accepted.
 pub fn fuzz_tag_csv(data: &[u8]) -> bool {
-    let mut input = Vec::with_capacity(FUZZ_CSV_TOML.len() + 1 + data.len());
-    input.extend_from_slice(FUZZ_CSV_TOML.as_bytes());
-    input.push(0);
-    input.extend_from_slice(data);
-    fuzz_config_parse(&input)
+    let mut accepted = false;
+    for toml in [FUZZ_CSV_TOML, FUZZ_S7_CSV_TOML] {
+        let mut input = Vec::with_capacity(toml.len() + 1 + data.len());
+        input.extend_from_slice(toml.as_bytes());
+        input.push(0);
+        input.extend_from_slice(data);
+        accepted |= fuzz_config_parse(&input);
+    }
+    accepted
 }

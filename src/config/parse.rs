@@ -1,20 +1,20 @@
 //! The TOML file, section by section: each function reads one table, checks
 //! its keys, applies the defaults of docs/configuration.md and builds the
-//! validated type. Cross-tag rules are in `validate.rs`, tag rules in `tag.rs`.
+//! validated type. Devices are read in `device.rs`, cross-tag rules are in
+//! `validate.rs`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::csv::parse_tags_csv;
+use super::device::parse_device;
 use super::error::{ConfigError, Location, Place};
 use super::source::Sources;
-use super::tag::{finish_tag, Field, RawTag, AREAS, ORDERS, TYPES};
 use super::tree::{required, Section, Spanned};
 use super::types::*;
-use super::units::{format_duration, format_size, DURATION_EXPECTED};
-use super::validate::{check_overlaps, check_unique_names, TagOrigin};
+use super::units::{format_duration, format_size};
+use super::validate::{check_overlaps, check_unique_names};
 use crate::kdb::tls::{client_config, host_of, server_name as check_server_name};
 use crate::kdb::tls::{ClientPem, TlsFile};
 
@@ -58,33 +58,6 @@ const SINK_KEYS: &[&str] = &[
     "tls_client_key",
     "tls_server_name",
 ];
-const DEVICE_KEYS: &[&str] = &[
-    "name",
-    "protocol",
-    "address",
-    "unit_id",
-    "poll_interval",
-    "timeout",
-    "max_registers",
-    "max_bits",
-    "max_hole",
-    "max_inflight",
-    "tags_csv",
-    "tag",
-];
-const TAG_KEYS: &[&str] = &[
-    "name",
-    "area",
-    "address",
-    "type",
-    "order",
-    "bit",
-    "length",
-    "scale",
-    "offset",
-    "description",
-];
-
 const BACKENDS: &[(&str, Backend)] = &[
     ("auto", Backend::Auto),
     ("io_uring", Backend::IoUring),
@@ -100,7 +73,6 @@ const TIME_TYPES: &[(&str, TimeType)] = &[
     ("timespan", TimeType::Timespan),
     ("timestamp", TimeType::Timestamp),
 ];
-const PROTOCOLS: &[(&str, Protocol)] = Protocol::ALL;
 
 const NAME_EXPECTED: &str = "a non-empty name";
 const HOST_PORT_EXPECTED: &str = "`host:port`, e.g. \"10.0.0.5:502\" or \"[::1]:502\"";
@@ -515,151 +487,7 @@ fn password(
     }
 }
 
-fn parse_device(
-    section: &Section<'_>,
-    base: &Path,
-    sources: &dyn Sources,
-) -> Result<(DeviceConfig, Vec<TagOrigin>), ConfigError> {
-    section.check_keys(DEVICE_KEYS)?;
-    let name = name_of(section)?;
-    let protocol = required(
-        section,
-        "protocol",
-        "`modbus-tcp` or `modbus-rtu-tcp`",
-        section.word("protocol", PROTOCOLS)?,
-    )?;
-    if protocol.value == Protocol::S7 {
-        return Err(protocol
-            .error("protocol `s7` is not built yet".to_string())
-            .expected("`modbus-tcp` or `modbus-rtu-tcp`"));
-    }
-    let address = host_port(section)?;
-    let unit_id = required(
-        section,
-        "unit_id",
-        "0..=255",
-        section.integer("unit_id", 0..=255)?,
-    )?;
-    let poll = required(
-        section,
-        "poll_interval",
-        DURATION_EXPECTED,
-        section.duration("poll_interval")?,
-    )?;
-    let poll_interval = positive(Some(poll), Duration::ZERO)?;
-    let max_registers = section
-        .integer("max_registers", 1..=125)?
-        .map_or(125, |n| n.value as u16);
-    let max_bits = section
-        .integer("max_bits", 1..=2000)?
-        .map_or(2000, |n| n.value as u16);
-    let mut modbus = ModbusDevice {
-        unit_id: unit_id.value as u8,
-        max_registers,
-        max_bits,
-        max_hole: section
-            .integer("max_hole", 0..=2000)?
-            .map_or(0, |n| n.value as u16),
-        tags: Vec::new(),
-    };
-    let common = (
-        name,
-        address,
-        poll_interval,
-        positive(section.duration("timeout")?, Duration::from_secs(1))?,
-        section
-            .integer("max_inflight", 1..=INFLIGHT_MAX)?
-            .map_or(1, |n| n.value as u32),
-    );
-    let mut origins = Vec::new();
-    for tag_section in section.tables("tag")? {
-        let (tag, origin) = parse_tag(&tag_section)?;
-        modbus.tags.push(tag);
-        origins.push(origin);
-    }
-    if let Some(csv) = section.string("tags_csv", "a file path")? {
-        let path = resolve(base, csv.value);
-        let text = sources.read_file(&path).map_err(|e| {
-            csv.error(format!("cannot read `{}`: {e}", path.display()))
-                .expected("a readable tag CSV file")
-        })?;
-        for (tag, origin) in parse_tags_csv(&text, &path)? {
-            modbus.tags.push(tag);
-            origins.push(origin);
-        }
-    }
-    if modbus.tags.is_empty() {
-        return Err(section.missing(
-            "tag",
-            "`[[device.tag]]` tables or a `tags_csv` file with at least one tag",
-        ));
-    }
-    let (name, address, poll_interval, timeout, max_inflight) = common;
-    let device = DeviceConfig {
-        name,
-        protocol: protocol.value,
-        address,
-        poll_interval,
-        timeout,
-        max_inflight,
-        driver: DriverConfig::Modbus(modbus),
-    };
-    Ok((device, origins))
-}
-
-fn parse_tag(section: &Section<'_>) -> Result<(ModbusTag, TagOrigin), ConfigError> {
-    section.check_keys(TAG_KEYS)?;
-    let name = required(
-        section,
-        "name",
-        NAME_EXPECTED,
-        section.string("name", NAME_EXPECTED)?,
-    )?;
-    let area = required(
-        section,
-        "area",
-        "`coil`, `discrete`, `input` or `holding`",
-        section.word("area", AREAS)?,
-    )?;
-    let address = required(
-        section,
-        "address",
-        "a zero-based address 0..=65535",
-        section.integer("address", i64::MIN..=i64::MAX)?,
-    )?;
-    let data_type = required(
-        section,
-        "type",
-        "a type such as `float32`",
-        section.word("type", TYPES)?,
-    )?;
-    let _ = section.string("description", "a string")?;
-    let raw = RawTag {
-        name: name.value.to_string(),
-        area: area.value,
-        address: address.value,
-        data_type: data_type.value,
-        order: section.word("order", ORDERS)?.map(|o| o.value),
-        bit: section
-            .integer("bit", i64::MIN..=i64::MAX)?
-            .map(|b| b.value),
-        length: section
-            .integer("length", i64::MIN..=i64::MAX)?
-            .map(|l| l.value),
-        scale: section.float("scale")?.map(|s| s.value),
-        offset: section.float("offset")?.map(|o| o.value),
-    };
-    let tag = finish_tag(raw, &|field: Field| section.location(field.key()))?;
-    Ok((
-        tag,
-        TagOrigin {
-            name: name.at,
-            address: address.at,
-        },
-    ))
-}
-
-fn name_of(section: &Section<'_>) -> Result<String, ConfigError> {
+pub(super) fn name_of(section: &Section<'_>) -> Result<String, ConfigError> {
     let name = required(
         section,
         "name",
@@ -734,7 +562,10 @@ fn is_q_name(text: &str) -> bool {
 }
 
 /// A duration that must not be zero; `None` gives `default`.
-fn positive(value: Option<Spanned<Duration>>, default: Duration) -> Result<Duration, ConfigError> {
+pub(super) fn positive(
+    value: Option<Spanned<Duration>>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
     match value {
         None => Ok(default),
         Some(d) if d.value.is_zero() => Err(d

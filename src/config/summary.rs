@@ -1,12 +1,15 @@
-//! What `millrace check-config` prints for a valid file: devices, tags by
-//! area and type, requests per poll cycle, expected samples per second, and
-//! the sinks (a password shows only as set or not).
+//! What `millrace check-config` prints for a valid file: each device with
+//! its protocol's settings and requests per poll cycle (planned by its
+//! protocol's session), totals per protocol, tags by area and type, requests
+//! per poll cycle, expected samples per second, and the sinks (a password
+//! shows only as set or not).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use super::types::{
-    Backend, Config, DeviceConfig, DriverConfig, SinkKind, SyncMode, TimeType, WhenFull,
+    Backend, Config, DeviceConfig, DriverConfig, Protocol, S7ConnectionType, SinkKind, SyncMode,
+    TimeType, WhenFull,
 };
 use super::units::{format_duration, format_size};
 use crate::protocol::{DeviceSession, Session};
@@ -87,6 +90,7 @@ impl fmt::Display for Summary<'_> {
             None => writeln!(f, "metrics: off")?,
         }
         self.fmt_devices(f)?;
+        self.fmt_protocols(f)?;
         self.fmt_tags(f)?;
         match self.requests_per_cycle() {
             Ok(n) => writeln!(f, "requests per poll cycle: {n}")?,
@@ -120,6 +124,42 @@ impl Summary<'_> {
                 format_duration(d.timeout),
                 d.max_inflight,
                 d.tag_count()
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Devices, tags, requests per cycle and samples per second of each
+    /// protocol in use, in the order of `Protocol::ALL`.
+    fn fmt_protocols(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "by protocol:")?;
+        for (name, protocol) in Protocol::ALL {
+            let devices: Vec<(&DeviceConfig, &Result<usize, String>)> = self
+                .config
+                .devices
+                .iter()
+                .zip(&self.requests)
+                .filter(|(d, _)| d.protocol == *protocol)
+                .collect();
+            if devices.is_empty() {
+                continue;
+            }
+            let tags: usize = devices.iter().map(|(d, _)| d.tag_count()).sum();
+            let per_second: f64 = devices
+                .iter()
+                .map(|(d, _)| d.tag_count() as f64 / d.poll_interval.as_secs_f64())
+                .sum();
+            let requests = devices
+                .iter()
+                .try_fold(0, |sum, (_, r)| r.as_ref().map(|n| sum + n));
+            let requests = match requests {
+                Ok(n) => format!("{n} requests/cycle"),
+                Err(e) => format!("no plan ({e})"),
+            };
+            writeln!(
+                f,
+                "  {name}: {} device(s), {tags} tags, {requests}, {per_second:.1} samples/s",
+                devices.len()
             )?;
         }
         Ok(())
@@ -208,14 +248,28 @@ impl Summary<'_> {
 /// The protocol's own settings, in the words of the configuration.
 fn protocol_settings(device: &DeviceConfig) -> String {
     match &device.driver {
-        DriverConfig::Modbus(m) => format!("unit {}", m.unit_id),
-        DriverConfig::S7(s) => format!(
-            "rack {} slot {} tsap {:#06x} pdu {}",
-            s.rack,
-            s.slot,
-            s.remote_tsap(),
-            s.pdu_size
+        DriverConfig::Modbus(m) => format!(
+            "unit {} max_registers {} max_bits {} max_hole {}",
+            m.unit_id, m.max_registers, m.max_bits, m.max_hole
         ),
+        DriverConfig::S7(s) => {
+            let connection = match s.connection_type {
+                S7ConnectionType::Pg => "pg",
+                S7ConnectionType::Op => "op",
+                S7ConnectionType::Basic => "basic",
+            };
+            let remote = match s.remote_tsap {
+                Some(_) => "given".to_string(),
+                None => format!("rack {} slot {} {connection}", s.rack, s.slot),
+            };
+            format!(
+                "tsap {:#06x}->{:#06x} ({remote}) pdu {} max_hole {}",
+                s.local_tsap,
+                s.remote_tsap(),
+                s.pdu_size,
+                s.max_hole
+            )
+        }
     }
 }
 

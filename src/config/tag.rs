@@ -1,140 +1,78 @@
-//! The rules one tag must follow, shared by `[[device.tag]]` tables and CSV
-//! rows: the words for areas, types and orders, and `finish_tag`, which turns
-//! the parsed fields into a `ModbusTag` or names the field that is wrong.
-//! Rules between tags (unique names, overlaps) live in `validate.rs`.
+//! What every tag has, whatever its protocol, and the one interface through
+//! which a protocol reads a tag: `TagFields`, implemented by a
+//! `[[device.tag]]` table (`TomlTag`) and by a CSV row (`csv::CsvRow`).
+//! Each protocol has one function that finishes a tag from `TagFields`
+//! (`modbus::finish_tag`, `s7_device::finish_tag`), so a rule is written
+//! once for both places. Rules between tags live in `validate.rs`.
 
 use super::error::{ConfigError, Location};
-use super::types::{Area, DataType, ModbusTag, WordOrder};
-
-pub const AREAS: &[(&str, Area)] = &[
-    ("coil", Area::Coil),
-    ("discrete", Area::Discrete),
-    ("input", Area::Input),
-    ("holding", Area::Holding),
-];
-
-pub const TYPES: &[(&str, DataType)] = &[
-    ("bool", DataType::Bool),
-    ("int16", DataType::Int16),
-    ("uint16", DataType::Uint16),
-    ("int32", DataType::Int32),
-    ("uint32", DataType::Uint32),
-    ("int64", DataType::Int64),
-    ("uint64", DataType::Uint64),
-    ("float32", DataType::Float32),
-    ("float64", DataType::Float64),
-    ("string", DataType::String),
-];
-
-pub const ORDERS: &[(&str, WordOrder)] = &[
-    ("ABCD", WordOrder::Abcd),
-    ("CDAB", WordOrder::Cdab),
-    ("BADC", WordOrder::Badc),
-    ("DCBA", WordOrder::Dcba),
-];
+use super::suggest::one_of;
+use super::tree::{lookup_word, Section, Spanned};
+use super::validate::TagOrigin;
 
 /// Longest tag name: it becomes a kdb+ symbol and a metrics label.
 pub const TAG_NAME_BYTES_MAX: usize = 128;
-/// A string tag's text fits one sample's 8 value bytes.
-pub const STRING_BYTES_MAX: i64 = 8;
-pub const BIT_MAX: i64 = 15;
-pub const ADDRESS_MAX: i64 = 65535;
+pub const NAME_EXPECTED: &str = "a non-empty name of printable characters";
 
-/// The fields of one tag as a table or a row wrote them.
-#[derive(Clone, Debug)]
-pub struct RawTag {
-    pub name: String,
-    pub area: Area,
-    pub address: i64,
-    pub data_type: DataType,
-    pub order: Option<WordOrder>,
-    pub bit: Option<i64>,
-    pub length: Option<i64>,
-    pub scale: Option<f64>,
-    pub offset: Option<f64>,
+/// The fields of one tag, wherever it was written. Every getter gives `None`
+/// for an absent key (or an empty CSV cell) and an error, at the value, for
+/// one of the wrong kind.
+pub trait TagFields {
+    /// The text of `key`; `expected` is said if it is not text.
+    fn text(&self, key: &str, expected: &str) -> Result<Option<Spanned<&str>>, ConfigError>;
+    /// A whole number (a CSV cell may be `0x` hexadecimal).
+    fn integer(&self, key: &str) -> Result<Option<Spanned<i64>>, ConfigError>;
+    /// A finite number (an integer is accepted too).
+    fn float(&self, key: &str) -> Result<Option<Spanned<f64>>, ConfigError>;
+    /// Where `key`'s value is, or where it would go.
+    fn at(&self, key: &str) -> Location;
+    /// The error for a required `key` that is absent.
+    fn missing(&self, key: &str, expected: &str) -> ConfigError;
 }
 
-/// The tag fields an error can point at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Field {
-    Name,
-    Address,
-    Type,
-    Bit,
-    Length,
-    Scale,
-    Offset,
+/// `key`'s value, or the missing-key error.
+pub fn required<T>(
+    fields: &dyn TagFields,
+    key: &str,
+    expected: &str,
+    value: Option<Spanned<T>>,
+) -> Result<Spanned<T>, ConfigError> {
+    value.ok_or_else(|| fields.missing(key, expected))
 }
 
-impl Field {
-    pub const fn key(self) -> &'static str {
-        match self {
-            Field::Name => "name",
-            Field::Address => "address",
-            Field::Type => "type",
-            Field::Bit => "bit",
-            Field::Length => "length",
-            Field::Scale => "scale",
-            Field::Offset => "offset",
-        }
-    }
-}
-
-/// Checks one tag on its own. `at` locates a field (its value, or where it
-/// would go if it is absent).
-pub fn finish_tag(raw: RawTag, at: &dyn Fn(Field) -> Location) -> Result<ModbusTag, ConfigError> {
-    let fail = |field: Field, problem: String, expected: &str| {
-        Err(ConfigError::new(at(field), problem).expected(expected.to_string()))
+/// One of a fixed set of words, case-insensitive.
+pub fn word<T: Copy>(
+    fields: &dyn TagFields,
+    key: &str,
+    choices: &[(&str, T)],
+) -> Result<Option<Spanned<T>>, ConfigError> {
+    let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+    let expected = one_of(&names);
+    let Some(text) = fields.text(key, &format!("a string, {expected}"))? else {
+        return Ok(None);
     };
-    if let Err(problem) = check_name(&raw.name) {
-        return fail(
-            Field::Name,
-            problem,
-            "a non-empty name of printable characters",
-        );
+    match lookup_word(text.value, choices) {
+        Ok(value) => Ok(Some(Spanned { value, at: text.at })),
+        Err(problem) => Err(text.error(problem).expected(expected)),
     }
-    if !(0..=ADDRESS_MAX).contains(&raw.address) {
-        return fail(
-            Field::Address,
-            format!("{} is out of range", raw.address),
-            "0..=65535",
-        );
+}
+
+/// The tag's `name`, checked, and the origin the checks between tags need.
+pub fn name_and_origin(fields: &dyn TagFields) -> Result<(String, TagOrigin), ConfigError> {
+    let name = required(
+        fields,
+        "name",
+        NAME_EXPECTED,
+        fields.text("name", NAME_EXPECTED)?,
+    )?;
+    if let Err(problem) = check_name(name.value) {
+        return Err(name.error(problem).expected(NAME_EXPECTED));
     }
-    let area = raw.area.name();
-    let type_name = raw.data_type.name();
-    if raw.area.is_bit_area() && raw.data_type != DataType::Bool {
-        let problem =
-            format!("type `{type_name}` does not fit area `{area}` (one bit per address)");
-        return fail(Field::Type, problem, "bool");
-    }
-    let bit = check_bit(&raw, at)?;
-    let length = check_length(&raw, at)?;
-    check_scaling(&raw, at)?;
-    let tag = ModbusTag {
-        name: raw.name,
-        area: raw.area,
-        address: u16::try_from(raw.address).unwrap_or(u16::MAX),
-        data_type: raw.data_type,
-        order: raw.order.unwrap_or(WordOrder::Abcd),
-        bit,
-        length,
-        scale: raw.scale.unwrap_or(1.0),
-        offset: raw.offset.unwrap_or(0.0),
+    let origin = TagOrigin {
+        name: name.at,
+        address: fields.at("address"),
     };
-    let last = i64::from(tag.address) + i64::from(tag.register_count()) - 1;
-    if last > ADDRESS_MAX {
-        let problem = format!(
-            "a {} at {} ends at register {last}, past the last register",
-            type_name, tag.address
-        );
-        let start_max = ADDRESS_MAX + 1 - i64::from(tag.register_count());
-        return fail(
-            Field::Address,
-            problem,
-            &format!("an address at most {start_max}"),
-        );
-    }
-    Ok(tag)
+    Ok((name.value.to_string(), origin))
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -156,82 +94,64 @@ fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_bit(raw: &RawTag, at: &dyn Fn(Field) -> Location) -> Result<Option<u8>, ConfigError> {
-    let needs_bit = raw.data_type == DataType::Bool && !raw.area.is_bit_area();
-    let Some(bit) = raw.bit else {
-        if needs_bit {
-            let problem = format!("a bool in area `{}` needs `bit`", raw.area.name());
-            return Err(ConfigError::new(at(Field::Bit), problem).expected("bit = 0..=15"));
-        }
-        return Ok(None);
-    };
-    let problem = if raw.data_type != DataType::Bool {
-        format!(
-            "`bit` is only for bool tags, this one is `{}`",
-            raw.data_type.name()
-        )
-    } else if raw.area.is_bit_area() {
-        format!(
-            "`bit` selects a bit of a register; area `{}` is bits already",
-            raw.area.name()
-        )
-    } else if !(0..=BIT_MAX).contains(&bit) {
-        format!("bit {bit} is out of range")
-    } else {
-        return Ok(u8::try_from(bit).ok());
-    };
-    let expected = if needs_bit { "0..=15" } else { "no `bit`" };
-    Err(ConfigError::new(at(Field::Bit), problem).expected(expected))
-}
-
-fn check_length(raw: &RawTag, at: &dyn Fn(Field) -> Location) -> Result<u16, ConfigError> {
-    let is_string = raw.data_type == DataType::String;
-    match (is_string, raw.length) {
-        (false, None) => Ok(0),
-        (false, Some(_)) => {
-            let problem = format!(
-                "`length` is only for string tags, this one is `{}`",
-                raw.data_type.name()
-            );
-            Err(ConfigError::new(at(Field::Length), problem).expected("no `length`"))
-        }
-        (true, None) => Err(
-            ConfigError::new(at(Field::Length), "a string tag needs `length`")
-                .expected("length = 1..=8 (bytes)"),
-        ),
-        (true, Some(n)) if (1..=STRING_BYTES_MAX).contains(&n) => Ok(n as u16),
-        (true, Some(n)) => {
-            let problem = format!("length {n} is out of range (one sample holds 8 bytes)");
-            Err(ConfigError::new(at(Field::Length), problem).expected("1..=8"))
-        }
-    }
-}
-
-fn check_scaling(raw: &RawTag, at: &dyn Fn(Field) -> Location) -> Result<(), ConfigError> {
-    let numeric = !matches!(raw.data_type, DataType::Bool | DataType::String);
-    for (field, value, neutral) in [
-        (Field::Scale, raw.scale, 1.0),
-        (Field::Offset, raw.offset, 0.0),
-    ] {
+/// `scale` (default 1) and `offset` (default 0): finite, a non-zero scale,
+/// and only on a numeric type (`type_name` is the tag's type, for the
+/// message).
+pub fn scaling(
+    fields: &dyn TagFields,
+    numeric: bool,
+    type_name: &str,
+) -> Result<(f64, f64), ConfigError> {
+    let scale = fields.float("scale")?;
+    let offset = fields.float("offset")?;
+    for (key, value, neutral) in [("scale", &scale, 1.0), ("offset", &offset, 0.0)] {
         let Some(v) = value else { continue };
-        let (problem, expected) = if !v.is_finite() {
-            (format!("{v} is not a finite number"), "a finite number")
-        } else if field == Field::Scale && v == 0.0 {
+        let (problem, expected) = if !v.value.is_finite() {
+            (
+                format!("{} is not a finite number", v.value),
+                "a finite number",
+            )
+        } else if key == "scale" && v.value == 0.0 {
             (
                 "a scale of 0 makes every value 0".to_string(),
                 "a finite non-zero number",
             )
-        } else if !numeric && v != neutral {
-            let type_name = raw.data_type.name();
-            let problem = format!(
-                "`{}` is only for numeric tags, this one is `{type_name}`",
-                field.key()
-            );
-            (problem, "no scaling on a bool or string tag")
+        } else if !numeric && v.value != neutral {
+            let problem = format!("`{key}` is only for numeric tags, this one is `{type_name}`");
+            (problem, "no scaling on a tag that is not a number")
         } else {
             continue;
         };
-        return Err(ConfigError::new(at(field), problem).expected(expected));
+        return Err(v.error(problem).expected(expected));
     }
-    Ok(())
+    Ok((
+        scale.map_or(1.0, |s| s.value),
+        offset.map_or(0.0, |o| o.value),
+    ))
+}
+
+/// The free-text `description`: any text, ignored.
+pub fn description(fields: &dyn TagFields) -> Result<(), ConfigError> {
+    fields.text("description", "a string").map(|_| ())
+}
+
+/// A `[[device.tag]]` table (or inline table) as `TagFields`.
+pub struct TomlTag<'s, 'a>(pub &'s Section<'a>);
+
+impl TagFields for TomlTag<'_, '_> {
+    fn text(&self, key: &str, expected: &str) -> Result<Option<Spanned<&str>>, ConfigError> {
+        self.0.string(key, expected)
+    }
+    fn integer(&self, key: &str) -> Result<Option<Spanned<i64>>, ConfigError> {
+        self.0.integer(key, i64::MIN..=i64::MAX)
+    }
+    fn float(&self, key: &str) -> Result<Option<Spanned<f64>>, ConfigError> {
+        self.0.float(key)
+    }
+    fn at(&self, key: &str) -> Location {
+        self.0.location(key)
+    }
+    fn missing(&self, key: &str, expected: &str) -> ConfigError {
+        self.0.missing(key, expected)
+    }
 }

@@ -107,19 +107,34 @@ impl<'a> Section<'a> {
 
     /// Rejects any key not in `allowed`, pointing at the key itself.
     pub fn check_keys(&self, allowed: &[&str]) -> Result<(), ConfigError> {
-        for (key, _) in self.table.iter() {
-            if allowed.contains(&key) {
-                continue;
+        match self.first_unknown_key(allowed) {
+            None => Ok(()),
+            Some((key, at)) => {
+                let problem = match did_you_mean(key, allowed) {
+                    Some(near) => format!("unknown key `{key}` (did you mean `{near}`?)"),
+                    None => format!("unknown key `{key}`"),
+                };
+                Err(ConfigError::new(at, problem).expected(one_of(allowed)))
             }
-            let span = self.table.key(key).and_then(|k| k.span());
-            let at = self.doc.location(span, Some(self.key_path(key)));
-            let problem = match did_you_mean(key, allowed) {
-                Some(near) => format!("unknown key `{key}` (did you mean `{near}`?)"),
-                None => format!("unknown key `{key}`"),
-            };
-            return Err(ConfigError::new(at, problem).expected(one_of(allowed)));
         }
-        Ok(())
+    }
+
+    /// The first key in file order that is not in `allowed`, and where the
+    /// key itself is.
+    pub fn first_unknown_key(&self, allowed: &[&str]) -> Option<(&'a str, Location)> {
+        let (key, _) = self.table.iter().find(|(key, _)| !allowed.contains(key))?;
+        let span = self.table.key(key).and_then(|k| k.span());
+        Some((key, self.doc.location(span, Some(self.key_path(key)))))
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.table.contains_key(key)
+    }
+
+    /// Whether `key` is there and a string (a value that may be written as
+    /// text or as an integer, such as a TSAP).
+    pub fn is_string(&self, key: &str) -> bool {
+        self.table.get(key).is_some_and(|item| item.is_str())
     }
 
     pub fn missing(&self, key: &str, expected: &str) -> ConfigError {

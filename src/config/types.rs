@@ -330,8 +330,8 @@ impl S7Device {
     /// configured.
     pub fn remote_tsap(&self) -> u16 {
         self.remote_tsap.unwrap_or(
-            u16::from(self.connection_type as u8) << 8
-                | u16::from(self.rack) * 0x20
+            (u16::from(self.connection_type as u8) << 8)
+                | (u16::from(self.rack) * 0x20)
                 | u16::from(self.slot),
         )
     }
@@ -714,6 +714,16 @@ impl S7Device {
         for t in &self.tags {
             assert!(t.bit <= 7 && (t.bit == 0 || t.data_type == S7Type::Bool));
             assert!(t.scale.is_finite() && t.offset.is_finite() && t.scale != 0.0);
+            let last = u64::from(t.byte) + u64::from(t.data_type.byte_size()) - 1;
+            assert!(last <= u64::from(super::s7::BYTE_MAX));
+            assert!(t.area != S7Area::Db(0));
+            match t.data_type {
+                S7Type::String(n) => {
+                    assert!((1..=super::s7::STRING_CHARS_MAX).contains(&u16::from(n)))
+                }
+                S7Type::WString(n) => assert!((1..=super::s7::WSTRING_CHARS_MAX).contains(&n)),
+                _ => {}
+            }
         }
     }
 }
