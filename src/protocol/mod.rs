@@ -5,12 +5,15 @@
 //! session.rs   the seam: the `Session` trait every protocol implements
 //! device.rs    `DeviceSession`, the enum dispatch over the protocols, and
 //!              the per-protocol plan summary check-config prints
+//! assemble.rs  stream reassembly shared by the framers (a frame whole in
+//!              the caller's buffer is borrowed; one that straddles is copied)
 //! modbus/      Modbus TCP and RTU over TCP
 //! ```
 
 #![forbid(unsafe_code)]
 #![deny(clippy::indexing_slicing)]
 
+pub(crate) mod assemble;
 pub mod device;
 pub mod modbus;
 pub mod session;
