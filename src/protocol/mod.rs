@@ -8,6 +8,7 @@
 //! assemble.rs  stream reassembly shared by the framers (a frame whole in
 //!              the caller's buffer is borrowed; one that straddles is copied)
 //! modbus/      Modbus TCP and RTU over TCP
+//! s7/          Siemens S7comm over ISO-on-TCP (RFC 1006)
 //! ```
 
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@
 pub(crate) mod assemble;
 pub mod device;
 pub mod modbus;
+pub mod s7;
 pub mod session;
 
 pub use device::{BuildError, DeviceSession, ProtocolError, ProtocolNotice};
