@@ -332,7 +332,7 @@ pub fn fuzz_session(data: &[u8]) -> SessionRun {
         }
         let (chunk, tail) = rest.split_at(chunks.next_len().min(rest.len()));
         rest = tail;
-        now_ns += 10_000;
+        now_ns += 1_000;
         let mut input = chunk;
         // Each round consumes bytes or ends with an error.
         for _ in 0..=chunk.len() {
@@ -360,7 +360,7 @@ pub fn fuzz_session(data: &[u8]) -> SessionRun {
                 }
             }
         }
-        if now_ns % 200_000 == 0 {
+        if now_ns % 64_000 == 0 {
             match session.handle_timeout(now_ns, 7, &mut out) {
                 Ok(written) => cycle_records += run.count(&out, written, tag_count),
                 Err(_) => {
