@@ -1,6 +1,7 @@
 //! Wire vectors (the bytes Snap7's client sends and the Wireshark S7comm
 //! dissector documents), Heartbleed-style tests for every length field,
 //! and one decode test per S7 type.
+#![allow(clippy::indexing_slicing)] // tests index their own fixtures, not wire data
 
 use crate::config::{S7Area, S7Type};
 use crate::sample::{text_at, Quality, Sample, TagId, ValueKind};
@@ -241,8 +242,8 @@ fn s7_parameter_and_data_lengths_must_be_the_pdu() {
 fn items(data: &[u8], count: usize, expected: &[usize]) -> Result<Vec<(u8, Vec<u8>)>, S7Error> {
     let mut r = Reader::new(data);
     let mut out = Vec::new();
-    for i in 0..count {
-        let item = next_item(&mut r, i, count, expected[i])?;
+    for (i, &bytes) in expected.iter().enumerate().take(count) {
+        let item = next_item(&mut r, i, count, bytes)?;
         out.push((item.return_code, item.data.to_vec()));
     }
     r.finish(Field::S7Data)?;

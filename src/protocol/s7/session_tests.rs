@@ -2,6 +2,7 @@
 //! re-planning after a smaller PDU, straddling strings, timeouts of each
 //! handshake step and of reads, disconnects, header and item errors with
 //! their notices, and a PLC that caps items per request.
+#![allow(clippy::indexing_slicing)] // tests index their own fixtures, not wire data
 
 use crate::config::{S7Area, S7Type};
 use crate::protocol::session::{ErrorClass, Session};
