@@ -11,6 +11,7 @@
 //! start fails the test.
 #![cfg(not(millrace_loom))]
 
+mod common;
 mod reader_support;
 
 use std::io::Write;
