@@ -60,7 +60,6 @@
 //! `check_response` (validation), `decode_samples` (decoding),
 //! `TransactionTable`.
 
-mod assemble;
 mod crc;
 mod decode;
 mod error;

@@ -3,10 +3,10 @@
 //! PDU itself; millrace only sends reads, so a response is either a read
 //! response (fc 1-4, byte count, data) or an exception (fc | 0x80, code).
 
-use super::assemble::{Assembler, Measure};
 use super::crc::crc16;
 use super::error::ModbusError;
 use super::limits::{EXCEPTION_FLAG, RTU_ADU_BYTES_MAX};
+use crate::protocol::assemble::{Assembler, Measure};
 
 /// The largest byte count of a read response: 2 * 125 registers, and
 /// ceil(2000 / 8) bits; also keeps the frame within the 256-byte RTU ADU.

@@ -3,11 +3,11 @@
 //! (unit id + PDU), unit id, then the PDU. The header is validated before the
 //! length is used; nothing past the declared length is read.
 
-use super::assemble::{Assembler, Measure};
 use super::error::ModbusError;
 use super::limits::{
     MBAP_HEADER_BYTES, MBAP_LENGTH_MAX, MBAP_LENGTH_MIN, MBAP_PROTOCOL_ID, TCP_ADU_BYTES_MAX,
 };
+use crate::protocol::assemble::{Assembler, Measure};
 
 /// One Modbus TCP ADU, borrowed from the caller's buffer or the framer's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,7 +1,8 @@
-//! Reassembly of frames from a byte stream, shared by the MBAP and RTU
-//! framers. A frame that lies whole in the caller's buffer is returned as a
-//! slice of it (no copy); only a frame that straddles two buffers is copied,
-//! into a fixed buffer of `N` bytes owned by the connection.
+//! Reassembly of frames from a byte stream, shared by the Modbus MBAP and
+//! RTU framers and the S7 TPKT framer. A frame that lies whole in the
+//! caller's buffer is returned as a slice of it (no copy); only a frame that
+//! straddles two buffers is copied, into a fixed buffer of `N` bytes owned
+//! by the connection.
 
 /// What a prefix of the stream says about the frame that starts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
