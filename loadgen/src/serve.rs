@@ -29,6 +29,7 @@ pub fn run(args: &ServeArgs) -> io::Result<()> {
         stall: Duration::from_millis(args.stall_ms),
         seed: args.seed,
         connection_count_max: 0,
+        ..FarmOptions::default()
     };
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))?;
