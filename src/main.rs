@@ -47,6 +47,10 @@ enum Command {
         /// temporary directory removed at the end).
         #[arg(long)]
         keep: Option<PathBuf>,
+        /// What the simulated devices speak: modbus, s7, or mixed (half
+        /// and half).
+        #[arg(long, default_value = "modbus", value_parser = millrace::farm::FarmProtocol::parse)]
+        protocol: millrace::farm::FarmProtocol,
     },
     /// Validate a configuration file and print a summary.
     CheckConfig { file: PathBuf },
@@ -144,8 +148,10 @@ fn main() -> ExitCode {
             tags_per_device,
             poll_interval_ms,
             keep,
+            protocol,
         } => {
             let args = millrace::app::demo::DemoArgs {
+                protocol,
                 seconds,
                 devices,
                 tags_per_device,

@@ -45,3 +45,20 @@ fn demo_reports_zero_verified_loss_and_rows_received() {
         assert!(!line.contains("not recorded"), "{line}");
     }
 }
+
+/// Until the S7 session is built, a demo with S7 devices stops at start-up
+/// and says so in words (the farm, the emitted config and the verifier for
+/// S7 exist: see tests/farm_s7.rs).
+#[test]
+fn demo_with_s7_devices_says_plainly_what_is_not_built() {
+    for protocol in ["s7", "mixed"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_millrace"))
+            .args(["demo", "--seconds", "1", "--devices", "2"])
+            .args(["--tags-per-device", "10", "--protocol", protocol])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{protocol}: {stderr}");
+        assert!(stderr.contains("not built yet"), "{protocol}: {stderr}");
+    }
+}

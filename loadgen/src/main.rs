@@ -1,6 +1,6 @@
-//! `millrace-loadgen`: the simulated Modbus TCP farm (`serve`), a capacity
-//! probe of that farm (`capacity`), the end-to-end benchmark driver
-//! (`bench`), its tokio-modbus baseline poller (`baseline`) and its
+//! `millrace-loadgen`: the simulated PLC farm, Modbus TCP and S7 (`serve`),
+//! a capacity probe of that farm (`capacity`), the end-to-end benchmark
+//! driver (`bench`), its tokio-modbus baseline poller (`baseline`) and its
 //! verifying kdb+ stand-in (`standin`).
 
 #![forbid(unsafe_code)]
@@ -29,7 +29,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve a farm of simulated Modbus TCP devices on 127.0.0.1 until
+    /// Serve a farm of simulated Modbus TCP or S7 devices on 127.0.0.1 until
     /// SIGINT/SIGTERM, printing the ports and a rate line every second.
     Serve(ServeArgs),
     /// Measure the farm's capacity: an in-process farm on one event loop and
@@ -37,7 +37,8 @@ enum Command {
     /// farm CPU-second.
     Capacity(capacity::CapacityArgs),
     /// Run the farm, the verifying stand-in and `millrace run` as child
-    /// processes, then the tokio-modbus baseline against the same farm; report throughput, CPU, latency and verified delivery. Exits 1
+    /// processes, then (Modbus) the tokio-modbus baseline against the same
+    /// farm; report throughput, CPU, latency and verified delivery. Exits 1
     /// if anything was lost or a value did not check.
     Bench(bench::BenchArgs),
     /// The tokio-modbus poller `bench` compares against (run by `bench`).
@@ -49,10 +50,14 @@ enum Command {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
+    /// What the devices speak: modbus, s7, or mixed (odd devices S7).
+    #[arg(long, default_value = "modbus", value_parser = parse_protocol)]
+    protocol: millrace::farm::FarmProtocol,
     #[arg(long)]
     devices: u32,
-    /// Holding registers each device exposes to the emitted config (the
-    /// device answers reads of up to `max(tags, 125)` registers).
+    /// Tags of each device in the emitted config: Modbus holding registers
+    /// (the device answers reads of up to `max(tags, 125)` registers), or
+    /// S7 tags of every type laid out over DB1.., M, I and Q.
     #[arg(long)]
     tags_per_device: u32,
     /// Device i listens on base_port + i; 0 picks free ports and prints them.
@@ -89,6 +94,75 @@ pub struct ServeArgs {
     /// requests injects the same faults).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    #[command(flatten)]
+    s7: S7Args,
+}
+
+/// How the S7 devices behave (`--protocol s7` or `mixed`).
+#[derive(Args, Debug, Clone)]
+pub struct S7Args {
+    /// The S7 devices' PDU size: 960 as an S7-1500, 480 as an S7-400, 240
+    /// as an S7-300/1200 (Setup Communication gets the smaller of this and
+    /// the client's).
+    #[arg(long, default_value_t = 960)]
+    pdu_size: u16,
+    /// Parallel jobs (max AmQ) the S7 devices offer.
+    #[arg(long, default_value_t = 8)]
+    max_amq: u16,
+    /// The S7 CPU's rack and slot: a connect whose TSAP names another is
+    /// refused.
+    #[arg(long, default_value_t = 0)]
+    rack: u8,
+    #[arg(long, default_value_t = 1)]
+    slot: u8,
+    /// Data blocks DB1..DBn of each S7 device (64 KiB each).
+    #[arg(long, default_value_t = 16)]
+    db_count: u16,
+    /// Refuse every S7 read with 0x8104, as an S7-1200/1500 with PUT/GET
+    /// access off.
+    #[arg(long)]
+    put_get_off: bool,
+    /// Rate of S7 header error 0x8500 (PDU size) instead of data.
+    #[arg(long, default_value_t = 0.0)]
+    pdu_overflow_rate: f64,
+}
+
+impl S7Args {
+    /// The same options as `serve` arguments (the bench's farm child).
+    pub fn to_cli(&self) -> Vec<String> {
+        let mut args: Vec<String> = [
+            ("--pdu-size", self.pdu_size.to_string()),
+            ("--max-amq", self.max_amq.to_string()),
+            ("--rack", self.rack.to_string()),
+            ("--slot", self.slot.to_string()),
+            ("--db-count", self.db_count.to_string()),
+            ("--pdu-overflow-rate", self.pdu_overflow_rate.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(name, value)| [name.to_string(), value])
+        .collect();
+        if self.put_get_off {
+            args.push("--put-get-off".into());
+        }
+        args
+    }
+
+    pub fn farm_options(&self) -> millrace::farm::S7FarmOptions {
+        millrace::farm::S7FarmOptions {
+            pdu_size: self.pdu_size,
+            max_amq: self.max_amq,
+            rack: self.rack,
+            slot: self.slot,
+            db_count: self.db_count,
+            put_get_off: self.put_get_off,
+            pdu_overflow: self.pdu_overflow_rate,
+            ..millrace::farm::S7FarmOptions::default()
+        }
+    }
+}
+
+pub fn parse_protocol(word: &str) -> Result<millrace::farm::FarmProtocol, String> {
+    millrace::farm::FarmProtocol::parse(word)
 }
 
 fn main() -> ExitCode {

@@ -1,11 +1,15 @@
 //! `serve`: the farm until SIGINT/SIGTERM, with a rate line every second.
+//! With `--emit-config`, the matching millrace config (S7 devices request
+//! the farm's PDU size and name its rack and slot).
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use millrace::farm::{self, EmitOptions, Farm, FarmCounters, FarmOptions, FaultRates};
+use millrace::farm::{
+    self, EmitOptions, Farm, FarmCounters, FarmOptions, FaultRates, S7EmitOptions,
+};
 
 use crate::ServeArgs;
 
@@ -15,6 +19,7 @@ const REGISTER_COUNT_MIN: u32 = 125;
 pub fn run(args: &ServeArgs) -> io::Result<()> {
     let options = FarmOptions {
         devices: args.devices,
+        protocol: args.protocol,
         base_port: args.base_port,
         register_count: args.tags_per_device.max(REGISTER_COUNT_MIN),
         bit_count: args.tags_per_device.max(REGISTER_COUNT_MIN),
@@ -29,12 +34,19 @@ pub fn run(args: &ServeArgs) -> io::Result<()> {
         stall: Duration::from_millis(args.stall_ms),
         seed: args.seed,
         connection_count_max: 0,
+        s7: args.s7.farm_options(),
     };
+    if args.emit_config.is_some() && args.protocol.has_s7() {
+        options
+            .s7
+            .holds_layout(args.tags_per_device as usize)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))?;
     signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))?;
-    let handle = Farm::start(options)?;
-    print_ports(handle.ports())?;
+    let handle = Farm::start(options.clone())?;
+    print_ports(handle.ports(), args.protocol)?;
     if let Some(path) = &args.emit_config {
         let emit = EmitOptions {
             tags_per_device: args.tags_per_device,
@@ -42,7 +54,12 @@ pub fn run(args: &ServeArgs) -> io::Result<()> {
             poll_interval: args.poll_interval.clone(),
             ..EmitOptions::default()
         };
-        farm::emit_config(path, handle.ports(), &emit)?;
+        let s7 = S7EmitOptions {
+            rack: options.s7.rack,
+            slot: options.s7.slot,
+            pdu_size: options.s7.pdu_size,
+        };
+        farm::emit_farm_config(path, handle.ports(), args.protocol, &emit, &s7)?;
         println!("config {}", path.display());
     }
     println!("ready");
@@ -70,7 +87,7 @@ pub fn run(args: &ServeArgs) -> io::Result<()> {
 }
 
 /// One line a script can read: `ports P0 P1 ...` (device i on the i-th).
-fn print_ports(ports: &[u16]) -> io::Result<()> {
+fn print_ports(ports: &[u16], protocol: farm::FarmProtocol) -> io::Result<()> {
     let mut out = io::stdout().lock();
     write!(out, "ports")?;
     for port in ports {
@@ -80,7 +97,7 @@ fn print_ports(ports: &[u16]) -> io::Result<()> {
     if let (Some(first), Some(last)) = (ports.first(), ports.last()) {
         writeln!(
             out,
-            "farm: {} devices on 127.0.0.1, ports {first}..={last}",
+            "farm: {} {protocol} devices on 127.0.0.1, ports {first}..={last}",
             ports.len()
         )?;
     }
@@ -92,7 +109,7 @@ fn print_rate(before: &FarmCounters, now: &FarmCounters, elapsed: Duration) {
     let rate = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / seconds;
     println!(
         "rate: {:.0} req/s, {:.0} data/s, faults {:.0}/s \
-         (drop {} stall {} exception {} malformed {}), connections {}, cpu {:.0}%",
+         (drop {} stall {} exception {} malformed {} pdu-overflow {}), connections {}, cpu {:.0}%",
         rate(before.requests, now.requests),
         rate(before.data_responses, now.data_responses),
         rate(before.faults(), now.faults()),
@@ -100,6 +117,7 @@ fn print_rate(before: &FarmCounters, now: &FarmCounters, elapsed: Duration) {
         now.fault_stalls,
         now.fault_exceptions,
         now.fault_malformed,
+        now.fault_pdu_overflows,
         now.connections_accepted,
         rate(before.cpu_ns, now.cpu_ns) / 1e7,
     );

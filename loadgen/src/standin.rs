@@ -26,6 +26,9 @@ use millrace::kdb::{Recorder, Tickerplant, TickerplantOptions};
 pub struct StandinArgs {
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: String,
+    /// The farm's protocol (what the rows' tags are).
+    #[arg(long, default_value = "modbus", value_parser = crate::parse_protocol)]
+    protocol: millrace::farm::FarmProtocol,
     #[arg(long)]
     devices: u32,
     #[arg(long)]
@@ -47,6 +50,8 @@ pub struct Verdict {
     /// Values off the farm's formula, plus rows whose sym did not parse.
     pub mismatches: u64,
     pub bad_quality_rows: u64,
+    /// Rows of text tags whose text the update did not carry.
+    pub text_rows_unchecked: u64,
 }
 
 impl Verdict {
@@ -58,19 +63,22 @@ impl Verdict {
             duplicates_after_dedup: v.duplicates_after_dedup,
             mismatches: v.mismatches + v.unparsed_syms,
             bad_quality_rows: v.bad_quality_rows,
+            text_rows_unchecked: v.text_rows_unchecked,
         }
     }
 
     pub fn to_json(self) -> String {
         format!(
             "{{\"rows\": {}, \"lost\": {}, \"duplicate_seqs\": {}, \
-             \"duplicates_after_dedup\": {}, \"mismatches\": {}, \"bad_quality_rows\": {}}}",
+             \"duplicates_after_dedup\": {}, \"mismatches\": {}, \"bad_quality_rows\": {}, \
+             \"text_rows_unchecked\": {}}}",
             self.rows,
             self.lost,
             self.duplicate_seqs,
             self.duplicates_after_dedup,
             self.mismatches,
-            self.bad_quality_rows
+            self.bad_quality_rows,
+            self.text_rows_unchecked
         )
     }
 
@@ -89,12 +97,14 @@ impl Verdict {
             duplicates_after_dedup: field("duplicates_after_dedup")?,
             mismatches: field("mismatches")?,
             bad_quality_rows: field("bad_quality_rows")?,
+            text_rows_unchecked: field("text_rows_unchecked")?,
         })
     }
 }
 
 pub fn run(args: &StandinArgs) -> std::io::Result<()> {
-    let verifier = Arc::new(Mutex::new(Verifier::new(
+    let verifier = Arc::new(Mutex::new(Verifier::for_farm(
+        args.protocol,
         args.devices,
         args.tags_per_device,
         args.seq_capacity,
@@ -142,6 +152,7 @@ mod tests {
             duplicates_after_dedup: 3,
             mismatches: 4,
             bad_quality_rows: 5,
+            text_rows_unchecked: 6,
         };
         assert_eq!(Verdict::from_json(&v.to_json()), Some(v));
         assert_eq!(Verdict::from_json("{\"rows\": 1}"), None);

@@ -79,3 +79,93 @@ fn serve_prints_ports_answers_and_stops_on_sigterm() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `serve --protocol s7`: an S7 client connects, sets up and reads; the
+/// emitted config holds S7 device tables and tags CSVs.
+#[test]
+fn serve_s7_answers_s7_and_emits_an_s7_config() {
+    let dir =
+        std::env::temp_dir().join(format!("millrace-loadgen-serve-s7-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("farm.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_millrace-loadgen"))
+        .args(["serve", "--protocol", "s7", "--devices", "2"])
+        .args(["--tags-per-device", "50", "--base-port", "0"])
+        .args(["--pdu-size", "480", "--slot", "2"])
+        .arg("--emit-config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut ports: Vec<u16> = Vec::new();
+    for line in lines.by_ref().take(10) {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("ports ") {
+            ports = rest.split(' ').map(|p| p.parse().unwrap()).collect();
+        }
+        if line == "ready" {
+            break;
+        }
+    }
+    assert_eq!(ports.len(), 2, "ports line");
+    let text = std::fs::read_to_string(&config).unwrap();
+    for key in ["protocol = \"s7\"", "slot = 2", "pdu_size = 480"] {
+        assert_eq!(text.matches(key).count(), 2, "{key} in {text}");
+    }
+    let csv = std::fs::read_to_string(dir.join("farm-tags/farm-00001.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 51);
+    assert!(csv.starts_with("name,address,type,scale,offset\nd00001.s00000,DB1.DBX0.0,bool,1,0\n"));
+
+    let mut stream = TcpStream::connect(("127.0.0.1", ports[1])).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // CR to rack 0 slot 2, then Setup Communication asking for 960.
+    stream
+        .write_all(&[
+            3, 0, 0, 22, 17, 0xE0, 0, 0, 0, 1, 0, 0xC0, 1, 0x0A, 0xC1, 2, 1, 0, 0xC2, 2, 3, 2,
+        ])
+        .unwrap();
+    let mut cc = [0u8; 22];
+    stream.read_exact(&mut cc).unwrap();
+    assert_eq!(cc[5], 0xD0);
+    stream
+        .write_all(&[
+            3, 0, 0, 25, 2, 0xF0, 0x80, 0x32, 1, 0, 0, 0, 1, 0, 8, 0, 0, 0xF0, 0, 0, 1, 0, 1, 0x03,
+            0xC0,
+        ])
+        .unwrap();
+    let mut setup = [0u8; 27];
+    stream.read_exact(&mut setup).unwrap();
+    assert_eq!(u16::from_be_bytes([setup[25], setup[26]]), 480);
+    // Read Var: DB1.DBW2 (a WORD), checked against the farm's memory.
+    stream
+        .write_all(&[
+            3, 0, 0, 31, 2, 0xF0, 0x80, 0x32, 1, 0, 0, 0, 2, 0, 14, 0, 0, 0x04, 1, 0x12, 0x0A,
+            0x10, 0x02, 0, 2, 0, 1, 0x84, 0, 0, 16,
+        ])
+        .unwrap();
+    let mut answer = [0u8; 4 + 3 + 12 + 2 + 4 + 2];
+    stream.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer[21..25], &[0xFF, 0x04, 0, 16]);
+    let mut expected = [0u8; 2];
+    millrace::farm::s7::memory::fill(1, millrace::config::S7Area::Db(1), 2, 0, &mut expected);
+    assert_eq!(&answer[25..], &expected);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

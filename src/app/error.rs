@@ -76,6 +76,14 @@ pub enum DemoError {
     StandIn { source: std::io::Error },
     #[error("emit config: {source}")]
     EmitConfig { source: std::io::Error },
+    #[error("the S7 tags do not fit the farm: {problem}")]
+    S7Layout { problem: String },
+    /// The protocol layer cannot build an S7 session (asked before anything
+    /// starts).
+    #[error("S7 devices: {}", .source.problem)]
+    S7Session {
+        source: crate::protocol::BuildError,
+    },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]

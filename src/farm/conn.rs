@@ -1,6 +1,8 @@
 //! One client connection to a simulated device: its buffers, and the pump
 //! that reads requests, answers them and writes the answers back, without
-//! blocking and without allocating after the connection was accepted.
+//! blocking and without allocating after the connection was accepted. The
+//! pump is protocol-neutral: each protocol's step (`modbus::serve`,
+//! `s7::serve`) answers one request at the front of the input.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -8,13 +10,12 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
-use super::adu::{self, Answer, ADU_SIZE_MAX, EXCEPTION_DEVICE_FAILURE};
 use super::counters::Tally;
-use super::fault::{self, Fault, FaultPlan, SplitMix64};
+use super::fault::{Fault, FaultPlan, SplitMix64};
+use super::modbus::{self, adu::ADU_SIZE_MAX, ModbusMemory};
+use super::s7::{self, serve::S7Conn, S7Behaviour};
+use super::DeviceProtocol;
 
-/// Input buffer: room for several pipelined requests (12 bytes each) and
-/// always for one maximal ADU after compaction.
-const INPUT_SIZE: usize = 2048;
 /// Output buffer: answers waiting to be sent. When it is full we stop
 /// parsing, then stop reading: TCP pushes back on a client that pipelines
 /// faster than it reads.
@@ -25,25 +26,65 @@ const HELD_COUNT_MAX: usize = 256;
 /// turn; the connection is then queued to run again.
 const PUMP_ROUNDS_MAX: usize = 16;
 
-const _: () = assert!(INPUT_SIZE >= 2 * ADU_SIZE_MAX);
+/// Input buffer per protocol: room for several pipelined requests and
+/// always for one maximal frame after compaction.
+const MODBUS_INPUT_SIZE: usize = 2048;
+const S7_INPUT_SIZE: usize = 2 * s7::wire::TPKT_SIZE_MAX;
+
+const _: () = assert!(MODBUS_INPUT_SIZE >= 2 * ADU_SIZE_MAX);
 const _: () = assert!(OUTPUT_SIZE >= 4 * ADU_SIZE_MAX);
+const _: () = assert!(OUTPUT_SIZE >= 4 * s7::wire::ANSWER_SIZE_MAX);
 
 /// What the farm knows of one device while it serves it.
-pub(super) struct Device {
-    /// The device's index in the farm (what `verify_*` take).
+pub(in crate::farm) struct Device {
+    /// The device's index in the farm (what the value functions take).
     pub index: u32,
-    /// Advances per data answer; its low byte is carried in every register.
+    pub protocol: DeviceProtocol,
+    /// Advances per data answer; its low byte is carried in every value.
     pub counter: u32,
     pub rng: SplitMix64,
 }
 
 /// How every connection of one event loop answers.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Behaviour {
-    pub register_count: u32,
-    pub bit_count: u32,
+pub(in crate::farm) struct Behaviour {
     pub response_delay: Duration,
-    pub plan: FaultPlan,
+    pub stall: Duration,
+    pub modbus: ModbusMemory,
+    pub modbus_plan: FaultPlan,
+    pub s7: S7Behaviour,
+    /// The Modbus plan plus the S7 PDU overflow rate.
+    pub s7_plan: FaultPlan,
+}
+
+/// What one protocol's step made of the input at the front of a connection.
+pub(in crate::farm) enum Served {
+    /// Not a whole request yet.
+    NeedMore,
+    /// `consumed` input bytes answered; the answer is at the end of the
+    /// output. `last`: close once it is sent (a refused S7 connect).
+    Answered {
+        consumed: usize,
+        fault: Fault,
+        last: bool,
+    },
+    /// Close now (a framing error, a dropped-connection fault, a disconnect).
+    Close,
+}
+
+/// The protocol state of one connection.
+enum Wire {
+    Modbus,
+    S7(S7Conn),
+}
+
+impl Wire {
+    fn answer_size_max(&self) -> usize {
+        match self {
+            Wire::Modbus => ADU_SIZE_MAX,
+            Wire::S7(_) => s7::wire::ANSWER_SIZE_MAX,
+        }
+    }
 }
 
 pub(super) enum Pump {
@@ -66,7 +107,10 @@ pub(super) struct Conn {
     pub timer_at: Option<Instant>,
     pub read_blocked: bool,
     pub write_blocked: bool,
-    input: Box<[u8; INPUT_SIZE]>,
+    wire: Wire,
+    /// The last answer is queued: send it, then close.
+    closing: bool,
+    input: Box<[u8]>,
     input_start: usize,
     input_end: usize,
     output: Vec<u8>,
@@ -78,7 +122,16 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, device_slot: usize, generation: u32) -> Self {
+    pub fn new(
+        stream: TcpStream,
+        device_slot: usize,
+        generation: u32,
+        protocol: DeviceProtocol,
+    ) -> Self {
+        let (wire, input_size) = match protocol {
+            DeviceProtocol::Modbus => (Wire::Modbus, MODBUS_INPUT_SIZE),
+            DeviceProtocol::S7 => (Wire::S7(S7Conn::new()), S7_INPUT_SIZE),
+        };
         Conn {
             stream,
             device_slot,
@@ -86,7 +139,9 @@ impl Conn {
             timer_at: None,
             read_blocked: false,
             write_blocked: false,
-            input: Box::new([0; INPUT_SIZE]),
+            wire,
+            closing: false,
+            input: vec![0; input_size].into_boxed_slice(),
             input_start: 0,
             input_end: 0,
             output: Vec::with_capacity(OUTPUT_SIZE),
@@ -116,6 +171,9 @@ impl Conn {
             let Ok(written) = self.flush() else {
                 return Pump::Close;
             };
+            if self.closing && self.output_sent == self.output.len() {
+                return Pump::Close;
+            }
             if read + answered + written == 0 {
                 return match self.held.front() {
                     Some(&(at, _)) => Pump::WakeAt(at),
@@ -141,7 +199,7 @@ impl Conn {
         if self.input_start == self.input_end {
             self.input_start = 0;
             self.input_end = 0;
-        } else if self.input_start > INPUT_SIZE / 2 {
+        } else if self.input_start > self.input.len() / 2 {
             self.input.copy_within(self.input_start..self.input_end, 0);
             self.input_end -= self.input_start;
             self.input_start = 0;
@@ -149,7 +207,7 @@ impl Conn {
         let Some(space) = self.input.get_mut(self.input_end..) else {
             return Err(());
         };
-        if self.read_blocked || space.is_empty() {
+        if self.read_blocked || self.closing || space.is_empty() {
             return Ok(0);
         }
         let space_size = space.len();
@@ -172,7 +230,7 @@ impl Conn {
     }
 
     fn has_room(&self) -> bool {
-        self.output.capacity() - self.output.len() >= ADU_SIZE_MAX
+        self.output.capacity() - self.output.len() >= self.wire.answer_size_max()
             && self.held.len() < HELD_COUNT_MAX
     }
 
@@ -185,76 +243,28 @@ impl Conn {
         now: Instant,
     ) -> Result<usize, ()> {
         let mut answered = 0;
-        while self.has_room() {
+        while !self.closing && self.has_room() {
             let pending = self.input.get(self.input_start..self.input_end).ok_or(())?;
-            let request = match adu::next_request(pending) {
-                Ok(Some(request)) => request,
-                Ok(None) => break,
-                Err(_) => {
-                    tally.framing_errors += 1;
-                    return Err(());
-                }
+            let served = match &mut self.wire {
+                Wire::Modbus => modbus::serve::serve(pending, &mut self.output, device, how, tally),
+                Wire::S7(conn) => conn.serve(pending, &mut self.output, device, how, tally),
             };
-            tally.requests += 1;
-            let size_before = self.output.len();
-            let mut fault = Fault::None;
-            match adu::classify(
-                request.function,
-                request.data,
-                how.register_count,
-                how.bit_count,
-            ) {
-                Answer::Exception(code) => {
-                    tally.protocol_exceptions += 1;
-                    adu::write_exception(
-                        &mut self.output,
-                        request.transaction,
-                        request.unit,
-                        request.function,
-                        code,
-                    );
-                }
-                Answer::Read {
-                    area,
-                    start,
-                    quantity,
-                } => {
-                    fault = how.plan.draw(&mut device.rng);
-                    tally.count_fault(fault);
-                    match fault {
-                        Fault::DropConnection => return Err(()),
-                        Fault::Exception => adu::write_exception(
-                            &mut self.output,
-                            request.transaction,
-                            request.unit,
-                            request.function,
-                            EXCEPTION_DEVICE_FAILURE,
-                        ),
-                        _ => {
-                            let counter = device.counter as u8;
-                            device.counter = device.counter.wrapping_add(1);
-                            tally.data_responses += 1;
-                            let what = (area, start, quantity);
-                            adu::write_read_response(
-                                &mut self.output,
-                                &request,
-                                what,
-                                device.index,
-                                counter,
-                            );
-                        }
-                    }
-                }
-            }
-            if let Some(answer) = self.output.get_mut(size_before..) {
-                fault::malform(answer, fault);
-            }
-            self.input_start += request.adu_size;
+            let (consumed, fault, last) = match served {
+                Served::NeedMore => break,
+                Served::Close => return Err(()),
+                Served::Answered {
+                    consumed,
+                    fault,
+                    last,
+                } => (consumed, fault, last),
+            };
+            self.input_start += consumed;
             let mut at = now + how.response_delay;
             if fault == Fault::Stall {
-                at += how.plan.stall;
+                at += how.stall;
             }
             self.hold(at, now);
+            self.closing = last;
             answered += 1;
         }
         Ok(answered)

@@ -43,18 +43,32 @@ counters! {
     requests,
     /// Reads answered with data (the values `verify_*` accept).
     data_responses,
-    /// Spec exceptions for bad requests (01 function, 02 address, 03 value).
+    /// Modbus: spec exceptions for bad requests (01 function, 02 address,
+    /// 03 value).
     protocol_exceptions,
-    /// Connections closed because the input could not be Modbus TCP.
+    /// S7: items answered with an error return code for their address
+    /// (0x05 out of range, 0x06 type, 0x0A no such object).
+    s7_item_errors,
+    /// S7: jobs refused with a header error (0x8104 function not available
+    /// or PUT/GET off, 0x8500 PDU size), faults not included.
+    s7_header_errors,
+    /// S7: connect requests refused (their called TSAP names another rack
+    /// or slot).
+    s7_connects_refused,
+    /// Connections closed because the input could not be the device's
+    /// protocol (Modbus TCP, or TPKT/COTP/S7 in order).
     framing_errors,
     /// Faults injected: connections dropped instead of answering.
     fault_drops,
     /// Faults injected: answers held back for the stall time.
     fault_stalls,
-    /// Faults injected: exception 04 instead of data.
+    /// Faults injected: Modbus exception 04, or an S7 item error 0x01,
+    /// instead of data.
     fault_exceptions,
     /// Faults injected: answers with lengths that disagree with the data.
     fault_malformed,
+    /// Faults injected (S7): header error 0x8500 instead of data.
+    fault_pdu_overflows,
     connections_accepted,
     /// Accepted and closed at once: the connection limit was reached.
     connections_rejected,
@@ -69,14 +83,19 @@ impl Tally {
             Fault::DropConnection => self.fault_drops += 1,
             Fault::Stall => self.fault_stalls += 1,
             Fault::Exception => self.fault_exceptions += 1,
-            Fault::MalformedByteCount | Fault::MalformedMbapLength => self.fault_malformed += 1,
+            Fault::MalformedCount | Fault::MalformedFrameLength => self.fault_malformed += 1,
+            Fault::PduOverflow => self.fault_pdu_overflows += 1,
         }
     }
 }
 
 impl FarmCounters {
     pub fn faults(&self) -> u64 {
-        self.fault_drops + self.fault_stalls + self.fault_exceptions + self.fault_malformed
+        self.fault_drops
+            + self.fault_stalls
+            + self.fault_exceptions
+            + self.fault_malformed
+            + self.fault_pdu_overflows
     }
 }
 

@@ -2,13 +2,19 @@
 //! farm device pointing at its port, its tags in a CSV file of its own (the
 //! compact form: the TOML stays one short table per device), and a kdb+ sink.
 //!
-//! Tag `j` of device `i` is holding register `j` as `uint16`, named
-//! [`tag_name`]`(i, j)`, so a receiver maps a row back to (device, address)
-//! with [`parse_tag_name`] and checks it with `verify_register`.
+//! A Modbus device's tag `j` is holding register `j` as `uint16`, named
+//! [`tag_name`]`(i, j)` (`modbus::emit`); an S7 device's tag `j` is the
+//! `j`-th of `s7::layout::farm_tags`, named `s7::emit::tag_name(i, j)`. A
+//! receiver maps a row back to its device and tag by its name alone.
 
 use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
+
+use super::s7::{self, S7EmitOptions};
+use super::{modbus, DeviceProtocol, FarmProtocol};
+
+pub use super::modbus::emit::{parse_tag_name, tag_name};
 
 #[derive(Clone, Debug)]
 pub struct EmitOptions {
@@ -40,16 +46,6 @@ pub fn device_name(device: u32) -> String {
     format!("farm-{device:05}")
 }
 
-pub fn tag_name(device: u32, address: u16) -> String {
-    format!("d{device:05}.hr{address:05}")
-}
-
-/// (device, address) of a name made by [`tag_name`].
-pub fn parse_tag_name(name: &str) -> Option<(u32, u16)> {
-    let (device, address) = name.strip_prefix('d')?.split_once(".hr")?;
-    Some((device.parse().ok()?, address.parse().ok()?))
-}
-
 /// The tag CSV directory that goes with `config_path` (`plant.toml` ->
 /// `plant-tags/` beside it).
 pub fn tags_dir_for(config_path: &Path) -> PathBuf {
@@ -60,10 +56,28 @@ pub fn tags_dir_for(config_path: &Path) -> PathBuf {
     config_path.with_file_name(format!("{stem}-tags"))
 }
 
-/// Writes the config to `config_path` and one tag CSV per device into
-/// [`tags_dir_for`]`(config_path)`; `ports[i]` is device `i`'s port.
-/// Paths inside the config are relative to its directory.
+/// Writes the config of a Modbus farm to `config_path` and one tag CSV per
+/// device into [`tags_dir_for`]`(config_path)`; `ports[i]` is device `i`'s
+/// port. Paths inside the config are relative to its directory.
 pub fn emit_config(config_path: &Path, ports: &[u16], options: &EmitOptions) -> io::Result<()> {
+    emit_farm_config(
+        config_path,
+        ports,
+        FarmProtocol::Modbus,
+        options,
+        &S7EmitOptions::default(),
+    )
+}
+
+/// [`emit_config`] for a farm of any protocol: device `i` is polled as
+/// `protocol.device(i)`.
+pub fn emit_farm_config(
+    config_path: &Path,
+    ports: &[u16],
+    protocol: FarmProtocol,
+    options: &EmitOptions,
+    s7_options: &S7EmitOptions,
+) -> io::Result<()> {
     if options.tags_per_device == 0 || options.tags_per_device > 65536 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -76,39 +90,46 @@ pub fn emit_config(config_path: &Path, ports: &[u16], options: &EmitOptions) -> 
         .file_name()
         .and_then(|s| s.to_str())
         .unwrap_or("farm-tags");
-    let mut toml = header(ports.len(), options);
+    let s7_tags = if protocol.has_s7() {
+        s7::layout::farm_tags(options.tags_per_device as usize)
+    } else {
+        Vec::new()
+    };
+    let mut toml = header(ports.len(), protocol, options);
     let mut csv = String::new();
     for (device, port) in (0u32..).zip(ports) {
-        let csv_name = format!("{}.csv", device_name(device));
+        let name = device_name(device);
+        let csv_path = format!("{tags_dir_name}/{name}.csv");
         csv.clear();
-        csv.push_str("name,area,address,type,order,scale,offset\n");
-        for address in 0..options.tags_per_device {
-            let address = address as u16;
-            let _ = writeln!(
-                csv,
-                "{},holding,{address},uint16,ABCD,1,0",
-                tag_name(device, address)
-            );
+        let poll = &options.poll_interval;
+        match protocol.device(device) {
+            DeviceProtocol::Modbus => {
+                modbus::emit::tags_csv(device, options.tags_per_device, &mut csv);
+                modbus::emit::device_table(&mut toml, &name, *port, poll, &csv_path);
+            }
+            DeviceProtocol::S7 => {
+                s7::emit::tags_csv(device, &s7_tags, &mut csv);
+                s7::emit::device_table(&mut toml, &name, *port, poll, &csv_path, s7_options);
+            }
         }
-        std::fs::write(tags_dir.join(&csv_name), &csv)?;
-        let _ = write!(
-            toml,
-            "\n[[device]]\nname = \"{}\"\nprotocol = \"modbus-tcp\"\n\
-             address = \"127.0.0.1:{port}\"\nunit_id = 1\npoll_interval = \"{}\"\n\
-             timeout = \"1s\"\nmax_registers = 125\n\
-             max_inflight = 1\ntags_csv = \"{tags_dir_name}/{csv_name}\"\n",
-            device_name(device),
-            options.poll_interval,
-        );
+        std::fs::write(tags_dir.join(format!("{name}.csv")), &csv)?;
     }
     std::fs::write(config_path, toml)
 }
 
-fn header(device_count: usize, options: &EmitOptions) -> String {
+fn header(device_count: usize, protocol: FarmProtocol, options: &EmitOptions) -> String {
+    let what = match protocol {
+        FarmProtocol::Modbus => "holding registers (uint16)",
+        FarmProtocol::S7 => "S7 tags of every type",
+        FarmProtocol::Mixed => "tags (even devices Modbus, odd devices S7)",
+    };
+    let check = match protocol {
+        FarmProtocol::Modbus => "millrace::farm::verify_register",
+        _ => "millrace::farm::verify::Verifier",
+    };
     format!(
         "# Written by `millrace-loadgen serve --emit-config`: {device_count} simulated devices \
-         on 127.0.0.1,\n# {} holding registers (uint16) each. Values check with \
-         millrace::farm::verify_register.\n\n\
+         on 127.0.0.1,\n# {} {what} each. Values check with {check}.\n\n\
          [readers]\nthreads = {}\nbackend = \"auto\"\n\n\
          [wal]\ndir = {}\nsegment_size = \"64MiB\"\nquota = \"4GiB\"\ncommit_interval = \"10ms\"\n\
          when_full = \"block\"\n\n\
@@ -143,16 +164,6 @@ fn toml_string(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tag_names_round_trip() {
-        assert_eq!(parse_tag_name(&tag_name(1999, 124)), Some((1999, 124)));
-        assert_eq!(
-            parse_tag_name(&tag_name(123_456, 65535)),
-            Some((123_456, 65535))
-        );
-        assert_eq!(parse_tag_name("d1.x2"), None);
-    }
 
     #[test]
     fn toml_strings_escape() {

@@ -151,8 +151,12 @@ impl EventLoop {
                 continue;
             }
             state.generation = state.generation.wrapping_add(1);
+            let protocol = match self.devices.get(device_slot) {
+                Some(device) => device.protocol,
+                None => return,
+            };
             if let Some(entry) = state.conns.get_mut(slot) {
-                *entry = Some(Conn::new(stream, device_slot, state.generation));
+                *entry = Some(Conn::new(stream, device_slot, state.generation, protocol));
             }
             state.tally.connections_accepted += 1;
             self.pump(state, slot, now);

@@ -1,10 +1,11 @@
 //! Fault injection: which answer a request gets, decided by a per-device
 //! seeded generator so that a run with the same seed and the same request
-//! sequence per device injects the same faults.
+//! sequence per device injects the same faults. Protocol-neutral: each
+//! protocol's codec turns a `Fault` into its own wrong answer (a Modbus
+//! exception 04 or an S7 item error for `Exception`, its own length fields
+//! for the malformed kinds).
 
 use std::time::Duration;
-
-use super::adu::MBAP_HEADER_SIZE;
 
 /// Probabilities per answered request, each in 0..=1, summing to at most 1.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -14,7 +15,9 @@ pub struct FaultRates {
     /// Hold this answer (and so everything after it on the connection) back
     /// for `FarmOptions::stall`.
     pub stall: f64,
-    /// Answer with exception 04 (server device failure).
+    /// Answer with a device error instead of data: Modbus exception 04
+    /// (server device failure); S7 item return code 0x01 (hardware fault)
+    /// for one item of the request, the others answered.
     pub exception: f64,
     /// Answer with a frame whose lengths disagree with its data.
     pub malformed: f64,
@@ -56,12 +59,16 @@ pub enum Fault {
     DropConnection,
     Stall,
     Exception,
-    /// The PDU's byte count says two more bytes than follow it (the MBAP
-    /// length matches what is sent).
-    MalformedByteCount,
-    /// The MBAP length is two less than the bytes sent: the last two bytes
-    /// of the answer look like the start of the next frame.
-    MalformedMbapLength,
+    /// A length inside the answer says two more bytes than follow it (the
+    /// Modbus byte count, the S7 header's data length); the frame length
+    /// matches what is sent.
+    MalformedCount,
+    /// The frame length (MBAP, TPKT) is two less than the bytes sent: the
+    /// last two bytes of the answer look like the start of the next frame.
+    MalformedFrameLength,
+    /// S7 only: header error 0x8500 (PDU size) instead of data, as a PLC
+    /// whose PDU is smaller than it negotiated would answer.
+    PduOverflow,
 }
 
 /// SplitMix64: tiny, fast, and good enough to draw fault decisions.
@@ -90,20 +97,23 @@ impl SplitMix64 {
 /// The rates as cumulative thresholds, with the generator of one device.
 #[derive(Clone, Copy, Debug)]
 pub struct FaultPlan {
-    thresholds: [f64; 4],
+    thresholds: [f64; 5],
     enabled: bool,
     pub stall: Duration,
 }
 
 impl FaultPlan {
-    pub fn new(rates: &FaultRates, stall: Duration) -> Self {
+    /// `pdu_overflow`: the S7 farm's rate of `Fault::PduOverflow` (0 for
+    /// Modbus); with `rates` it sums to at most 1 (validated by the caller).
+    pub fn new(rates: &FaultRates, pdu_overflow: f64, stall: Duration) -> Self {
         let mut acc = 0.0;
-        let mut thresholds = [0.0; 4];
+        let mut thresholds = [0.0; 5];
         let rates = [
             rates.drop_connection,
             rates.stall,
             rates.exception,
             rates.malformed,
+            pdu_overflow,
         ];
         for (t, r) in thresholds.iter_mut().zip(rates) {
             acc += r;
@@ -122,7 +132,7 @@ impl FaultPlan {
             return Fault::None;
         }
         let x = rng.next_f64();
-        let [drop, stall, exception, malformed] = self.thresholds;
+        let [drop, stall, exception, malformed, pdu_overflow] = self.thresholds;
         if x < drop {
             Fault::DropConnection
         } else if x < stall {
@@ -131,32 +141,24 @@ impl FaultPlan {
             Fault::Exception
         } else if x < malformed {
             if rng.next_u64() & 1 == 0 {
-                Fault::MalformedByteCount
+                Fault::MalformedCount
             } else {
-                Fault::MalformedMbapLength
+                Fault::MalformedFrameLength
             }
+        } else if x < pdu_overflow {
+            Fault::PduOverflow
         } else {
             Fault::None
         }
     }
 }
 
-/// Turns the well-formed answer in `answer` (one ADU) into the malformed kind.
-pub fn malform(answer: &mut [u8], fault: Fault) {
-    match fault {
-        Fault::MalformedByteCount => {
-            // MBAP header, function code, then the byte count.
-            if let Some(count) = answer.get_mut(MBAP_HEADER_SIZE + 1) {
-                *count = count.wrapping_add(2);
-            }
-        }
-        Fault::MalformedMbapLength => {
-            if let Some(length) = answer.get_mut(4..6) {
-                let value = u16::from_be_bytes([length[0], length[1]]).saturating_sub(2);
-                length.copy_from_slice(&value.to_be_bytes());
-            }
-        }
-        _ => {}
+/// Adds `delta` to the big-endian u16 at `at` of `answer` (wrapping; a
+/// field past the end is left alone): how the codecs malform a length.
+pub fn add_to_u16(answer: &mut [u8], at: usize, delta: i16) {
+    if let Some(field) = answer.get_mut(at..at + 2) {
+        let value = u16::from_be_bytes([field[0], field[1]]).wrapping_add_signed(delta);
+        field.copy_from_slice(&value.to_be_bytes());
     }
 }
 
@@ -173,6 +175,7 @@ mod tests {
                 exception: 0.2,
                 malformed: 0.1,
             },
+            0.1,
             Duration::ZERO,
         );
         let draw = |seed| {
@@ -185,8 +188,9 @@ mod tests {
         let count = |f: Fault| a.iter().filter(|&&x| x == f).count();
         assert!((800..1200).contains(&count(Fault::DropConnection)));
         assert!((1700..2300).contains(&count(Fault::Exception)));
-        assert!((4600..5400).contains(&count(Fault::None)));
-        assert!(count(Fault::MalformedByteCount) > 300 && count(Fault::MalformedMbapLength) > 300);
+        assert!((800..1200).contains(&count(Fault::PduOverflow)));
+        assert!((3600..4400).contains(&count(Fault::None)));
+        assert!(count(Fault::MalformedCount) > 300 && count(Fault::MalformedFrameLength) > 300);
     }
 
     #[test]

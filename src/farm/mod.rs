@@ -1,22 +1,26 @@
-//! The simulated Modbus TCP farm: deterministic, verifiable register values,
-//! used by `millrace-loadgen serve`, `millrace demo` and the tests.
+//! The simulated PLC farm: Modbus TCP and Siemens S7 devices holding
+//! deterministic, verifiable values, used by `millrace-loadgen serve`,
+//! `millrace demo` and the tests.
 //!
 //! Many devices in one process, one listening port on 127.0.0.1 each, served
 //! by one or a few mio event loops (no thread per device, no allocation per
 //! request), so that the farm is never the bottleneck of what it measures.
-//! It answers FC 1-4 reads with values a receiver can check one by one
-//! ([`values`]), answers everything else with the specification's exceptions,
-//! answers pipelined requests in order, and on demand delays answers
-//! (scan-cycle emulation) and injects faults at seeded, reproducible rates.
+//! A Modbus device answers FC 1-4 reads with values a receiver can check one
+//! by one ([`values`]) and everything else with the specification's
+//! exceptions; an S7 device answers COTP connect, Setup Communication and
+//! Read Var from a memory whose every byte can be checked ([`s7::memory`]).
+//! Both answer pipelined requests in order, and on demand delay answers
+//! (scan-cycle emulation) and inject faults at seeded, reproducible rates.
 //!
 //! ```text
-//! adu.rs        server-side MBAP framing and answers (sans-IO)
-//! values.rs     the value functions and verify_*
-//! fault.rs      fault rates, the seeded generator, malformed answers
+//! modbus/       MBAP framing and answers, register values, CSV rows
+//! s7/           TPKT/COTP/S7 framing and answers, memory, tag layout
+//! fault.rs      fault rates and the seeded generator (protocol-neutral)
 //! conn.rs       one connection: buffers and the read/answer/write pump
 //! event_loop.rs one mio loop over listeners and connections
 //! counters.rs   what the farm did
 //! emit.rs       the matching millrace config and tag CSVs
+//! verify.rs     the stand-in's check of every delivered row
 //! ```
 //!
 //! It must never: block in an event loop, trust a length before checking it,
@@ -24,14 +28,16 @@
 
 #![forbid(unsafe_code)]
 
-pub mod adu;
 mod conn;
 mod counters;
 pub mod emit;
 mod event_loop;
 pub mod fault;
-pub mod values;
+pub mod modbus;
+pub mod s7;
 pub mod verify;
+
+pub use modbus::{adu, values};
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -44,8 +50,9 @@ use mio::net::TcpListener;
 use mio::{Poll, Waker};
 
 pub use counters::FarmCounters;
-pub use emit::{emit_config, EmitOptions};
+pub use emit::{emit_config, emit_farm_config, EmitOptions};
 pub use fault::FaultRates;
+pub use s7::{S7EmitOptions, S7FarmOptions};
 pub use values::{
     bit_value, counter_of, register_value, verify, verify_bit, verify_input_register,
     verify_register,
@@ -55,14 +62,78 @@ use conn::{Behaviour, Device};
 use counters::Counters;
 use event_loop::{EventLoop, WAKER_TOKEN};
 use fault::{FaultPlan, SplitMix64};
+use modbus::ModbusMemory;
 
 /// Event-loop threads at most (the machine has two cores; more only thrash).
 pub const FARM_THREAD_COUNT_MAX: usize = 16;
+
+/// What a device speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeviceProtocol {
+    Modbus,
+    S7,
+}
+
+/// What the devices of a farm speak.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum FarmProtocol {
+    #[default]
+    Modbus,
+    S7,
+    /// Half and half: odd devices speak S7, even ones Modbus (so any
+    /// prefix of the devices is a mix).
+    Mixed,
+}
+
+impl FarmProtocol {
+    /// The words the command lines use.
+    pub const NAMES: &'static [(&'static str, FarmProtocol)] = &[
+        ("modbus", FarmProtocol::Modbus),
+        ("s7", FarmProtocol::S7),
+        ("mixed", FarmProtocol::Mixed),
+    ];
+
+    pub fn parse(word: &str) -> Result<FarmProtocol, String> {
+        Self::NAMES
+            .iter()
+            .find(|(name, _)| *name == word)
+            .map(|(_, p)| *p)
+            .ok_or_else(|| format!("unknown protocol `{word}`: modbus, s7 or mixed"))
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map_or("?", |(name, _)| name)
+    }
+
+    pub const fn device(self, device: u32) -> DeviceProtocol {
+        match self {
+            FarmProtocol::Modbus => DeviceProtocol::Modbus,
+            FarmProtocol::S7 => DeviceProtocol::S7,
+            FarmProtocol::Mixed if device % 2 == 1 => DeviceProtocol::S7,
+            FarmProtocol::Mixed => DeviceProtocol::Modbus,
+        }
+    }
+
+    pub const fn has_s7(self) -> bool {
+        !matches!(self, FarmProtocol::Modbus)
+    }
+}
+
+impl std::fmt::Display for FarmProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct FarmOptions {
     /// Devices to serve, at least 1. Device `i` listens on `ports()[i]`.
     pub devices: u32,
+    /// What they speak (device `i` speaks `protocol.device(i)`).
+    pub protocol: FarmProtocol,
     /// Device `i` listens on `base_port + i`; 0 picks free ports.
     pub base_port: u16,
     /// Holding and input registers per device, addresses `0..register_count`;
@@ -81,12 +152,15 @@ pub struct FarmOptions {
     pub seed: u64,
     /// Open connections at most, over all devices; more are closed at accept.
     pub connection_count_max: usize,
+    /// How the S7 devices behave (ignored without any).
+    pub s7: S7FarmOptions,
 }
 
 impl Default for FarmOptions {
     fn default() -> Self {
         FarmOptions {
             devices: 1,
+            protocol: FarmProtocol::Modbus,
             base_port: 0,
             register_count: 10_000,
             bit_count: 10_000,
@@ -96,6 +170,7 @@ impl Default for FarmOptions {
             stall: Duration::from_secs(2),
             seed: 1,
             connection_count_max: 0,
+            s7: S7FarmOptions::default(),
         }
     }
 }
@@ -126,7 +201,23 @@ impl FarmOptions {
         if !(1..=FARM_THREAD_COUNT_MAX).contains(&self.threads) {
             return Err(format!("threads must be in 1..={FARM_THREAD_COUNT_MAX}"));
         }
-        self.faults.validate()
+        self.faults.validate()?;
+        if self.protocol.has_s7() {
+            self.s7.validate()?;
+            let f = &self.faults;
+            let sum =
+                f.drop_connection + f.stall + f.exception + f.malformed + self.s7.pdu_overflow;
+            if sum > 1.0 + 1e-9 {
+                return Err(format!(
+                    "fault rates with the PDU overflow rate sum to {sum}: at most 1"
+                ));
+            }
+        } else if self.s7.pdu_overflow > 0.0 || self.s7.put_get_off {
+            return Err(
+                "PDU overflow and PUT/GET off are S7 modes: the farm has no S7 device".into(),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -149,10 +240,15 @@ impl Farm {
             counters: Counters::default(),
         });
         let behaviour = Behaviour {
-            register_count: options.register_count,
-            bit_count: options.bit_count,
             response_delay: options.response_delay,
-            plan: FaultPlan::new(&options.faults, options.stall),
+            stall: options.stall,
+            modbus: ModbusMemory {
+                register_count: options.register_count,
+                bit_count: options.bit_count,
+            },
+            modbus_plan: FaultPlan::new(&options.faults, 0.0, options.stall),
+            s7: options.s7.behaviour(),
+            s7_plan: FaultPlan::new(&options.faults, options.s7.pdu_overflow, options.stall),
         };
         let mut loops: Vec<EventLoop> = Vec::with_capacity(options.threads);
         for _ in 0..options.threads {
@@ -185,6 +281,7 @@ impl Farm {
                 .push((listener, event_loop.devices.len()));
             event_loop.devices.push(Device {
                 index: device,
+                protocol: options.protocol.device(device),
                 counter: 0,
                 rng: SplitMix64::new(seed),
             });

@@ -1,31 +1,47 @@
 //! The stand-in's recorder for runs against the farm (`millrace demo`,
-//! `millrace-loadgen bench`): every row's seq (exactly once, by
-//! seq), its value (the farm's formula for that device and register), and
-//! whether a row that survives de-duplication by seq repeats the previous
-//! sample of its tag (the same device answer delivered twice under two seqs).
+//! `millrace-loadgen bench`): every row's seq (exactly once, by seq), its
+//! value (the farm's value function for that device and tag), and whether a
+//! row that survives de-duplication by seq repeats the previous sample of
+//! its tag (the same device answer delivered twice under two seqs).
 //!
-//! A farm register carries its device's answer counter in the high byte and
-//! the counter advances with every answered read, so two consecutive samples
-//! of one tag differ in counter unless the same answer was delivered twice
-//! (or 256 reads of that device went by unseen between them, which a bench
-//! run at a fixed poll interval does not produce).
+//! A row names its device and tag by its sym alone (the names emitted
+//! configs give): `dDDDDD.hrAAAAA` is holding register A of Modbus device D
+//! (`verify_register`), `dDDDDD.sTTTTT` is tag T of S7 device D, the T-th
+//! of `s7::layout::farm_tags` (checked by `s7::check_number` and
+//! `s7::check_text`, see `s7::check` for what each S7 type delivers).
+//!
+//! Every farm value carries its device's answer counter (a Modbus
+//! register's high byte; two nibbles of an S7 value of two bytes or more,
+//! the hex digits of a text, a date's distance from its slot's base), and
+//! the counter advances with every answered read, so two consecutive
+//! samples of one tag differ in counter unless the same answer was
+//! delivered twice (or 256 reads of that device went by unseen between
+//! them, which a bench run at a fixed poll interval does not produce).
+//! Values that carry no whole counter (bools, single bytes) are checked but
+//! not compared with their predecessor.
 //!
 //! The stand-in hands it whole updates column-wise (`record_columns`): one
 //! loop over the borrowed sym, value and seq columns, no allocation, and the
-//! farm's per-response hash computed once per run of rows from one device
+//! Modbus per-response hash computed once per run of rows from one device
 //! answer (they arrive together) instead of once per row.
 
 use crate::config::Area;
 use crate::farm;
+use crate::farm::s7::{self, Check, FarmTag};
 use crate::farm::values::{check8_seeded, response_seed};
+use crate::farm::{DeviceProtocol, FarmProtocol};
 use crate::kdb::upd_view::RecordColumns;
 use crate::kdb::{Recorder, SeqRecorder};
 
-/// Last delivered sample of one tag: `seq + 1` (0 = none yet) and counter.
+/// No counter recorded for a tag's last sample.
+const NO_COUNTER: u16 = 0x100;
+
+/// Last delivered sample of one tag: `seq + 1` (0 = none yet) and counter
+/// (`NO_COUNTER` when the value carried none).
 #[derive(Clone, Copy, Default)]
 struct Last {
     seq_plus_one: u64,
-    counter: u8,
+    counter: u16,
 }
 
 /// The last `response_seed` computed, and for which (device, counter).
@@ -51,9 +67,31 @@ impl Seed {
     }
 }
 
+/// One delivered row as the verifier reads it. `text` and `quality` are
+/// `None` where the stand-in's update carried no such column.
+#[derive(Clone, Copy, Debug)]
+pub struct Row<'a> {
+    pub sym: &'a [u8],
+    pub value: f64,
+    pub text: Option<&'a [u8]>,
+    /// The `quality` column (0 good; a bad code is negative as a kdb+ int).
+    pub quality: Option<i32>,
+    pub seq: i64,
+}
+
+/// Which device and tag a sym names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TagRef {
+    Modbus { device: u32, address: u16 },
+    S7 { device: u32, index: u32 },
+}
+
 pub struct Verifier {
     seqs: SeqRecorder,
+    protocol: FarmProtocol,
+    devices: u32,
     tags_per_device: u32,
+    s7_tags: Vec<FarmTag>,
     last: Vec<Last>,
     seed: Seed,
     pub rows: u64,
@@ -61,15 +99,50 @@ pub struct Verifier {
     pub unparsed_syms: u64,
     pub bad_quality_rows: u64,
     pub duplicates_after_dedup: u64,
+    /// Rows of text tags that came without their text (the update had no
+    /// text column): nothing could be checked.
+    pub text_rows_unchecked: u64,
+    /// S7 values checked and right, by type (the index of `S7Type::NAMES`).
+    pub s7_checked_by_type: [u64; S7_TYPE_COUNT],
+}
+
+/// Entries of `S7Type::NAMES`.
+pub const S7_TYPE_COUNT: usize = 21;
+const _: () = assert!(crate::config::S7Type::NAMES.len() == S7_TYPE_COUNT);
+
+fn s7_type_index(data_type: crate::config::S7Type) -> usize {
+    crate::config::S7Type::NAMES
+        .iter()
+        .position(|(_, t)| std::mem::discriminant(t) == std::mem::discriminant(&data_type))
+        .unwrap_or(0)
 }
 
 impl Verifier {
-    /// `seq_capacity`: seqs `0..seq_capacity` are tracked (one bit each).
+    /// For a Modbus farm. `seq_capacity`: seqs `0..seq_capacity` are
+    /// tracked (one bit each).
     pub fn new(devices: u32, tags_per_device: u32, seq_capacity: u64) -> Self {
+        Self::for_farm(FarmProtocol::Modbus, devices, tags_per_device, seq_capacity)
+    }
+
+    /// For a farm of `protocol` whose config `emit_farm_config` wrote.
+    pub fn for_farm(
+        protocol: FarmProtocol,
+        devices: u32,
+        tags_per_device: u32,
+        seq_capacity: u64,
+    ) -> Self {
         let tag_count = devices as usize * tags_per_device as usize;
+        let s7_tags = if protocol.has_s7() {
+            s7::layout::farm_tags(tags_per_device as usize)
+        } else {
+            Vec::new()
+        };
         Verifier {
             seqs: SeqRecorder::new(seq_capacity),
+            protocol,
+            devices,
             tags_per_device,
+            s7_tags,
             last: vec![Last::default(); tag_count],
             seed: Seed {
                 device: 0,
@@ -81,6 +154,8 @@ impl Verifier {
             unparsed_syms: 0,
             bad_quality_rows: 0,
             duplicates_after_dedup: 0,
+            text_rows_unchecked: 0,
+            s7_checked_by_type: [0; S7_TYPE_COUNT],
         }
     }
 
@@ -98,8 +173,34 @@ impl Verifier {
         self.seqs.out_of_range()
     }
 
-    fn check_value(&mut self, sym: &[u8], value: f64, seq: u64) {
-        let Some((device, address)) = parse_sym(sym) else {
+    /// Checks one row (the whole path: seq, then value or text).
+    pub fn check_row(&mut self, row: &Row<'_>) {
+        self.rows += 1;
+        if self.seqs.note(row.seq) {
+            return; // removed by de-duplication by seq
+        }
+        let Ok(seq) = u64::try_from(row.seq) else {
+            self.unparsed_syms += 1;
+            return;
+        };
+        match parse_sym(row.sym) {
+            Some(TagRef::Modbus { device, address }) => {
+                self.check_modbus(device, address, row.value, seq)
+            }
+            Some(TagRef::S7 { device, index }) => self.check_s7(device, index, row, seq),
+            None => self.unparsed_syms += 1,
+        }
+    }
+
+    fn tag_slot(&self, device: u32, index: u32, protocol: DeviceProtocol) -> Option<usize> {
+        let known = device < self.devices
+            && index < self.tags_per_device
+            && self.protocol.device(device) == protocol;
+        known.then(|| device as usize * self.tags_per_device as usize + index as usize)
+    }
+
+    fn check_modbus(&mut self, device: u32, address: u16, value: f64, seq: u64) {
+        let Some(slot) = self.tag_slot(device, address.into(), DeviceProtocol::Modbus) else {
             self.unparsed_syms += 1;
             return;
         };
@@ -119,13 +220,54 @@ impl Verifier {
             self.mismatches += 1;
             return;
         }
-        let index = device as usize * self.tags_per_device as usize + address as usize;
-        let Some(last) = self.last.get_mut(index) else {
+        self.note_sample(slot, seq, Some(counter));
+    }
+
+    fn check_s7(&mut self, device: u32, index: u32, row: &Row<'_>, seq: u64) {
+        let tag = self.s7_tags.get(index as usize).copied();
+        let (Some(slot), Some(tag)) = (self.tag_slot(device, index, DeviceProtocol::S7), tag)
+        else {
+            self.unparsed_syms += 1;
+            return;
+        };
+        if row.quality.is_some_and(|q| q != 0) {
+            self.bad_quality_rows += 1;
+            return;
+        }
+        let check = if tag.data_type.is_text() {
+            match row.text {
+                Some(text) => s7::check_text(device, &tag, text),
+                None if row.value.is_nan() => {
+                    self.text_rows_unchecked += 1;
+                    return;
+                }
+                None => Check::Wrong,
+            }
+        } else if row.value.is_nan() {
+            self.bad_quality_rows += 1;
+            return;
+        } else {
+            s7::check_number(device, &tag, row.value)
+        };
+        match check {
+            Check::Wrong => self.mismatches += 1,
+            Check::Served(counter) => {
+                self.s7_checked_by_type[s7_type_index(tag.data_type)] += 1;
+                self.note_sample(slot, seq, counter);
+            }
+        }
+    }
+
+    /// Remembers a checked sample; counts it if it repeats its tag's
+    /// previous answer.
+    fn note_sample(&mut self, slot: usize, seq: u64, counter: Option<u8>) {
+        let Some(last) = self.last.get_mut(slot) else {
             self.unparsed_syms += 1;
             return;
         };
         if seq + 1 > last.seq_plus_one {
-            if last.seq_plus_one != 0 && last.counter == counter {
+            let counter = counter.map_or(NO_COUNTER, u16::from);
+            if last.seq_plus_one != 0 && counter != NO_COUNTER && last.counter == counter {
                 self.duplicates_after_dedup += 1;
             }
             *last = Last {
@@ -136,14 +278,13 @@ impl Verifier {
     }
 
     fn row(&mut self, sym: &[u8], value: f64, seq: i64) {
-        self.rows += 1;
-        if self.seqs.note(seq) {
-            return; // removed by de-duplication by seq
-        }
-        match u64::try_from(seq) {
-            Ok(seq) => self.check_value(sym, value, seq),
-            Err(_) => self.unparsed_syms += 1,
-        }
+        self.check_row(&Row {
+            sym,
+            value,
+            text: None,
+            quality: None,
+            seq,
+        });
     }
 }
 
@@ -159,17 +300,24 @@ impl Recorder for Verifier {
     }
 }
 
-/// `dDDDDD.hrAAAAA` (farm::emit::tag_name) without a String per row: the
-/// stand-in calls this for every row with its table lock held. The shape
-/// every farm of up to 100,000 devices names its tags with is matched whole
-/// first; wider numbers take the general path.
-fn parse_sym(sym: &[u8]) -> Option<(u32, u16)> {
-    if let [b'd', d0, d1, d2, d3, d4, b'.', b'h', b'r', a0, a1, a2, a3, a4] = *sym {
-        let device = digits5([d0, d1, d2, d3, d4])?;
-        let address = u16::try_from(digits5([a0, a1, a2, a3, a4])?).ok()?;
-        return Some((device, address));
+/// The device and tag a sym names (`farm::emit::tag_name`,
+/// `s7::emit::tag_name`) without a String per row: the stand-in calls this
+/// for every row with its table lock held. The shapes every farm of up to
+/// 100,000 devices names its tags with are matched whole first; wider
+/// numbers take the general path.
+fn parse_sym(sym: &[u8]) -> Option<TagRef> {
+    match *sym {
+        [b'd', d0, d1, d2, d3, d4, b'.', b'h', b'r', a0, a1, a2, a3, a4] => {
+            let device = digits5([d0, d1, d2, d3, d4])?;
+            let address = u16::try_from(digits5([a0, a1, a2, a3, a4])?).ok()?;
+            Some(TagRef::Modbus { device, address })
+        }
+        [b'd', d0, d1, d2, d3, d4, b'.', b's', t0, t1, t2, t3, t4] => Some(TagRef::S7 {
+            device: digits5([d0, d1, d2, d3, d4])?,
+            index: digits5([t0, t1, t2, t3, t4])?,
+        }),
+        _ => parse_sym_general(sym),
     }
-    parse_sym_general(sym)
 }
 
 /// Five ASCII digits, without a branch per digit.
@@ -184,12 +332,16 @@ fn digits5(text: [u8; 5]) -> Option<u32> {
     (!bad).then_some(n)
 }
 
-fn parse_sym_general(sym: &[u8]) -> Option<(u32, u16)> {
+fn parse_sym_general(sym: &[u8]) -> Option<TagRef> {
     let rest = sym.strip_prefix(b"d")?;
     let dot = rest.iter().position(|&b| b == b'.')?;
-    let (device, address) = (rest.get(..dot)?, rest.get(dot + 1..)?);
-    let address = address.strip_prefix(b"hr")?;
-    Some((digits(device)?, u16::try_from(digits(address)?).ok()?))
+    let (device, tag) = (digits(rest.get(..dot)?)?, rest.get(dot + 1..)?);
+    if let Some(address) = tag.strip_prefix(b"hr") {
+        let address = u16::try_from(digits(address)?).ok()?;
+        return Some(TagRef::Modbus { device, address });
+    }
+    let index = digits(tag.strip_prefix(b"s")?)?;
+    Some(TagRef::S7 { device, index })
 }
 
 fn digits(text: &[u8]) -> Option<u32> {
@@ -215,20 +367,46 @@ mod tests {
         ))
     }
 
+    fn modbus(device: u32, address: u16) -> Option<TagRef> {
+        Some(TagRef::Modbus { device, address })
+    }
+
     #[test]
     fn syms_parse_like_the_farm_names_them() {
         let name = farm::emit::tag_name(1234, 77);
-        assert_eq!(parse_sym(name.as_bytes()), Some((1234, 77)));
+        assert_eq!(parse_sym(name.as_bytes()), modbus(1234, 77));
         assert_eq!(parse_sym(b"d1.x2"), None);
         assert_eq!(parse_sym(b"d.hr1"), None);
         assert_eq!(parse_sym(b"d1.hr99999"), None);
         assert_eq!(parse_sym(b"d00001.hr99999"), None);
         assert_eq!(parse_sym(b"d00001.hr6553/"), None);
         assert_eq!(parse_sym(b"d0000:.hr00001"), None);
-        assert_eq!(parse_sym(b"d99999.hr65535"), Some((99999, 65535)));
-        assert_eq!(parse_sym(b"d123456.hr7"), Some((123456, 7)));
+        assert_eq!(parse_sym(b"d99999.hr65535"), modbus(99999, 65535));
+        assert_eq!(parse_sym(b"d123456.hr7"), modbus(123456, 7));
+        let s7 = s7::emit::tag_name(42, 1234);
+        assert_eq!(
+            parse_sym(s7.as_bytes()),
+            Some(TagRef::S7 {
+                device: 42,
+                index: 1234
+            })
+        );
+        assert_eq!(
+            parse_sym(b"d123456.s1234567"),
+            Some(TagRef::S7 {
+                device: 123456,
+                index: 1234567
+            })
+        );
+        assert_eq!(parse_sym(b"d00001.s0000x"), None);
         // Every shape the fast path takes, the general path agrees on.
-        for sym in [&b"d00000.hr00000"[..], b"d12345.hr54321", b"d00001.hrx0001"] {
+        for sym in [
+            &b"d00000.hr00000"[..],
+            b"d12345.hr54321",
+            b"d00001.hrx0001",
+            b"d00001.s00002",
+            b"d0000x.s00002",
+        ] {
             assert_eq!(parse_sym(sym), parse_sym_general(sym), "{sym:?}");
         }
     }

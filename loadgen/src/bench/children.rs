@@ -11,6 +11,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use millrace::farm::FarmProtocol;
+
 use super::procs::Guard;
 use crate::standin::Verdict;
 
@@ -40,18 +42,27 @@ pub fn millrace_exe() -> Result<std::path::PathBuf, String> {
     }
 }
 
+/// What the farm child serves.
+pub struct FarmArgs {
+    pub protocol: FarmProtocol,
+    pub devices: u32,
+    pub tags_per_device: u32,
+    pub threads: usize,
+    /// More `serve` options (the S7 devices' behaviour).
+    pub extra: Vec<String>,
+}
+
 /// Starts the farm and waits for its `ready` line; returns it with its
 /// device ports. Its later rate lines are read and dropped.
-pub fn start_farm(
-    devices: u32,
-    tags_per_device: u32,
-    threads: usize,
-) -> Result<(Guard, Vec<u16>), String> {
+pub fn start_farm(farm: &FarmArgs) -> Result<(Guard, Vec<u16>), String> {
+    let devices = farm.devices;
     let mut child = Command::new(loadgen_exe()?)
         .args(["serve", "--base-port", "0"])
+        .args(["--protocol", farm.protocol.name()])
         .args(["--devices", &devices.to_string()])
-        .args(["--tags-per-device", &tags_per_device.to_string()])
-        .args(["--threads", &threads.to_string()])
+        .args(["--tags-per-device", &farm.tags_per_device.to_string()])
+        .args(["--threads", &farm.threads.to_string()])
+        .args(&farm.extra)
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("start the farm: {e}"))?;
@@ -89,9 +100,15 @@ pub struct StandIn {
 }
 
 impl StandIn {
-    pub fn start(devices: u32, tags_per_device: u32, seq_capacity: u64) -> Result<StandIn, String> {
+    pub fn start(
+        protocol: FarmProtocol,
+        devices: u32,
+        tags_per_device: u32,
+        seq_capacity: u64,
+    ) -> Result<StandIn, String> {
         let mut child = Command::new(loadgen_exe()?)
             .arg("standin")
+            .args(["--protocol", protocol.name()])
             .args(["--devices", &devices.to_string()])
             .args(["--tags-per-device", &tags_per_device.to_string()])
             .args(["--seq-capacity", &seq_capacity.to_string()])

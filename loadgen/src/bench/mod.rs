@@ -6,9 +6,13 @@
 //!                                                     v
 //!                  millrace-loadgen standin (child): the tickerplant stand-in
 //!                  recording every row (seq once, value by the farm's formula)
-//! then, against the same farm:
+//! then, against the same farm (Modbus only):
 //! millrace-loadgen baseline (child, tokio-modbus) --> a second standin child
 //! ```
+//!
+//! `--protocol s7` serves S7 devices instead (`mixed`: odd devices S7) and
+//! verifies every S7 type the same way; there is no S7 baseline client in
+//! the same run (the report says so plainly).
 //!
 //! The measurement window is the `--seconds` after millrace serves metrics
 //! and a one-second warm-up (millrace's stage histograms are emptied with
@@ -32,14 +36,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use millrace::farm::{self, EmitOptions};
+use millrace::farm::{self, EmitOptions, FarmProtocol, S7EmitOptions};
 
-use children::{Gateway, StandIn};
+use children::{FarmArgs, Gateway, StandIn};
 use report::{BaselineResult, Report, StageQuantiles};
 use scrape::Scrape;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
+    /// What the farm's devices speak: modbus, s7, or mixed (odd devices S7).
+    #[arg(long, default_value = "modbus", value_parser = crate::parse_protocol)]
+    protocol: FarmProtocol,
     /// Seconds millrace is measured for (after it serves metrics and a
     /// one-second warm-up).
     #[arg(long)]
@@ -81,6 +88,8 @@ pub struct BenchArgs {
     /// `[readers] backend` of millrace's config: auto, io_uring or epoll.
     #[arg(long, default_value = "auto", value_parser = ["auto", "io_uring", "epoll"])]
     backend: String,
+    #[command(flatten)]
+    s7: crate::S7Args,
 }
 
 /// How long millrace may take to start serving metrics, and to stop.
@@ -101,25 +110,46 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
     if args.poll_interval_ms == 0 {
         return Err("--poll-interval-ms must be at least 1".into());
     }
+    if args.protocol.has_s7() {
+        args.s7.farm_options().validate()?;
+    }
     let dir = WorkDir::new(args.dir.clone())?;
-    let (mut farm, ports) =
-        children::start_farm(args.devices, args.tags_per_device, args.farm_threads)?;
+    let farm_args = FarmArgs {
+        protocol: args.protocol,
+        devices: args.devices,
+        tags_per_device: args.tags_per_device,
+        threads: args.farm_threads,
+        extra: args.s7.to_cli(),
+    };
+    let (mut farm, ports) = children::start_farm(&farm_args)?;
     let farm_pid = farm.child().map_or(0, |c| c.id());
     println!(
-        "bench: farm of {} devices x {} registers (pid {farm_pid}), poll every {} ms, dir {}",
+        "bench: farm of {} {} devices x {} tags (pid {farm_pid}), poll every {} ms, dir {}",
         args.devices,
+        args.protocol,
         args.tags_per_device,
         args.poll_interval_ms,
         dir.path.display()
     );
-    let mut report = Report::new(args.devices, args.tags_per_device, args.poll_interval_ms);
+    let mut report = Report::new(
+        args.protocol,
+        args.devices,
+        args.tags_per_device,
+        args.poll_interval_ms,
+    );
     report.commit_interval = args.commit_interval.clone();
     report.batch_age = args.batch_age.clone();
     report.max_inflight = args.max_inflight;
     report.backend = args.backend.clone();
     measure_millrace(args, &dir.path, &ports, farm_pid, &mut report)?;
     let baseline_seconds = args.baseline_seconds.unwrap_or(args.seconds as f64);
-    if baseline_seconds > 0.0 {
+    if args.protocol != FarmProtocol::Modbus {
+        // The S7 decode is benchmarked against snap7-client apart; no S7
+        // client polls this farm beside millrace yet.
+        let why = format!("baseline: none for {}", args.protocol);
+        println!("bench: {why}");
+        report.baseline_absent = Some(why);
+    } else if baseline_seconds > 0.0 {
         report.baseline = Some(measure_baseline(
             args,
             &dir.path,
@@ -165,7 +195,14 @@ fn write_config(
         poll_interval: format!("{}ms", args.poll_interval_ms),
         reader_threads: 1,
     };
-    farm::emit_config(&path, ports, &emit).map_err(|e| format!("emit config: {e}"))?;
+    let s7 = args.s7.farm_options();
+    let s7_emit = S7EmitOptions {
+        rack: s7.rack,
+        slot: s7.slot,
+        pdu_size: s7.pdu_size,
+    };
+    farm::emit_farm_config(&path, ports, args.protocol, &emit, &s7_emit)
+        .map_err(|e| format!("emit config: {e}"))?;
     let mut text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
     // The metrics port: the emitted one is fixed, benches run side by side.
     let lines = [
@@ -249,7 +286,7 @@ fn measure_millrace(
     report: &mut Report,
 ) -> Result<(), String> {
     let capacity = seq_capacity(args, args.seconds as f64 + WARM_UP.as_secs_f64());
-    let mut tp = StandIn::start(args.devices, args.tags_per_device, capacity)?;
+    let mut tp = StandIn::start(args.protocol, args.devices, args.tags_per_device, capacity)?;
     let config = write_config(args, dir, ports, tp.addr)?;
     let mut gateway = Gateway::start(&config, &dir.join("hgrm"), START_WAIT)?;
     println!(
@@ -337,7 +374,7 @@ fn measure_baseline(
     farm_pid: u32,
 ) -> Result<BaselineResult, String> {
     let capacity = seq_capacity(args, seconds);
-    let mut tp = StandIn::start(args.devices, args.tags_per_device, capacity)?;
+    let mut tp = StandIn::start(args.protocol, args.devices, args.tags_per_device, capacity)?;
     let standin_pid = tp.pid();
     println!(
         "bench: tokio-modbus baseline for {seconds} s, stand-in pid {standin_pid} on {}",

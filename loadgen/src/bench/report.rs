@@ -3,6 +3,8 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use millrace::farm::FarmProtocol;
+
 use super::children::BaselineLine;
 use super::scrape::Scrape;
 use super::Mark;
@@ -120,6 +122,7 @@ impl BaselineResult {
 
 #[derive(Debug, Default)]
 pub struct Report {
+    protocol: FarmProtocol,
     devices: u32,
     tags_per_device: u32,
     poll_interval_ms: u64,
@@ -151,14 +154,23 @@ pub struct Report {
     duplicates_after_dedup: u64,
     mismatches: u64,
     bad_quality_rows: u64,
+    text_rows_unchecked: u64,
     pub hgrm_dir: Option<PathBuf>,
     pub baseline: Option<BaselineResult>,
+    /// Why there is no baseline, when there is none by design.
+    pub baseline_absent: Option<String>,
     pub notes: Vec<String>,
 }
 
 impl Report {
-    pub fn new(devices: u32, tags_per_device: u32, poll_interval_ms: u64) -> Self {
+    pub fn new(
+        protocol: FarmProtocol,
+        devices: u32,
+        tags_per_device: u32,
+        poll_interval_ms: u64,
+    ) -> Self {
         Report {
+            protocol,
             devices,
             tags_per_device,
             poll_interval_ms,
@@ -185,6 +197,7 @@ impl Report {
         self.duplicates_after_dedup = v.duplicates_after_dedup;
         self.mismatches = v.mismatches;
         self.bad_quality_rows = v.bad_quality_rows;
+        self.text_rows_unchecked = v.text_rows_unchecked;
     }
 
     pub fn passed(&self) -> bool {
@@ -217,9 +230,10 @@ impl Report {
         let _ = writeln!(t, "\n== millrace-loadgen bench ==");
         let _ = writeln!(
             t,
-            "{} devices x {} tags every {} ms, max_inflight {}, backend {}; commit_interval {}, \
+            "{} {} devices x {} tags every {} ms, max_inflight {}, backend {}; commit_interval {}, \
              batch_age {}; window {:.2} s",
             self.devices,
+            self.protocol,
             self.tags_per_device,
             self.poll_interval_ms,
             self.max_inflight,
@@ -228,10 +242,11 @@ impl Report {
             self.batch_age,
             self.window_s
         );
-        let _ = writeln!(
-            t,
-            "                        millrace     tokio-modbus baseline"
-        );
+        let baseline_name = match &self.baseline_absent {
+            None => "tokio-modbus baseline",
+            Some(_) => "(no baseline)",
+        };
+        let _ = writeln!(t, "                        millrace     {baseline_name}");
         let b = self.baseline.as_ref();
         let bf = |f: &dyn Fn(&BaselineResult) -> f64| b.map_or(f64::NAN, f);
         let rows: [(&str, f64, f64); 7] = [
@@ -283,8 +298,8 @@ impl Report {
         let _ = writeln!(
             t,
             "\nverification: durable seq {:?}, rows {}, lost {}, duplicate seqs removed {}, \
-             duplicates after dedup {}, mismatches {}, bad-quality rows {}, timeouts {}, \
-             reconnects {}, millrace exit {:?}",
+             duplicates after dedup {}, mismatches {}, bad-quality rows {}, text rows unchecked \
+             {}, timeouts {}, reconnects {}, millrace exit {:?}",
             self.durable_seq,
             self.rows_total,
             self.lost,
@@ -292,10 +307,14 @@ impl Report {
             self.duplicates_after_dedup,
             self.mismatches,
             self.bad_quality_rows,
+            self.text_rows_unchecked,
             self.reader_timeouts,
             self.reader_reconnects,
             self.millrace_exit_code
         );
+        if let Some(why) = &self.baseline_absent {
+            let _ = writeln!(t, "{why}");
+        }
         if let Some(b) = b {
             let _ = writeln!(
                 t,
@@ -329,6 +348,7 @@ impl Report {
         let mut field = |name: &str, value: String| {
             let _ = writeln!(j, "  \"{name}\": {value},");
         };
+        field("protocol", format!("\"{}\"", self.protocol));
         field("devices", self.devices.to_string());
         field("tags_per_device", self.tags_per_device.to_string());
         field("poll_interval_ms", self.poll_interval_ms.to_string());
@@ -373,6 +393,10 @@ impl Report {
         );
         field("mismatches", self.mismatches.to_string());
         field("bad_quality_rows", self.bad_quality_rows.to_string());
+        field("text_rows_unchecked", self.text_rows_unchecked.to_string());
+        if let Some(why) = &self.baseline_absent {
+            field("baseline_absent", format!("\"{why}\""));
+        }
         field(
             "millrace_exit_code",
             self.millrace_exit_code

@@ -14,6 +14,7 @@
 use crate::config::Area;
 
 use super::values::{check8_seeded, response_seed};
+use crate::farm::fault::{self, Fault};
 
 pub const MBAP_HEADER_SIZE: usize = 7;
 /// Modbus PDU limit (serial line heritage: 256 - address - CRC).
@@ -180,6 +181,20 @@ fn push_bits(out: &mut Vec<u8>, area: Area, device: u32, start: u16, quantity: u
     }
     if quantity % 8 != 0 {
         out.push(byte);
+    }
+}
+
+/// Turns the well-formed answer in `answer` (one ADU) into the malformed kind.
+pub fn malform(answer: &mut [u8], fault: Fault) {
+    match fault {
+        // MBAP header, function code, then the byte count.
+        Fault::MalformedCount => {
+            if let Some(count) = answer.get_mut(MBAP_HEADER_SIZE + 1) {
+                *count = count.wrapping_add(2);
+            }
+        }
+        Fault::MalformedFrameLength => fault::add_to_u16(answer, 4, -2),
+        _ => {}
     }
 }
 
