@@ -10,6 +10,11 @@
 //! (or 256 reads of that device went by unseen between them, which a bench
 //! run at a fixed poll interval does not produce).
 //!
+//! The farm serves registers only, no text: a configuration that reads them
+//! as string tags gets text rows (value `0n`), which count as rows without a
+//! value (`bad_quality_rows`) and, with their text, in `text_rows`; there is
+//! no farm formula to check a text against.
+//!
 //! The stand-in hands it whole updates column-wise (`record_columns`): one
 //! loop over the borrowed sym, value and seq columns, no allocation, and the
 //! farm's per-response hash computed once per run of rows from one device
@@ -59,7 +64,10 @@ pub struct Verifier {
     pub rows: u64,
     pub mismatches: u64,
     pub unparsed_syms: u64,
+    /// Rows without a value: bad quality, or text.
     pub bad_quality_rows: u64,
+    /// Rows that carried a non-empty text.
+    pub text_rows: u64,
     pub duplicates_after_dedup: u64,
 }
 
@@ -80,6 +88,7 @@ impl Verifier {
             mismatches: 0,
             unparsed_syms: 0,
             bad_quality_rows: 0,
+            text_rows: 0,
             duplicates_after_dedup: 0,
         }
     }
@@ -156,6 +165,10 @@ impl Recorder for Verifier {
         for (sym, value, seq) in rows.iter() {
             self.row(sym, value, seq);
         }
+    }
+
+    fn record_text(&mut self, _table: &[u8], _sym: &[u8], _seq: i64, _text: &[u8]) {
+        self.text_rows += 1;
     }
 }
 
