@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+mod columns;
 mod csv;
 mod error;
 mod parse;

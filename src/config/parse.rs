@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::columns::{check_text_columns, sink_columns};
 use super::csv::parse_tags_csv;
 use super::error::{ConfigError, Location, Place};
 use super::source::Sources;
@@ -57,6 +58,7 @@ const SINK_KEYS: &[&str] = &[
     "tls_client_cert",
     "tls_client_key",
     "tls_server_name",
+    "columns",
 ];
 const DEVICE_KEYS: &[&str] = &[
     "name",
@@ -152,7 +154,8 @@ pub fn parse_root(
         devices.push((device, origins));
     }
     check_unique_names(&devices).map_err(|e| redact(e, &sinks))?;
-    let devices = devices.into_iter().map(|(device, _)| device).collect();
+    let devices: Vec<DeviceConfig> = devices.into_iter().map(|(device, _)| device).collect();
+    check_text_columns(&root.tables("sink")?, &sinks, &devices)?;
     Ok(Config {
         source: file.to_path_buf(),
         readers,
@@ -361,6 +364,7 @@ fn parse_sink(
     }
     let batch_rows = section.integer("batch_rows", 1..=BATCH_ROWS_MAX)?;
     let tls = sink_tls(section, base, sources, &address)?;
+    let columns = sink_columns(section)?;
     Ok(SinkConfig {
         name,
         kind: kind.value,
@@ -374,6 +378,7 @@ fn parse_sink(
         batch_rows: batch_rows.map_or(10_000, |b| b.value as usize),
         batch_age: positive(section.duration("batch_age")?, Duration::from_millis(5))?,
         tls,
+        columns,
     })
 }
 

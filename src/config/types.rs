@@ -125,6 +125,8 @@ pub struct SinkConfig {
     pub batch_age: Duration,
     /// TLS to kdb+ (`tls = true`, kdb+ started with `-E`); `None`: plain TCP.
     pub tls: Option<SinkTls>,
+    /// The columns of `.u.upd`, in the tickerplant table's order (`columns`).
+    pub columns: crate::kdb::Schema,
 }
 
 /// A sink's TLS settings. The files were read and checked when the
@@ -297,9 +299,22 @@ impl DeviceConfig {
 
     /// Whether any of the device's tags carries text.
     pub fn has_text(&self) -> bool {
+        self.text_tag().is_some()
+    }
+
+    /// The name of the device's first tag that carries text.
+    pub fn text_tag(&self) -> Option<&str> {
         match &self.driver {
-            DriverConfig::Modbus(m) => m.tags.iter().any(|t| t.data_type == DataType::String),
-            DriverConfig::S7(s) => s.tags.iter().any(|t| t.data_type.is_text()),
+            DriverConfig::Modbus(m) => m
+                .tags
+                .iter()
+                .find(|t| t.data_type == DataType::String)
+                .map(|t| t.name.as_str()),
+            DriverConfig::S7(s) => s
+                .tags
+                .iter()
+                .find(|t| t.data_type.is_text())
+                .map(|t| t.name.as_str()),
         }
     }
 }
