@@ -322,7 +322,7 @@ fn bit_rules() {
 
 #[test]
 fn string_length_rules() {
-    let fragment = "length 9 is out of range";
+    let fragment = "length 251 is out of range";
     rejects(
         "string_length.toml",
         29,

@@ -35,8 +35,10 @@ pub const ORDERS: &[(&str, WordOrder)] = &[
 
 /// Longest tag name: it becomes a kdb+ symbol and a metrics label.
 pub const TAG_NAME_BYTES_MAX: usize = 128;
-/// A string tag's text fits one sample's 8 value bytes.
-pub const STRING_BYTES_MAX: i64 = 8;
+/// Longest string tag (the Modbus limit: one whole 125-register read, two
+/// characters per register). Up to 8 bytes a text is one record, longer ones
+/// a text head and its extension records (`sample::write_text`).
+pub const STRING_BYTES_MAX: i64 = crate::protocol::modbus::STRING_BYTES_MAX as i64;
 pub const BIT_MAX: i64 = 15;
 pub const ADDRESS_MAX: i64 = 65535;
 
@@ -197,12 +199,16 @@ fn check_length(raw: &RawTag, at: &dyn Fn(Field) -> Location) -> Result<u16, Con
         }
         (true, None) => Err(
             ConfigError::new(at(Field::Length), "a string tag needs `length`")
-                .expected("length = 1..=8 (bytes)"),
+                .expected(format!("length = 1..={STRING_BYTES_MAX} (bytes)")),
         ),
         (true, Some(n)) if (1..=STRING_BYTES_MAX).contains(&n) => Ok(n as u16),
         (true, Some(n)) => {
-            let problem = format!("length {n} is out of range (one sample holds 8 bytes)");
-            Err(ConfigError::new(at(Field::Length), problem).expected("1..=8"))
+            let problem = format!(
+                "length {n} is out of range (one read holds 125 registers, \
+                 {STRING_BYTES_MAX} bytes)"
+            );
+            Err(ConfigError::new(at(Field::Length), problem)
+                .expected(format!("1..={STRING_BYTES_MAX}")))
         }
     }
 }

@@ -743,7 +743,8 @@ impl ModbusDevice {
             assert!(t
                 .bit
                 .is_none_or(|b| b <= 15 && t.data_type == DataType::Bool));
-            assert!(t.data_type != DataType::String || (1..=8).contains(&t.length));
+            let string_max = crate::protocol::modbus::STRING_BYTES_MAX as u16;
+            assert!(t.data_type != DataType::String || (1..=string_max).contains(&t.length));
             assert!(t.scale.is_finite() && t.offset.is_finite() && t.scale != 0.0);
         }
     }
