@@ -7,6 +7,15 @@
 //! responses of 125 consecutive uint16 tags each, from devices all over a
 //! 100 x 1,250-tag table, as the WAL hands them to the sink.
 //!
+//! With text (`kdb_encode_plant_text_10k_rows`): the plant's batch sent with
+//! a `text` column (every cell `""`), and a plant batch whose responses each
+//! end in a 40-byte string (a head and two extension records), kdbplus
+//! building the same message beside it (bytes asserted equal).
+//!
+//! The stand-in's side (`standin_upd_10k_rows`): a plant message checked,
+//! counted and recorded through the borrowed view, and a message with a text
+//! column, which takes the `K` path (decode, `parse_update`).
+//!
 //! cargo bench --bench kdb -- --measurement-time 3 --warm-up-time 1
 
 use std::future::Future;
@@ -15,7 +24,13 @@ use std::task::{Context, Poll, Waker};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use kdbplus::ipc::{Query, K as QK};
 use millrace::config::TimeType;
-use millrace::kdb::{compress, decompress, encode_upd, kdb_time, MsgType, SymbolTable};
+use millrace::kdb::upd::{for_each_record, for_each_text, parse_update, Tables};
+use millrace::kdb::upd_view::{view_message, Viewed};
+use millrace::kdb::{
+    compress, decode_message, decompress, encode_upd, encode_upd_with, kdb_time, DecodeLimits,
+    Header, MsgType, Schema, SymbolTable, UpdFormat,
+};
+use millrace::sample::{text_at, text_records, write_text};
 use millrace::{Quality, Sample, TagId, ValueKind};
 
 const ROWS: usize = 10_000;
@@ -228,6 +243,173 @@ fn encode_plant(c: &mut Criterion) {
     g.finish();
 }
 
+/// The plant's batch with text: each response's last tag is a 40-byte
+/// string (its head and two extension records) after 124 uint16 values;
+/// 10,000 rows, 10,160 records.
+fn plant_text_batch() -> Vec<Sample> {
+    let ts0 = 1_764_000_000_000_000_000i64;
+    let runs = ROWS as u32 / PLANT_RUN;
+    let mut out = Vec::new();
+    for k in 0..runs {
+        let device = (k * 37) % PLANT_DEVICES;
+        let first = device * PLANT_TAGS_PER_DEVICE + ((k * 3) % 10) * PLANT_RUN;
+        let ts = ts0 + i64::from(k) * 1_000_000;
+        for i in 0..PLANT_RUN - 1 {
+            let v = u64::from((k * 7 + i * 13) % 65_536);
+            out.push(Sample::new(
+                ts,
+                TagId(first + i),
+                Quality::GOOD,
+                ValueKind::U64,
+                v,
+            ));
+        }
+        let mut text = vec![Sample::default(); text_records(40)];
+        let recipe = format!("recipe {k:04} of the plant's forty bytes.");
+        write_text(
+            &mut text,
+            ts,
+            TagId(first + PLANT_RUN - 1),
+            Quality::GOOD,
+            recipe.as_bytes(),
+            40,
+        );
+        out.extend(text);
+    }
+    out
+}
+
+/// kdbplus builds the text column as a list of strings.
+fn kdbplus_upd_text(samples: &[Sample], symbols: &SymbolTable) -> Vec<u8> {
+    let rows: Vec<(usize, &Sample)> = samples
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_row())
+        .collect();
+    let name = |s: &Sample| symbols.tag_name(s.tag_id()).unwrap().to_string();
+    let device = |s: &Sample| symbols.device_name(s.tag_id()).unwrap().to_string();
+    let text = |i: usize| {
+        let t = text_at(&samples[i..]).map_or(String::new(), |t| {
+            let mut b = vec![0; t.len()];
+            t.copy_to(&mut b);
+            String::from_utf8(b).unwrap()
+        });
+        QK::new_string(t, 0)
+    };
+    let call = QK::new_compound_list(vec![
+        QK::new_symbol(".u.upd".into()),
+        QK::new_symbol("plc".into()),
+        QK::new_compound_list(vec![
+            QK::new_timespan_list(
+                rows.iter()
+                    .map(|(_, s)| {
+                        chrono::Duration::nanoseconds(kdb_time(s.ts_ns, TimeType::Timespan))
+                    })
+                    .collect(),
+                0,
+            ),
+            QK::new_symbol_list(rows.iter().map(|(_, s)| name(s)).collect(), 0),
+            QK::new_symbol_list(rows.iter().map(|(_, s)| device(s)).collect(), 0),
+            QK::new_float_list(rows.iter().map(|(_, s)| s.value_f64()).collect(), 0),
+            QK::new_int_list(rows.iter().map(|(_, s)| s.quality as i32).collect(), 0),
+            QK::new_long_list(rows.iter().map(|(i, _)| *i as i64).collect(), 0),
+            QK::new_compound_list(rows.iter().map(|(i, _)| text(*i)).collect()),
+        ]),
+    ]);
+    ready(call.serialize(0, true))
+}
+
+fn encode_with_text(samples: &[Sample], symbols: &SymbolTable, out: &mut Vec<u8>) -> usize {
+    let format = UpdFormat {
+        table: "plc",
+        schema: Schema::WITH_TEXT,
+        time_type: TimeType::Timespan,
+        msg_type: MsgType::Async,
+    };
+    encode_upd_with(&format, samples, 0, symbols, out).unwrap()
+}
+
+/// The plant with a text column: its numbers alone (every text `""`), and
+/// with a string per response.
+fn encode_plant_text(c: &mut Criterion) {
+    let symbols = plant_symbols();
+    let numbers = plant_batch();
+    let texts = plant_text_batch();
+    assert_eq!(texts.iter().filter(|s| s.is_row()).count(), ROWS);
+    let mut out = Vec::new();
+    let len = encode_with_text(&texts, &symbols, &mut out);
+    let theirs = kdbplus_upd_text(&texts, &symbols);
+    assert_eq!(theirs.len(), len, "same message size");
+    assert_eq!(theirs[8..], out[8..len], "same message bytes");
+    let mut g = c.benchmark_group("kdb_encode_plant_text_10k_rows");
+    g.throughput(Throughput::Elements(ROWS as u64));
+    g.bench_function("millrace_numbers_text_column", |b| {
+        b.iter(|| black_box(encode_with_text(black_box(&numbers), &symbols, &mut out)))
+    });
+    g.bench_function("millrace_strings_text_column", |b| {
+        b.iter(|| black_box(encode_with_text(black_box(&texts), &symbols, &mut out)))
+    });
+    g.bench_function("kdbplus_strings_build_and_serialize", |b| {
+        b.iter(|| black_box(kdbplus_upd_text(black_box(&texts), &symbols)).len())
+    });
+    g.finish();
+}
+
+/// The stand-in's work per message, recorder included (rows counted): the
+/// plant message through the view, the text message through `K`.
+fn standin(c: &mut Criterion) {
+    let symbols = plant_symbols();
+    let limits = DecodeLimits {
+        message_bytes_max: 64 << 20,
+        ..DecodeLimits::default()
+    };
+    let mut plain = Vec::new();
+    encode_upd(
+        "plc",
+        &plant_batch(),
+        0,
+        &symbols,
+        TimeType::Timespan,
+        MsgType::Async,
+        &mut plain,
+    )
+    .unwrap();
+    let mut text = Vec::new();
+    let len = encode_with_text(&plant_text_batch(), &symbols, &mut text);
+    text.truncate(len);
+    let header = |m: &[u8]| Header::parse(m[..8].try_into().unwrap(), usize::MAX).unwrap();
+    let mut g = c.benchmark_group("standin_upd_10k_rows");
+    g.throughput(Throughput::Elements(ROWS as u64));
+    g.bench_function("view_numbers", |b| {
+        let mut tables = Tables::new(4);
+        let mut expanded = Vec::new();
+        b.iter(|| {
+            let Viewed::Update(v) = view_message(&plain, &header(&plain), &mut expanded, &limits)
+            else {
+                panic!("viewed");
+            };
+            let state = tables
+                .apply_columns(v.table, None, v.types().as_slice(), v.rows())
+                .unwrap();
+            let columns = v.record_columns(state).unwrap();
+            black_box(columns.iter().map(|(_, _, seq)| seq).sum::<i64>())
+        })
+    });
+    g.bench_function("k_path_text", |b| {
+        let mut tables = Tables::new(4);
+        b.iter(|| {
+            let (_, k) = decode_message(&text, &limits).unwrap();
+            let u = parse_update(&k).unwrap().unwrap();
+            let state = tables.apply(&u).unwrap();
+            let mut sum = 0i64;
+            for_each_record(&u, state, |_, _, seq| sum += seq);
+            for_each_text(&u, state, |_, seq, _| sum += seq);
+            black_box(sum)
+        })
+    });
+    g.finish();
+}
+
 fn decompression(c: &mut Criterion) {
     let symbols = symbols();
     let samples = batch_in_poll_order();
@@ -257,5 +439,12 @@ fn decompression(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, encode, encode_plant, decompression);
+criterion_group!(
+    benches,
+    encode,
+    encode_plant,
+    encode_plant_text,
+    standin,
+    decompression
+);
 criterion_main!(benches);

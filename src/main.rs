@@ -100,6 +100,14 @@ enum Command {
         /// Send `time` as a timestamp instead of a timespan.
         #[arg(long)]
         timestamp: bool,
+        /// The table's columns in order, as a sink's `columns` key lists
+        /// them (add `text` when the WAL holds text samples).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "time,sym,device,value,quality,seq"
+        )]
+        columns: Vec<String>,
         /// Connect with TLS (kdb+ -E), verifying kdb+ against --tls-ca-file.
         #[arg(long, requires = "tls_ca_file")]
         tls: bool,
@@ -224,6 +232,7 @@ fn main() -> ExitCode {
             user,
             password_env,
             timestamp,
+            columns,
             tls,
             tls_ca_file,
             tls_client_cert,
@@ -244,8 +253,17 @@ fn main() -> ExitCode {
                 }),
                 _ => None,
             };
+            let columns = match millrace::kdb::Schema::from_names(columns.iter().map(|c| c.trim()))
+            {
+                Ok(columns) => columns,
+                Err(e) => {
+                    eprintln!("millrace replay: --columns: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let args = millrace::app::replay::ReplayArgs {
                 wal,
+                columns,
                 to,
                 from_seq: from_seq.unwrap_or(0),
                 to_seq: to_seq.unwrap_or(u64::MAX),

@@ -506,6 +506,44 @@ pub fn text_at(records: &[Sample]) -> Option<TextRecords<'_>> {
     })
 }
 
+/// Extension records one text head may announce: what `TEXT_BYTES_MAX`
+/// needs. A head announcing more is broken.
+pub const TEXT_EXT_RECORDS_MAX: usize = text_records(TEXT_BYTES_MAX) - 1;
+
+/// The length of the longest prefix of `records` that does not end inside
+/// a text sample: a WAL frame or a batch cut there never splits a head
+/// from its extension records. Looks only at the end (at most
+/// `TEXT_EXT_RECORDS_MAX + 1` records back), so it costs the same for any
+/// length. Records that are broken already (an orphan extension, a head
+/// announcing more than `TEXT_EXT_RECORDS_MAX`) are not held back: cutting
+/// cannot mend them, and `record_span` names them where they are read.
+///
+/// 0 means `records[0]` is a text head whose extensions are not all there.
+pub fn whole_samples_len(records: &[Sample]) -> usize {
+    let len = records.len();
+    let is_ext = |s: &Sample| s.kind_byte() == ValueKind::TextExt as u8;
+    // The last record that is not an extension: the head of any text
+    // sample that reaches the end.
+    let trailing_exts = records.iter().rev().take_while(|s| is_ext(s)).count();
+    if trailing_exts > TEXT_EXT_RECORDS_MAX {
+        return len;
+    }
+    let Some(head_at) = len.checked_sub(trailing_exts + 1) else {
+        return len; // only extensions: orphans
+    };
+    let Some(head) = records.get(head_at) else {
+        return len;
+    };
+    if head.kind() != Some(ValueKind::Text) {
+        return len;
+    }
+    let wanted = (head.value >> 32) as usize;
+    if wanted > TEXT_EXT_RECORDS_MAX || trailing_exts >= wanted {
+        return len;
+    }
+    head_at
+}
+
 impl Sample {
     pub const fn new(
         ts_ns: i64,
@@ -757,6 +795,41 @@ mod tests {
         assert_eq!(text_records(8), 1);
         assert_eq!(text_records(9), 2);
         assert_eq!(text_records(254), 1 + 13);
+    }
+
+    #[test]
+    fn whole_samples_len_never_ends_inside_a_text_sample() {
+        let mut records = vec![Sample::f64(1, TagId(0), 1.0)];
+        let mut text = vec![Sample::default(); text_records(40)];
+        write_text(
+            &mut text,
+            2,
+            TagId(1),
+            Quality::GOOD,
+            b"forty bytes of text, more or less..",
+            40,
+        );
+        records.extend_from_slice(&text);
+        records.push(Sample::f64(3, TagId(2), 2.0));
+        // [number][head][ext][ext][number]
+        for (len, whole) in [(0, 0), (1, 1), (2, 1), (3, 1), (4, 4), (5, 5)] {
+            assert_eq!(whole_samples_len(&records[..len]), whole, "len {len}");
+        }
+        // A head first whose extensions are cut off: 0.
+        assert_eq!(whole_samples_len(&records[1..3]), 0);
+        assert_eq!(whole_samples_len(&records[1..4]), 3);
+        // Broken records are not held back.
+        assert_eq!(whole_samples_len(&records[2..4]), 2, "orphans");
+        let mut greedy = records[..2].to_vec();
+        greedy[1].value = 1 << 40;
+        assert_eq!(whole_samples_len(&greedy), 2, "a head announcing too much");
+        // A Str8 and a head with no extensions are whole on their own.
+        let mut short = vec![Sample::default(); 1];
+        write_text(&mut short, 0, TagId(4), Quality::GOOD, b"abc", 8);
+        assert_eq!(whole_samples_len(&short), 1);
+        let empty_head = Sample::new(0, TagId(5), Quality::GOOD, ValueKind::Text, 0);
+        assert_eq!(whole_samples_len(&[empty_head]), 1);
+        assert_eq!(TEXT_EXT_RECORDS_MAX, 52);
     }
 
     #[test]

@@ -322,7 +322,7 @@ fn bit_rules() {
 
 #[test]
 fn string_length_rules() {
-    let fragment = "length 9 is out of range";
+    let fragment = "length 251 is out of range";
     rejects(
         "string_length.toml",
         29,
@@ -359,6 +359,63 @@ fn bad_durations_and_sizes() {
         9,
         "wal.quota",
         "unknown size unit `GB2`",
+    );
+}
+
+#[test]
+fn sink_columns_rules() {
+    rejects(
+        "columns_unknown.toml",
+        10,
+        64,
+        "sink[0].columns[6]",
+        "unknown column `txt` (did you mean `text`?)",
+    );
+    rejects(
+        "columns_order.toml",
+        10,
+        12,
+        "sink[0].columns[0]",
+        "`sym` at position 1 where tick.q wants `time`",
+    );
+    rejects(
+        "columns_missing.toml",
+        10,
+        11,
+        "sink[0].columns",
+        "column `seq` is missing",
+    );
+    rejects(
+        "columns_type.toml",
+        10,
+        11,
+        "sink[0].columns",
+        "wrong type: found string",
+    );
+}
+
+/// A device with a text tag needs every sink to carry text: the error names
+/// the sink, the device and its tag, and says what to add where.
+#[test]
+fn text_tags_need_a_text_column_in_every_sink() {
+    let fragment = "sink `tp` has no `text` column, but device `press-01` has the text tag \
+                    `press01.recipe`";
+    let fix = "add \"text\" to the sink's columns and to the tickerplant's table schema";
+    let error = rejects("text_no_column.toml", 5, 1, "sink[0].columns", fragment);
+    assert!(error.to_string().contains(fix), "{error}");
+    let error = rejects(
+        "text_no_column_key.toml",
+        10,
+        11,
+        "sink[0].columns",
+        fragment,
+    );
+    assert!(error.to_string().contains(fix), "{error}");
+    let config = load(&fixture("text_column.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let columns = config.sinks[0].columns;
+    assert_eq!(
+        columns.to_string(),
+        "time, sym, text, device, value, quality, seq"
     );
 }
 

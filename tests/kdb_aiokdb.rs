@@ -6,13 +6,16 @@ mod kdb_support;
 
 use std::sync::{Arc, Mutex};
 
-use kdb_support::{finish, run_python, samples, spawn_python, symbol_table, Lines};
+use kdb_support::{
+    finish, run_python, samples, spawn_python, symbol_table, text_rows, text_samples, Lines,
+};
 use millrace::config::{Secret, TimeType};
 use millrace::kdb::types::{attr, null, ty};
 use millrace::kdb::{
     decode_message, encode_message, kdb_time, Atom, Compression, Data, DecodeLimits, KdbError,
-    MsgType, Publisher, PublisherOptions, RowRecorder, Tickerplant, TickerplantOptions, K,
+    MsgType, Publisher, PublisherOptions, RowRecorder, Schema, Tickerplant, TickerplantOptions, K,
 };
+use millrace::ValueKind;
 use serde_json::Value;
 
 const ENCODE_SCRIPT: &str = r#"
@@ -136,6 +139,8 @@ def col(k):
     if t == T.KF: return [t, [None if math.isnan(x) else x for x in k.kF()]]
     if t == T.KG: return [t, list(k.kG())]
     if t == T.KI: return [t, list(k.kI())]
+    # A general list: millrace's text column, one char vector per row.
+    if t == T.K: return [t, [[int(x.t), x.aS()] for x in k.kK()]]
     return [t, None]
 async def handle(reader, writer, done):
     hello = b""
@@ -173,7 +178,7 @@ async def handle(reader, writer, done):
     ENDED[0] += 1
     if ENDED[0] == SESSIONS and not done.done():
         done.set_result(None)
-SESSIONS = 3
+SESSIONS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 ENDED = [0]
 async def main():
     done = asyncio.get_running_loop().create_future()
@@ -282,6 +287,57 @@ fn publisher_to_aiokdb_server() {
     assert_eq!(msgs[3]["text"], "fail");
     check_columns(&msgs[4], &small, 5000, TimeType::Timestamp);
     assert_eq!(msgs[5]["text"], "::");
+}
+
+/// A batch with text of every shape (short, long, empty and bad text among
+/// numbers) goes to aiokdb with a `text` column in the middle: aiokdb reads
+/// the general list of strings, one per row, `""` for rows without text,
+/// and the seqs skip the extension records.
+#[test]
+fn text_column_to_aiokdb_server() {
+    let mut child = spawn_python(SERVER_SCRIPT, &["1"]);
+    let lines = Lines::new(child.stdout.take().unwrap());
+    let port = lines.next().expect("server port");
+    let addr = format!("127.0.0.1:{port}");
+    let columns =
+        Schema::from_names(["time", "sym", "text", "device", "value", "quality", "seq"]).unwrap();
+    let options = PublisherOptions {
+        columns,
+        ..Default::default()
+    };
+    let mut p = Publisher::connect(&addr, "feed", &Secret::new("secret".into()), options).unwrap();
+    let batch = text_samples(1_764_000_000_123_456_789);
+    p.publish("plc", &batch, 40, &symbol_table()).unwrap();
+    p.chase().unwrap();
+    drop(p);
+    let msgs: Vec<Value> = lines
+        .rest()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    finish(child);
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    let cols = msgs[0]["cols"].as_array().expect("columns");
+    let types: Vec<i64> = cols.iter().map(|c| c[0].as_i64().unwrap()).collect();
+    assert_eq!(types, [16, 11, 0, 11, 9, 6, 7]);
+    let rows = text_rows(&batch, 40);
+    assert_eq!(cols[2][1].as_array().unwrap().len(), rows.len());
+    for (i, (sample, seq, text)) in rows.iter().enumerate() {
+        assert_eq!(
+            cols[1][1][i],
+            symbol_table().tag_name(sample.tag_id()).unwrap()
+        );
+        assert_eq!(cols[2][1][i][0], 10, "row {i}: a char vector");
+        assert_eq!(cols[2][1][i][1], text.as_str(), "row {i}");
+        assert_eq!(cols[6][1][i].as_u64().unwrap(), *seq, "row {i}");
+        let text_row = matches!(sample.kind(), Some(ValueKind::Str8 | ValueKind::Text));
+        // A text row's value is 0n; the number rows keep theirs.
+        assert_eq!(cols[4][1][i].is_null(), text_row, "row {i}");
+    }
+    assert_eq!(
+        rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        [40, 41, 42, 45, 48, 54]
+    );
 }
 
 const CLIENT_SCRIPT: &str = r#"

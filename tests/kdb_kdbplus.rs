@@ -7,16 +7,17 @@ mod common;
 mod kdb_support;
 
 use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kdb_support::{run_python, samples, symbol_table};
+use kdb_support::{run_python, samples, symbol_table, text_rows, text_samples};
 use kdbplus::ipc::{ConnectionMethod, QStream, Query, K as QK};
 use kdbplus::qattribute;
 use millrace::config::Secret;
 use millrace::kdb::types::ty;
 use millrace::kdb::{
     decode_message, kdb_time, Compression, Data, DecodeLimits, KdbError, MsgType, Publisher,
-    PublisherOptions, Tickerplant, TickerplantOptions, K,
+    PublisherOptions, RowRecorder, Schema, Tickerplant, TickerplantOptions, K,
 };
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -274,4 +275,138 @@ fn publisher_to_kdbplus_server() {
     }
     assert_eq!(got[2].0, 1, "the chaser is sync");
     assert_eq!(got[2].1.as_string().unwrap(), "::");
+}
+
+/// The account file kdbplus's server checks logins against (`feed:secret`).
+fn kdbplus_accounts(dir: &std::path::Path) {
+    let sha1 = run_python(
+        "import hashlib; print(hashlib.sha1(b'secret').hexdigest())",
+        &[],
+    );
+    let accounts = dir.join("accounts");
+    std::fs::write(&accounts, format!("feed:{}\n", sha1[0])).unwrap();
+    std::env::set_var("KDBPLUS_ACCOUNT_FILE", &accounts);
+}
+
+/// A text column (a general list of strings, here last) decodes in kdbplus
+/// as one char vector per row, `""` where a row has no text; a text row's
+/// value is 0n and its seq its head record's.
+#[test]
+fn publisher_text_to_kdbplus_server() {
+    let dir = tempfile::tempdir().unwrap();
+    kdbplus_accounts(dir.path());
+    let port = free_port();
+    let server = std::thread::spawn(move || {
+        runtime().block_on(async move {
+            let mut q = QStream::accept(ConnectionMethod::TCP, "127.0.0.1", port)
+                .await
+                .unwrap();
+            let mut got = Vec::new();
+            while let Ok((msg_type, k)) = q.receive_message().await {
+                got.push((msg_type, k));
+                if msg_type == 1 {
+                    q.send_message(&QK::new_null(), 2).await.unwrap();
+                    break;
+                }
+            }
+            got
+        })
+    });
+    let addr = format!("127.0.0.1:{port}");
+    let options = PublisherOptions {
+        columns: Schema::WITH_TEXT,
+        ..Default::default()
+    };
+    let secret = Secret::new("secret".into());
+    let mut p = (0..500)
+        .find_map(
+            |_| match Publisher::connect(&addr, "feed", &secret, options.clone()) {
+                Err(KdbError::Io(_)) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    None
+                }
+                other => Some(other.unwrap()),
+            },
+        )
+        .expect("kdbplus server never listened");
+    let batch = text_samples(1_764_000_000_000_000_000);
+    p.publish("plc", &batch, 7, &symbol_table()).unwrap();
+    p.chase().unwrap();
+    drop(p);
+    let got = server.join().unwrap();
+    assert_eq!(got.len(), 2);
+    let items = got[0].1.as_vec::<QK>().unwrap();
+    let cols = items[2].as_vec::<QK>().unwrap();
+    assert_eq!(
+        cols.iter().map(|c| c.get_type()).collect::<Vec<_>>(),
+        [16, 11, 11, 9, 6, 7, 0]
+    );
+    let rows = text_rows(&batch, 7);
+    let value = cols[3].as_vec::<f64>().unwrap();
+    let seq = cols[5].as_vec::<i64>().unwrap();
+    let text = cols[6].as_vec::<QK>().unwrap();
+    assert_eq!(text.len(), rows.len());
+    for (i, (sample, row_seq, row_text)) in rows.iter().enumerate() {
+        assert_eq!(text[i].get_type(), 10, "row {i}: a char vector");
+        assert_eq!(text[i].as_string().unwrap(), row_text.as_str(), "row {i}");
+        assert_eq!(seq[i], *row_seq as i64, "row {i}");
+        assert_eq!(value[i].is_nan(), sample.value_f64().is_nan(), "row {i}");
+    }
+    assert!(rows.iter().any(|r| r.2.len() == 82), "the 82-byte text");
+}
+
+/// kdbplus publishes a table with a text column to our stand-in: accepted
+/// (a general list is a column, as in q), counted, and each text recorded
+/// with its row's sym and seq.
+#[test]
+fn kdbplus_client_text_to_standin() {
+    let recorder = Arc::new(Mutex::new(RowRecorder::new(100)));
+    let options = TickerplantOptions {
+        recorder: Some(recorder.clone()),
+        ..Default::default()
+    };
+    let tp = Tickerplant::bind("127.0.0.1:0", options).unwrap();
+    let port = tp.local_addr().port();
+    let texts = ["", "forty characters of text, give or take.", "x"];
+    runtime().block_on(async {
+        let mut q = QStream::connect(ConnectionMethod::TCP, "127.0.0.1", port, "feed:pw")
+            .await
+            .expect("connect");
+        let call = QK::new_compound_list(vec![
+            QK::new_symbol(".u.upd".into()),
+            QK::new_symbol("plc".into()),
+            QK::new_compound_list(vec![
+                QK::new_timespan_list(spans(&[1, 2, 3]), 0),
+                QK::new_symbol_list(vec!["a".into(), "b".into(), "c".into()], 0),
+                QK::new_symbol_list(vec!["dev".to_string(); 3], 0),
+                QK::new_float_list(vec![1.5, f64::NAN, f64::NAN], 0),
+                QK::new_int_list(vec![0, 0, i32::MIN], 0),
+                QK::new_long_list(vec![10, 11, 14], 0),
+                QK::new_compound_list(
+                    texts
+                        .iter()
+                        .map(|t| QK::new_string(t.to_string(), 0))
+                        .collect(),
+                ),
+            ]),
+        ]);
+        let reply = q.send_sync_message(&call).await.unwrap();
+        assert_eq!(reply.get_type(), 101, "(::)");
+        q.shutdown().await.unwrap();
+    });
+    assert_eq!(tp.stop(), [("plc".to_string(), 3)]);
+    let r = recorder.lock().unwrap();
+    assert_eq!(r.rows.len(), 3);
+    let got: Vec<(String, i64, String)> = r
+        .texts
+        .iter()
+        .map(|(_, sym, seq, text)| (sym.clone(), *seq, text.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("b".to_string(), 11, texts[1].to_string()),
+            ("c".to_string(), 14, texts[2].to_string())
+        ]
+    );
 }

@@ -1,9 +1,11 @@
 //! The compiled decode program (runs of same-typed tags) must write exactly
 //! the samples the tag-by-tag decoder writes, for any mix of types, orders,
-//! scaling, offsets and tag ids.
+//! scaling, offsets and tag ids; strings of up to 250 bytes take their text
+//! records, and the records always hold together as samples.
 
 use millrace::config::{Area, DataType, WordOrder};
 use millrace::protocol::modbus::{decode_samples, DecodeProgram, PlannedTag};
+use millrace::sample::record_span;
 use millrace::{Sample, TagId};
 use proptest::prelude::*;
 
@@ -59,7 +61,7 @@ fn spec() -> impl Strategy<Value = TagSpec> {
         0..4usize,
         proptest::bool::weighted(0.2),
         0..16u8,
-        1..=8u16,
+        prop_oneof![3 => 1..=8u16, 1 => 9..=250u16],
         0..2u16,
         proptest::bool::weighted(0.1),
     )
@@ -80,15 +82,22 @@ fn compare(area: Area, tags: &[PlannedTag], quantity: u16, seed: u64) {
             state as u8
         })
         .collect();
-    let mut expected = vec![Sample::default(); tags.len()];
-    let mut actual = vec![Sample::default(); tags.len()];
-    assert_eq!(
-        decode_samples(area, tags, &data, 9, &mut expected),
-        tags.len()
-    );
+    let records: usize = tags.iter().map(|t| t.records(area)).sum();
+    let mut expected = vec![Sample::default(); records];
+    let mut actual = vec![Sample::default(); records];
+    assert_eq!(decode_samples(area, tags, &data, 9, &mut expected), records);
     let program = DecodeProgram::compile(area, tags);
-    assert_eq!(program.run(area, tags, &data, 9, &mut actual), tags.len());
+    assert_eq!(program.run(area, tags, &data, 9, &mut actual), records);
     assert_eq!(actual, expected);
+    // Sample by sample: one per tag, in plan order, each whole.
+    let mut at = 0;
+    for tag in tags {
+        let span = record_span(&actual[at..]).expect("records hold together");
+        assert_eq!(span, tag.records(area));
+        assert_eq!(actual[at].tag_id(), tag.tag);
+        at += span;
+    }
+    assert_eq!(at, records);
 }
 
 proptest! {

@@ -2,8 +2,9 @@
 //! 127.0.0.1: modbus-tk 1.1.5 `TcpServer`, pymodbus 3.16.1 (MBAP framing
 //! and RTU over TCP). The Python peer fills its registers with values packed
 //! by Python's `struct` module for every type x order of the configuration
-//! (orders written as struct formats, not as our swap rules), and prints the
-//! expected sample bits; the test plans, polls, decodes and compares.
+//! (orders written as struct formats, not as our swap rules), and strings of
+//! 1 to 250 bytes (two characters per register), and prints the expected
+//! sample bits or text; the test plans, polls, decodes and compares.
 //!
 //! The peer is started from the venv of scripts/setup-peers.sh; if it is
 //! missing the test fails, it never skips.
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use common::peer_python;
 use millrace::config::{Area, DataType, DeviceConfig, ModbusTag, Protocol, WordOrder};
 use millrace::protocol::modbus::{ModbusSession, REQUEST_BYTES_MAX};
+use millrace::sample::{record_span, text_at, text_records};
 use millrace::{Quality, Sample, TagId};
 
 const PEER: &str = r#"
@@ -101,6 +103,18 @@ for order in ('ABCD', 'CDAB', 'BADC', 'DCBA'):
     tags.append(dict(area='holding', address=address, type='string', order=order,
                      length=length, kind='str8',
                      expected=int.from_bytes(text.ljust(8, b'\0'), 'little')))
+    address += len(padded) // 2 + rng.randint(0, 3)
+    # a longer string (a text head and extension records): 9..250 bytes, the
+    # text NUL-padded when shorter than the tag
+    length = rng.choice([rng.randint(9, 60), rng.randint(61, 250)])
+    text = bytes(rng.choice(b'abcdefghijklmnopqrstuvwxyz ,.-0123456789')
+                 for _ in range(rng.choice([length, rng.randint(0, length)])))
+    padded = text.ljust(length + length % 2, b'\0')
+    if order in ('BADC', 'DCBA'):
+        padded = b''.join(padded[i:i + 2][::-1] for i in range(0, len(padded), 2))
+    place(HOLD, address, padded)
+    tags.append(dict(area='holding', address=address, type='string', order=order,
+                     length=length, kind='text', expected=text.hex()))
     address += len(padded) // 2 + rng.randint(0, 3)
     # a bool from a bit of a register
     reg, bit = rng.randint(0, 65535), rng.randint(0, 15)
@@ -333,9 +347,16 @@ fn poll(device: &DeviceConfig, port: u16, cycles: usize, read_size: usize) -> Ve
 }
 
 fn check(peer: &Peer, samples: &[Sample], cycles: usize) {
-    assert_eq!(samples.len(), peer.tags.len() * cycles);
     let mut checked = 0;
-    for sample in samples {
+    let mut rows = 0;
+    let mut texts = 0;
+    let mut at = 0;
+    while at < samples.len() {
+        let span = record_span(&samples[at..]).expect("whole samples");
+        let records = &samples[at..at + span];
+        at += span;
+        rows += 1;
+        let sample = &records[0];
         let t = &peer.tags[sample.tag_id().0 as usize];
         let what = format!("{t} -> {sample:?}");
         if t["kind"] == "exception" {
@@ -343,6 +364,21 @@ fn check(peer: &Peer, samples: &[Sample], cycles: usize) {
             continue;
         }
         assert_eq!(sample.quality(), Quality::GOOD, "{what}");
+        if t["kind"] == "text" {
+            let length = t["length"].as_u64().unwrap() as usize;
+            assert_eq!(span, text_records(length), "{what}");
+            let text = text_at(records).expect("a text sample");
+            let mut bytes = vec![0; text.len()];
+            text.copy_to(&mut bytes);
+            let expected = t["expected"].as_str().unwrap();
+            let expected: Vec<u8> = (0..expected.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&expected[i..i + 2], 16).unwrap())
+                .collect();
+            assert_eq!(bytes, expected, "{what}");
+            texts += 1;
+            continue;
+        }
         let expected: u64 = t["expected"].as_str().unwrap().parse().unwrap();
         assert_eq!(sample.value, expected, "{what}");
         let kind = match t["kind"].as_str().unwrap() {
@@ -356,6 +392,8 @@ fn check(peer: &Peer, samples: &[Sample], cycles: usize) {
         assert_eq!(sample.kind_byte(), kind, "{what}");
         checked += 1;
     }
+    assert_eq!(rows, peer.tags.len() * cycles);
+    assert_eq!(texts, 4 * cycles, "one long string per order per cycle");
     assert!(checked > 400, "only {checked} values compared");
 }
 

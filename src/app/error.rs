@@ -57,6 +57,11 @@ pub enum ReplayError {
     },
     #[error("{0}")]
     Kdb(#[from] KdbError),
+    #[error(
+        "the WAL holds text samples (tag id {tag}) and --columns has no `text`: add it \
+         (and a `text` column to the table)"
+    )]
+    NoTextColumn { tag: u32 },
     #[error("final acknowledgement failed: {source}")]
     FinalChase { source: KdbError },
     #[error(transparent)]

@@ -7,13 +7,17 @@
 //! kdb+ acknowledged. Rows keep their original `seq`: duplicates against
 //! what kdb+ already has are removable exactly. With `--tls` it connects as
 //! a TLS sink does (kdb+ -E), the same CA, client certificate and name rules.
+//! `--columns` gives the table's columns as a sink's `columns` key does: a
+//! WAL that holds text samples needs `text` among them (else the replay
+//! stops at the first text sample and says so). A text sample goes whole
+//! or not at all: the range takes it by its head's seq.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::error::ReplayError;
 use crate::config::{Secret, SinkTls, TimeType};
-use crate::kdb::{Publisher, PublisherOptions, TlsClient};
+use crate::kdb::{KdbError, Publisher, PublisherOptions, Schema, TlsClient};
 use crate::tag_history::TagHistory;
 
 const CHASE_EVERY_ROWS: u64 = 100_000;
@@ -29,6 +33,8 @@ pub struct ReplayArgs {
     /// Environment variable holding the password (may be unset: no password).
     pub password_env: String,
     pub time_type: TimeType,
+    /// The columns sent, in the table's order.
+    pub columns: Schema,
     /// TLS as a sink's `tls_*` keys give it; `None`: plain TCP.
     pub tls: Option<SinkTls>,
 }
@@ -39,6 +45,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
     let tls = args.tls.as_ref().map(TlsClient::from_sink).transpose();
     let options = PublisherOptions {
         time_type: args.time_type,
+        columns: args.columns,
         tls: tls.map_err(|source| ReplayError::Tls { source })?,
         ..PublisherOptions::default()
     };
@@ -77,14 +84,19 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
                 .and_then(|symbols| {
                     publisher
                         .publish(&args.table, samples, first_seq, &symbols)
-                        .map_err(ReplayError::from)
+                        .map_err(|e| match e {
+                            KdbError::NoTextColumn { tag } => ReplayError::NoTextColumn { tag },
+                            e => e.into(),
+                        })
                 });
             if let Err(e) = result {
                 failure = Some(e);
                 return false;
             }
-            sent += samples.len() as u64;
-            since_chase += samples.len() as u64;
+            // Rows, not records: a text sample's extension records are no rows.
+            let rows = samples.iter().filter(|s| s.is_row()).count() as u64;
+            sent += rows;
+            since_chase += rows;
             if since_chase >= CHASE_EVERY_ROWS {
                 if let Err(e) = publisher.chase() {
                     failure = Some(e.into());

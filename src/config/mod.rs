@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+mod columns;
 mod csv;
 mod device;
 mod error;

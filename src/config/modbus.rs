@@ -71,8 +71,10 @@ pub const ORDERS: &[(&str, WordOrder)] = &[
     ("DCBA", WordOrder::Dcba),
 ];
 
-/// A string tag's text fits one sample's 8 value bytes.
-pub const STRING_BYTES_MAX: i64 = 8;
+/// Longest string tag (the Modbus limit: one whole 125-register read, two
+/// characters per register). Up to 8 bytes a text is one record, longer ones
+/// a text head and its extension records (`sample::write_text`).
+pub const STRING_BYTES_MAX: i64 = crate::protocol::modbus::STRING_BYTES_MAX as i64;
 pub const BIT_MAX: i64 = 15;
 pub const ADDRESS_MAX: i64 = 65535;
 
@@ -214,15 +216,16 @@ fn check_length(fields: &dyn TagFields, data_type: DataType) -> Result<u16, Conf
             Err(n.error(problem).expected("no `length`"))
         }
         (true, None) => Err(fields
-            .missing("length", "length = 1..=8 (bytes)")
+            .missing("length", &format!("length = 1..={STRING_BYTES_MAX} (bytes)"))
             .with_problem("a string tag needs `length`")),
         (true, Some(n)) if (1..=STRING_BYTES_MAX).contains(&n.value) => Ok(n.value as u16),
         (true, Some(n)) => {
             let problem = format!(
-                "length {} is out of range (one sample holds 8 bytes)",
+                "length {} is out of range (one read holds 125 registers, \
+                 {STRING_BYTES_MAX} bytes)",
                 n.value
             );
-            Err(n.error(problem).expected("1..=8"))
+            Err(n.error(problem).expected(format!("1..={STRING_BYTES_MAX}")))
         }
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::device::parse_device;
+use super::columns::{check_text_columns, sink_columns};
 use super::error::{ConfigError, Location, Place};
 use super::source::Sources;
 use super::tree::{required, Section, Spanned};
@@ -57,6 +58,7 @@ const SINK_KEYS: &[&str] = &[
     "tls_client_cert",
     "tls_client_key",
     "tls_server_name",
+    "columns",
 ];
 const BACKENDS: &[(&str, Backend)] = &[
     ("auto", Backend::Auto),
@@ -124,7 +126,8 @@ pub fn parse_root(
         devices.push((device, origins));
     }
     check_unique_names(&devices).map_err(|e| redact(e, &sinks))?;
-    let devices = devices.into_iter().map(|(device, _)| device).collect();
+    let devices: Vec<DeviceConfig> = devices.into_iter().map(|(device, _)| device).collect();
+    check_text_columns(&root.tables("sink")?, &sinks, &devices)?;
     Ok(Config {
         source: file.to_path_buf(),
         readers,
@@ -333,6 +336,7 @@ fn parse_sink(
     }
     let batch_rows = section.integer("batch_rows", 1..=BATCH_ROWS_MAX)?;
     let tls = sink_tls(section, base, sources, &address)?;
+    let columns = sink_columns(section)?;
     Ok(SinkConfig {
         name,
         kind: kind.value,
@@ -346,6 +350,7 @@ fn parse_sink(
         batch_rows: batch_rows.map_or(10_000, |b| b.value as usize),
         batch_age: positive(section.duration("batch_age")?, Duration::from_millis(5))?,
         tls,
+        columns,
     })
 }
 

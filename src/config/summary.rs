@@ -228,6 +228,13 @@ impl Summary<'_> {
                 s.batch_rows,
                 format_duration(s.batch_age)
             )?;
+            // What the tickerplant's table must be (tick.q pairs by position).
+            writeln!(
+                f,
+                "    columns: {}  (tickerplant schema: {})",
+                s.columns,
+                s.columns.q_table(&s.table, s.time_type)
+            )?;
             if let Some(tls) = &s.tls {
                 // Paths only: a key file's content is a secret.
                 let client = tls.client_cert.as_ref().map_or("none".to_string(), |c| {

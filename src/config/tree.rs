@@ -376,6 +376,34 @@ impl<'a> Section<'a> {
         Ok(Some(self.spanned(key, out)))
     }
 
+    /// An array of strings, each with its own location (`key[i]`).
+    pub fn strings(
+        &self,
+        key: &str,
+        expected: &str,
+    ) -> Result<Option<Spanned<Vec<Spanned<&'a str>>>>, ConfigError> {
+        let Some(item) = self.table.get(key) else {
+            return Ok(None);
+        };
+        let Some(array) = item.as_array() else {
+            return Err(self.wrong_type(key, item, expected));
+        };
+        let mut out = Vec::with_capacity(array.len());
+        for (i, value) in array.iter().enumerate() {
+            let at = self
+                .doc
+                .location(value.span(), Some(format!("{}[{i}]", self.key_path(key))));
+            match value.as_str() {
+                Some(text) => out.push(Spanned { value: text, at }),
+                None => {
+                    let problem = format!("wrong type: found {}", value.type_name());
+                    return Err(ConfigError::new(at, problem).expected(expected));
+                }
+            }
+        }
+        Ok(Some(self.spanned(key, out)))
+    }
+
     fn key_span(&self, key: &str) -> Option<Range<usize>> {
         self.table.key(key).and_then(|k| k.span())
     }

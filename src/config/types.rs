@@ -125,6 +125,8 @@ pub struct SinkConfig {
     pub batch_age: Duration,
     /// TLS to kdb+ (`tls = true`, kdb+ started with `-E`); `None`: plain TCP.
     pub tls: Option<SinkTls>,
+    /// The columns of `.u.upd`, in the tickerplant table's order (`columns`).
+    pub columns: crate::kdb::Schema,
 }
 
 /// A sink's TLS settings. The files were read and checked when the
@@ -297,9 +299,22 @@ impl DeviceConfig {
 
     /// Whether any of the device's tags carries text.
     pub fn has_text(&self) -> bool {
+        self.text_tag().is_some()
+    }
+
+    /// The name of the device's first tag that carries text.
+    pub fn text_tag(&self) -> Option<&str> {
         match &self.driver {
-            DriverConfig::Modbus(m) => m.tags.iter().any(|t| t.data_type == DataType::String),
-            DriverConfig::S7(s) => s.tags.iter().any(|t| t.data_type.is_text()),
+            DriverConfig::Modbus(m) => m
+                .tags
+                .iter()
+                .find(|t| t.data_type == DataType::String)
+                .map(|t| t.name.as_str()),
+            DriverConfig::S7(s) => s
+                .tags
+                .iter()
+                .find(|t| t.data_type.is_text())
+                .map(|t| t.name.as_str()),
         }
     }
 }
@@ -620,7 +635,7 @@ pub struct ModbusTag {
     pub order: WordOrder,
     /// For a bool read from a register: the bit, 0 (least significant) to 15.
     pub bit: Option<u8>,
-    /// For strings: the text length in bytes, 1..=8.
+    /// For strings: the text length in bytes, 1..=250 (`config::modbus::STRING_BYTES_MAX`).
     pub length: u16,
     /// value = raw * scale + offset, applied when scale != 1 or offset != 0
     /// (the sample is then a float).
@@ -738,7 +753,8 @@ impl ModbusDevice {
             assert!(t
                 .bit
                 .is_none_or(|b| b <= 15 && t.data_type == DataType::Bool));
-            assert!(t.data_type != DataType::String || (1..=8).contains(&t.length));
+            let string_max = crate::protocol::modbus::STRING_BYTES_MAX as u16;
+            assert!(t.data_type != DataType::String || (1..=string_max).contains(&t.length));
             assert!(t.scale.is_finite() && t.offset.is_finite() && t.scale != 0.0);
         }
     }

@@ -20,6 +20,11 @@
 //! Values that carry no whole counter (bools, single bytes) are checked but
 //! not compared with their predecessor.
 //!
+//! The farm serves registers only, no text: a configuration that reads them
+//! as string tags gets text rows (value `0n`), which count as rows without a
+//! value (`bad_quality_rows`) and, with their text, in `text_rows`; there is
+//! no farm formula to check a text against.
+//!
 //! The stand-in hands it whole updates column-wise (`record_columns`): one
 //! loop over the borrowed sym, value and seq columns, no allocation, and the
 //! Modbus per-response hash computed once per run of rows from one device
@@ -97,7 +102,10 @@ pub struct Verifier {
     pub rows: u64,
     pub mismatches: u64,
     pub unparsed_syms: u64,
+    /// Rows without a value: bad quality, or text.
     pub bad_quality_rows: u64,
+    /// Rows that carried a non-empty text.
+    pub text_rows: u64,
     pub duplicates_after_dedup: u64,
     /// Rows of text tags that came without their text (the update had no
     /// text column): nothing could be checked.
@@ -153,6 +161,7 @@ impl Verifier {
             mismatches: 0,
             unparsed_syms: 0,
             bad_quality_rows: 0,
+            text_rows: 0,
             duplicates_after_dedup: 0,
             text_rows_unchecked: 0,
             s7_checked_by_type: [0; S7_TYPE_COUNT],
@@ -297,6 +306,10 @@ impl Recorder for Verifier {
         for (sym, value, seq) in rows.iter() {
             self.row(sym, value, seq);
         }
+    }
+
+    fn record_text(&mut self, _table: &[u8], _sym: &[u8], _seq: i64, _text: &[u8]) {
+        self.text_rows += 1;
     }
 }
 

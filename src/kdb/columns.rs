@@ -8,40 +8,60 @@
 //! ```text
 //! header | 00 00 03000000                      (list of 3)
 //!        | f5 ".u.upd\0"  f5 "TABLE\0"
-//!        | 00 00 06000000                      (list of 6 columns)
+//!        | 00 00 NCOLS                         (list of the schema's columns)
 //!        | 10|0c 00 n  i64*n   time            (timespan | timestamp)
 //!        | 0b 00 n  "name\0"*n    sym
 //!        | 0b 00 n  "device\0"*n  device
 //!        | 09 00 n  f64*n         value       (Sample::value_f64, NaN = 0n)
 //!        | 06 00 n  i32*n         quality     (int: the Quality bits as is)
-//!        | 07 00 n  i64*n         seq         (first_seq + index)
+//!        | 07 00 n  i64*n         seq         (the row's head record's seq)
+//!        | 00 00 n  (0a 00 len bytes)*n  text (general list of strings)
 //! ```
+//!
+//! The columns go in the order of the sink's `Schema` (`time` and `sym`
+//! first; `text` only when the schema has it).
+//!
+//! A row is a record that is not a text extension (`sample.rs`): a text
+//! sample of more than 8 bytes is a `Text` head and its `TextExt` records,
+//! one row whose seq is the head's, so a batch with long text has seqs that
+//! skip (de-duplication by seq stays exact). Its `value` is `0n`, its text
+//! in the `text` column; other rows have `""` there.
 //!
 //! `quality` is an int column (`i`): the 32 bits of `sample::Quality`, which
 //! keep every protocol's status code whole (an OPC UA StatusCode, a CIP
 //! general and extended status, an S7 item return code); bad codes are
 //! negative.
+//!
+//! Two paths, chosen by the sizing pass: a batch with no text record and a
+//! schema without `text` (the plant's numbers) takes the run-by-run path
+//! unchanged; anything else walks row by row, validating every text sample
+//! (`record_span`): records that do not hold together are an error naming
+//! the record, never a panic and never a row.
 
 #![forbid(unsafe_code)]
 #![deny(clippy::indexing_slicing)]
 
 use crate::config::TimeType;
-use crate::sample::{Quality, Sample, ValueKind};
+use crate::sample::{record_span, text_at, Quality, Sample, TagId, ValueKind};
 
 use super::encode::finish_header;
 use super::error::KdbError;
 use super::header::{MsgType, HEADER_SIZE};
+use super::schema::{Column, Schema};
 use super::symbols::{Span, SymbolTable, SYMBOL_WINDOW_BYTES};
 use super::types::ty;
 
 /// The function the publisher calls.
 pub const UPD_FUNCTION: &str = ".u.upd";
-/// Column names, in the order the message carries them.
+/// Column names of the default schema, in the order the message carries them.
 pub const COLUMN_NAMES: [&str; 6] = ["time", "sym", "device", "value", "quality", "seq"];
 
 pub const NS_PER_DAY: i64 = 86_400_000_000_000;
 /// UNIX time of 2000.01.01D00:00, kdb+'s epoch, in ns (10957 days).
 pub const KDB_EPOCH_UNIX_NS: i64 = 10_957 * NS_PER_DAY;
+
+/// Bytes of a text cell before its characters: type 10, attribute, count.
+const TEXT_CELL_HEADER_BYTES: usize = 6;
 
 /// kdb+ time of a sample: ns since midnight UTC (timespan) or since
 /// 2000.01.01 (timestamp).
@@ -67,7 +87,17 @@ fn timestamp(ts_ns: i64) -> i64 {
     ts_ns.saturating_sub(KDB_EPOCH_UNIX_NS)
 }
 
-/// Encodes the whole message into `out` (whatever it held is replaced).
+/// Everything about one message but its rows.
+#[derive(Clone, Copy, Debug)]
+pub struct UpdFormat<'a> {
+    pub table: &'a str,
+    pub schema: Schema,
+    pub time_type: TimeType,
+    pub msg_type: MsgType,
+}
+
+/// Encodes the whole message (default schema) into `out` (whatever it
+/// held is replaced).
 ///
 /// A caller that sends many messages from one buffer should use
 /// [`encode_upd_into`]: cutting `out` to each message's length makes the
@@ -86,20 +116,7 @@ pub fn encode_upd(
     Ok(())
 }
 
-/// Encodes the whole message into `out[..len]` and returns `len`. `out` is
-/// never shortened (bytes past `len` are left over from earlier messages),
-/// so a reused buffer is zero-filled only where it grows past its longest
-/// message so far: per batch that fill was 2% of millrace's CPU.
-///
-/// Passes over the samples: one to check every tag and size the two symbol
-/// columns, one that writes the fixed-width columns (zipped exact chunks, so
-/// the loop has no per-cell bounds checks), one that writes the symbol
-/// columns. The symbol passes go run by run: a run of consecutive tag ids is
-/// a contiguous slice of each `SymbolTable` arena, so it costs two table
-/// lookups and two copies however long it is, and no per-row table load at
-/// all (a run of one is a scattered tag). The buffer keeps its length from
-/// batch to batch and is not zero-filled first: every byte below the new
-/// length is written.
+/// [`encode_upd_with`] with the default schema.
 pub fn encode_upd_into(
     table: &str,
     samples: &[Sample],
@@ -109,16 +126,44 @@ pub fn encode_upd_into(
     msg_type: MsgType,
     out: &mut Vec<u8>,
 ) -> Result<usize, KdbError> {
+    let format = UpdFormat {
+        table,
+        schema: Schema::DEFAULT,
+        time_type,
+        msg_type,
+    };
+    encode_upd_with(&format, samples, first_seq, symbols, out)
+}
+
+/// Encodes the whole message into `out[..len]` and returns `len`; record
+/// `i` of `samples` has seq `first_seq + i`. `out` is never shortened
+/// (bytes past `len` are left over from earlier messages), so a reused
+/// buffer is zero-filled only where it grows past its longest message so
+/// far: per batch that fill was 2% of millrace's CPU.
+///
+/// Passes over the samples: one to check every tag and size the two symbol
+/// columns (noting the largest value kind on the way), one that writes the
+/// fixed-width columns (zipped exact chunks, so the loop has no per-cell
+/// bounds checks), one that writes the symbol columns. The symbol passes go
+/// run by run: a run of consecutive tag ids is a contiguous slice of each
+/// `SymbolTable` arena, so it costs two table lookups and two copies however
+/// long it is, and no per-row table load at all (a run of one is a
+/// scattered tag). The buffer keeps its length from batch to batch and is
+/// not zero-filled first: every byte below the new length is written.
+pub fn encode_upd_with(
+    format: &UpdFormat<'_>,
+    samples: &[Sample],
+    first_seq: u64,
+    symbols: &SymbolTable,
+    out: &mut Vec<u8>,
+) -> Result<usize, KdbError> {
+    let table = format.table;
     if table.is_empty() || table.contains('\0') {
         return Err(KdbError::BadName { what: "table" });
     }
-    let rows = samples.len();
-    let count = i32::try_from(rows).map_err(|_| KdbError::MessageTooLarge {
-        bytes: rows as u64,
-        max: i32::MAX as u64,
-    })?;
+    let records = samples.len();
     let last_seq = first_seq
-        .checked_add(rows as u64)
+        .checked_add(records as u64)
         .filter(|&s| s <= i64::MAX as u64);
     if last_seq.is_none() {
         return Err(KdbError::MessageTooLarge {
@@ -126,9 +171,70 @@ pub fn encode_upd_into(
             max: i64::MAX as u64,
         });
     }
-    let (name_bytes, device_bytes) = symbol_column_bytes(samples, symbols)?;
+    let sized = symbol_column_bytes(samples, symbols)?;
+    if sized.kind_max < ValueKind::Str8 as u8 && !format.schema.has_text() {
+        let sizes = ColumnSizes {
+            rows: records,
+            name_bytes: sized.name_bytes,
+            device_bytes: sized.device_bytes,
+            text_bytes: 0,
+        };
+        let (total, columns) = lay_out(format, &sizes, out)?;
+        let written = write_symbols(samples, symbols, columns.sym, columns.device);
+        assert!(written, "sizing pass and writing pass disagree");
+        match format.time_type {
+            TimeType::Timespan => write_fixed(samples, first_seq, columns, timespan),
+            TimeType::Timestamp => write_fixed(samples, first_seq, columns, timestamp),
+        }
+        return Ok(total);
+    }
+    let sizes = size_rows(samples, symbols, format.schema.has_text())?;
+    let (total, columns) = lay_out(format, &sizes, out)?;
+    let written = write_row_symbols(samples, symbols, columns.sym, columns.device);
+    assert!(written, "sizing pass and writing pass disagree");
+    match format.time_type {
+        TimeType::Timespan => write_rows(samples, first_seq, columns, timespan),
+        TimeType::Timestamp => write_rows(samples, first_seq, columns, timestamp),
+    }
+    Ok(total)
+}
+
+/// Rows and the bytes of the variable-width columns of one message.
+struct ColumnSizes {
+    rows: usize,
+    name_bytes: usize,
+    device_bytes: usize,
+    /// Text bytes of every row (the cells' headers not included).
+    text_bytes: usize,
+}
+
+/// Sizes the message, makes room in `out` and writes everything but the
+/// column data: returns the message's length and its columns' data, each
+/// exactly its size.
+fn lay_out<'o>(
+    format: &UpdFormat<'_>,
+    sizes: &ColumnSizes,
+    out: &'o mut Vec<u8>,
+) -> Result<(usize, Columns<'o>), KdbError> {
+    let rows = sizes.rows;
+    let count = i32::try_from(rows).map_err(|_| KdbError::MessageTooLarge {
+        bytes: rows as u64,
+        max: i32::MAX as u64,
+    })?;
+    let schema = &format.schema;
+    let data_bytes = |column: Column| match column {
+        Column::Time | Column::Value | Column::Seq => rows * 8,
+        Column::Quality => rows * 4,
+        Column::Sym => sizes.name_bytes,
+        Column::Device => sizes.device_bytes,
+        Column::Text => rows * TEXT_CELL_HEADER_BYTES + sizes.text_bytes,
+    };
+    let table = format.table;
     let prefix = HEADER_SIZE + 6 + (2 + UPD_FUNCTION.len()) + (2 + table.len()) + 6;
-    let total = prefix + 6 * 6 + rows * (8 + 8 + 4 + 8) + name_bytes + device_bytes;
+    let total = schema
+        .columns()
+        .iter()
+        .fold(prefix, |total, &c| total + 6 + data_bytes(c));
     if total > u32::MAX as usize {
         return Err(KdbError::MessageTooLarge {
             bytes: total as u64,
@@ -140,37 +246,46 @@ pub fn encode_upd_into(
     if out.len() < total {
         out.resize(total, 0);
     }
-    let time_ty = match time_type {
-        TimeType::Timespan => ty::TIMESPAN,
-        TimeType::Timestamp => ty::TIMESTAMP,
-    };
     let msg = out.get_mut(..total).expect("the buffer was sized above");
-    let mut w = Cursor(&mut *msg);
-    w.take(HEADER_SIZE).fill(0);
+    finish_header(msg, format.msg_type);
+    let mut w = Cursor(msg);
+    w.take(HEADER_SIZE);
     w.put(&list_header(3));
     w.put(&[(-ty::SYMBOL) as u8]);
     w.put(UPD_FUNCTION.as_bytes());
     w.put(&[0, (-ty::SYMBOL) as u8]);
     w.put(table.as_bytes());
     w.put(&[0]);
-    w.put(&list_header(6));
-    let columns = Columns {
-        time: w.column(time_ty, count, rows * 8),
-        sym: w.column(ty::SYMBOL, count, name_bytes),
-        device: w.column(ty::SYMBOL, count, device_bytes),
-        value: w.column(ty::FLOAT, count, rows * 8),
-        quality: w.column(ty::INT, count, rows * 4),
-        seq: w.column(ty::LONG, count, rows * 8),
-    };
-    assert!(w.0.is_empty(), "sizing pass and layout disagree");
-    let written = write_symbols(samples, symbols, columns.sym, columns.device);
-    assert!(written, "sizing pass and writing pass disagree");
-    match time_type {
-        TimeType::Timespan => write_fixed(samples, first_seq, columns, timespan),
-        TimeType::Timestamp => write_fixed(samples, first_seq, columns, timestamp),
+    w.put(&list_header(schema.len() as i32));
+    let mut slots: [&mut [u8]; Column::ALL.len()] = Default::default();
+    for &column in schema.columns() {
+        let t = match column {
+            Column::Time => match format.time_type {
+                TimeType::Timespan => ty::TIMESPAN,
+                TimeType::Timestamp => ty::TIMESTAMP,
+            },
+            Column::Sym | Column::Device => ty::SYMBOL,
+            Column::Value => ty::FLOAT,
+            Column::Quality => ty::INT,
+            Column::Seq => ty::LONG,
+            Column::Text => ty::LIST,
+        };
+        if let Some(slot) = slots.get_mut(column as usize) {
+            *slot = w.column(t, count, data_bytes(column));
+        }
     }
-    finish_header(msg, msg_type);
-    Ok(total)
+    assert!(w.0.is_empty(), "sizing pass and layout disagree");
+    let [time, sym, device, value, quality, seq, text] = slots;
+    let columns = Columns {
+        time,
+        sym,
+        device,
+        value,
+        quality,
+        seq,
+        text,
+    };
+    Ok((total, columns))
 }
 
 /// Runs of rows whose tag ids count up by one: the unit the symbol columns
@@ -186,24 +301,44 @@ fn run_span(run: &[Sample], symbols: &SymbolTable) -> Option<Span> {
     symbols.span(run.first()?.tag_id(), run.len())
 }
 
-/// Checks every tag; returns the bytes of the sym and device columns.
-fn symbol_column_bytes(
-    samples: &[Sample],
-    symbols: &SymbolTable,
-) -> Result<(usize, usize), KdbError> {
+/// The error for a run of `len` ids from `first` with an unknown one: its
+/// first unknown tag is `first` itself, or the first id past the table.
+fn unknown_in_run(first: TagId, symbols: &SymbolTable) -> KdbError {
+    let tag = u32::try_from(symbols.len()).map_or(first.0, |len| first.0.max(len));
+    KdbError::UnknownTag { tag }
+}
+
+/// What the sizing pass over records found.
+struct Sized {
+    name_bytes: usize,
+    device_bytes: usize,
+    /// The largest kind byte of any record: below `Str8`, no text at all.
+    kind_max: u8,
+}
+
+/// Checks every tag; returns the bytes of the sym and device columns (as
+/// if every record were a row) and the largest kind byte. The kind rides
+/// along in the run split, which loads every record's tag word anyway.
+fn symbol_column_bytes(samples: &[Sample], symbols: &SymbolTable) -> Result<Sized, KdbError> {
     let (mut names, mut devices) = (0usize, 0usize);
-    for run in runs(samples) {
+    let mut kind_max = samples.first().map_or(0, Sample::kind_byte);
+    let split = |a: &Sample, b: &Sample| {
+        kind_max = kind_max.max(b.kind_byte());
+        a.tag_id().0.checked_add(1) == Some(b.tag_id().0)
+    };
+    for run in samples.chunk_by(split) {
         let Some(span) = run_span(run, symbols) else {
-            // The run's ids are first, first + 1, ...: its first unknown tag
-            // is `first` itself, or the first id past the table.
-            let first = run.first().map_or(0, |s| s.tag_id().0);
-            let tag = u32::try_from(symbols.len()).map_or(first, |len| first.max(len));
-            return Err(KdbError::UnknownTag { tag });
+            let first = run.first().map_or(TagId(0), Sample::tag_id);
+            return Err(unknown_in_run(first, symbols));
         };
         names += span.name_bytes();
         devices += span.device_bytes();
     }
-    Ok((names, devices))
+    Ok(Sized {
+        name_bytes: names,
+        device_bytes: devices,
+        kind_max,
+    })
 }
 
 fn list_header(count: i32) -> [u8; 6] {
@@ -236,7 +371,8 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// The data bytes of the six columns, each exactly its size.
+/// The data bytes of each column, exactly its size (empty when the schema
+/// does not send it).
 struct Columns<'a> {
     time: &'a mut [u8],
     sym: &'a mut [u8],
@@ -244,6 +380,7 @@ struct Columns<'a> {
     value: &'a mut [u8],
     quality: &'a mut [u8],
     seq: &'a mut [u8],
+    text: &'a mut [u8],
 }
 
 /// Writes the time, value, quality and seq cells of every row.
@@ -330,17 +467,206 @@ fn put_symbols(column: &mut [u8], at: usize, arena: &[u8], (start, len): (usize,
     len
 }
 
+/// The rows of a batch whose records were validated (`size_rows`): each
+/// row's record index and its records (a head and its extensions, or one).
+struct Rows<'a> {
+    samples: &'a [Sample],
+    at: usize,
+}
+
+impl<'a> Rows<'a> {
+    fn new(samples: &'a [Sample]) -> Self {
+        Rows { samples, at: 0 }
+    }
+}
+
+impl<'a> Iterator for Rows<'a> {
+    type Item = (usize, &'a [Sample]);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.samples.get(self.at..).filter(|r| !r.is_empty())?;
+        // Validated by the sizing pass; a broken span would have stopped it.
+        let span = record_span(rest).unwrap_or(1).max(1);
+        let row = (self.at, rest.get(..span).unwrap_or(rest));
+        self.at += span;
+        Some(row)
+    }
+}
+
+/// Runs of rows with consecutive tag ids, as `(first tag, rows)`; `f`
+/// returns false to stop. The text path's form of `runs`: a text sample's
+/// extension records break no run.
+fn for_each_row_run(samples: &[Sample], mut f: impl FnMut(TagId, usize) -> bool) -> bool {
+    let mut run: Option<(TagId, usize)> = None;
+    for (_, row) in Rows::new(samples) {
+        let Some(tag) = row.first().map(Sample::tag_id) else {
+            continue;
+        };
+        run = match run {
+            Some((first, len)) if first.0.checked_add(len as u32) == Some(tag.0) => {
+                Some((first, len + 1))
+            }
+            Some((first, len)) => {
+                if !f(first, len) {
+                    return false;
+                }
+                Some((tag, 1))
+            }
+            None => Some((tag, 1)),
+        };
+    }
+    run.is_none_or(|(first, len)| f(first, len))
+}
+
+/// The text path's sizing pass: validates every row's records, checks every
+/// tag, and sizes the variable-width columns.
+fn size_rows(
+    samples: &[Sample],
+    symbols: &SymbolTable,
+    text_column: bool,
+) -> Result<ColumnSizes, KdbError> {
+    let mut sizes = ColumnSizes {
+        rows: 0,
+        name_bytes: 0,
+        device_bytes: 0,
+        text_bytes: 0,
+    };
+    let mut at = 0;
+    // Each round takes at least one record.
+    while let Some(rest) = samples.get(at..).filter(|r| !r.is_empty()) {
+        let span = record_span(rest).map_err(|error| KdbError::BadRecords { record: at, error })?;
+        if let Some(text) = text_at(rest) {
+            if !text_column {
+                let tag = text.head.tag_id().0;
+                return Err(KdbError::NoTextColumn { tag });
+            }
+            sizes.text_bytes += text.len();
+        }
+        sizes.rows += 1;
+        at += span.max(1);
+    }
+    let mut unknown = None;
+    let known = for_each_row_run(samples, |first, len| match symbols.span(first, len) {
+        Some(span) => {
+            sizes.name_bytes += span.name_bytes();
+            sizes.device_bytes += span.device_bytes();
+            true
+        }
+        None => {
+            unknown = Some(unknown_in_run(first, symbols));
+            false
+        }
+    });
+    match unknown {
+        Some(e) => Err(e),
+        None if known => Ok(sizes),
+        None => Err(KdbError::UnknownTag { tag: 0 }),
+    }
+}
+
+/// The text path's sym and device columns, run of rows by run of rows.
+fn write_row_symbols(
+    samples: &[Sample],
+    symbols: &SymbolTable,
+    sym: &mut [u8],
+    device: &mut [u8],
+) -> bool {
+    let [names, devices] = symbols.arenas();
+    let (mut at_sym, mut at_device) = (0usize, 0usize);
+    let complete = for_each_row_run(samples, |first, len| {
+        let Some(span) = symbols.span(first, len) else {
+            return false;
+        };
+        let name = (span.start[0] as usize, span.name_bytes());
+        at_sym += put_symbols(sym, at_sym, names, name);
+        let dev = (span.start[1] as usize, span.device_bytes());
+        at_device += put_symbols(device, at_device, devices, dev);
+        true
+    });
+    complete && at_sym == sym.len() && at_device == device.len()
+}
+
+/// The text path's fixed-width cells and text cells, row by row: a row's
+/// seq is its head record's.
+fn write_rows(samples: &[Sample], first_seq: u64, c: Columns<'_>, time: impl Fn(i64) -> i64) {
+    let mut text = Cursor(c.text);
+    let text_column = !text.0.is_empty();
+    let fixed = Rows::new(samples)
+        .zip(c.time.chunks_exact_mut(8))
+        .zip(c.value.chunks_exact_mut(8))
+        .zip(c.quality.chunks_exact_mut(4))
+        .zip(c.seq.chunks_exact_mut(8));
+    let mut ts_last = samples.first().map_or(0, |s| s.ts_ns);
+    let mut t_last = time(ts_last);
+    for (((((index, row), t), v), q), n) in fixed {
+        let Some(s) = row.first() else { continue };
+        if s.ts_ns != ts_last {
+            ts_last = s.ts_ns;
+            t_last = time(ts_last);
+        }
+        t.copy_from_slice(&t_last.to_le_bytes());
+        v.copy_from_slice(&value_bits(s).to_le_bytes());
+        q.copy_from_slice(&s.quality.to_le_bytes());
+        // first_seq + records <= i64::MAX was checked by the caller.
+        n.copy_from_slice(&(first_seq as i64 + index as i64).to_le_bytes());
+        if text_column {
+            put_text(&mut text, row);
+        }
+    }
+    assert!(text.0.is_empty(), "text sizing and writing disagree");
+}
+
+/// One cell of the text column: a char vector, empty for a row without text.
+fn put_text(w: &mut Cursor<'_>, row: &[Sample]) {
+    let text = text_at(row);
+    let len = text.map_or(0, |t| t.len());
+    w.put(&[ty::CHAR as u8, 0]);
+    w.put(&(len as i32).to_le_bytes());
+    if let Some(text) = text {
+        text.copy_to(w.take(len));
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::kdb::encode::encode_message;
     use crate::kdb::types::{Data, Symbols, K};
-    use crate::sample::TagId;
+    use crate::sample::{write_text, TextError};
     use proptest::prelude::*;
 
-    /// The same message built the slow way, through `K`.
+    /// The same message built the slow way, through `K`, default schema.
     fn reference(
+        samples: &[Sample],
+        first_seq: u64,
+        symbols: &SymbolTable,
+        time_type: TimeType,
+    ) -> Vec<u8> {
+        reference_with(Schema::DEFAULT, samples, first_seq, symbols, time_type)
+    }
+
+    /// The rows of a batch the slow way: every record that is not a text
+    /// extension, with its seq, and its text read back by `text_at`.
+    fn rows_of(samples: &[Sample], first_seq: u64) -> Vec<(Sample, i64, Vec<u8>)> {
+        samples
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.kind() != Some(ValueKind::TextExt))
+            .map(|(i, s)| {
+                let text = text_at(&samples[i..]).map_or(Vec::new(), |t| {
+                    let mut bytes = vec![0; t.len()];
+                    t.copy_to(&mut bytes);
+                    bytes
+                });
+                (*s, first_seq as i64 + i as i64, text)
+            })
+            .collect()
+    }
+
+    fn reference_with(
+        schema: Schema,
         samples: &[Sample],
         first_seq: u64,
         symbols: &SymbolTable,
@@ -350,45 +676,47 @@ mod tests {
             TimeType::Timespan => ty::TIMESPAN,
             TimeType::Timestamp => ty::TIMESTAMP,
         };
+        let rows = rows_of(samples, first_seq);
         let syms = |f: fn(&SymbolTable, TagId) -> Option<&str>| {
-            let names: Symbols = samples
+            let names: Symbols = rows
                 .iter()
-                .map(|s| f(symbols, s.tag_id()).unwrap())
+                .map(|(s, _, _)| f(symbols, s.tag_id()).unwrap())
                 .collect();
             K::vector(ty::SYMBOL, Data::Symbols(names))
+        };
+        let column = |c: Column| match c {
+            Column::Time => K::vector(
+                time_ty,
+                Data::Longs(
+                    rows.iter()
+                        .map(|(s, _, _)| kdb_time(s.ts_ns, time_type))
+                        .collect(),
+                ),
+            ),
+            Column::Sym => syms(SymbolTable::tag_name),
+            Column::Device => syms(SymbolTable::device_name),
+            Column::Value => K::vector(
+                ty::FLOAT,
+                Data::Floats(rows.iter().map(|(s, _, _)| s.value_f64()).collect()),
+            ),
+            Column::Quality => K::vector(
+                ty::INT,
+                Data::Ints(rows.iter().map(|(s, _, _)| s.quality as i32).collect()),
+            ),
+            Column::Seq => K::vector(
+                ty::LONG,
+                Data::Longs(rows.iter().map(|(_, seq, _)| *seq).collect()),
+            ),
+            Column::Text => K::list(
+                rows.iter()
+                    .map(|(_, _, t)| K::vector(ty::CHAR, Data::Bytes(t.clone())))
+                    .collect(),
+            ),
         };
         let k = K::list(vec![
             K::symbol(UPD_FUNCTION),
             K::symbol("plc"),
-            K::list(vec![
-                K::vector(
-                    time_ty,
-                    Data::Longs(
-                        samples
-                            .iter()
-                            .map(|s| kdb_time(s.ts_ns, time_type))
-                            .collect(),
-                    ),
-                ),
-                syms(SymbolTable::tag_name),
-                syms(SymbolTable::device_name),
-                K::vector(
-                    ty::FLOAT,
-                    Data::Floats(samples.iter().map(Sample::value_f64).collect()),
-                ),
-                K::vector(
-                    ty::INT,
-                    Data::Ints(samples.iter().map(|s| s.quality as i32).collect()),
-                ),
-                K::vector(
-                    ty::LONG,
-                    Data::Longs(
-                        (0..samples.len() as i64)
-                            .map(|i| first_seq as i64 + i)
-                            .collect(),
-                    ),
-                ),
-            ]),
+            K::list(schema.columns().iter().map(|&c| column(c)).collect()),
         ]);
         let mut out = Vec::new();
         encode_message(&k, MsgType::Async, &mut out);
@@ -407,11 +735,12 @@ mod tests {
         ] {
             symbols.push(name, device).unwrap();
         }
+        // Text takes the text path and a text column: tested below.
         let kinds = [
             ValueKind::F64,
             ValueKind::I64,
             ValueKind::Bool,
-            ValueKind::Str8,
+            ValueKind::U64,
         ];
         let samples: Vec<Sample> = (0..61u32)
             .map(|i| {
@@ -633,6 +962,195 @@ mod tests {
         }
     }
 
+    /// A batch with text of every shape among numbers: short text (`Str8`),
+    /// long text (a head and extensions) full, partly filled and empty, bad
+    /// text, and numbers of consecutive tags around them.
+    fn text_batch() -> Vec<Sample> {
+        fn push_text(out: &mut Vec<Sample>, tag: u32, quality: Quality, text: &[u8], cap: usize) {
+            let mut records = vec![Sample::default(); crate::sample::text_records(cap)];
+            let ts = 1_764_000_000_000_000_000 + out.len() as i64 * 1_000;
+            let n = write_text(&mut records, ts, TagId(tag), quality, text, cap);
+            assert_eq!(n, records.len());
+            out.extend_from_slice(&records);
+        }
+        let mut out = Vec::new();
+        push_text(&mut out, 0, Quality::GOOD, b"abc", 8);
+        let forty = b"a string of forty characters, exactly!!";
+        push_text(&mut out, 1, Quality::GOOD, forty, 40);
+        push_text(&mut out, 2, Quality::TIMEOUT, b"", 82);
+        push_text(&mut out, 3, Quality::GOOD, &[b'x'; 254], 254);
+        push_text(&mut out, 4, Quality::GOOD, b"eight by", 8);
+        push_text(&mut out, 5, Quality::GOOD, b"nine byte", 9);
+        push_text(&mut out, 6, Quality::modbus_exception(2), b"", 9);
+        out.extend_from_slice(&rows(7..20));
+        let utf8 = "\u{e9}t\u{e9} UTF-8, 21 bytes".as_bytes();
+        push_text(&mut out, 20, Quality::GOOD, utf8, 30);
+        push_text(&mut out, 21, Quality::GOOD, b"", 1);
+        out.extend_from_slice(&rows([22, 23, 0, 1]));
+        out
+    }
+
+    fn schemas_with_text() -> Vec<Schema> {
+        let with = |names: &[&str]| Schema::from_names(names.iter().copied()).unwrap();
+        vec![
+            Schema::WITH_TEXT,
+            with(&["time", "sym", "text", "device", "value", "quality", "seq"]),
+            with(&["time", "sym", "seq", "quality", "text", "value", "device"]),
+        ]
+    }
+
+    fn encode_with(schema: Schema, samples: &[Sample], time_type: TimeType) -> Vec<u8> {
+        let symbols = awkward_table();
+        let format = UpdFormat {
+            table: "plc",
+            schema,
+            time_type,
+            msg_type: MsgType::Async,
+        };
+        let mut out = vec![0xE7; 64];
+        let len = encode_upd_with(&format, samples, 11, &symbols, &mut out).unwrap();
+        out.truncate(len);
+        out
+    }
+
+    #[test]
+    fn text_rows_match_the_reference_in_every_schema() {
+        let symbols = awkward_table();
+        let samples = text_batch();
+        let rows = rows_of(&samples, 11);
+        assert_eq!(rows.len(), 7 + 13 + 2 + 4);
+        // A text row's seq is its head's: the seqs skip the extensions.
+        assert_eq!(rows[2].1, 11 + 1 + crate::sample::text_records(40) as i64);
+        assert_eq!(rows[1].2, b"a string of forty characters, exactly!!");
+        for schema in schemas_with_text() {
+            for time_type in [TimeType::Timespan, TimeType::Timestamp] {
+                for cut in [0, 1, 2, 3, 7, samples.len()] {
+                    // Cuts at row boundaries only (what a frame holds).
+                    let Some(batch) = samples.get(..cut).filter(|b| {
+                        b.is_empty() || crate::sample::record_span(&samples[b.len()..]).is_ok()
+                    }) else {
+                        continue;
+                    };
+                    let expected = reference_with(schema, batch, 11, &symbols, time_type);
+                    assert_eq!(
+                        encode_with(schema, batch, time_type),
+                        expected,
+                        "{schema} {time_type:?} {cut} records"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A schema with text and a batch without: every cell `""`, the same
+    /// bytes as the slow way; a reordered schema without text takes the
+    /// fast path in its own order.
+    #[test]
+    fn schemas_without_text_rows_or_without_text_column() {
+        let symbols = awkward_table();
+        let numbers = rows([0, 1, 2, 9, 10, 3]);
+        for schema in schemas_with_text() {
+            let expected = reference_with(schema, &numbers, 11, &symbols, TimeType::Timespan);
+            assert_eq!(encode_with(schema, &numbers, TimeType::Timespan), expected);
+        }
+        let reordered =
+            Schema::from_names(["time", "sym", "seq", "value", "device", "quality"]).unwrap();
+        let expected = reference_with(reordered, &numbers, 11, &symbols, TimeType::Timestamp);
+        assert_eq!(
+            encode_with(reordered, &numbers, TimeType::Timestamp),
+            expected
+        );
+    }
+
+    #[test]
+    fn text_for_a_schema_without_text_is_an_error_naming_the_tag() {
+        let symbols = awkward_table();
+        for (samples, tag) in [
+            (text_batch(), 0),
+            (rows([4, 5]).into_iter().chain(text_batch()).collect(), 0),
+            (text_batch()[1..].to_vec(), 1),
+        ] {
+            let mut out = Vec::new();
+            let r = encode_upd(
+                "plc",
+                &samples,
+                0,
+                &symbols,
+                TimeType::Timespan,
+                MsgType::Async,
+                &mut out,
+            );
+            assert!(
+                matches!(r, Err(KdbError::NoTextColumn { tag: t }) if t == tag),
+                "{r:?}"
+            );
+            let message = r.unwrap_err().to_string();
+            assert!(message.contains("add \"text\""), "{message}");
+        }
+    }
+
+    /// Records that do not hold together: an error naming the record and
+    /// what is wrong with it, never a row, never a panic.
+    #[test]
+    fn broken_text_records_are_an_error_naming_the_record() {
+        let samples = text_batch();
+        // text_batch: [Str8 tag 0][Text tag 1: head + 2 ext][Text tag 2 ...]
+        let head = 1;
+        let truncated = samples[..head + 2].to_vec();
+        let orphan = samples[head + 1..].to_vec();
+        let mut foreign = samples.clone();
+        foreign[head + 2] = Sample::text_ext(TagId(5), &[b'z'; 20]);
+        let mut not_ext = samples.clone();
+        not_ext[head + 1] = Sample::f64(0, TagId(1), 1.0);
+        let mut long = samples.clone();
+        long[head].value = 41 | 2 << 32;
+        let cases = [
+            (
+                truncated,
+                head,
+                TextError::Truncated {
+                    wanted: 2,
+                    found: 1,
+                },
+            ),
+            (orphan, 0, TextError::Orphan),
+            (foreign, head, TextError::ExtensionMismatch { index: 2 }),
+            (not_ext, head, TextError::ExtensionMismatch { index: 1 }),
+            (
+                long,
+                head,
+                TextError::Length {
+                    bytes: 41,
+                    room: 40,
+                },
+            ),
+        ];
+        for (batch, record, error) in cases {
+            for schema in [Schema::WITH_TEXT, Schema::DEFAULT] {
+                let format = UpdFormat {
+                    table: "plc",
+                    schema,
+                    time_type: TimeType::Timespan,
+                    msg_type: MsgType::Async,
+                };
+                let mut out = Vec::new();
+                let r = encode_upd_with(&format, &batch, 0, &awkward_table(), &mut out);
+                match r {
+                    Err(KdbError::BadRecords {
+                        record: r,
+                        error: e,
+                    }) => {
+                        assert_eq!((r, e), (record, error), "{schema}");
+                    }
+                    // Without a text column the first text row may be named
+                    // first (the Str8 at record 0).
+                    Err(KdbError::NoTextColumn { .. }) if !schema.has_text() => {}
+                    other => panic!("{schema} {error:?}: {other:?}"),
+                }
+            }
+        }
+    }
+
     proptest! {
         /// Any order of tags: stretches of consecutive ids of random length
         /// from random starts, with random qualities and kinds.
@@ -659,6 +1177,35 @@ mod tests {
             for time_type in [TimeType::Timespan, TimeType::Timestamp] {
                 encode_both(&samples, &symbols, time_type);
             }
+        }
+
+        /// Text samples of random lengths and capacities mixed in among
+        /// numbers of random tags: the same bytes as the slow way, in a
+        /// schema with text anywhere.
+        #[test]
+        fn text_mixed_in_matches_the_reference(
+            items in proptest::collection::vec(
+                (0u32..42, 0usize..4, proptest::collection::vec(1u8..=255, 0..300), 1usize..300),
+                0..40,
+            ),
+            schema_index in 0usize..3,
+            timestamp in any::<bool>(),
+        ) {
+            let mut samples = Vec::new();
+            for (tag, shape, text, capacity) in items {
+                if shape == 0 {
+                    samples.extend(rows([tag]));
+                    continue;
+                }
+                let quality = [Quality::GOOD, Quality::TIMEOUT, Quality::GOOD][shape - 1];
+                let mut records = vec![Sample::default(); crate::sample::text_records(capacity)];
+                write_text(&mut records, tag as i64 * 77, TagId(tag), quality, &text, capacity);
+                samples.extend(records);
+            }
+            let schema = schemas_with_text()[schema_index];
+            let time_type = if timestamp { TimeType::Timestamp } else { TimeType::Timespan };
+            let expected = reference_with(schema, &samples, 11, &awkward_table(), time_type);
+            prop_assert_eq!(encode_with(schema, &samples, time_type), expected);
         }
     }
 }

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::sample::TextError;
+
 /// Why a message (or a compressed body) was rejected. Never a panic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DecodeError {
@@ -85,6 +87,17 @@ pub enum KdbError {
     UnknownTag {
         tag: u32,
     },
+    /// Records of a batch that do not hold together as samples: a text head
+    /// without its extension records, an extension without its head
+    /// (`sample::record_span`); `record` is the index in the batch.
+    BadRecords {
+        record: usize,
+        error: TextError,
+    },
+    /// A text sample for a sink whose columns have no `text`.
+    NoTextColumn {
+        tag: u32,
+    },
     /// The message would be larger than the configured maximum.
     MessageTooLarge {
         bytes: u64,
@@ -121,6 +134,14 @@ impl fmt::Display for KdbError {
             KdbError::Decode(e) => write!(f, "kdb+ decode: {e}"),
             KdbError::Remote(text) => write!(f, "kdb+ error: '{text}"),
             KdbError::UnknownTag { tag } => write!(f, "tag {tag} is not in the symbol table"),
+            KdbError::BadRecords { record, error } => {
+                write!(f, "record {record} of the batch: {error}")
+            }
+            KdbError::NoTextColumn { tag } => write!(
+                f,
+                "tag {tag} carries text and the sink's columns have no `text`: add \"text\" to \
+                 the sink's columns and to the tickerplant's table schema"
+            ),
             KdbError::MessageTooLarge { bytes, max } => {
                 write!(f, "message of {bytes} bytes is over the maximum {max}")
             }

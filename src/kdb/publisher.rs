@@ -18,7 +18,7 @@ use rustls::{ClientConnection, StreamOwned};
 use crate::config::{Secret, TimeType};
 use crate::sample::Sample;
 
-use super::columns::encode_upd_into;
+use super::columns::{encode_upd_with, UpdFormat};
 use super::compress::{compress, COMPRESS_THRESHOLD_BYTES};
 use super::decode::{decode_message, DecodeLimits};
 use super::encode::encode_message;
@@ -26,6 +26,7 @@ use super::error::KdbError;
 use super::handshake::{client_handshake, CAPABILITY_DEFAULT};
 use super::header::MsgType;
 use super::receive::{closed_or_io, read_message};
+use super::schema::Schema;
 use super::symbols::SymbolTable;
 use super::tls::{self, TlsClient};
 use super::types::K;
@@ -43,6 +44,8 @@ pub enum Compression {
 #[derive(Clone, Debug)]
 pub struct PublisherOptions {
     pub time_type: TimeType,
+    /// The columns `.u.upd` carries, in the tickerplant table's order.
+    pub columns: Schema,
     /// Capability byte offered in the handshake (3, or 6).
     pub capability: u8,
     pub compression: Compression,
@@ -61,6 +64,7 @@ impl Default for PublisherOptions {
     fn default() -> Self {
         PublisherOptions {
             time_type: TimeType::Timespan,
+            columns: Schema::DEFAULT,
             capability: CAPABILITY_DEFAULT,
             compression: Compression::Auto,
             connect_timeout: Duration::from_secs(5),
@@ -208,8 +212,11 @@ impl Publisher {
         self.reply.capacity()
     }
 
-    /// Sends `.u.upd[`table; columns]` asynchronously; sample `i` gets
-    /// `seq = first_seq + i`. No allocation once the buffers have grown.
+    /// Sends `.u.upd[`table; columns]` asynchronously; record `i` has
+    /// `seq = first_seq + i` (a text sample's row has its head's). No
+    /// allocation once the buffers have grown. `samples` must hold whole
+    /// samples (a text head with its extensions): else `BadRecords`, and
+    /// nothing is sent.
     pub fn publish(
         &mut self,
         table: &str,
@@ -217,17 +224,13 @@ impl Publisher {
         first_seq: u64,
         symbols: &SymbolTable,
     ) -> Result<(), KdbError> {
-        let time_type = self.options.time_type;
-        let buf = &mut self.message;
-        let len = encode_upd_into(
+        let format = UpdFormat {
             table,
-            samples,
-            first_seq,
-            symbols,
-            time_type,
-            MsgType::Async,
-            buf,
-        )?;
+            schema: self.options.columns,
+            time_type: self.options.time_type,
+            msg_type: MsgType::Async,
+        };
+        let len = encode_upd_with(&format, samples, first_seq, symbols, &mut self.message)?;
         self.send_built(len)
     }
 
@@ -243,7 +246,7 @@ impl Publisher {
     ///
     /// Sent from the constant, not through `message`: clearing `message`
     /// made the next `.u.upd` zero-fill its whole buffer again
-    /// (`encode_upd_into` fills only growth past the longest message).
+    /// (`encode_upd_with` fills only growth past the longest message).
     pub fn send_chaser(&mut self) -> Result<(), KdbError> {
         self.send_bytes(&CHASER_MESSAGE)
     }
@@ -263,7 +266,7 @@ impl Publisher {
     }
 
     /// Sends `message[..len]`: the buffer keeps the length of its longest
-    /// message (see `encode_upd_into`).
+    /// message (see `encode_upd_with`).
     fn send_built(&mut self, len: usize) -> Result<(), KdbError> {
         let message = self.message.get(..len).ok_or(KdbError::MessageTooLarge {
             bytes: len as u64,

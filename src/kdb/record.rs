@@ -1,6 +1,7 @@
 //! Delivery records: the stand-in can hand every received row's
 //! (table, sym, value, seq) to a caller-provided recorder so that a test or
-//! the demo can verify delivery exactly (nothing lost, nothing doubled).
+//! the demo can verify delivery exactly (nothing lost, nothing doubled), and
+//! every non-empty text cell with its row's sym and seq.
 
 use super::upd_view::RecordColumns;
 
@@ -17,6 +18,10 @@ pub trait Recorder: Send {
             self.record(table, sym, value, seq);
         }
     }
+
+    /// The text of a row that has one (a `text` column, non-empty cell);
+    /// called after `record` or `record_columns` saw the update's rows.
+    fn record_text(&mut self, _table: &[u8], _sym: &[u8], _seq: i64, _text: &[u8]) {}
 }
 
 /// A bounded record of which sequence numbers in `0..capacity` arrived:
@@ -106,10 +111,13 @@ impl Recorder for SeqRecorder {
 }
 
 /// Keeps every row (for tests that check values exactly), up to a bound;
-/// rows past it are counted, not kept.
+/// rows past it are counted, not kept. Texts likewise, in `texts`.
 #[derive(Clone, Debug, Default)]
 pub struct RowRecorder {
     pub rows: Vec<(String, String, f64, i64)>,
+    /// `(table, sym, seq, text)` of every row with a non-empty text (text
+    /// that is not UTF-8 shows with replacement characters).
+    pub texts: Vec<(String, String, i64, String)>,
     pub row_count_max: usize,
     pub overflow: u64,
 }
@@ -118,6 +126,7 @@ impl RowRecorder {
     pub fn new(row_count_max: usize) -> Self {
         RowRecorder {
             rows: Vec::new(),
+            texts: Vec::new(),
             row_count_max,
             overflow: 0,
         }
@@ -132,6 +141,16 @@ impl Recorder for RowRecorder {
         }
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         self.rows.push((text(table), text(sym), value, seq));
+    }
+
+    fn record_text(&mut self, table: &[u8], sym: &[u8], seq: i64, text: &[u8]) {
+        if self.texts.len() >= self.row_count_max {
+            self.overflow += 1;
+            return;
+        }
+        let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        self.texts
+            .push((lossy(table), lossy(sym), seq, lossy(text)));
     }
 }
 

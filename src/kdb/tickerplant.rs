@@ -14,8 +14,9 @@
 //! A `.u.upd` of a list of columns (what every publisher sends) is checked,
 //! counted and recorded straight from the message buffer through
 //! `upd_view` (no allocation per message or row once the buffers have
-//! grown); anything else is decoded into `K` and goes through
-//! `parse_update`, which answers the same for what both can read.
+//! grown); anything else (a `text` column, a general list of strings, among
+//! it) is decoded into `K` and goes through `parse_update`, which answers
+//! the same for what both can read.
 //!
 //! Garbage from a peer (bad header, oversized or undecodable message, a bad
 //! handshake) drops that connection and nothing else.
@@ -45,7 +46,7 @@ use super::receive::{receive, At, ReceiveError};
 use super::record::Recorder;
 use super::tls::{self, SERVER_HANDSHAKE_TIMEOUT};
 use super::types::K;
-use super::upd::{for_each_record, parse_update, Tables, UpdError};
+use super::upd::{for_each_record, for_each_text, parse_update, Tables, UpdError};
 use super::upd_view::{view_message, UpdView, Viewed};
 
 /// How often blocked reads and the acceptor look at the stop flag.
@@ -472,6 +473,9 @@ fn handle(k: &K, shared: &Shared) -> Result<(), UpdError> {
         let mut r = recorder.lock().unwrap_or_else(|e| e.into_inner());
         for_each_record(&update, table, |sym, value, seq| {
             r.record(update.table, sym, value, seq)
+        });
+        for_each_text(&update, table, |sym, seq, text| {
+            r.record_text(update.table, sym, seq, text)
         });
     }
     Ok(())

@@ -8,12 +8,17 @@
 //!
 //! Checks, with the kdb+ error each one raises:
 //! - `'type`: the first column is not time (timespan, or timestamp), the
-//!   second not sym (symbol), a column is not a vector/atom, or a column's
-//!   type differs from the table's first update;
+//!   second not sym (symbol), a column is not a vector or a general list
+//!   (a row: not an atom or a string), or a column's type differs from the
+//!   table's first update;
 //! - `'length`: columns of different lengths;
 //! - `'schema`: a different number of columns, or different column names,
 //!   than the table's first update (tick.q's schema comes from sym.q; ours
 //!   from the first update).
+//!
+//! A general list is a column of type 0, as in q: millrace's `text` column
+//! (a list of strings). Column names, when the data came as a list, are
+//! millrace's when the types are one of its schemas (`millrace_names`).
 
 #![forbid(unsafe_code)]
 #![deny(clippy::indexing_slicing)]
@@ -21,6 +26,7 @@
 use std::collections::BTreeMap;
 
 use super::columns::COLUMN_NAMES;
+use super::schema::Column;
 use super::types::{ty, Atom, Data, K};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +54,8 @@ pub struct Update<'k> {
     pub names: Option<Vec<&'k [u8]>>,
     pub columns: Vec<&'k K>,
     pub rows: usize,
+    /// The data is one row of atoms (and strings), not columns.
+    pub single_row: bool,
     /// The data item as received (what the journal logs).
     pub data: &'k K,
 }
@@ -73,12 +81,13 @@ pub fn parse_update(k: &K) -> Result<Option<Update<'_>>, UpdError> {
         K::Table { dict, .. } => table_columns(dict)?,
         _ => return Err(UpdError::Type),
     };
-    let rows = check_columns(&columns)?;
+    let (rows, single_row) = check_columns(&columns)?;
     Ok(Some(Update {
         table,
         names,
         columns,
         rows,
+        single_row,
         data,
     }))
 }
@@ -107,39 +116,86 @@ fn table_columns(dict: &K) -> Result<TableParts<'_>, UpdError> {
     Ok((Some(names.iter().collect()), columns))
 }
 
-/// Checks time and sym first, vectors (or all atoms) of one length; returns
-/// the row count.
-fn check_columns(columns: &[&K]) -> Result<usize, UpdError> {
+/// Checks time and sym first, columns (vectors or general lists) of one
+/// length, or one row (atoms, and strings for general-list cells); returns
+/// the row count and whether it was one row. One row, as in tick.q's
+/// `upd`, is when the first item is an atom.
+fn check_columns(columns: &[&K]) -> Result<(usize, bool), UpdError> {
     let (Some(time), Some(sym)) = (columns.first(), columns.get(1)) else {
         return Err(UpdError::Length);
     };
-    if !matches!(column_type(time), Some(ty::TIMESPAN) | Some(ty::TIMESTAMP)) {
+    let single_row = matches!(time, K::Atom { .. });
+    if !matches!(
+        column_type(time, single_row),
+        Some(ty::TIMESPAN) | Some(ty::TIMESTAMP)
+    ) {
         return Err(UpdError::Type);
     }
-    if column_type(sym) != Some(ty::SYMBOL) {
+    if column_type(sym, single_row) != Some(ty::SYMBOL) {
         return Err(UpdError::Type);
     }
-    let atoms = columns.iter().all(|c| matches!(c, K::Atom { .. }));
-    let vectors = columns.iter().all(|c| matches!(c, K::Vector { .. }));
-    if atoms {
-        return Ok(1);
+    if single_row {
+        let cells = columns.iter().all(|c| column_type(c, true).is_some());
+        return if cells {
+            Ok((1, true))
+        } else {
+            Err(UpdError::Type)
+        };
     }
-    if !vectors {
+    if columns.iter().any(|c| column_type(c, false).is_none()) {
         return Err(UpdError::Type);
     }
     let rows = time.count();
     if columns.iter().any(|c| c.count() != rows) {
         return Err(UpdError::Length);
     }
-    Ok(rows)
+    Ok((rows, false))
 }
 
-/// The vector type a column has (atoms count as their vector type).
-fn column_type(k: &K) -> Option<i8> {
+/// The type of the column `k` is (or, in a single row, is a cell of):
+/// a vector's type, an atom's vector type, 0 for a general list (a string
+/// cell of a row is one of a general list's items); `None` for anything
+/// else.
+fn column_type(k: &K, single_row: bool) -> Option<i8> {
     match k {
-        K::Atom { ty, .. } | K::Vector { ty, .. } => Some(*ty),
+        K::Atom { ty, .. } if single_row => Some(*ty),
+        K::Vector { ty: ty::CHAR, .. } if single_row => Some(ty::LIST),
+        K::Vector { ty, .. } if !single_row => Some(*ty),
+        K::List { .. } if !single_row => Some(ty::LIST),
         _ => None,
     }
+}
+
+/// Column names of one of millrace's schemas, when `types` is one: time
+/// (timespan or timestamp) and sym first, then device (the other symbol),
+/// value (float), quality (int), seq (long), each once, and text (a general
+/// list) at most once. A publisher that sends a list of columns gives no
+/// names; tick.q takes them from sym.q, the stand-in from the types.
+pub fn millrace_names(types: &[i8]) -> Option<Vec<Vec<u8>>> {
+    let [time, sym, rest @ ..] = types else {
+        return None;
+    };
+    if !matches!(*time, ty::TIMESPAN | ty::TIMESTAMP) || *sym != ty::SYMBOL {
+        return None;
+    }
+    let mut names = vec![Column::Time, Column::Sym];
+    for &t in rest {
+        let column = match t {
+            ty::SYMBOL => Column::Device,
+            ty::FLOAT => Column::Value,
+            ty::INT => Column::Quality,
+            ty::LONG => Column::Seq,
+            ty::LIST => Column::Text,
+            _ => return None,
+        };
+        if names.contains(&column) {
+            return None;
+        }
+        names.push(column);
+    }
+    let required = [Column::Device, Column::Value, Column::Quality, Column::Seq];
+    let complete = required.iter().all(|c| names.contains(c));
+    complete.then(|| names.iter().map(|c| c.name().as_bytes().to_vec()).collect())
 }
 
 /// One table's state: its schema (from the first update) and row count.
@@ -150,6 +206,8 @@ pub struct TableState {
     pub rows: u64,
     /// Column positions of sym, value and seq, when the names say so.
     pub record_columns: Option<(usize, usize, usize)>,
+    /// Column position of text (a general list), when the names say so.
+    pub text_column: Option<usize>,
 }
 
 /// All tables the stand-in has seen.
@@ -171,7 +229,11 @@ impl Tables {
     /// Checks `u` against the table's schema (creating it on first sight)
     /// and counts its rows.
     pub fn apply(&mut self, u: &Update<'_>) -> Result<&TableState, UpdError> {
-        let types: Vec<i8> = u.columns.iter().filter_map(|c| column_type(c)).collect();
+        let types: Vec<i8> = u
+            .columns
+            .iter()
+            .filter_map(|c| column_type(c, u.single_row))
+            .collect();
         self.apply_columns(u.table, u.names.as_deref(), &types, u.rows)
     }
 
@@ -191,19 +253,27 @@ impl Tables {
             }
             let names: Vec<Vec<u8>> = match names {
                 Some(n) => n.iter().map(|s| s.to_vec()).collect(),
-                None if types.len() == COLUMN_NAMES.len() => {
-                    COLUMN_NAMES.iter().map(|s| s.as_bytes().to_vec()).collect()
-                }
-                None => (0..types.len())
-                    .map(|i| format!("x{i}").into_bytes())
-                    .collect(),
+                None => match millrace_names(types) {
+                    Some(names) => names,
+                    None if types.len() == COLUMN_NAMES.len() => {
+                        COLUMN_NAMES.iter().map(|s| s.as_bytes().to_vec()).collect()
+                    }
+                    None => (0..types.len())
+                        .map(|i| format!("x{i}").into_bytes())
+                        .collect(),
+                },
             };
             let record_columns = record_positions(&names, types);
+            let text_column = names
+                .iter()
+                .zip(types)
+                .position(|(n, &t)| n.as_slice() == b"text" && t == ty::LIST);
             let state = TableState {
                 types: types.to_vec(),
                 names,
                 rows: 0,
                 record_columns,
+                text_column,
             };
             self.tables.insert(table.to_vec(), state);
         }
@@ -287,5 +357,125 @@ pub fn for_each_record(u: &Update<'_>, state: &TableState, mut f: impl FnMut(&[u
             },
         ) => f(s, *v, *q),
         _ => {}
+    }
+}
+
+/// Calls `f(sym, seq, text)` for each row with a non-empty text of an update
+/// whose table has sym, seq and text columns (the text column a list of
+/// strings, or a string in a single row).
+pub fn for_each_text(u: &Update<'_>, state: &TableState, mut f: impl FnMut(&[u8], i64, &[u8])) {
+    let (Some((sym_at, _, seq_at)), Some(text_at)) = (state.record_columns, state.text_column)
+    else {
+        return;
+    };
+    let (Some(sym), Some(seq), Some(text)) = (
+        u.columns.get(sym_at),
+        u.columns.get(seq_at),
+        u.columns.get(text_at),
+    ) else {
+        return;
+    };
+    match (sym, seq, text) {
+        (
+            K::Vector {
+                data: Data::Symbols(s),
+                ..
+            },
+            K::Vector {
+                data: Data::Longs(q),
+                ..
+            },
+            K::List { items, .. },
+        ) => {
+            for ((s, q), t) in s.iter().zip(q).zip(items) {
+                if let Some(t) = t.as_chars().filter(|t| !t.is_empty()) {
+                    f(s, *q, t);
+                }
+            }
+        }
+        (
+            K::Atom {
+                value: Atom::Symbol(s),
+                ..
+            },
+            K::Atom {
+                value: Atom::Long(q),
+                ..
+            },
+            t,
+        ) => {
+            if let Some(t) = t.as_chars().filter(|t| !t.is_empty()) {
+                f(s, *q, t);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(types: &[i8]) -> Option<Vec<String>> {
+        millrace_names(types).map(|n| {
+            n.into_iter()
+                .map(|b| String::from_utf8(b).unwrap())
+                .collect()
+        })
+    }
+
+    #[test]
+    fn millrace_names_come_from_the_types_of_any_schema() {
+        use ty::*;
+        assert_eq!(
+            names(&[TIMESPAN, SYMBOL, SYMBOL, FLOAT, INT, LONG]).unwrap(),
+            ["time", "sym", "device", "value", "quality", "seq"]
+        );
+        assert_eq!(
+            names(&[TIMESTAMP, SYMBOL, LIST, LONG, SYMBOL, INT, FLOAT]).unwrap(),
+            ["time", "sym", "text", "seq", "device", "quality", "value"]
+        );
+        for not_ours in [
+            &[TIMESPAN, SYMBOL, SYMBOL, FLOAT, BYTE, LONG][..],
+            &[TIMESPAN, SYMBOL, SYMBOL, FLOAT, INT][..],
+            &[TIMESPAN, SYMBOL, SYMBOL, FLOAT, INT, LONG, LIST, LIST][..],
+            &[SYMBOL, TIMESPAN, SYMBOL, FLOAT, INT, LONG][..],
+            &[][..],
+        ] {
+            assert_eq!(names(not_ours), None, "{not_ours:?}");
+        }
+    }
+
+    /// A text column (a general list of strings) is a column; one row may
+    /// carry its text as a string; a list in a row, or an atom among
+    /// columns, is a `'type`.
+    #[test]
+    fn general_lists_are_columns_and_strings_are_cells() {
+        let time = || K::vector(ty::TIMESPAN, Data::Longs(vec![1, 2]));
+        let sym = || K::symbols(&["a", "b"]);
+        let text = || K::list(vec![K::string("x"), K::string("")]);
+        let call = |data: Vec<K>| K::list(vec![K::symbol(".u.upd"), K::symbol("t"), K::list(data)]);
+        let k = call(vec![time(), sym(), text()]);
+        let u = parse_update(&k).unwrap().unwrap();
+        assert_eq!((u.rows, u.single_row), (2, false));
+        let mut tables = Tables::new(4);
+        let state = tables.apply(&u).unwrap();
+        assert_eq!(state.types, [ty::TIMESPAN, ty::SYMBOL, ty::LIST]);
+        let row = call(vec![
+            K::atom(ty::TIMESPAN, Atom::Long(1)),
+            K::symbol("a"),
+            K::string("text"),
+        ]);
+        let u = parse_update(&row).unwrap().unwrap();
+        assert_eq!((u.rows, u.single_row), (1, true));
+        assert_eq!(tables.apply(&u).unwrap().rows, 3, "same schema");
+        let bad = call(vec![
+            K::atom(ty::TIMESPAN, Atom::Long(1)),
+            K::symbol("a"),
+            text(),
+        ]);
+        assert_eq!(parse_update(&bad).err(), Some(UpdError::Type));
+        let short = call(vec![time(), sym(), K::list(vec![K::string("x")])]);
+        assert_eq!(parse_update(&short).err(), Some(UpdError::Length));
     }
 }

@@ -79,8 +79,8 @@ pub enum SinkError {
     #[error("{0}; the sink stopped before sending rows it cannot name (nothing was skipped)")]
     Tags(TagHistoryError),
     /// The cursor stopped at `seq`: the WAL frame there failed its checks in
-    /// memory. Every seq below `acked_seq` was acknowledged by kdb+ and is
-    /// checkpointed.
+    /// memory (or its samples did not hold together when encoded). Every
+    /// seq below `acked_seq` was acknowledged by kdb+ and is checkpointed.
     #[error(
         "WAL frame failed in memory ({error}): the cursor stopped at seq {seq}; \
          delivered and checkpointed up to seq {acked_seq}, the rest stays in the WAL \
@@ -89,6 +89,18 @@ pub enum SinkError {
     Frame {
         seq: u64,
         error: FrameError,
+        acked_seq: u64,
+    },
+    /// The frame at `seq` can never be sent as this sink is configured (a
+    /// tag the tag table lacks, text and no `text` column): retrying would
+    /// loop, so the sink stops after settling what came before it.
+    #[error(
+        "the frame at seq {seq} cannot be sent: {error}; delivered and checkpointed up \
+         to seq {acked_seq}, the rest stays in the WAL"
+    )]
+    Undeliverable {
+        seq: u64,
+        error: KdbError,
         acked_seq: u64,
     },
 }
@@ -194,15 +206,28 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
                 return Err(failure);
             }
             Err(DeliverError::Frame(error)) => {
-                set(&ctx.stats.connected, 0);
-                add(&ctx.stats.errors, 1);
                 let failure = SinkError::Frame {
                     seq: cursor.position(),
                     error,
                     acked_seq: cursor.checkpointed(),
                 };
-                eprintln!("millrace sink {}: STOPPED: {failure}", ctx.config.name);
-                return Err(failure);
+                return Err(stopped(&ctx, failure));
+            }
+            Err(DeliverError::Batch { seq, error }) => {
+                let acked_seq = cursor.checkpointed();
+                let failure = match error {
+                    KdbError::BadRecords { error, .. } => SinkError::Frame {
+                        seq,
+                        error: FrameError::Records(error),
+                        acked_seq,
+                    },
+                    error => SinkError::Undeliverable {
+                        seq,
+                        error,
+                        acked_seq,
+                    },
+                };
+                return Err(stopped(&ctx, failure));
             }
             Err(DeliverError::Kdb(e)) => {
                 // What kdb+ acknowledged stays acknowledged: persist it, so
@@ -235,6 +260,29 @@ enum DeliverError {
     /// The cursor stopped at a frame that failed its checks; what came
     /// before it is acknowledged and checkpointed.
     Frame(FrameError),
+    /// The frame at `seq` cannot be encoded (`is_batch_error`); what came
+    /// before it is acknowledged and checkpointed.
+    Batch {
+        seq: u64,
+        error: KdbError,
+    },
+}
+
+/// Counts and prints a sink that stops for good.
+fn stopped(ctx: &SinkContext, failure: SinkError) -> SinkError {
+    set(&ctx.stats.connected, 0);
+    add(&ctx.stats.errors, 1);
+    eprintln!("millrace sink {}: STOPPED: {failure}", ctx.config.name);
+    failure
+}
+
+/// Errors about a batch itself, not the connection: sending it again can
+/// never succeed.
+fn is_batch_error(error: &KdbError) -> bool {
+    matches!(
+        error,
+        KdbError::BadRecords { .. } | KdbError::NoTextColumn { .. } | KdbError::UnknownTag { .. }
+    )
 }
 
 /// Publishes and acknowledges until stopped (Ok) or an error.
@@ -254,7 +302,14 @@ fn deliver(
             take_ack(publisher, cursor, ctx, inflight, acked, end_to_end)?;
         }
         let target = batch_target(ctx.config.batch_rows, unsent(cursor));
-        let caught_up = fill(publisher, cursor, tags, ctx, inflight, target)?;
+        let caught_up = match fill(publisher, cursor, tags, ctx, inflight, target) {
+            Err(batch @ DeliverError::Batch { .. }) => {
+                // Nothing of this frame was sent: settle what was before it.
+                settle(publisher, cursor, ctx, inflight, acked, end_to_end)?;
+                return Err(batch);
+            }
+            other => other?,
+        };
         let rows = inflight.open_rows();
         if rows > 0
             && (caught_up
@@ -331,9 +386,18 @@ fn fill(
         let symbols = tags
             .table_for(first_seq, end_seq, frame.tags_crc)
             .map_err(DeliverError::Tags)?;
-        publisher
-            .publish(&ctx.config.table, frame.samples, first_seq, &symbols)
-            .map_err(DeliverError::Kdb)?;
+        let published = publisher.publish(&ctx.config.table, frame.samples, first_seq, &symbols);
+        match published {
+            Ok(()) => {}
+            Err(error) if is_batch_error(&error) => {
+                let seq = match error {
+                    KdbError::BadRecords { record, .. } => first_seq + record as u64,
+                    _ => first_seq,
+                };
+                return Err(DeliverError::Batch { seq, error });
+            }
+            Err(e) => return Err(DeliverError::Kdb(e)),
+        }
         // A frame is one ring run in decode order: its first sample is its oldest.
         let oldest_ts_ns = frame.samples.first().map_or(0, |s| s.ts_ns);
         inflight.add_frame(end_seq, end_seq - first_seq, oldest_ts_ns, Instant::now());
@@ -385,6 +449,7 @@ fn connect(ctx: &SinkContext) -> Result<Publisher, KdbError> {
     let tls = tls.map(crate::kdb::TlsClient::from_sink).transpose()?;
     let options = PublisherOptions {
         time_type: ctx.config.time_type,
+        columns: ctx.config.columns,
         tls,
         ..PublisherOptions::default()
     };
@@ -491,11 +556,15 @@ mod tests {
         file.write_all_at(&[b[0] ^ 0x10], at).unwrap();
     }
 
-    /// A frame that fails its checks ends the sink with an error after what
-    /// came before it was acknowledged and checkpointed; nothing of the
-    /// frame or after it reaches kdb+.
-    #[test]
-    fn a_frame_that_fails_in_memory_ends_the_sink_after_checkpointing() {
+    /// What a sink run ended with, the rows kdb+ got, the checkpoint left.
+    type SinkRun = (Result<(), SinkError>, Vec<(String, String, f64, i64)>, u64);
+
+    /// Runs a sink over the WAL `prepare` wrote (three frames), until it ends
+    /// (bounded); returns what it returned, the rows kdb+ got, and the
+    /// checkpoint it left.
+    fn run_sink(
+        prepare: impl FnOnce(&mut Wal, &std::path::Path),
+    ) -> SinkRun {
         let dir = tempfile::tempdir().unwrap();
         let recorder = Arc::new(Mutex::new(RowRecorder::new(1_000)));
         let options = TickerplantOptions {
@@ -507,8 +576,7 @@ mod tests {
         let (mut wal, _) = Wal::open(&cfg.wal).unwrap();
         crate::tag_history::record(&cfg.wal.dir, &cfg, wal.next_seq()).unwrap();
         let cursor = wal.handle().open_cursor("tp").unwrap();
-        write_frames(&mut wal);
-        damage_second_frame(&cfg.wal.dir);
+        prepare(&mut wal, &cfg.wal.dir);
 
         let stop = Arc::new(AtomicBool::new(false));
         let writer_done = Arc::new(AtomicBool::new(false));
@@ -538,22 +606,16 @@ mod tests {
             !stopped_by_us,
             "the sink idled at the bad frame: {result:?}"
         );
-        match result {
-            Err(SinkError::Frame {
-                seq,
-                error,
-                acked_seq,
-            }) => {
-                assert_eq!((seq, acked_seq), (FRAME_SAMPLES, FRAME_SAMPLES));
-                assert_eq!(error, FrameError::Crc);
-            }
-            other => panic!("expected a frame error, got {other:?}"),
-        }
         // The checkpoint was persisted: the sink's cursor, opened again,
-        // starts at the bad frame.
-        let reopened = wal.handle().open_cursor("tp").unwrap();
-        assert_eq!(reopened.checkpointed(), FRAME_SAMPLES);
+        // starts where it says.
+        let checkpoint = wal.handle().open_cursor("tp").unwrap().checkpointed();
         let rows = recorder.lock().unwrap().rows.clone();
+        tp.stop();
+        (result, rows, checkpoint)
+    }
+
+    /// Exactly the intact first frame is delivered, values = seqs.
+    fn assert_first_frame_only(rows: &[(String, String, f64, i64)]) {
         let mut seqs: Vec<i64> = rows.iter().map(|r| r.3).collect();
         seqs.sort_unstable();
         seqs.dedup();
@@ -566,6 +628,90 @@ mod tests {
             rows.iter().all(|r| r.2 == r.3 as f64),
             "values are their seqs"
         );
-        tp.stop();
+    }
+
+    /// A frame that fails its checks ends the sink with an error after what
+    /// came before it was acknowledged and checkpointed; nothing of the
+    /// frame or after it reaches kdb+.
+    #[test]
+    fn a_frame_that_fails_in_memory_ends_the_sink_after_checkpointing() {
+        let (result, rows, checkpoint) = run_sink(|wal, dir| {
+            write_frames(wal);
+            damage_second_frame(dir);
+        });
+        match result {
+            Err(SinkError::Frame {
+                seq,
+                error,
+                acked_seq,
+            }) => {
+                assert_eq!((seq, acked_seq), (FRAME_SAMPLES, FRAME_SAMPLES));
+                assert_eq!(error, FrameError::Crc);
+            }
+            other => panic!("expected a frame error, got {other:?}"),
+        }
+        assert_eq!(checkpoint, FRAME_SAMPLES);
+        assert_first_frame_only(&rows);
+    }
+
+    /// A frame whose CRC holds but whose text head lacks its extension
+    /// records is a damaged frame, as one that fails its CRC: the sink
+    /// settles what came before it and stops, naming the record.
+    #[test]
+    fn a_text_head_without_its_extensions_is_a_damaged_frame() {
+        let (result, rows, checkpoint) = run_sink(|wal, _| {
+            write_frames(wal);
+            let mut text = vec![Sample::default(); crate::sample::text_records(40)];
+            let quality = crate::Quality::GOOD;
+            crate::sample::write_text(&mut text, 1, TagId(1), quality, b"forty", 40);
+            // The head and one of its two extensions, then a number: broken.
+            let broken = [
+                Sample::f64(1, TagId(0), 30.0),
+                text[0],
+                text[1],
+                Sample::f64(1, TagId(2), 0.0),
+            ];
+            wal.append(&broken).unwrap();
+            wal.commit().unwrap();
+        });
+        match result {
+            Err(SinkError::Frame {
+                seq,
+                error,
+                acked_seq,
+            }) => {
+                let record = 3 * FRAME_SAMPLES + 1;
+                assert_eq!((seq, acked_seq), (record, 3 * FRAME_SAMPLES));
+                let mismatch = crate::sample::TextError::ExtensionMismatch { index: 2 };
+                assert_eq!(error, FrameError::Records(mismatch));
+            }
+            other => panic!("expected a frame error, got {other:?}"),
+        }
+        assert_eq!(checkpoint, 3 * FRAME_SAMPLES);
+        assert_eq!(rows.len() as u64, 3 * FRAME_SAMPLES);
+    }
+
+    /// Text for a sink whose columns have no `text` (a WAL written under
+    /// another configuration) can never be sent: the sink stops, saying so,
+    /// instead of reconnecting forever.
+    #[test]
+    fn text_and_no_text_column_stops_the_sink() {
+        let (result, rows, checkpoint) = run_sink(|wal, _| {
+            write_frames(wal);
+            let mut text = vec![Sample::default(); 1];
+            crate::sample::write_text(&mut text, 1, TagId(3), crate::Quality::GOOD, b"abc", 8);
+            wal.append(&text).unwrap();
+            wal.commit().unwrap();
+        });
+        match result {
+            Err(SinkError::Undeliverable {
+                seq,
+                error: KdbError::NoTextColumn { tag: 3 },
+                acked_seq,
+            }) => assert_eq!((seq, acked_seq), (3 * FRAME_SAMPLES, 3 * FRAME_SAMPLES)),
+            other => panic!("expected an undeliverable batch, got {other:?}"),
+        }
+        assert_eq!(checkpoint, 3 * FRAME_SAMPLES);
+        assert_eq!(rows.len() as u64, 3 * FRAME_SAMPLES);
     }
 }

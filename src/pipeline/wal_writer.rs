@@ -5,6 +5,12 @@
 //!
 //! Each ring's readable run is appended as one frame (bounded by the WAL's
 //! frame maximum), so frames grow with load and a quiet plant costs little.
+//!
+//! A frame never splits a text sample (a `Text` head and its `TextExt`
+//! records, sample.rs): a run is cut at the last whole sample, and a text
+//! sample that the ring's wrap cuts in two is gathered into a small staging
+//! slice and appended as a frame of its own (one copy per trip around the
+//! ring, of at most `TEXT_EXT_RECORDS_MAX + 1` records).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,6 +20,7 @@ use super::clock::{elapsed_ns, unix_now_ns};
 use super::stats::{add, set, WriterStats};
 use crate::metrics::{Stage, StageHistograms, StageRecorder};
 use crate::ring::Consumer;
+use crate::sample::{whole_samples_len, Sample, TEXT_EXT_RECORDS_MAX};
 use crate::wal::{FullCause, Wal, WalError};
 
 /// Sleep when nothing was drained: an eighth of the commit interval (a
@@ -46,13 +53,21 @@ pub fn run(mut wal: Wal, mut rings: Vec<Consumer>, ctx: WriterContext) -> Result
     let mut dwell = StageRecorder::new(&ctx.histograms, Stage::RingDwell);
     let mut commit = StageRecorder::new(&ctx.histograms, Stage::WalCommit);
     let frame_max = wal.max_batch_samples();
+    let mut staging = Staging::new();
     let mut was_full = false;
     loop {
         let stopping = ctx.drain_and_stop.load(Ordering::Acquire);
         let mut drained = 0usize;
         let mut full = false;
         for ring in rings.iter_mut() {
-            match drain_one(&mut wal, ring, frame_max, &mut dwell, &ctx.stats) {
+            match drain_one(
+                &mut wal,
+                ring,
+                frame_max,
+                &mut staging,
+                &mut dwell,
+                &ctx.stats,
+            ) {
                 Ok(n) => drained += n,
                 Err(WalError::Full) => {
                     full = true;
@@ -89,21 +104,56 @@ pub fn run(mut wal: Wal, mut rings: Vec<Consumer>, ctx: WriterContext) -> Result
     }
 }
 
-/// Appends the ring's first readable run; returns the samples moved.
+/// Room to gather one text sample across the ring's wrap.
+struct Staging(Vec<Sample>);
+
+impl Staging {
+    fn new() -> Self {
+        Staging(Vec::with_capacity(TEXT_EXT_RECORDS_MAX + 1))
+    }
+
+    /// The text sample at the front of `first` (which it overruns) joined
+    /// with the rest of it from `second`; `None` when the ring does not
+    /// hold the rest (records broken at the source: never completed later,
+    /// since a producer publishes whole samples).
+    fn gather(&mut self, first: &[Sample], second: &[Sample]) -> Option<&[Sample]> {
+        let head = first.first()?;
+        let span = 1 + (head.value >> 32) as usize;
+        let rest = span.checked_sub(first.len())?;
+        if span > TEXT_EXT_RECORDS_MAX + 1 || rest > second.len() {
+            return None;
+        }
+        self.0.clear();
+        self.0.extend_from_slice(first);
+        self.0.extend_from_slice(second.get(..rest)?);
+        Some(&self.0)
+    }
+}
+
+/// Appends the ring's first readable run, cut at its last whole sample (or
+/// the one text sample the wrap splits); returns the records moved.
 fn drain_one(
     wal: &mut Wal,
     ring: &mut Consumer,
     frame_max: usize,
+    staging: &mut Staging,
     dwell: &mut StageRecorder,
     stats: &WriterStats,
 ) -> Result<usize, WalError> {
     let moved = {
-        let (first, _) = ring.readable();
+        let (first, second) = ring.readable();
         let n = first.len().min(frame_max);
         if n == 0 {
             return Ok(0);
         }
         let run = &first[..n];
+        let whole = whole_samples_len(run);
+        let run = match whole {
+            0 if n == first.len() => staging.gather(first, second).unwrap_or(run),
+            // Cut by frame_max (far larger than a text sample) or broken.
+            0 => run,
+            whole => &run[..whole],
+        };
         let appended = wal.append(run)?;
         let now = unix_now_ns();
         dwell.record_ns(elapsed_ns(run[0].ts_ns, now));
@@ -112,7 +162,7 @@ fn drain_one(
             appended.end_seq - appended.first_seq,
         );
         add(&stats.frames_appended, 1);
-        n
+        run.len()
     };
     ring.release(moved);
     Ok(moved)
@@ -147,6 +197,86 @@ fn publish(wal: &Wal, stats: &WriterStats) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sample::{record_span, text_records, write_text, TagId};
+    use crate::{Quality, Sample};
+
+    /// A WAL in a temporary directory, by way of a configuration file.
+    fn wal(dir: &std::path::Path) -> Wal {
+        let text = "[wal]\ndir = \"wal\"\nsegment_size = \"64KiB\"\nquota = \"1MiB\"\n\n\
+                    [[sink]]\nname = \"tp\"\nkind = \"kdb\"\naddress = \"127.0.0.1:1\"\n\
+                    table = \"plc\"\n\n\
+                    [[device]]\nname = \"d\"\nprotocol = \"modbus-tcp\"\n\
+                    address = \"127.0.0.1:1\"\nunit_id = 1\npoll_interval = \"1s\"\n\n\
+                    [[device.tag]]\nname = \"t\"\narea = \"holding\"\naddress = 0\n\
+                    type = \"uint16\"\n";
+        let path = dir.join("plant.toml");
+        std::fs::write(&path, text).unwrap();
+        let cfg = crate::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        Wal::open(&cfg.wal).unwrap().0
+    }
+
+    /// Every cut of a text sample by the ring's wrap: the frames the writer
+    /// appends hold whole samples, and together every record in order.
+    #[test]
+    fn frames_never_split_a_text_sample_at_the_wrap() {
+        let stats = WriterStats::default();
+        let histograms = Arc::new(StageHistograms::default());
+        let mut dwell = StageRecorder::new(&histograms, Stage::RingDwell);
+        let mut staging = Staging::new();
+        let text_len = text_records(60); // a head and three extensions
+        for before in 0..16 {
+            let dir = tempfile::tempdir().unwrap();
+            let mut wal = wal(dir.path());
+            let mut cursor = wal.open_cursor("check").unwrap();
+            let (mut producer, mut consumer) = crate::ring::channel(16);
+            // `before` numbers move the ring's head, so that the text sample
+            // pushed next starts at every slot and crosses the wrap at
+            // every place.
+            let numbers: Vec<Sample> = (0..before)
+                .map(|i| Sample::f64(1, TagId(0), i as f64))
+                .collect();
+            producer.push_slice(&numbers).unwrap();
+            while drain_one(
+                &mut wal,
+                &mut consumer,
+                1 << 20,
+                &mut staging,
+                &mut dwell,
+                &stats,
+            )
+            .unwrap()
+                > 0
+            {}
+            let mut batch = vec![Sample::default(); text_len];
+            write_text(&mut batch, 2, TagId(1), Quality::GOOD, &[b'w'; 60], 60);
+            batch.push(Sample::f64(3, TagId(2), 7.0));
+            producer.push_slice(&batch).unwrap();
+            let mut moved = 0;
+            for _ in 0..4 {
+                moved += drain_one(
+                    &mut wal,
+                    &mut consumer,
+                    1 << 20,
+                    &mut staging,
+                    &mut dwell,
+                    &stats,
+                )
+                .unwrap();
+            }
+            assert_eq!(moved, batch.len(), "before {before}");
+            wal.commit().unwrap();
+            let mut records = Vec::new();
+            while let Some(frame) = cursor.next() {
+                let mut at = 0;
+                while at < frame.samples.len() {
+                    at += record_span(&frame.samples[at..]).expect("a whole sample");
+                }
+                records.extend_from_slice(frame.samples);
+            }
+            let expected: Vec<Sample> = numbers.iter().chain(&batch).copied().collect();
+            assert_eq!(records, expected, "before {before}");
+        }
+    }
 
     #[test]
     fn idle_sleep_is_an_eighth_of_the_commit_interval_within_bounds() {

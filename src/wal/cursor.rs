@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::WalError;
-use super::format::{parse_frame, FrameError, SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES};
+use super::format::{parse_frame, FrameError, FrameView, SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES};
 use super::segment::{samples_from_bytes, Segment};
 use super::shared::{CursorState, Shared};
-use crate::sample::{Sample, SAMPLE_SIZE};
+use crate::sample::{Sample, ValueKind, SAMPLE_SIZE};
 
 /// Frames walked plus segments hopped in one `next`: a segment of the
 /// largest size holds at most this many frames, and hops are few.
@@ -192,12 +192,20 @@ impl Cursor {
                         continue;
                     }
                     assert!(self.pos >= frame.first_seq);
-                    let skip = (self.pos - frame.first_seq) as usize;
-                    let start = frame.samples_offset + skip * SAMPLE_SIZE;
-                    let end = frame.samples_offset + frame.sample_count as usize * SAMPLE_SIZE;
-                    let first = self.pos;
+                    let count = frame.sample_count as usize;
+                    let mut skip = (self.pos - frame.first_seq) as usize;
+                    // Sought into a text sample (replay's --from-seq): its
+                    // head is before `pos`, so its extensions are not ours.
+                    while skip < count && is_extension(seg.published(), &frame, skip) {
+                        skip += 1;
+                    }
                     self.pos = end_seq;
-                    return Some((first, start..end, frame.tags_crc));
+                    if skip == count {
+                        continue;
+                    }
+                    let start = frame.samples_offset + skip * SAMPLE_SIZE;
+                    let end = frame.samples_offset + count * SAMPLE_SIZE;
+                    return Some((frame.first_seq + skip as u64, start..end, frame.tags_crc));
                 }
                 Ok(None) if sealed => self.move_past(&seg)?,
                 Ok(None) => return None,
@@ -261,8 +269,42 @@ impl Cursor {
     }
 }
 
+/// Whether record `index` of `frame` is a text extension record (its kind
+/// byte is the last byte of its tag word, `sample.rs`).
+fn is_extension(segment: &[u8], frame: &FrameView, index: usize) -> bool {
+    const KIND_BYTE_OFFSET: usize = 19;
+    let at = frame.samples_offset + index * SAMPLE_SIZE + KIND_BYTE_OFFSET;
+    segment.get(at) == Some(&(ValueKind::TextExt as u8))
+}
+
 impl Drop for Cursor {
     fn drop(&mut self) {
         self.state.open.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::TagId;
+
+    #[test]
+    fn the_kind_byte_is_where_is_extension_looks() {
+        let ext = Sample::text_ext(TagId(0x00AB_CDEF), &[0xFF; 20]);
+        let mut segment = vec![0u8; 64];
+        segment[40..64].copy_from_slice(&ext.to_bytes());
+        let frame = FrameView {
+            first_seq: 0,
+            sample_count: 1,
+            ts_min_ns: 0,
+            ts_max_ns: 0,
+            tags_crc: 0,
+            frame_bytes: 64,
+            samples_offset: 40,
+        };
+        assert!(is_extension(&segment, &frame, 0));
+        segment[40..64].copy_from_slice(&Sample::f64(-1, TagId(0x00FF_FFFF), 0.0).to_bytes());
+        assert!(!is_extension(&segment, &frame, 0));
+        assert!(!is_extension(&segment, &frame, 1), "past the end");
     }
 }

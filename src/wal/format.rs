@@ -5,7 +5,7 @@
 
 #![forbid(unsafe_code)]
 
-use crate::sample::SAMPLE_SIZE;
+use crate::sample::{TextError, SAMPLE_SIZE};
 
 pub const SEGMENT_MAGIC: [u8; 8] = *b"MLRCWAL\0";
 /// 2: 32-bit quality, tag id and kind sharing a word, text records
@@ -110,6 +110,11 @@ pub enum FrameError {
     Seq { expected: u64, found: u64 },
     /// The CRC32C does not match the bytes.
     Crc,
+    /// The CRC holds but the samples do not: a text head without its
+    /// extension records, or an extension without its head. The writer
+    /// never cuts a text sample (see pipeline/wal_writer.rs); found by the
+    /// reader that walks the samples (the kdb+ encoder).
+    Records(TextError),
 }
 
 impl std::fmt::Display for FrameError {
@@ -122,6 +127,7 @@ impl std::fmt::Display for FrameError {
                 write!(f, "sequence {found} where {expected} was due")
             }
             FrameError::Crc => write!(f, "CRC32C mismatch"),
+            FrameError::Records(e) => write!(f, "samples do not hold together: {e}"),
         }
     }
 }

@@ -1,6 +1,11 @@
 //! `millrace wal inspect DIR`: a read-only look at a WAL directory. It maps
 //! segments read-only, takes no lock and changes nothing, so it can run next
 //! to a live writer (whose in-flight frames may then show as a torn tail).
+//!
+//! Besides frames and seqs it walks the samples of every valid frame: rows
+//! (records that are not text extensions), text samples with the newest one
+//! of each segment, and records that do not hold together as samples (a
+//! text head without its extensions: an anomaly, `FrameError::Records`).
 
 #![forbid(unsafe_code)]
 
@@ -11,10 +16,11 @@ use serde::Serialize;
 
 use super::checkpoint;
 use super::error::WalError;
-use super::format::SegmentHeader;
+use super::format::{parse_frame, FrameError, SegmentHeader};
 use super::recovery::segment_seq;
 use super::scan::{describe_tail, scan_segment, ScanStop};
-use super::segment::Segment;
+use super::segment::{samples_from_bytes, Segment};
+use crate::sample::{record_span, text_at, Sample, SAMPLE_SIZE};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Inspection {
@@ -25,7 +31,12 @@ pub struct Inspection {
     /// One past the last valid frame: what a restart would call durable.
     pub durable_seq: u64,
     pub frames: u64,
+    /// Records: every seq (a text sample's extensions have seqs too).
     pub samples: u64,
+    /// Records that are rows (kdb+ rows: not text extension records).
+    pub rows: u64,
+    /// Rows that carry text.
+    pub text_samples: u64,
     pub cursors: Vec<CursorInfo>,
     pub anomalies: Vec<Anomaly>,
 }
@@ -42,7 +53,27 @@ pub struct SegmentInfo {
     pub end_seq: u64,
     pub ts_min_ns: Option<i64>,
     pub ts_max_ns: Option<i64>,
+    pub rows: u64,
+    pub text_samples: u64,
+    /// The segment's newest text sample.
+    pub last_text: Option<TextInfo>,
 }
+
+/// One text sample as inspect shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TextInfo {
+    pub seq: u64,
+    pub tag_id: u32,
+    /// The text (not UTF-8: replacement characters), at most
+    /// `TEXT_SHOWN_CHARS` characters.
+    pub text: String,
+    /// Its length in bytes.
+    pub bytes: usize,
+    pub quality: u32,
+}
+
+/// Characters of a text sample `inspect` shows.
+const TEXT_SHOWN_CHARS: usize = 80;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct CursorInfo {
@@ -74,6 +105,8 @@ pub fn inspect(dir: &Path) -> Result<Inspection, WalError> {
         durable_seq: 0,
         frames: 0,
         samples: 0,
+        rows: 0,
+        text_samples: 0,
         cursors: Vec::new(),
         anomalies: Vec::new(),
     };
@@ -92,6 +125,8 @@ pub fn inspect(dir: &Path) -> Result<Inspection, WalError> {
     out.durable_seq = out.segments.last().map_or(0, |s| s.end_seq);
     out.frames = out.segments.iter().map(|s| s.frames).sum();
     out.samples = out.segments.iter().map(|s| s.end_seq - s.first_seq).sum();
+    out.rows = out.segments.iter().map(|s| s.rows).sum();
+    out.text_samples = out.segments.iter().map(|s| s.text_samples).sum();
     for c in &mut out.cursors {
         c.lag = c.checkpoint.map(|ck| out.durable_seq.saturating_sub(ck));
     }
@@ -165,6 +200,15 @@ fn inspect_segment(dir: &Path, name: &str, seq: u64, next: Option<u64>, out: &mu
             });
         }
     }
+    let walked = walk_samples(bytes, seq, scan.frames);
+    if let Some((offset, error)) = walked.broken {
+        out.anomalies.push(Anomaly {
+            file: name.to_string(),
+            offset: Some(offset as u64),
+            kind: "broken text samples",
+            detail: FrameError::Records(error).to_string(),
+        });
+    }
     out.segments.push(SegmentInfo {
         file: name.to_string(),
         bytes: bytes.len() as u64,
@@ -174,7 +218,74 @@ fn inspect_segment(dir: &Path, name: &str, seq: u64, next: Option<u64>, out: &mu
         end_seq: scan.end_seq,
         ts_min_ns: scan.ts_min_ns,
         ts_max_ns: scan.ts_max_ns,
+        rows: walked.rows,
+        text_samples: walked.text_samples,
+        last_text: walked.last_text,
     });
+}
+
+/// What the samples of a segment's valid frames hold.
+#[derive(Default)]
+struct Walked {
+    rows: u64,
+    text_samples: u64,
+    last_text: Option<TextInfo>,
+    /// The first frame (its offset) whose records do not hold together.
+    broken: Option<(usize, crate::sample::TextError)>,
+}
+
+/// Walks the samples of the first `frames` frames (checked by the scan).
+fn walk_samples(bytes: &[u8], first_seq: u64, frames: u64) -> Walked {
+    let mut walked = Walked::default();
+    let mut offset = super::format::SEGMENT_HEADER_BYTES;
+    let mut seq = first_seq;
+    for _ in 0..frames {
+        let Ok(Some(frame)) = parse_frame(bytes, offset, seq, false) else {
+            break;
+        };
+        let body = bytes.get(
+            frame.samples_offset..frame.samples_offset + SAMPLE_SIZE * frame.sample_count as usize,
+        );
+        if let Some(samples) = body.and_then(samples_from_bytes) {
+            if let Err(error) = walk_frame(samples, frame.first_seq, &mut walked) {
+                walked.broken.get_or_insert((offset, error));
+            }
+        }
+        offset += frame.frame_bytes;
+        seq = frame.end_seq();
+    }
+    walked
+}
+
+/// Counts one frame's rows and text samples; the first broken record ends it.
+fn walk_frame(
+    samples: &[Sample],
+    first_seq: u64,
+    walked: &mut Walked,
+) -> Result<(), crate::sample::TextError> {
+    let mut at = 0;
+    while let Some(rest) = samples.get(at..).filter(|r| !r.is_empty()) {
+        let span = record_span(rest)?.max(1);
+        walked.rows += 1;
+        if let Some(text) = text_at(rest) {
+            walked.text_samples += 1;
+            let mut bytes = vec![0u8; text.len()];
+            text.copy_to(&mut bytes);
+            let shown: String = String::from_utf8_lossy(&bytes)
+                .chars()
+                .take(TEXT_SHOWN_CHARS)
+                .collect();
+            walked.last_text = Some(TextInfo {
+                seq: first_seq + at as u64,
+                tag_id: text.head.tag_id().0,
+                text: shown,
+                bytes: bytes.len(),
+                quality: text.head.quality,
+            });
+        }
+        at += span;
+    }
+    Ok(())
 }
 
 fn note_other_file(dir: &Path, name: &str, out: &mut Inspection) {
@@ -221,10 +332,13 @@ pub fn render_text(i: &Inspection) -> String {
     let mut s = format!("wal {}\n", i.dir);
     let oldest = i.oldest_seq.map_or("-".to_string(), |o| o.to_string());
     s += &format!(
-        "  segments {}  frames {}  samples {}  oldest seq {oldest}  durable seq {}\n",
+        "  segments {}  frames {}  samples {} (rows {}, text {})  oldest seq {oldest}  \
+         durable seq {}\n",
         i.segments.len(),
         i.frames,
         i.samples,
+        i.rows,
+        i.text_samples,
         i.durable_seq
     );
     for g in &i.segments {
@@ -239,6 +353,12 @@ pub fn render_text(i: &Inspection) -> String {
             g.ts_min_ns.map_or("-".into(), utc),
             g.ts_max_ns.map_or("-".into(), utc)
         );
+        if let Some(t) = &g.last_text {
+            s += &format!(
+                "    text samples {}, newest: seq {} tag id {} quality {:#010x} {} bytes {:?}\n",
+                g.text_samples, t.seq, t.tag_id, t.quality, t.bytes, t.text
+            );
+        }
     }
     for c in &i.cursors {
         let ck = c.checkpoint.map_or("unreadable".into(), |v| v.to_string());

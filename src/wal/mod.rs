@@ -36,8 +36,8 @@
 //! struct BatchHeader {            // 24 bytes
 //!     sample_count: u32,          // >= 1 (records: text samples take several)
 //!     tags_crc: u32,              // CRC32C of the tag table in force (0: none)
-//!     ts_min_ns: i64,             // smallest Sample::ts_ns in the batch
-//!     ts_max_ns: i64,             // largest
+//!     ts_min_ns: i64,             // smallest Sample::ts_ns of a row in the batch
+//!     ts_max_ns: i64,             // largest (text extension records hold text there)
 //! }
 //! struct Checkpoint {             // cursor.NAME.ckpt, 32 bytes
 //!     magic: [u8; 8],             // b"MLRCCKP\0"
@@ -49,7 +49,9 @@
 //! }
 //! ```
 //!
-//! Sequence numbers count samples, from 0. Frames are contiguous in sequence
+//! Sequence numbers count records, from 0 (a text sample is a head and its
+//! extension records, `sample.rs`: its seq is its head's, and a frame never
+//! holds part of one). Frames are contiguous in sequence
 //! within a segment, and a segment's frames end exactly where the next
 //! segment's name begins (the writer syncs a segment before it starts the
 //! next one, so every sealed segment is complete on disk).
@@ -107,7 +109,7 @@ mod writer;
 pub use cursor::{Cursor, FrameRef};
 pub use error::WalError;
 pub use format::{FrameError, FORMAT_VERSION, FRAME_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES};
-pub use inspect::{inspect, render_text, Anomaly, CursorInfo, Inspection, SegmentInfo};
+pub use inspect::{inspect, render_text, Anomaly, CursorInfo, Inspection, SegmentInfo, TextInfo};
 pub use recovery::{RecoveryReport, SetAside, TailCut};
 pub use scan::{check_frames, fuzz_segment, FrameCheck};
 pub use shared::{DurableSeq, WalHandle};

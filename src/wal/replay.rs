@@ -106,14 +106,63 @@ where
             if lo >= hi {
                 continue;
             }
-            let clipped =
-                &samples[(lo - frame.first_seq) as usize..(hi - frame.first_seq) as usize];
+            let (start, end) = whole_rows(
+                samples,
+                (lo - frame.first_seq) as usize,
+                (hi - frame.first_seq) as usize,
+            );
+            let Some(clipped) = samples.get(start..end).filter(|c| !c.is_empty()) else {
+                continue;
+            };
             walked.frames += 1;
             walked.samples += clipped.len() as u64;
-            if !f(lo, clipped, frame.tags_crc) {
+            if !f(frame.first_seq + start as u64, clipped, frame.tags_crc) {
                 return Ok(walked);
             }
         }
     }
     Ok(walked)
+}
+
+/// `start..end` of a frame's records moved to whole samples: a text sample
+/// belongs to the range its head's seq is in, so extensions at `start` (of
+/// a head before it) are left out and those at `end` (of a head inside) are
+/// taken in. A frame holds whole samples, so both stay in the frame.
+fn whole_rows(samples: &[Sample], mut start: usize, mut end: usize) -> (usize, usize) {
+    let is_ext = |i: usize| samples.get(i).is_some_and(|s| !s.is_row());
+    while start < end && is_ext(start) {
+        start += 1;
+    }
+    while start < end && is_ext(end) {
+        end += 1;
+    }
+    (start, end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::{text_records, write_text, TagId};
+    use crate::Quality;
+
+    #[test]
+    fn ranges_take_text_samples_by_their_head() {
+        // [0 number][1 head][2 ext][3 ext][4 number]
+        let mut samples = vec![Sample::f64(0, TagId(0), 0.0)];
+        let mut text = vec![Sample::default(); text_records(40)];
+        write_text(&mut text, 0, TagId(1), Quality::GOOD, b"t", 40);
+        samples.extend(text);
+        samples.push(Sample::f64(0, TagId(2), 0.0));
+        for ((start, end), whole) in [
+            ((0, 5), (0, 5)),
+            ((0, 2), (0, 4)),
+            ((1, 2), (1, 4)),
+            ((2, 5), (4, 5)),
+            ((3, 4), (4, 4)),
+            ((0, 1), (0, 1)),
+            ((2, 3), (3, 3)),
+        ] {
+            assert_eq!(whole_rows(&samples, start, end), whole, "{start}..{end}");
+        }
+    }
 }

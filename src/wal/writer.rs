@@ -391,9 +391,11 @@ impl Wal {
     }
 }
 
-/// The smallest and largest time stamp. Four independent min/max chains:
-/// one chain's compare-and-move latency per sample made this loop 2% of
-/// millrace's CPU in the end-to-end bench (perf annotate of `append`).
+/// The smallest and largest time stamp of the rows (a text extension
+/// record's `ts_ns` holds text, not a time: it counts as neither). Four
+/// independent min/max chains: one chain's compare-and-move latency per
+/// sample made this loop 2% of millrace's CPU in the end-to-end bench (perf
+/// annotate of `append`); skipping an extension is a select, not a branch.
 fn ts_range(samples: &[Sample]) -> (i64, i64) {
     let mut lo = [i64::MAX; 4];
     let mut hi = [i64::MIN; 4];
@@ -401,14 +403,28 @@ fn ts_range(samples: &[Sample]) -> (i64, i64) {
     let rest = chunks.remainder();
     for chunk in chunks {
         for ((l, h), s) in lo.iter_mut().zip(hi.iter_mut()).zip(chunk) {
-            *l = (*l).min(s.ts_ns);
-            *h = (*h).max(s.ts_ns);
+            let (ts_lo, ts_hi) = row_ts(s);
+            *l = (*l).min(ts_lo);
+            *h = (*h).max(ts_hi);
         }
     }
     let lo = lo.into_iter().min().unwrap_or(i64::MAX);
     let hi = hi.into_iter().max().unwrap_or(i64::MIN);
-    rest.iter()
-        .fold((lo, hi), |(lo, hi), s| (lo.min(s.ts_ns), hi.max(s.ts_ns)))
+    rest.iter().fold((lo, hi), |(lo, hi), s| {
+        let (ts_lo, ts_hi) = row_ts(s);
+        (lo.min(ts_lo), hi.max(ts_hi))
+    })
+}
+
+/// A record's time stamp for the min and for the max: the neutral values
+/// for a text extension.
+#[inline(always)]
+fn row_ts(s: &Sample) -> (i64, i64) {
+    if s.is_row() {
+        (s.ts_ns, s.ts_ns)
+    } else {
+        (i64::MAX, i64::MIN)
+    }
 }
 
 #[cfg(test)]
@@ -431,5 +447,22 @@ mod tests {
             }
         }
         assert_eq!(ts_range(&[]), (i64::MAX, i64::MIN));
+    }
+
+    /// Text extension records carry text where a time stamp would be: the
+    /// frame's range is that of its rows.
+    #[test]
+    fn ts_range_skips_text_extensions() {
+        let mut records = vec![Sample::default(); crate::sample::text_records(100)];
+        let text = [0xFFu8; 100]; // as an i64: -1, and i64::MIN-ish bytes
+        crate::sample::write_text(&mut records, 50, TagId(1), crate::Quality::GOOD, &text, 100);
+        for extra in 0..6 {
+            let mut frame: Vec<Sample> = (0..extra)
+                .map(|i| Sample::f64(60 + i, TagId(0), 0.0))
+                .collect();
+            frame.extend_from_slice(&records);
+            let hi = if extra > 0 { 60 + extra - 1 } else { 50 };
+            assert_eq!(ts_range(&frame), (50, hi), "{extra} rows before");
+        }
     }
 }

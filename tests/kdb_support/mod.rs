@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use millrace::kdb::SymbolTable;
+use millrace::sample::{text_at, text_records, write_text};
 use millrace::{Quality, Sample, TagId, ValueKind};
 
 /// Bound on every wait for a peer (generous: 2 shared cores).
@@ -117,6 +118,55 @@ pub fn samples(count: usize, ts0: i64) -> Vec<Sample> {
                 3 => Sample::new(ts, tag, Quality::GOOD, ValueKind::Bool, 1),
                 _ => Sample::bad(ts, tag, Quality::modbus_exception(2)),
             }
+        })
+        .collect()
+}
+
+/// A batch of text samples among numbers, over the tags of `symbol_table`:
+/// a short text (`Str8`), a 40-byte one (a head and two extensions), an
+/// empty bad one (timed out), a full 82-byte one (a Logix STRING), numbers.
+pub fn text_samples(ts0: i64) -> Vec<Sample> {
+    let mut out = vec![Sample::f64(ts0, TagId(0), 1.5)];
+    let texts: [(u32, Quality, &[u8], usize); 4] = [
+        (1, Quality::GOOD, b"abc", 8),
+        (
+            2,
+            Quality::GOOD,
+            b"A forty character recipe name, at most!!",
+            40,
+        ),
+        (3, Quality::TIMEOUT, b"", 40),
+        (5, Quality::GOOD, &[b'L'; 82], 82),
+    ];
+    for (tag, quality, text, capacity) in texts {
+        let mut records = vec![Sample::default(); text_records(capacity)];
+        write_text(&mut records, ts0 + 1, TagId(tag), quality, text, capacity);
+        out.extend(records);
+    }
+    out.push(Sample::new(
+        ts0 + 2,
+        TagId(6),
+        Quality::GOOD,
+        ValueKind::I64,
+        7,
+    ));
+    out
+}
+
+/// The rows of `batch` as kdb+ gets them: the head record, the seq
+/// (`first_seq` + the head's index), the text (`""` for a row without).
+pub fn text_rows(batch: &[Sample], first_seq: u64) -> Vec<(Sample, u64, String)> {
+    batch
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_row())
+        .map(|(i, s)| {
+            let text = text_at(&batch[i..]).map_or(String::new(), |t| {
+                let mut bytes = vec![0; t.len()];
+                t.copy_to(&mut bytes);
+                String::from_utf8(bytes).expect("test texts are UTF-8")
+            });
+            (*s, first_seq + i as u64, text)
         })
         .collect()
 }

@@ -687,6 +687,96 @@ fn bits_in_registers_strings_and_scaling() {
     assert!((f64::from_bits(s.value) - 10.0).abs() < 1e-9);
 }
 
+/// The text of a string tag's records, as the kdb+ encoder reads it.
+fn text_of(records: &[Sample]) -> (Vec<u8>, Quality) {
+    let text = crate::sample::text_at(records).expect("a text sample");
+    let mut bytes = vec![0; text.len()];
+    text.copy_to(&mut bytes);
+    (bytes, text.head.quality())
+}
+
+#[test]
+fn long_strings_take_a_head_and_extension_records() {
+    let forty = b"A forty character recipe name, at most!!";
+    assert_eq!(forty.len(), 40);
+    for (order, wire) in [
+        (WordOrder::Abcd, forty.to_vec()),
+        (
+            WordOrder::Badc,
+            forty
+                .chunks(2)
+                .flat_map(|p| [p[1], p[0]])
+                .collect::<Vec<u8>>(),
+        ),
+    ] {
+        let mut text = planned(7, 0, DataType::String, order);
+        text.length = 40;
+        let number = planned(8, 20, DataType::Uint16, WordOrder::Abcd);
+        let mut registers = wire.clone();
+        registers.extend_from_slice(&[0x01, 0x02]);
+        let records = text.records(Area::Holding);
+        assert_eq!(records, crate::sample::text_records(40));
+        let mut out = vec![Sample::default(); records + 1];
+        let tags = [text, number];
+        assert_eq!(
+            decode_samples(Area::Holding, &tags, &registers, 42, &mut out),
+            records + 1
+        );
+        assert_eq!(text_of(&out), (forty.to_vec(), Quality::GOOD), "{order:?}");
+        assert_eq!(out[0].kind(), Some(ValueKind::Text));
+        assert!(out[1..records].iter().all(|e| e.tag_id() == TagId(7)));
+        assert_eq!(
+            (out[records].tag_id(), out[records].value),
+            (TagId(8), 0x0102)
+        );
+    }
+    // NUL-padded: the text ends at its first NUL; the records stay as many.
+    let mut text = planned(1, 0, DataType::String, WordOrder::Abcd);
+    text.length = 250;
+    let mut registers = vec![0u8; 250];
+    registers[..5].copy_from_slice(b"short");
+    registers[6] = b'x';
+    let mut out = vec![Sample::default(); text.records(Area::Holding)];
+    let written = decode_samples(Area::Holding, &[text], &registers, 0, &mut out);
+    assert_eq!(written, 1 + 13);
+    assert_eq!(text_of(&out).0, b"short");
+    // An odd length reads the last register's high byte only.
+    text.length = 11;
+    let mut out = vec![Sample::default(); text.records(Area::Holding)];
+    decode_samples(Area::Holding, &[text], b"hello, world", 0, &mut out);
+    assert_eq!(text_of(&out).0, b"hello, worl");
+    // Registers missing: an empty text of DecodeError, as many records.
+    decode_samples(Area::Holding, &[text], b"hello", 0, &mut out);
+    assert_eq!(text_of(&out), (Vec::new(), Quality::DECODE_ERROR));
+    assert_eq!(crate::sample::record_span(&out), Ok(out.len()));
+    // Too little room for its records: nothing written.
+    let mut short = vec![Sample::default(); 1];
+    assert_eq!(
+        decode_samples(Area::Holding, &[text], b"hello, world", 0, &mut short),
+        0
+    );
+}
+
+#[test]
+fn failures_of_string_tags_take_their_records_too() {
+    let mut text = planned(3, 0, DataType::String, WordOrder::Abcd);
+    text.length = 82;
+    let tags = [planned(2, 0, DataType::Uint16, WordOrder::Abcd), text];
+    let records = 1 + text.records(Area::Holding);
+    let mut out = vec![Sample::default(); records];
+    assert_eq!(write_bad(&tags, 5, Quality::TIMEOUT, &mut out), records);
+    assert_eq!(out[0].quality(), Quality::TIMEOUT);
+    assert_eq!(text_of(&out[1..]), (Vec::new(), Quality::TIMEOUT));
+    assert_eq!(
+        crate::sample::record_span(&out[1..]),
+        Ok(records - 1),
+        "a whole text sample"
+    );
+    // A session's frame maximum counts records.
+    let request = request(Area::Holding, 0, 41, tags.to_vec());
+    assert_eq!(request.record_count(), records);
+}
+
 #[test]
 fn nan_and_infinities_are_kept() {
     let inf = decode_one(

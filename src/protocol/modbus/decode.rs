@@ -3,14 +3,21 @@
 //! config/types.rs. Every read is a checked `get`: a plan that does not fit
 //! the data (impossible after `check_response` with a planner-built plan)
 //! yields a `DecodeError` sample, never a panic.
+//!
+//! A tag is one record, except a string tag: `text_records(length)` records
+//! (a `Str8` for up to 8 bytes, else a text head and its extensions, see
+//! `sample::write_text`), whatever the PLC's text holds, so a poll cycle's
+//! record count is fixed by the configuration.
 
 use crate::config::{Area, DataType, WordOrder};
-use crate::sample::{Quality, Sample, TagId, ValueKind};
+use crate::sample::{write_text, Quality, Sample, TagId, ValueKind};
 
+use super::limits::STRING_BYTES_MAX;
 use super::planner::PlannedTag;
 
-/// Decodes validated response data for `tags` into `out`, one sample per
-/// tag, in plan order; returns the samples written (`min(tags, out)`).
+/// Decodes validated response data for `tags` into `out`, in plan order;
+/// returns the records written. Stops at the first tag whose records do
+/// not fit (a caller sizes `out` by `PlannedRequest::record_count`).
 pub fn decode_samples(
     area: Area,
     tags: &[PlannedTag],
@@ -18,28 +25,78 @@ pub fn decode_samples(
     ts_ns: i64,
     out: &mut [Sample],
 ) -> usize {
-    let count = tags.len().min(out.len());
-    let pairs = out.iter_mut().zip(tags);
     if area.is_bit_area() {
-        for (slot, tag) in pairs {
+        let count = tags.len().min(out.len());
+        for (slot, tag) in out.iter_mut().zip(tags) {
             *slot = bit_sample(tag, data, ts_ns);
         }
-    } else {
-        for (slot, tag) in pairs {
-            *slot = register_sample(tag, data, ts_ns);
-        }
+        return count;
     }
-    count
+    let mut written = 0;
+    for tag in tags {
+        let slot = out.get_mut(written..).unwrap_or_default();
+        let records = if tag.data_type == DataType::String {
+            text_sample(tag, data, ts_ns, slot)
+        } else if let Some(first) = slot.first_mut() {
+            *first = register_sample(tag, data, ts_ns);
+            1
+        } else {
+            0
+        };
+        if records == 0 {
+            break;
+        }
+        written += records;
+    }
+    written
 }
 
-/// One sample of `quality` per tag (no value): exceptions, timeouts, lost
-/// connections.
+/// The records of `quality` for each tag (no value, empty text):
+/// exceptions, timeouts, lost connections. Returns the records written.
 pub fn write_bad(tags: &[PlannedTag], ts_ns: i64, quality: Quality, out: &mut [Sample]) -> usize {
-    let count = tags.len().min(out.len());
-    for (slot, tag) in out.iter_mut().zip(tags) {
-        *slot = Sample::bad(ts_ns, tag.tag, quality);
+    let mut written = 0;
+    for tag in tags {
+        let slot = out.get_mut(written..).unwrap_or_default();
+        let records = if tag.data_type == DataType::String {
+            write_text(slot, ts_ns, tag.tag, quality, &[], usize::from(tag.length))
+        } else if let Some(first) = slot.first_mut() {
+            *first = Sample::bad(ts_ns, tag.tag, quality);
+            1
+        } else {
+            0
+        };
+        if records == 0 {
+            break;
+        }
+        written += records;
     }
-    count
+    written
+}
+
+/// A string tag: `length` bytes, two per register, the first in the high
+/// byte unless the order swaps bytes; the text ends at its first NUL (PLC
+/// strings are NUL-padded). Written with `write_text` (`Str8` up to 8
+/// bytes); missing registers give an empty `DecodeError` text.
+fn text_sample(tag: &PlannedTag, data: &[u8], ts_ns: i64, out: &mut [Sample]) -> usize {
+    let capacity = usize::from(tag.length).min(STRING_BYTES_MAX);
+    let first = 2 * usize::from(tag.offset);
+    let Some(registers) = data.get(first..first + 2 * capacity.div_ceil(2)) else {
+        return write_text(out, ts_ns, tag.tag, Quality::DECODE_ERROR, &[], capacity);
+    };
+    let mut text = [0u8; STRING_BYTES_MAX + 1];
+    for (pair, chars) in registers.chunks_exact(2).zip(text.chunks_exact_mut(2)) {
+        if let ([hi, lo], [a, b]) = (pair, chars) {
+            (*a, *b) = if tag.order.swaps_bytes() {
+                (*lo, *hi)
+            } else {
+                (*hi, *lo)
+            };
+        }
+    }
+    let text = text.get(..capacity).unwrap_or_default();
+    let len = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+    let text = text.get(..len).unwrap_or_default();
+    write_text(out, ts_ns, tag.tag, Quality::GOOD, text, capacity)
 }
 
 fn good(ts_ns: i64, tag: TagId, kind: ValueKind, value: u64) -> Sample {
@@ -65,7 +122,7 @@ fn register_sample(tag: &PlannedTag, data: &[u8], ts_ns: i64) -> Sample {
     let Some((kind, value)) = raw_value(tag, data, first) else {
         return Sample::bad(ts_ns, tag.tag, Quality::DECODE_ERROR);
     };
-    if tag.scaled && !matches!(kind, ValueKind::Bool | ValueKind::Str8) {
+    if tag.scaled && kind != ValueKind::Bool {
         let scaled = as_f64(kind, value) * tag.scale + tag.value_offset;
         return good(ts_ns, tag.tag, ValueKind::F64, scaled.to_bits());
     }
@@ -101,7 +158,8 @@ fn raw_value(tag: &PlannedTag, data: &[u8], first: usize) -> Option<(ValueKind, 
         DataType::Uint64 => (ValueKind::U64, wide(data, first, 4, order)?),
         DataType::Int64 => (ValueKind::I64, wide(data, first, 4, order)?),
         DataType::Float64 => (ValueKind::F64, wide(data, first, 4, order)?),
-        DataType::String => (ValueKind::Str8, text(data, first, tag.length, order)?),
+        // Strings take `text_sample` (they may need more than one record).
+        DataType::String => return None,
     })
 }
 
@@ -144,27 +202,4 @@ fn wide(data: &[u8], first: usize, words: usize, order: WordOrder) -> Option<u64
     } else {
         bytes.chunks_exact(2).fold(0, join)
     })
-}
-
-/// Up to 8 characters, two per register, the first in the high byte unless
-/// the order swaps bytes; packed first character least significant.
-fn text(data: &[u8], first: usize, length: u16, order: WordOrder) -> Option<u64> {
-    let length = usize::from(length.min(8));
-    let bytes = data.get(first..first + 2 * length.div_ceil(2))?;
-    let mut value = 0u64;
-    let mut index = 0;
-    for pair in bytes.chunks_exact(2) {
-        let (a, b) = match pair {
-            [hi, lo] if order.swaps_bytes() => (*lo, *hi),
-            [hi, lo] => (*hi, *lo),
-            _ => (0, 0),
-        };
-        for character in [a, b] {
-            if index < length {
-                value |= u64::from(character) << (8 * index);
-                index += 1;
-            }
-        }
-    }
-    Some(value)
 }

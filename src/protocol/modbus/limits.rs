@@ -30,8 +30,12 @@ pub const RTU_REQUEST_BYTES: usize = 1 + 5 + 2;
 pub const RTU_ADU_BYTES_MAX: usize = 1 + PDU_BYTES_MAX + 2;
 /// The exception form of a function code sets this bit (spec 7).
 pub const EXCEPTION_FLAG: u8 = 0x80;
+/// Longest string tag in bytes: one whole read of registers, two characters
+/// per register (a string is never split over requests).
+pub const STRING_BYTES_MAX: usize = 2 * READ_REGISTERS_MAX as usize;
 
 const _: () = assert!(2 + 2 * READ_REGISTERS_MAX as usize <= PDU_BYTES_MAX);
 const _: () = assert!(2 + (READ_BITS_MAX as usize).div_ceil(8) <= PDU_BYTES_MAX);
 const _: () = assert!(TCP_ADU_BYTES_MAX == 260);
 const _: () = assert!(RTU_ADU_BYTES_MAX == 256);
+const _: () = assert!(STRING_BYTES_MAX <= crate::sample::TEXT_BYTES_MAX);

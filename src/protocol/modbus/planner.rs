@@ -65,7 +65,7 @@
 //! small random tag sets and against a dynamic program over sorted runs.
 
 use crate::config::{Area, DataType, ModbusDevice, ModbusTag, WordOrder};
-use crate::sample::TagId;
+use crate::sample::{text_records, TagId};
 
 use super::limits::{READ_BITS_MAX, READ_REGISTERS_MAX};
 use super::request::ReadRequest;
@@ -83,7 +83,7 @@ pub struct PlannedTag {
     pub order: WordOrder,
     /// For a bool in a register: the bit, 0 (least significant) to 15.
     pub bit: Option<u8>,
-    /// For strings: text length in bytes, 1..=8.
+    /// For strings: text length in bytes, 1..=250.
     pub length: u16,
     /// value = raw * scale + value_offset, when `scaled` (the sample is a float).
     pub scale: f64,
@@ -114,6 +114,16 @@ impl PlannedTag {
             self.data_type.register_count(self.length)
         }
     }
+
+    /// Records one sample of this tag occupies: 1, or for a string
+    /// `text_records(length)` (a text head and its extensions).
+    pub const fn records(&self, area: Area) -> usize {
+        if !area.is_bit_area() && matches!(self.data_type, DataType::String) {
+            text_records(self.length as usize)
+        } else {
+            1
+        }
+    }
 }
 
 /// One read request of a poll cycle and the tags its response carries.
@@ -129,6 +139,12 @@ pub struct PlannedRequest {
 }
 
 impl PlannedRequest {
+    /// Records one answer (or failure) of this request writes: one per tag,
+    /// a string tag's text records.
+    pub fn record_count(&self) -> usize {
+        self.tags.iter().map(|t| t.records(self.area)).sum()
+    }
+
     /// The read request to send for this plan entry.
     pub fn read_request(&self) -> ReadRequest {
         // The planner only ever builds quantities within the protocol limits
@@ -147,17 +163,18 @@ pub struct DevicePlan {
 }
 
 impl DevicePlan {
-    /// Samples one poll cycle produces (one per tag).
+    /// Records one poll cycle produces (one per tag, a string tag's text
+    /// records: see `PlannedTag::records`).
     pub fn sample_count(&self) -> usize {
-        self.requests.iter().map(|r| r.tags.len()).sum()
+        self.requests.iter().map(PlannedRequest::record_count).sum()
     }
 
-    /// The most samples a single response of this plan produces: the size a
+    /// The most records a single response of this plan produces: the size a
     /// caller's sample slice needs for any one frame.
     pub fn samples_per_request_max(&self) -> usize {
         self.requests
             .iter()
-            .map(|r| r.tags.len())
+            .map(PlannedRequest::record_count)
             .max()
             .unwrap_or(0)
     }
@@ -199,8 +216,8 @@ impl Open {
 /// the request's end, and the grown request still fits in `max_registers`
 /// (`max_bits` for coils and discrete inputs). A tag wider than
 /// `max_registers` (a float64 with `max_registers` < 4) gets a request of its
-/// own, as wide as the tag (at most 4 registers, within the protocol's 125),
-/// and does not break the sweep around it. The fewest requests for these
+/// own, as wide as the tag (a float64 of 4 registers, or a string of up to
+/// 125, within the protocol's 125), and does not break the sweep around it. The fewest requests for these
 /// rules: see the module documentation. Requests come out sorted by (area,
 /// start, first tag id).
 pub fn plan_device(device: &ModbusDevice, first_tag: TagId) -> DevicePlan {

@@ -111,8 +111,10 @@ impl DecodeProgram {
         DecodeProgram { segments }
     }
 
-    /// Writes one sample per tag into `out` (which holds at least
-    /// `tags.len()`), exactly as `decode_samples` would; returns the count.
+    /// Writes every tag's records into `out` (which holds at least the
+    /// request's `record_count`), exactly as `decode_samples` would; returns
+    /// the records written. String tags are never in a run: they go through
+    /// `decode_samples`, whose text path leaves the runs' loops as they were.
     pub fn run(
         &self,
         area: Area,

@@ -66,6 +66,8 @@ pub struct ModbusSession {
     requests: Vec<ReadRequest>,
     /// Parallel to `plan.requests`: the compiled decoders.
     programs: Vec<DecodeProgram>,
+    /// Parallel to `plan.requests`: the records each writes.
+    record_counts: Vec<usize>,
     samples_per_frame_max: usize,
     table: TransactionTable,
     next_transaction_id: u16,
@@ -92,12 +94,18 @@ impl ModbusSession {
             .iter()
             .map(|r| DecodeProgram::compile(r.area, &r.tags))
             .collect();
+        let record_counts = plan
+            .requests
+            .iter()
+            .map(PlannedRequest::record_count)
+            .collect();
         let samples_per_frame_max = plan.samples_per_request_max();
         let cursor = requests.len();
         Ok(ModbusSession {
             config,
             requests,
             programs,
+            record_counts,
             samples_per_frame_max,
             table: TransactionTable::new(config.max_inflight as usize),
             next_transaction_id: 1,
@@ -192,8 +200,9 @@ impl ModbusSession {
         unreachable!("more transaction ids in flight than the table holds");
     }
 
-    /// Feeds bytes received at `ts_ns` (UNIX ns); writes one sample per tag of
-    /// each answered request into `out`. Stops early when `out` has less room
+    /// Feeds bytes received at `ts_ns` (UNIX ns); writes the records of each
+    /// answered request's tags (one per tag, a string's text records) into
+    /// `out`. Stops early when `out` has less room
     /// than `samples_per_frame_max()`: then `consumed < chunk.len()`.
     pub fn receive(
         &mut self,
@@ -399,8 +408,8 @@ impl Session for ModbusSession {
         self.table.len()
     }
     fn unsent_samples(&self) -> usize {
-        let rest = self.plan.requests.get(self.cursor..).unwrap_or_default();
-        rest.iter().map(|r| r.tags.len()).sum()
+        let rest = self.record_counts.get(self.cursor..).unwrap_or_default();
+        rest.iter().sum()
     }
     fn fail_unsent(&mut self, quality: Quality, ts_ns: i64, out: &mut [Sample]) -> usize {
         if out.len() < self.samples_per_frame_max {
