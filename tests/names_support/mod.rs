@@ -226,8 +226,9 @@ impl Plant {
     }
 
     /// Writes `dir/plant.toml` and its tag CSVs; returns the config path.
-    pub fn render(&self, emitted: &Emitted, dir: &Path, wal: &Path, sink: &str) -> PathBuf {
-        self.render_with_backend(emitted, "auto", dir, wal, sink)
+    /// One kdb+ sink per address in `sinks`.
+    pub fn render(&self, emitted: &Emitted, dir: &Path, wal: &Path, sinks: &[String]) -> PathBuf {
+        self.render_with_backend(emitted, "auto", dir, wal, sinks)
     }
 
     /// `render` with `[readers] backend = "{backend}"`.
@@ -237,16 +238,17 @@ impl Plant {
         backend: &str,
         dir: &Path,
         wal: &Path,
-        sink: &str,
+        sinks: &[String],
     ) -> PathBuf {
         let config = dir.join("plant.toml");
         let tags_dir = farm::emit::tags_dir_for(&config);
         std::fs::create_dir_all(&tags_dir).unwrap();
+        let (first, more) = sinks.split_first().expect("a sink");
         let mut text = edit(
             &emitted.header,
             &[
                 ("threads = 1\n", &format!("threads = {}\n", self.threads)),
-                (SINK_PLACEHOLDER, sink),
+                (SINK_PLACEHOLDER, first),
                 (WAL_PLACEHOLDER, wal.to_str().unwrap()),
                 ("listen = \"127.0.0.1:9187\"", "listen = \"off\""),
                 ("segment_size = \"64MiB\"", "segment_size = \"1MiB\""),
@@ -254,6 +256,22 @@ impl Plant {
                 ("backend = \"auto\"", &format!("backend = \"{backend}\"")),
             ],
         );
+        let sink_block = &text[text.find("[[sink]]").expect("a sink table")..];
+        let mut extra = String::new();
+        for (index, address) in more.iter().enumerate() {
+            extra += "\n";
+            extra += &edit(
+                sink_block,
+                &[
+                    (
+                        &format!("address = \"{first}\""),
+                        &format!("address = \"{address}\""),
+                    ),
+                    ("name = \"tp\"", &format!("name = \"tp{}\"", index + 2)),
+                ],
+            );
+        }
+        text += &extra;
         for device in &self.devices {
             let emitted_name = farm::emit::device_name(device.farm);
             let block = edit(
