@@ -29,7 +29,9 @@
 //!   tables by hand: `wal inspect` names each damage and `replay` stops
 //!   where it cannot name a row.
 //! - `random_edit_sequences_across_restarts`: proptest over sequences of 2-3
-//!   edits, each run leaving a backlog, delivered by the last run. Through
+//!   edits, each run leaving a backlog, kdb+ down or going down just before
+//!   a run stops (so a backlog can start inside an older table), delivered
+//!   by the last run. Through
 //!   `millrace::app::Runtime` in-process, not the binary: with kdb+ down the
 //!   binary's clean stop waits its fixed 10 s delivery deadline, 30-40 s a
 //!   case; `RuntimeOptions::stop_deadline` makes a stop immediate. Replay
@@ -542,13 +544,14 @@ fn edit_strategy() -> impl Strategy<Value = Edit> {
 }
 
 /// Runs `config` (of `plant`) in-process until the WAL holds its rows from
-/// `from_seq` on; stops with `deadline` for the sink (short while kdb+ is
-/// down).
+/// `from_seq` on, calls `before_stop`, and stops with `deadline` for the
+/// sink (short while kdb+ is down).
 fn run_in_process(
     config: &Path,
     plant: &Plant,
     from_seq: u64,
     deadline: Duration,
+    before_stop: impl FnOnce(),
 ) -> Result<(), String> {
     let config = millrace::config::load(config).map_err(|e| e.to_string())?;
     let options = RuntimeOptions {
@@ -569,6 +572,7 @@ fn run_in_process(
     let failed = runtime
         .failed_sink()
         .map(|(n, why)| format!("sink {n}: {why}"));
+    before_stop();
     let (_, errors) = runtime.stop();
     if let Some(failed) = failed {
         return Err(failed);
@@ -585,7 +589,12 @@ fn run_in_process(
     Ok(())
 }
 
-fn random_case(edits: &[Edit]) -> Result<(), String> {
+/// Runs the plants `edits` make one after another on one WAL, each run
+/// leaving a backlog. kdb+ is down during a run, or up until just before
+/// it stops when `outages` says so (the sink then delivers part of the
+/// backlog and the next backlog starts at its checkpoint, inside that run's
+/// table); the last run has kdb+ up to the end and delivers everything.
+fn random_case(edits: &[Edit], outages: &[bool]) -> Result<(), String> {
     let (_, emitted) = plant_farm();
     let dir = tempfile::tempdir().unwrap();
     let wal = dir.path().join("wal");
@@ -598,8 +607,8 @@ fn random_case(edits: &[Edit]) -> Result<(), String> {
         plants.push(next);
     }
     let mut epochs = Vec::new();
-    let journal = dir.path().join("delivered.journal");
-    let mut tp = None;
+    let mut journals = Vec::new();
+    let mut checkpoints = Vec::new();
     for (index, plant) in plants.iter().enumerate() {
         let first_seq = durable_seq(&wal);
         epochs.push(Epoch {
@@ -615,21 +624,34 @@ fn random_case(edits: &[Edit]) -> Result<(), String> {
             &wal,
             std::slice::from_ref(&sink),
         );
-        // kdb+ comes up for the last run only: it delivers every backlog.
         let last = index + 1 == plants.len();
-        let deadline = if last {
-            tp = Some(stand_in(&sink, &journal));
-            WAIT_LIMIT
+        let tp = (last || outages.get(index) == Some(&true)).then(|| {
+            journals.push(dir.path().join(format!("delivered.{index}.journal")));
+            stand_in(&sink, journals.last().unwrap())
+        });
+        if last {
+            run_in_process(&config, plant, first_seq, WAIT_LIMIT, || {})
+                .map_err(|e| format!("run {index}: {e}"))?;
+            tp.expect("the last run has kdb+").stop();
         } else {
-            Duration::from_millis(50)
-        };
-        run_in_process(&config, plant, first_seq, deadline)
+            let kdb_goes_down = move || drop(tp.map(Tickerplant::stop));
+            run_in_process(
+                &config,
+                plant,
+                first_seq,
+                Duration::from_millis(50),
+                kdb_goes_down,
+            )
             .map_err(|e| format!("run {index}: {e}"))?;
+            if outages.get(index) == Some(&true) {
+                checkpoints.push(common::inspect(&wal)["cursors"][0]["checkpoint"].as_u64());
+            }
+        }
     }
-    tp.expect("the last run had kdb+").stop();
     let durable = durable_seq(&wal);
     let tags = wal_tags(&wal);
-    let rows = journal_rows(&journal);
+    // Rows kdb+ got but did not acknowledge before it went down come again.
+    let rows: Vec<Row> = journals.iter().flat_map(|j| journal_rows(j)).collect();
     let checked =
         check_rows(emitted, &rows, &epochs, &tags, durable).map_err(|e| format!("run: {e}"))?;
     checked.covers(&epochs)?;
@@ -662,7 +684,8 @@ fn random_case(edits: &[Edit]) -> Result<(), String> {
     same_names(&rows, &again).map_err(|e| format!("replay named a seq otherwise: {e}"))?;
     let firsts: Vec<u64> = epochs.iter().map(|e| e.first_seq).collect();
     eprintln!(
-        "{edits:?}: epochs at {firsts:?}, {} rows, verified {:?}, bad {:?}",
+        "{edits:?}, kdb+ up in runs {outages:?}: epochs at {firsts:?}, checkpoints after \
+         kdb+ went down {checkpoints:?}, {} rows, verified {:?}, bad {:?}",
         checked.rows, checked.verified, checked.bad
     );
     Ok(())
@@ -678,9 +701,10 @@ proptest! {
 
     #[test]
     fn random_edit_sequences_across_restarts(
-        edits in prop::collection::vec(edit_strategy(), 2..=3)
+        edits in prop::collection::vec(edit_strategy(), 2..=3),
+        outages in prop::collection::vec(any::<bool>(), 3),
     ) {
-        if let Err(why) = random_case(&edits) {
+        if let Err(why) = random_case(&edits, &outages) {
             prop_assert!(false, "{why}");
         }
     }
