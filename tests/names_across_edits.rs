@@ -11,14 +11,14 @@
 //! to config B, two kdb+ peers up (the stand-in, and aiokdb 0.1.38's IPC
 //! server, a kdb+ implementation that is not ours), `millrace run` under B
 //! until the backlog and new rows are delivered to both, a clean stop; then
-//! `millrace replay` of the whole WAL to another stand-in. Every row is checked by names_support's
-//! `check_rows`, which does not trust millrace's naming: the value a good
-//! row carries must be the farm's for the register its name maps to under
-//! the configuration in force at its seq (255/256 per row to catch a wrong
-//! table), and every row's name and device must be what that configuration
-//! calls the tag id the WAL holds. Which configuration was in force at a seq
-//! is known without millrace: a run starts at the WAL's durable end after
-//! the previous clean stop.
+//! `millrace replay` of the whole WAL to another stand-in. Every row is
+//! checked by names_support's `check_rows`, which does not trust millrace's
+//! naming: the value a good row carries must be the farm's for the register
+//! or S7 tag its name maps to under the configuration in force at its seq
+//! (about 255/256 per row to catch a wrong table), and every row's name and
+//! device must be what that configuration calls the tag id the WAL holds.
+//! Which configuration was in force at a seq is known without millrace: a
+//! run starts at the WAL's durable end after the previous clean stop.
 //!
 //! - `every_edit_is_delivered_under_the_names_it_was_polled_with`: one
 //!   scenario per kind of edit, through the real binary, run side by side (a
@@ -31,11 +31,11 @@
 //! - `random_edit_sequences_across_restarts`: proptest over sequences of 2-3
 //!   edits, each run leaving a backlog, kdb+ down or going down just before
 //!   a run stops (so a backlog can start inside an older table), delivered
-//!   by the last run. Through
-//!   `millrace::app::Runtime` in-process, not the binary: with kdb+ down the
-//!   binary's clean stop waits its fixed 10 s delivery deadline, 30-40 s a
-//!   case; `RuntimeOptions::stop_deadline` makes a stop immediate. Replay
-//!   is `millrace::app::replay::run`, the binary's own code.
+//!   by the last run. Through `millrace::app::Runtime` in-process, not the
+//!   binary: with kdb+ down the binary's clean stop waits its fixed 10 s
+//!   delivery deadline, 30-40 s a case; `RuntimeOptions::stop_deadline`
+//!   makes a stop immediate. Replay is `millrace::app::replay::run`, the
+//!   binary's own code.
 //!
 //! All of them poll one farm, started once for the whole binary: its values
 //! depend on each device's own answer counter, which a row's value carries,
