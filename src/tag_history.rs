@@ -17,6 +17,12 @@
 //! tags.00000000000000012345.tsv   from seq 12345 on
 //! ```
 //!
+//! A table whose first seq is past the WAL's next seq names seqs the WAL no
+//! longer holds and will hand out again (samples were lost after the table
+//! was written: segments deleted by hand, or a tail cut by recovery after a
+//! power loss): `record` removes it before it compares or writes, or the
+//! next run's frames would fall in its range.
+//!
 //! Names never hold a tab or newline (validation rejects control characters
 //! in names; `record` checks again). A frame never straddles two tables: a
 //! table starts at the WAL's next seq when no frame of the new configuration
@@ -182,7 +188,8 @@ pub fn table_crc(text: &[u8]) -> u32 {
 pub fn record(dir: &Path, config: &Config, next_seq: u64) -> Result<u32, TagHistoryError> {
     let text = render(config)?;
     let crc = table_crc(text.as_bytes());
-    let tables = list(dir)?;
+    let mut tables = list(dir)?;
+    remove_past(dir, &mut tables, next_seq)?;
     if let Some((_, newest)) = tables.last() {
         if read(newest).is_ok_and(|t| t == text) {
             return Ok(crc);
@@ -199,6 +206,24 @@ pub fn record(dir: &Path, config: &Config, next_seq: u64) -> Result<u32, TagHist
     };
     write().map_err(|e| io_error(&path, e))?;
     Ok(crc)
+}
+
+/// Removes (durably) the tables that start past `next_seq`.
+fn remove_past(
+    dir: &Path,
+    tables: &mut Vec<(u64, PathBuf)>,
+    next_seq: u64,
+) -> Result<(), TagHistoryError> {
+    let keep = tables.partition_point(|(first, _)| *first <= next_seq);
+    if keep == tables.len() {
+        return Ok(());
+    }
+    for (_, path) in tables.drain(keep..) {
+        fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
+    }
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error(dir, e))
 }
 
 /// Deletes the tables no retained sample needs: every table that a newer
@@ -424,6 +449,28 @@ mod tests {
         // The cached answer covers [0, MAX): only the checksum tells.
         assert_eq!(
             h.table_for(10, 20, b).unwrap().tag_name(TagId(0)),
+            Some("b")
+        );
+    }
+
+    #[test]
+    fn a_table_past_the_next_seq_is_removed_before_recording() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = record(dir.path(), &config(&["a"]), 0).unwrap();
+        record(dir.path(), &config(&["b"]), 100).unwrap();
+        // The WAL lost seqs 50.. (emptied by hand down to a checkpoint):
+        // b is in force again from 50, and tags.100 names nothing.
+        let b = record(dir.path(), &config(&["b"]), 50).unwrap();
+        let left: Vec<u64> = list(dir.path()).unwrap().iter().map(|t| t.0).collect();
+        assert_eq!(left, [0, 50]);
+        let mut h = TagHistory::open(dir.path()).unwrap();
+        assert_eq!(h.table_for(0, 50, a).unwrap().tag_name(TagId(0)), Some("a"));
+        assert_eq!(
+            h.table_for(50, 60, b).unwrap().tag_name(TagId(0)),
+            Some("b")
+        );
+        assert_eq!(
+            h.table_for(100, 110, b).unwrap().tag_name(TagId(0)),
             Some("b")
         );
     }

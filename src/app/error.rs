@@ -86,9 +86,7 @@ pub enum DemoError {
     /// The protocol layer cannot build an S7 session (asked before anything
     /// starts).
     #[error("S7 devices: {}", .source.problem)]
-    S7Session {
-        source: crate::protocol::BuildError,
-    },
+    S7Session { source: crate::protocol::BuildError },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]

@@ -216,7 +216,10 @@ fn check_length(fields: &dyn TagFields, data_type: DataType) -> Result<u16, Conf
             Err(n.error(problem).expected("no `length`"))
         }
         (true, None) => Err(fields
-            .missing("length", &format!("length = 1..={STRING_BYTES_MAX} (bytes)"))
+            .missing(
+                "length",
+                &format!("length = 1..={STRING_BYTES_MAX} (bytes)"),
+            )
             .with_problem("a string tag needs `length`")),
         (true, Some(n)) if (1..=STRING_BYTES_MAX).contains(&n.value) => Ok(n.value as u16),
         (true, Some(n)) => {

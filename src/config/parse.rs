@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::device::parse_device;
 use super::columns::{check_text_columns, sink_columns};
+use super::device::parse_device;
 use super::error::{ConfigError, Location, Place};
 use super::source::Sources;
 use super::tree::{required, Section, Spanned};

@@ -562,9 +562,7 @@ mod tests {
     /// Runs a sink over the WAL `prepare` wrote (three frames), until it ends
     /// (bounded); returns what it returned, the rows kdb+ got, and the
     /// checkpoint it left.
-    fn run_sink(
-        prepare: impl FnOnce(&mut Wal, &std::path::Path),
-    ) -> SinkRun {
+    fn run_sink(prepare: impl FnOnce(&mut Wal, &std::path::Path)) -> SinkRun {
         let dir = tempfile::tempdir().unwrap();
         let recorder = Arc::new(Mutex::new(RowRecorder::new(1_000)));
         let options = TickerplantOptions {

@@ -6,6 +6,10 @@
 //! (records that are not text extensions), text samples with the newest one
 //! of each segment, and records that do not hold together as samples (a
 //! text head without its extensions: an anomaly, `FrameError::Records`).
+//!
+//! It also shows the history of names (inspect_tags.rs): each tag table
+//! with the seqs and frames it names, and as anomalies the frames whose
+//! names cannot be known, where the sink and `replay` would stop.
 
 #![forbid(unsafe_code)]
 
@@ -17,6 +21,7 @@ use serde::Serialize;
 use super::checkpoint;
 use super::error::WalError;
 use super::format::{parse_frame, FrameError, SegmentHeader};
+use super::inspect_tags::{self, Coverage, TagTableInfo};
 use super::recovery::segment_seq;
 use super::scan::{describe_tail, scan_segment, ScanStop};
 use super::segment::{samples_from_bytes, Segment};
@@ -39,6 +44,9 @@ pub struct Inspection {
     pub text_samples: u64,
     pub cursors: Vec<CursorInfo>,
     pub anomalies: Vec<Anomaly>,
+    /// The tag tables, oldest first: which names each range of seqs was
+    /// polled under.
+    pub tag_tables: Vec<TagTableInfo>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -109,14 +117,16 @@ pub fn inspect(dir: &Path) -> Result<Inspection, WalError> {
         text_samples: 0,
         cursors: Vec::new(),
         anomalies: Vec::new(),
+        tag_tables: Vec::new(),
     };
+    let mut coverage = Coverage::load(dir, &mut out);
     let seg_names: Vec<(u64, &String)> = names
         .iter()
         .filter_map(|n| segment_seq(n).map(|s| (s, n)))
         .collect();
     for (i, (seq, name)) in seg_names.iter().enumerate() {
         let next = seg_names.get(i + 1).map(|n| n.0);
-        inspect_segment(dir, name, *seq, next, &mut out);
+        inspect_segment(dir, name, *seq, next, &mut out, &mut coverage);
     }
     for name in &names {
         note_other_file(dir, name, &mut out);
@@ -130,10 +140,18 @@ pub fn inspect(dir: &Path) -> Result<Inspection, WalError> {
     for c in &mut out.cursors {
         c.lag = c.checkpoint.map(|ck| out.durable_seq.saturating_sub(ck));
     }
+    coverage.finish(&mut out);
     Ok(out)
 }
 
-fn inspect_segment(dir: &Path, name: &str, seq: u64, next: Option<u64>, out: &mut Inspection) {
+fn inspect_segment(
+    dir: &Path,
+    name: &str,
+    seq: u64,
+    next: Option<u64>,
+    out: &mut Inspection,
+    coverage: &mut Coverage,
+) {
     let mut anomaly = |offset: Option<u64>, kind, detail: String| {
         out.anomalies.push(Anomaly {
             file: name.to_string(),
@@ -200,7 +218,7 @@ fn inspect_segment(dir: &Path, name: &str, seq: u64, next: Option<u64>, out: &mu
             });
         }
     }
-    let walked = walk_samples(bytes, seq, scan.frames);
+    let walked = walk_samples(bytes, seq, scan.frames, coverage);
     if let Some((offset, error)) = walked.broken {
         out.anomalies.push(Anomaly {
             file: name.to_string(),
@@ -234,8 +252,9 @@ struct Walked {
     broken: Option<(usize, crate::sample::TextError)>,
 }
 
-/// Walks the samples of the first `frames` frames (checked by the scan).
-fn walk_samples(bytes: &[u8], first_seq: u64, frames: u64) -> Walked {
+/// Walks the samples of the first `frames` frames (checked by the scan),
+/// and counts each frame against its tag table.
+fn walk_samples(bytes: &[u8], first_seq: u64, frames: u64, coverage: &mut Coverage) -> Walked {
     let mut walked = Walked::default();
     let mut offset = super::format::SEGMENT_HEADER_BYTES;
     let mut seq = first_seq;
@@ -243,6 +262,7 @@ fn walk_samples(bytes: &[u8], first_seq: u64, frames: u64) -> Walked {
         let Ok(Some(frame)) = parse_frame(bytes, offset, seq, false) else {
             break;
         };
+        coverage.note(&frame);
         let body = bytes.get(
             frame.samples_offset..frame.samples_offset + SAMPLE_SIZE * frame.sample_count as usize,
         );
@@ -319,6 +339,11 @@ fn note_other_file(dir: &Path, name: &str, out: &mut Inspection) {
             "set aside",
             "a file recovery set aside; inspect it and remove it".into(),
         );
+    } else if name.starts_with("tags.") && name.ends_with(".part") {
+        anomaly(
+            "leftover temporary",
+            "an interrupted tag table write; nothing reads it, remove it".into(),
+        );
     } else if name.ends_with(".tmp") {
         anomaly(
             "leftover temporary",
@@ -360,6 +385,7 @@ pub fn render_text(i: &Inspection) -> String {
             );
         }
     }
+    s += &inspect_tags::render(&i.tag_tables);
     for c in &i.cursors {
         let ck = c.checkpoint.map_or("unreadable".into(), |v| v.to_string());
         let lag = c.lag.map_or("-".into(), |v| v.to_string());
