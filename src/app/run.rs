@@ -35,14 +35,14 @@ pub fn run(args: &RunArgs) -> u8 {
     let config = match crate::config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("millrace: {e}");
+            tracing::error!("{e}");
             return 1;
         }
     };
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&stop)) {
-            eprintln!("millrace: cannot install the signal handler: {e}");
+            tracing::error!("cannot install the signal handler: {e}");
             return 1;
         }
     }
@@ -50,22 +50,22 @@ pub fn run(args: &RunArgs) -> u8 {
     if let Err(e) =
         signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&reset_histograms))
     {
-        eprintln!("millrace: cannot install the signal handler: {e}");
+        tracing::error!("cannot install the signal handler: {e}");
         return 1;
     }
     let runtime = match Runtime::start(&config, RuntimeOptions::default()) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("millrace: cannot start: {e}");
+            tracing::error!("cannot start: {e}");
             return 1;
         }
     };
-    eprintln!("millrace: {}", describe_recovery(&runtime.recovery));
+    tracing::info!("{}", describe_recovery(&runtime.recovery));
     if let Some(addr) = runtime.metrics_addr() {
-        eprintln!("millrace: metrics on http://{addr}/metrics");
+        tracing::info!("metrics on http://{addr}/metrics");
     }
-    eprintln!(
-        "millrace: running {} devices, {} tags; SIGINT or SIGTERM stops",
+    tracing::info!(
+        "running {} devices, {} tags; SIGINT or SIGTERM stops",
         config.devices.len(),
         config.tag_count()
     );
@@ -77,23 +77,23 @@ pub fn run(args: &RunArgs) -> u8 {
         log_stalls(&runtime, &mut stalled_logged);
         if reset_histograms.swap(false, Ordering::Relaxed) {
             runtime.histograms().reset();
-            eprintln!("millrace: stage histograms reset (SIGUSR1)");
+            tracing::info!("stage histograms reset (SIGUSR1)");
         }
         if runtime.writer_failed() {
-            eprintln!("millrace: the WAL writer stopped on a fatal error; stopping");
+            tracing::error!("the WAL writer stopped on a fatal error; stopping");
             fatal = true;
             break;
         }
         if let Some((name, reason)) = runtime.failed_sink() {
-            eprintln!("millrace: sink {name} stopped: {reason}; stopping");
+            tracing::error!(sink = %name, "sink {name} stopped: {reason}; stopping");
             fatal = true;
             break;
         }
         if last_status.elapsed() >= STATUS_EVERY {
             last_status = Instant::now();
             let s = runtime.snapshot();
-            eprintln!(
-                "millrace: durable {} acked {} lag {} timeouts {} reconnects {} overruns {}",
+            tracing::info!(
+                "durable {} acked {} lag {} timeouts {} reconnects {} overruns {}",
                 s.durable_seq,
                 s.acked_samples,
                 s.lag_samples,
@@ -103,7 +103,7 @@ pub fn run(args: &RunArgs) -> u8 {
             );
         }
     }
-    eprintln!("millrace: stopping");
+    tracing::info!("stopping");
     let histograms = Arc::clone(runtime.histograms());
     let (snap, errors) = runtime.stop();
     let hgrm_dir = args
@@ -111,18 +111,20 @@ pub fn run(args: &RunArgs) -> u8 {
         .clone()
         .unwrap_or_else(|| default_hgrm_dir(&config.wal.dir));
     match write_hgrm_files(&hgrm_dir, &histograms) {
-        Ok(_) => eprintln!("millrace: percentile files in {}", hgrm_dir.display()),
-        Err(e) => eprintln!(
-            "millrace: cannot write percentile files to {}: {e}",
+        Ok(_) => tracing::info!("percentile files in {}", hgrm_dir.display()),
+        Err(e) => tracing::warn!(
+            "cannot write percentile files to {}: {e}",
             hgrm_dir.display()
         ),
     }
-    eprintln!(
-        "millrace: stopped: durable seq {}, acknowledged by every sink {}, lag {}",
-        snap.durable_seq, snap.acked_samples, snap.lag_samples
+    tracing::info!(
+        "stopped: durable seq {}, acknowledged by every sink {}, lag {}",
+        snap.durable_seq,
+        snap.acked_samples,
+        snap.lag_samples
     );
     for e in &errors {
-        eprintln!("millrace: {e}");
+        tracing::error!("{e}");
     }
     if fatal || !errors.is_empty() {
         1
@@ -139,15 +141,16 @@ fn log_stalls(runtime: &Runtime, logged: &mut [bool]) {
         let stalled = stats.stalled_seconds(durable, STALL_LOG_AFTER);
         if stalled > 0.0 && !*logged {
             *logged = true;
-            eprintln!(
-                "millrace: sink {name}: STALLED: no acknowledgement from kdb+ for {stalled:.1}s, \
+            tracing::warn!(
+                sink = %name,
+                "sink {name}: STALLED: no acknowledgement from kdb+ for {stalled:.1}s, \
                  {} durable samples waiting (connected {})",
                 stats.lag(durable),
                 get(&stats.connected)
             );
         } else if stalled == 0.0 && *logged && stats.stalled_seconds(durable, STALL_GRACE) == 0.0 {
             *logged = false;
-            eprintln!("millrace: sink {name}: acknowledging again");
+            tracing::info!(sink = %name, "sink {name}: acknowledging again");
         }
     }
 }

@@ -228,8 +228,9 @@ impl Pipeline {
                 std::thread::sleep(Duration::from_millis(10));
             }
             if !thread.is_finished() {
-                eprintln!(
-                    "millrace: sink {name}: still blocked on kdb+ past the stop deadline; \
+                tracing::warn!(
+                    sink = %name,
+                    "sink {name}: still blocked on kdb+ past the stop deadline; \
                      left behind, the rest stays in the WAL for the next start"
                 );
                 continue;

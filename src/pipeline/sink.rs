@@ -166,8 +166,9 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
             Err(e) => {
                 add(&ctx.stats.errors, 1);
                 let delay = ctx.backoff.delay(attempt, jitter.next_u64());
-                eprintln!(
-                    "millrace sink {}: {e}; retrying in {delay:?}",
+                tracing::warn!(
+                    sink = %ctx.config.name,
+                    "sink {}: {e}; retrying in {delay:?}",
                     ctx.config.name
                 );
                 attempt = attempt.saturating_add(1);
@@ -202,7 +203,7 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
                 set(&ctx.stats.connected, 0);
                 add(&ctx.stats.errors, 1);
                 let failure = SinkError::Tags(e);
-                eprintln!("millrace sink {}: STOPPED: {failure}", ctx.config.name);
+                tracing::error!(sink = %ctx.config.name, "sink {}: STOPPED: {failure}", ctx.config.name);
                 return Err(failure);
             }
             Err(DeliverError::Frame(error)) => {
@@ -239,8 +240,9 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
                 add(&ctx.stats.errors, 1);
                 add(&ctx.stats.reconnects, 1);
                 let delay = ctx.backoff.delay(attempt, jitter.next_u64());
-                eprintln!(
-                    "millrace sink {}: {e}; resending from seq {}, retrying in {delay:?}",
+                tracing::warn!(
+                    sink = %ctx.config.name,
+                    "sink {}: {e}; resending from seq {}, retrying in {delay:?}",
                     ctx.config.name,
                     cursor.checkpointed()
                 );
@@ -272,7 +274,7 @@ enum DeliverError {
 fn stopped(ctx: &SinkContext, failure: SinkError) -> SinkError {
     set(&ctx.stats.connected, 0);
     add(&ctx.stats.errors, 1);
-    eprintln!("millrace sink {}: STOPPED: {failure}", ctx.config.name);
+    tracing::error!(sink = %ctx.config.name, "sink {}: STOPPED: {failure}", ctx.config.name);
     failure
 }
 
