@@ -542,6 +542,7 @@ impl UringDriver {
         let clock = Clock::new();
         shard.start();
         let result = self.event_loop(&mut shard, stop, &clock);
+        shard.finish(clock.now());
         shard.publish();
         let drained = self.shut_down();
         if !drained {
