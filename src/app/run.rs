@@ -366,6 +366,29 @@ pub fn render_metrics(
         "Devices connected now.",
         connected,
     );
+    // Per device (published by the readers about once a second): what the
+    // dashboard's top-N panels rank.
+    let per_device = |total: fn(&crate::reader::DeviceStats) -> u64| -> Vec<(&str, u64)> {
+        readers
+            .iter()
+            .filter_map(|s| s.devices.get())
+            .flatten()
+            .map(|d| (d.name.as_str(), total(d)))
+            .collect()
+    };
+    e.counter_family(
+        "millrace_device_errors_total",
+        "Per device: requests that timed out, malformed answers, failed connects and \
+         exception samples.",
+        "device",
+        &per_device(|d| d.errors.load(Ordering::Relaxed)),
+    );
+    e.counter_family(
+        "millrace_device_reconnects_total",
+        "Per device: reconnection attempts.",
+        "device",
+        &per_device(|d| d.reconnects.load(Ordering::Relaxed)),
+    );
     e.counter(
         "millrace_wal_samples_total",
         "Samples appended to the WAL.",

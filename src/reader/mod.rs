@@ -38,7 +38,7 @@ use crate::kdb::backoff::Backoff;
 use crate::ring::Producer;
 
 pub use shard::{DeviceSpec, Shard, Transport};
-pub use stats::{Counters, Stats};
+pub use stats::{Counters, DeviceStats, Stats};
 
 /// The one receive buffer of a thread (epoll): a few dozen maximal Modbus
 /// frames, more than one of any protocol's largest answer.

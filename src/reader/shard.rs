@@ -106,7 +106,12 @@ pub struct Shard {
     labels: Vec<DeviceLabel>,
     /// What the log has said about each device's connection.
     health: Health,
+    /// When the per-device totals were last published (`stats.devices`).
+    devices_published_ns: u64,
 }
+
+/// How often the per-device totals go to the metrics.
+const DEVICES_PUBLISH_NS: u64 = 1_000_000_000;
 
 /// What every log line about a device carries.
 struct DeviceLabel {
@@ -168,6 +173,12 @@ impl Shard {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
         }
         let count = devices.len();
+        let _ = stats.devices.set(
+            specs
+                .iter()
+                .map(|s| super::stats::DeviceStats::new(&s.config.name))
+                .collect(),
+        );
         let interval_min_ns = devices.iter().map(|d| d.interval_ns).min().unwrap_or(0);
         let request_bytes_max = devices
             .iter()
@@ -188,6 +199,7 @@ impl Shard {
             tx_buf: vec![0; request_bytes_max],
             labels,
             health: Health::new(count),
+            devices_published_ns: 0,
         })
     }
 
@@ -271,6 +283,14 @@ impl Shard {
     /// The summary of the devices' connections since the last one, once a
     /// window has passed (and at the end, `finish`).
     fn summarize(&mut self, now: Now, end: bool) {
+        if end || now.mono_ns.saturating_sub(self.devices_published_ns) >= DEVICES_PUBLISH_NS {
+            self.devices_published_ns = now.mono_ns;
+            if let Some(stats) = self.stats.devices.get() {
+                for (device, stats) in self.devices.iter().zip(stats) {
+                    stats.store(&device.counters);
+                }
+            }
+        }
         let summary = if end {
             self.health.close_window(now.mono_ns)
         } else {
