@@ -89,6 +89,7 @@ done
 unit="$scratch/usr/lib/systemd/system/millrace.service"
 grep -qx 'ExecStart=/usr/bin/millrace run --config /etc/millrace/millrace.toml' "$unit" ||
     fail "the unit does not run /usr/bin/millrace on /etc/millrace/millrace.toml"
+grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$unit" || fail "the unit cannot reload (SIGHUP)"
 grep -qx 'User=millrace' "$unit" || fail "the unit does not run as millrace"
 grep -qx 'NoNewPrivileges=true' "$unit" || fail "the unit lost its hardening"
 

@@ -14,6 +14,7 @@ pub mod config;
 pub mod farm;
 pub mod files;
 pub mod kdb;
+pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 pub mod protocol;

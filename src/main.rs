@@ -16,6 +16,13 @@ use clap::{Parser, Subcommand};
     about = "Edge ingest gateway: PLCs -> WAL -> kdb+"
 )]
 struct Cli {
+    /// Log level: error, warn, info, debug or trace, or a filter such as
+    /// `info,millrace::reader=debug` (default: RUST_LOG, else info).
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    /// Log lines as plain text or one JSON object per line.
+    #[arg(long, global = true, default_value = "text", value_parser = millrace::logging::LogFormat::parse)]
+    log_format: millrace::logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -143,6 +150,10 @@ enum WalCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(message) = millrace::logging::init(cli.log_level.as_deref(), cli.log_format) {
+        eprintln!("millrace: {message}");
+        return ExitCode::from(2);
+    }
     match cli.command {
         Command::Run { config, hgrm_dir } => {
             ExitCode::from(millrace::app::run::run(&millrace::app::run::RunArgs {

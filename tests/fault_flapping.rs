@@ -10,15 +10,20 @@
 //! starved by the others' flapping (each delivers good rows in every window
 //! of the run); no seq gap below the durable seq and nothing doubled once
 //! de-duplicated by seq; and what kdb+ got is what the WAL holds, seq by seq.
+//! And the log stays quiet: a device's state changes are one line each
+//! within the reader's budget per minute (`reader::health`), the rest are in
+//! the summary, never a line per failed poll; every device line names the
+//! device, its protocol and its address.
 
 mod common;
 mod fault_support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fault_support::*;
 use millrace::farm::{Farm, FarmOptions, FaultRates};
 use millrace::kdb::{Tickerplant, TickerplantOptions};
+use millrace::reader::health::{LINES_PER_WINDOW, WINDOW_NS};
 use millrace::Quality;
 
 const DEVICES: u32 = 1_000;
@@ -72,6 +77,7 @@ fn a_thousand_flapping_devices_deliver_verified_rows_and_bad_quality_for_faults(
         &[("timeout = \"1s\"", "timeout = \"300ms\"")],
     );
 
+    let spawned = Instant::now();
     let mut run = RunChild::spawn(&config);
     wait_for(
         "start-up: devices connected and polled",
@@ -96,6 +102,7 @@ fn a_thousand_flapping_devices_deliver_verified_rows_and_bad_quality_for_faults(
     };
     let (status, _) = run.terminate(Duration::from_secs(60));
     assert!(status.success(), "exit status {status}");
+    check_log(&run.log_lines(), spawned.elapsed());
     let counters = farm.counters();
     eprintln!("farm: {counters:?}");
 
@@ -194,4 +201,55 @@ fn starvation_windows(started_ns: i64, ended_ns: i64) -> Vec<(i64, i64)> {
     (0..WINDOWS)
         .map(|w| (from + w * width, from + (w + 1) * width))
         .collect()
+}
+
+/// The log of a run of `elapsed` under 1,000 flapping devices (one reader):
+/// within the budget per window, the rest summarised.
+fn check_log(lines: &[String], elapsed: Duration) {
+    // Windows the run touched (a window boundary may cut it anywhere).
+    let windows = (elapsed.as_nanos() as u64).div_ceil(WINDOW_NS) + 1;
+    let device_lines: Vec<&String> = lines.iter().filter(|l| l.contains(" device=")).collect();
+    let summaries: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("devices in the last"))
+        .collect();
+    let minutes = elapsed.as_secs_f64() / 60.0;
+    eprintln!(
+        "log: {} lines in {elapsed:?} ({:.0} per minute): {} about devices, {} summaries",
+        lines.len(),
+        lines.len() as f64 / minutes,
+        device_lines.len(),
+        summaries.len()
+    );
+    assert!(
+        device_lines.len() as u64 <= windows * u64::from(LINES_PER_WINDOW),
+        "{} device lines in {windows} windows:\n{}",
+        device_lines.len(),
+        device_lines
+            .iter()
+            .map(|l| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    for line in &device_lines {
+        assert!(
+            line.contains(" protocol=modbus-tcp") && line.contains(" address=127.0.0.1:"),
+            "a device line without its protocol and address: {line}"
+        );
+    }
+    // Far more changes happened than lines were written: the summary at the
+    // stop says so.
+    let last = summaries
+        .last()
+        .expect("a summary of the devices at the stop");
+    assert!(last.contains("held back"), "{last}");
+    // Everything else is a fixed number of lines: start, a status line
+    // every 10 s, stop.
+    let other = lines.len() - device_lines.len() - summaries.len();
+    let status_lines = elapsed.as_secs() / 10 + 1;
+    assert!(
+        other as u64 <= 20 + status_lines,
+        "{other} lines that are neither device lines nor summaries:\n{}",
+        lines.join("\n")
+    );
 }

@@ -297,10 +297,12 @@ fn resetting_kdb_gets_reconnects_with_backoff_and_complete_delivery_after_dedup(
 fn retry_delays(lines: &[String]) -> Vec<f64> {
     lines
         .iter()
-        .filter(|l| l.starts_with("millrace sink tp:"))
+        .filter(|l| l.contains(" sink tp: "))
         .filter_map(|l| {
-            let d = l.rsplit_once("retrying in ")?.1;
-            parse_duration(d.trim())
+            // The delay is the word after "retrying in" (the line's fields
+            // follow it).
+            let d = l.rsplit_once("retrying in ")?.1.split_whitespace().next()?;
+            parse_duration(d)
         })
         .collect()
 }

@@ -37,6 +37,14 @@
 //!   makes a stop immediate. Replay is `millrace::app::replay::run`, the
 //!   binary's own code.
 //!
+//! - `a_reload_applies_edits_in_place_and_refuses_an_invalid_file`: the
+//!   same check across a live reload (SIGHUP) with kdb+ up: config A runs,
+//!   its file becomes B (a tag inserted, a device renamed, a Modbus device
+//!   switched to S7), SIGHUP; every seq arrives (no gap across the reload)
+//!   and each row carries the names of the configuration it was polled
+//!   under. Then the file is made invalid and SIGHUP refused: the error
+//!   names the file and line, polling goes on under B, no table is written.
+//!
 //! All of them poll one farm, started once for the whole binary: its values
 //! depend on each device's own answer counter, which a row's value carries,
 //! so runs side by side do not disturb each other's checks.
@@ -518,6 +526,92 @@ fn every_edit_is_delivered_under_the_names_it_was_polled_with() {
         }
     }
     assert!(failed.is_empty(), "scenarios failed: {failed:?}");
+}
+
+/// Waits until the run's log has a line containing `needle`; returns it.
+fn wait_for_log(run: &mut RunChild, needle: &str) -> Result<String, String> {
+    let deadline = Instant::now() + WAIT_LIMIT;
+    loop {
+        let text = std::fs::read_to_string(&run.log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+            return Ok(line.to_string());
+        }
+        if let Some(status) = run.child.try_wait().unwrap() {
+            return Err(format!("run exited ({status}):\n{}", run.log_tail()));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("no `{needle}` in the log:\n{}", run.log_tail()));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_reload_applies_edits_in_place_and_refuses_an_invalid_file() {
+    let (_, emitted) = plant_farm();
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("wal");
+    let log = dir.path().join("run.log");
+    let sinks = [format!("127.0.0.1:{}", free_port())];
+    let journal = dir.path().join("delivered.journal");
+    let tp = stand_in(&sinks[0], &journal);
+    let a = Plant::new(emitted, DEVICES, TAGS);
+    let mut b = a.clone();
+    for edit in [
+        Edit::InsertTag { device: 0, at: 0 },
+        Edit::RenameDevice { device: 1 },
+        Edit::SwitchProtocol { device: 2 },
+    ] {
+        assert!(b.apply(&edit, emitted), "{edit:?} does not apply to {b:?}");
+    }
+    let config = a.render(emitted, dir.path(), &wal, &sinks);
+    let mut run = RunChild::spawn(&config, &log);
+    run.wait_for_rows(&wal, 0, &a).unwrap();
+
+    // The file becomes B; SIGHUP applies it in place.
+    assert_eq!(b.render(emitted, dir.path(), &wal, &sinks), config);
+    common::signal(run.child.id(), 1);
+    let line = wait_for_log(&mut run, "reloaded ").unwrap();
+    eprintln!("{line}");
+    let tables = table_seqs(&wal);
+    assert_eq!(
+        tables.len(),
+        2,
+        "one tag table per configuration: {tables:?}"
+    );
+    let boundary = tables[1];
+    run.wait_for_rows(&wal, boundary, &b).unwrap();
+
+    // An invalid file is refused with where it is wrong; B keeps polling.
+    std::fs::write(&config, "[readers]\nthreads = \"two\"\n").unwrap();
+    common::signal(run.child.id(), 1);
+    let refusal = wait_for_log(&mut run, "reload refused").unwrap();
+    assert!(
+        refusal.contains("plant.toml:2:") && refusal.contains("threads"),
+        "the refusal does not say where: {refusal}"
+    );
+    let before = durable_seq(&wal);
+    run.wait_for_rows(&wal, before, &b).unwrap();
+    assert_eq!(table_seqs(&wal), tables, "a refused reload wrote a table");
+    run.stop().unwrap();
+    let durable = durable_seq(&wal);
+    tp.stop();
+
+    let epochs = [
+        Epoch {
+            first_seq: 0,
+            plant: a,
+        },
+        Epoch {
+            first_seq: boundary,
+            plant: b,
+        },
+    ];
+    let rows = journal_rows(&journal);
+    let checked = check_rows(emitted, &rows, &epochs, &wal_tags(&wal), durable)
+        .unwrap_or_else(|e| panic!("across the reload: {e}"));
+    checked.covers(&epochs).unwrap();
+    eprintln!("reload: {checked:?}");
 }
 
 fn edit_strategy() -> impl Strategy<Value = Edit> {

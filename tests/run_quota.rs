@@ -60,7 +60,7 @@ fn spawn_run(config: &Path) -> (Child, String) {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             eprintln!("{line}");
-            if let Some(rest) = line.strip_prefix("millrace: metrics on http://") {
+            if let Some(rest) = line.split_once("metrics on http://").map(|(_, rest)| rest) {
                 let _ = tx.send(rest.trim_end_matches("/metrics").to_string());
             }
         }

@@ -118,7 +118,7 @@ fn a_sink_stopped_by_a_bad_frame_stops_the_run_and_a_restart_recovers() {
         "a run whose sink stopped exited {status}:\n{text}"
     );
     assert!(
-        text.contains("millrace: sink tp stopped:") && text.contains("; stopping"),
+        text.contains("sink tp stopped:") && text.contains("; stopping"),
         "the run does not say which sink stopped it:\n{text}"
     );
     assert!(

@@ -5,7 +5,8 @@
 //! in text and JSON over the WAL that run wrote, `replay` refused and
 //! accepted), and the password must appear in none of their stdout or stderr
 //! nor in any file of the WAL directory (segments, tag tables, cursors) or
-//! the percentile directory beside it.
+//! the percentile directory beside it. `run` is also run at every log level
+//! (`--log-level trace`) with JSON lines, each of which must parse.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -140,7 +141,12 @@ fn drain(
 }
 
 fn spawn_run(config: &Path) -> Running {
+    spawn_run_logging(config, &[])
+}
+
+fn spawn_run_logging(config: &Path, log_args: &[&str]) -> Running {
     let mut child = millrace()
+        .args(log_args)
         .args(["run", "--config"])
         .arg(config)
         .stdout(Stdio::piped())
@@ -266,6 +272,46 @@ fn check_config_never_shows_the_password() {
         assert!(!out.stderr.is_empty(), "no error message");
         assert_output_clean("check-config (refused)", &out);
     }
+}
+
+#[test]
+fn run_at_every_log_level_in_json_never_shows_the_password() {
+    let refusing = tickerplant(WRONG);
+    let plant = plant(&refusing.local_addr().to_string());
+    let running = spawn_run_logging(
+        &plant.config,
+        &["--log-level", "trace", "--log-format", "json"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !running.stderr_text().contains("authentication refused") {
+        assert!(
+            Instant::now() < deadline,
+            "no authentication error logged: {}",
+            running.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (stdout, stderr) = running.stop();
+    assert_clean("run --log-level trace --log-format json stdout", &stdout);
+    assert_clean("run --log-level trace --log-format json stderr", &stderr);
+    let text = String::from_utf8_lossy(&stderr);
+    let mut levels = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let event: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
+        let level = event["level"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no level: {line}"));
+        levels.insert(level.to_string());
+        assert!(event["fields"]["message"].is_string(), "no message: {line}");
+        assert!(event["threadName"].is_string(), "no thread name: {line}");
+    }
+    // The refusal is a warning of the sink; start and stop are info.
+    assert!(
+        levels.contains("WARN") && levels.contains("INFO"),
+        "{levels:?}"
+    );
+    assert!(assert_tree_clean(&plant.wal) > 0);
 }
 
 #[test]

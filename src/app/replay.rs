@@ -56,8 +56,8 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
                 source,
             }
         })?;
-    eprintln!(
-        "millrace replay: {} seq {}..{} -> {} table {}",
+    tracing::info!(
+        "replay: {} seq {}..{} -> {} table {}",
         args.wal.display(),
         args.from_seq,
         if args.to_seq == u64::MAX {
@@ -108,7 +108,9 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
             if last_progress.elapsed() >= PROGRESS_EVERY {
                 last_progress = Instant::now();
                 let rate = acked as f64 / started.elapsed().as_secs_f64();
-                eprintln!("millrace replay: {acked} rows acknowledged ({rate:.0} rows/s), at seq {first_seq}");
+                tracing::info!(
+                    "replay: {acked} rows acknowledged ({rate:.0} rows/s), at seq {first_seq}"
+                );
             }
             true
         },

@@ -6,6 +6,16 @@
 //! restart recovers from the last durable point. SIGUSR1 empties the stage
 //! histograms (a benchmark starts its window with it, so connection set-up
 //! is not in the percentiles).
+//!
+//! SIGHUP (`systemctl reload millrace`) reloads the configuration file: a
+//! new one that does not load is refused with its file:line:col error in the
+//! log and the running one keeps going; one that loads replaces the running
+//! data path in place. Polling stops, what the rings hold is committed, the
+//! sinks finish what is in flight (what they have not sent is durable and
+//! the new sinks send it from their checkpoints), and the new configuration
+//! starts on the same WAL, its names recorded from the WAL's next seq on
+//! (tag_history.rs): no sample is lost or named by the other configuration.
+//! The `[wal]` section cannot change this way (it is the WAL itself).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::runtime::{write_hgrm_files, Runtime, RuntimeOptions};
+use crate::config::Config;
 use crate::metrics::{Exposition, Stage, StageHistograms};
 use crate::pipeline::stats::get;
 use crate::pipeline::{SinkExit, SinkStats, WriterStats};
@@ -32,42 +43,47 @@ pub struct RunArgs {
 
 /// Returns the process exit code.
 pub fn run(args: &RunArgs) -> u8 {
-    let config = match crate::config::load(&args.config) {
+    let mut config = match crate::config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("millrace: {e}");
+            tracing::error!("{e}");
             return 1;
         }
     };
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&stop)) {
-            eprintln!("millrace: cannot install the signal handler: {e}");
+            tracing::error!("cannot install the signal handler: {e}");
             return 1;
         }
     }
     let reset_histograms = Arc::new(AtomicBool::new(false));
-    if let Err(e) =
-        signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&reset_histograms))
-    {
-        eprintln!("millrace: cannot install the signal handler: {e}");
-        return 1;
+    let reload = Arc::new(AtomicBool::new(false));
+    for (signal, flag) in [
+        (signal_hook::consts::SIGUSR1, &reset_histograms),
+        (signal_hook::consts::SIGHUP, &reload),
+    ] {
+        if let Err(e) = signal_hook::flag::register(signal, Arc::clone(flag)) {
+            tracing::error!("cannot install the signal handler: {e}");
+            return 1;
+        }
     }
-    let runtime = match Runtime::start(&config, RuntimeOptions::default()) {
+    let mut runtime = match Runtime::start(&config, RuntimeOptions::default()) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("millrace: cannot start: {e}");
+            tracing::error!("cannot start: {e}");
             return 1;
         }
     };
-    eprintln!("millrace: {}", describe_recovery(&runtime.recovery));
+    tracing::info!("{}", describe_recovery(&runtime.recovery));
     if let Some(addr) = runtime.metrics_addr() {
-        eprintln!("millrace: metrics on http://{addr}/metrics");
+        tracing::info!("metrics on http://{addr}/metrics");
     }
-    eprintln!(
-        "millrace: running {} devices, {} tags; SIGINT or SIGTERM stops",
+    tracing::info!(
+        "running {} devices, {} tags; SIGINT or SIGTERM stops, SIGHUP reloads {}",
         config.devices.len(),
-        config.tag_count()
+        config.tag_count(),
+        args.config.display()
     );
     let mut fatal = false;
     let mut last_status = Instant::now();
@@ -77,23 +93,37 @@ pub fn run(args: &RunArgs) -> u8 {
         log_stalls(&runtime, &mut stalled_logged);
         if reset_histograms.swap(false, Ordering::Relaxed) {
             runtime.histograms().reset();
-            eprintln!("millrace: stage histograms reset (SIGUSR1)");
+            tracing::info!("stage histograms reset (SIGUSR1)");
+        }
+        if reload.swap(false, Ordering::Relaxed) {
+            runtime = match reload_config(&args.config, &config, runtime) {
+                Reloaded::Running(runtime, new_config) => {
+                    if let Some(new_config) = new_config {
+                        config = *new_config;
+                    }
+                    stalled_logged = vec![false; runtime.sink_stats().len()];
+                    runtime
+                }
+                // Nothing runs: everything acknowledged is durable, and
+                // the supervisor's restart recovers from it.
+                Reloaded::Stopped => return 1,
+            };
         }
         if runtime.writer_failed() {
-            eprintln!("millrace: the WAL writer stopped on a fatal error; stopping");
+            tracing::error!("the WAL writer stopped on a fatal error; stopping");
             fatal = true;
             break;
         }
         if let Some((name, reason)) = runtime.failed_sink() {
-            eprintln!("millrace: sink {name} stopped: {reason}; stopping");
+            tracing::error!(sink = %name, "sink {name} stopped: {reason}; stopping");
             fatal = true;
             break;
         }
         if last_status.elapsed() >= STATUS_EVERY {
             last_status = Instant::now();
             let s = runtime.snapshot();
-            eprintln!(
-                "millrace: durable {} acked {} lag {} timeouts {} reconnects {} overruns {}",
+            tracing::info!(
+                "durable {} acked {} lag {} timeouts {} reconnects {} overruns {}",
                 s.durable_seq,
                 s.acked_samples,
                 s.lag_samples,
@@ -103,7 +133,7 @@ pub fn run(args: &RunArgs) -> u8 {
             );
         }
     }
-    eprintln!("millrace: stopping");
+    tracing::info!("stopping");
     let histograms = Arc::clone(runtime.histograms());
     let (snap, errors) = runtime.stop();
     let hgrm_dir = args
@@ -111,24 +141,117 @@ pub fn run(args: &RunArgs) -> u8 {
         .clone()
         .unwrap_or_else(|| default_hgrm_dir(&config.wal.dir));
     match write_hgrm_files(&hgrm_dir, &histograms) {
-        Ok(_) => eprintln!("millrace: percentile files in {}", hgrm_dir.display()),
-        Err(e) => eprintln!(
-            "millrace: cannot write percentile files to {}: {e}",
+        Ok(_) => tracing::info!("percentile files in {}", hgrm_dir.display()),
+        Err(e) => tracing::warn!(
+            "cannot write percentile files to {}: {e}",
             hgrm_dir.display()
         ),
     }
-    eprintln!(
-        "millrace: stopped: durable seq {}, acknowledged by every sink {}, lag {}",
-        snap.durable_seq, snap.acked_samples, snap.lag_samples
+    tracing::info!(
+        "stopped: durable seq {}, acknowledged by every sink {}, lag {}",
+        snap.durable_seq,
+        snap.acked_samples,
+        snap.lag_samples
     );
     for e in &errors {
-        eprintln!("millrace: {e}");
+        tracing::error!("{e}");
     }
     if fatal || !errors.is_empty() {
         1
     } else {
         0
     }
+}
+
+/// What a reload left running: the new configuration's runtime (with the
+/// configuration), the old one's (refused or rolled back), or nothing.
+enum Reloaded {
+    Running(Runtime, Option<Box<Config>>),
+    Stopped,
+}
+
+/// SIGHUP: loads `path` again and, if it loads and may be applied, stops
+/// `runtime` and starts the new configuration in its place. A new
+/// configuration that fails to start (an address that does not resolve, a
+/// metrics port taken) gives way to the old one again.
+fn reload_config(path: &Path, running: &Config, runtime: Runtime) -> Reloaded {
+    let new = match crate::config::load(path) {
+        Ok(new) => new,
+        Err(e) => {
+            tracing::error!("reload refused, the running configuration stays: {e}");
+            return Reloaded::Running(runtime, None);
+        }
+    };
+    if new.wal != running.wal {
+        tracing::error!(
+            "reload refused, the running configuration stays: {}: the [wal] section changed; \
+             it is the WAL itself and changes only with a restart",
+            path.display()
+        );
+        return Reloaded::Running(runtime, None);
+    }
+    let started = Instant::now();
+    // The metrics endpoint keeps the address it has when its setting did
+    // not change (a port chosen by the system stays the one scrapers know).
+    let metrics_listen = match new.metrics.listen == running.metrics.listen {
+        true => Some(runtime.metrics_addr()),
+        false => None,
+    };
+    let (_, errors) = runtime.stop_within(Duration::ZERO);
+    let stopped = started.elapsed();
+    for e in &errors {
+        tracing::error!("while stopping for the reload: {e}");
+    }
+    let options = RuntimeOptions {
+        metrics_listen,
+        ..RuntimeOptions::default()
+    };
+    match Runtime::start(&new, options) {
+        Ok(runtime) => {
+            tracing::info!(
+                "reloaded {}: {}; {} devices, {} tags; polling paused {:.0} ms (stop {:.0} ms, \
+                 start {:.0} ms)",
+                path.display(),
+                describe_changes(running, &new),
+                new.devices.len(),
+                new.tag_count(),
+                started.elapsed().as_secs_f64() * 1e3,
+                stopped.as_secs_f64() * 1e3,
+                (started.elapsed() - stopped).as_secs_f64() * 1e3
+            );
+            Reloaded::Running(runtime, Some(Box::new(new)))
+        }
+        Err(e) => {
+            tracing::error!(
+                "the reloaded configuration did not start: {e}; starting the previous one again"
+            );
+            let options = RuntimeOptions {
+                metrics_listen,
+                ..RuntimeOptions::default()
+            };
+            match Runtime::start(running, options) {
+                Ok(runtime) => Reloaded::Running(runtime, None),
+                Err(e) => {
+                    tracing::error!("the previous configuration did not start again: {e}");
+                    Reloaded::Stopped
+                }
+            }
+        }
+    }
+}
+
+/// Devices added, removed and kept (by name) from `old` to `new`.
+fn describe_changes(old: &Config, new: &Config) -> String {
+    let names = |c: &Config| -> std::collections::BTreeSet<String> {
+        c.devices.iter().map(|d| d.name.clone()).collect()
+    };
+    let (before, after) = (names(old), names(new));
+    format!(
+        "{} devices added, {} removed, {} kept (their tags as the file now says)",
+        after.difference(&before).count(),
+        before.difference(&after).count(),
+        after.intersection(&before).count()
+    )
 }
 
 /// Logs a sink that stopped getting acknowledgements while behind (kdb+
@@ -139,15 +262,16 @@ fn log_stalls(runtime: &Runtime, logged: &mut [bool]) {
         let stalled = stats.stalled_seconds(durable, STALL_LOG_AFTER);
         if stalled > 0.0 && !*logged {
             *logged = true;
-            eprintln!(
-                "millrace: sink {name}: STALLED: no acknowledgement from kdb+ for {stalled:.1}s, \
+            tracing::warn!(
+                sink = %name,
+                "sink {name}: STALLED: no acknowledgement from kdb+ for {stalled:.1}s, \
                  {} durable samples waiting (connected {})",
                 stats.lag(durable),
                 get(&stats.connected)
             );
         } else if stalled == 0.0 && *logged && stats.stalled_seconds(durable, STALL_GRACE) == 0.0 {
             *logged = false;
-            eprintln!("millrace: sink {name}: acknowledging again");
+            tracing::info!(sink = %name, "sink {name}: acknowledging again");
         }
     }
 }
@@ -241,6 +365,29 @@ pub fn render_metrics(
         "millrace_devices_connected",
         "Devices connected now.",
         connected,
+    );
+    // Per device (published by the readers about once a second): what the
+    // dashboard's top-N panels rank.
+    let per_device = |total: fn(&crate::reader::DeviceStats) -> u64| -> Vec<(&str, u64)> {
+        readers
+            .iter()
+            .filter_map(|s| s.devices.get())
+            .flatten()
+            .map(|d| (d.name.as_str(), total(d)))
+            .collect()
+    };
+    e.counter_family(
+        "millrace_device_errors_total",
+        "Per device: requests that timed out, malformed answers, failed connects and \
+         exception samples.",
+        "device",
+        &per_device(|d| d.errors.load(Ordering::Relaxed)),
+    );
+    e.counter_family(
+        "millrace_device_reconnects_total",
+        "Per device: reconnection attempts.",
+        "device",
+        &per_device(|d| d.reconnects.load(Ordering::Relaxed)),
     );
     e.counter(
         "millrace_wal_samples_total",

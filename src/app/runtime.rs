@@ -132,6 +132,14 @@ impl Runtime {
         snapshot(&stats, &self.pipeline)
     }
 
+    /// `stop`, with the sinks given `deadline` to deliver instead of the
+    /// one the runtime started with (a reload: what they leave is durable
+    /// and the next sinks send it).
+    pub fn stop_within(self, deadline: Duration) -> (Snapshot, Vec<StopError>) {
+        self.pipeline.set_stop_deadline(deadline);
+        self.stop()
+    }
+
     /// Stops polling, drains and commits, delivers up to the deadline,
     /// checkpoints. Returns the final snapshot and any errors.
     pub fn stop(mut self) -> (Snapshot, Vec<StopError>) {
@@ -142,10 +150,13 @@ impl Runtime {
                 errors.push(StopError::Reader { index, source });
             }
         }
+        tracing::debug!("stop: the readers have stopped");
         self.endpoint = None;
+        tracing::debug!("stop: the metrics endpoint has stopped");
         let writer_stats = Arc::clone(&self.pipeline.writer_stats);
         let sink_stats = self.pipeline.sink_stats.clone();
         let finished = self.pipeline.finish();
+        tracing::debug!("stop: the WAL writer and the sinks have finished");
         errors.extend(finished.errors.into_iter().map(StopError::from));
         let mut snap = Snapshot::default();
         for s in &stats {

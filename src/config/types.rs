@@ -52,7 +52,7 @@ pub enum SyncMode {
     None,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalConfig {
     pub dir: PathBuf,
     /// Bytes per segment file; a multiple of 4096.

@@ -441,7 +441,7 @@ fn handle_view(update: &UpdView<'_>, shared: &Shared) -> Result<(), UpdError> {
             .map_err(|e| std::io::Error::other(e.to_string()))
             .and_then(|data| journal.append(update.table, &data));
         if let Err(e) = appended {
-            eprintln!("tickerplant: journal append failed: {e}");
+            tracing::error!("tickerplant: journal append failed: {e}");
         }
     }
     if let (Some(recorder), Some(columns)) = (&shared.recorder, update.record_columns(table)) {
@@ -466,7 +466,7 @@ fn handle(k: &K, shared: &Shared) -> Result<(), UpdError> {
         // publisher's: the update is counted, the failure is printed once per
         // occurrence on stderr.
         if let Err(e) = journal.append(update.table, update.data) {
-            eprintln!("tickerplant: journal append failed: {e}");
+            tracing::error!("tickerplant: journal append failed: {e}");
         }
     }
     if let Some(recorder) = &shared.recorder {

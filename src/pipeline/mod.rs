@@ -20,7 +20,7 @@ mod sink;
 pub mod stats;
 mod wal_writer;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -80,7 +80,8 @@ pub struct Pipeline {
     pub sink_exits: Vec<(String, SinkExit)>,
     pub histograms: Arc<StageHistograms>,
     wal: WalHandle,
-    stop_deadline: Duration,
+    /// Nanoseconds, shared with every sink.
+    stop_deadline: Arc<AtomicU64>,
 }
 
 /// How long after the sinks' stop deadline `finish` still waits for one.
@@ -109,6 +110,9 @@ impl Pipeline {
         let handle = wal.handle();
         let drain_and_stop = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
+        let stop_deadline = Arc::new(AtomicU64::new(
+            u64::try_from(options.stop_deadline.as_nanos()).unwrap_or(u64::MAX),
+        ));
         let writer_done = Arc::new(AtomicBool::new(false));
         let writer_stats = Arc::new(WriterStats::default());
         let mut sinks = Vec::new();
@@ -130,7 +134,7 @@ impl Pipeline {
                 stats,
                 histograms: Arc::clone(&histograms),
                 stop: Arc::clone(&stop),
-                stop_deadline: options.stop_deadline,
+                stop_deadline: Arc::clone(&stop_deadline),
                 writer_done: Arc::clone(&writer_done),
                 backoff: options.backoff,
                 idle_wait: sink::IDLE_WAIT_MAX,
@@ -170,7 +174,7 @@ impl Pipeline {
             sink_exits,
             histograms,
             wal: handle,
-            stop_deadline: options.stop_deadline,
+            stop_deadline,
         })
     }
 
@@ -199,6 +203,13 @@ impl Pipeline {
             })
     }
 
+    /// How long the sinks deliver after `finish` asks them to stop (a
+    /// reload stops them sooner than an exit does).
+    pub fn set_stop_deadline(&self, deadline: Duration) {
+        let nanos = u64::try_from(deadline.as_nanos()).unwrap_or(u64::MAX);
+        self.stop_deadline.store(nanos, Ordering::Release);
+    }
+
     /// Call after the readers have stopped: drains the rings, commits,
     /// delivers what is durable (up to the deadline), checkpoints, joins.
     pub fn finish(mut self) -> Finished {
@@ -222,14 +233,16 @@ impl Pipeline {
         // write for up to the socket timeout) cannot look at its deadline:
         // stop waiting for it shortly after. What it did not deliver is
         // durable in the WAL and goes out after the next start.
-        let give_up_at = Instant::now() + self.stop_deadline + SINK_JOIN_GRACE;
+        let deadline = Duration::from_nanos(self.stop_deadline.load(Ordering::Acquire));
+        let give_up_at = Instant::now() + deadline + SINK_JOIN_GRACE;
         for SinkThread { name, thread, .. } in self.sinks.drain(..) {
             while !thread.is_finished() && Instant::now() < give_up_at {
                 std::thread::sleep(Duration::from_millis(10));
             }
             if !thread.is_finished() {
-                eprintln!(
-                    "millrace: sink {name}: still blocked on kdb+ past the stop deadline; \
+                tracing::warn!(
+                    sink = %name,
+                    "sink {name}: still blocked on kdb+ past the stop deadline; \
                      left behind, the rest stays in the WAL for the next start"
                 );
                 continue;

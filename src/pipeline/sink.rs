@@ -17,7 +17,7 @@
 //! so that the process stops instead of idling while the WAL fills. A restart
 //! lets recovery check the WAL; the sink never skips the frame itself.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,7 +61,9 @@ pub struct SinkContext {
     pub histograms: Arc<StageHistograms>,
     /// Stop requested: deliver what is durable up to `stop_deadline`, then return.
     pub stop: Arc<AtomicBool>,
-    pub stop_deadline: Duration,
+    /// Nanoseconds; shared so that a reload can stop the sinks sooner than
+    /// an exit does (`Pipeline::set_stop_deadline`).
+    pub stop_deadline: Arc<AtomicU64>,
     /// Set when the WAL writer has finished: nothing more will become durable.
     pub writer_done: Arc<AtomicBool>,
     pub backoff: Backoff,
@@ -166,8 +168,9 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
             Err(e) => {
                 add(&ctx.stats.errors, 1);
                 let delay = ctx.backoff.delay(attempt, jitter.next_u64());
-                eprintln!(
-                    "millrace sink {}: {e}; retrying in {delay:?}",
+                tracing::warn!(
+                    sink = %ctx.config.name,
+                    "sink {}: {e}; retrying in {delay:?}",
                     ctx.config.name
                 );
                 attempt = attempt.saturating_add(1);
@@ -202,7 +205,7 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
                 set(&ctx.stats.connected, 0);
                 add(&ctx.stats.errors, 1);
                 let failure = SinkError::Tags(e);
-                eprintln!("millrace sink {}: STOPPED: {failure}", ctx.config.name);
+                tracing::error!(sink = %ctx.config.name, "sink {}: STOPPED: {failure}", ctx.config.name);
                 return Err(failure);
             }
             Err(DeliverError::Frame(error)) => {
@@ -239,8 +242,9 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
                 add(&ctx.stats.errors, 1);
                 add(&ctx.stats.reconnects, 1);
                 let delay = ctx.backoff.delay(attempt, jitter.next_u64());
-                eprintln!(
-                    "millrace sink {}: {e}; resending from seq {}, retrying in {delay:?}",
+                tracing::warn!(
+                    sink = %ctx.config.name,
+                    "sink {}: {e}; resending from seq {}, retrying in {delay:?}",
                     ctx.config.name,
                     cursor.checkpointed()
                 );
@@ -272,7 +276,7 @@ enum DeliverError {
 fn stopped(ctx: &SinkContext, failure: SinkError) -> SinkError {
     set(&ctx.stats.connected, 0);
     add(&ctx.stats.errors, 1);
-    eprintln!("millrace sink {}: STOPPED: {failure}", ctx.config.name);
+    tracing::error!(sink = %ctx.config.name, "sink {}: STOPPED: {failure}", ctx.config.name);
     failure
 }
 
@@ -464,7 +468,9 @@ fn connect(ctx: &SinkContext) -> Result<Publisher, KdbError> {
 /// True once stop was requested; fixes the deadline the first time.
 fn stopping(ctx: &SinkContext, stop_at: &mut Option<Instant>) -> bool {
     if ctx.stop.load(Ordering::Acquire) {
-        stop_at.get_or_insert_with(|| Instant::now() + ctx.stop_deadline);
+        stop_at.get_or_insert_with(|| {
+            Instant::now() + Duration::from_nanos(ctx.stop_deadline.load(Ordering::Acquire))
+        });
         true
     } else {
         false
@@ -584,7 +590,7 @@ mod tests {
             stats: Arc::new(SinkStats::default()),
             histograms: Arc::new(StageHistograms::default()),
             stop: Arc::clone(&stop),
-            stop_deadline: Duration::from_secs(1),
+            stop_deadline: Arc::new(AtomicU64::new(1_000_000_000)),
             writer_done: Arc::clone(&writer_done),
             backoff: Backoff::default(),
             idle_wait: IDLE_WAIT_MAX,

@@ -176,13 +176,13 @@ fn log_full_state(full: bool, wal: &Wal) {
             FullCause::Quota => "quota reached",
             FullCause::Disk => "disk full: no space to preallocate the next segment",
         };
-        eprintln!(
-            "millrace wal: full at durable seq {} ({cause}); not draining the rings: \
+        tracing::warn!(
+            "wal: full at durable seq {} ({cause}); not draining the rings: \
              readers delay their polls until a sink catches up and segments are retired",
             wal.durable_seq()
         );
     } else {
-        eprintln!("millrace wal: room again; draining the rings");
+        tracing::info!("wal: room again; draining the rings");
     }
 }
 

@@ -150,8 +150,8 @@ impl Clock {
         }
         if let Some(step) = step {
             WALL_STEPS_BACK.fetch_add(1, Ordering::Relaxed);
-            eprintln!(
-                "millrace reader: WARNING wall clock stepped back by {:.3} s; sample time \
+            tracing::warn!(
+                "wall clock stepped back by {:.3} s; sample time \
                  stays on the monotonic clock, {:.3} s ahead of the wall clock",
                 step.step_ns as f64 / 1e9,
                 step.lag_ns as f64 / 1e9

@@ -187,6 +187,7 @@ impl EpollDriver {
             again.dedup();
             shard.publish();
         }
+        shard.finish(clock.now());
         shard.publish();
         Ok(())
     }

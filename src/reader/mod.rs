@@ -21,6 +21,7 @@
 pub mod clock;
 pub mod device;
 pub mod epoll;
+pub mod health;
 pub mod ring_out;
 pub mod scheduler;
 pub mod shard;
@@ -37,7 +38,7 @@ use crate::kdb::backoff::Backoff;
 use crate::ring::Producer;
 
 pub use shard::{DeviceSpec, Shard, Transport};
-pub use stats::{Counters, Stats};
+pub use stats::{Counters, DeviceStats, Stats};
 
 /// The one receive buffer of a thread (epoll): a few dozen maximal Modbus
 /// frames, more than one of any protocol's largest answer.
@@ -188,11 +189,11 @@ pub fn choose_driver(backend: Backend, name: &str) -> io::Result<Driver> {
         }
         Backend::Auto => match uring::probe() {
             Ok(()) => {
-                eprintln!("millrace: {name}: backend io_uring");
+                tracing::info!("{name}: backend io_uring");
                 Ok(Driver::IoUring)
             }
             Err(e) => {
-                eprintln!("millrace: {name}: io_uring unavailable ({e}); backend epoll");
+                tracing::warn!("{name}: io_uring unavailable ({e}); backend epoll");
                 Ok(Driver::Epoll)
             }
         },

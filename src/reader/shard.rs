@@ -28,6 +28,7 @@ use crate::sample::{Quality, TagId};
 
 pub use super::clock::{Clock, Now};
 use super::device::{Device, Link};
+use super::health::Health;
 use super::ring_out::RingOut;
 use super::scheduler::{initial_phase_ns, next_poll_ns, DeviceIndex, Scheduler};
 use super::stats::{Counters, Stats};
@@ -102,7 +103,21 @@ pub struct Shard {
     /// `request_bytes_max` of the shard's devices).
     tx_buf: Vec<u8>,
     /// Per device: name, protocol and address, for log lines.
-    labels: Vec<String>,
+    labels: Vec<DeviceLabel>,
+    /// What the log has said about each device's connection.
+    health: Health,
+    /// When the per-device totals were last published (`stats.devices`).
+    devices_published_ns: u64,
+}
+
+/// How often the per-device totals go to the metrics.
+const DEVICES_PUBLISH_NS: u64 = 1_000_000_000;
+
+/// What every log line about a device carries.
+struct DeviceLabel {
+    name: String,
+    protocol: crate::config::Protocol,
+    address: String,
 }
 
 /// Latency recording for the poll-round-trip and decode stages, when the
@@ -143,10 +158,11 @@ impl Shard {
                 .max(device.cycle_samples)
                 .max(device.session.samples_per_frame_max());
             devices.push(device);
-            labels.push(format!(
-                "device {} ({} {})",
-                config.name, config.protocol, config.address
-            ));
+            labels.push(DeviceLabel {
+                name: config.name.clone(),
+                protocol: config.protocol,
+                address: config.address.clone(),
+            });
         }
         if frame_samples_max > producer.capacity() {
             let message = format!(
@@ -157,6 +173,12 @@ impl Shard {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
         }
         let count = devices.len();
+        let _ = stats.devices.set(
+            specs
+                .iter()
+                .map(|s| super::stats::DeviceStats::new(&s.config.name))
+                .collect(),
+        );
         let interval_min_ns = devices.iter().map(|d| d.interval_ns).min().unwrap_or(0);
         let request_bytes_max = devices
             .iter()
@@ -176,6 +198,8 @@ impl Shard {
             slack_ns: (interval_min_ns / SLACK_DIVISOR).min(SLACK_NS_MAX),
             tx_buf: vec![0; request_bytes_max],
             labels,
+            health: Health::new(count),
+            devices_published_ns: 0,
         })
     }
 
@@ -239,8 +263,52 @@ impl Shard {
         self.stats.publish(&mut self.pending);
     }
 
+    /// A device stopped answering: the first failure of a streak is one
+    /// log line (within the reader's budget, `health`), the others are
+    /// counted only.
+    fn link_failed(&mut self, index: DeviceIndex, now: Now, why: std::fmt::Arguments<'_>) {
+        if let Some(change) = self.health.failed(index as usize, now.mono_ns) {
+            let label = &self.labels[index as usize];
+            tracing::warn!(
+                device = %label.name,
+                protocol = %label.protocol,
+                address = %label.address,
+                "device {}: {change}: {why} (failures are counted, not logged, until it \
+                 answers again)",
+                label.name
+            );
+        }
+    }
+
+    /// The summary of the devices' connections since the last one, once a
+    /// window has passed (and at the end, `finish`).
+    fn summarize(&mut self, now: Now, end: bool) {
+        if end || now.mono_ns.saturating_sub(self.devices_published_ns) >= DEVICES_PUBLISH_NS {
+            self.devices_published_ns = now.mono_ns;
+            if let Some(stats) = self.stats.devices.get() {
+                for (device, stats) in self.devices.iter().zip(stats) {
+                    stats.store(&device.counters);
+                }
+            }
+        }
+        let summary = if end {
+            self.health.close_window(now.mono_ns)
+        } else {
+            self.health.summary_due(now.mono_ns)
+        };
+        if let Some(summary) = summary {
+            tracing::info!("{summary}");
+        }
+    }
+
+    /// The driver's loop ended: the last summary.
+    pub fn finish(&mut self, now: Now) {
+        self.summarize(now, true);
+    }
+
     /// Services every device whose wake-up is due.
     pub fn run_due(&mut self, now: Now, t: &mut impl Transport) {
+        self.summarize(now, false);
         // Each device re-arms strictly after `now`; the bound is a backstop.
         for _ in 0..=2 * self.devices.len() {
             let Some(index) = self.scheduler.pop_due(now.mono_ns) else {
@@ -258,7 +326,7 @@ impl Shard {
         };
         match device.link {
             Link::Connecting { deadline_ns } if deadline_ns <= now.mono_ns => {
-                self.connect_failed(index, now, t);
+                self.connect_failed(index, "the connect timed out", now, t);
             }
             Link::Disconnected { retry_at_ns } if retry_at_ns <= now.mono_ns => {
                 self.start_connect(index, now, t);
@@ -298,8 +366,8 @@ impl Shard {
         if reconnect {
             self.count(index, |c| c.reconnects += 1);
         }
-        if t.connect(index, addr).is_err() {
-            self.connect_failed(index, now, t);
+        if let Err(e) = t.connect(index, addr) {
+            self.connect_failed(index, &format!("cannot connect: {e}"), now, t);
         }
     }
 
@@ -323,12 +391,13 @@ impl Shard {
     /// The driver saw the connect fail.
     pub fn on_connect_failed(&mut self, index: DeviceIndex, now: Now, t: &mut impl Transport) {
         if matches!(self.device(index).link, Link::Connecting { .. }) {
-            self.connect_failed(index, now, t);
+            self.connect_failed(index, "the connect failed", now, t);
             self.rearm(index);
         }
     }
 
-    fn connect_failed(&mut self, index: DeviceIndex, now: Now, t: &mut impl Transport) {
+    fn connect_failed(&mut self, index: DeviceIndex, why: &str, now: Now, t: &mut impl Transport) {
+        self.link_failed(index, now, format_args!("{why}"));
         t.close(index);
         self.count(index, |c| c.connect_failures += 1);
         self.back_off(index, now);
@@ -349,6 +418,7 @@ impl Shard {
     /// what is in flight with `NO_CONNECTION` and back off.
     pub fn on_closed(&mut self, index: DeviceIndex, now: Now, t: &mut impl Transport) {
         if self.device(index).link == Link::Connected {
+            self.link_failed(index, now, format_args!("the connection closed"));
             self.drop_connection(index, now, t);
             self.rearm(index);
         }
@@ -454,16 +524,11 @@ impl Shard {
             ErrorClass::Malformed => "malformed answer",
             ErrorClass::Handshake => "handshake failed",
         };
-        // One line when a working device starts failing; the failures of
-        // the streak that follows are counted, not logged (a flapping
-        // plant must not flood the log).
-        if self.devices[index as usize].attempt == 0 {
-            eprintln!(
-                "millrace: {}: {what}, dropping the connection: {error} (further failures \
-                 are counted, not logged, until it answers again)",
-                self.labels[index as usize]
-            );
-        }
+        self.link_failed(
+            index,
+            now,
+            format_args!("{what}, dropping the connection: {error}"),
+        );
         if self.device(index).link == Link::Connected {
             self.drop_connection(index, now, t);
         }
@@ -625,6 +690,16 @@ impl Shard {
         let device_bad = device.session.device_bad_samples() - bad_before;
         if responses > 0 {
             device.attempt = 0;
+            if let Some(change) = self.health.answered(index as usize, now.mono_ns) {
+                let label = &self.labels[index as usize];
+                tracing::info!(
+                    device = %label.name,
+                    protocol = %label.protocol,
+                    address = %label.address,
+                    "device {}: {change}",
+                    label.name
+                );
+            }
         }
         if let (Some(timing), Some(started), true) =
             (&mut self.timing, decode_started, responses > 0)
@@ -660,7 +735,14 @@ impl Shard {
             let Some(notice) = self.devices[index as usize].session.poll_notice() else {
                 return;
             };
-            eprintln!("millrace: {}: {notice}", self.labels[index as usize]);
+            let label = &self.labels[index as usize];
+            tracing::warn!(
+                device = %label.name,
+                protocol = %label.protocol,
+                address = %label.address,
+                "device {}: {notice}",
+                label.name
+            );
         }
     }
 }

@@ -21,6 +21,8 @@ macro_rules! counters {
             $($(#[$doc])* pub $name: AtomicU64,)*
             /// Devices connected now (a gauge).
             pub connected: AtomicU64,
+            /// Per device, in shard order (set once by the shard).
+            pub devices: std::sync::OnceLock<Vec<DeviceStats>>,
         }
 
         impl Counters {
@@ -78,6 +80,39 @@ counters! {
     /// Times the thread came back from waiting for I/O or a timer (event-loop
     /// turns). Responses per wake-up is how well the driver batches.
     wakeups,
+}
+
+/// One device's totals for the metrics endpoint (`millrace_device_*`),
+/// published about once a second (`DEVICES_PUBLISH_NS` in shard.rs), not
+/// per event-loop turn: a plant has thousands of devices.
+#[derive(Debug)]
+pub struct DeviceStats {
+    pub name: String,
+    /// Requests that timed out, malformed answers, failed connects and
+    /// exception samples.
+    pub errors: AtomicU64,
+    pub reconnects: AtomicU64,
+}
+
+impl DeviceStats {
+    pub fn new(name: &str) -> DeviceStats {
+        DeviceStats {
+            name: name.to_string(),
+            errors: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+        }
+    }
+
+    /// Stores the device's running totals.
+    pub fn store(&self, counters: &Counters) {
+        let errors = counters.timeouts
+            + counters.malformed
+            + counters.connect_failures
+            + counters.exception_samples;
+        self.errors.store(errors, Ordering::Relaxed);
+        self.reconnects
+            .store(counters.reconnects, Ordering::Relaxed);
+    }
 }
 
 impl Stats {

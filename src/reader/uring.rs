@@ -542,6 +542,7 @@ impl UringDriver {
         let clock = Clock::new();
         shard.start();
         let result = self.event_loop(&mut shard, stop, &clock);
+        shard.finish(clock.now());
         shard.publish();
         let drained = self.shut_down();
         if !drained {
@@ -720,16 +721,18 @@ impl UringDriver {
         for device in 0..self.transport.conns.len() {
             self.transport.close(device as DeviceIndex);
         }
+        // Waits with a timeout argument, not a timer operation: a timer of
+        // our own would be one operation still outstanding at every check.
         let spec = Timespec::new().nsec(10_000_000);
+        let args = SubmitArgs::new().timespec(&spec);
         for _ in 0..DRAIN_ROUNDS_MAX {
             if self.drained() {
                 break;
             }
-            let control = user_data(Kind::Control, 0, 0);
-            let tick = opcode::Timeout::new(&spec).build().user_data(control);
-            if self.transport.push(tick).is_err() || self.transport.ring.submit_and_wait(1).is_err()
-            {
-                break;
+            match self.transport.ring.submitter().submit_with_args(1, &args) {
+                Ok(_) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => {}
+                Err(_) => break,
             }
             self.reap();
             for index in 0..self.completions.len() {

@@ -210,8 +210,8 @@ impl Cursor {
                 Ok(None) if sealed => self.move_past(&seg)?,
                 Ok(None) => return None,
                 Err(e) => {
-                    eprintln!(
-                        "millrace wal: cursor {}: frame at {} of {} failed in memory: {e}",
+                    tracing::error!(
+                        "wal: cursor {}: frame at {} of {} failed in memory: {e}",
                         self.state.name,
                         self.offset,
                         seg.path().display()

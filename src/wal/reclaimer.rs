@@ -75,7 +75,7 @@ impl Reclaimer {
                 shared,
             },
             Err(e) => {
-                eprintln!("millrace wal: no reclaim thread ({e}); segments are freed inline");
+                tracing::warn!("wal: no reclaim thread ({e}); segments are freed inline");
                 Reclaimer {
                     tx: None,
                     thread: None,

@@ -395,8 +395,8 @@ fn restore_length(path: &Path, name_seq: u64) -> Result<(), WalError> {
     }
     match fallocate(&file, h.segment_bytes).and_then(|()| file.sync_all()) {
         Ok(()) => {
-            eprintln!(
-                "millrace wal: {} was truncated to {len} of {} bytes (a torn tail); \
+            tracing::warn!(
+                "wal: {} was truncated to {len} of {} bytes (a torn tail); \
                  extended with zeros to scan its intact frames",
                 path.display(),
                 h.segment_bytes
@@ -404,8 +404,8 @@ fn restore_length(path: &Path, name_seq: u64) -> Result<(), WalError> {
             Ok(())
         }
         Err(e) => {
-            eprintln!(
-                "millrace wal: {} is truncated to {len} of {} bytes and cannot be \
+            tracing::warn!(
+                "wal: {} is truncated to {len} of {} bytes and cannot be \
                  extended: {e}",
                 path.display(),
                 h.segment_bytes
@@ -517,8 +517,8 @@ fn set_aside(path: &Path, offset: u64, reason: String) -> Result<SetAside, WalEr
         moved_to = PathBuf::from(format!("{}.corrupt.{n}", path.display()));
     }
     fs::rename(path, &moved_to).map_err(|e| WalError::io("rename", path, e))?;
-    eprintln!(
-        "millrace wal: set aside {} at offset {offset}: {reason}",
+    tracing::warn!(
+        "wal: set aside {} at offset {offset}: {reason}",
         path.display()
     );
     Ok(SetAside {

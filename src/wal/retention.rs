@@ -111,8 +111,8 @@ impl Wal {
         self.shared
             .dropped_samples
             .fetch_add(dropped, Ordering::Relaxed);
-        eprintln!(
-            "millrace wal: quota reached, dropped segment {} (seq {}..{}): {dropped} samples \
+        tracing::warn!(
+            "wal: quota reached, dropped segment {} (seq {}..{}): {dropped} samples \
              not yet delivered to every sink",
             front.path().display(),
             front.first_seq(),

@@ -71,7 +71,7 @@ impl Syncer {
                 thread: Some(thread),
             }),
             Err(e) => {
-                eprintln!("millrace wal: no sync thread ({e}); commits sync inline");
+                tracing::warn!("wal: no sync thread ({e}); commits sync inline");
                 None
             }
         }

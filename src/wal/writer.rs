@@ -201,8 +201,8 @@ impl Wal {
         if let Err(source) = w.write_at(offset, &header, body) {
             self.stopped = true;
             let path = w.segment().path().to_path_buf();
-            eprintln!(
-                "millrace wal: write failed on {}: {source}; writer stopped",
+            tracing::error!(
+                "wal: write failed on {}: {source}; writer stopped",
                 path.display()
             );
             return Err(WalError::io("pwritev", path, source));
@@ -301,8 +301,8 @@ impl Wal {
             }
             Some(Err((path, source))) => {
                 self.stopped = true;
-                eprintln!(
-                    "millrace wal: fdatasync failed on {}: {source}; writer stopped",
+                tracing::error!(
+                    "wal: fdatasync failed on {}: {source}; writer stopped",
                     path.display()
                 );
                 Err(WalError::SyncFailed { path, source })
@@ -337,8 +337,8 @@ impl Wal {
             if let Err(source) = w.sync_data() {
                 self.stopped = true;
                 let path = w.segment().path().to_path_buf();
-                eprintln!(
-                    "millrace wal: fdatasync failed on {}: {source}; writer stopped",
+                tracing::error!(
+                    "wal: fdatasync failed on {}: {source}; writer stopped",
                     path.display()
                 );
                 return Err(WalError::SyncFailed { path, source });
