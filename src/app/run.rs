@@ -97,16 +97,16 @@ pub fn run(args: &RunArgs) -> u8 {
         }
         if reload.swap(false, Ordering::Relaxed) {
             runtime = match reload_config(&args.config, &config, runtime) {
-                Reloaded::Running(runtime, new_config) => {
+                Some((runtime, new_config)) => {
                     if let Some(new_config) = new_config {
-                        config = *new_config;
+                        config = new_config;
                     }
                     stalled_logged = vec![false; runtime.sink_stats().len()];
                     runtime
                 }
                 // Nothing runs: everything acknowledged is durable, and
                 // the supervisor's restart recovers from it.
-                Reloaded::Stopped => return 1,
+                None => return 1,
             };
         }
         if runtime.writer_failed() {
@@ -163,12 +163,10 @@ pub fn run(args: &RunArgs) -> u8 {
     }
 }
 
-/// What a reload left running: the new configuration's runtime (with the
-/// configuration), the old one's (refused or rolled back), or nothing.
-enum Reloaded {
-    Running(Runtime, Option<Box<Config>>),
-    Stopped,
-}
+/// What a reload left running: the new configuration's runtime with the
+/// configuration, or the old one's (refused or rolled back) with `None`;
+/// `None` when nothing runs any more.
+type Reloaded = Option<(Runtime, Option<Config>)>;
 
 /// SIGHUP: loads `path` again and, if it loads and may be applied, stops
 /// `runtime` and starts the new configuration in its place. A new
@@ -179,7 +177,7 @@ fn reload_config(path: &Path, running: &Config, runtime: Runtime) -> Reloaded {
         Ok(new) => new,
         Err(e) => {
             tracing::error!("reload refused, the running configuration stays: {e}");
-            return Reloaded::Running(runtime, None);
+            return Some((runtime, None));
         }
     };
     if new.wal != running.wal {
@@ -188,7 +186,7 @@ fn reload_config(path: &Path, running: &Config, runtime: Runtime) -> Reloaded {
              it is the WAL itself and changes only with a restart",
             path.display()
         );
-        return Reloaded::Running(runtime, None);
+        return Some((runtime, None));
     }
     let started = Instant::now();
     // The metrics endpoint keeps the address it has when its setting did
@@ -219,7 +217,7 @@ fn reload_config(path: &Path, running: &Config, runtime: Runtime) -> Reloaded {
                 stopped.as_secs_f64() * 1e3,
                 (started.elapsed() - stopped).as_secs_f64() * 1e3
             );
-            Reloaded::Running(runtime, Some(Box::new(new)))
+            Some((runtime, Some(new)))
         }
         Err(e) => {
             tracing::error!(
@@ -230,10 +228,10 @@ fn reload_config(path: &Path, running: &Config, runtime: Runtime) -> Reloaded {
                 ..RuntimeOptions::default()
             };
             match Runtime::start(running, options) {
-                Ok(runtime) => Reloaded::Running(runtime, None),
+                Ok(runtime) => Some((runtime, None)),
                 Err(e) => {
                     tracing::error!("the previous configuration did not start again: {e}");
-                    Reloaded::Stopped
+                    None
                 }
             }
         }
