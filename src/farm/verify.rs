@@ -531,6 +531,46 @@ mod tests {
         assert_eq!(v.mismatches, 5 - u64::from(zero_ok));
     }
 
+    /// An S7 STRING row comes without its text (value 0n), its text right
+    /// after: the text is checked against the farm, the extension records'
+    /// seqs count as arrived, and a wrong text is a mismatch.
+    #[test]
+    fn s7_text_rows_are_checked_when_their_text_comes() {
+        use crate::config::S7Type;
+        let tags = s7::layout::farm_tags(40);
+        let (index, tag) = (0u32..)
+            .zip(&tags)
+            .find(|(_, t)| matches!(t.data_type, S7Type::String(_)))
+            .expect("a STRING among 40 farm tags");
+        let S7Type::String(length) = tag.data_type else {
+            unreachable!()
+        };
+        let mut field = vec![0u8; usize::from(length) + 2];
+        s7::memory::fill(0, tag.area, tag.byte, 3, &mut field);
+        let text = field[2..2 + usize::from(field[1])].to_vec();
+        let records = crate::sample::text_records(usize::from(length)) as i64;
+        assert!(records > 1, "the test needs extension records");
+        let sym = s7::emit::tag_name(0, index);
+        let mut v = Verifier::for_farm(FarmProtocol::S7, 1, 40, 1000);
+        v.record(b"plc", sym.as_bytes(), f64::NAN, 0);
+        assert_eq!(v.text_rows_unchecked, 1);
+        v.record_text(b"plc", sym.as_bytes(), 0, &text);
+        assert_eq!((v.text_rows_unchecked, v.mismatches), (0, 0));
+        assert_eq!(v.lost(records as u64), 0);
+        // The next sample, with a wrong text.
+        v.record(b"plc", sym.as_bytes(), f64::NAN, records);
+        v.record_text(b"plc", sym.as_bytes(), records, b"nonsense");
+        assert_eq!((v.text_rows_unchecked, v.mismatches), (0, 1));
+        // A text for a seq that waits for none changes nothing.
+        v.record_text(b"plc", sym.as_bytes(), 999, &text);
+        assert_eq!((v.text_rows_unchecked, v.mismatches), (0, 1));
+        let string = S7Type::NAMES
+            .iter()
+            .position(|(n, _)| *n == "string")
+            .unwrap();
+        assert_eq!(v.s7_checked_by_type[string], 1);
+    }
+
     /// The stand-in's column-wise path counts exactly what row by row does,
     /// over a message as millrace encodes it (with the seed cache crossing
     /// devices and counters, a repeated seq, a bad value and a bad sym).
