@@ -45,7 +45,7 @@ struct Case {
 
 fn case(name: &'static str, pdu: u16, runs: &[(u16, u32, S7Type, u32)]) -> Case {
     let mut tags = Vec::new();
-    let mut areas = Vec::new();
+    let mut areas: Vec<(u8, u16, Vec<u8>)> = Vec::new();
     for &(db, start, data_type, count) in runs {
         let size = data_type.byte_size();
         for i in 0..count {
@@ -58,12 +58,18 @@ fn case(name: &'static str, pdu: u16, runs: &[(u16, u32, S7Type, u32)]) -> Case 
                 data_type,
             ));
         }
+        // One area per DB, as long as its furthest run (a second area of
+        // the same DB would never be reached: the PLC answers 0x05).
         let bytes = (start + count * size) as usize;
-        areas.push((
-            0x84,
-            db,
-            (0..bytes).map(|b| (b * 13 + 5) as u8).collect::<Vec<u8>>(),
-        ));
+        match areas.iter_mut().find(|(_, n, _)| *n == db) {
+            Some((_, _, data)) if data.len() >= bytes => {}
+            Some((_, _, data)) => *data = (0..bytes).map(|b| (b * 13 + 5) as u8).collect(),
+            None => areas.push((
+                0x84,
+                db,
+                (0..bytes).map(|b| (b * 13 + 5) as u8).collect::<Vec<u8>>(),
+            )),
+        }
     }
     let device = s7_device(name, "127.0.0.1:102", pdu, tags);
     let mut session = S7Session::for_device(&device, TagId(0)).expect("plan");

@@ -46,19 +46,49 @@ fn demo_reports_zero_verified_loss_and_rows_received() {
     }
 }
 
-/// Until the S7 session is built, a demo with S7 devices stops at start-up
-/// and says so in words (the farm, the emitted config and the verifier for
-/// S7 exist: see tests/farm_s7.rs).
+/// S7 devices (every S7 type, strings into the text column) and a mixed
+/// farm (half Modbus, half S7) through the real S7 session: zero loss, no
+/// value wrong, and every S7 type checked, texts included.
 #[test]
-fn demo_with_s7_devices_says_plainly_what_is_not_built() {
+fn demo_with_s7_and_mixed_devices_verifies_every_s7_type() {
     for protocol in ["s7", "mixed"] {
         let out = Command::new(env!("CARGO_BIN_EXE_millrace"))
-            .args(["demo", "--seconds", "1", "--devices", "2"])
-            .args(["--tags-per-device", "10", "--protocol", protocol])
+            .args(["demo", "--seconds", "2", "--devices", "4"])
+            .args(["--tags-per-device", "40", "--protocol", protocol])
             .output()
             .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{protocol}: {stderr}");
-        assert!(stderr.contains("not built yet"), "{protocol}: {stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let context = format!(
+            "{protocol}:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{context}");
+        assert!(stdout.contains("verified loss: 0 (OK)"), "{context}");
+        assert!(
+            stdout.contains("value mismatches against the farm         0"),
+            "{context}"
+        );
+        assert!(
+            stdout.contains("bad-quality rows (no value to check)      0"),
+            "{context}"
+        );
+        assert!(
+            !stdout.contains("text rows without their text"),
+            "{context}"
+        );
+        let checked = stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("S7 values checked by type"))
+            .unwrap_or_else(|| panic!("no S7 line: {context}"));
+        let counts: Vec<(&str, u64)> = checked
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .chunks(2)
+            .map(|pair| (pair[0], pair[1].parse().unwrap()))
+            .collect();
+        assert_eq!(counts.len(), 21, "{context}");
+        for (name, count) in counts {
+            assert!(count > 0, "no {name} value checked: {context}");
+        }
     }
 }

@@ -42,9 +42,6 @@ pub fn run(args: &DemoArgs) -> Result<bool, DemoError> {
             temp.0.clone()
         }
     };
-    if args.protocol.has_s7() {
-        s7_session_available()?;
-    }
     let options = FarmOptions {
         devices: args.devices,
         protocol: args.protocol,
@@ -115,44 +112,6 @@ pub fn run(args: &DemoArgs) -> Result<bool, DemoError> {
         println!("percentile files: {}", files.len());
     }
     Ok(ok)
-}
-
-/// Asks the protocol layer for an S7 session before anything starts, so
-/// that a build without one says so in its own words rather than as an
-/// error about the emitted config.
-fn s7_session_available() -> Result<(), DemoError> {
-    use crate::config::{
-        DeviceConfig, DriverConfig, Protocol, S7Area, S7ConnectionType, S7Device, S7Tag,
-    };
-    let device = DeviceConfig {
-        name: "s7-probe".into(),
-        protocol: Protocol::S7,
-        address: "127.0.0.1:102".into(),
-        poll_interval: Duration::from_millis(100),
-        timeout: Duration::from_secs(1),
-        max_inflight: 1,
-        driver: DriverConfig::S7(S7Device {
-            rack: 0,
-            slot: 1,
-            connection_type: S7ConnectionType::Basic,
-            pdu_size: 960,
-            local_tsap: 0x0100,
-            remote_tsap: None,
-            max_hole: 0,
-            tags: vec![S7Tag {
-                name: "probe".into(),
-                area: S7Area::Db(1),
-                byte: 0,
-                bit: 0,
-                data_type: S7Type::Word,
-                scale: 1.0,
-                offset: 0.0,
-            }],
-        }),
-    };
-    crate::protocol::DeviceSession::for_device(&device, crate::sample::TagId(0))
-        .map(drop)
-        .map_err(|source| DemoError::S7Session { source })
 }
 
 fn expected_samples(args: &DemoArgs) -> u64 {

@@ -83,10 +83,6 @@ pub enum DemoError {
     EmitConfig { source: std::io::Error },
     #[error("the S7 tags do not fit the farm: {problem}")]
     S7Layout { problem: String },
-    /// The protocol layer cannot build an S7 session (asked before anything
-    /// starts).
-    #[error("S7 devices: {}", .source.problem)]
-    S7Session { source: crate::protocol::BuildError },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]

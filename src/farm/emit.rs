@@ -95,7 +95,10 @@ pub fn emit_farm_config(
     } else {
         Vec::new()
     };
-    let mut toml = header(ports.len(), protocol, options);
+    // S7 strings reach kdb+ whole in a text column (a sink without one is
+    // refused for a device with a text tag).
+    let text = s7_tags.iter().any(|t| t.data_type.is_text());
+    let mut toml = header(ports.len(), protocol, options, text);
     let mut csv = String::new();
     for (device, port) in (0u32..).zip(ports) {
         let name = device_name(device);
@@ -117,7 +120,12 @@ pub fn emit_farm_config(
     std::fs::write(config_path, toml)
 }
 
-fn header(device_count: usize, protocol: FarmProtocol, options: &EmitOptions) -> String {
+fn header(
+    device_count: usize,
+    protocol: FarmProtocol,
+    options: &EmitOptions,
+    text: bool,
+) -> String {
     let what = match protocol {
         FarmProtocol::Modbus => "holding registers (uint16)",
         FarmProtocol::S7 => "S7 tags of every type",
@@ -127,6 +135,11 @@ fn header(device_count: usize, protocol: FarmProtocol, options: &EmitOptions) ->
         FarmProtocol::Modbus => "millrace::farm::verify_register",
         _ => "millrace::farm::verify::Verifier",
     };
+    let columns = if text {
+        "columns = [\"time\", \"sym\", \"device\", \"value\", \"quality\", \"seq\", \"text\"]\n"
+    } else {
+        ""
+    };
     format!(
         "# Written by `millrace-loadgen serve --emit-config`: {device_count} simulated devices \
          on 127.0.0.1,\n# {} {what} each. Values check with {check}.\n\n\
@@ -135,7 +148,8 @@ fn header(device_count: usize, protocol: FarmProtocol, options: &EmitOptions) ->
          when_full = \"block\"\n\n\
          [metrics]\nlisten = \"127.0.0.1:9187\"\n\n\
          [[sink]]\nname = \"tp\"\nkind = \"kdb\"\naddress = \"{}\"\nuser = \"feed\"\n\
-         table = \"plc\"\ntime_type = \"timespan\"\nbatch_rows = 10000\nbatch_age = \"5ms\"\n",
+         table = \"plc\"\ntime_type = \"timespan\"\n{columns}\
+         batch_rows = 10000\nbatch_age = \"5ms\"\n",
         options.tags_per_device,
         options.reader_threads,
         toml_string(&options.wal_dir.to_string_lossy()),

@@ -20,15 +20,21 @@
 //! Values that carry no whole counter (bools, single bytes) are checked but
 //! not compared with their predecessor.
 //!
-//! The farm serves registers only, no text: a configuration that reads them
-//! as string tags gets text rows (value `0n`), which count as rows without a
-//! value (`bad_quality_rows`) and, with their text, in `text_rows`; there is
-//! no farm formula to check a text against.
+//! The Modbus farm serves registers only, no text: a configuration that
+//! reads them as string tags gets text rows (value `0n`), which count as
+//! rows without a value (`bad_quality_rows`) and, with their text, in
+//! `text_rows`; there is no farm formula to check a text against. An S7
+//! text tag's row comes in the update's rows without its text (value `0n`);
+//! the stand-in hands the text over right after (`record_text`), where it
+//! is checked against the farm (`s7::check_text`). Until then the row
+//! counts in `text_rows_unchecked`.
 //!
 //! The stand-in hands it whole updates column-wise (`record_columns`): one
 //! loop over the borrowed sym, value and seq columns, no allocation, and the
 //! Modbus per-response hash computed once per run of rows from one device
 //! answer (they arrive together) instead of once per row.
+
+use std::collections::VecDeque;
 
 use crate::config::Area;
 use crate::farm;
@@ -112,7 +118,24 @@ pub struct Verifier {
     pub text_rows_unchecked: u64,
     /// S7 values checked and right, by type (the index of `S7Type::NAMES`).
     pub s7_checked_by_type: [u64; S7_TYPE_COUNT],
+    /// S7 text rows of the update being recorded that came without their
+    /// text (the stand-in hands texts over after the update's rows, in
+    /// `record_text`), oldest first; at most `PENDING_TEXTS_MAX`.
+    pending_texts: VecDeque<PendingText>,
 }
+
+/// A text row waiting for its text.
+#[derive(Clone, Copy, Debug)]
+struct PendingText {
+    seq: u64,
+    device: u32,
+    index: u32,
+}
+
+/// Text rows waiting for their text: more than one update's worth only if
+/// texts never come (a sink without a text column), and then the oldest
+/// stay counted as unchecked.
+const PENDING_TEXTS_MAX: usize = 1 << 16;
 
 /// Entries of `S7Type::NAMES`.
 pub const S7_TYPE_COUNT: usize = 21;
@@ -165,6 +188,7 @@ impl Verifier {
             duplicates_after_dedup: 0,
             text_rows_unchecked: 0,
             s7_checked_by_type: [0; S7_TYPE_COUNT],
+            pending_texts: VecDeque::new(),
         }
     }
 
@@ -239,6 +263,9 @@ impl Verifier {
             self.unparsed_syms += 1;
             return;
         };
+        if tag.data_type.is_text() {
+            self.note_text_extensions(seq, tag.data_type);
+        }
         if row.quality.is_some_and(|q| q != 0) {
             self.bad_quality_rows += 1;
             return;
@@ -248,6 +275,7 @@ impl Verifier {
                 Some(text) => s7::check_text(device, &tag, text),
                 None if row.value.is_nan() => {
                     self.text_rows_unchecked += 1;
+                    self.await_text(PendingText { seq, device, index });
                     return;
                 }
                 None => Check::Wrong,
@@ -258,12 +286,53 @@ impl Verifier {
         } else {
             s7::check_number(device, &tag, row.value)
         };
+        self.note_s7_check(slot, &tag, seq, check);
+    }
+
+    /// A text sample is one row at its head's seq; the seqs of its
+    /// extension records (as many as its declared capacity takes, whatever
+    /// the PLC sent, good or bad) arrive with it.
+    fn note_text_extensions(&mut self, head_seq: u64, data_type: crate::config::S7Type) {
+        let capacity = crate::protocol::s7::planner::text_capacity(data_type) as usize;
+        let records = crate::sample::text_records(capacity) as u64;
+        for seq in head_seq + 1..head_seq + records {
+            self.seqs.note(seq as i64);
+        }
+    }
+
+    fn note_s7_check(&mut self, slot: usize, tag: &FarmTag, seq: u64, check: Check) {
         match check {
             Check::Wrong => self.mismatches += 1,
             Check::Served(counter) => {
                 self.s7_checked_by_type[s7_type_index(tag.data_type)] += 1;
                 self.note_sample(slot, seq, counter);
             }
+        }
+    }
+
+    fn await_text(&mut self, pending: PendingText) {
+        if self.pending_texts.len() == PENDING_TEXTS_MAX {
+            self.pending_texts.pop_front();
+        }
+        self.pending_texts.push_back(pending);
+    }
+
+    /// Checks the text of a row `check_row` saw without it. Rows before it
+    /// that are still waiting had an empty text (none is handed over):
+    /// they stay unchecked.
+    fn check_pending_text(&mut self, seq: i64, text: &[u8]) {
+        let Ok(seq) = u64::try_from(seq) else { return };
+        let Some(at) = self.pending_texts.iter().position(|p| p.seq == seq) else {
+            return; // a duplicate seq, or not an S7 text tag of the farm
+        };
+        let pending = self.pending_texts[at];
+        self.pending_texts.drain(..=at);
+        self.text_rows_unchecked -= 1;
+        let PendingText { device, index, .. } = pending;
+        let tag = self.s7_tags.get(index as usize).copied();
+        if let (Some(slot), Some(tag)) = (self.tag_slot(device, index, DeviceProtocol::S7), tag) {
+            let check = s7::check_text(device, &tag, text);
+            self.note_s7_check(slot, &tag, seq, check);
         }
     }
 
@@ -308,8 +377,9 @@ impl Recorder for Verifier {
         }
     }
 
-    fn record_text(&mut self, _table: &[u8], _sym: &[u8], _seq: i64, _text: &[u8]) {
+    fn record_text(&mut self, _table: &[u8], _sym: &[u8], seq: i64, text: &[u8]) {
         self.text_rows += 1;
+        self.check_pending_text(seq, text);
     }
 }
 
@@ -459,6 +529,46 @@ mod tests {
         // byte of (1, 2, 0) is 0; the last one is right.
         let zero_ok = value(1, 2, 0) == 0.0;
         assert_eq!(v.mismatches, 5 - u64::from(zero_ok));
+    }
+
+    /// An S7 STRING row comes without its text (value 0n), its text right
+    /// after: the text is checked against the farm, the extension records'
+    /// seqs count as arrived, and a wrong text is a mismatch.
+    #[test]
+    fn s7_text_rows_are_checked_when_their_text_comes() {
+        use crate::config::S7Type;
+        let tags = s7::layout::farm_tags(40);
+        let (index, tag) = (0u32..)
+            .zip(&tags)
+            .find(|(_, t)| matches!(t.data_type, S7Type::String(_)))
+            .expect("a STRING among 40 farm tags");
+        let S7Type::String(length) = tag.data_type else {
+            unreachable!()
+        };
+        let mut field = vec![0u8; usize::from(length) + 2];
+        s7::memory::fill(0, tag.area, tag.byte, 3, &mut field);
+        let text = field[2..2 + usize::from(field[1])].to_vec();
+        let records = crate::sample::text_records(usize::from(length)) as i64;
+        assert!(records > 1, "the test needs extension records");
+        let sym = s7::emit::tag_name(0, index);
+        let mut v = Verifier::for_farm(FarmProtocol::S7, 1, 40, 1000);
+        v.record(b"plc", sym.as_bytes(), f64::NAN, 0);
+        assert_eq!(v.text_rows_unchecked, 1);
+        v.record_text(b"plc", sym.as_bytes(), 0, &text);
+        assert_eq!((v.text_rows_unchecked, v.mismatches), (0, 0));
+        assert_eq!(v.lost(records as u64), 0);
+        // The next sample, with a wrong text.
+        v.record(b"plc", sym.as_bytes(), f64::NAN, records);
+        v.record_text(b"plc", sym.as_bytes(), records, b"nonsense");
+        assert_eq!((v.text_rows_unchecked, v.mismatches), (0, 1));
+        // A text for a seq that waits for none changes nothing.
+        v.record_text(b"plc", sym.as_bytes(), 999, &text);
+        assert_eq!((v.text_rows_unchecked, v.mismatches), (0, 1));
+        let string = S7Type::NAMES
+            .iter()
+            .position(|(n, _)| *n == "string")
+            .unwrap();
+        assert_eq!(v.s7_checked_by_type[string], 1);
     }
 
     /// The stand-in's column-wise path counts exactly what row by row does,
