@@ -252,6 +252,8 @@ struct Mark {
     responses: u64,
     samples: u64,
     millrace_cpu_s: f64,
+    /// millrace's threads, by thread id.
+    millrace_threads: Vec<(u32, procs::ThreadTimes)>,
     farm_cpu_s: f64,
     standin_cpu_s: f64,
     self_cpu_s: f64,
@@ -271,6 +273,7 @@ fn mark(
         responses: counter("millrace_frames_total"),
         samples: counter("millrace_samples_total"),
         millrace_cpu_s: procs::cpu_seconds(gateway.pid()).unwrap_or(f64::NAN),
+        millrace_threads: procs::threads(gateway.pid()),
         farm_cpu_s: procs::cpu_seconds(farm_pid).unwrap_or(f64::NAN),
         standin_cpu_s: procs::cpu_seconds(standin_pid).unwrap_or(f64::NAN),
         self_cpu_s: procs::self_cpu_seconds().unwrap_or(f64::NAN),

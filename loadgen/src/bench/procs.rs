@@ -39,6 +39,58 @@ fn clock_ticks_per_second() -> f64 {
     100.0
 }
 
+/// One thread's running totals: its name (`comm`), CPU seconds (user +
+/// system) and context switches it made by waiting (`voluntary`: each is a
+/// sleep that ended in a wake-up) and by being preempted.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ThreadTimes {
+    pub name: String,
+    pub cpu_s: f64,
+    pub voluntary_switches: u64,
+    pub involuntary_switches: u64,
+}
+
+/// Every thread of `pid` by thread id, from `/proc/PID/task/TID/{stat,status}`
+/// (a thread that ends between the listing and the reads is left out).
+pub fn threads(pid: u32) -> Vec<(u32, ThreadTimes)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        let dir = task.path();
+        let (Ok(stat), Ok(status)) = (
+            std::fs::read_to_string(dir.join("stat")),
+            std::fs::read_to_string(dir.join("status")),
+        ) else {
+            continue;
+        };
+        if let Some(times) = thread_times(&stat, &status) {
+            out.push((tid, times));
+        }
+    }
+    out.sort_by_key(|(tid, _)| *tid);
+    out
+}
+
+/// A thread's `stat` line and `status` text as `ThreadTimes`.
+fn thread_times(stat: &str, status: &str) -> Option<ThreadTimes> {
+    let name = stat.split_once('(')?.1.rsplit_once(')')?.0.to_string();
+    let field = |key: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(key))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some(ThreadTimes {
+        name,
+        cpu_s: stat_cpu_seconds(stat)?,
+        voluntary_switches: field("voluntary_ctxt_switches:")?,
+        involuntary_switches: field("nonvoluntary_ctxt_switches:")?,
+    })
+}
+
 /// Peak resident set size (`VmHWM`) of `pid` in KiB.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -105,6 +157,20 @@ impl Drop for Guard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thread_times_parse_and_this_process_has_threads() {
+        let stat = "4242 (reader-0) S 1 2 3 4 5 6 7 8 9 10 150 25 0 0 20 0 3 0 100";
+        let status = "Name:\treader-0\nvoluntary_ctxt_switches:\t1234\n\
+                      nonvoluntary_ctxt_switches:\t56\n";
+        let t = thread_times(stat, status).unwrap();
+        assert_eq!(t.name, "reader-0");
+        assert!((t.cpu_s - 1.75).abs() < 1e-9, "{t:?}");
+        assert_eq!((t.voluntary_switches, t.involuntary_switches), (1234, 56));
+        let own = threads(std::process::id());
+        assert!(!own.is_empty());
+        assert!(own.iter().all(|(_, t)| !t.name.is_empty()));
+    }
 
     #[test]
     fn stat_line_with_odd_command_name_parses() {

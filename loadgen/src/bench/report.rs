@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use millrace::farm::FarmProtocol;
 
 use super::children::BaselineLine;
+use super::procs::ThreadTimes;
 use super::scrape::Scrape;
 use super::Mark;
 use crate::standin::Verdict;
@@ -143,6 +144,8 @@ pub struct Report {
     pub backend: String,
     pub millrace_peak_rss_kib: u64,
     pub farm_peak_rss_kib: u64,
+    /// millrace's threads over the window, by name.
+    threads: Vec<ThreadRate>,
     pub stages: StageQuantiles,
     pub reader_timeouts: u64,
     pub reader_reconnects: u64,
@@ -187,6 +190,11 @@ impl Report {
         self.farm_cpu_s = end.farm_cpu_s - start.farm_cpu_s;
         self.standin_cpu_s = end.standin_cpu_s - start.standin_cpu_s;
         self.driver_cpu_s = end.self_cpu_s - start.self_cpu_s;
+        self.threads = thread_rates(
+            &start.millrace_threads,
+            &end.millrace_threads,
+            self.window_s,
+        );
     }
 
     /// After millrace stopped: the stand-in's verdict over `0..durable_seq`.
@@ -286,6 +294,21 @@ impl Report {
         );
         let _ = writeln!(
             t,
+            "\nmillrace threads           CPU % of a core   wake-ups/s   preempted/s"
+        );
+        for r in &self.threads {
+            let name = match r.count {
+                1 => r.name.clone(),
+                n => format!("{} (x{n})", r.name),
+            };
+            let _ = writeln!(
+                t,
+                "{name:<26} {:>15.2} {:>12.0} {:>13.0}",
+                r.cpu_percent, r.wakeups_per_s, r.preempted_per_s
+            );
+        }
+        let _ = writeln!(
+            t,
             "\nmillrace latency per stage (ms)   p50      p90      p99    p99.9    count"
         );
         for (stage, q, count) in &self.stages.rows {
@@ -380,6 +403,22 @@ impl Report {
             ),
         );
         field("stages_ms", self.stages_json());
+        let threads: Vec<String> = self
+            .threads
+            .iter()
+            .map(|r| {
+                format!(
+                    "{{\"name\": \"{}\", \"count\": {}, \"cpu_percent\": {}, \
+                     \"wakeups_per_s\": {}, \"preempted_per_s\": {}}}",
+                    r.name.replace(['"', '\\'], "_"),
+                    r.count,
+                    num(r.cpu_percent),
+                    num(r.wakeups_per_s),
+                    num(r.preempted_per_s)
+                )
+            })
+            .collect();
+        field("threads", format!("[{}]", threads.join(", ")));
         field(
             "durable_seq",
             self.durable_seq.map_or("null".into(), |d| d.to_string()),
@@ -479,5 +518,96 @@ mod tests {
         assert_eq!(points.len(), 4);
         let p99 = points.iter().find(|(_, p)| *p >= 0.99).unwrap().0;
         assert_eq!(p99, 12.0);
+    }
+}
+
+/// One name's threads over the window: CPU as a percentage of one core,
+/// wake-ups (voluntary context switches: sleeps that ended) and preemptions
+/// (involuntary ones) per second.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ThreadRate {
+    pub name: String,
+    /// Threads of this name alive at both ends of the window.
+    pub count: u32,
+    pub cpu_percent: f64,
+    pub wakeups_per_s: f64,
+    pub preempted_per_s: f64,
+}
+
+/// Per-thread differences between two readings, summed by thread name,
+/// busiest first. Threads that started or ended inside the window are left
+/// out (their share is in the process's CPU seconds).
+pub fn thread_rates(
+    start: &[(u32, ThreadTimes)],
+    end: &[(u32, ThreadTimes)],
+    window_s: f64,
+) -> Vec<ThreadRate> {
+    let mut by_name: Vec<ThreadRate> = Vec::new();
+    for (tid, e) in end {
+        let Some((_, s)) = start.iter().find(|(t, s)| t == tid && s.name == e.name) else {
+            continue;
+        };
+        let i = match by_name.iter().position(|r| r.name == e.name) {
+            Some(i) => i,
+            None => {
+                by_name.push(ThreadRate {
+                    name: e.name.clone(),
+                    ..ThreadRate::default()
+                });
+                by_name.len() - 1
+            }
+        };
+        let r = &mut by_name[i];
+        r.count += 1;
+        r.cpu_percent += (e.cpu_s - s.cpu_s) / window_s * 100.0;
+        r.wakeups_per_s +=
+            e.voluntary_switches.saturating_sub(s.voluntary_switches) as f64 / window_s;
+        r.preempted_per_s += e
+            .involuntary_switches
+            .saturating_sub(s.involuntary_switches) as f64
+            / window_s;
+    }
+    by_name.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent));
+    by_name
+}
+
+#[cfg(test)]
+mod thread_tests {
+    use super::*;
+
+    fn times(name: &str, cpu_s: f64, voluntary: u64, involuntary: u64) -> ThreadTimes {
+        ThreadTimes {
+            name: name.into(),
+            cpu_s,
+            voluntary_switches: voluntary,
+            involuntary_switches: involuntary,
+        }
+    }
+
+    #[test]
+    fn rates_are_per_name_over_the_window_and_short_lived_threads_are_left_out() {
+        let start = vec![
+            (10, times("reader-0", 1.0, 100, 5)),
+            (11, times("wal-writer", 2.0, 50, 0)),
+            (12, times("metrics", 0.0, 0, 0)),
+            (13, times("metrics", 0.5, 10, 0)),
+            (14, times("gone", 9.0, 0, 0)),
+        ];
+        let end = vec![
+            (10, times("reader-0", 1.5, 1100, 15)),
+            (11, times("wal-writer", 2.1, 250, 0)),
+            (12, times("metrics", 0.1, 20, 0)),
+            (13, times("metrics", 0.6, 30, 0)),
+            (15, times("new", 5.0, 5, 0)),
+        ];
+        let r = thread_rates(&start, &end, 10.0);
+        let names: Vec<&str> = r.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["reader-0", "metrics", "wal-writer"]);
+        assert!((r[0].cpu_percent - 5.0).abs() < 1e-9);
+        assert!((r[0].wakeups_per_s - 100.0).abs() < 1e-9);
+        assert!((r[0].preempted_per_s - 1.0).abs() < 1e-9);
+        assert_eq!(r[1].count, 2);
+        assert!((r[1].cpu_percent - 2.0).abs() < 1e-9);
+        assert!((r[1].wakeups_per_s - 4.0).abs() < 1e-9);
     }
 }
