@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::columns::{check_text_columns, sink_columns};
 use super::device::parse_device;
+use super::routing::{check_routes, sink_devices};
 use super::error::{ConfigError, Location, Place};
 use super::source::Sources;
 use super::tree::{required, Section, Spanned};
@@ -59,6 +60,7 @@ const SINK_KEYS: &[&str] = &[
     "tls_client_key",
     "tls_server_name",
     "columns",
+    "devices",
 ];
 const BACKENDS: &[(&str, Backend)] = &[
     ("auto", Backend::Auto),
@@ -127,7 +129,9 @@ pub fn parse_root(
     }
     check_unique_names(&devices).map_err(|e| redact(e, &sinks))?;
     let devices: Vec<DeviceConfig> = devices.into_iter().map(|(device, _)| device).collect();
-    check_text_columns(&root.tables("sink")?, &sinks, &devices)?;
+    let sink_sections = root.tables("sink")?;
+    check_routes(&sink_sections, &sinks, &device_sections, &devices)?;
+    check_text_columns(&sink_sections, &sinks, &devices)?;
     Ok(Config {
         source: file.to_path_buf(),
         readers,
@@ -351,6 +355,7 @@ fn parse_sink(
         batch_age: positive(section.duration("batch_age")?, Duration::from_millis(5))?,
         tls,
         columns,
+        devices: sink_devices(section)?,
     })
 }
 

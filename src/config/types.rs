@@ -127,6 +127,21 @@ pub struct SinkConfig {
     pub tls: Option<SinkTls>,
     /// The columns of `.u.upd`, in the tickerplant table's order (`columns`).
     pub columns: crate::kdb::Schema,
+    /// Glob patterns on device names (`devices`): the sink delivers only
+    /// the rows of the devices they match. `None`: every device. Each
+    /// pattern matched a device of the configuration it came from.
+    pub devices: Option<Vec<String>>,
+}
+
+impl SinkConfig {
+    /// Whether this sink delivers the rows of the device named `device`.
+    pub fn takes(&self, device: &str) -> bool {
+        self.devices.as_ref().is_none_or(|patterns| {
+            patterns
+                .iter()
+                .any(|p| super::routing::glob_match(p, device))
+        })
+    }
 }
 
 /// A sink's TLS settings. The files were read and checked when the

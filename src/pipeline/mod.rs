@@ -16,6 +16,7 @@
 mod clock;
 mod error;
 mod inflight;
+mod route;
 mod sink;
 pub mod stats;
 mod wal_writer;
