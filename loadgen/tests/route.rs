@@ -1,0 +1,223 @@
+//! Routing inside one gateway, end to end: a real `millrace run` polls a
+//! 4-device farm with two sinks whose `devices` patterns split the devices
+//! between two verifying stand-ins. Each stand-in must get only its devices'
+//! rows (none foreign), every value checked, and between them every durable
+//! seq exactly once (a device goes to one sink here, so their seqs are
+//! disjoint and their sum is the whole).
+
+use std::io::{BufRead, BufReader, Lines, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn millrace_binary() -> PathBuf {
+    let loadgen = PathBuf::from(env!("CARGO_BIN_EXE_millrace-loadgen"));
+    let millrace = loadgen.with_file_name("millrace");
+    let profile_dir = loadgen.parent().expect("the binary has a directory");
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    let mut build = Command::new(env!("CARGO"));
+    build.args(["build", "-p", "millrace", "--bin", "millrace"]);
+    if release {
+        build.arg("--release");
+    }
+    let status = build
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .status()
+        .expect("run cargo build for the millrace binary");
+    assert!(status.success(), "cargo build -p millrace --bin millrace failed");
+    millrace
+}
+
+/// A child killed when dropped (a failing test leaves nothing running).
+struct Kid(Child);
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct StandIn {
+    _kid: Kid,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+    addr: String,
+}
+
+impl StandIn {
+    fn start(devices: u32, tags: u32, routes: &[&str]) -> StandIn {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_millrace-loadgen"));
+        command
+            .args(["standin", "--devices", &devices.to_string()])
+            .args(["--tags-per-device", &tags.to_string()])
+            .args(["--seq-capacity", "50000000"]);
+        for route in routes {
+            command.args(["--route", route]);
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the stand-in");
+        let stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let addr = first
+            .strip_prefix("standin listening ")
+            .unwrap_or_else(|| panic!("stand-in said {first:?}"))
+            .to_string();
+        StandIn {
+            _kid: Kid(child),
+            stdin,
+            lines,
+            addr,
+        }
+    }
+
+    fn ask(&mut self, command: &str) -> String {
+        writeln!(self.stdin, "{command}").unwrap();
+        self.stdin.flush().unwrap();
+        self.lines.next().unwrap().unwrap()
+    }
+
+    fn rows(&mut self) -> u64 {
+        let line = self.ask("rows");
+        line.strip_prefix("rows ").unwrap().parse().unwrap()
+    }
+
+    /// The verdict's fields by name (the stand-in prints flat JSON).
+    fn finish(&mut self, end: u64) -> serde_json::Value {
+        let line = self.ask(&format!("finish {end}"));
+        let json = line.strip_prefix("verdict ").unwrap_or_else(|| panic!("{line}"));
+        serde_json::from_str(json).unwrap()
+    }
+}
+
+/// Starts the farm, writing its config; returns it and the config path.
+fn start_farm(dir: &Path, devices: u32, tags: u32) -> (Kid, PathBuf) {
+    let config = dir.join("farm.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_millrace-loadgen"))
+        .args(["serve", "--devices", &devices.to_string()])
+        .args(["--tags-per-device", &tags.to_string(), "--base-port", "0"])
+        .arg("--emit-config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the farm");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(
+        lines.by_ref().take(16).any(|l| l.unwrap() == "ready"),
+        "the farm did not start"
+    );
+    std::thread::spawn(move || lines.for_each(drop));
+    (Kid(child), config)
+}
+
+/// The emitted config with its one sink replaced by `sinks` (TOML text)
+/// and the metrics endpoint off (tests run side by side).
+fn with_sinks(config: &Path, sinks: &str) -> String {
+    let text = std::fs::read_to_string(config).unwrap();
+    let start = text.find("[[sink]]").unwrap();
+    let end = text.find("[[device]]").unwrap();
+    let text = format!("{}{sinks}\n{}", &text[..start], &text[end..]);
+    text.replace("listen = \"127.0.0.1:9187\"", "listen = \"off\"")
+}
+
+fn kdb_sink(name: &str, addr: &str, devices: &str) -> String {
+    format!(
+        "[[sink]]\nname = \"{name}\"\nkind = \"kdb\"\naddress = \"{addr}\"\nuser = \"feed\"\n\
+         table = \"plc\"\nbatch_rows = 1000\nbatch_age = \"5ms\"\ndevices = {devices}\n\n"
+    )
+}
+
+/// Runs `millrace run` until each stand-in has rows, then stops it with
+/// SIGTERM; returns its stderr lines.
+fn run_gateway(config: &Path, standins: &mut [&mut StandIn]) -> Vec<String> {
+    let mut gateway = Kid(Command::new(millrace_binary())
+        .args(["run", "--config"])
+        .arg(config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start millrace run"));
+    let stderr = gateway.0.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while standins.iter_mut().any(|s| s.rows() < 2_000) {
+        assert!(Instant::now() < deadline, "the stand-ins got no rows in 60 s");
+        assert!(gateway.0.try_wait().unwrap().is_none(), "millrace exited early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = gateway.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = gateway.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "millrace did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let lines = reader.join().unwrap();
+    assert!(status.success(), "millrace exited with {status:?}:\n{}", lines.join("\n"));
+    lines
+}
+
+/// `millrace: stopped: durable seq N, ..., lag L` -> (N, L).
+fn stopped_line(lines: &[String]) -> (u64, u64) {
+    let line = lines
+        .iter()
+        .find(|l| l.contains("stopped: durable seq "))
+        .unwrap_or_else(|| panic!("no stop line in:\n{}", lines.join("\n")));
+    let durable = line.split("durable seq ").nth(1).unwrap();
+    let durable: u64 = durable.split(',').next().unwrap().trim().parse().unwrap();
+    let lag: u64 = line.rsplit("lag ").next().unwrap().trim().parse().unwrap();
+    (durable, lag)
+}
+
+#[test]
+fn two_sinks_each_get_exactly_their_devices_rows() {
+    let dir = std::env::temp_dir().join(format!("millrace-route-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (devices, tags) = (4, 20);
+    let (_farm, farm_config) = start_farm(&dir, devices, tags);
+    // Devices interleave in one reader's frames: each frame is cut in runs.
+    let mut a = StandIn::start(devices, tags, &["farm-00000", "*2"]);
+    let mut b = StandIn::start(devices, tags, &["*1", "*3"]);
+    let sinks = kdb_sink("even", &a.addr, "[\"farm-00000\", \"*2\"]")
+        + &kdb_sink("odd", &b.addr, "[\"*1\", \"*3\"]");
+    let config = dir.join("routed.toml");
+    std::fs::write(&config, with_sinks(&farm_config, &sinks)).unwrap();
+
+    let check = Command::new(millrace_binary())
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        summary.contains("devices: farm-00000 *2 -> 2 device(s): farm-00000 farm-00002"),
+        "{summary}"
+    );
+
+    let lines = run_gateway(&config, &mut [&mut a, &mut b]);
+    let (durable, lag) = stopped_line(&lines);
+    assert_eq!(lag, 0, "every sink acknowledged everything:\n{}", lines.join("\n"));
+    let (va, vb) = (a.finish(durable), b.finish(durable));
+    for (name, v) in [("even", &va), ("odd", &vb)] {
+        assert_eq!(v["foreign_rows"], 0, "{name}: rows of another sink's devices: {v}");
+        assert_eq!(v["mismatches"], 0, "{name}: {v}");
+        assert_eq!(v["duplicates_after_dedup"], 0, "{name}: {v}");
+        assert!(v["unique_seqs"].as_u64().unwrap() > 0, "{name}: {v}");
+    }
+    let total = va["unique_seqs"].as_u64().unwrap() + vb["unique_seqs"].as_u64().unwrap();
+    assert_eq!(total, durable, "every durable seq reached exactly one sink: {va} {vb}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
