@@ -115,6 +115,11 @@ enum Command {
             default_value = "time,sym,device,value,quality,seq"
         )]
         columns: Vec<String>,
+        /// The `gateway` column's symbol when --columns has `gateway`: the
+        /// `[gateway] id` of the gateway that wrote the WAL, so replayed
+        /// rows de-duplicate against the live ones by (gateway, seq).
+        #[arg(long)]
+        gateway: Option<String>,
         /// Connect with TLS (kdb+ -E), verifying kdb+ against --tls-ca-file.
         #[arg(long, requires = "tls_ca_file")]
         tls: bool,
@@ -244,6 +249,7 @@ fn main() -> ExitCode {
             password_env,
             timestamp,
             columns,
+            gateway,
             tls,
             tls_ca_file,
             tls_client_cert,
@@ -272,9 +278,17 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            if columns.has_gateway() && gateway.is_none() {
+                eprintln!(
+                    "millrace replay: --columns has `gateway`: give --gateway ID, the \
+                     [gateway] id of the gateway that wrote this WAL"
+                );
+                return ExitCode::from(2);
+            }
             let args = millrace::app::replay::ReplayArgs {
                 wal,
                 columns,
+                gateway: gateway.unwrap_or_default(),
                 to,
                 from_seq: from_seq.unwrap_or(0),
                 to_seq: to_seq.unwrap_or(u64::MAX),

@@ -826,3 +826,37 @@ fn check_config_shows_each_sinks_devices() {
         "{stdout}"
     );
 }
+
+/// `[gateway] id` is a symbol in every row of a `gateway` column: a name
+/// without spaces; the default is the host name, and `gateway` is a column
+/// a sink may list.
+#[test]
+fn gateway_id_rules() {
+    rejects(
+        "gateway_bad_id.toml",
+        3,
+        6,
+        "gateway.id",
+        "`edge 03` is not a gateway id",
+    );
+    let text = std::fs::read_to_string(fixture("gateway_bad_id.toml"))
+        .unwrap()
+        .replace("edge 03", "edge-03");
+    let config = millrace::config::parse_str(&text, Path::new("plant.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.gateway.id, "edge-03");
+    assert!(config.sinks[0].columns.has_gateway());
+    let text = text.replace("[gateway]\nid = \"edge-03\"\n", "");
+    let config = millrace::config::parse_str(&text, Path::new("plant.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // parse_str reads no file: the host name is unknown, the default stands in.
+    assert_eq!(config.gateway.id, "millrace");
+    let config = millrace::config::parse_with(
+        &text,
+        Path::new("plant.toml"),
+        &millrace::config::SystemSources,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(config.gateway.id, host.trim());
+}

@@ -3,7 +3,9 @@
 //! between two verifying stand-ins. Each stand-in must get only its devices'
 //! rows (none foreign), every value checked, and between them every durable
 //! seq exactly once (a device goes to one sink here, so their seqs are
-//! disjoint and their sum is the whole).
+//! disjoint and their sum is the whole). A third sink without `devices`
+//! takes everything into `millrace tickerplant --journal` with a `gateway`
+//! column: every row read back from the journal carries `[gateway] id`.
 
 use std::io::{BufRead, BufReader, Lines, Write};
 use std::path::{Path, PathBuf};
@@ -127,8 +129,54 @@ fn with_sinks(config: &Path, sinks: &str) -> String {
 fn kdb_sink(name: &str, addr: &str, devices: &str) -> String {
     format!(
         "[[sink]]\nname = \"{name}\"\nkind = \"kdb\"\naddress = \"{addr}\"\nuser = \"feed\"\n\
-         table = \"plc\"\nbatch_rows = 1000\nbatch_age = \"5ms\"\ndevices = {devices}\n\n"
+         table = \"plc\"\nbatch_rows = 1000\nbatch_age = \"5ms\"\n{devices}\n\n"
     )
+}
+
+/// `millrace tickerplant --journal FILE` on a free port: the child and its
+/// address.
+fn start_journal_tp(journal: &Path) -> (Kid, String) {
+    let mut child = Command::new(millrace_binary())
+        .args(["tickerplant", "--listen", "127.0.0.1:0", "--journal"])
+        .arg(journal)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start millrace tickerplant");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.strip_prefix("listening ").unwrap().to_string();
+    std::thread::spawn(move || lines.for_each(drop));
+    (Kid(child), addr)
+}
+
+/// (seq, gateway) of every row of the journal, with the gateway column at
+/// position `gateway_at`.
+fn journal_gateways(path: &Path, gateway_at: usize) -> Vec<(i64, String)> {
+    use millrace::kdb::{Data, DecodeLimits, K};
+    let bytes = std::fs::read(path).unwrap();
+    let limits = DecodeLimits {
+        message_bytes_max: 64 << 20,
+        ..DecodeLimits::default()
+    };
+    let mut rows = Vec::new();
+    let mut at = millrace::kdb::journal::JOURNAL_HEADER_SIZE;
+    while at < bytes.len() {
+        let (k, used) = millrace::kdb::decode::decode_prefix(&bytes[at..], true, &limits)
+            .expect("journal entry");
+        at += used;
+        let update = millrace::kdb::upd::parse_update(&k).unwrap().expect("an upd entry");
+        let column = |i: usize| match update.columns.get(i) {
+            Some(K::Vector { data, .. }) => data,
+            other => panic!("column {i}: {other:?}"),
+        };
+        let (Data::Symbols(gateway), Data::Longs(seq)) = (column(gateway_at), column(5)) else {
+            panic!("unexpected column types")
+        };
+        for (g, q) in gateway.iter().zip(seq) {
+            rows.push((*q, String::from_utf8_lossy(g).into_owned()));
+        }
+    }
+    rows
 }
 
 /// Runs `millrace run` until each stand-in has rows, then stops it with
@@ -190,10 +238,18 @@ fn two_sinks_each_get_exactly_their_devices_rows() {
     // Devices interleave in one reader's frames: each frame is cut in runs.
     let mut a = StandIn::start(devices, tags, &["farm-00000", "*2"]);
     let mut b = StandIn::start(devices, tags, &["*1", "*3"]);
-    let sinks = kdb_sink("even", &a.addr, "[\"farm-00000\", \"*2\"]")
-        + &kdb_sink("odd", &b.addr, "[\"*1\", \"*3\"]");
+    let journal = dir.join("all.log");
+    let (mut all_tp, all_addr) = start_journal_tp(&journal);
+    let sinks = kdb_sink("even", &a.addr, "devices = [\"farm-00000\", \"*2\"]")
+        + &kdb_sink("odd", &b.addr, "devices = [\"*1\", \"*3\"]")
+        + &kdb_sink(
+            "all",
+            &all_addr,
+            "columns = [\"time\", \"sym\", \"device\", \"value\", \"quality\", \"seq\", \"gateway\"]",
+        );
     let config = dir.join("routed.toml");
-    std::fs::write(&config, with_sinks(&farm_config, &sinks)).unwrap();
+    let text = format!("[gateway]\nid = \"edge-03\"\n\n{}", with_sinks(&farm_config, &sinks));
+    std::fs::write(&config, text).unwrap();
 
     let check = Command::new(millrace_binary())
         .arg("check-config")
@@ -219,5 +275,15 @@ fn two_sinks_each_get_exactly_their_devices_rows() {
     }
     let total = va["unique_seqs"].as_u64().unwrap() + vb["unique_seqs"].as_u64().unwrap();
     assert_eq!(total, durable, "every durable seq reached exactly one sink: {va} {vb}");
+
+    // The sink without `devices` got every row, each carrying the gateway id.
+    let pid = all_tp.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let _ = all_tp.0.wait();
+    let mut rows = journal_gateways(&journal, 6);
+    assert!(rows.iter().all(|(_, g)| g == "edge-03"), "a row without the id");
+    rows.sort();
+    rows.dedup();
+    assert_eq!(rows.len() as u64, durable, "the `all` sink got every seq once");
     let _ = std::fs::remove_dir_all(&dir);
 }

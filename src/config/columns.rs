@@ -11,7 +11,8 @@ use crate::kdb::{Column, Schema, SchemaError};
 
 const COLUMNS_EXPECTED: &str =
     "an array of column names: \"time\", \"sym\" first, then \"device\", \"value\", \
-     \"quality\", \"seq\" in any order, and \"text\" if any device has text tags";
+     \"quality\", \"seq\" in any order, \"text\" if a device it takes has text tags, and \
+     \"gateway\" for the [gateway] id";
 
 /// The sink's `columns`, or the default schema when the key is absent.
 pub fn sink_columns(section: &Section<'_>) -> Result<Schema, ConfigError> {

@@ -61,6 +61,7 @@ impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = self.config;
         writeln!(f, "config: {} (valid)", c.source.display())?;
+        writeln!(f, "gateway: {}", c.gateway.id)?;
         let cores = if c.readers.cores.is_empty() {
             "unpinned".to_string()
         } else {

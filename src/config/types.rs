@@ -12,11 +12,20 @@ use crate::sample::TagId;
 pub struct Config {
     /// The file this configuration came from (for messages).
     pub source: PathBuf,
+    pub gateway: GatewayConfig,
     pub readers: ReadersConfig,
     pub wal: WalConfig,
     pub metrics: MetricsConfig,
     pub sinks: Vec<SinkConfig>,
     pub devices: Vec<DeviceConfig>,
+}
+
+/// This gateway among many (`[gateway]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// The `gateway` column's symbol: a non-empty name without control
+    /// characters; by default the host name.
+    pub id: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -702,6 +711,7 @@ impl Config {
     /// them hold; tests and the fuzz target call this to prove it.
     pub fn assert_invariants(&self) {
         let r = &self.readers;
+        assert!(!self.gateway.id.is_empty() && !self.gateway.id.contains(char::is_control));
         assert!(r.threads >= 1);
         assert!(r.cores.is_empty() || r.cores.len() == r.threads);
         assert!(r.ring_slots.is_power_of_two());

@@ -60,6 +60,8 @@ pub const IDLE_WAIT_MAX: Duration = Duration::from_millis(10);
 
 pub struct SinkContext {
     pub config: SinkConfig,
+    /// `[gateway] id`: the `gateway` column's symbol.
+    pub gateway_id: String,
     /// The WAL directory, whose tag tables name each frame's rows as they
     /// were named when polled (tag_history.rs).
     pub wal_dir: std::path::PathBuf,
@@ -495,6 +497,7 @@ fn connect(ctx: &SinkContext) -> Result<Publisher, KdbError> {
         time_type: ctx.config.time_type,
         columns: ctx.config.columns,
         tls,
+        gateway: ctx.gateway_id.clone(),
         ..PublisherOptions::default()
     };
     Publisher::connect(
@@ -626,6 +629,7 @@ mod tests {
         let writer_done = Arc::new(AtomicBool::new(false));
         let ctx = SinkContext {
             config: cfg.sinks[0].clone(),
+            gateway_id: cfg.gateway.id.clone(),
             wal_dir: cfg.wal.dir.clone(),
             stats: Arc::new(SinkStats::default()),
             histograms: Arc::new(StageHistograms::default()),
