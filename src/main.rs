@@ -61,6 +61,22 @@ enum Command {
     },
     /// Validate a configuration file and print a summary.
     CheckConfig { file: PathBuf },
+    /// Split a plant's devices over N gateway configurations (and K
+    /// tickerplant segments), balanced by expected requests/s and samples/s.
+    Plan {
+        /// Gateways to plan for.
+        #[arg(long)]
+        gateways: usize,
+        /// The plant's configuration (every device, the sinks).
+        plant: PathBuf,
+        /// Directory the gateway configurations are written to.
+        #[arg(long)]
+        out: PathBuf,
+        /// Tickerplant segments: the plant's K sinks, in order, each take
+        /// one segment's devices.
+        #[arg(long)]
+        segments: Option<usize>,
+    },
     /// A kdb+-compatible IPC server that accepts `.u.upd`.
     Tickerplant {
         #[arg(long, default_value = "127.0.0.1:5010")]
@@ -203,6 +219,18 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Plan {
+            gateways,
+            plant,
+            out,
+            segments,
+        } => match plan(gateways, &plant, &out, segments) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("millrace plan: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Tickerplant {
             check_journal: Some(path),
             ..
@@ -338,4 +366,35 @@ fn wal_inspect(dir: &std::path::Path, json: bool) -> ExitCode {
         print!("{}", millrace::wal::render_text(&inspection));
     }
     ExitCode::SUCCESS
+}
+
+/// `millrace plan`: plans, writes, and prints one line per gateway.
+fn plan(
+    gateways: usize,
+    plant: &std::path::Path,
+    out: &std::path::Path,
+    segments: Option<usize>,
+) -> Result<(), millrace::app::plan::PlanError> {
+    use millrace::app::plan::{plan_config, write_plan, PlanError};
+    let config = millrace::config::load(plant).map_err(PlanError::Config)?;
+    let plan = plan_config(&config, gateways, segments.unwrap_or(1))?;
+    let written = write_plan(plant, &config, &plan, segments, out)?;
+    for w in &written {
+        let segments = if w.segment_devices.is_empty() {
+            String::new()
+        } else {
+            let counts: Vec<String> = w.segment_devices.iter().map(|n| n.to_string()).collect();
+            format!(", devices per segment {}", counts.join(" "))
+        };
+        println!(
+            "{} {}: {} devices at {} addresses, {:.1} requests/s, {:.1} samples/s{segments}",
+            w.id,
+            w.path.display(),
+            w.devices,
+            w.addresses,
+            w.load.requests,
+            w.load.samples
+        );
+    }
+    Ok(())
 }

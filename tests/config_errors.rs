@@ -770,7 +770,10 @@ fn sink_device_routes() {
         "device `cell3-ua` goes to no sink: no `devices` pattern of sink(s) tp-line1, \
          tp-press matches it",
     );
-    assert!(error.to_string().contains("add a pattern for it"), "{error}");
+    assert!(
+        error.to_string().contains("add a pattern for it"),
+        "{error}"
+    );
     rejects(
         "routes_typo.toml",
         10,
@@ -807,7 +810,10 @@ fn check_config_shows_each_sinks_devices() {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(fixture("routes_unrouted.toml"))
         .unwrap()
-        .replace("devices = [\"press-*\"]", "devices = [\"press-*\", \"cell?-*\"]");
+        .replace(
+            "devices = [\"press-*\"]",
+            "devices = [\"press-*\", \"cell?-*\"]",
+        );
     let path = dir.path().join("plant.toml");
     std::fs::write(&path, text).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_millrace"))
@@ -816,7 +822,11 @@ fn check_config_shows_each_sinks_devices() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(
         stdout.contains("    devices: line1-* -> 1 device(s): line1-a\n"),
         "{stdout}"

@@ -26,7 +26,10 @@ fn millrace_binary() -> PathBuf {
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
         .status()
         .expect("run cargo build for the millrace binary");
-    assert!(status.success(), "cargo build -p millrace --bin millrace failed");
+    assert!(
+        status.success(),
+        "cargo build -p millrace --bin millrace failed"
+    );
     millrace
 }
 
@@ -91,7 +94,9 @@ impl StandIn {
     /// The verdict's fields by name (the stand-in prints flat JSON).
     fn finish(&mut self, end: u64) -> serde_json::Value {
         let line = self.ask(&format!("finish {end}"));
-        let json = line.strip_prefix("verdict ").unwrap_or_else(|| panic!("{line}"));
+        let json = line
+            .strip_prefix("verdict ")
+            .unwrap_or_else(|| panic!("{line}"));
         serde_json::from_str(json).unwrap()
     }
 }
@@ -164,7 +169,9 @@ fn journal_gateways(path: &Path, gateway_at: usize) -> Vec<(i64, String)> {
         let (k, used) = millrace::kdb::decode::decode_prefix(&bytes[at..], true, &limits)
             .expect("journal entry");
         at += used;
-        let update = millrace::kdb::upd::parse_update(&k).unwrap().expect("an upd entry");
+        let update = millrace::kdb::upd::parse_update(&k)
+            .unwrap()
+            .expect("an upd entry");
         let column = |i: usize| match update.columns.get(i) {
             Some(K::Vector { data, .. }) => data,
             other => panic!("column {i}: {other:?}"),
@@ -197,22 +204,39 @@ fn run_gateway(config: &Path, standins: &mut [&mut StandIn]) -> Vec<String> {
     });
     let deadline = Instant::now() + Duration::from_secs(60);
     while standins.iter_mut().any(|s| s.rows() < 2_000) {
-        assert!(Instant::now() < deadline, "the stand-ins got no rows in 60 s");
-        assert!(gateway.0.try_wait().unwrap().is_none(), "millrace exited early");
+        assert!(
+            Instant::now() < deadline,
+            "the stand-ins got no rows in 60 s"
+        );
+        assert!(
+            gateway.0.try_wait().unwrap().is_none(),
+            "millrace exited early"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let pid = gateway.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = gateway.0.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "millrace did not stop on SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "millrace did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let lines = reader.join().unwrap();
-    assert!(status.success(), "millrace exited with {status:?}:\n{}", lines.join("\n"));
+    assert!(
+        status.success(),
+        "millrace exited with {status:?}:\n{}",
+        lines.join("\n")
+    );
     lines
 }
 
@@ -248,7 +272,10 @@ fn two_sinks_each_get_exactly_their_devices_rows() {
             "columns = [\"time\", \"sym\", \"device\", \"value\", \"quality\", \"seq\", \"gateway\"]",
         );
     let config = dir.join("routed.toml");
-    let text = format!("[gateway]\nid = \"edge-03\"\n\n{}", with_sinks(&farm_config, &sinks));
+    let text = format!(
+        "[gateway]\nid = \"edge-03\"\n\n{}",
+        with_sinks(&farm_config, &sinks)
+    );
     std::fs::write(&config, text).unwrap();
 
     let check = Command::new(millrace_binary())
@@ -257,7 +284,11 @@ fn two_sinks_each_get_exactly_their_devices_rows() {
         .output()
         .unwrap();
     let summary = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     assert!(
         summary.contains("devices: farm-00000 *2 -> 2 device(s): farm-00000 farm-00002"),
         "{summary}"
@@ -265,25 +296,47 @@ fn two_sinks_each_get_exactly_their_devices_rows() {
 
     let lines = run_gateway(&config, &mut [&mut a, &mut b]);
     let (durable, lag) = stopped_line(&lines);
-    assert_eq!(lag, 0, "every sink acknowledged everything:\n{}", lines.join("\n"));
+    assert_eq!(
+        lag,
+        0,
+        "every sink acknowledged everything:\n{}",
+        lines.join("\n")
+    );
     let (va, vb) = (a.finish(durable), b.finish(durable));
     for (name, v) in [("even", &va), ("odd", &vb)] {
-        assert_eq!(v["foreign_rows"], 0, "{name}: rows of another sink's devices: {v}");
+        assert_eq!(
+            v["foreign_rows"], 0,
+            "{name}: rows of another sink's devices: {v}"
+        );
         assert_eq!(v["mismatches"], 0, "{name}: {v}");
         assert_eq!(v["duplicates_after_dedup"], 0, "{name}: {v}");
         assert!(v["unique_seqs"].as_u64().unwrap() > 0, "{name}: {v}");
     }
     let total = va["unique_seqs"].as_u64().unwrap() + vb["unique_seqs"].as_u64().unwrap();
-    assert_eq!(total, durable, "every durable seq reached exactly one sink: {va} {vb}");
+    assert_eq!(
+        total, durable,
+        "every durable seq reached exactly one sink: {va} {vb}"
+    );
 
     // The sink without `devices` got every row, each carrying the gateway id.
     let pid = all_tp.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let _ = all_tp.0.wait();
     let mut rows = journal_gateways(&journal, 6);
-    assert!(rows.iter().all(|(_, g)| g == "edge-03"), "a row without the id");
+    assert!(
+        rows.iter().all(|(_, g)| g == "edge-03"),
+        "a row without the id"
+    );
     rows.sort();
     rows.dedup();
-    assert_eq!(rows.len() as u64, durable, "the `all` sink got every seq once");
+    assert_eq!(
+        rows.len() as u64,
+        durable,
+        "the `all` sink got every seq once"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -36,7 +36,7 @@ use std::path::Path;
 
 pub use csv::{records as csv_records, Record as CsvRecord};
 pub use error::{line_column, ConfigError, Location, Place};
-pub use parse::check_host_port;
+pub use parse::{check_host_port, resolve as resolve_path};
 pub use routing::glob_match;
 pub use source::{MemorySources, Sources, SystemSources};
 pub use summary::Summary;

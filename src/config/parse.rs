@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use super::columns::{check_text_columns, sink_columns};
 use super::device::parse_device;
-use super::routing::{check_routes, sink_devices};
 use super::error::{ConfigError, Location, Place};
+use super::routing::{check_routes, sink_devices};
 use super::source::Sources;
 use super::tree::{required, Section, Spanned};
 use super::types::*;
@@ -170,7 +170,9 @@ fn parse_gateway(
     };
     let ok = !id.value.is_empty()
         && id.value.len() <= GATEWAY_ID_BYTES_MAX
-        && !id.value.contains(|c: char| c.is_control() || c.is_whitespace());
+        && !id
+            .value
+            .contains(|c: char| c.is_control() || c.is_whitespace());
     if !ok {
         return Err(id
             .error(format!("`{}` is not a gateway id", id.value))

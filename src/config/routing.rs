@@ -35,11 +35,14 @@ pub fn sink_devices(section: &Section<'_>) -> Result<Option<Vec<String>>, Config
     for pattern in &list.value {
         let text = pattern.value;
         if text.is_empty() || text.chars().count() > PATTERN_CHARS_MAX {
-            let problem = format!("`{text}` is empty or longer than {PATTERN_CHARS_MAX} characters");
+            let problem =
+                format!("`{text}` is empty or longer than {PATTERN_CHARS_MAX} characters");
             return Err(pattern.error(problem).expected(DEVICES_EXPECTED));
         }
     }
-    Ok(Some(list.value.iter().map(|p| p.value.to_string()).collect()))
+    Ok(Some(
+        list.value.iter().map(|p| p.value.to_string()).collect(),
+    ))
 }
 
 /// Every device is taken by some sink, and every pattern takes some device.
@@ -59,12 +62,16 @@ pub fn check_routes(
             if devices.iter().any(|d| glob_match(pattern, &d.name)) {
                 continue;
             }
-            let at = section.strings("devices", DEVICES_EXPECTED)?.and_then(|list| {
-                list.value.into_iter().nth(i).map(|p| p.at)
-            });
+            let at = section
+                .strings("devices", DEVICES_EXPECTED)?
+                .and_then(|list| list.value.into_iter().nth(i).map(|p| p.at));
             let at = at.unwrap_or_else(|| section.location("devices"));
             let names: Vec<&str> = devices.iter().map(|d| d.name.as_str()).take(5).collect();
-            let more = if devices.len() > names.len() { ", ..." } else { "" };
+            let more = if devices.len() > names.len() {
+                ", ..."
+            } else {
+                ""
+            };
             let problem = format!(
                 "sink `{}`: the pattern `{pattern}` matches no device (devices: {}{more})",
                 sink.name,
@@ -84,10 +91,12 @@ pub fn check_routes(
             device.name,
             sink_names.join(", ")
         );
-        return Err(ConfigError::new(section.location("name"), problem).expected(
-            "every device taken by at least one sink: add a pattern for it to a sink's \
+        return Err(
+            ConfigError::new(section.location("name"), problem).expected(
+                "every device taken by at least one sink: add a pattern for it to a sink's \
              `devices`, or leave `devices` out of a sink to give it every device",
-        ));
+            ),
+        );
     }
     Ok(())
 }
@@ -122,7 +131,8 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
             },
         }
     }
-    p.get(pi..).is_some_and(|rest| rest.iter().all(|&c| c == '*'))
+    p.get(pi..)
+        .is_some_and(|rest| rest.iter().all(|&c| c == '*'))
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::types::{
-    Backend, Config, DeviceConfig, DriverConfig, Protocol, S7ConnectionType, SinkConfig, SinkKind, SyncMode,
-    TimeType, WhenFull,
+    Backend, Config, DeviceConfig, DriverConfig, Protocol, S7ConnectionType, SinkConfig, SinkKind,
+    SyncMode, TimeType, WhenFull,
 };
 use super::units::{format_duration, format_size};
 use crate::protocol::{DeviceSession, Session};

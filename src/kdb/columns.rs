@@ -1024,8 +1024,12 @@ mod tests {
             Schema::WITH_TEXT,
             with(&["time", "sym", "text", "device", "value", "quality", "seq"]),
             with(&["time", "sym", "seq", "quality", "text", "value", "device"]),
-            with(&["time", "sym", "gateway", "device", "value", "quality", "seq", "text"]),
-            with(&["time", "sym", "device", "value", "quality", "seq", "text", "gateway"]),
+            with(&[
+                "time", "sym", "gateway", "device", "value", "quality", "seq", "text",
+            ]),
+            with(&[
+                "time", "sym", "device", "value", "quality", "seq", "text", "gateway",
+            ]),
         ]
     }
 

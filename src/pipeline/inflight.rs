@@ -230,14 +230,23 @@ mod tests {
         let mut e2e = StageRecorder::new(&shared, Stage::EndToEnd);
         let mut w = Inflight::new(2, 4);
         let t = Instant::now();
-        assert!(!w.skip_frame(5), "nothing in flight: the caller acknowledges it");
+        assert!(
+            !w.skip_frame(5),
+            "nothing in flight: the caller acknowledges it"
+        );
         w.add_frame(10, 3, 0, t);
         assert!(w.skip_frame(20));
         w.chase_open();
         assert!(w.skip_frame(30), "rides on the chased batch");
         w.add_frame(40, 2, 0, t);
         let first = w.acknowledge_oldest(1, &mut e2e).unwrap();
-        assert_eq!(first, Acknowledged { end_seq: 30, rows: 3 });
+        assert_eq!(
+            first,
+            Acknowledged {
+                end_seq: 30,
+                rows: 3
+            }
+        );
         assert_eq!(w.open_rows(), 2);
     }
 

@@ -148,7 +148,10 @@ mod tests {
         let mut r = route(Some(&["line*"]));
         r.use_table(&table());
         let tags = [0u32, 1, 2, 2, 3, 4, 2, 0];
-        let samples: Vec<Sample> = tags.iter().map(|&t| Sample::f64(1, TagId(t), 0.0)).collect();
+        let samples: Vec<Sample> = tags
+            .iter()
+            .map(|&t| Sample::f64(1, TagId(t), 0.0))
+            .collect();
         let runs: Vec<(usize, usize)> = r.runs(&samples).map(|(o, s)| (o, s.len())).collect();
         assert_eq!(runs, vec![(0, 2), (4, 2), (7, 1)]);
         // Every taken record is in exactly one run, every other in none.
