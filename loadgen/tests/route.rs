@@ -340,3 +340,190 @@ fn two_sinks_each_get_exactly_their_devices_rows() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every row of a journal whose table has millrace's default columns and
+/// then `gateway`: (gateway, seq, device, sym, value).
+fn journal_rows(path: &Path) -> Vec<(String, i64, String, String, f64)> {
+    use millrace::kdb::{Data, DecodeLimits, K};
+    let bytes = std::fs::read(path).unwrap();
+    let limits = DecodeLimits {
+        message_bytes_max: 64 << 20,
+        ..DecodeLimits::default()
+    };
+    let mut rows = Vec::new();
+    let mut at = millrace::kdb::journal::JOURNAL_HEADER_SIZE;
+    while at < bytes.len() {
+        let (k, used) = millrace::kdb::decode::decode_prefix(&bytes[at..], true, &limits)
+            .expect("journal entry");
+        at += used;
+        let update = millrace::kdb::upd::parse_update(&k)
+            .unwrap()
+            .expect("an upd entry");
+        let column = |i: usize| match update.columns.get(i) {
+            Some(K::Vector { data, .. }) => data,
+            other => panic!("column {i}: {other:?}"),
+        };
+        let (
+            Data::Symbols(sym),
+            Data::Symbols(device),
+            Data::Floats(value),
+            Data::Longs(seq),
+            Data::Symbols(gateway),
+        ) = (column(1), column(2), column(3), column(5), column(6))
+        else {
+            panic!("unexpected column types")
+        };
+        let text = |s: &[u8]| String::from_utf8_lossy(s).into_owned();
+        let cells = gateway
+            .iter()
+            .zip(seq)
+            .zip(device.iter())
+            .zip(sym.iter())
+            .zip(value);
+        for ((((g, q), d), s), v) in cells {
+            rows.push((text(g), *q, text(d), text(s), *v));
+        }
+    }
+    rows
+}
+
+/// The end-to-end case: `millrace plan` splits a 1,000-device farm
+/// over 3 gateways and 2 tickerplant segments; the 3 gateways run at once
+/// into 2 journaling stand-ins. No device is polled by two gateways, every
+/// row is in its device's segment, every (gateway, seq) a gateway made
+/// durable arrives in exactly one segment, and every value is the farm's.
+#[test]
+fn three_planned_gateways_deliver_every_sample_once_per_segment() {
+    let dir = std::env::temp_dir().join(format!("millrace-plan-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (_farm, farm_config) = start_farm(&dir, 1_000, 2);
+    let journals = [dir.join("seg-a.log"), dir.join("seg-b.log")];
+    let (mut tp_a, addr_a) = start_journal_tp(&journals[0]);
+    let (mut tp_b, addr_b) = start_journal_tp(&journals[1]);
+    let columns =
+        "columns = [\"time\", \"sym\", \"device\", \"value\", \"quality\", \"seq\", \"gateway\"]";
+    let sinks = kdb_sink("seg-a", &addr_a, columns) + &kdb_sink("seg-b", &addr_b, columns);
+    let plant = dir.join("plant.toml");
+    std::fs::write(&plant, with_sinks(&farm_config, &sinks)).unwrap();
+    let out = dir.join("gateways");
+    let planned = Command::new(millrace_binary())
+        .args(["plan", "--gateways", "3", "--segments", "2", "--out"])
+        .arg(&out)
+        .arg(&plant)
+        .output()
+        .unwrap();
+    assert!(
+        planned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&planned.stderr)
+    );
+
+    let configs: Vec<millrace::config::Config> = (1..=3)
+        .map(|i| millrace::config::load(&out.join(format!("plant-{i}.toml"))).unwrap())
+        .collect();
+    // No device polled twice, none left out.
+    let mut gateway_of = std::collections::BTreeMap::new();
+    for c in &configs {
+        for d in &c.devices {
+            assert!(gateway_of
+                .insert(d.name.clone(), c.gateway.id.clone())
+                .is_none());
+        }
+    }
+    assert_eq!(gateway_of.len(), 1_000);
+
+    let mut gateways: Vec<(Kid, std::thread::JoinHandle<Vec<String>>)> = (1..=3)
+        .map(|i| {
+            let mut kid = Kid(Command::new(millrace_binary())
+                .args(["run", "--config"])
+                .arg(out.join(format!("plant-{i}.toml")))
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start millrace run"));
+            let stderr = kid.0.stderr.take().unwrap();
+            let reader = std::thread::spawn(move || {
+                BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                    .collect()
+            });
+            (kid, reader)
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let grown = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) > 2_000_000;
+    while !journals.iter().all(|j| grown(j)) {
+        assert!(
+            Instant::now() < deadline,
+            "the segments got too little in 90 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut durable = std::collections::BTreeMap::new();
+    for (i, (kid, reader)) in gateways.iter_mut().enumerate() {
+        let pid = kid.0.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let status = kid.0.wait().unwrap();
+        let lines = std::mem::replace(reader, std::thread::spawn(Vec::new));
+        let lines = lines.join().unwrap();
+        assert!(status.success(), "gateway {}:\n{}", i + 1, lines.join("\n"));
+        let (seq, lag) = stopped_line(&lines);
+        assert_eq!(lag, 0, "gateway {}:\n{}", i + 1, lines.join("\n"));
+        durable.insert(configs[i].gateway.id.clone(), seq);
+    }
+    for tp in [&mut tp_a, &mut tp_b] {
+        let pid = tp.0.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let _ = tp.0.wait();
+    }
+
+    let mut keys = std::collections::BTreeSet::new();
+    for (segment, journal) in journals.iter().enumerate() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (gateway, seq, device, sym, value) in journal_rows(journal) {
+            assert_eq!(
+                gateway_of.get(&device),
+                Some(&gateway),
+                "{device} from {gateway}"
+            );
+            let config = configs.iter().find(|c| c.gateway.id == gateway).unwrap();
+            assert!(
+                config.sinks[segment].takes(&device),
+                "{device} in segment {segment}"
+            );
+            if !value.is_nan() {
+                let index: u32 = device.trim_start_matches("farm-").parse().unwrap();
+                let address: u16 = sym.rsplit("hr").next().unwrap().parse().unwrap();
+                assert!(
+                    millrace::farm::verify_register(index, address, value as u16),
+                    "{sym} = {value}"
+                );
+            }
+            if seen.insert((gateway.clone(), seq)) {
+                assert!(keys.insert((gateway, seq)), "a row in both segments");
+            }
+        }
+    }
+    let expected: u64 = durable.values().sum();
+    assert_eq!(
+        keys.len() as u64,
+        expected,
+        "every durable (gateway, seq) once: {durable:?}"
+    );
+    for (gateway, end) in &durable {
+        let top = keys
+            .range((gateway.clone(), 0)..=(gateway.clone(), i64::MAX))
+            .next_back();
+        assert_eq!(top.map(|k| k.1 + 1), Some(*end as i64), "{gateway}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
