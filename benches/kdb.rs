@@ -322,6 +322,7 @@ fn kdbplus_upd_text(samples: &[Sample], symbols: &SymbolTable) -> Vec<u8> {
 fn encode_with_text(samples: &[Sample], symbols: &SymbolTable, out: &mut Vec<u8>) -> usize {
     let format = UpdFormat {
         table: "plc",
+        gateway: "",
         schema: Schema::WITH_TEXT,
         time_type: TimeType::Timespan,
         msg_type: MsgType::Async,

@@ -61,6 +61,22 @@ enum Command {
     },
     /// Validate a configuration file and print a summary.
     CheckConfig { file: PathBuf },
+    /// Split a plant's devices over N gateway configurations (and K
+    /// tickerplant segments), balanced by expected requests/s and samples/s.
+    Plan {
+        /// Gateways to plan for.
+        #[arg(long)]
+        gateways: usize,
+        /// The plant's configuration (every device, the sinks).
+        plant: PathBuf,
+        /// Directory the gateway configurations are written to.
+        #[arg(long)]
+        out: PathBuf,
+        /// Tickerplant segments: the plant's K sinks, in order, each take
+        /// one segment's devices.
+        #[arg(long)]
+        segments: Option<usize>,
+    },
     /// A kdb+-compatible IPC server that accepts `.u.upd`.
     Tickerplant {
         #[arg(long, default_value = "127.0.0.1:5010")]
@@ -115,6 +131,11 @@ enum Command {
             default_value = "time,sym,device,value,quality,seq"
         )]
         columns: Vec<String>,
+        /// The `gateway` column's symbol when --columns has `gateway`: the
+        /// `[gateway] id` of the gateway that wrote the WAL, so replayed
+        /// rows de-duplicate against the live ones by (gateway, seq).
+        #[arg(long)]
+        gateway: Option<String>,
         /// Connect with TLS (kdb+ -E), verifying kdb+ against --tls-ca-file.
         #[arg(long, requires = "tls_ca_file")]
         tls: bool,
@@ -198,6 +219,18 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Plan {
+            gateways,
+            plant,
+            out,
+            segments,
+        } => match plan(gateways, &plant, &out, segments) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("millrace plan: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Tickerplant {
             check_journal: Some(path),
             ..
@@ -244,6 +277,7 @@ fn main() -> ExitCode {
             password_env,
             timestamp,
             columns,
+            gateway,
             tls,
             tls_ca_file,
             tls_client_cert,
@@ -272,9 +306,17 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            if columns.has_gateway() && gateway.is_none() {
+                eprintln!(
+                    "millrace replay: --columns has `gateway`: give --gateway ID, the \
+                     [gateway] id of the gateway that wrote this WAL"
+                );
+                return ExitCode::from(2);
+            }
             let args = millrace::app::replay::ReplayArgs {
                 wal,
                 columns,
+                gateway: gateway.unwrap_or_default(),
                 to,
                 from_seq: from_seq.unwrap_or(0),
                 to_seq: to_seq.unwrap_or(u64::MAX),
@@ -324,4 +366,35 @@ fn wal_inspect(dir: &std::path::Path, json: bool) -> ExitCode {
         print!("{}", millrace::wal::render_text(&inspection));
     }
     ExitCode::SUCCESS
+}
+
+/// `millrace plan`: plans, writes, and prints one line per gateway.
+fn plan(
+    gateways: usize,
+    plant: &std::path::Path,
+    out: &std::path::Path,
+    segments: Option<usize>,
+) -> Result<(), millrace::app::plan::PlanError> {
+    use millrace::app::plan::{plan_config, write_plan, PlanError};
+    let config = millrace::config::load(plant).map_err(PlanError::Config)?;
+    let plan = plan_config(&config, gateways, segments.unwrap_or(1))?;
+    let written = write_plan(plant, &config, &plan, segments, out)?;
+    for w in &written {
+        let segments = if w.segment_devices.is_empty() {
+            String::new()
+        } else {
+            let counts: Vec<String> = w.segment_devices.iter().map(|n| n.to_string()).collect();
+            format!(", devices per segment {}", counts.join(" "))
+        };
+        println!(
+            "{} {}: {} devices at {} addresses, {:.1} requests/s, {:.1} samples/s{segments}",
+            w.id,
+            w.path.display(),
+            w.devices,
+            w.addresses,
+            w.load.requests,
+            w.load.samples
+        );
+    }
+    Ok(())
 }

@@ -756,3 +756,117 @@ fn s7_csv_columns_and_rows() {
         fragment,
     );
 }
+
+/// Routing (`devices` on a sink): a device no sink takes is an error at its
+/// name, naming it; a pattern that matches no device is an error at the
+/// pattern; an empty list is an error; text rules follow the routes.
+#[test]
+fn sink_device_routes() {
+    let error = rejects(
+        "routes_unrouted.toml",
+        33,
+        8,
+        "device[1].name",
+        "device `cell3-ua` goes to no sink: no `devices` pattern of sink(s) tp-line1, \
+         tp-press matches it",
+    );
+    assert!(
+        error.to_string().contains("add a pattern for it"),
+        "{error}"
+    );
+    rejects(
+        "routes_typo.toml",
+        10,
+        23,
+        "sink[0].devices[1]",
+        "sink `tp`: the pattern `pres-*` matches no device (devices: line1-a)",
+    );
+    rejects(
+        "routes_empty.toml",
+        10,
+        11,
+        "sink[0].devices",
+        "the list is empty: this sink would take no device",
+    );
+    // `tp-num` takes no text device, so it needs no text column; `tp-all`
+    // takes `press-01` and its text, so it does.
+    rejects(
+        "routes_text.toml",
+        13,
+        1,
+        "sink[1].columns",
+        "sink `tp-all` has no `text` column, but device `press-01` has the text tag \
+         `press01.recipe`",
+    );
+    binary_rejects(
+        "routes_unrouted.toml",
+        "routes_unrouted.toml:33:8: key `device[1].name`: device `cell3-ua` goes to no sink",
+    );
+}
+
+/// check-config shows, per sink, its patterns and the devices they take.
+#[test]
+fn check_config_shows_each_sinks_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixture("routes_unrouted.toml"))
+        .unwrap()
+        .replace(
+            "devices = [\"press-*\"]",
+            "devices = [\"press-*\", \"cell?-*\"]",
+        );
+    let path = dir.path().join("plant.toml");
+    std::fs::write(&path, text).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_millrace"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("    devices: line1-* -> 1 device(s): line1-a\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("    devices: press-* cell?-* -> 2 device(s): cell3-ua press-01\n"),
+        "{stdout}"
+    );
+}
+
+/// `[gateway] id` is a symbol in every row of a `gateway` column: a name
+/// without spaces; the default is the host name, and `gateway` is a column
+/// a sink may list.
+#[test]
+fn gateway_id_rules() {
+    rejects(
+        "gateway_bad_id.toml",
+        3,
+        6,
+        "gateway.id",
+        "`edge 03` is not a gateway id",
+    );
+    let text = std::fs::read_to_string(fixture("gateway_bad_id.toml"))
+        .unwrap()
+        .replace("edge 03", "edge-03");
+    let config = millrace::config::parse_str(&text, Path::new("plant.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.gateway.id, "edge-03");
+    assert!(config.sinks[0].columns.has_gateway());
+    let text = text.replace("[gateway]\nid = \"edge-03\"\n", "");
+    let config = millrace::config::parse_str(&text, Path::new("plant.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // parse_str reads no file: the host name is unknown, the default stands in.
+    assert_eq!(config.gateway.id, "millrace");
+    let config = millrace::config::parse_with(
+        &text,
+        Path::new("plant.toml"),
+        &millrace::config::SystemSources,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(config.gateway.id, host.trim());
+}

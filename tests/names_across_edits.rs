@@ -768,6 +768,7 @@ fn random_case(edits: &[Edit], outages: &[bool]) -> Result<(), String> {
         password_env: "MILLRACE_NAMES_TEST_NO_PASSWORD".into(),
         time_type: TimeType::Timespan,
         columns: Schema::DEFAULT,
+        gateway: String::new(),
         tls: None,
     };
     let replay = millrace::app::replay::run(&args);

@@ -36,6 +36,10 @@ pub struct StandinArgs {
     /// Seqs `0..seq_capacity` are tracked, one bit each.
     #[arg(long)]
     seq_capacity: u64,
+    /// Only devices whose names match one of these globs may send rows (a
+    /// sink's `devices`); repeat for several. Others count as foreign.
+    #[arg(long = "route")]
+    route: Vec<String>,
 }
 
 /// What the stand-in found, as numbers the bench reports.
@@ -52,6 +56,10 @@ pub struct Verdict {
     pub bad_quality_rows: u64,
     /// Rows of text tags whose text the update did not carry.
     pub text_rows_unchecked: u64,
+    /// Seqs that arrived (each once).
+    pub unique_seqs: u64,
+    /// Rows of devices outside `--route`.
+    pub foreign_rows: u64,
 }
 
 impl Verdict {
@@ -64,6 +72,8 @@ impl Verdict {
             mismatches: v.mismatches + v.unparsed_syms,
             bad_quality_rows: v.bad_quality_rows,
             text_rows_unchecked: v.text_rows_unchecked,
+            unique_seqs: v.unique_seqs(),
+            foreign_rows: v.foreign_rows,
         }
     }
 
@@ -71,14 +81,16 @@ impl Verdict {
         format!(
             "{{\"rows\": {}, \"lost\": {}, \"duplicate_seqs\": {}, \
              \"duplicates_after_dedup\": {}, \"mismatches\": {}, \"bad_quality_rows\": {}, \
-             \"text_rows_unchecked\": {}}}",
+             \"text_rows_unchecked\": {}, \"unique_seqs\": {}, \"foreign_rows\": {}}}",
             self.rows,
             self.lost,
             self.duplicate_seqs,
             self.duplicates_after_dedup,
             self.mismatches,
             self.bad_quality_rows,
-            self.text_rows_unchecked
+            self.text_rows_unchecked,
+            self.unique_seqs,
+            self.foreign_rows
         )
     }
 
@@ -98,17 +110,23 @@ impl Verdict {
             mismatches: field("mismatches")?,
             bad_quality_rows: field("bad_quality_rows")?,
             text_rows_unchecked: field("text_rows_unchecked")?,
+            unique_seqs: field("unique_seqs")?,
+            foreign_rows: field("foreign_rows")?,
         })
     }
 }
 
 pub fn run(args: &StandinArgs) -> std::io::Result<()> {
-    let verifier = Arc::new(Mutex::new(Verifier::for_farm(
+    let mut verifier = Verifier::for_farm(
         args.protocol,
         args.devices,
         args.tags_per_device,
         args.seq_capacity,
-    )));
+    );
+    if !args.route.is_empty() {
+        verifier.route(&args.route);
+    }
+    let verifier = Arc::new(Mutex::new(verifier));
     let options = TickerplantOptions {
         recorder: Some(Arc::clone(&verifier) as Arc<Mutex<dyn Recorder>>),
         ..TickerplantOptions::default()
@@ -153,6 +171,8 @@ mod tests {
             mismatches: 4,
             bad_quality_rows: 5,
             text_rows_unchecked: 6,
+            unique_seqs: 7,
+            foreign_rows: 8,
         };
         assert_eq!(Verdict::from_json(&v.to_json()), Some(v));
         assert_eq!(Verdict::from_json("{\"rows\": 1}"), None);

@@ -5,6 +5,7 @@
 
 pub mod demo;
 mod error;
+pub mod plan;
 pub mod replay;
 pub mod run;
 mod runtime;

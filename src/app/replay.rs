@@ -35,6 +35,8 @@ pub struct ReplayArgs {
     pub time_type: TimeType,
     /// The columns sent, in the table's order.
     pub columns: Schema,
+    /// The `gateway` column's symbol (when `columns` has it).
+    pub gateway: String,
     /// TLS as a sink's `tls_*` keys give it; `None`: plain TCP.
     pub tls: Option<SinkTls>,
 }
@@ -46,6 +48,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
     let options = PublisherOptions {
         time_type: args.time_type,
         columns: args.columns,
+        gateway: args.gateway.clone(),
         tls: tls.map_err(|source| ReplayError::Tls { source })?,
         ..PublisherOptions::default()
     };

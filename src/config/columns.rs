@@ -1,7 +1,7 @@
 //! A sink's `columns` key: the kdb+ table's columns in order, checked with
 //! `kdb::Schema`'s rules, and the rule between sinks and devices: a sink
 //! whose columns have no `text` cannot take a device with text tags (the
-//! text would have nowhere to go).
+//! text would have nowhere to go); a sink's `devices` decide what it takes.
 
 use super::error::ConfigError;
 use super::suggest::did_you_mean;
@@ -11,7 +11,8 @@ use crate::kdb::{Column, Schema, SchemaError};
 
 const COLUMNS_EXPECTED: &str =
     "an array of column names: \"time\", \"sym\" first, then \"device\", \"value\", \
-     \"quality\", \"seq\" in any order, and \"text\" if any device has text tags";
+     \"quality\", \"seq\" in any order, \"text\" if a device it takes has text tags, and \
+     \"gateway\" for the [gateway] id";
 
 /// The sink's `columns`, or the default schema when the key is absent.
 pub fn sink_columns(section: &Section<'_>) -> Result<Schema, ConfigError> {
@@ -41,23 +42,24 @@ pub fn sink_columns(section: &Section<'_>) -> Result<Schema, ConfigError> {
     Err(ConfigError::new(at.clone(), problem).expected(COLUMNS_EXPECTED))
 }
 
-/// Every sink must carry the text of every device that has text tags.
-/// `sections` are the `[[sink]]` tables, in the order of `sinks`.
+/// Every sink must carry the text of every device it takes that has text
+/// tags. `sections` are the `[[sink]]` tables, in the order of `sinks`.
 pub fn check_text_columns(
     sections: &[Section<'_>],
     sinks: &[SinkConfig],
     devices: &[DeviceConfig],
 ) -> Result<(), ConfigError> {
-    let Some((device, tag)) = devices
-        .iter()
-        .find_map(|d| d.text_tag().map(|tag| (d, tag)))
-    else {
-        return Ok(());
-    };
     for (sink, section) in sinks.iter().zip(sections) {
         if sink.columns.has_text() {
             continue;
         }
+        let Some((device, tag)) = devices
+            .iter()
+            .filter(|d| sink.takes(&d.name))
+            .find_map(|d| d.text_tag().map(|tag| (d, tag)))
+        else {
+            continue;
+        };
         let problem = format!(
             "sink `{}` has no `text` column, but device `{}` has the text tag `{tag}`",
             sink.name, device.name

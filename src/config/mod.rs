@@ -20,6 +20,7 @@ mod device;
 mod error;
 mod modbus;
 mod parse;
+mod routing;
 pub mod s7;
 mod s7_device;
 mod source;
@@ -35,7 +36,8 @@ use std::path::Path;
 
 pub use csv::{records as csv_records, Record as CsvRecord};
 pub use error::{line_column, ConfigError, Location, Place};
-pub use parse::check_host_port;
+pub use parse::{check_host_port, resolve as resolve_path};
+pub use routing::glob_match;
 pub use source::{MemorySources, Sources, SystemSources};
 pub use summary::Summary;
 pub use types::*;

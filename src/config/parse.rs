@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::columns::{check_text_columns, sink_columns};
 use super::device::parse_device;
 use super::error::{ConfigError, Location, Place};
+use super::routing::{check_routes, sink_devices};
 use super::source::Sources;
 use super::tree::{required, Section, Spanned};
 use super::types::*;
@@ -30,7 +31,10 @@ pub const INFLIGHT_MAX: i64 = 64;
 /// TagId is a u32; this bound also keeps start-up allocation sane.
 pub const TAGS_MAX: usize = 1 << 20;
 
-const ROOT_KEYS: &[&str] = &["readers", "wal", "metrics", "sink", "device"];
+const ROOT_KEYS: &[&str] = &["gateway", "readers", "wal", "metrics", "sink", "device"];
+const GATEWAY_KEYS: &[&str] = &["id"];
+/// A gateway id is a symbol in every row that carries it: keep it short.
+pub const GATEWAY_ID_BYTES_MAX: usize = 64;
 const READERS_KEYS: &[&str] = &["threads", "cores", "backend", "ring_slots"];
 const WAL_KEYS: &[&str] = &[
     "dir",
@@ -59,6 +63,7 @@ const SINK_KEYS: &[&str] = &[
     "tls_client_key",
     "tls_server_name",
     "columns",
+    "devices",
 ];
 const BACKENDS: &[(&str, Backend)] = &[
     ("auto", Backend::Auto),
@@ -87,6 +92,7 @@ pub fn parse_root(
     sources: &dyn Sources,
 ) -> Result<Config, ConfigError> {
     root.check_keys(ROOT_KEYS)?;
+    let gateway = parse_gateway(root.table("gateway")?.as_ref(), sources)?;
     let readers = parse_readers(root.table("readers")?.as_ref())?;
     let wal_section = root
         .table("wal")?
@@ -127,15 +133,79 @@ pub fn parse_root(
     }
     check_unique_names(&devices).map_err(|e| redact(e, &sinks))?;
     let devices: Vec<DeviceConfig> = devices.into_iter().map(|(device, _)| device).collect();
-    check_text_columns(&root.tables("sink")?, &sinks, &devices)?;
+    let sink_sections = root.tables("sink")?;
+    check_routes(&sink_sections, &sinks, &device_sections, &devices)?;
+    check_text_columns(&sink_sections, &sinks, &devices)?;
     Ok(Config {
         source: file.to_path_buf(),
+        gateway,
         readers,
         wal,
         metrics,
         sinks,
         devices,
     })
+}
+
+const GATEWAY_ID_EXPECTED: &str =
+    "a name of 1 to 64 bytes without spaces or control characters, e.g. \"edge-03\"";
+
+/// `[gateway] id`, or the host name (which the sinks' `gateway` column
+/// then carries).
+fn parse_gateway(
+    section: Option<&Section<'_>>,
+    sources: &dyn Sources,
+) -> Result<GatewayConfig, ConfigError> {
+    let id = match section {
+        Some(section) => {
+            section.check_keys(GATEWAY_KEYS)?;
+            section.string("id", GATEWAY_ID_EXPECTED)?
+        }
+        None => None,
+    };
+    let Some(id) = id else {
+        return Ok(GatewayConfig {
+            id: host_name(sources),
+        });
+    };
+    let ok = !id.value.is_empty()
+        && id.value.len() <= GATEWAY_ID_BYTES_MAX
+        && !id
+            .value
+            .contains(|c: char| c.is_control() || c.is_whitespace());
+    if !ok {
+        return Err(id
+            .error(format!("`{}` is not a gateway id", id.value))
+            .expected(GATEWAY_ID_EXPECTED));
+    }
+    Ok(GatewayConfig {
+        id: id.value.to_string(),
+    })
+}
+
+/// Where Linux keeps the host name (what `hostname` prints).
+const HOST_NAME_FILE: &str = "/proc/sys/kernel/hostname";
+
+/// The host name, read through `sources` (so `parse_str` touches nothing),
+/// cut at the first character a gateway id cannot hold; "millrace" when
+/// there is none.
+fn host_name(sources: &dyn Sources) -> String {
+    let text = sources
+        .read_file(Path::new(HOST_NAME_FILE))
+        .unwrap_or_default();
+    let mut name: String = text
+        .trim()
+        .chars()
+        .take_while(|c| !c.is_control() && !c.is_whitespace())
+        .collect();
+    while name.len() > GATEWAY_ID_BYTES_MAX {
+        name.pop();
+    }
+    if name.is_empty() {
+        "millrace".to_string()
+    } else {
+        name
+    }
 }
 
 fn parse_readers(section: Option<&Section<'_>>) -> Result<ReadersConfig, ConfigError> {
@@ -351,6 +421,7 @@ fn parse_sink(
         batch_age: positive(section.duration("batch_age")?, Duration::from_millis(5))?,
         tls,
         columns,
+        devices: sink_devices(section)?,
     })
 }
 

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::types::{
-    Backend, Config, DeviceConfig, DriverConfig, Protocol, S7ConnectionType, SinkKind, SyncMode,
-    TimeType, WhenFull,
+    Backend, Config, DeviceConfig, DriverConfig, Protocol, S7ConnectionType, SinkConfig, SinkKind,
+    SyncMode, TimeType, WhenFull,
 };
 use super::units::{format_duration, format_size};
 use crate::protocol::{DeviceSession, Session};
@@ -61,6 +61,7 @@ impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = self.config;
         writeln!(f, "config: {} (valid)", c.source.display())?;
+        writeln!(f, "gateway: {}", c.gateway.id)?;
         let cores = if c.readers.cores.is_empty() {
             "unpinned".to_string()
         } else {
@@ -235,6 +236,7 @@ impl Summary<'_> {
                 s.columns,
                 s.columns.q_table(&s.table, s.time_type)
             )?;
+            writeln!(f, "    devices: {}", self.sink_devices(s))?;
             if let Some(tls) = &s.tls {
                 // Paths only: a key file's content is a secret.
                 let client = tls.client_cert.as_ref().map_or("none".to_string(), |c| {
@@ -249,6 +251,35 @@ impl Summary<'_> {
             }
         }
         Ok(())
+    }
+}
+
+impl Summary<'_> {
+    /// The devices a sink takes: its patterns, how many devices they
+    /// match and the first `DEVICES_SHOWN_MAX` of them by name.
+    fn sink_devices(&self, sink: &SinkConfig) -> String {
+        const DEVICES_SHOWN_MAX: usize = 20;
+        let taken: Vec<&str> = self
+            .config
+            .devices
+            .iter()
+            .filter(|d| sink.takes(&d.name))
+            .map(|d| d.name.as_str())
+            .collect();
+        let patterns = match &sink.devices {
+            None => "all".to_string(),
+            Some(patterns) => patterns.join(" "),
+        };
+        let shown = taken.get(..DEVICES_SHOWN_MAX).unwrap_or(&taken);
+        let more = match taken.len() - shown.len() {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        format!(
+            "{patterns} -> {} device(s): {}{more}",
+            taken.len(),
+            shown.join(" ")
+        )
     }
 }
 

@@ -12,11 +12,20 @@ use crate::sample::TagId;
 pub struct Config {
     /// The file this configuration came from (for messages).
     pub source: PathBuf,
+    pub gateway: GatewayConfig,
     pub readers: ReadersConfig,
     pub wal: WalConfig,
     pub metrics: MetricsConfig,
     pub sinks: Vec<SinkConfig>,
     pub devices: Vec<DeviceConfig>,
+}
+
+/// This gateway among many (`[gateway]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// The `gateway` column's symbol: a non-empty name without control
+    /// characters; by default the host name.
+    pub id: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +136,21 @@ pub struct SinkConfig {
     pub tls: Option<SinkTls>,
     /// The columns of `.u.upd`, in the tickerplant table's order (`columns`).
     pub columns: crate::kdb::Schema,
+    /// Glob patterns on device names (`devices`): the sink delivers only
+    /// the rows of the devices they match. `None`: every device. Each
+    /// pattern matched a device of the configuration it came from.
+    pub devices: Option<Vec<String>>,
+}
+
+impl SinkConfig {
+    /// Whether this sink delivers the rows of the device named `device`.
+    pub fn takes(&self, device: &str) -> bool {
+        self.devices.as_ref().is_none_or(|patterns| {
+            patterns
+                .iter()
+                .any(|p| super::routing::glob_match(p, device))
+        })
+    }
 }
 
 /// A sink's TLS settings. The files were read and checked when the
@@ -687,6 +711,7 @@ impl Config {
     /// them hold; tests and the fuzz target call this to prove it.
     pub fn assert_invariants(&self) {
         let r = &self.readers;
+        assert!(!self.gateway.id.is_empty() && !self.gateway.id.contains(char::is_control));
         assert!(r.threads >= 1);
         assert!(r.cores.is_empty() || r.cores.len() == r.threads);
         assert!(r.ring_slots.is_power_of_two());

@@ -122,6 +122,11 @@ pub struct Verifier {
     /// text (the stand-in hands texts over after the update's rows, in
     /// `record_text`), oldest first; at most `PENDING_TEXTS_MAX`.
     pending_texts: VecDeque<PendingText>,
+    /// Per device, whether rows of it may arrive here (`route`); empty:
+    /// every device.
+    taken: Vec<bool>,
+    /// Rows of a device the route does not take (a sink's `devices` leak).
+    pub foreign_rows: u64,
 }
 
 /// A text row waiting for its text.
@@ -189,7 +194,26 @@ impl Verifier {
             text_rows_unchecked: 0,
             s7_checked_by_type: [0; S7_TYPE_COUNT],
             pending_texts: VecDeque::new(),
+            taken: Vec::new(),
+            foreign_rows: 0,
         }
+    }
+
+    /// Only the devices whose farm names (`emit::device_name`) match one of
+    /// `patterns` may send rows here; any other row counts in
+    /// `foreign_rows`. How a sink with `devices` patterns is checked.
+    pub fn route(&mut self, patterns: &[String]) {
+        self.taken = (0..self.devices)
+            .map(|d| {
+                let name = super::emit::device_name(d);
+                patterns.iter().any(|p| crate::config::glob_match(p, &name))
+            })
+            .collect();
+    }
+
+    /// Seqs that arrived, each once whatever the duplicates.
+    pub fn unique_seqs(&self) -> u64 {
+        self.rows - self.seqs.duplicates()
     }
 
     /// Seqs in `0..end` that never arrived.
@@ -216,7 +240,14 @@ impl Verifier {
             self.unparsed_syms += 1;
             return;
         };
-        match parse_sym(row.sym) {
+        let tag = parse_sym(row.sym);
+        if let Some(TagRef::Modbus { device, .. } | TagRef::S7 { device, .. }) = tag {
+            if !self.taken.is_empty() && !self.taken.get(device as usize).copied().unwrap_or(false)
+            {
+                self.foreign_rows += 1;
+            }
+        }
+        match tag {
             Some(TagRef::Modbus { device, address }) => {
                 self.check_modbus(device, address, row.value, seq)
             }

@@ -16,6 +16,7 @@
 //!        | 06 00 n  i32*n         quality     (int: the Quality bits as is)
 //!        | 07 00 n  i64*n         seq         (the row's head record's seq)
 //!        | 00 00 n  (0a 00 len bytes)*n  text (general list of strings)
+//!        | 0b 00 n  "gateway\0"*n  gateway   (the same symbol in every row)
 //! ```
 //!
 //! The columns go in the order of the sink's `Schema` (`time` and `sym`
@@ -91,6 +92,9 @@ fn timestamp(ts_ns: i64) -> i64 {
 #[derive(Clone, Copy, Debug)]
 pub struct UpdFormat<'a> {
     pub table: &'a str,
+    /// The `gateway` column's symbol (`[gateway] id`); used only when the
+    /// schema has the column, and then it must be a non-empty name.
+    pub gateway: &'a str,
     pub schema: Schema,
     pub time_type: TimeType,
     pub msg_type: MsgType,
@@ -128,6 +132,7 @@ pub fn encode_upd_into(
 ) -> Result<usize, KdbError> {
     let format = UpdFormat {
         table,
+        gateway: "",
         schema: Schema::DEFAULT,
         time_type,
         msg_type,
@@ -160,6 +165,10 @@ pub fn encode_upd_with(
     let table = format.table;
     if table.is_empty() || table.contains('\0') {
         return Err(KdbError::BadName { what: "table" });
+    }
+    let gateway = format.gateway;
+    if format.schema.has_gateway() && (gateway.is_empty() || gateway.contains('\0')) {
+        return Err(KdbError::BadName { what: "gateway" });
     }
     let records = samples.len();
     let last_seq = first_seq
@@ -228,6 +237,7 @@ fn lay_out<'o>(
         Column::Sym => sizes.name_bytes,
         Column::Device => sizes.device_bytes,
         Column::Text => rows * TEXT_CELL_HEADER_BYTES + sizes.text_bytes,
+        Column::Gateway => rows * (format.gateway.len() + 1),
     };
     let table = format.table;
     let prefix = HEADER_SIZE + 6 + (2 + UPD_FUNCTION.len()) + (2 + table.len()) + 6;
@@ -264,7 +274,7 @@ fn lay_out<'o>(
                 TimeType::Timespan => ty::TIMESPAN,
                 TimeType::Timestamp => ty::TIMESTAMP,
             },
-            Column::Sym | Column::Device => ty::SYMBOL,
+            Column::Sym | Column::Device | Column::Gateway => ty::SYMBOL,
             Column::Value => ty::FLOAT,
             Column::Quality => ty::INT,
             Column::Seq => ty::LONG,
@@ -275,7 +285,8 @@ fn lay_out<'o>(
         }
     }
     assert!(w.0.is_empty(), "sizing pass and layout disagree");
-    let [time, sym, device, value, quality, seq, text] = slots;
+    let [time, sym, device, value, quality, seq, text, gateway] = slots;
+    put_gateway(gateway, format.gateway);
     let columns = Columns {
         time,
         sym,
@@ -286,6 +297,17 @@ fn lay_out<'o>(
         text,
     };
     Ok((total, columns))
+}
+
+/// Fills the gateway column (empty when the schema has none): one symbol,
+/// the same in every row.
+fn put_gateway(column: &mut [u8], gateway: &str) {
+    let symbol_bytes = gateway.len() + 1;
+    for cell in column.chunks_exact_mut(symbol_bytes) {
+        let (name, nul) = cell.split_at_mut(gateway.len());
+        name.copy_from_slice(gateway.as_bytes());
+        nul.fill(0);
+    }
 }
 
 /// Runs of rows whose tag ids count up by one: the unit the symbol columns
@@ -665,6 +687,8 @@ mod tests {
             .collect()
     }
 
+    const TEST_GATEWAY: &str = "edge-03";
+
     fn reference_with(
         schema: Schema,
         samples: &[Sample],
@@ -711,6 +735,10 @@ mod tests {
                 rows.iter()
                     .map(|(_, _, t)| K::vector(ty::CHAR, Data::Bytes(t.clone())))
                     .collect(),
+            ),
+            Column::Gateway => K::vector(
+                ty::SYMBOL,
+                Data::Symbols(rows.iter().map(|_| TEST_GATEWAY).collect()),
             ),
         };
         let k = K::list(vec![
@@ -996,6 +1024,12 @@ mod tests {
             Schema::WITH_TEXT,
             with(&["time", "sym", "text", "device", "value", "quality", "seq"]),
             with(&["time", "sym", "seq", "quality", "text", "value", "device"]),
+            with(&[
+                "time", "sym", "gateway", "device", "value", "quality", "seq", "text",
+            ]),
+            with(&[
+                "time", "sym", "device", "value", "quality", "seq", "text", "gateway",
+            ]),
         ]
     }
 
@@ -1003,6 +1037,7 @@ mod tests {
         let symbols = awkward_table();
         let format = UpdFormat {
             table: "plc",
+            gateway: TEST_GATEWAY,
             schema,
             time_type,
             msg_type: MsgType::Async,
@@ -1129,6 +1164,7 @@ mod tests {
             for schema in [Schema::WITH_TEXT, Schema::DEFAULT] {
                 let format = UpdFormat {
                     table: "plc",
+                    gateway: TEST_GATEWAY,
                     schema,
                     time_type: TimeType::Timespan,
                     msg_type: MsgType::Async,

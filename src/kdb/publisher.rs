@@ -58,6 +58,8 @@ pub struct PublisherOptions {
     pub skipped_messages_max: u32,
     /// TLS inside the TCP connection; `None`: plain TCP (kdb+'s default).
     pub tls: Option<TlsClient>,
+    /// The `gateway` column's symbol, when `columns` has it.
+    pub gateway: String,
 }
 
 impl Default for PublisherOptions {
@@ -72,6 +74,7 @@ impl Default for PublisherOptions {
             limits: DecodeLimits::default(),
             skipped_messages_max: 1024,
             tls: None,
+            gateway: String::new(),
         }
     }
 }
@@ -226,6 +229,7 @@ impl Publisher {
     ) -> Result<(), KdbError> {
         let format = UpdFormat {
             table,
+            gateway: &self.options.gateway,
             schema: self.options.columns,
             time_type: self.options.time_type,
             msg_type: MsgType::Async,

@@ -8,7 +8,7 @@
 //! and `sym` come first, and the other columns may come in any order as long
 //! as the tickerplant's table has the same order. millrace always sends its
 //! six columns (dropping `seq` would lose exact de-duplication, dropping
-//! `quality` the bad rows); `text` is the one optional column.
+//! `quality` the bad rows); `text` and `gateway` are the optional columns.
 
 #![forbid(unsafe_code)]
 
@@ -31,11 +31,14 @@ pub enum Column {
     Seq,
     /// general list of char vectors: the text of a text sample, `""` else.
     Text,
+    /// symbol: the gateway's `[gateway] id`, the same in every row; with
+    /// `seq` the de-duplication key across gateways.
+    Gateway,
 }
 
 impl Column {
-    /// Every column, in the default order (`text` last).
-    pub const ALL: [Column; 7] = [
+    /// Every column, in the default order (`text`, then `gateway` last).
+    pub const ALL: [Column; 8] = [
         Column::Time,
         Column::Sym,
         Column::Device,
@@ -43,7 +46,13 @@ impl Column {
         Column::Quality,
         Column::Seq,
         Column::Text,
+        Column::Gateway,
     ];
+
+    /// Whether a schema may leave the column out.
+    pub const fn is_optional(self) -> bool {
+        matches!(self, Column::Text | Column::Gateway)
+    }
 
     pub const fn name(self) -> &'static str {
         match self {
@@ -54,6 +63,7 @@ impl Column {
             Column::Quality => "quality",
             Column::Seq => "seq",
             Column::Text => "text",
+            Column::Gateway => "gateway",
         }
     }
 
@@ -67,7 +77,7 @@ impl Column {
         match (self, time_type) {
             (Column::Time, TimeType::Timespan) => "`timespan$()",
             (Column::Time, TimeType::Timestamp) => "`timestamp$()",
-            (Column::Sym | Column::Device, _) => "`symbol$()",
+            (Column::Sym | Column::Device | Column::Gateway, _) => "`symbol$()",
             (Column::Value, _) => "`float$()",
             (Column::Quality, _) => "`int$()",
             (Column::Seq, _) => "`long$()",
@@ -79,8 +89,8 @@ impl Column {
 const COLUMN_COUNT_MAX: usize = Column::ALL.len();
 
 /// The columns of one sink, in order: `time`, `sym`, then `device`,
-/// `value`, `quality` and `seq` in any order, and `text` anywhere after
-/// `sym` or not at all. Plain data: copied into every publisher.
+/// `value`, `quality` and `seq` in any order, and `text` and `gateway`
+/// anywhere after `sym` or not at all. Plain data: copied into every publisher.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Schema {
     columns: [Column; COLUMN_COUNT_MAX],
@@ -173,7 +183,7 @@ impl Schema {
             }
         }
         for column in Column::ALL {
-            if column != Column::Text && !schema.columns().contains(&column) {
+            if !column.is_optional() && !schema.columns().contains(&column) {
                 return Err(SchemaError::Missing { column });
             }
         }
@@ -196,6 +206,10 @@ impl Schema {
 
     pub fn has_text(&self) -> bool {
         self.columns().contains(&Column::Text)
+    }
+
+    pub fn has_gateway(&self) -> bool {
+        self.columns().contains(&Column::Gateway)
     }
 
     /// Where `column` is in the message, if it is sent.

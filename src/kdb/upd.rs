@@ -167,9 +167,11 @@ fn column_type(k: &K, single_row: bool) -> Option<i8> {
 }
 
 /// Column names of one of millrace's schemas, when `types` is one: time
-/// (timespan or timestamp) and sym first, then device (the other symbol),
-/// value (float), quality (int), seq (long), each once, and text (a general
-/// list) at most once. A publisher that sends a list of columns gives no
+/// (timespan or timestamp) and sym first, then device (the next symbol),
+/// value (float), quality (int), seq (long), each once, text (a general
+/// list) and gateway (a symbol after device's) at most once. (A gateway
+/// column before device is then named as if they were swapped: both are
+/// symbols, and the stand-in checks neither by name.) A publisher that sends a list of columns gives no
 /// names; tick.q takes them from sym.q, the stand-in from the types.
 pub fn millrace_names(types: &[i8]) -> Option<Vec<Vec<u8>>> {
     let [time, sym, rest @ ..] = types else {
@@ -181,6 +183,7 @@ pub fn millrace_names(types: &[i8]) -> Option<Vec<Vec<u8>>> {
     let mut names = vec![Column::Time, Column::Sym];
     for &t in rest {
         let column = match t {
+            ty::SYMBOL if names.contains(&Column::Device) => Column::Gateway,
             ty::SYMBOL => Column::Device,
             ty::FLOAT => Column::Value,
             ty::INT => Column::Quality,

@@ -148,6 +148,26 @@ impl Inflight {
         })
     }
 
+    /// A frame ending at `end_seq` holds no row for this sink (routing):
+    /// the next reply to arrive acknowledges it too, since nothing of it
+    /// was sent. Returns false when nothing is open or in flight: the
+    /// caller then counts it acknowledged at once.
+    pub fn skip_frame(&mut self, end_seq: u64) -> bool {
+        if self.open.rows > 0 {
+            assert!(end_seq >= self.open.end_seq);
+            self.open.end_seq = end_seq;
+            return true;
+        }
+        match self.chased.back_mut() {
+            Some(newest) => {
+                assert!(end_seq >= newest.end_seq);
+                newest.end_seq = end_seq;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The connection is gone: nothing in flight will be acknowledged.
     pub fn clear(&mut self) {
         self.chased.clear();
@@ -202,6 +222,32 @@ mod tests {
         assert_eq!(h.max(), h.highest_equivalent(10_000));
         w.clear();
         assert_eq!((w.outstanding(), w.open_rows()), (0, 0));
+    }
+
+    #[test]
+    fn a_skipped_frame_rides_on_the_next_reply() {
+        let shared = Arc::new(StageHistograms::default());
+        let mut e2e = StageRecorder::new(&shared, Stage::EndToEnd);
+        let mut w = Inflight::new(2, 4);
+        let t = Instant::now();
+        assert!(
+            !w.skip_frame(5),
+            "nothing in flight: the caller acknowledges it"
+        );
+        w.add_frame(10, 3, 0, t);
+        assert!(w.skip_frame(20));
+        w.chase_open();
+        assert!(w.skip_frame(30), "rides on the chased batch");
+        w.add_frame(40, 2, 0, t);
+        let first = w.acknowledge_oldest(1, &mut e2e).unwrap();
+        assert_eq!(
+            first,
+            Acknowledged {
+                end_seq: 30,
+                rows: 3
+            }
+        );
+        assert_eq!(w.open_rows(), 2);
     }
 
     #[test]

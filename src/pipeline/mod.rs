@@ -16,6 +16,7 @@
 mod clock;
 mod error;
 mod inflight;
+mod route;
 mod sink;
 pub mod stats;
 mod wal_writer;
@@ -130,6 +131,7 @@ impl Pipeline {
             sink_stats.push((sink.name.clone(), Arc::clone(&stats)));
             let ctx = sink::SinkContext {
                 config: sink.clone(),
+                gateway_id: config.gateway.id.clone(),
                 wal_dir: config.wal.dir.clone(),
                 stats,
                 histograms: Arc::clone(&histograms),

@@ -11,6 +11,11 @@
 //! jittered exponential backoff: delivery is at-least-once, and the `seq`
 //! column removes the duplicates exactly.
 //!
+//! A sink with `devices` patterns publishes only its devices' rows of each
+//! frame (route.rs), each run with its own seqs; a frame with none of them
+//! is acknowledged with the batch around it, so a quiet route never holds
+//! the WAL back.
+//!
 //! A frame that fails its checks in memory (the cursor stops there, see
 //! `Cursor::error`) is not "caught up": the sink settles what it sent before
 //! it, checkpoints what kdb+ acknowledged and ends with `SinkError::Frame`,
@@ -23,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use super::clock::unix_now_ns;
 use super::inflight::Inflight;
+use super::route::Route;
 use super::stats::{add, mono_ms, set, SinkStats};
 use crate::config::SinkConfig;
 use crate::kdb::backoff::Jitter;
@@ -54,6 +60,8 @@ pub const IDLE_WAIT_MAX: Duration = Duration::from_millis(10);
 
 pub struct SinkContext {
     pub config: SinkConfig,
+    /// `[gateway] id`: the `gateway` column's symbol.
+    pub gateway_id: String,
     /// The WAL directory, whose tag tables name each frame's rows as they
     /// were named when polled (tag_history.rs).
     pub wal_dir: std::path::PathBuf,
@@ -107,6 +115,13 @@ pub enum SinkError {
     },
 }
 
+/// What names a frame's rows (the tag table in force when they were
+/// polled) and which of them this sink takes.
+struct Naming {
+    tags: TagHistory,
+    route: Route,
+}
+
 /// What kdb+ has acknowledged and what of it is persisted.
 struct Acked {
     /// Every seq below this was acknowledged by kdb+.
@@ -142,7 +157,10 @@ impl Acked {
 }
 
 pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
-    let mut tags = TagHistory::open(&ctx.wal_dir).map_err(SinkError::Tags)?;
+    let mut naming = Naming {
+        tags: TagHistory::open(&ctx.wal_dir).map_err(SinkError::Tags)?,
+        route: Route::new(&ctx.config),
+    };
     let mut end_to_end = StageRecorder::new(&ctx.histograms, Stage::EndToEnd);
     let mut jitter = Jitter::from_entropy();
     let mut attempt = 0u32;
@@ -182,7 +200,7 @@ pub fn run(mut cursor: Cursor, ctx: SinkContext) -> Result<(), SinkError> {
         let outcome = deliver(
             &mut publisher,
             &mut cursor,
-            &mut tags,
+            &mut naming,
             &ctx,
             &mut inflight,
             &mut acked,
@@ -294,7 +312,7 @@ fn is_batch_error(error: &KdbError) -> bool {
 fn deliver(
     publisher: &mut Publisher,
     cursor: &mut Cursor,
-    tags: &mut TagHistory,
+    naming: &mut Naming,
     ctx: &SinkContext,
     inflight: &mut Inflight,
     acked: &mut Acked,
@@ -306,7 +324,7 @@ fn deliver(
             take_ack(publisher, cursor, ctx, inflight, acked, end_to_end)?;
         }
         let target = batch_target(ctx.config.batch_rows, unsent(cursor));
-        let caught_up = match fill(publisher, cursor, tags, ctx, inflight, target) {
+        let caught_up = match fill(publisher, cursor, naming, ctx, inflight, acked, target) {
             Err(batch @ DeliverError::Batch { .. }) => {
                 // Nothing of this frame was sent: settle what was before it.
                 settle(publisher, cursor, ctx, inflight, acked, end_to_end)?;
@@ -372,16 +390,20 @@ fn settle(
     acked.checkpoint(cursor, true).map_err(DeliverError::Wal)
 }
 
-/// Publishes frames into the open batch until it holds `target` rows or its
-/// frame limit; returns true if the cursor caught up with the durable seq.
+/// Publishes frames (the rows of them `route` takes) into the open batch
+/// until it holds `target` rows or its frame limit; returns true if the
+/// cursor caught up with the durable seq.
+#[allow(clippy::too_many_arguments)]
 fn fill(
     publisher: &mut Publisher,
     cursor: &mut Cursor,
-    tags: &mut TagHistory,
+    naming: &mut Naming,
     ctx: &SinkContext,
     inflight: &mut Inflight,
+    acked: &mut Acked,
     target: usize,
 ) -> Result<bool, DeliverError> {
+    let Naming { tags, route } = naming;
     while inflight.open_rows() < target as u64 && !inflight.open_full_of_frames() {
         let Some(frame) = cursor.next() else {
             return Ok(true);
@@ -390,22 +412,42 @@ fn fill(
         let symbols = tags
             .table_for(first_seq, end_seq, frame.tags_crc)
             .map_err(DeliverError::Tags)?;
-        let published = publisher.publish(&ctx.config.table, frame.samples, first_seq, &symbols);
-        match published {
-            Ok(()) => {}
-            Err(error) if is_batch_error(&error) => {
-                let seq = match error {
-                    KdbError::BadRecords { record, .. } => first_seq + record as u64,
-                    _ => first_seq,
-                };
-                return Err(DeliverError::Batch { seq, error });
+        route.use_table(&symbols);
+        let mut records = 0u64;
+        let mut oldest_ts_ns = None;
+        // One message per run this sink takes: the whole frame when it
+        // takes every device.
+        for (offset, run) in route.runs(frame.samples) {
+            let run_seq = first_seq + offset as u64;
+            let published = publisher.publish(&ctx.config.table, run, run_seq, &symbols);
+            match published {
+                Ok(()) => {}
+                Err(error) if is_batch_error(&error) => {
+                    let seq = match error {
+                        KdbError::BadRecords { record, .. } => run_seq + record as u64,
+                        _ => run_seq,
+                    };
+                    return Err(DeliverError::Batch { seq, error });
+                }
+                Err(e) => return Err(DeliverError::Kdb(e)),
             }
-            Err(e) => return Err(DeliverError::Kdb(e)),
+            // A frame is one ring run in decode order: its first sample is its oldest.
+            oldest_ts_ns.get_or_insert(run.first().map_or(0, |s| s.ts_ns));
+            records += run.len() as u64;
+            add(&ctx.stats.messages, 1);
         }
-        // A frame is one ring run in decode order: its first sample is its oldest.
-        let oldest_ts_ns = frame.samples.first().map_or(0, |s| s.ts_ns);
-        inflight.add_frame(end_seq, end_seq - first_seq, oldest_ts_ns, Instant::now());
-        add(&ctx.stats.messages, 1);
+        match oldest_ts_ns {
+            Some(oldest) => inflight.add_frame(end_seq, records, oldest, Instant::now()),
+            // Nothing for this sink: acknowledged with what was sent before
+            // it, or at once when nothing is in flight, so a sink whose
+            // devices are quiet never holds the WAL back.
+            None if inflight.skip_frame(end_seq) => {}
+            None => {
+                assert!(end_seq >= acked.end_seq);
+                acked.end_seq = end_seq;
+                acked.publish(&ctx.stats);
+            }
+        }
     }
     Ok(false)
 }
@@ -455,6 +497,7 @@ fn connect(ctx: &SinkContext) -> Result<Publisher, KdbError> {
         time_type: ctx.config.time_type,
         columns: ctx.config.columns,
         tls,
+        gateway: ctx.gateway_id.clone(),
         ..PublisherOptions::default()
     };
     Publisher::connect(
@@ -586,6 +629,7 @@ mod tests {
         let writer_done = Arc::new(AtomicBool::new(false));
         let ctx = SinkContext {
             config: cfg.sinks[0].clone(),
+            gateway_id: cfg.gateway.id.clone(),
             wal_dir: cfg.wal.dir.clone(),
             stats: Arc::new(SinkStats::default()),
             histograms: Arc::new(StageHistograms::default()),
