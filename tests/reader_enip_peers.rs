@@ -1,0 +1,337 @@
+//! The reader against cm-ethernetip 0.1.0's Logix tag server (its
+//! `EipAdapter`, `LogixDispatcher` and `TagDatabase`), from its own venv
+//! (scripts/setup-peers.sh). The server holds one tag of every supported
+//! type, arrays, a bit of an integer, a BOOL array and a Logix STRING; the
+//! real reader reads them with both I/O drivers, over a Large Forward Open
+//! (4002 bytes: everything packed into Multiple Service Packets, the
+//! 800-byte array cut by the server's 480-byte reply cap and continued
+//! with Read Tag Fragmented) and over a plain Forward Open (500 bytes: the
+//! array planned as a fragmented read), and every value is checked. A tag
+//! the controller does not have is that tag's bad quality (CIP general
+//! status 0x05) while the connection and every other tag stay good; the
+//! server answers such a packet with status 0x00 overall, so the session
+//! must look inside. A peer that cannot start fails the test.
+#![cfg(not(millrace_loom))]
+
+mod common;
+mod reader_support;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use millrace::config::{
+    parse_enip_address, CipType, DeviceConfig, DriverConfig, EnipDevice, EnipTag, Protocol,
+};
+use millrace::protocol::enip::{EnipSession, RequestKind};
+use millrace::sample::{text_at, ValueKind};
+use millrace::{Quality, Sample, TagId};
+use reader_support::*;
+
+/// Serves the tags; argv: port.
+///
+/// Two things of cm-ethernetip 0.1.0 are worked around here, both outside
+/// what is tested: its `TagDatabase` knows no unsigned types (USINT, UINT,
+/// UDINT, ULINT: their sizes are added to its size table), and it answers a
+/// structure's Read Tag with the structure handle alone where a Logix
+/// controller sends `A0 02` and then the handle (its own `TagClient`
+/// expects the four bytes too): the `A0 02` is put back in front.
+const SERVER: &str = r#"
+import sys, struct, asyncio, dataclasses
+from ethernetip.cip.identity_info import IdentityInfo
+from ethernetip.logix.logix_dispatcher import LogixDispatcher
+from ethernetip.logix.tag_database import TagDatabase, TemplateMember
+from ethernetip.logix import data_types as dt, tag_services as ts
+from ethernetip.protocol.eip_adapter import EipAdapter
+
+port = int(sys.argv[1])
+
+sizes = dt.get_element_size
+def get_element_size(tag_type):
+    extra = {0xC6: 1, 0xC7: 2, 0xC8: 4, 0xC9: 8}.get(tag_type & 0xFF)
+    return extra if extra is not None else sizes(tag_type)
+dt.get_element_size = get_element_size
+
+build = ts._build_read_response
+def build_read_response(tag, service_code, offset, length, partial):
+    resp = build(tag, service_code, offset, length, partial)
+    if dt.get_element_size(tag.tag_type) < 0:
+        resp = dataclasses.replace(resp, data=struct.pack("<H", 0x02A0) + resp.data)
+    return resp
+ts._build_read_response = build_read_response
+
+tags = TagDatabase()
+def add(name, tag_type, packed, count=1):
+    tag = tags.add_tag(name, tag_type, element_count=count)
+    tag.set_data(packed)
+
+add("Counter", dt.DINT, struct.pack("<i", -123456789))
+add("Program:Main.Temps", dt.REAL, struct.pack("<5f", *[i * 1.5 for i in range(5)]), 5)
+add("Flags", dt.DINT, struct.pack("<i", 0b100000))
+add("Alarms", dt.DWORD, struct.pack("<II", 0xAAAAAAAA, 0x55555555), 2)
+add("Running", dt.BOOL, bytes([1]))
+add("S", dt.SINT, struct.pack("<b", -5))
+add("US", 0xC6, bytes([250]))
+add("I", dt.INT, struct.pack("<h", -1234))
+add("UI", 0xC7, struct.pack("<H", 54321))
+add("UD", 0xC8, struct.pack("<I", 3000000000))
+add("Big", dt.LINT, struct.pack("<q", -1234567890123))
+add("UL", 0xC9, struct.pack("<Q", 18000000000000000000))
+add("R", dt.REAL, struct.pack("<f", 3.25))
+add("LR", dt.LREAL, struct.pack("<d", -1.0e100))
+add("Ints", dt.INT, struct.pack("<10h", *[i * 3 - 5 for i in range(10)]), 10)
+add("Wave", dt.REAL, struct.pack("<200f", *[float(i) for i in range(200)]), 200)
+add("Scaled", dt.INT, struct.pack("<h", 100))
+
+string = tags.add_template("STRING", TemplateMember("LEN", dt.DINT),
+                           TemplateMember("DATA", dt.SINT, 82))
+string.struct_handle = 0x0FCE
+name = tags.add_struct_tag("Name", string)
+text = b"pump 7"
+name.set_data(struct.pack("<i", len(text)) + text.ljust(84, b"\0"))
+
+async def main():
+    identity = IdentityInfo(product_name="millrace peer")
+    adapter = EipAdapter(LogixDispatcher(tags, identity), identity)
+    await adapter.listen("127.0.0.1", port)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await adapter.close()
+
+asyncio.run(main())
+"#;
+
+fn python() -> PathBuf {
+    let path = std::env::var_os("MILLRACE_CM_ETHERNETIP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/cm-ethernetip-venv/bin/python")
+        });
+    assert!(
+        path.exists(),
+        "cm-ethernetip Python {} is missing: run scripts/setup-peers.sh (tests never skip a peer)",
+        path.display()
+    );
+    path
+}
+
+/// A peer server; killed and reaped on drop.
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(port: u16) -> Peer {
+    let child = Command::new(python())
+        .args(["-c", SERVER, &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the cm-ethernetip peer");
+    let mut peer = Peer(child);
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = peer.0.try_wait() {
+            panic!("cm-ethernetip server exited before listening: {status}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "cm-ethernetip server never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if let Some(stdin) = peer.0.stdin.as_mut() {
+        let _ = stdin.flush();
+    }
+    peer
+}
+
+/// What a sample must read as.
+#[derive(Clone, Debug, PartialEq)]
+enum Want {
+    Value(ValueKind, u64),
+    Text(&'static str),
+    Bad(Quality),
+}
+
+fn tag(name: &str, address: &str, data_type: CipType, count: u16) -> EnipTag {
+    let address = parse_enip_address(address).expect("a valid address");
+    EnipTag {
+        count,
+        ..EnipTag::new(name, address, data_type)
+    }
+}
+
+fn int(v: i64) -> Want {
+    Want::Value(ValueKind::I64, v as u64)
+}
+fn uint(v: u64) -> Want {
+    Want::Value(ValueKind::U64, v)
+}
+fn float(v: f64) -> Want {
+    Want::Value(ValueKind::F64, v.to_bits())
+}
+fn boolean(v: bool) -> Want {
+    Want::Value(ValueKind::Bool, u64::from(v))
+}
+
+/// The device and, per sample in tag id order, what it must read as.
+fn types_device(name: &str, port: u16, connection_size: u16) -> (DeviceConfig, Vec<Want>) {
+    use CipType::*;
+    let mut scaled = tag("scaled", "Scaled", Int, 1);
+    (scaled.scale, scaled.offset) = (0.5, 1.0);
+    let alarms: Vec<Want> = (3..43u32)
+        .map(|bit| {
+            let word: u32 = if bit < 32 { 0xAAAA_AAAA } else { 0x5555_5555 };
+            boolean((word >> (bit % 32)) & 1 == 1)
+        })
+        .collect();
+    let rows: Vec<(EnipTag, Vec<Want>)> = vec![
+        (tag("dint", "Counter", DInt, 1), vec![int(-123_456_789)]),
+        (
+            tag("temps", "Program:Main.Temps", Real, 5),
+            (0..5).map(|i| float(f64::from(i) * 1.5)).collect(),
+        ),
+        (tag("flag5", "Flags.5", Bool, 1), vec![boolean(true)]),
+        (tag("flag4", "Flags.4", Bool, 1), vec![boolean(false)]),
+        (tag("alarms", "Alarms[3]", Bool, 40), alarms),
+        (tag("running", "Running", Bool, 1), vec![boolean(true)]),
+        (tag("sint", "S", SInt, 1), vec![int(-5)]),
+        (tag("usint", "US", USInt, 1), vec![uint(250)]),
+        (tag("int", "I", Int, 1), vec![int(-1234)]),
+        (tag("uint", "UI", UInt, 1), vec![uint(54321)]),
+        (tag("udint", "UD", UDInt, 1), vec![uint(3_000_000_000)]),
+        (tag("lint", "Big", LInt, 1), vec![int(-1_234_567_890_123)]),
+        (
+            tag("ulint", "UL", ULInt, 1),
+            vec![uint(18_000_000_000_000_000_000)],
+        ),
+        (tag("real", "R", Real, 1), vec![float(3.25)]),
+        (tag("lreal", "LR", LReal, 1), vec![float(-1.0e100)]),
+        (
+            tag("ints", "Ints[2]", Int, 3),
+            (2..5).map(|i| int(i * 3 - 5)).collect(),
+        ),
+        (tag("name", "Name", String, 1), vec![Want::Text("pump 7")]),
+        (
+            tag("missing", "NoSuchTag", DInt, 1),
+            vec![Want::Bad(Quality::cip(0x05, 0))],
+        ),
+        (
+            tag("wave", "Wave", Real, 200),
+            (0..200).map(|i| float(f64::from(i))).collect(),
+        ),
+        (scaled, vec![float(51.0)]),
+    ];
+    let (tags, wants): (Vec<EnipTag>, Vec<Vec<Want>>) = rows.into_iter().unzip();
+    let device = DeviceConfig {
+        name: name.into(),
+        protocol: Protocol::EthernetIp,
+        address: format!("127.0.0.1:{port}"),
+        poll_interval: Duration::from_millis(50),
+        timeout: Duration::from_secs(2),
+        max_inflight: 1,
+        driver: DriverConfig::EthernetIp(EnipDevice {
+            route: vec![],
+            connection_size,
+            tags,
+        }),
+    };
+    (device, wants.into_iter().flatten().collect())
+}
+
+/// (tag id, what it read as) for each sample of the run.
+fn read(samples: &[Sample]) -> Vec<(usize, Want)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < samples.len() {
+        let s = samples[at];
+        let span = millrace::sample::record_span(&samples[at..]).expect("records hold together");
+        let want = if !s.quality().is_good() {
+            Want::Bad(s.quality())
+        } else if let Some(t) = text_at(&samples[at..]) {
+            let mut bytes = vec![0; t.len()];
+            t.copy_to(&mut bytes);
+            let text = std::string::String::from_utf8(bytes).expect("UTF-8 text");
+            Want::Text(Box::leak(text.into_boxed_str()))
+        } else {
+            Want::Value(s.kind().unwrap(), s.value)
+        };
+        out.push((s.tag_id().0 as usize, want));
+        at += span;
+    }
+    out
+}
+
+/// The kinds of request the session plans for `device` at first (before
+/// any fallback).
+fn planned_kinds(device: &DeviceConfig) -> Vec<RequestKind> {
+    let session = EnipSession::for_device(device, TagId(0)).expect("a plannable device");
+    session.plans()[0].requests.iter().map(|r| r.kind).collect()
+}
+
+#[test]
+fn cm_ethernetip_every_type_a_missing_tag_and_fragments() {
+    for backend in BACKENDS {
+        let port = free_port();
+        let _peer = start(port);
+        let (large, large_wants) = types_device("cm-large", port, 4002);
+        let (small, small_wants) = types_device("cm-small", port, 500);
+        // Large: every read packed into Multiple Service Packets. Small: the
+        // 800-byte Wave cannot come in one reply and is planned fragmented.
+        let kinds = planned_kinds(&large);
+        assert!(
+            kinds.iter().all(|k| *k == RequestKind::Multiple),
+            "{kinds:?}"
+        );
+        assert!(kinds.len() < 3, "{kinds:?}");
+        let kinds = planned_kinds(&small);
+        assert!(kinds.contains(&RequestKind::Multiple), "{kinds:?}");
+        assert!(kinds.contains(&RequestKind::Fragmented), "{kinds:?}");
+        let first_small = large_wants.len();
+        let wants: Vec<Want> = large_wants.into_iter().chain(small_wants).collect();
+        let run = run_until(
+            backend,
+            specs(vec![large, small]),
+            RunOptions::default(),
+            |_, samples| {
+                // Tag 0 and `first_small` open a cycle of each device.
+                let cycles = |id: usize| {
+                    samples
+                        .iter()
+                        .filter(|s| s.tag_id().0 as usize == id)
+                        .count()
+                };
+                cycles(0) >= 4 && cycles(first_small) >= 4
+            },
+        );
+        let rows = read(&run.samples);
+        let per_device = |small: bool| {
+            rows.iter()
+                .filter(|(id, _)| (*id >= first_small) == small)
+                .count()
+        };
+        // Three whole cycles of each device at least.
+        assert!(per_device(false) >= 3 * first_small, "{backend:?}");
+        assert!(per_device(true) >= 3 * first_small, "{backend:?}");
+        for (id, got) in &rows {
+            assert_eq!(got, &wants[*id], "{backend:?}: sample {id}");
+        }
+        let c = run.counters;
+        assert_eq!(
+            (c.malformed, c.timeouts, c.disconnects),
+            (0, 0, 0),
+            "{backend:?}: {c:#?}"
+        );
+        assert!(
+            c.exception_samples >= 6,
+            "{backend:?}: the missing tag counts as device-reported: {c:#?}"
+        );
+    }
+}
