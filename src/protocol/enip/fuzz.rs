@@ -130,86 +130,136 @@ pub struct SessionRun {
 }
 
 /// The session over fuzz bytes as a device's answers. `data[0]` seeds the
-/// chunking; the stream follows. Each poll cycle must end in exactly its
-/// records, whatever the bytes did (answers, errors, a dropped connection).
+/// chunking (bits 0..6) and the clock (bit 7 set: 50 µs pass per chunk, so
+/// requests and handshakes time out; clear: 1 ns, so a transcript replays
+/// whole however finely it is cut). The stream follows. As the reader does
+/// with a poll interval of zero, a cycle starts as soon as the last one
+/// ended, in the middle of a chunk too. Each poll cycle must end in exactly
+/// its records, whatever the bytes did (answers, errors, a dropped
+/// connection).
 pub fn fuzz_session(data: &[u8]) -> SessionRun {
     let mut run = SessionRun::default();
     let Some((&seed, stream)) = data.split_first() else {
         return run;
     };
     let device = fuzz_device();
-    let tag_end = FUZZ_TAG_FIRST + device.tag_count() as u32;
-    let mut session = fuzz_session_for(&device);
-    let per_cycle = session.cycle_samples();
-    let mut out = vec![Sample::default(); session.samples_per_frame_max().max(64)];
-    let mut request = vec![0u8; session.request_bytes_max()];
-    let mut chunks = Chunks::new(seed);
+    let mut h = Harness::new(&device);
+    let step_ns = if seed & 0x80 != 0 { 50_000 } else { 1 };
+    let mut chunks = Chunks::new(seed & 0x7F);
     let mut rest = stream;
     let mut now_ns = 0u64;
-    // Records of the running cycle, if one runs.
-    let mut cycle: Option<usize> = None;
-    session.on_connected(now_ns);
+    h.session.on_connected(now_ns);
     while !rest.is_empty() {
-        if session.is_ready() && cycle.is_none() {
-            session.start_cycle();
-            cycle = Some(0);
-        }
-        while session.poll_transmit(now_ns, &mut request).is_some() {}
         let (chunk, tail) = rest.split_at(chunks.next_len().min(rest.len()));
         rest = tail;
-        now_ns += 10_000;
-        let written = match session.receive(chunk, 7, &mut out) {
-            Ok(received) => {
-                assert_eq!(received.consumed, chunk.len());
-                received.samples
+        now_ns += step_ns;
+        let mut input = chunk;
+        // Each round consumes bytes or ends the connection: bounded by the
+        // chunk's length.
+        for _ in 0..=chunk.len() {
+            h.start_and_send(now_ns, &mut run);
+            if input.is_empty() {
+                break;
             }
-            Err(error) => {
-                run.errors += 1;
-                let mut written = error.samples;
-                run.count(check_records(out.get(..written), tag_end));
-                add(&mut cycle, written);
-                // As the reader does: fail what is in flight, then what is
-                // unsent, then connect again.
-                for _ in 0..1024 {
-                    written = session.disconnect(7, &mut out);
-                    run.count(check_records(out.get(..written), tag_end));
-                    add(&mut cycle, written);
-                    if written == 0 {
-                        break;
-                    }
+            match h.session.receive(input, 7, &mut h.out) {
+                Ok(received) => {
+                    h.count(received.samples, &mut run);
+                    input = input.get(received.consumed..).unwrap_or_default();
                 }
-                for _ in 0..1024 {
-                    written = session.fail_unsent(crate::Quality::NO_CONNECTION, 7, &mut out);
-                    run.count(check_records(out.get(..written), tag_end));
-                    add(&mut cycle, written);
-                    if written == 0 {
-                        break;
-                    }
-                }
-                assert_eq!(session.inflight_count(), 0);
-                end_cycle(&mut cycle, &session, per_cycle, &mut run);
-                session.on_connected(now_ns);
-                continue;
-            }
-        };
-        run.count(check_records(out.get(..written), tag_end));
-        add(&mut cycle, written);
-        if now_ns % 200_000 == 0 {
-            match session.handle_timeout(now_ns, 7, &mut out) {
-                Ok(written) => {
-                    run.count(check_records(out.get(..written), tag_end));
-                    add(&mut cycle, written);
-                }
-                Err(_) => {
-                    // A handshake timed out: the reader drops the connection.
-                    session.disconnect(7, &mut out);
-                    session.on_connected(now_ns);
+                Err(error) => {
+                    run.errors += 1;
+                    h.count(error.samples, &mut run);
+                    h.reconnect(now_ns, &mut run);
+                    break;
                 }
             }
+            h.end_cycle(&mut run);
         }
-        end_cycle(&mut cycle, &session, per_cycle, &mut run);
+        if now_ns % 200_000 == 0 {
+            match h.session.handle_timeout(now_ns, 7, &mut h.out) {
+                Ok(written) => h.count(written, &mut run),
+                // A handshake timed out: the reader drops the connection.
+                Err(_) => h.reconnect(now_ns, &mut run),
+            }
+            h.end_cycle(&mut run);
+        }
     }
     run
+}
+
+/// The fuzz session and what the reader would hold around it.
+struct Harness {
+    session: EnipSession,
+    out: Vec<Sample>,
+    request: Vec<u8>,
+    tag_end: u32,
+    per_cycle: usize,
+    /// Records of the running cycle, if one runs.
+    cycle: Option<usize>,
+}
+
+impl Harness {
+    fn new(device: &DeviceConfig) -> Self {
+        let session = fuzz_session_for(device);
+        Harness {
+            out: vec![Sample::default(); session.samples_per_frame_max().max(64)],
+            request: vec![0u8; session.request_bytes_max()],
+            tag_end: FUZZ_TAG_FIRST + device.tag_count() as u32,
+            per_cycle: session.cycle_samples(),
+            cycle: None,
+            session,
+        }
+    }
+
+    /// Starts a cycle when none runs and the session is ready, then sends
+    /// what the session has (into the void: the stream is the answers).
+    fn start_and_send(&mut self, now_ns: u64, run: &mut SessionRun) {
+        self.end_cycle(run);
+        if self.session.is_ready() && self.cycle.is_none() {
+            self.session.start_cycle();
+            self.cycle = Some(0);
+        }
+        while self
+            .session
+            .poll_transmit(now_ns, &mut self.request)
+            .is_some()
+        {}
+    }
+
+    /// The first `written` records of `out`: checked, counted, added to
+    /// the cycle.
+    fn count(&mut self, written: usize, run: &mut SessionRun) {
+        run.count(check_records(self.out.get(..written), self.tag_end));
+        add(&mut self.cycle, written);
+    }
+
+    /// As the reader does after an error: fail what is in flight, then
+    /// what is unsent, then connect again.
+    fn reconnect(&mut self, now_ns: u64, run: &mut SessionRun) {
+        for _ in 0..1024 {
+            let written = self.session.disconnect(7, &mut self.out);
+            self.count(written, run);
+            if written == 0 {
+                break;
+            }
+        }
+        for _ in 0..1024 {
+            let written = self
+                .session
+                .fail_unsent(crate::Quality::NO_CONNECTION, 7, &mut self.out);
+            self.count(written, run);
+            if written == 0 {
+                break;
+            }
+        }
+        assert_eq!(self.session.inflight_count(), 0);
+        self.end_cycle(run);
+        self.session.on_connected(now_ns);
+    }
+
+    fn end_cycle(&mut self, run: &mut SessionRun) {
+        end_cycle(&mut self.cycle, &self.session, self.per_cycle, run);
+    }
 }
 
 fn add(cycle: &mut Option<usize>, written: usize) {
