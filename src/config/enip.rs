@@ -202,7 +202,8 @@ pub fn parse_enip_route(text: &str) -> Result<Vec<RouteHop>, SyntaxError> {
     let items: Vec<&str> = text.split(',').map(str::trim).collect();
     if items.len() % 2 != 0 {
         return fail(format!(
-            "path `{text}` has {} numbers: it is pairs of port and slot (or address)",
+            "path `{text}` has {} item(s), an odd count: a route is pairs of port and \
+             slot (or address)",
             items.len()
         ));
     }

@@ -289,7 +289,7 @@ fn protocol_settings(device: &DeviceConfig) -> String {
             } else {
                 route.join(",")
             };
-            format!("path {route} connection size {}", e.connection_size)
+            format!("path {route} connection_size {}", e.connection_size)
         }
     }
 }
