@@ -10,7 +10,10 @@
 //! the controller does not have is that tag's bad quality (CIP general
 //! status 0x05) while the connection and every other tag stay good; the
 //! server answers such a packet with status 0x00 overall, so the session
-//! must look inside. A peer that cannot start fails the test.
+//! must look inside. The same reads (without what cpppo lacks: the Logix
+//! STRING, BOOL arrays, connected fragmented reads) go to cpppo 5.2.5's
+//! server, its values written by its own client first. A peer that cannot
+//! start fails the test.
 #![cfg(not(millrace_loom))]
 
 mod common;
@@ -102,15 +105,14 @@ async def main():
 asyncio.run(main())
 "#;
 
-fn python() -> PathBuf {
-    let path = std::env::var_os("MILLRACE_CM_ETHERNETIP_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/cm-ethernetip-venv/bin/python")
-        });
+/// The Python of a peer's venv: `var` if set, else target/`venv`.
+fn python(var: &str, venv: &str) -> PathBuf {
+    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/{venv}/bin/python"))
+    });
     assert!(
         path.exists(),
-        "cm-ethernetip Python {} is missing: run scripts/setup-peers.sh (tests never skip a peer)",
+        "{venv} Python {} is missing: run scripts/setup-peers.sh (tests never skip a peer)",
         path.display()
     );
     path
@@ -127,22 +129,30 @@ impl Drop for Peer {
 }
 
 fn start(port: u16) -> Peer {
-    let child = Command::new(python())
-        .args(["-c", SERVER, &port.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the cm-ethernetip peer");
-    let mut peer = Peer(child);
+    let child = Command::new(python(
+        "MILLRACE_CM_ETHERNETIP_PYTHON",
+        "cm-ethernetip-venv",
+    ))
+    .args(["-c", SERVER, &port.to_string()])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .expect("start the cm-ethernetip peer");
+    wait_listening(Peer(child), port, "cm-ethernetip")
+}
+
+/// `peer` once its port takes connections; fails if it exits first or
+/// never listens.
+fn wait_listening(mut peer: Peer, port: u16, what: &str) -> Peer {
     let started = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Ok(Some(status)) = peer.0.try_wait() {
-            panic!("cm-ethernetip server exited before listening: {status}");
+            panic!("{what} server exited before listening: {status}");
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
-            "cm-ethernetip server never listened"
+            "{what} server never listened"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -332,6 +342,157 @@ fn cm_ethernetip_every_type_a_missing_tag_and_fragments() {
         assert!(
             c.exception_samples >= 6,
             "{backend:?}: the missing tag counts as device-reported: {c:#?}"
+        );
+    }
+}
+
+/// cpppo's tags (`NAME=TYPE[N]` as its command line takes them) and the
+/// values its own client writes into them before the test reads.
+const CPPPO_TAGS: &[&str] = &[
+    "Counter=DINT",
+    "Temps=REAL[5]",
+    "Flags=DINT",
+    "Running=BOOL",
+    "S=SINT",
+    "US=USINT",
+    "I=INT",
+    "UI=UINT",
+    "UD=UDINT",
+    "Big=LINT",
+    "UL=ULINT",
+    "R=REAL",
+    "LR=LREAL",
+    "Ints=INT[10]",
+    "Scaled=INT",
+];
+const CPPPO_WRITES: &[&str] = &[
+    "Counter=(DINT)-123456789",
+    "Temps[0-4]=(REAL)0,1.5,3,4.5,6",
+    "Flags=(DINT)32",
+    "Running=(BOOL)1",
+    "S=(SINT)-5",
+    "US=(USINT)250",
+    "I=(INT)-1234",
+    "UI=(UINT)54321",
+    "UD=(UDINT)3000000000",
+    "Big=(LINT)-1234567890123",
+    "UL=(ULINT)18000000000000000000",
+    "R=(REAL)3.25",
+    "LR=(LREAL)-1e100",
+    "Ints[0-9]=(INT)-5,-2,1,4,7,10,13,16,19,22",
+    "Scaled=(INT)100",
+];
+
+/// cpppo 5.2.5's EtherNet/IP server with `CPPPO_TAGS`, filled by its client.
+fn start_cpppo(port: u16) -> Peer {
+    let python = python("MILLRACE_CPPPO_PYTHON", "cpppo-venv");
+    let child = Command::new(&python)
+        .args(["-m", "cpppo.server.enip", "--address"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(CPPPO_TAGS)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the cpppo peer");
+    let peer = wait_listening(Peer(child), port, "cpppo");
+    let output = Command::new(&python)
+        .args(["-m", "cpppo.server.enip.client", "--print", "-a"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(CPPPO_WRITES)
+        .output()
+        .expect("run the cpppo client");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let written = stdout.lines().filter(|l| l.ends_with(": 'OK'")).count();
+    assert!(
+        output.status.success() && written == CPPPO_WRITES.len(),
+        "cpppo's client wrote {written} of {} tags: {stdout}{}",
+        CPPPO_WRITES.len(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    peer
+}
+
+/// What cpppo serves, as the cm-ethernetip device without what cpppo has
+/// not: the Logix STRING structure (its STRING is CIP's), BOOL arrays as
+/// DWORDs, and a fragmented read on a connection (it has it only inside
+/// Unconnected Send). Its replies stop near 500 bytes, so the device asks
+/// for a 500-byte connection.
+fn cpppo_device(port: u16) -> (DeviceConfig, Vec<Want>) {
+    use CipType::*;
+    let mut scaled = tag("scaled", "Scaled", Int, 1);
+    (scaled.scale, scaled.offset) = (0.5, 1.0);
+    let rows: Vec<(EnipTag, Vec<Want>)> = vec![
+        (tag("dint", "Counter", DInt, 1), vec![int(-123_456_789)]),
+        (
+            tag("temps", "Temps", Real, 5),
+            (0..5).map(|i| float(f64::from(i) * 1.5)).collect(),
+        ),
+        (tag("flag5", "Flags.5", Bool, 1), vec![boolean(true)]),
+        (tag("flag4", "Flags.4", Bool, 1), vec![boolean(false)]),
+        (tag("running", "Running", Bool, 1), vec![boolean(true)]),
+        (tag("sint", "S", SInt, 1), vec![int(-5)]),
+        (tag("usint", "US", USInt, 1), vec![uint(250)]),
+        (tag("int", "I", Int, 1), vec![int(-1234)]),
+        (tag("uint", "UI", UInt, 1), vec![uint(54321)]),
+        (tag("udint", "UD", UDInt, 1), vec![uint(3_000_000_000)]),
+        (tag("lint", "Big", LInt, 1), vec![int(-1_234_567_890_123)]),
+        (
+            tag("ulint", "UL", ULInt, 1),
+            vec![uint(18_000_000_000_000_000_000)],
+        ),
+        (tag("real", "R", Real, 1), vec![float(3.25)]),
+        (tag("lreal", "LR", LReal, 1), vec![float(-1.0e100)]),
+        (
+            tag("ints", "Ints[2]", Int, 3),
+            (2..5).map(|i| int(i * 3 - 5)).collect(),
+        ),
+        (
+            tag("missing", "NoSuchTag", DInt, 1),
+            vec![Want::Bad(Quality::cip(0x05, 0))],
+        ),
+        (scaled, vec![float(51.0)]),
+    ];
+    let (tags, wants): (Vec<EnipTag>, Vec<Vec<Want>>) = rows.into_iter().unzip();
+    let device = DeviceConfig {
+        name: "cpppo".into(),
+        protocol: Protocol::EthernetIp,
+        address: format!("127.0.0.1:{port}"),
+        poll_interval: Duration::from_millis(50),
+        timeout: Duration::from_secs(2),
+        max_inflight: 1,
+        driver: DriverConfig::EthernetIp(EnipDevice {
+            route: vec![],
+            connection_size: 500,
+            tags,
+        }),
+    };
+    (device, wants.into_iter().flatten().collect())
+}
+
+#[test]
+fn cpppo_every_numeric_type_and_a_missing_tag() {
+    for backend in BACKENDS {
+        let port = free_port();
+        let _peer = start_cpppo(port);
+        let (device, wants) = cpppo_device(port);
+        assert!(planned_kinds(&device).contains(&RequestKind::Multiple));
+        let run = run_until(
+            backend,
+            specs(vec![device]),
+            RunOptions::default(),
+            |_, samples| samples.iter().filter(|s| s.tag_id().0 == 0).count() >= 3,
+        );
+        let rows = read(&run.samples);
+        assert!(rows.len() >= 3 * wants.len(), "{backend:?}: {}", rows.len());
+        for (id, got) in &rows {
+            assert_eq!(got, &wants[*id], "{backend:?}: sample {id}");
+        }
+        let c = run.counters;
+        assert_eq!(
+            (c.malformed, c.timeouts, c.disconnects),
+            (0, 0, 0),
+            "{backend:?}: {c:#?}"
         );
     }
 }
