@@ -21,7 +21,6 @@
 //!                  (a handshake that did not finish: drop the connection)
 //!   connection lost: disconnect(ts, out) until 0, then fail_unsent until 0
 //!   clean stop:    poll_close(buf) ─► send buf[..n] (if Some), close
-//!                  (not called by the reader yet)
 //! ```
 //!
 //! - Every request of a cycle ends in exactly its `records` (one per tag,
@@ -153,10 +152,9 @@ pub trait Session {
     /// A clean stop: the messages that end the connection politely (e.g.
     /// EtherNet/IP's Forward Close and UnregisterSession) into `buf` (at
     /// least `request_bytes_max` long), once; `None` when the protocol has
-    /// none or the connection is not up. A reader is to send them, best
-    /// effort, before it closes the socket; nothing waits for an answer.
-    /// Not called by the reader yet: a stopped reader closes its sockets,
-    /// and the controller ends the connection when it times out.
+    /// none or the connection is not up. The reader sends them on a clean
+    /// stop, best effort (`Shard::close_politely`), before it closes the
+    /// socket; nothing waits for an answer.
     fn poll_close(&mut self, _buf: &mut [u8]) -> Option<usize> {
         None
     }

@@ -3,10 +3,11 @@
 //! waited for; a peer that cannot start fails the test.
 #![allow(dead_code)]
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Serves the tags; argv: port.
@@ -71,6 +72,22 @@ name = tags.add_struct_tag("Name", string)
 text = b"pump 7"
 name.set_data(struct.pack("<i", len(text)) + text.ljust(84, b"\0"))
 
+# A clean stop of the client is seen here: one line per Forward Close and
+# per UnregisterSession, on stdout.
+from ethernetip.connections.connection_manager import ConnectionManagerObject
+from ethernetip.protocol.messages import UnregisterSessionMessage
+forward_close = ConnectionManagerObject._handle_forward_close
+def handle_forward_close(self, instance, request):
+    print("forward-close", flush=True)
+    return forward_close(self, instance, request)
+ConnectionManagerObject._handle_forward_close = handle_forward_close
+dispatch = EipAdapter._dispatch_message
+def dispatch_message(self, msg, session_handle, local_addr):
+    if isinstance(msg, UnregisterSessionMessage):
+        print("unregister-session", flush=True)
+    return dispatch(self, msg, session_handle, local_addr)
+EipAdapter._dispatch_message = dispatch_message
+
 async def main():
     identity = IdentityInfo(product_name="millrace peer")
     adapter = EipAdapter(LogixDispatcher(tags, identity), identity)
@@ -105,17 +122,32 @@ impl Drop for Peer {
 }
 
 pub fn start(port: u16) -> Peer {
-    let child = Command::new(python(
+    start_logged(port).0
+}
+
+/// The peer and the lines it prints (one per Forward Close and per
+/// UnregisterSession it receives), gathered by a thread.
+pub fn start_logged(port: u16) -> (Peer, Arc<Mutex<Vec<String>>>) {
+    let mut child = Command::new(python(
         "MILLRACE_CM_ETHERNETIP_PYTHON",
         "cm-ethernetip-venv",
     ))
     .args(["-c", SERVER, &port.to_string()])
     .stdin(Stdio::piped())
-    .stdout(Stdio::null())
+    .stdout(Stdio::piped())
     .stderr(Stdio::inherit())
     .spawn()
     .expect("start the cm-ethernetip peer");
-    wait_listening(Peer(child), port, "cm-ethernetip")
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let stdout = child.stdout.take().expect("the peer's stdout");
+    let gathered = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            gathered.lock().unwrap().push(line);
+        }
+    });
+    (wait_listening(Peer(child), port, "cm-ethernetip"), lines)
 }
 
 /// `peer` once its port takes connections; fails if it exits first or
