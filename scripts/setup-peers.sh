@@ -6,6 +6,9 @@
 # - target/snap7-2.1.0-venv, target/snap7-3.3.0-venv: the two S7comm servers.
 #   Both install as the module `snap7` (2.1.0 bundles the C++ Snap7 server in
 #   its wheel, 3.3.0 is a pure-Python rewrite), so each needs its own venv.
+# - target/cm-ethernetip-venv, target/cpppo-venv: the two EtherNet/IP CIP
+#   servers (Logix tag databases), each in its own venv so that neither's
+#   dependencies can change the other's behaviour.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,3 +35,5 @@ mapfile -t pins < <(grep -v '^\s*#' "$req" | grep -v '^\s*$')
 make_venv target/peers-venv "${pins[@]}"
 make_venv target/snap7-2.1.0-venv "python-snap7==2.1.0"
 make_venv target/snap7-3.3.0-venv "python-snap7==3.3.0"
+make_venv target/cm-ethernetip-venv "cm-ethernetip==0.1.0"
+make_venv target/cpppo-venv "cpppo==5.2.5"

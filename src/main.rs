@@ -152,6 +152,18 @@ enum Command {
         #[arg(long, requires = "tls")]
         tls_server_name: Option<String>,
     },
+    /// List a controller's tags as a tag CSV (not built yet: says so and
+    /// fails).
+    Discover {
+        /// `ethernet-ip` or `opcua`.
+        #[arg(long, value_parser = ["ethernet-ip", "opcua"])]
+        protocol: String,
+        /// The controller, `host` or `host:port`.
+        address: String,
+        /// Where the tag CSV would go.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Inspect a write-ahead log directory.
     Wal {
         #[command(subcommand)]
@@ -206,6 +218,23 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+        Command::Discover {
+            protocol, address, ..
+        } => {
+            let what = match protocol.as_str() {
+                "ethernet-ip" => {
+                    "the tag list of an EtherNet/IP controller (Get Instance \
+                                  Attribute List on the Symbol class)"
+                }
+                _ => "the address space of an OPC UA server",
+            };
+            eprintln!(
+                "millrace discover: reading {what} is not built yet, so nothing was read \
+                 from {address}. Write the tags by hand as [[device.tag]] tables or a \
+                 tags_csv file (docs/configuration.md)."
+            );
+            ExitCode::from(1)
         }
         Command::CheckConfig { file } => match millrace::config::load(&file) {
             Ok(config) => {

@@ -518,3 +518,122 @@ fn example_s7_line_is_accepted() {
         assert!(stdout.contains(&settings), "{settings}\n{stdout}");
     }
 }
+
+// ---------------------------------------------------------------- EtherNet/IP
+
+fn enip(device: &DeviceConfig) -> &EnipDevice {
+    device
+        .enip_part()
+        .unwrap_or_else(|| panic!("{} is not an EtherNet/IP device", device.name))
+}
+
+#[test]
+fn enip_defaults_are_the_documented_ones() {
+    let c = load_ok(&fixture("enip_minimal.toml"));
+    let d = &c.devices[0];
+    // The port is 44818 when the address names none.
+    assert_eq!(
+        (d.protocol, d.address.as_str()),
+        (Protocol::EthernetIp, "10.0.0.8:44818")
+    );
+    assert_eq!((d.timeout, d.max_inflight), (Duration::from_secs(1), 1));
+    let e = enip(d);
+    assert_eq!((e.route.len(), e.connection_size), (0, 4002));
+    let t = &e.tags[0];
+    assert_eq!(
+        (t.address.to_string(), t.data_type, t.count),
+        ("Speed".to_string(), CipType::Real, 1)
+    );
+    assert_eq!((t.scale, t.offset), (1.0, 0.0));
+}
+
+#[test]
+fn enip_every_key_and_tags_from_a_csv() {
+    let c = load_ok(&fixture("enip_every_key.toml"));
+    let d = &c.devices[0];
+    assert_eq!(d.address, "10.0.0.8:44819");
+    assert_eq!((d.timeout, d.max_inflight), (Duration::from_secs(2), 4));
+    let e = enip(d);
+    let route: Vec<String> = e.route.iter().map(ToString::to_string).collect();
+    assert_eq!((route, e.connection_size), (vec!["1,0".to_string()], 500));
+    let got: Vec<(&str, String, CipType, u16, f64, f64)> = e
+        .tags
+        .iter()
+        .map(|t| {
+            (
+                t.name.as_str(),
+                t.address.to_string(),
+                t.data_type,
+                t.count,
+                t.scale,
+                t.offset,
+            )
+        })
+        .collect();
+    let expected = vec![
+        (
+            "line2.temps",
+            "Program:Main.Temps".into(),
+            CipType::Real,
+            200,
+            1.0,
+            0.0,
+        ),
+        ("line2.flag", "Flags.5".into(), CipType::Bool, 1, 1.0, 0.0),
+        (
+            "line2.matrix",
+            "Matrix[1,2]".into(),
+            CipType::DInt,
+            1,
+            0.5,
+            -1.0,
+        ),
+        (
+            "line2.name",
+            "Line[3].Name".into(),
+            CipType::String,
+            1,
+            1.0,
+            0.0,
+        ),
+        (
+            "line2.alarms",
+            "Alarms[3]".into(),
+            CipType::Bool,
+            40,
+            1.0,
+            0.0,
+        ),
+        (
+            "line2.counter",
+            "Program:Main.Counter".into(),
+            CipType::UDInt,
+            1,
+            1.0,
+            0.0,
+        ),
+        ("line2.raw", "Raw".into(), CipType::Int, 1, 0.1, -40.0),
+    ];
+    assert_eq!(got, expected);
+    assert_eq!(e.tags[1].address.bit, Some(5));
+    // An array is one sample per element, named NAME[i].
+    assert_eq!(d.tag_count(), 200 + 1 + 1 + 1 + 40 + 1 + 1);
+    let names = d.sample_names();
+    assert_eq!(
+        (&*names[0], &*names[199]),
+        ("line2.temps[0]", "line2.temps[199]")
+    );
+    assert_eq!(&*names[200], "line2.flag");
+    // check-config: the device's own settings and its planned requests (the
+    // 800-byte array fragmented at 500 bytes, the rest in one packet).
+    let output = check_config(&fixture("enip_every_key.toml"), None);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(
+            "line2-logix ethernet-ip 10.0.0.8:44819 path 1,0 connection_size 500 poll 250ms \
+             timeout 2s inflight 4: 245 tags, 2 requests/cycle"
+        ),
+        "{stdout}"
+    );
+}

@@ -870,3 +870,82 @@ fn gateway_id_rules() {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert_eq!(config.gateway.id, host.trim());
 }
+
+// ---------------------------------------------------------------- EtherNet/IP
+
+#[test]
+fn enip_errors_name_the_key_and_say_what_to_write() {
+    let fragment = "unknown key `unit_id` for protocol `ethernet-ip`";
+    let error = rejects(
+        "enip_unit_id.toml",
+        20,
+        1,
+        "device[0].tag[0].unit_id",
+        fragment,
+    );
+    assert!(error.to_string().ends_with(
+        "expected a key ethernet-ip tags take, one of `name`, `address`, `type`, `count`, \
+         `scale`, `offset`, `description`"
+    ));
+    let fragment = "`Line.5` names a bit of an integer, which is read as type bool, not real";
+    rejects(
+        "enip_bit_real.toml",
+        20,
+        8,
+        "device[0].tag[0].type",
+        fragment,
+    );
+    let fragment = "`Line..Speed` is not a Logix tag address: `Line..Speed` has an empty \
+                    member name (member 2 of 3)";
+    rejects(
+        "enip_bad_address.toml",
+        19,
+        11,
+        "device[0].tag[0].address",
+        fragment,
+    );
+    let fragment = "path `1` has 1 item(s), an odd count: a route is pairs of port and slot";
+    rejects("enip_path.toml", 16, 8, "device[0].path", fragment);
+    rejects(
+        "enip_count.toml",
+        21,
+        9,
+        "device[0].tag[0].count",
+        "count 0 is out of range",
+    );
+    let fragment = "8000 is out of range";
+    let error = rejects(
+        "enip_connection_size.toml",
+        16,
+        19,
+        "device[0].connection_size",
+        fragment,
+    );
+    assert!(error
+        .to_string()
+        .ends_with("expected an integer in 200..=4002"));
+    binary_rejects(
+        "enip_bad_address.toml",
+        "enip_bad_address.toml:19:11: key `device[0].tag[0].address`: `Line..Speed` is not a \
+         Logix tag address",
+    );
+}
+
+#[test]
+fn discover_says_plainly_that_it_is_not_built() {
+    for protocol in ["ethernet-ip", "opcua"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_millrace"))
+            .args(["discover", "--protocol", protocol, "10.0.0.8"])
+            .output()
+            .expect("run millrace");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(output.stdout.is_empty());
+        assert!(
+            stderr.starts_with("millrace discover: reading "),
+            "{stderr}"
+        );
+        assert!(stderr.contains("is not built yet, so nothing was read from 10.0.0.8"));
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}

@@ -22,3 +22,22 @@ fn replay_config_parse_corpus() {
     assert!(accepted >= 3, "accepted {accepted}");
     assert!(rejected >= 10, "rejected {rejected}");
 }
+
+#[test]
+fn enip_seeds_parse_as_their_fixtures_do() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/config_parse");
+    let read = |name: &str| std::fs::read(dir.join(name)).expect("an enip seed");
+    // With its tag CSV after the NUL, as the target reads files.
+    assert!(millrace::config::fuzz_config_parse(&read("enip_every_key")));
+    assert!(millrace::config::fuzz_config_parse(&read("enip_minimal")));
+    for bad in [
+        "enip_bit_real",
+        "enip_bad_address",
+        "enip_path",
+        "enip_count",
+        "enip_connection_size",
+        "enip_unit_id",
+    ] {
+        assert!(!millrace::config::fuzz_config_parse(&read(bad)), "{bad}");
+    }
+}

@@ -1,6 +1,6 @@
 //! A `[[device]]` table: its `protocol` first, which selects the keys the
 //! device and its tags may have; then the keys every device has; then the
-//! protocol's own settings (`modbus.rs`, `s7_device.rs`); then its tags, from
+//! protocol's own settings (`modbus.rs`, `s7_device.rs`, `enip_device.rs`); then its tags, from
 //! `[[device.tag]]` tables and the `tags_csv` file, each finished by the
 //! protocol's one `finish_tag`. Rules between tags are in `validate.rs`.
 
@@ -17,10 +17,10 @@ use super::tree::{required, Section};
 use super::types::{DeviceConfig, DriverConfig, Protocol};
 use super::units::DURATION_EXPECTED;
 use super::validate::TagOrigin;
-use super::{modbus, s7_device};
+use super::{enip_device, modbus, s7_device};
 
 /// The keys of one protocol's devices and tags: the one table each
-/// protocol has (`modbus::KEYS`, `s7_device::KEYS`).
+/// protocol has (`modbus::KEYS`, `s7_device::KEYS`, `enip_device::KEYS`).
 pub struct Keys {
     /// Every key a device of this protocol takes, `COMMON_KEYS` first.
     pub device: &'static [&'static str],
@@ -50,6 +50,7 @@ pub const fn keys(protocol: Protocol) -> &'static Keys {
     match protocol {
         Protocol::ModbusTcp | Protocol::ModbusRtuTcp => &modbus::KEYS,
         Protocol::S7 => &s7_device::KEYS,
+        Protocol::EthernetIp => &enip_device::KEYS,
     }
 }
 
@@ -86,6 +87,7 @@ pub fn parse_device(
             DriverConfig::Modbus(modbus::parse_device(section)?)
         }
         Protocol::S7 => DriverConfig::S7(s7_device::parse_device(section)?),
+        Protocol::EthernetIp => DriverConfig::EthernetIp(enip_device::parse_device(section)?),
     };
     let mut device = DeviceConfig {
         name,
@@ -146,6 +148,11 @@ fn add_tag(driver: &mut DriverConfig, fields: &dyn TagFields) -> Result<TagOrigi
             s.tags.push(tag);
             Ok(origin)
         }
+        DriverConfig::EthernetIp(e) => {
+            let (tag, origin) = enip_device::finish_tag(fields)?;
+            e.tags.push(tag);
+            Ok(origin)
+        }
     }
 }
 
@@ -183,7 +190,8 @@ fn check_keys(
     Err(ConfigError::new(at, problem).expected(expected))
 }
 
-/// `address` as `host:port`; a protocol with a default port (S7: 102) may
+/// `address` as `host:port`; a protocol with a default port (S7: 102,
+/// EtherNet/IP: 44818) may
 /// leave the port out, and it is then added.
 fn device_address(section: &Section<'_>, protocol: Protocol) -> Result<String, ConfigError> {
     let expected = match protocol.default_port() {

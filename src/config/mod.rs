@@ -3,7 +3,7 @@
 //! file, line, column and key of every error. A device's `protocol` selects
 //! its keys and its tags' keys and address syntax: one table and one
 //! `finish_tag` per protocol (`modbus.rs`; `s7_device.rs` with the Step 7
-//! words in `s7.rs`), shared by `[[device.tag]]` tables and CSV rows.
+//! words in `s7.rs`; `enip_device.rs` with the Logix words in `enip.rs`), shared by `[[device.tag]]` tables and CSV rows.
 //!
 //! Entry points: `load(path)` for the real thing; `parse_str(text, path)`
 //! parses without touching the file system or the environment (a `tags_csv`,
@@ -17,6 +17,8 @@
 mod columns;
 mod csv;
 mod device;
+mod enip;
+mod enip_device;
 mod error;
 mod modbus;
 mod parse;
@@ -35,6 +37,7 @@ mod validate;
 use std::path::Path;
 
 pub use csv::{records as csv_records, Record as CsvRecord};
+pub use enip::{parse_enip_address, parse_enip_route, SyntaxError as EnipSyntaxError};
 pub use error::{line_column, ConfigError, Location, Place};
 pub use parse::{check_host_port, resolve as resolve_path};
 pub use routing::glob_match;

@@ -189,6 +189,11 @@ impl Summary<'_> {
                         add(t.area.to_string(), t.data_type.to_string());
                     }
                 }
+                DriverConfig::EthernetIp(e) => {
+                    for t in &e.tags {
+                        add("symbolic".into(), t.data_type.to_string());
+                    }
+                }
             }
         }
         writeln!(f, "tags: {}", self.config.tag_count())?;
@@ -307,6 +312,15 @@ fn protocol_settings(device: &DeviceConfig) -> String {
                 s.pdu_size,
                 s.max_hole
             )
+        }
+        DriverConfig::EthernetIp(e) => {
+            let route: Vec<String> = e.route.iter().map(ToString::to_string).collect();
+            let route = if route.is_empty() {
+                "none".to_string()
+            } else {
+                route.join(",")
+            };
+            format!("path {route} connection_size {}", e.connection_size)
         }
     }
 }

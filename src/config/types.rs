@@ -181,6 +181,8 @@ pub enum Protocol {
     ModbusTcp,
     ModbusRtuTcp,
     S7,
+    /// EtherNet/IP CIP to Allen-Bradley Logix and Micro800 controllers.
+    EthernetIp,
 }
 
 impl Protocol {
@@ -189,6 +191,7 @@ impl Protocol {
         ("modbus-tcp", Protocol::ModbusTcp),
         ("modbus-rtu-tcp", Protocol::ModbusRtuTcp),
         ("s7", Protocol::S7),
+        ("ethernet-ip", Protocol::EthernetIp),
     ];
 
     pub fn name(self) -> &'static str {
@@ -203,6 +206,7 @@ impl Protocol {
         match self {
             Protocol::ModbusTcp | Protocol::ModbusRtuTcp => None,
             Protocol::S7 => Some(102),
+            Protocol::EthernetIp => Some(44818),
         }
     }
 }
@@ -237,6 +241,7 @@ pub struct DeviceConfig {
 pub enum DriverConfig {
     Modbus(ModbusDevice),
     S7(S7Device),
+    EthernetIp(EnipDevice),
 }
 
 /// A Modbus TCP or RTU-over-TCP device's own settings.
@@ -304,12 +309,20 @@ impl DeviceConfig {
         }
     }
 
+    pub fn enip_part(&self) -> Option<&EnipDevice> {
+        match &self.driver {
+            DriverConfig::EthernetIp(e) => Some(e),
+            _ => None,
+        }
+    }
+
     /// Sample names of the device in `TagId` order (an array tag gives one
     /// name per element).
     pub fn sample_names(&self) -> Vec<std::borrow::Cow<'_, str>> {
         match &self.driver {
             DriverConfig::Modbus(m) => m.tags.iter().map(|t| t.name.as_str().into()).collect(),
             DriverConfig::S7(s) => s.tags.iter().map(|t| t.name.as_str().into()).collect(),
+            DriverConfig::EthernetIp(e) => e.tags.iter().flat_map(EnipTag::sample_names).collect(),
         }
     }
 
@@ -318,6 +331,7 @@ impl DeviceConfig {
         match &self.driver {
             DriverConfig::Modbus(m) => m.tags.len(),
             DriverConfig::S7(s) => s.tags.len(),
+            DriverConfig::EthernetIp(e) => e.tags.iter().map(|t| t.count as usize).sum(),
         }
     }
 
@@ -335,6 +349,11 @@ impl DeviceConfig {
                 .find(|t| t.data_type == DataType::String)
                 .map(|t| t.name.as_str()),
             DriverConfig::S7(s) => s
+                .tags
+                .iter()
+                .find(|t| t.data_type.is_text())
+                .map(|t| t.name.as_str()),
+            DriverConfig::EthernetIp(e) => e
                 .tags
                 .iter()
                 .find(|t| t.data_type.is_text())
@@ -543,6 +562,241 @@ pub struct S7Tag {
     pub offset: f64,
 }
 
+/// An EtherNet/IP device's own settings (a Logix or Micro800 controller,
+/// TCP port 44818 unless given).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnipDevice {
+    /// From the adapter to the controller, hop by hop: `path = "1,0"` is the
+    /// backplane (port 1), slot 0; empty for a Micro800 or a CompactLogix
+    /// reached on its own Ethernet port.
+    pub route: Vec<RouteHop>,
+    /// Bytes per connected message asked for in the Large Forward Open,
+    /// `CONNECTION_SIZE_MIN..=CONNECTION_SIZE_MAX`; a module that refuses
+    /// it gets a Forward Open of at most 500 instead.
+    pub connection_size: u16,
+    /// Unique names, in file order: `[[device.tag]]` tables first, then the CSV rows.
+    pub tags: Vec<EnipTag>,
+}
+
+impl EnipDevice {
+    /// The largest connection size a Large Forward Open asks for (what a
+    /// ControlLogix EN2T/L8x and CompactLogix 5380 accept).
+    pub const CONNECTION_SIZE_MAX: u16 = 4002;
+    /// The smallest a configuration may ask for: a Read Tag of one STRING
+    /// and its reply fit in it with room to spare.
+    pub const CONNECTION_SIZE_MIN: u16 = 200;
+    /// Tag samples a device may have: the Read Tag element count is 16 bits
+    /// per tag, and a device's whole table stays a modest share of the
+    /// 2^24 tag ids.
+    pub const SAMPLES_MAX: usize = 1 << 20;
+
+    fn assert_invariants(&self) {
+        assert!(
+            (Self::CONNECTION_SIZE_MIN..=Self::CONNECTION_SIZE_MAX).contains(&self.connection_size)
+        );
+        for hop in &self.route {
+            assert!(hop.port >= 1);
+        }
+        for t in &self.tags {
+            assert!(t.count >= 1);
+            assert!(t.scale.is_finite() && t.offset.is_finite() && t.scale != 0.0);
+            assert!(!t.address.segments.is_empty());
+            if let Some(bit) = t.address.bit {
+                assert!(t.data_type == CipType::Bool && bit < 64 && t.count == 1);
+            }
+        }
+    }
+}
+
+/// One hop of a route path: out of `port` of the module we are at, to the
+/// module at `link` on it (a slot number on a backplane, or an IP address
+/// on an Ethernet port).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RouteHop {
+    /// 1 is the backplane of a ControlLogix chassis, 2 the front Ethernet
+    /// port of most modules.
+    pub port: u16,
+    pub link: RouteLink,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RouteLink {
+    /// A slot (or node) number.
+    Slot(u8),
+    /// An IP address (dotted text, sent as ASCII), for a hop over Ethernet.
+    Address(String),
+}
+
+impl std::fmt::Display for RouteHop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.link {
+            RouteLink::Slot(slot) => write!(f, "{},{slot}", self.port),
+            RouteLink::Address(address) => write!(f, "{},{address}", self.port),
+        }
+    }
+}
+
+/// The Logix data types millrace reads (Rockwell's names, CIP type codes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CipType {
+    /// A BOOL tag; with `count > 1` or an element index, bits of a BOOL
+    /// array (which Logix stores as DWORDs); with `.N`, bit N of an integer.
+    Bool,
+    SInt,
+    Int,
+    DInt,
+    LInt,
+    USInt,
+    UInt,
+    UDInt,
+    ULInt,
+    Real,
+    LReal,
+    /// The Logix STRING structure: DINT LEN, SINT[82] DATA.
+    String,
+}
+
+impl CipType {
+    pub const NAMES: &'static [(&'static str, CipType)] = &[
+        ("bool", CipType::Bool),
+        ("sint", CipType::SInt),
+        ("int", CipType::Int),
+        ("dint", CipType::DInt),
+        ("lint", CipType::LInt),
+        ("usint", CipType::USInt),
+        ("uint", CipType::UInt),
+        ("udint", CipType::UDInt),
+        ("ulint", CipType::ULInt),
+        ("real", CipType::Real),
+        ("lreal", CipType::LReal),
+        ("string", CipType::String),
+    ];
+
+    /// Characters of the Logix STRING's DATA member: the text capacity.
+    pub const STRING_CHARS: usize = 82;
+
+    pub const fn is_text(self) -> bool {
+        matches!(self, CipType::String)
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, t)| *t == self)
+            .map_or("?", |(name, _)| name)
+    }
+}
+
+impl std::fmt::Display for CipType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A Logix tag address, parsed (`config::parse_enip_address`): the symbolic
+/// segments of a Read Tag request path, plus a bit of an integer.
+///
+/// `Program:Main.Line[3].Temps[1,2]` is the names `Program:Main`, `Line`,
+/// `Temps` with the indices `[3]` after `Line` and `[1,2]` after `Temps`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SymbolicPath {
+    pub segments: Vec<PathSegment>,
+    /// `Flags.5`: bit 5 of the integer `Flags` (read whole, one bit kept).
+    pub bit: Option<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PathSegment {
+    /// A tag, program or member name (ASCII, 1..=255 bytes).
+    Name(String),
+    /// Array element indices after a name: one to three dimensions.
+    Index(Vec<u32>),
+}
+
+impl SymbolicPath {
+    /// The element indices after the last name, if the path ends in some.
+    pub fn last_index(&self) -> Option<&[u32]> {
+        match self.segments.last() {
+            Some(PathSegment::Index(indices)) => Some(indices),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for SymbolicPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for segment in &self.segments {
+            match segment {
+                PathSegment::Name(name) => {
+                    if !first {
+                        f.write_str(".")?;
+                    }
+                    f.write_str(name)?;
+                }
+                PathSegment::Index(indices) => {
+                    f.write_str("[")?;
+                    for (i, index) in indices.iter().enumerate() {
+                        if i > 0 {
+                            f.write_str(",")?;
+                        }
+                        write!(f, "{index}")?;
+                    }
+                    f.write_str("]")?;
+                }
+            }
+            first = false;
+        }
+        if let Some(bit) = self.bit {
+            write!(f, ".{bit}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One EtherNet/IP tag: `count` elements from `address` on, each a sample.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnipTag {
+    /// Unique across the whole configuration; with `count > 1` the samples
+    /// are named `NAME[0]` .. `NAME[count - 1]`.
+    pub name: String,
+    pub address: SymbolicPath,
+    pub data_type: CipType,
+    /// Elements read, 1..=65535 (the Read Tag element count is 16 bits).
+    pub count: u16,
+    /// value = raw * scale + offset (numeric types), as for Modbus tags.
+    pub scale: f64,
+    pub offset: f64,
+}
+
+impl EnipTag {
+    /// An unscaled tag of one element.
+    pub fn new(name: &str, address: SymbolicPath, data_type: CipType) -> Self {
+        EnipTag {
+            name: name.to_string(),
+            address,
+            data_type,
+            count: 1,
+            scale: 1.0,
+            offset: 0.0,
+        }
+    }
+
+    /// The names of its samples in `TagId` order.
+    pub fn sample_names(&self) -> Vec<std::borrow::Cow<'_, str>> {
+        if self.count == 1 {
+            return vec![self.name.as_str().into()];
+        }
+        (0..self.count)
+            .map(|i| format!("{}[{i}]", self.name).into())
+            .collect()
+    }
+
+    pub fn is_scaled(&self) -> bool {
+        self.scale != 1.0 || self.offset != 0.0
+    }
+}
+
 /// The four Modbus data areas. Function code to read each: coil 1,
 /// discrete 2, holding 3, input 4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -741,6 +995,10 @@ impl Config {
                 DriverConfig::S7(s) => {
                     assert_eq!(d.protocol, Protocol::S7);
                     s.assert_invariants();
+                }
+                DriverConfig::EthernetIp(e) => {
+                    assert_eq!(d.protocol, Protocol::EthernetIp);
+                    e.assert_invariants();
                 }
             }
         }

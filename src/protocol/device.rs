@@ -7,6 +7,7 @@ use std::fmt;
 use crate::config::DeviceConfig;
 use crate::sample::{Quality, Sample, TagId};
 
+use super::enip::{EnipError, EnipNotice, EnipSession};
 use super::modbus::{ModbusError, ModbusSession};
 use super::s7::{S7Error, S7Notice, S7Session};
 use super::session::{ErrorClass, ReceiveError, Received, Session};
@@ -19,6 +20,7 @@ use super::session::{ErrorClass, ReceiveError, Received, Session};
 pub enum DeviceSession {
     Modbus(ModbusSession),
     S7(S7Session),
+    EthernetIp(EnipSession),
 }
 
 /// An error of any protocol's session; `Display` is that protocol's words.
@@ -26,6 +28,7 @@ pub enum DeviceSession {
 pub enum ProtocolError {
     Modbus(ModbusError),
     S7(S7Error),
+    EthernetIp(EnipError),
 }
 
 impl fmt::Display for ProtocolError {
@@ -33,6 +36,7 @@ impl fmt::Display for ProtocolError {
         match self {
             ProtocolError::Modbus(e) => write!(f, "Modbus: {e}"),
             ProtocolError::S7(e) => write!(f, "S7: {e}"),
+            ProtocolError::EthernetIp(e) => write!(f, "EtherNet/IP: {e}"),
         }
     }
 }
@@ -43,12 +47,14 @@ impl std::error::Error for ProtocolError {}
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ProtocolNotice {
     S7(S7Notice),
+    EthernetIp(EnipNotice),
 }
 
 impl fmt::Display for ProtocolNotice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ProtocolNotice::S7(n) => write!(f, "S7: {n}"),
+            ProtocolNotice::EthernetIp(n) => write!(f, "EtherNet/IP: {n}"),
         }
     }
 }
@@ -86,6 +92,9 @@ impl DeviceSession {
             crate::config::Protocol::S7 => S7Session::for_device(device, first_tag)
                 .map(DeviceSession::S7)
                 .map_err(|e| fail(e.to_string())),
+            crate::config::Protocol::EthernetIp => EnipSession::for_device(device, first_tag)
+                .map(DeviceSession::EthernetIp)
+                .map_err(|e| fail(e.to_string())),
         }
     }
 }
@@ -96,6 +105,7 @@ macro_rules! dispatch {
         match $self {
             DeviceSession::Modbus($s) => $body,
             DeviceSession::S7($s) => $body,
+            DeviceSession::EthernetIp($s) => $body,
         }
     };
 }
@@ -106,6 +116,7 @@ macro_rules! dispatch_err {
         match $self {
             DeviceSession::Modbus($s) => $body.map_err(ProtocolError::Modbus),
             DeviceSession::S7($s) => $body.map_err(ProtocolError::S7),
+            DeviceSession::EthernetIp($s) => $body.map_err(ProtocolError::EthernetIp),
         }
     };
 }
@@ -183,6 +194,8 @@ impl Session for DeviceSession {
             DeviceSession::S7(s) => {
                 Session::receive(s, chunk, ts_ns, out).map_err(|e| wrap(e, ProtocolError::S7))
             }
+            DeviceSession::EthernetIp(s) => Session::receive(s, chunk, ts_ns, out)
+                .map_err(|e| wrap(e, ProtocolError::EthernetIp)),
         }
     }
     #[inline]
@@ -206,6 +219,7 @@ impl Session for DeviceSession {
         match (self, error) {
             (DeviceSession::Modbus(s), ProtocolError::Modbus(e)) => s.classify(e),
             (DeviceSession::S7(s), ProtocolError::S7(e)) => s.classify(e),
+            (DeviceSession::EthernetIp(s), ProtocolError::EthernetIp(e)) => s.classify(e),
             // An error always comes from the device's own session.
             (_, _) => ErrorClass::Malformed,
         }
@@ -219,6 +233,11 @@ impl Session for DeviceSession {
         match self {
             DeviceSession::Modbus(s) => s.poll_notice().map(|never| match never {}),
             DeviceSession::S7(s) => s.poll_notice().map(ProtocolNotice::S7),
+            DeviceSession::EthernetIp(s) => s.poll_notice().map(ProtocolNotice::EthernetIp),
         }
+    }
+    #[inline]
+    fn poll_close(&mut self, buf: &mut [u8]) -> Option<usize> {
+        dispatch!(self, s => Session::poll_close(s, buf))
     }
 }

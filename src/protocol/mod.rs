@@ -9,6 +9,7 @@
 //!              the caller's buffer is borrowed; one that straddles is copied)
 //! modbus/      Modbus TCP and RTU over TCP
 //! s7/          Siemens S7comm over ISO-on-TCP (RFC 1006)
+//! enip/        EtherNet/IP CIP to Logix and Micro800 controllers
 //! ```
 
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@
 
 pub(crate) mod assemble;
 pub mod device;
+pub mod enip;
 pub mod modbus;
 pub mod s7;
 pub mod session;

@@ -20,6 +20,7 @@
 //!   a deadline:    handle_timeout(now, ts, out) ─► Timeout samples, or Err
 //!                  (a handshake that did not finish: drop the connection)
 //!   connection lost: disconnect(ts, out) until 0, then fail_unsent until 0
+//!   clean stop:    poll_close(buf) ─► send buf[..n] (if Some), close
 //! ```
 //!
 //! - Every request of a cycle ends in exactly its `records` (one per tag,
@@ -147,4 +148,14 @@ pub trait Session {
     fn device_bad_samples(&self) -> u64;
     /// The next notice, if any.
     fn poll_notice(&mut self) -> Option<Self::Notice>;
+
+    /// A clean stop: the messages that end the connection politely (e.g.
+    /// EtherNet/IP's Forward Close and UnregisterSession) into `buf` (at
+    /// least `request_bytes_max` long), once; `None` when the protocol has
+    /// none or the connection is not up. The reader sends them on a clean
+    /// stop, best effort (`Shard::close_politely`), before it closes the
+    /// socket; nothing waits for an answer.
+    fn poll_close(&mut self, _buf: &mut [u8]) -> Option<usize> {
+        None
+    }
 }

@@ -187,6 +187,7 @@ impl EpollDriver {
             again.dedup();
             shard.publish();
         }
+        shard.close_politely(&mut self.transport);
         shard.finish(clock.now());
         shard.publish();
         Ok(())

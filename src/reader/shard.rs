@@ -238,6 +238,36 @@ impl Shard {
         }
     }
 
+    /// A clean stop: hands each connected device's closing messages
+    /// (`Session::poll_close`: EtherNet/IP's Forward Close and
+    /// UnregisterSession) to the transport, best effort; nothing waits for
+    /// an answer. Called once by the driver after its loop ends and before
+    /// it closes the sockets. Not the hot path: one buffer for the call.
+    pub fn close_politely(&mut self, t: &mut impl Transport) {
+        let bytes_max = self
+            .devices
+            .iter()
+            .map(|d| d.session.request_bytes_max())
+            .max()
+            .unwrap_or(0);
+        let mut buf = vec![0u8; bytes_max];
+        for (index, device) in self.devices.iter_mut().enumerate() {
+            let index = index as DeviceIndex;
+            if device.link != Link::Connected {
+                continue;
+            }
+            let Some(n) = device.session.poll_close(&mut buf) else {
+                continue;
+            };
+            let Some(bytes) = buf.get(..n) else { continue };
+            if t.tx_room(index) >= n {
+                t.queue(index, bytes);
+                // A connection already broken has nothing to close.
+                let _ = t.flush(index);
+            }
+        }
+    }
+
     pub fn next_deadline_ns(&mut self) -> Option<u64> {
         self.scheduler.next_deadline_ns()
     }

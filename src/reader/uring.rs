@@ -542,6 +542,14 @@ impl UringDriver {
         let clock = Clock::new();
         shard.start();
         let result = self.event_loop(&mut shard, stop, &clock);
+        if result.is_ok() {
+            // A clean stop: the closing messages are submitted, and given
+            // this long to complete, before shut_down closes the sockets
+            // (which it must reach whatever happens here).
+            const CLOSE_WAIT_NS: u64 = 20_000_000;
+            shard.close_politely(&mut self.transport);
+            let _ = self.wait(CLOSE_WAIT_NS, shard.slack_ns());
+        }
         shard.finish(clock.now());
         shard.publish();
         let drained = self.shut_down();
