@@ -11,6 +11,7 @@
 pub mod app;
 pub mod civil;
 pub mod config;
+pub mod doorbell;
 pub mod farm;
 pub mod files;
 pub mod kdb;

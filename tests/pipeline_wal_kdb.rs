@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use millrace::config::{self, Config};
+use millrace::doorbell::Doorbell;
 use millrace::kdb::{RowRecorder, Tickerplant, TickerplantOptions};
 use millrace::metrics::{Stage, StageHistograms};
 use millrace::pipeline::{Pipeline, PipelineOptions};
@@ -35,7 +36,8 @@ fn write_config(dir: &std::path::Path, tp_addr: &str) -> Config {
 }
 
 /// Pushes `batches` batches of TAGS samples; value = global index.
-fn produce(producer: &mut ring::Producer, start: u64, batches: u64) {
+/// Rings `doorbell` after each, as a reader does after a turn.
+fn produce(producer: &mut ring::Producer, doorbell: &Doorbell, start: u64, batches: u64) {
     let mut next = start;
     for _ in 0..batches {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -50,6 +52,7 @@ fn produce(producer: &mut ring::Producer, start: u64, batches: u64) {
             assert!(Instant::now() < deadline, "ring stayed full for 20 s");
             std::thread::sleep(Duration::from_micros(100));
         }
+        doorbell.ring();
     }
 }
 
@@ -65,7 +68,7 @@ fn run_once(cfg: &Config, start: u64, batches: u64) -> Pipeline {
         PipelineOptions::default(),
     )
     .unwrap();
-    produce(&mut producer, start, batches);
+    produce(&mut producer, &pipeline.doorbell, start, batches);
     pipeline
 }
 
@@ -184,6 +187,7 @@ fn text_samples_cut_by_the_ring_wrap_arrive_whole() {
             assert!(Instant::now() < deadline, "ring stayed full for 20 s");
             std::thread::sleep(Duration::from_micros(100));
         }
+        pipeline.doorbell.ring();
     }
     let finished = pipeline.finish();
     assert!(finished.errors.is_empty(), "{:?}", finished.errors);

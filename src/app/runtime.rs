@@ -80,6 +80,7 @@ impl Runtime {
                 core: config.readers.cores.get(index).copied(),
                 name: format!("reader-{index}"),
                 histograms: Some(Arc::clone(&histograms)),
+                doorbell: Some(Arc::clone(&pipeline.doorbell)),
                 ..ReaderOptions::default()
             };
             let reader = Reader::spawn(shard, producer, reader_options)

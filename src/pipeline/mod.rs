@@ -81,6 +81,8 @@ pub struct Pipeline {
     pub sink_exits: Vec<(String, SinkExit)>,
     pub histograms: Arc<StageHistograms>,
     wal: WalHandle,
+    /// The readers ring it when they publish (`ReaderOptions::doorbell`).
+    pub doorbell: Arc<crate::doorbell::Doorbell>,
     /// Nanoseconds, shared with every sink.
     stop_deadline: Arc<AtomicU64>,
 }
@@ -150,11 +152,13 @@ impl Pipeline {
                 exit,
             });
         }
+        let doorbell = Arc::new(crate::doorbell::Doorbell::default());
         let ctx = wal_writer::WriterContext {
             stats: Arc::clone(&writer_stats),
             histograms: Arc::clone(&histograms),
             drain_and_stop: Arc::clone(&drain_and_stop),
             idle_sleep: wal_writer::idle_sleep(config.wal.commit_interval),
+            doorbell: Arc::clone(&doorbell),
         };
         let done = Arc::clone(&writer_done);
         let writer = std::thread::Builder::new()
@@ -177,6 +181,7 @@ impl Pipeline {
             histograms,
             wal: handle,
             stop_deadline,
+            doorbell,
         })
     }
 
@@ -217,6 +222,7 @@ impl Pipeline {
     pub fn finish(mut self) -> Finished {
         let mut errors = Vec::new();
         self.drain_and_stop.store(true, Ordering::Release);
+        self.doorbell.wake();
         let wal = match self.writer.take().map(|w| w.join()) {
             Some(Ok(Ok(wal))) => Some(wal),
             Some(Ok(Err(source))) => {

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::clock::{elapsed_ns, unix_now_ns};
 use super::stats::{add, set, WriterStats};
+use crate::doorbell::Doorbell;
 use crate::metrics::{Stage, StageHistograms, StageRecorder};
 use crate::ring::Consumer;
 use crate::sample::{whole_samples_len, Sample, TEXT_EXT_RECORDS_MAX};
@@ -46,7 +47,14 @@ pub struct WriterContext {
     pub drain_and_stop: Arc<AtomicBool>,
     /// See [`idle_sleep`].
     pub idle_sleep: Duration,
+    /// Rung by the readers: with nothing to drain and nothing waiting for
+    /// a commit, the writer sleeps on it instead of polling.
+    pub doorbell: Arc<Doorbell>,
 }
+
+/// Longest sleep on the doorbell (a backstop: a reader's ring or the stop
+/// wakes the writer before it).
+const PARK_MAX: Duration = Duration::from_millis(100);
 
 /// Runs until `drain_and_stop` and every ring is empty, or a fatal WAL error.
 pub fn run(mut wal: Wal, mut rings: Vec<Consumer>, ctx: WriterContext) -> Result<Wal, WalError> {
@@ -99,8 +107,28 @@ pub fn run(mut wal: Wal, mut rings: Vec<Consumer>, ctx: WriterContext) -> Result
             publish(&wal, &ctx.stats);
             std::thread::sleep(FULL_SLEEP);
         } else if drained == 0 {
-            std::thread::sleep(ctx.idle_sleep);
+            idle(&wal, &mut rings, &ctx);
         }
+    }
+}
+
+/// Nothing was drained: while appended samples wait for their commit, a
+/// short sleep (the group commit is timed by this loop); with everything
+/// durable, a sleep on the doorbell until a reader publishes.
+fn idle(wal: &Wal, rings: &mut [Consumer], ctx: &WriterContext) {
+    if wal.durable_seq() < wal.next_seq() {
+        std::thread::sleep(ctx.idle_sleep);
+        return;
+    }
+    ctx.doorbell.announce_sleep();
+    let empty = rings.iter_mut().all(|ring| {
+        let (first, second) = ring.readable();
+        first.is_empty() && second.is_empty()
+    });
+    if empty && !ctx.drain_and_stop.load(Ordering::Acquire) {
+        ctx.doorbell.sleep(PARK_MAX);
+    } else {
+        ctx.doorbell.stay_awake();
     }
 }
 

@@ -62,6 +62,8 @@ pub struct ReaderOptions {
     pub backoff: Backoff,
     /// Record poll round trips and decode times here.
     pub histograms: Option<Arc<crate::metrics::StageHistograms>>,
+    /// Rung after a turn that published samples (wakes the WAL writer).
+    pub doorbell: Option<Arc<crate::doorbell::Doorbell>>,
 }
 
 impl Default for ReaderOptions {
@@ -72,6 +74,7 @@ impl Default for ReaderOptions {
             name: "reader-0".into(),
             backoff: Backoff::default(),
             histograms: None,
+            doorbell: None,
         }
     }
 }
@@ -100,6 +103,7 @@ impl Reader {
         if let Some(histograms) = &options.histograms {
             shard.set_histograms(histograms);
         }
+        shard.doorbell = options.doorbell.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let driver = choose_driver(options.backend, &options.name)?;
         let builder = std::thread::Builder::new().name(options.name.clone());

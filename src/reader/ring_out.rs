@@ -18,6 +18,8 @@ pub struct RingOut {
     /// and to the unsent rest of running cycles (every one of them ends in
     /// exactly one sample per tag: data, exception, timeout or no-connection).
     reserved_count: usize,
+    /// Samples were published since `take_published` last looked.
+    published: bool,
 }
 
 impl RingOut {
@@ -31,6 +33,7 @@ impl RingOut {
             producer,
             scratch: vec![Sample::default(); frame_samples_max],
             reserved_count: 0,
+            published: false,
         }
     }
 
@@ -95,7 +98,13 @@ impl RingOut {
         (fits == count).then_some(result)
     }
 
+    /// Whether samples were published since the last call.
+    pub fn take_published(&mut self) -> bool {
+        std::mem::take(&mut self.published)
+    }
+
     fn settle(&mut self, count: usize) {
+        self.published |= count > 0;
         self.producer.commit(count);
         self.reserved_count = self.reserved_count.saturating_sub(count);
     }

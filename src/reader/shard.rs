@@ -108,6 +108,8 @@ pub struct Shard {
     health: Health,
     /// When the per-device totals were last published (`stats.devices`).
     devices_published_ns: u64,
+    /// Rung at the end of a turn that published samples.
+    pub doorbell: Option<Arc<crate::doorbell::Doorbell>>,
 }
 
 /// How often the per-device totals go to the metrics.
@@ -200,6 +202,7 @@ impl Shard {
             labels,
             health: Health::new(count),
             devices_published_ns: 0,
+            doorbell: None,
         })
     }
 
@@ -290,6 +293,11 @@ impl Shard {
 
     /// Publishes the counters gathered since the last call.
     pub fn publish(&mut self) {
+        if self.out.take_published() {
+            if let Some(doorbell) = &self.doorbell {
+                doorbell.ring();
+            }
+        }
         self.stats.publish(&mut self.pending);
     }
 

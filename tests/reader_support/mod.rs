@@ -150,6 +150,8 @@ pub fn run_until(
         histograms: Some(std::sync::Arc::new(
             millrace::metrics::StageHistograms::default(),
         )),
+        // The test drains the ring itself, on its own schedule.
+        doorbell: None,
     };
     let reader = Reader::spawn(specs, producer, reader_options)
         .unwrap_or_else(|e| panic!("spawn a reader with {backend:?}: {e}"));
