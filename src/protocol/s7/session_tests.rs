@@ -129,16 +129,19 @@ fn handshake_then_cycles_decode_every_tag() {
 
 #[test]
 fn a_smaller_pdu_replans_and_straddlers_come_together() {
-    // Planned for 240; the PLC grants 64: the STRING[40] and the DB1 run
-    // are cut across requests, and the records per request stay within
-    // what the reader sized its slices for.
+    // Planned for 240; the PLC grants 64: the DB1 run is cut across
+    // requests, only between tags (every tag fits the 46 bytes of one item,
+    // the STRING[40] too: none is torn), and the records per request stay
+    // within what the reader sized its slices for.
     let mut h = fuzz_harness(64);
     let spf = h.session.samples_per_frame_max();
     let requests_240 = h.session.requests_per_cycle();
     h.connect();
     assert!(h.session.requests_per_cycle() > requests_240);
     assert_eq!(h.session.samples_per_frame_max(), spf);
-    assert!(!h.session.plan().straddlers.is_empty());
+    assert!(h.session.plan().straddlers.is_empty());
+    let inside: usize = h.session.plan().requests.iter().flat_map(|r| &r.pieces).map(|p| p.inside.len()).sum();
+    assert_eq!(inside, h.session.plan().tags.len(), "every tag whole in one piece");
     for r in &h.session.plan().requests {
         assert!(r.request_bytes() - 7 <= 64 && 14 + r.answer_item_bytes() <= 64);
     }
