@@ -140,8 +140,19 @@ fn a_smaller_pdu_replans_and_straddlers_come_together() {
     assert!(h.session.requests_per_cycle() > requests_240);
     assert_eq!(h.session.samples_per_frame_max(), spf);
     assert!(h.session.plan().straddlers.is_empty());
-    let inside: usize = h.session.plan().requests.iter().flat_map(|r| &r.pieces).map(|p| p.inside.len()).sum();
-    assert_eq!(inside, h.session.plan().tags.len(), "every tag whole in one piece");
+    let inside: usize = h
+        .session
+        .plan()
+        .requests
+        .iter()
+        .flat_map(|r| &r.pieces)
+        .map(|p| p.inside.len())
+        .sum();
+    assert_eq!(
+        inside,
+        h.session.plan().tags.len(),
+        "every tag whole in one piece"
+    );
     for r in &h.session.plan().requests {
         assert!(r.request_bytes() - 7 <= 64 && 14 + r.answer_item_bytes() <= 64);
     }
