@@ -74,7 +74,7 @@ fn seeds() -> Vec<(&'static str, u8, Vec<u8>)> {
     vec![
         ("two_cycles", 0, cycles.clone()),
         ("two_cycles_chunked", 37, cycles),
-        ("pdu_64_straddlers", 5, small),
+        ("pdu_64_cut_between_tags", 5, small),
         ("put_get_off", 0, put_get),
         ("missing_db", 9, missing),
         ("items_capped", 0, capped),
@@ -127,7 +127,7 @@ fn s7_seeds_are_current_and_reach_the_decoder() {
     };
     assert_eq!(run("two_cycles"), good);
     assert_eq!(run("two_cycles_chunked"), good);
-    assert_eq!(run("pdu_64_straddlers"), good);
+    assert_eq!(run("pdu_64_cut_between_tags"), good);
     let put_get = run("put_get_off");
     assert_eq!((put_get.device_samples, put_get.errors), (26, 0));
     let missing = run("missing_db");

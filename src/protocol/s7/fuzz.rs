@@ -55,9 +55,10 @@ pub fn s7_device(name: &str, address: &str, pdu_size: u16, tags: Vec<S7Tag>) -> 
 
 /// The fuzz device: every type, in DB1 (contiguous 0..=70 with a
 /// STRING[40] and a WSTRING[10]), bools in M, an INT in I and Q, and DB2
-/// far apart. Planned for a 240-byte PDU, the STRING and WSTRING span
-/// bytes that a 120-byte grant cuts: straddlers are exercised when the
-/// fake PLC grants less. Two requests in flight.
+/// far apart. Planned for a 240-byte PDU; a smaller grant cuts the DB1 run
+/// between tags (every tag fits the 46 bytes one item carries at 64, so
+/// none is torn; an oversize tag is exercised in session_tests.rs). Two
+/// requests in flight.
 pub fn fuzz_device() -> DeviceConfig {
     use S7Type::*;
     let db1 = S7Area::Db(1);

@@ -43,4 +43,6 @@ pub use session::{ReceiveError, S7Session, SessionConfig};
 #[cfg(test)]
 mod codec_tests;
 #[cfg(test)]
+mod planner_tests;
+#[cfg(test)]
 mod session_tests;

@@ -8,10 +8,12 @@
 //!
 //! A tag occupies the bytes `[byte, byte + size)` of its area (a bool the
 //! byte of its bit: bits are extracted in the decoder, so every item is a
-//! byte read). Tags of one area (one DB) sorted by start are swept into
-//! *ranges*: a tag joins the open range when it starts at most `max_hole`
-//! bytes past its end. Ranges are then cut into *pieces* and the pieces
-//! packed into requests. A request of `n` pieces with lengths `l_i` costs
+//! byte read). Tags of one area (one DB) sorted by (start, index) are swept
+//! into *ranges*: a tag joins the open range when it starts at most
+//! `max_hole` bytes past its end. A range is then cut into *pieces*, each a
+//! run of its consecutive tags read as one item from the first tag's start
+//! to the furthest end of the run, and the pieces packed into requests. A
+//! request of `n` pieces with lengths `l_i` costs
 //!
 //! ```text
 //!   request:  10 (job header) + 2 + 12 n            <= PDU
@@ -21,28 +23,54 @@
 //! where `fill_i` is 1 for an odd `l_i` unless the item is the last (the
 //! planner puts an odd piece last). `n` is also capped by the items limit
 //! (a PLC that answered fewer items than asked) and the records of the tags
-//! a request touches by `records_max` (a re-plan must not raise
-//! `samples_per_frame_max`). A range is cut only at even offsets from its
-//! start, so every piece but a range's last is even. A tag cut by a piece
-//! boundary (a *straddler*, e.g. a STRING[254] under a 240-byte PDU) is put
-//! together in the session's scratch from its pieces and decoded when the
-//! last of them is answered.
+//! a request reads by `records_max` (a re-plan must not raise
+//! `samples_per_frame_max`).
+//!
+//! # No torn reads
+//!
+//! A cut falls only between two tags, never inside one: every tag is read
+//! whole from one item of one answer, so its bytes are of one instant of
+//! the PLC. (A cut at a byte count put the farm's LREAL at DB1.DBB936 half
+//! in one answer and half in the next under a 960-byte PDU.) Pieces may
+//! overlap where tags overlap, and a cut skips the hole between its tags.
+//! The one exception is an *oversize* tag, longer than one item carries
+//! (`item_bytes_max`: the PDU less 18): no answer can hold it (two items
+//! of one answer carry less than one), so it is read in parts, each as
+//! long as the open request allows, in consecutive requests, put together
+//! in the session's scratch and decoded when its last part is answered.
+//! Its value may be torn. Today's types are oversize only under small
+//! PDUs: a STRING[254] (256 bytes) below 274, a WSTRING[341] (686 bytes)
+//! below 704; at 240, a STRING longer than 220 or a WSTRING longer than
+//! 109 characters. At 960 none is.
 //!
 //! # Why the sweep gives the fewest requests (for the order it keeps)
 //!
-//! Lay the ranges end to end in (area, start) order: a plan that keeps this
-//! order reads each request as one window `[a, b)` of that line, cut at
-//! allowed points (range boundaries, even offsets inside a range). Validity
+//! Lay the ranges' tags end to end in (area, start, index) order: a plan
+//! that keeps this order and reads a range in one piece per request reads
+//! each request as one window of that line, cut between tags (and at any
+//! byte inside an oversize tag); a range boundary ends a piece. Validity
 //! (both byte budgets, the items cap, the records cap) is *monotone*: a
-//! window inside a valid window is valid (fewer pieces, fewer bytes, fewer
-//! touched tags; a sub-window's pieces are sub-pieces, and a fill byte never
-//! appears where the larger window had none because cuts stay even). The
-//! planner takes, from each window's start, the furthest valid end. By
-//! induction its `k`-th window ends at or after the `k`-th window of any
-//! order-keeping plan: if its `(k-1)`-th end `e` is at or after the other
-//! plan's `e'`, the other plan's `k`-th window `[e', f)` contains `[e, f)`
-//! when `e < f`, which is then valid, so the planner reaches at least `f`.
-//! So no order-keeping plan has fewer requests.
+//! window inside a valid window is valid (fewer pieces, each spanning no
+//! more bytes, fewer tags; a shorter piece never costs more padded bytes,
+//! and when it turns an odd piece even it saves the two bytes the lost
+//! "odd last" byte would cost). The planner takes, from each window's
+//! start, the furthest valid end. By induction its `k`-th window ends at or
+//! after the `k`-th window of any such plan: if its `(k-1)`-th end `e` is
+//! at or after the other plan's `e'`, the other plan's `k`-th window
+//! `[e', f)` contains `[e, f)` when `e < f`, which is then valid, so the
+//! planner reaches at least `f`. So no such plan has fewer requests.
+//!
+//! The price of not tearing, against a plan free to cut at any byte (the
+//! old one, which tore): a request closed for bytes ends before the tag
+//! that did not fit, so it wastes less than one tag and its item head and
+//! fill (`s + 5` bytes for the longest tag `s`): at most 2% of the answer
+//! of a 960-byte PDU for numeric tags (`s <= 12`), more for long strings.
+//! For tags that do not overlap and all fit one item, the sweep never
+//! needs more than twice the
+//! requests of the best byte-cut plan in the same order (split each of its
+//! windows before the tag it cuts, and read that tag alone); the skipped
+//! holes often win it back. `tests/s7_planner_prop.rs` checks both the
+//! exact claim and this bound.
 //!
 //! What is not claimed: a plan that reorders ranges can do better when many
 //! tiny ranges (item-bound requests) and a few long ones (byte-bound
@@ -51,10 +79,11 @@
 //! item bound plus the byte bound, against the larger of the two. Exact
 //! packing with reordering is bin packing (NP-hard); plans are small and
 //! per connection, but a poll cycle of a real device is almost always one
-//! of the two kinds. `tests/s7_planner_prop.rs` checks the claim against an
-//! exhaustive search of every order-keeping plan on small random inputs,
-//! and that the best plan over every reordering of the ranges never needs
-//! fewer than half the sweep's requests there (checked, not proven).
+//! of the two kinds. The property test checks that the best plan over
+//! every reordering of the ranges never needs fewer than half the sweep's
+//! requests on small random inputs (checked, not proven). Nor is it claimed
+//! that splitting a range into two pieces of one request (to skip a hole
+//! longer than an item head) never helps: `max_hole` is the user's choice.
 
 use crate::config::{S7Area, S7Device, S7Tag, S7Type};
 use crate::sample::{text_records, TagId, TEXT_BYTES_MAX};
@@ -312,15 +341,28 @@ pub fn plan(tags: Vec<PlannedTag>, max_hole: u16, limits: Limits) -> Plan {
     build(tags, &ranges, &cuts, limits)
 }
 
-/// A piece as the packing decides it: range index and byte span.
+/// A piece as the packing decides it: a run of a range's tags read as one
+/// item, or a part of one oversize tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cut {
     pub range: usize,
+    /// The piece's tags: positions `tag_first..tag_first + tag_count` in
+    /// the range's `tags` (an oversize tag's part: that one tag).
+    pub tag_first: u32,
+    pub tag_count: u32,
+    /// Bytes read: from the first tag's start to the furthest end of the
+    /// run's tags, or the part's span inside its oversize tag.
     pub start: u32,
     pub end: u32,
 }
 
-/// Running totals of the request being filled.
+/// Bytes one item carries at most: the whole answer of a one-item request.
+/// A tag longer than this is *oversize* and the only kind read in parts.
+pub const fn item_bytes_max(limits: Limits) -> usize {
+    limits.answer_bytes() - READ_RESPONSE_ITEM_HEAD_BYTES
+}
+
+/// Running totals of the request being filled (its closed pieces).
 #[derive(Clone, Copy, Debug, Default)]
 struct Fill {
     items: usize,
@@ -338,149 +380,224 @@ impl Fill {
         self.even_bytes + READ_RESPONSE_ITEM_HEAD_BYTES + len.next_multiple_of(2)
             - usize::from(odd > 0)
     }
+
+    /// Whether one more piece of `len` bytes writing `records` fits.
+    fn fits(&self, len: usize, records: usize, limits: Limits) -> bool {
+        self.items < limits.items()
+            && self.bytes_with(len) <= limits.answer_bytes()
+            && self.records + records <= limits.records_max
+    }
+
+    fn add(&mut self, len: usize, records: usize) {
+        self.even_bytes += READ_RESPONSE_ITEM_HEAD_BYTES + len.next_multiple_of(2);
+        self.odd_pieces += len % 2;
+        self.items += 1;
+        self.records += records;
+    }
 }
 
-/// Records of the range's tags that touch `[start, end)`.
-fn touched_records(range: &Range, tags: &[PlannedTag], start: u32, end: u32) -> usize {
-    range
-        .tags
-        .iter()
-        .filter_map(|&i| tags.get(i as usize))
-        .filter(|t| t.byte < end && t.end() > start)
-        .map(|t| t.records as usize)
-        .sum()
-}
-
-/// The furthest end (an even offset from the range start, or the range's
-/// end) of a piece from `start` that joins `fill` within `limits`; `None`
-/// when not even a 2-byte piece fits.
-fn furthest_end(
-    range: &Range,
-    tags: &[PlannedTag],
-    start: u32,
-    fill: &Fill,
+/// The sweep's state: closed requests, the open one, and its growing piece.
+struct Packer<'a> {
+    tags: &'a [PlannedTag],
     limits: Limits,
-) -> Option<u32> {
-    if fill.items >= limits.items() {
-        return None;
-    }
-    let fits = |end: u32| {
-        let len = (end - start) as usize;
-        fill.bytes_with(len) <= limits.answer_bytes()
-            && fill.records + touched_records(range, tags, start, end) <= limits.records_max
-    };
-    if fits(range.end) {
-        return Some(range.end);
-    }
-    // Largest even offset from the range start below the range's end that
-    // fits: validity is monotone in the end, so bisect over the even ends.
-    let first = start + 2;
-    if first >= range.end || !fits(first) {
-        return None;
-    }
-    let (mut good, mut bad) = (
-        (first - range.start) / 2,
-        (range.end - range.start).div_ceil(2),
-    );
-    // Invariant: end `range.start + 2 good` fits, `range.start + 2 bad` does
-    // not (or is past the end). At most 32 rounds for 32-bit offsets.
-    while bad - good > 1 {
-        let mid = good + (bad - good) / 2;
-        if range.start + 2 * mid < range.end && fits(range.start + 2 * mid) {
-            good = mid;
-        } else {
-            bad = mid;
+    requests: Vec<Vec<Cut>>,
+    open: Vec<Cut>,
+    fill: Fill,
+    /// The piece the next tag of the range may extend, with its records.
+    growing: Option<(Cut, usize)>,
+}
+
+impl Packer<'_> {
+    fn close_piece(&mut self) {
+        if let Some((cut, records)) = self.growing.take() {
+            self.fill.add((cut.end - cut.start) as usize, records);
+            self.open.push(cut);
         }
     }
-    Some(range.start + 2 * good)
-}
 
-/// Next-fit with cutting over the ranges in order: each request takes the
-/// longest prefix of what is left that fits (see the module documentation).
-/// Returns the pieces of each request in stream order.
-pub fn pack(ranges: &[Range], tags: &[PlannedTag], limits: Limits) -> Vec<Vec<Cut>> {
-    let mut requests = Vec::new();
-    let mut open: Vec<Cut> = Vec::new();
-    let mut fill = Fill::default();
-    for (index, range) in ranges.iter().enumerate() {
-        let mut start = range.start;
-        // Each round adds a piece (start moves on) or closes a non-empty
-        // request; a closed request is followed by a piece, so the loop
-        // ends within two rounds per byte of the range.
-        while start < range.end {
-            let end = match furthest_end(range, tags, start, &fill, limits) {
-                Some(end) => end,
-                None if open.is_empty() => {
-                    // Not even 2 bytes fit an empty request: only a records
-                    // cap below one tag's records can do this (a cap from a
-                    // plan of the same tags never is). Read the minimum.
-                    (start + 2).min(range.end)
-                }
+    fn close_request(&mut self) {
+        self.close_piece();
+        if !self.open.is_empty() {
+            self.requests.push(std::mem::take(&mut self.open));
+        }
+        self.fill = Fill::default();
+    }
+
+    /// A tag that fits one item: it extends the growing piece when the
+    /// request still has room, else it opens a new request. It is never cut.
+    fn add_tag(&mut self, range: usize, position: u32, tag: &PlannedTag) {
+        let alone = Cut {
+            range,
+            tag_first: position,
+            tag_count: 1,
+            start: tag.byte,
+            end: tag.end(),
+        };
+        let candidate = match self.growing {
+            Some((cut, records)) => {
+                let end = cut.end.max(tag.end());
+                let grown = Cut {
+                    tag_count: cut.tag_count + 1,
+                    end,
+                    ..cut
+                };
+                (grown, records + tag.records as usize)
+            }
+            None => (alone, tag.records as usize),
+        };
+        let (cut, records) = candidate;
+        if self
+            .fill
+            .fits((cut.end - cut.start) as usize, records, self.limits)
+        {
+            self.growing = Some(candidate);
+            return;
+        }
+        // An empty request takes any tag that fits one item, unless the
+        // records cap is below the tag's own records (a cap from a plan of
+        // the same tags never is): then the tag is read alone regardless.
+        self.close_request();
+        self.growing = Some((alone, tag.records as usize));
+    }
+
+    /// An oversize tag: in parts, each as long as the open request allows,
+    /// in consecutive requests (no answer can carry it whole).
+    fn add_oversize(&mut self, range: usize, position: u32, tag: &PlannedTag) {
+        self.close_piece();
+        let records = tag.records as usize;
+        let mut at = tag.byte;
+        // Each round adds a part (`at` moves on) or closes a non-empty
+        // request, which the next round fills: at most two rounds per part.
+        while at < tag.end() {
+            let rest = (tag.end() - at) as usize;
+            let len = match self.part_bytes(rest, records) {
+                Some(len) => len,
+                None if self.open.is_empty() => rest.min(item_bytes_max(self.limits)),
                 None => {
-                    requests.push(std::mem::take(&mut open));
-                    fill = Fill::default();
+                    self.close_request();
                     continue;
                 }
             };
-            let len = (end - start) as usize;
-            fill.even_bytes += READ_RESPONSE_ITEM_HEAD_BYTES + len.next_multiple_of(2);
-            fill.odd_pieces += len % 2;
-            fill.items += 1;
-            fill.records += touched_records(range, tags, start, end);
-            open.push(Cut {
-                range: index,
-                start,
+            let end = at + len as u32;
+            self.fill.add(len, records);
+            self.open.push(Cut {
+                range,
+                tag_first: position,
+                tag_count: 1,
+                start: at,
                 end,
             });
-            start = end;
+            at = end;
         }
     }
-    if !open.is_empty() {
-        requests.push(open);
+
+    /// The longest part of at most `rest` bytes the open request takes.
+    /// `bytes_with` grows by at most one per byte, so from one past the
+    /// free room it takes at most two steps down.
+    fn part_bytes(&self, rest: usize, records: usize) -> Option<usize> {
+        let used = self.fill.bytes_with(0);
+        let room = self.limits.answer_bytes().checked_sub(used)?;
+        let mut len = rest.min(room + 1);
+        for _ in 0..3 {
+            if len == 0 {
+                return None;
+            }
+            if self.fill.fits(len, records, self.limits) {
+                return Some(len);
+            }
+            len -= 1;
+        }
+        None
     }
-    requests
+}
+
+/// Next-fit over the ranges in order, cutting only between tags (see the
+/// module documentation). Returns the pieces of each request in stream
+/// order.
+pub fn pack(ranges: &[Range], tags: &[PlannedTag], limits: Limits) -> Vec<Vec<Cut>> {
+    let mut packer = Packer {
+        tags,
+        limits,
+        requests: Vec::new(),
+        open: Vec::new(),
+        fill: Fill::default(),
+        growing: None,
+    };
+    let item_max = item_bytes_max(limits);
+    for (index, range) in ranges.iter().enumerate() {
+        for (position, &i) in range.tags.iter().enumerate() {
+            let Some(tag) = packer.tags.get(i as usize) else {
+                continue;
+            };
+            if tag.size as usize > item_max {
+                packer.add_oversize(index, position as u32, tag);
+            } else {
+                packer.add_tag(index, position as u32, tag);
+            }
+        }
+        packer.close_piece();
+    }
+    packer.close_request();
+    packer.requests
+}
+
+/// The tag indices (into `Plan::tags`) of a cut's run.
+fn run<'r>(range: &'r Range, cut: &Cut) -> &'r [u32] {
+    let from = cut.tag_first as usize;
+    range
+        .tags
+        .get(from..from + cut.tag_count as usize)
+        .unwrap_or_default()
 }
 
 /// Decode lists, straddlers and wire items from the packing.
 fn build(tags: Vec<PlannedTag>, ranges: &[Range], cuts: &[Vec<Cut>], limits: Limits) -> Plan {
-    // A tag is a straddler when no single piece holds it whole.
+    // A straddler is a tag no single piece holds whole: only an oversize
+    // one. Every tag is read once: whole in one piece, or in parts that
+    // tile its bytes (asserted: the decoder relies on it).
     let mut straddler_of: Vec<Option<u32>> = vec![None; tags.len()];
+    let mut read_bytes: Vec<u32> = vec![0; tags.len()];
     let mut straddlers: Vec<Straddler> = Vec::new();
     let mut scratch_bytes = 0usize;
-    let all_cuts = || cuts.iter().flatten();
-    for cut in all_cuts() {
+    for cut in cuts.iter().flatten() {
         let Some(range) = ranges.get(cut.range) else {
             continue;
         };
-        for &i in &range.tags {
-            let Some(tag) = tags.get(i as usize) else {
+        for &i in run(range, cut) {
+            let (Some(tag), Some(read), Some(slot)) = (
+                tags.get(i as usize),
+                read_bytes.get_mut(i as usize),
+                straddler_of.get_mut(i as usize),
+            ) else {
                 continue;
             };
-            let touches = tag.byte < cut.end && tag.end() > cut.start;
             let whole = tag.byte >= cut.start && tag.end() <= cut.end;
-            if !touches || whole {
+            *read += if whole { tag.size } else { cut.end - cut.start };
+            if whole {
                 continue;
             }
-            let slot = straddler_of.get_mut(i as usize);
-            if let Some(slot) = slot {
-                match slot {
-                    Some(s) => {
-                        if let Some(st) = straddlers.get_mut(*s as usize) {
-                            st.pieces += 1;
-                        }
+            assert!(tag.byte <= cut.start && cut.end <= tag.end());
+            match slot {
+                Some(s) => {
+                    if let Some(st) = straddlers.get_mut(*s as usize) {
+                        st.pieces += 1;
                     }
-                    None => {
-                        *slot = Some(straddlers.len() as u32);
-                        straddlers.push(Straddler {
-                            tag: i,
-                            scratch_offset: scratch_bytes as u32,
-                            pieces: 1,
-                        });
-                        scratch_bytes += tag.size as usize;
-                    }
+                }
+                None => {
+                    *slot = Some(straddlers.len() as u32);
+                    straddlers.push(Straddler {
+                        tag: i,
+                        scratch_offset: scratch_bytes as u32,
+                        pieces: 1,
+                    });
+                    scratch_bytes += tag.size as usize;
                 }
             }
         }
+    }
+    for ((tag, read), straddler) in tags.iter().zip(&read_bytes).zip(&straddler_of) {
+        assert!(*read == tag.size, "a tag is read exactly once");
+        assert!(straddler.is_none() || tag.size as usize > item_bytes_max(limits));
     }
     let requests = cuts
         .iter()
@@ -517,26 +634,19 @@ fn build_request(
             inside: Vec::new(),
             parts: Vec::new(),
         };
-        for &i in &range.tags {
+        for &i in run(range, cut) {
             let Some(tag) = tags.get(i as usize) else {
                 continue;
             };
-            if tag.byte >= cut.end || tag.end() <= cut.start {
-                continue;
-            }
             records_max += tag.records as usize;
             match straddler_of.get(i as usize).copied().flatten() {
                 None => piece.inside.push((i, (tag.byte - cut.start) as u16)),
-                Some(s) => {
-                    let from = tag.byte.max(cut.start);
-                    let to = tag.end().min(cut.end);
-                    piece.parts.push(StraddlePart {
-                        straddler: s,
-                        piece_offset: (from - cut.start) as u16,
-                        tag_offset: (from - tag.byte) as u16,
-                        len: (to - from) as u16,
-                    });
-                }
+                Some(s) => piece.parts.push(StraddlePart {
+                    straddler: s,
+                    piece_offset: 0,
+                    tag_offset: (cut.start - tag.byte) as u16,
+                    len: (cut.end - cut.start) as u16,
+                }),
             }
         }
         pieces.push(piece);

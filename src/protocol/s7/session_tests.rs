@@ -128,17 +128,31 @@ fn handshake_then_cycles_decode_every_tag() {
 }
 
 #[test]
-fn a_smaller_pdu_replans_and_straddlers_come_together() {
-    // Planned for 240; the PLC grants 64: the STRING[40] and the DB1 run
-    // are cut across requests, and the records per request stay within
-    // what the reader sized its slices for.
+fn a_smaller_pdu_replans_without_tearing_a_tag() {
+    // Planned for 240; the PLC grants 64: the DB1 run is cut across
+    // requests, only between tags (every tag fits the 46 bytes of one item,
+    // the STRING[40] too: none is torn), and the records per request stay
+    // within what the reader sized its slices for.
     let mut h = fuzz_harness(64);
     let spf = h.session.samples_per_frame_max();
     let requests_240 = h.session.requests_per_cycle();
     h.connect();
     assert!(h.session.requests_per_cycle() > requests_240);
     assert_eq!(h.session.samples_per_frame_max(), spf);
-    assert!(!h.session.plan().straddlers.is_empty());
+    assert!(h.session.plan().straddlers.is_empty());
+    let inside: usize = h
+        .session
+        .plan()
+        .requests
+        .iter()
+        .flat_map(|r| &r.pieces)
+        .map(|p| p.inside.len())
+        .sum();
+    assert_eq!(
+        inside,
+        h.session.plan().tags.len(),
+        "every tag whole in one piece"
+    );
     for r in &h.session.plan().requests {
         assert!(r.request_bytes() - 7 <= 64 && 14 + r.answer_item_bytes() <= 64);
     }
@@ -153,6 +167,36 @@ fn a_smaller_pdu_replans_and_straddlers_come_together() {
             granted: 64
         })
     );
+}
+
+#[test]
+fn an_oversize_string_comes_together_from_its_parts() {
+    // A STRING[60] over the fuzz device's STRING[40] at DB1.DBB42: 62
+    // bytes, more than the 46 one item carries at 64. Read in parts under
+    // the 64-byte grant, it decodes as when read whole at 240.
+    let db1 = S7Area::Db(1);
+    let tags = vec![
+        s7_tag("di", db1, 6, 0, S7Type::DInt),
+        s7_tag("s", db1, 42, 0, S7Type::String(60)),
+        s7_tag("ui", db1, 116, 0, S7Type::UInt),
+    ];
+    let harness = |pdu| {
+        let device = s7_device("long", "127.0.0.1:102", 240, tags.clone());
+        let session = S7Session::for_device(&device, TagId(FUZZ_TAG_FIRST)).unwrap();
+        Harness::new(session, FakePlc::new(pdu, fuzz_areas()))
+    };
+    let mut small = harness(64);
+    small.connect();
+    assert_eq!(small.session.plan().straddlers.len(), 1);
+    let mut big = harness(240);
+    big.connect();
+    assert!(big.session.plan().straddlers.is_empty());
+    let whole = by_tag(&big.cycle(false));
+    assert_eq!(whole.len(), 3);
+    assert!(whole.iter().all(|r| r.1 == Quality::GOOD));
+    assert!(!whole[1].3.is_empty(), "the string has text");
+    assert_eq!(by_tag(&small.cycle(false)), whole);
+    assert_eq!(by_tag(&small.cycle(true)), whole);
 }
 
 #[test]
