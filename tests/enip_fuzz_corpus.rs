@@ -4,31 +4,13 @@
 //! missing corpus fails. `MILLRACE_WRITE_ENIP_SEEDS=1` rewrites the seeds
 //! from `Responder` (the in-memory controller of src/protocol/enip/fuzz.rs).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{fuzz_corpus, replay_corpus};
 
 use millrace::protocol::enip::fuzz::{
     fuzz_device, fuzz_framer, fuzz_responder, fuzz_session, transcript, SessionRun,
 };
-
-fn corpus(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target)
-}
-
-fn replay(target: &str, run: fn(&[u8])) {
-    let dir = corpus(target);
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let mut replayed = 0;
-    for entry in entries {
-        let path = entry.expect("corpus entry").path();
-        let data = std::fs::read(&path).expect("corpus file");
-        eprintln!("replaying {}", path.display());
-        run(&data);
-        replayed += 1;
-    }
-    assert!(replayed >= 5, "{target}: only {replayed} corpus files");
-}
 
 /// The named seeds: (file, chunking seed byte, stream).
 fn seeds() -> Vec<(&'static str, u8, Vec<u8>)> {
@@ -81,9 +63,9 @@ fn enip_seeds_are_current_and_reach_the_decoder() {
     for (name, seed, stream) in seeds() {
         let data = seed_file(seed, &stream);
         for target in ["enip_session", "enip_framer"] {
-            let path = corpus(target).join(name);
+            let path = fuzz_corpus(target).join(name);
             if write {
-                std::fs::create_dir_all(corpus(target)).unwrap();
+                std::fs::create_dir_all(fuzz_corpus(target)).unwrap();
                 std::fs::write(&path, &data).unwrap();
             }
             let stored = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -94,7 +76,7 @@ fn enip_seeds_are_current_and_reach_the_decoder() {
         }
     }
     let run = |name: &str| {
-        let data = std::fs::read(corpus("enip_session").join(name)).unwrap();
+        let data = std::fs::read(fuzz_corpus("enip_session").join(name)).unwrap();
         fuzz_session(&data)
     };
     let per_cycle = fuzz_device().tag_count();
@@ -126,12 +108,12 @@ fn enip_seeds_are_current_and_reach_the_decoder() {
 
 #[test]
 fn enip_session_corpus_replays_without_a_crash() {
-    replay("enip_session", |data| {
+    replay_corpus("enip_session", |data| {
         fuzz_session(data);
     });
 }
 
 #[test]
 fn enip_framer_corpus_replays_without_a_crash() {
-    replay("enip_framer", fuzz_framer);
+    replay_corpus("enip_framer", fuzz_framer);
 }

@@ -2,30 +2,17 @@
 //! points the cargo-fuzz targets call, so CI exercises them without
 //! libFuzzer. An empty or missing corpus fails: the replay must replay.
 
+mod common;
+
+use common::replay_corpus;
+
 use std::path::Path;
 
 use millrace::protocol::modbus::fuzz::{fuzz_framers, fuzz_session, SessionRun};
 
-fn replay(target: &str, run: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target);
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let mut replayed = 0;
-    for entry in entries {
-        let path = entry.expect("corpus entry").path();
-        let data = std::fs::read(&path).expect("corpus file");
-        // Shown only when the test fails: names the input that broke it.
-        eprintln!("replaying {}", path.display());
-        run(&data);
-        replayed += 1;
-    }
-    assert!(replayed >= 5, "{target}: only {replayed} corpus files");
-}
-
 #[test]
 fn modbus_session_corpus_replays_without_a_crash() {
-    replay("modbus_session", |data| {
+    replay_corpus("modbus_session", |data| {
         fuzz_session(data);
     });
 }
@@ -67,5 +54,5 @@ fn modbus_session_seeds_decode_whole_cycles() {
 
 #[test]
 fn modbus_framers_corpus_replays_without_a_crash() {
-    replay("modbus_framers", fuzz_framers);
+    replay_corpus("modbus_framers", fuzz_framers);
 }

@@ -4,31 +4,13 @@
 //! fails. `MILLRACE_WRITE_S7_SEEDS=1` rewrites the seeds from `FakePlc`
 //! (the in-memory PLC of src/protocol/s7/fuzz.rs).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{fuzz_corpus, replay_corpus};
 
 use millrace::protocol::s7::fuzz::{
     fuzz_areas, fuzz_framers, fuzz_session, seed_stream, FakePlc, SessionRun,
 };
-
-fn corpus(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target)
-}
-
-fn replay(target: &str, run: fn(&[u8])) {
-    let dir = corpus(target);
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let mut replayed = 0;
-    for entry in entries {
-        let path = entry.expect("corpus entry").path();
-        let data = std::fs::read(&path).expect("corpus file");
-        eprintln!("replaying {}", path.display());
-        run(&data);
-        replayed += 1;
-    }
-    assert!(replayed >= 5, "{target}: only {replayed} corpus files");
-}
 
 /// The named seeds: (file, chunking seed byte, stream).
 fn seeds() -> Vec<(&'static str, u8, Vec<u8>)> {
@@ -95,9 +77,9 @@ fn s7_seeds_are_current_and_reach_the_decoder() {
     let mut framers = Vec::new();
     for (name, seed, stream) in seeds() {
         let data = seed_file(seed, &stream);
-        let path = corpus("s7_session").join(name);
+        let path = fuzz_corpus("s7_session").join(name);
         if write {
-            std::fs::create_dir_all(corpus("s7_session")).unwrap();
+            std::fs::create_dir_all(fuzz_corpus("s7_session")).unwrap();
             std::fs::write(&path, &data).unwrap();
         }
         let stored = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -108,13 +90,13 @@ fn s7_seeds_are_current_and_reach_the_decoder() {
         framers.push((name, data));
     }
     if write {
-        std::fs::create_dir_all(corpus("s7_framers")).unwrap();
+        std::fs::create_dir_all(fuzz_corpus("s7_framers")).unwrap();
         for (name, data) in &framers {
-            std::fs::write(corpus("s7_framers").join(name), data).unwrap();
+            std::fs::write(fuzz_corpus("s7_framers").join(name), data).unwrap();
         }
     }
     let run = |name: &str| {
-        let data = std::fs::read(corpus("s7_session").join(name)).unwrap();
+        let data = std::fs::read(fuzz_corpus("s7_session").join(name)).unwrap();
         fuzz_session(&data)
     };
     // 26 tags a cycle, two cycles, nothing bad.
@@ -146,12 +128,12 @@ fn s7_seeds_are_current_and_reach_the_decoder() {
 
 #[test]
 fn s7_session_corpus_replays_without_a_crash() {
-    replay("s7_session", |data| {
+    replay_corpus("s7_session", |data| {
         fuzz_session(data);
     });
 }
 
 #[test]
 fn s7_framers_corpus_replays_without_a_crash() {
-    replay("s7_framers", fuzz_framers);
+    replay_corpus("s7_framers", fuzz_framers);
 }

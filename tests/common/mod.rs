@@ -1,7 +1,7 @@
 //! Helpers every kind of test needs the same way: the peer Python, a child
 //! `millrace` process (signals, a bounded wait for its exit, the WAL's
-//! durable end), bounded polling, reading the metrics endpoint, and a tmpfs
-//! that really fills.
+//! durable end), bounded polling, reading the metrics endpoint, a tmpfs
+//! that really fills, and replaying a fuzz corpus.
 //!
 //! Every wait here is bounded; nothing asserts a timing.
 
@@ -183,4 +183,29 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.path).status();
     }
+}
+
+/// The cargo-fuzz corpus directory of `target` (fuzz/corpus/TARGET).
+pub fn fuzz_corpus(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target)
+}
+
+/// Runs `run` (the entry point the cargo-fuzz target calls) on every file
+/// of `target`'s corpus, so CI exercises it without libFuzzer. A missing
+/// corpus or one of fewer than 5 files fails.
+pub fn replay_corpus(target: &str, run: fn(&[u8])) {
+    let dir = fuzz_corpus(target);
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut replayed = 0;
+    for entry in entries {
+        let path = entry.expect("corpus entry").path();
+        let data = std::fs::read(&path).expect("corpus file");
+        // Shown only when the test fails: names the input that broke it.
+        eprintln!("replaying {}", path.display());
+        run(&data);
+        replayed += 1;
+    }
+    assert!(replayed >= 5, "{target}: only {replayed} corpus files");
 }
