@@ -23,22 +23,15 @@ mod reader_support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::{read_samples, Want};
 use enip_support::{python, start, wait_listening, Peer};
 use millrace::config::{
     parse_enip_address, CipType, DeviceConfig, DriverConfig, EnipDevice, EnipTag, Protocol,
 };
 use millrace::protocol::enip::{EnipSession, RequestKind};
-use millrace::sample::{text_at, ValueKind};
-use millrace::{Quality, Sample, TagId};
+use millrace::sample::ValueKind;
+use millrace::{Quality, TagId};
 use reader_support::*;
-
-/// What a sample must read as.
-#[derive(Clone, Debug, PartialEq)]
-enum Want {
-    Value(ValueKind, u64),
-    Text(&'static str),
-    Bad(Quality),
-}
 
 fn tag(name: &str, address: &str, data_type: CipType, count: u16) -> EnipTag {
     let address = parse_enip_address(address).expect("a valid address");
@@ -126,29 +119,6 @@ fn types_device(name: &str, port: u16, connection_size: u16) -> (DeviceConfig, V
     (device, wants.into_iter().flatten().collect())
 }
 
-/// (tag id, what it read as) for each sample of the run.
-fn read(samples: &[Sample]) -> Vec<(usize, Want)> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < samples.len() {
-        let s = samples[at];
-        let span = millrace::sample::record_span(&samples[at..]).expect("records hold together");
-        let want = if !s.quality().is_good() {
-            Want::Bad(s.quality())
-        } else if let Some(t) = text_at(&samples[at..]) {
-            let mut bytes = vec![0; t.len()];
-            t.copy_to(&mut bytes);
-            let text = std::string::String::from_utf8(bytes).expect("UTF-8 text");
-            Want::Text(Box::leak(text.into_boxed_str()))
-        } else {
-            Want::Value(s.kind().unwrap(), s.value)
-        };
-        out.push((s.tag_id().0 as usize, want));
-        at += span;
-    }
-    out
-}
-
 /// The kinds of request the session plans for `device` at first (before
 /// any fallback).
 fn planned_kinds(device: &DeviceConfig) -> Vec<RequestKind> {
@@ -191,7 +161,7 @@ fn cm_ethernetip_every_type_a_missing_tag_and_fragments() {
                 cycles(0) >= 4 && cycles(first_small) >= 4
             },
         );
-        let rows = read(&run.samples);
+        let rows = read_samples(&run.samples);
         let per_device = |small: bool| {
             rows.iter()
                 .filter(|(id, _)| (*id >= first_small) == small)
@@ -353,7 +323,7 @@ fn cpppo_every_numeric_type_and_a_missing_tag() {
             RunOptions::default(),
             |_, samples| samples.iter().filter(|s| s.tag_id().0 == 0).count() >= 3,
         );
-        let rows = read(&run.samples);
+        let rows = read_samples(&run.samples);
         assert!(rows.len() >= 3 * wants.len(), "{backend:?}: {}", rows.len());
         for (id, got) in &rows {
             assert_eq!(got, &wants[*id], "{backend:?}: sample {id}");

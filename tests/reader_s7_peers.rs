@@ -17,10 +17,11 @@ mod s7_peer_support;
 
 use std::time::Duration;
 
+use common::read_samples;
 use millrace::config::{DeviceConfig, S7Area, S7Tag, S7Type};
 use millrace::protocol::s7::fuzz::{s7_device, s7_tag};
-use millrace::sample::{text_at, ValueKind};
-use millrace::{Quality, Sample};
+use millrace::sample::ValueKind;
+use millrace::Quality;
 use reader_support::*;
 use s7_peer_support::{every_type_tags, start, Snap7, Want};
 
@@ -30,29 +31,6 @@ fn types_device(port: u16) -> (DeviceConfig, Vec<Want>) {
     device.poll_interval = Duration::from_millis(50);
     device.timeout = Duration::from_secs(2);
     (device, wants)
-}
-
-/// (tag index, what it read as) for each sample of the run.
-fn read(samples: &[Sample]) -> Vec<(usize, Want)> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < samples.len() {
-        let s = samples[at];
-        let span = millrace::sample::record_span(&samples[at..]).expect("records hold together");
-        let want = if !s.quality().is_good() {
-            Want::Bad(s.quality())
-        } else if let Some(t) = text_at(&samples[at..]) {
-            let mut bytes = vec![0; t.len()];
-            t.copy_to(&mut bytes);
-            let text = std::string::String::from_utf8(bytes).expect("UTF-8 text");
-            Want::Text(Box::leak(text.into_boxed_str()))
-        } else {
-            Want::Value(s.kind().unwrap(), s.value)
-        };
-        out.push((s.tag_id().0 as usize, want));
-        at += span;
-    }
-    out
 }
 
 fn every_type(version: Snap7) {
@@ -66,7 +44,7 @@ fn every_type(version: Snap7) {
             RunOptions::default(),
             |c, _| c.responses >= 8,
         );
-        let rows = read(&run.samples);
+        let rows = read_samples(&run.samples);
         assert!(
             rows.len() >= 4 * wants.len(),
             "{version:?} {backend:?}: {}",
@@ -130,7 +108,7 @@ fn many_items_hold(version: Snap7, forced_pdu: u16) {
             RunOptions::default(),
             |c, _| c.samples >= 4 * 94,
         );
-        let rows = read(&run.samples);
+        let rows = read_samples(&run.samples);
         let mut decode_errors = 0;
         for (index, got) in &rows {
             match got {

@@ -1,7 +1,8 @@
 //! Helpers every kind of test needs the same way: the peer Python, a child
 //! `millrace` process (signals, a bounded wait for its exit, the WAL's
 //! durable end), bounded polling, reading the metrics endpoint, a tmpfs
-//! that really fills, and replaying a fuzz corpus.
+//! that really fills, replaying a fuzz corpus, and reading back what a
+//! reader wrote (a sample or a text as one `Want`).
 //!
 //! Every wait here is bounded; nothing asserts a timing.
 
@@ -208,4 +209,36 @@ pub fn replay_corpus(target: &str, run: fn(&[u8])) {
         replayed += 1;
     }
     assert!(replayed >= 5, "{target}: only {replayed} corpus files");
+}
+
+/// What a tag must read as (and what it did).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Want {
+    Value(millrace::ValueKind, u64),
+    Text(&'static str),
+    Bad(millrace::Quality),
+}
+
+/// (tag id, what it read as) for each sample of a reader's output, a text
+/// sample (a head and its extension records) as one.
+pub fn read_samples(samples: &[millrace::Sample]) -> Vec<(usize, Want)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < samples.len() {
+        let s = samples[at];
+        let span = millrace::sample::record_span(&samples[at..]).expect("records hold together");
+        let want = if !s.quality().is_good() {
+            Want::Bad(s.quality())
+        } else if let Some(t) = millrace::sample::text_at(&samples[at..]) {
+            let mut bytes = vec![0; t.len()];
+            t.copy_to(&mut bytes);
+            let text = String::from_utf8(bytes).expect("UTF-8 text");
+            Want::Text(Box::leak(text.into_boxed_str()))
+        } else {
+            Want::Value(s.kind().unwrap(), s.value)
+        };
+        out.push((s.tag_id().0 as usize, want));
+        at += span;
+    }
+    out
 }

@@ -132,13 +132,7 @@ pub fn start(version: Snap7, port: u16, forced_pdu: u16, db2_size: usize) -> Pee
     peer
 }
 
-/// What a tag must read as.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Want {
-    Value(ValueKind, u64),
-    Text(&'static str),
-    Bad(Quality),
-}
+pub use crate::common::Want;
 
 /// One tag of every supported type (and a scaled one, M, I, Q, and a DB
 /// that does not exist) with what it must read as from [`SERVER`].
