@@ -16,6 +16,7 @@
 #![deny(clippy::indexing_slicing)]
 
 pub(crate) mod assemble;
+pub mod checked;
 pub mod device;
 pub mod enip;
 pub mod modbus;

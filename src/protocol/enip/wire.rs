@@ -1,83 +1,33 @@
-//! The one checked reader of the EtherNet/IP codec family (rustls'
-//! `Reader`), little-endian: every read is a bounds-checked split that fails
-//! with the field it was reading, `sub` bounds a child reader by a declared
-//! length, and `finish` refuses leftover bytes. And the one writer: appends
+//! The EtherNet/IP family of the shared checked reader (protocol/checked.rs),
+//! little-endian. And the one writer: appends
 //! into a caller's buffer and remembers, rather than panics, when it would
 //! not fit. Nothing here panics or indexes.
 
 use super::error::{EnipError, Field};
+use crate::protocol::checked::{self, Family};
 
-#[derive(Clone, Copy, Debug)]
-pub struct Reader<'a> {
-    rest: &'a [u8],
-}
+/// The EtherNet/IP family of the shared checked reader
+/// (protocol/checked.rs): little-endian, a short read is `Truncated` and
+/// leftover bytes are `TrailingBytes`, each naming the field.
+pub struct Enip;
 
-impl<'a> Reader<'a> {
-    pub const fn new(bytes: &'a [u8]) -> Self {
-        Reader { rest: bytes }
-    }
-
-    pub const fn remaining(&self) -> usize {
-        self.rest.len()
-    }
-
-    pub const fn is_empty(&self) -> bool {
-        self.rest.is_empty()
-    }
-
-    /// The next `count` bytes, or `Truncated` naming `field`.
-    pub fn take(&mut self, count: usize, field: Field) -> Result<&'a [u8], EnipError> {
-        let Some((head, tail)) = self.rest.split_at_checked(count) else {
-            return Err(EnipError::Truncated {
-                field,
-                needed: count,
-                available: self.rest.len(),
-            });
-        };
-        self.rest = tail;
-        Ok(head)
-    }
-
-    /// The next `N` bytes as an array.
-    pub fn array<const N: usize>(&mut self, field: Field) -> Result<[u8; N], EnipError> {
-        let bytes = self.take(N, field)?;
-        Ok(<[u8; N]>::try_from(bytes).unwrap_or([0; N]))
-    }
-
-    pub fn u8(&mut self, field: Field) -> Result<u8, EnipError> {
-        self.array::<1>(field).map(|[b]| b)
-    }
-
-    pub fn u16(&mut self, field: Field) -> Result<u16, EnipError> {
-        self.array(field).map(u16::from_le_bytes)
-    }
-
-    pub fn u32(&mut self, field: Field) -> Result<u32, EnipError> {
-        self.array(field).map(u32::from_le_bytes)
-    }
-
-    /// A child reader over the next `length` bytes.
-    pub fn sub(&mut self, length: usize, field: Field) -> Result<Reader<'a>, EnipError> {
-        self.take(length, field).map(Reader::new)
-    }
-
-    /// The bytes not read yet, consuming them.
-    pub fn rest(&mut self) -> &'a [u8] {
-        std::mem::take(&mut self.rest)
-    }
-
-    /// Every byte must have been read.
-    pub fn finish(&self, field: Field) -> Result<(), EnipError> {
-        if self.rest.is_empty() {
-            Ok(())
-        } else {
-            Err(EnipError::TrailingBytes {
-                field,
-                count: self.rest.len(),
-            })
+impl Family for Enip {
+    type Field = Field;
+    type Error = EnipError;
+    const BIG_ENDIAN: bool = false;
+    fn truncated(field: Field, needed: usize, available: usize) -> EnipError {
+        EnipError::Truncated {
+            field,
+            needed,
+            available,
         }
     }
+    fn trailing(field: Field, count: usize) -> EnipError {
+        EnipError::TrailingBytes { field, count }
+    }
 }
+
+pub type Reader<'a> = checked::Reader<'a, Enip>;
 
 /// Appends little-endian fields to the front of a caller's buffer. A field
 /// that would not fit is not written and marks the writer `overflowed`:
