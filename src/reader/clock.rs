@@ -29,6 +29,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 /// the two clocks is not atomic, and a tiny correction is not news.
 pub const STEP_BACK_REPORT_NS: u64 = 1_000_000;
 
+/// A wall-clock reading is compared with the prediction only when the
+/// monotonic clock read just before and just after it are this close: a
+/// thread preempted between the reads sees a wall clock that looks ahead by
+/// the preemption, and following it would make the next, prompt reading look
+/// like a step back of that size. Well under [`STEP_BACK_REPORT_NS`], so
+/// reading jitter alone can never be reported as a step.
+pub const READ_WINDOW_NS: u64 = 250_000;
+
 /// Backwards steps of the wall clock seen by every reader thread of the
 /// process (each thread reports the steps it sees).
 static WALL_STEPS_BACK: AtomicU64 = AtomicU64::new(0);
@@ -89,13 +97,23 @@ impl WallAnchor {
     }
 
     /// The stamp for this moment, and the backwards step found, if any.
-    /// `mono_ns` must not go backwards between calls.
-    pub fn stamp(&mut self, mono_ns: u64, wall_ns: i64) -> (i64, Option<StepBack>) {
+    /// `wall_ns` was read between `mono_ns` and `mono_after_ns`; a reading
+    /// whose window is wider than [`READ_WINDOW_NS`] is not compared (the
+    /// stamp coasts on the monotonic clock). `mono_ns` must not go backwards
+    /// between calls.
+    pub fn stamp(
+        &mut self,
+        mono_ns: u64,
+        wall_ns: i64,
+        mono_after_ns: u64,
+    ) -> (i64, Option<StepBack>) {
         assert!(mono_ns >= self.anchor_mono_ns, "monotonic clock went back");
         let since_anchor = i64::try_from(mono_ns - self.anchor_mono_ns).unwrap_or(i64::MAX);
         let predicted = self.anchor_unix_ns.saturating_add(since_anchor);
         let mut step = None;
-        if wall_ns >= predicted {
+        if mono_after_ns.saturating_sub(mono_ns) > READ_WINDOW_NS {
+            // Not a trustworthy reading: keep anchor and lag as they are.
+        } else if wall_ns >= predicted {
             self.anchor_unix_ns = wall_ns;
             self.anchor_mono_ns = mono_ns;
             self.lag_ns = 0;
@@ -138,12 +156,15 @@ impl Clock {
     }
 
     pub fn now(&self) -> Now {
-        // Monotonic first: the wall clock read after it can only be later,
-        // so jitter between the two reads looks like a tiny forward step.
-        let mono_ns = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        // The wall clock read between two monotonic reads: the window bounds
+        // how stale the wall reading can be (see READ_WINDOW_NS).
+        let mono = || u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let mono_ns = mono();
+        let wall_ns = wall_now_ns();
+        let mono_after_ns = mono();
         let mut anchor = self.anchor.get();
         let lag_before = anchor.lag_ns();
-        let (unix_ns, step) = anchor.stamp(mono_ns, wall_now_ns());
+        let (unix_ns, step) = anchor.stamp(mono_ns, wall_ns, mono_after_ns);
         self.anchor.set(anchor);
         if anchor.lag_ns() != lag_before {
             WALL_LAG_NS.store(anchor.lag_ns(), Ordering::Relaxed);
@@ -180,11 +201,37 @@ mod tests {
     const S: i64 = 1_000_000_000;
     const T0: i64 = 1_700_000_000 * S;
 
+    /// A reading whose wall clock was read at the same monotonic instant.
+    fn prompt(a: &mut WallAnchor, mono_ns: u64, wall_ns: i64) -> (i64, Option<StepBack>) {
+        a.stamp(mono_ns, wall_ns, mono_ns)
+    }
+
+    #[test]
+    fn a_thread_preempted_between_the_reads_reports_no_step() {
+        // The wall clock is steady; a reading is delayed 5 ms between the
+        // monotonic and the wall read, so its wall clock looks 5 ms ahead.
+        let ms = 1_000_000u64;
+        let mut a = WallAnchor::new(0, T0);
+        let (ts, step) = a.stamp(10 * ms, T0 + 15 * ms as i64, 15 * ms);
+        assert_eq!((ts, step), (T0 + 10 * ms as i64, None), "coasts");
+        let (ts, step) = prompt(&mut a, 16 * ms, T0 + 16 * ms as i64);
+        assert_eq!((ts, step), (T0 + 16 * ms as i64, None));
+        // The same after a real step back: the delayed reading must not
+        // lower the lag that the next prompt one raises again.
+        let (_, step) = prompt(&mut a, 20 * ms, T0 - 30 * S);
+        assert!(step.is_some());
+        let (_, step) = a.stamp(30 * ms, T0 - 30 * S + 15 * ms as i64, 35 * ms);
+        assert_eq!(step, None);
+        let (_, step) = prompt(&mut a, 36 * ms, T0 - 30 * S + 16 * ms as i64);
+        assert_eq!(step, None, "no second report");
+        assert_eq!(a.lag_ns(), 30 * S as u64 + 20 * ms);
+    }
+
     #[test]
     fn follows_a_steady_wall_clock() {
         let mut a = WallAnchor::new(0, T0);
         for i in 1..100u64 {
-            let (ts, step) = a.stamp(i * 1_000_000, T0 + i as i64 * 1_000_000);
+            let (ts, step) = prompt(&mut a, i * 1_000_000, T0 + i as i64 * 1_000_000);
             assert_eq!(ts, T0 + i as i64 * 1_000_000);
             assert_eq!(step, None);
         }
@@ -193,17 +240,17 @@ mod tests {
     #[test]
     fn a_step_back_is_reported_once_and_time_stays_monotonic() {
         let mut a = WallAnchor::new(0, T0);
-        let (ts, _) = a.stamp(S as u64, T0 + S);
+        let (ts, _) = prompt(&mut a, S as u64, T0 + S);
         assert_eq!(ts, T0 + S);
         // The wall clock goes back 30 s at mono 2 s.
-        let (ts, step) = a.stamp(2 * S as u64, T0 + 2 * S - 30 * S);
+        let (ts, step) = prompt(&mut a, 2 * S as u64, T0 + 2 * S - 30 * S);
         assert_eq!(ts, T0 + 2 * S);
         let step = step.expect("the step is reported");
         assert_eq!(step.step_ns, 30 * S as u64);
         assert_eq!(step.lag_ns, 30 * S as u64);
         // Later turns: the wall clock runs on from its new value; no new report.
         for i in 3..50i64 {
-            let (ts, step) = a.stamp((i * S) as u64, T0 + i * S - 30 * S);
+            let (ts, step) = prompt(&mut a, (i * S) as u64, T0 + i * S - 30 * S);
             assert_eq!(ts, T0 + i * S, "stamps run on the monotonic clock");
             assert_eq!(step, None);
         }
@@ -213,8 +260,8 @@ mod tests {
     #[test]
     fn a_second_step_back_is_reported_with_its_own_size() {
         let mut a = WallAnchor::new(0, T0);
-        a.stamp(S as u64, T0 - 10 * S);
-        let (ts, step) = a.stamp(2 * S as u64, T0 - 13 * S);
+        prompt(&mut a, S as u64, T0 - 10 * S);
+        let (ts, step) = prompt(&mut a, 2 * S as u64, T0 - 13 * S);
         assert_eq!(ts, T0 + 2 * S);
         assert_eq!(
             step,
@@ -228,25 +275,25 @@ mod tests {
     #[test]
     fn a_forward_step_is_followed_and_ends_the_lag() {
         let mut a = WallAnchor::new(0, T0);
-        a.stamp(S as u64, T0 - 5 * S);
+        prompt(&mut a, S as u64, T0 - 5 * S);
         // Part of the way forward: lag shrinks, stamps stay monotonic.
-        let (ts, step) = a.stamp(2 * S as u64, T0);
+        let (ts, step) = prompt(&mut a, 2 * S as u64, T0);
         assert_eq!((ts, step), (T0 + 2 * S, None));
         assert_eq!(a.lag_ns(), 2 * S as u64);
         // Past the prediction: follow the wall clock.
-        let (ts, step) = a.stamp(3 * S as u64, T0 + 60 * S);
+        let (ts, step) = prompt(&mut a, 3 * S as u64, T0 + 60 * S);
         assert_eq!((ts, step), (T0 + 60 * S, None));
         assert_eq!(a.lag_ns(), 0);
-        let (ts, _) = a.stamp(4 * S as u64, T0 + 61 * S);
+        let (ts, _) = prompt(&mut a, 4 * S as u64, T0 + 61 * S);
         assert_eq!(ts, T0 + 61 * S);
     }
 
     #[test]
     fn small_backward_jitter_is_absorbed_silently() {
         let mut a = WallAnchor::new(0, T0);
-        let (ts, step) = a.stamp(1000, T0 + 1000 - 500);
+        let (ts, step) = prompt(&mut a, 1000, T0 + 1000 - 500);
         assert_eq!((ts, step), (T0 + 1000, None));
-        let (ts, step) = a.stamp(2000, T0 + 2000 + 7);
+        let (ts, step) = prompt(&mut a, 2000, T0 + 2000 + 7);
         assert_eq!((ts, step), (T0 + 2007, None));
     }
 
@@ -270,7 +317,7 @@ mod tests {
                 1 => wall += (next() % (100 * S as u64)) as i64,
                 _ => {}
             }
-            let (ts, _) = a.stamp(mono, wall);
+            let (ts, _) = prompt(&mut a, mono, wall);
             assert!(ts >= last);
             assert!(ts >= wall, "a stamp is never behind the wall clock");
             last = ts;
