@@ -164,6 +164,11 @@ impl Run {
 
     /// SIGTERM, then the exit status (a clean stop delivers the backlog).
     pub fn stop(mut self) -> (ExitStatus, String) {
+        // A SIGTERM before the run has installed its handlers would end it
+        // by the default action, not by a clean stop: wait for the line it
+        // logs once they are in place (a test whose condition already holds
+        // at spawn would otherwise race the start-up).
+        self.wait_log("SIGINT or SIGTERM stops", Duration::from_secs(30));
         self.signal(15);
         let status = self.wait(Duration::from_secs(30));
         (status, self.log_text())
