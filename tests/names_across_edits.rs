@@ -37,6 +37,10 @@
 //!   makes a stop immediate. Replay is `millrace::app::replay::run`, the
 //!   binary's own code.
 //!
+//! - `routes_across_a_backlog_follow_the_names_rows_were_polled_under`: two
+//!   sinks whose `devices` patterns split the plant, and a device renamed
+//!   from one sink's pattern into the other's while its backlog waits: each
+//!   row goes to the sink its name at polling time routes to.
 //! - `a_reload_applies_edits_in_place_and_refuses_an_invalid_file`: the
 //!   same check across a live reload (SIGHUP) with kdb+ up: config A runs,
 //!   its file becomes B (a tag inserted, a device renamed, a Modbus device
@@ -544,6 +548,109 @@ fn wait_for_log(run: &mut RunChild, needle: &str) -> Result<String, String> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The sink a device's rows go to is the one its name in force when they
+/// were polled routes to: a backlog polled under config A, where device 0
+/// is `farm-00000` and the stand-in's sink takes `farm-*`, reaches the
+/// stand-in even when config B, which delivers it, has renamed the device
+/// to `line-...`, which only the aiokdb sink takes; B's own rows of the
+/// device go to aiokdb. Each peer gets exactly the seqs of its devices,
+/// named as polled (the names checked against the farm's values), so
+/// together every seq once.
+#[test]
+fn routes_across_a_backlog_follow_the_names_rows_were_polled_under() {
+    let (_, emitted) = plant_farm();
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("wal");
+    let log = dir.path().join("run.log");
+    let (tp_port, peer_port) = (free_port(), free_port());
+    let sinks = [
+        format!("127.0.0.1:{tp_port}"),
+        format!("127.0.0.1:{peer_port}"),
+    ];
+    // Both patterns must match a device under A and under B (a pattern
+    // that matches nothing is a config error): device 2 is `line-...`
+    // throughout, device 0 becomes one.
+    let mut a = Plant::new(emitted, DEVICES, TAGS);
+    assert!(a.apply(&Edit::RenameDevice { device: 2 }, emitted));
+    let mut b = a.clone();
+    assert!(b.apply(&Edit::RenameDevice { device: 0 }, emitted));
+    let (farm_glob, line_glob) = ("farm-", "line-");
+    assert!(a.devices[0].name.starts_with(farm_glob));
+    assert!(b.devices[0].name.starts_with(line_glob));
+    let routed = |plant: &Plant| {
+        let config = plant.render(emitted, dir.path(), &wal, &sinks);
+        let text = std::fs::read_to_string(&config).unwrap();
+        let text = text
+            .replacen(
+                "name = \"tp\"\n",
+                &format!("name = \"tp\"\ndevices = [\"{farm_glob}*\"]\n"),
+                1,
+            )
+            .replacen(
+                "name = \"tp2\"\n",
+                &format!("name = \"tp2\"\ndevices = [\"{line_glob}*\"]\n"),
+                1,
+            );
+        assert_eq!(text.matches("devices = [").count(), 2, "{text}");
+        std::fs::write(&config, text).unwrap();
+        config
+    };
+
+    // Config A, kdb+ down: a backlog, then a clean stop.
+    let mut run = RunChild::spawn(&routed(&a), &log);
+    run.wait_for_rows(&wal, 0, &a).unwrap();
+    run.stop().unwrap();
+    let boundary = durable_seq(&wal);
+
+    // Config B, both peers up: the backlog and B's rows.
+    let journal = dir.path().join("delivered.journal");
+    let tp = stand_in(&sinks[0], &journal);
+    let peer = AiokdbPeer::start(peer_port);
+    let mut run = RunChild::spawn(&routed(&b), &log);
+    run.wait_for_rows(&wal, boundary, &b).unwrap();
+    run.stop().unwrap();
+    let durable = durable_seq(&wal);
+    tp.stop();
+    let tp_rows = journal_rows(&journal);
+    let peer_rows = peer.finish();
+
+    let (a_device, b_device) = (a.devices[0].name.clone(), b.devices[0].name.clone());
+    let epochs = [
+        Epoch {
+            first_seq: 0,
+            plant: a,
+        },
+        Epoch {
+            first_seq: boundary,
+            plant: b,
+        },
+    ];
+    let tags = wal_tags(&wal);
+    let to_tp = check_routed_rows(emitted, &tp_rows, &epochs, &tags, durable, &|n| {
+        n.device.starts_with(farm_glob)
+    })
+    .unwrap_or_else(|e| panic!("stand-in (`{farm_glob}*`): {e}"));
+    let to_peer = check_routed_rows(emitted, &peer_rows, &epochs, &tags, durable, &|n| {
+        n.device.starts_with(line_glob)
+    })
+    .unwrap_or_else(|e| panic!("aiokdb (`{line_glob}*`): {e}"));
+    // Device 0's backlog went to the stand-in under its old name, its new
+    // rows to aiokdb under the new one, each verified by value.
+    assert!(
+        to_tp.verified_devices[0].contains(&a_device),
+        "no backlog row of {a_device} verified at the stand-in: {to_tp:?}"
+    );
+    assert!(
+        to_peer.verified_devices[1].contains(&b_device),
+        "no row of {b_device} verified at aiokdb: {to_peer:?}"
+    );
+    assert!(
+        to_tp.verified[1] > 0 && to_peer.verified[0] > 0,
+        "{to_tp:?} {to_peer:?}"
+    );
+    eprintln!("boundary {boundary}, durable {durable}, stand-in {to_tp:?}, aiokdb {to_peer:?}");
 }
 
 #[test]

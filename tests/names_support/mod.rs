@@ -546,6 +546,20 @@ pub fn check_rows(
     wal_tags: &[u32],
     durable: u64,
 ) -> Result<Checked, String> {
+    check_routed_rows(emitted, rows, epochs, wal_tags, durable, &|_| true)
+}
+
+/// `check_rows` for a sink that takes only some devices: the seqs of
+/// `0..durable` whose sample, under the plant in force at its seq, belongs
+/// to a device `takes` accepts must all arrive, and no other seq may.
+pub fn check_routed_rows(
+    emitted: &Emitted,
+    rows: &[Row],
+    epochs: &[Epoch],
+    wal_tags: &[u32],
+    durable: u64,
+    takes: &dyn Fn(&Named) -> bool,
+) -> Result<Checked, String> {
     assert_eq!(
         wal_tags.len() as u64,
         durable,
@@ -585,6 +599,13 @@ pub fn check_rows(
             ));
             continue;
         };
+        if !takes(expected) {
+            problems.push(format!(
+                "seq {seq} (epoch {epoch}): polled as {}/{}, a device this sink does not take",
+                expected.device, expected.sym
+            ));
+            continue;
+        }
         if (row.sym.as_str(), row.device.as_str())
             != (expected.sym.as_str(), expected.device.as_str())
         {
@@ -614,7 +635,14 @@ pub fn check_rows(
             ));
         }
     }
-    let missing: Vec<usize> = (0..seen.len()).filter(|&s| !seen[s]).collect();
+    let wanted = |seq: usize| {
+        let epoch = epochs
+            .iter()
+            .rposition(|e| e.first_seq <= seq as u64)
+            .expect("epoch 0 starts at 0");
+        tables[epoch].get(wal_tags[seq] as usize).is_some_and(takes)
+    };
+    let missing: Vec<usize> = (0..seen.len()).filter(|&s| !seen[s] && wanted(s)).collect();
     if !missing.is_empty() {
         problems.push(format!(
             "{} of {durable} seqs never arrived, the first {:?}",
