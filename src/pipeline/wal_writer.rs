@@ -112,12 +112,22 @@ pub fn run(mut wal: Wal, mut rings: Vec<Consumer>, ctx: WriterContext) -> Result
     }
 }
 
-/// Nothing was drained: while appended samples wait for their commit, a
-/// short sleep (the group commit is timed by this loop); with everything
-/// durable, a sleep on the doorbell until a reader publishes.
+/// Nothing was drained. While appended samples wait for their commit, a
+/// nap (doorbell.rs) until the commit is due, or until the running sync
+/// ends (the `wal-sync` thread unparks this one); the rings are drained
+/// then, in one turn, and committed at once. With everything durable, a
+/// deep sleep until a reader publishes.
 fn idle(wal: &Wal, rings: &mut [Consumer], ctx: &WriterContext) {
     if wal.durable_seq() < wal.next_seq() {
-        std::thread::sleep(ctx.idle_sleep);
+        let now = Instant::now();
+        let nap = match wal.commit_deadline() {
+            Some(due) if due > now => due - now,
+            // Due (or handed over) and the sync still runs: its end wakes us.
+            _ if wal.sync_running() => PARK_MAX,
+            _ => ctx.idle_sleep,
+        };
+        ctx.doorbell.announce_nap();
+        ctx.doorbell.sleep(nap.max(IDLE_SLEEP_MIN));
         return;
     }
     ctx.doorbell.announce_sleep();

@@ -98,6 +98,13 @@ impl RingOut {
         (fits == count).then_some(result)
     }
 
+    /// Whether the ring is at least a quarter full: a napping WAL writer
+    /// is woken for it (doorbell.rs). Reloads the writer's index.
+    pub fn filling(&mut self) -> bool {
+        let capacity = self.producer.capacity();
+        capacity - self.producer.free() >= capacity / 4
+    }
+
     /// Whether samples were published since the last call.
     pub fn take_published(&mut self) -> bool {
         std::mem::take(&mut self.published)

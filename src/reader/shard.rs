@@ -295,7 +295,7 @@ impl Shard {
     pub fn publish(&mut self) {
         if self.out.take_published() {
             if let Some(doorbell) = &self.doorbell {
-                doorbell.ring();
+                doorbell.ring(|| self.out.filling());
             }
         }
         self.stats.publish(&mut self.pending);

@@ -58,13 +58,16 @@ pub(crate) struct Syncer {
 
 impl Syncer {
     /// Starts the `wal-sync` thread; `None` if it could not start (the
-    /// writer then syncs inline, as before).
+    /// writer then syncs inline, as before). The calling thread (the
+    /// writer) is unparked at the end of every job: it naps while a sync
+    /// runs (pipeline/wal_writer.rs).
     pub(crate) fn start(shared: Arc<Shared>) -> Option<Syncer> {
         let state = Arc::new((Mutex::new(State::default()), Condvar::new()));
         let theirs = Arc::clone(&state);
+        let writer = std::thread::current();
         let spawned = std::thread::Builder::new()
             .name("wal-sync".into())
-            .spawn(move || run(&theirs, &shared));
+            .spawn(move || run(&theirs, &shared, &writer));
         match spawned {
             Ok(thread) => Some(Syncer {
                 state,
@@ -85,6 +88,12 @@ impl Syncer {
         let mut state = self.lock();
         let busy = state.job.is_some() || state.running;
         (state.outcome.take(), busy)
+    }
+
+    /// Whether a job is queued or running (the outcome left uncollected).
+    pub(crate) fn poll_busy(&self) -> bool {
+        let state = self.lock();
+        state.job.is_some() || state.running
     }
 
     /// Hands over a job; the caller saw `poll()` report it not busy.
@@ -143,7 +152,7 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn run(state: &(Mutex<State>, Condvar), shared: &Shared) {
+fn run(state: &(Mutex<State>, Condvar), shared: &Shared, writer: &std::thread::Thread) {
     let (mutex, wake) = state;
     loop {
         let job = {
@@ -177,5 +186,7 @@ fn run(state: &(Mutex<State>, Condvar), shared: &Shared) {
         s.running = false;
         s.outcome = Some(outcome);
         wake.notify_all();
+        drop(s);
+        writer.unpark();
     }
 }

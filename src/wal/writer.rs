@@ -315,6 +315,12 @@ impl Wal {
         (self.pending_bytes > 0).then(|| self.last_commit_at + self.commit_interval)
     }
 
+    /// A commit handed to the `wal-sync` thread has not ended yet (its end
+    /// unparks the thread that started it, this writer's).
+    pub fn sync_running(&self) -> bool {
+        self.syncer.as_ref().is_some_and(|s| s.poll_busy())
+    }
+
     /// Bytes appended since the last commit.
     pub fn pending_bytes(&self) -> u64 {
         self.pending_bytes
