@@ -10,8 +10,8 @@
 //! turn's sends will produce (each send's own completion and its answer), so
 //! a burst of answers wakes the thread once, not once each. On kernels with
 //! `IORING_FEAT_MIN_TIMEOUT` (6.12) that batching wait is cut short after
-//! half the slack if at least one completion has arrived, so an answer that
-//! comes alone waits at most that long. The ring is single-issuer with
+//! half the slack (at most `MIN_WAIT_NS_MAX`) if at least one completion has
+//! arrived, so an answer that comes alone waits at most that long. The ring is single-issuer with
 //! deferred task work where the kernel has it (6.1): completions are run in
 //! the thread's own wait, in a batch, with no interrupt of its work.
 //! Each device's socket sits in the ring's registered file table at the
@@ -54,6 +54,10 @@ const BUFFER_BYTES: usize = 4096;
 const BUFFER_GROUP: u16 = 7;
 /// The longest the loop sleeps without looking at the stop flag.
 const WAIT_NS_MAX: u64 = 100_000_000;
+/// Longest a turn's batching wait goes on once one completion is in: the
+/// answers to a turn's sends on a LAN come within this, and one that comes
+/// alone is not held for half of a long slack.
+const MIN_WAIT_NS_MAX: u64 = 500_000;
 /// Rounds of draining completions at shutdown (10 ms each).
 const DRAIN_ROUNDS_MAX: usize = 300;
 
@@ -604,7 +608,8 @@ impl UringDriver {
             .sec(wait_ns / 1_000_000_000)
             .nsec((wait_ns % 1_000_000_000) as u32);
         let args = SubmitArgs::new().timespec(&timeout);
-        let min_wait_us = (slack_ns / 2 / 1_000).clamp(1, u64::from(u32::MAX)) as u32;
+        let min_wait_us = (slack_ns / 2).min(MIN_WAIT_NS_MAX) / 1_000;
+        let min_wait_us = min_wait_us.max(1) as u32;
         let args = if want > 1 {
             args.min_wait_usec(min_wait_us)
         } else {
