@@ -160,6 +160,12 @@ impl StageRecorder {
         }
     }
 
+    /// How long until `flush_if_due` would merge what is pending (`None`:
+    /// nothing is).
+    pub fn flush_due_in(&self) -> Option<Duration> {
+        (self.pending > 0).then(|| FLUSH_INTERVAL.saturating_sub(self.flushed_at.elapsed()))
+    }
+
     pub fn flush(&mut self) {
         if self.pending > 0 {
             self.shared.merge(self.stage, &self.local);

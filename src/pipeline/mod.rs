@@ -237,6 +237,7 @@ impl Pipeline {
         };
         self.writer_done.store(true, Ordering::Release);
         self.stop.store(true, Ordering::Release);
+        self.wal.wake_cursors();
         // A sink blocked in kdb+ I/O (a kdb+ that stopped reading holds a
         // write for up to the socket timeout) cannot look at its deadline:
         // stop waiting for it shortly after. What it did not deliver is

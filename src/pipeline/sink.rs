@@ -53,10 +53,12 @@ const BATCH_GROWTH_MAX: usize = 8;
 /// hundred batches per second. A crash re-sends at most this much, which
 /// at-least-once delivery and the `seq` column already allow for.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
-/// A caught-up sink waits for the durable seq to move, at most this long
-/// (then it looks at its stop flag and its checkpoint). It used to sleep an
-/// eighth of the commit interval: ~8 empty wake-ups per group commit.
-pub const IDLE_WAIT_MAX: Duration = Duration::from_millis(10);
+/// A caught-up sink waits for the durable seq to move (the `wal-sync`
+/// thread's commit wakes it, and so does a stop), at most this long, or
+/// less while an acknowledged position waits for its checkpoint or latency
+/// samples for their merge (`idle_wait`). It used to wake every 10 ms: 100
+/// empty wake-ups a second on an idle gateway.
+pub const IDLE_WAIT_MAX: Duration = Duration::from_secs(1);
 
 pub struct SinkContext {
     pub config: SinkConfig,
@@ -364,9 +366,22 @@ fn deliver(
             acked.checkpoint(cursor, due).map_err(DeliverError::Wal)?;
             // Nothing to deliver is not a stall.
             set(&ctx.stats.progress_at_ms, mono_ms());
-            cursor.wait_durable(ctx.idle_wait);
+            cursor.wait_durable(idle_wait(ctx, acked, cursor, end_to_end));
         }
     }
+}
+
+/// How long a caught-up sink may sleep: `ctx.idle_wait`, or until the
+/// acknowledged position's checkpoint or the latency merge is due.
+fn idle_wait(ctx: &SinkContext, acked: &Acked, cursor: &Cursor, e2e: &StageRecorder) -> Duration {
+    let mut wait = ctx.idle_wait;
+    if acked.end_seq > cursor.checkpointed() {
+        wait = wait.min(CHECKPOINT_INTERVAL.saturating_sub(acked.checkpointed_at.elapsed()));
+    }
+    if let Some(due) = e2e.flush_due_in() {
+        wait = wait.min(due);
+    }
+    wait.max(Duration::from_millis(1))
 }
 
 /// Chases the open batch, waits for every reply and checkpoints what kdb+

@@ -133,6 +133,13 @@ impl DurableSeq {
 }
 
 impl WalHandle {
+    /// Wakes every cursor waiting for the durable seq to move (a stop:
+    /// sinks then look at their stop flag without waiting out their idle
+    /// wait).
+    pub fn wake_cursors(&self) {
+        self.shared.durable_wait.notify();
+    }
+
     pub fn durable_seq(&self) -> u64 {
         self.shared.durable.load(Ordering::Acquire)
     }
