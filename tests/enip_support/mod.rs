@@ -1,5 +1,6 @@
 //! Shared by the EtherNet/IP peer tests: cm-ethernetip's Logix tag server
-//! (every supported type, arrays, a STRING) from its own venv, started and
+//! (every supported type, arrays, a STRING, a UDT and two symbols a tag
+//! list hides) from its own venv, started and
 //! waited for; a peer that cannot start fails the test.
 #![allow(dead_code)]
 
@@ -12,12 +13,15 @@ use std::time::{Duration, Instant};
 
 /// Serves the tags; argv: port.
 ///
-/// Two things of cm-ethernetip 0.1.0 are worked around here, both outside
+/// Three things of cm-ethernetip 0.1.0 are worked around here, all outside
 /// what is tested: its `TagDatabase` knows no unsigned types (USINT, UINT,
-/// UDINT, ULINT: their sizes are added to its size table), and it answers a
+/// UDINT, ULINT: their sizes are added to its size table); it answers a
 /// structure's Read Tag with the structure handle alone where a Logix
 /// controller sends `A0 02` and then the handle (its own `TagClient`
-/// expects the four bytes too): the `A0 02` is put back in front.
+/// expects the four bytes too): the `A0 02` is put back in front; and its
+/// Symbol class serves Get Instance Attribute List at instance 0 only, so
+/// the second page of a tag list (asked from an instance, by pycomm3 too)
+/// is refused as not supported: the service is added to the instances.
 pub const SERVER: &str = r#"
 import sys, struct, asyncio, dataclasses
 from ethernetip.cip.identity_info import IdentityInfo
@@ -42,10 +46,20 @@ def build_read_response(tag, service_code, offset, length, partial):
     return resp
 ts._build_read_response = build_read_response
 
+from ethernetip.cip.service import CipServiceDefinition
+from ethernetip.logix.symbol_object import SymbolObject, GET_INSTANCE_ATTRIBUTE_LIST
+symbol_object_init = SymbolObject.__init__
+def symbol_object_with_paging(self, tags):
+    symbol_object_init(self, tags)
+    self.cip_class.add_instance_service(CipServiceDefinition(
+        GET_INSTANCE_ATTRIBUTE_LIST, "Get_Instance_Attribute_List", self._handle_browse))
+SymbolObject.__init__ = symbol_object_with_paging
+
 tags = TagDatabase()
 def add(name, tag_type, packed, count=1):
     tag = tags.add_tag(name, tag_type, element_count=count)
     tag.set_data(packed)
+    return tag
 
 add("Counter", dt.DINT, struct.pack("<i", -123456789))
 add("Program:Main.Temps", dt.REAL, struct.pack("<5f", *[i * 1.5 for i in range(5)]), 5)
@@ -71,6 +85,14 @@ string.struct_handle = 0x0FCE
 name = tags.add_struct_tag("Name", string)
 text = b"pump 7"
 name.set_data(struct.pack("<i", len(text)) + text.ljust(84, b"\0"))
+
+# For discovery: a structure that is not a STRING, and two symbols a tag
+# list must leave out (a `__` name, the system bit of the type).
+motor = tags.add_template("MOTOR", TemplateMember("Speed", dt.REAL),
+                          TemplateMember("Amps", dt.REAL))
+tags.add_struct_tag("Motor", motor).set_data(struct.pack("<2f", 1450.0, 12.5))
+add("__Hidden", dt.DINT, struct.pack("<i", 7))
+add("SysFlag", dt.DINT, struct.pack("<i", 9)).symbol_type |= 0x1000
 
 # A clean stop of the client is seen here: one line per Forward Close and
 # per UnregisterSession, on stdout.
