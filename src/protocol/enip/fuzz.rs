@@ -384,6 +384,9 @@ pub struct Responder {
     pub tags: HashMap<String, Served>,
     /// Refuse a Large Forward Open with status 0x08.
     pub refuse_large: bool,
+    /// Refuse every Forward Open as a module refuses a bad route: status
+    /// 0x01, extended 0x0312 (link address not valid).
+    pub refuse_route: bool,
     /// Data bytes a Read Tag reply carries at most before it says 0x06.
     pub reply_data_max: usize,
     /// Answer a Multiple Service Packet with 0x00 even when an embedded
@@ -399,6 +402,7 @@ impl Responder {
         Responder {
             tags: HashMap::new(),
             refuse_large: false,
+            refuse_route: false,
             reply_data_max: 4000,
             msp_always_success: false,
             session: 0x1122_3344,
@@ -487,6 +491,11 @@ impl Responder {
             return vec![];
         };
         match request.service {
+            cip::LARGE_FORWARD_OPEN | cip::FORWARD_OPEN if self.refuse_route => {
+                let mut v = vec![request.service | cip::REPLY_FLAG, 0, 0x01, 1];
+                v.extend_from_slice(&0x0312u16.to_le_bytes());
+                v
+            }
             cip::LARGE_FORWARD_OPEN if self.refuse_large => reply_head(request.service, 0x08, &[]),
             cip::LARGE_FORWARD_OPEN | cip::FORWARD_OPEN => {
                 let d = request.data;
