@@ -11,7 +11,19 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Serves the tags; argv: port.
+/// Serves the tags; argv: port, then options that make it a module of
+/// another kind (each a real service of the library left out or checked,
+/// see `start_with`):
+/// - `no-large`: no Large Forward Open (0x5B) in its Connection Manager,
+///   so the library's dispatcher answers it "service not supported"
+///   (0x08), as a 1756-ENBT or older firmware does.
+/// - `route=HEX`: a chassis: a Forward Open whose connection path does not
+///   start with these port segments (`0100`: backplane, slot 0) is refused
+///   with the library's Forward Open error, extended status 0x0312 (link
+///   address not valid), as a ControlLogix refuses an empty slot.
+///   cm-ethernetip and cpppo both skip a route's port segments unchecked.
+/// - `log-open`: one line per Forward Open it accepts or refuses, on
+///   stdout (`forward-open 0x5b 4002`, `route-refused 0103`).
 ///
 /// Three things of cm-ethernetip 0.1.0 are worked around here, all outside
 /// what is tested: its `TagDatabase` knows no unsigned types (USINT, UINT,
@@ -31,6 +43,7 @@ from ethernetip.logix import data_types as dt, tag_services as ts
 from ethernetip.protocol.eip_adapter import EipAdapter
 
 port = int(sys.argv[1])
+options = sys.argv[2:]
 
 sizes = dt.get_element_size
 def get_element_size(tag_type):
@@ -110,6 +123,29 @@ def dispatch_message(self, msg, session_handle, local_addr):
     return dispatch(self, msg, session_handle, local_addr)
 EipAdapter._dispatch_message = dispatch_message
 
+from ethernetip.connections import connection_manager as cm_module
+from ethernetip.connections.forward_open_request import ForwardOpenRequest
+if "no-large" in options:
+    cm_init = ConnectionManagerObject.__init__
+    def cm_without_large(self):
+        cm_init(self)
+        self._cip_class._instance_services.pop(cm_module.LARGE_FORWARD_OPEN_SERVICE)
+    ConnectionManagerObject.__init__ = cm_without_large
+route = next((bytes.fromhex(o[6:]) for o in options if o.startswith("route=")), None)
+process_forward_open = ConnectionManagerObject._process_forward_open
+def process_checked(self, request, is_large):
+    fo = ForwardOpenRequest.parse(request.data, is_large)
+    ports = bytes(fo.connection_path).split(b"\x20\x02", 1)[0]
+    if route is not None and ports != route:
+        if "log-open" in options:
+            print("route-refused", ports.hex(), flush=True)
+        return cm_module._forward_open_error(request.service_code, 0x0312)
+    if "log-open" in options:
+        print(f"forward-open {request.service_code:#x} {fo.ot_params.connection_size}",
+              flush=True)
+    return process_forward_open(self, request, is_large)
+ConnectionManagerObject._process_forward_open = process_checked
+
 async def main():
     identity = IdentityInfo(product_name="millrace peer")
     adapter = EipAdapter(LogixDispatcher(tags, identity), identity)
@@ -150,11 +186,17 @@ pub fn start(port: u16) -> Peer {
 /// The peer and the lines it prints (one per Forward Close and per
 /// UnregisterSession it receives), gathered by a thread.
 pub fn start_logged(port: u16) -> (Peer, Arc<Mutex<Vec<String>>>) {
+    start_with(port, &[])
+}
+
+/// The peer with `options` (see `SERVER`), and the lines it prints.
+pub fn start_with(port: u16, options: &[&str]) -> (Peer, Arc<Mutex<Vec<String>>>) {
     let mut child = Command::new(python(
         "MILLRACE_CM_ETHERNETIP_PYTHON",
         "cm-ethernetip-venv",
     ))
     .args(["-c", SERVER, &port.to_string()])
+    .args(options)
     .stdin(Stdio::piped())
     .stdout(Stdio::piped())
     .stderr(Stdio::inherit())

@@ -108,6 +108,11 @@ fn status_words(general: u8, extended: u16) -> &'static str {
 impl fmt::Display for DiscoverError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
+            // An encapsulation status is the device's refusal, not bad bytes.
+            DiscoverError::Wire {
+                asked,
+                error: error @ EnipError::EncapStatus { .. },
+            } => write!(f, "the device refused {}: {error}", asked.name()),
             DiscoverError::Wire { asked, error } => {
                 write!(f, "the answer to {} is malformed: {error}", asked.name())
             }
