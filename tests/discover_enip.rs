@@ -257,6 +257,7 @@ fn cpppo_has_no_tag_list_and_discover_says_which_service() {
         stderr.contains("Get Instance Attribute List (0x55) on the Symbol class (0x6B)"),
         "{stderr}"
     );
+    assert!(stderr.contains("it cannot list its tags"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(!csv.exists(), "no CSV is written when discovery fails");
 }

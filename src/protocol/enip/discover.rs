@@ -91,6 +91,9 @@ pub enum DiscoverError {
     TooMany { what: &'static str, max: usize },
 }
 
+const NO_TAG_LIST: &str = ": it cannot list its tags (not a Logix controller, or a \
+                           simulator without the tag list); write the tags by hand";
+
 fn status_words(general: u8, extended: u16) -> &'static str {
     match (general, extended) {
         (0x01, 0x0204) => "the target did not answer in time",
@@ -112,7 +115,13 @@ impl fmt::Display for DiscoverError {
             DiscoverError::Wire {
                 asked,
                 error: error @ EnipError::EncapStatus { .. },
-            } => write!(f, "the device refused {}: {error}", asked.name()),
+            } => {
+                write!(f, "the device refused {}: {error}", asked.name())?;
+                if asked == Asked::TagList {
+                    f.write_str(NO_TAG_LIST)?;
+                }
+                Ok(())
+            }
             DiscoverError::Wire { asked, error } => {
                 write!(f, "the answer to {} is malformed: {error}", asked.name())
             }
@@ -129,10 +138,7 @@ impl fmt::Display for DiscoverError {
                     status_words(general, extended)
                 )?;
                 if asked == Asked::TagList && matches!(general, 0x05 | 0x08 | 0x16) {
-                    f.write_str(
-                        ": it cannot list its tags (not a Logix controller, or a simulator \
-                         without the tag list); write the tags by hand",
-                    )?;
+                    f.write_str(NO_TAG_LIST)?;
                 }
                 Ok(())
             }
