@@ -152,17 +152,29 @@ enum Command {
         #[arg(long, requires = "tls")]
         tls_server_name: Option<String>,
     },
-    /// List a controller's tags as a tag CSV (not built yet: says so and
-    /// fails).
+    /// List a controller's tags as a tag CSV that `tags_csv` accepts
+    /// (EtherNet/IP: a Logix controller's tag list; OPC UA is not built).
     Discover {
         /// `ethernet-ip` or `opcua`.
         #[arg(long, value_parser = ["ethernet-ip", "opcua"])]
         protocol: String,
-        /// The controller, `host` or `host:port`.
+        /// The controller, `host` or `host:port` (port 44818 if none).
         address: String,
-        /// Where the tag CSV would go.
+        /// The route to the controller, as a device's `path` key: "1,0"
+        /// for backplane slot 0; empty (the default) for a Micro800 or a
+        /// CompactLogix reached directly.
+        #[arg(long, default_value = "")]
+        path: String,
+        /// Where the tag CSV goes (default: stdout, the summary then goes
+        /// to stderr).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Put in front of every tag's name (e.g. `line2.`).
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Connecting and each answer, in milliseconds.
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
     },
     /// Inspect a write-ahead log directory.
     Wal {
@@ -220,22 +232,13 @@ fn main() -> ExitCode {
             }
         }
         Command::Discover {
-            protocol, address, ..
-        } => {
-            let what = match protocol.as_str() {
-                "ethernet-ip" => {
-                    "the tag list of an EtherNet/IP controller (Get Instance \
-                                  Attribute List on the Symbol class)"
-                }
-                _ => "the address space of an OPC UA server",
-            };
-            eprintln!(
-                "millrace discover: reading {what} is not built yet, so nothing was read \
-                 from {address}. Write the tags by hand as [[device.tag]] tables or a \
-                 tags_csv file (docs/configuration.md)."
-            );
-            ExitCode::from(1)
-        }
+            protocol,
+            address,
+            path,
+            out,
+            prefix,
+            timeout_ms,
+        } => discover(&protocol, address, &path, out, prefix, timeout_ms),
         Command::CheckConfig { file } => match millrace::config::load(&file) {
             Ok(config) => {
                 // A closed stdout (`| head`) is not a failed check: ignore it.
@@ -395,6 +398,55 @@ fn wal_inspect(dir: &std::path::Path, json: bool) -> ExitCode {
         print!("{}", millrace::wal::render_text(&inspection));
     }
     ExitCode::SUCCESS
+}
+
+/// `millrace discover`: the CSV to `--out` (or stdout), the summary to
+/// stdout (or stderr when the CSV took stdout).
+fn discover(
+    protocol: &str,
+    address: String,
+    path: &str,
+    out: Option<PathBuf>,
+    prefix: String,
+    timeout_ms: u64,
+) -> ExitCode {
+    if protocol != "ethernet-ip" {
+        eprintln!(
+            "millrace discover: reading the address space of an OPC UA server is not built \
+             yet, so nothing was read from {address}. Write the tags by hand as [[device.tag]] \
+             tables or a tags_csv file (docs/configuration.md)."
+        );
+        return ExitCode::from(1);
+    }
+    let route = match millrace::config::parse_enip_route(path) {
+        Ok(route) => route,
+        Err(e) => {
+            eprintln!("millrace discover: --path \"{path}\": {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let to_stdout = out.is_none();
+    let args = millrace::app::discover::DiscoverArgs {
+        address,
+        route,
+        out,
+        prefix,
+        timeout: std::time::Duration::from_millis(timeout_ms.max(1)),
+    };
+    match millrace::app::discover::run(&args) {
+        Ok(summary) if to_stdout => {
+            eprint!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Ok(summary) => {
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), summary.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("millrace discover: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// `millrace plan`: plans, writes, and prints one line per gateway.

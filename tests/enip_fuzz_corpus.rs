@@ -9,7 +9,8 @@ mod common;
 use common::{fuzz_corpus, replay_corpus};
 
 use millrace::protocol::enip::fuzz::{
-    fuzz_device, fuzz_framer, fuzz_responder, fuzz_session, transcript, SessionRun,
+    discover_transcript, fuzz_device, fuzz_discover, fuzz_framer, fuzz_responder, fuzz_session,
+    transcript, DiscoverRun, SessionRun,
 };
 
 /// The named seeds: (file, chunking seed byte, stream).
@@ -116,4 +117,64 @@ fn enip_session_corpus_replays_without_a_crash() {
 #[test]
 fn enip_framer_corpus_replays_without_a_crash() {
     replay_corpus("enip_framer", fuzz_framer);
+}
+
+/// The discovery seeds: (file, route and chunking byte, stream).
+fn discover_seeds() -> Vec<(&'static str, u8, Vec<u8>)> {
+    let pages = discover_transcript(0x06);
+    let mut truncated = pages.clone();
+    truncated.truncate(pages.len() - 5);
+    let mut long_name = pages.clone();
+    // The first symbol's name length past what the page holds: after the
+    // RegisterSession reply (28), the header (24), the common packet (16),
+    // the reply header (4) and the instance (4).
+    long_name[28 + 24 + 16 + 4 + 4] = 0xFF;
+    vec![
+        ("two_pages", 0, pages.clone()),
+        ("two_pages_routed_chunked", 1 | (11 << 1), pages),
+        ("no_tag_list", 0, discover_transcript(0x08)),
+        ("truncated", 0, truncated),
+        ("name_past_page", 0, long_name),
+    ]
+}
+
+#[test]
+fn enip_discover_seeds_are_current_and_reach_the_decoder() {
+    let write = std::env::var_os("MILLRACE_WRITE_ENIP_SEEDS").is_some();
+    let dir = fuzz_corpus("enip_discover");
+    for (name, seed, stream) in discover_seeds() {
+        let data = seed_file(seed, &stream);
+        let path = dir.join(name);
+        if write {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &data).unwrap();
+        }
+        let stored = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            stored, data,
+            "enip_discover/{name}: seed out of date (MILLRACE_WRITE_ENIP_SEEDS=1)"
+        );
+    }
+    let run = |name: &str| fuzz_discover(&std::fs::read(dir.join(name)).unwrap());
+    let listed = DiscoverRun {
+        done: true,
+        symbols: 4,
+        error: false,
+    };
+    assert_eq!(run("two_pages"), listed);
+    assert_eq!(run("two_pages_routed_chunked"), listed);
+    assert!(run("no_tag_list").error);
+    let cut = run("truncated");
+    assert!(
+        !cut.done && !cut.error,
+        "a cut stream waits for more: {cut:?}"
+    );
+    assert!(run("name_past_page").error);
+}
+
+#[test]
+fn enip_discover_corpus_replays_without_a_crash() {
+    replay_corpus("enip_discover", |data| {
+        fuzz_discover(data);
+    });
 }

@@ -1,9 +1,11 @@
 //! The product's top-level jobs: `run` (readers + WAL + sinks + metrics for
-//! a configuration, until a signal), `demo` (the same on a simulated farm
+//! a configuration, until a signal), `discover` (a controller's tag list as
+//! a tag CSV), `demo` (the same on a simulated farm
 //! and the in-process tickerplant stand-in, with a report), and the shared
 //! runtime both start.
 
 pub mod demo;
+pub mod discover;
 mod error;
 pub mod plan;
 pub mod replay;

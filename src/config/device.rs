@@ -215,7 +215,7 @@ fn device_address(section: &Section<'_>, protocol: Protocol) -> Result<String, C
 
 /// `text` with `:port` added if it names no port (`host`, `1.2.3.4`,
 /// `[::1]`); unchanged otherwise, or when there is no default port.
-fn with_default_port(text: &str, port: Option<u16>) -> String {
+pub fn with_default_port(text: &str, port: Option<u16>) -> String {
     let Some(port) = port else {
         return text.to_string();
     };

@@ -37,12 +37,14 @@ mod validate;
 use std::path::Path;
 
 pub use csv::{records as csv_records, Record as CsvRecord};
+pub use device::with_default_port;
 pub use enip::{parse_enip_address, parse_enip_route, SyntaxError as EnipSyntaxError};
 pub use error::{line_column, ConfigError, Location, Place};
 pub use parse::{check_host_port, resolve as resolve_path};
 pub use routing::glob_match;
 pub use source::{MemorySources, Sources, SystemSources};
 pub use summary::Summary;
+pub use tag::TAG_NAME_BYTES_MAX;
 pub use types::*;
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 

@@ -729,7 +729,11 @@ impl Shard {
         let device = &mut self.devices[index as usize];
         let responses = inflight_before.saturating_sub(device.session.inflight_count()) as u64;
         let device_bad = device.session.device_bad_samples() - bad_before;
-        if responses > 0 {
+        // A handshake step answered is not a device that answers: one
+        // that refuses the next step (a Forward Open along a wrong route)
+        // would otherwise reset its back-off and be logged back and lost
+        // on every retry.
+        if responses > 0 && device.session.is_ready() {
             device.attempt = 0;
             if let Some(change) = self.health.answered(index as usize, now.mono_ns) {
                 let label = &self.labels[index as usize];

@@ -1,5 +1,6 @@
 //! Shared by the EtherNet/IP peer tests: cm-ethernetip's Logix tag server
-//! (every supported type, arrays, a STRING) from its own venv, started and
+//! (every supported type, arrays, a STRING, a UDT and two symbols a tag
+//! list hides) from its own venv, started and
 //! waited for; a peer that cannot start fails the test.
 #![allow(dead_code)]
 
@@ -10,14 +11,29 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Serves the tags; argv: port.
+/// Serves the tags; argv: port, then options that make it a module of
+/// another kind (each a real service of the library left out or checked,
+/// see `start_with`):
+/// - `no-large`: no Large Forward Open (0x5B) in its Connection Manager,
+///   so the library's dispatcher answers it "service not supported"
+///   (0x08), as a 1756-ENBT or older firmware does.
+/// - `route=HEX`: a chassis: a Forward Open whose connection path does not
+///   start with these port segments (`0100`: backplane, slot 0) is refused
+///   with the library's Forward Open error, extended status 0x0312 (link
+///   address not valid), as a ControlLogix refuses an empty slot.
+///   cm-ethernetip and cpppo both skip a route's port segments unchecked.
+/// - `log-open`: one line per Forward Open it accepts or refuses, on
+///   stdout (`forward-open 0x5b 4002`, `route-refused 0103`).
 ///
-/// Two things of cm-ethernetip 0.1.0 are worked around here, both outside
+/// Three things of cm-ethernetip 0.1.0 are worked around here, all outside
 /// what is tested: its `TagDatabase` knows no unsigned types (USINT, UINT,
-/// UDINT, ULINT: their sizes are added to its size table), and it answers a
+/// UDINT, ULINT: their sizes are added to its size table); it answers a
 /// structure's Read Tag with the structure handle alone where a Logix
 /// controller sends `A0 02` and then the handle (its own `TagClient`
-/// expects the four bytes too): the `A0 02` is put back in front.
+/// expects the four bytes too): the `A0 02` is put back in front; and its
+/// Symbol class serves Get Instance Attribute List at instance 0 only, so
+/// the second page of a tag list (asked from an instance, by pycomm3 too)
+/// is refused as not supported: the service is added to the instances.
 pub const SERVER: &str = r#"
 import sys, struct, asyncio, dataclasses
 from ethernetip.cip.identity_info import IdentityInfo
@@ -27,6 +43,7 @@ from ethernetip.logix import data_types as dt, tag_services as ts
 from ethernetip.protocol.eip_adapter import EipAdapter
 
 port = int(sys.argv[1])
+options = sys.argv[2:]
 
 sizes = dt.get_element_size
 def get_element_size(tag_type):
@@ -42,10 +59,20 @@ def build_read_response(tag, service_code, offset, length, partial):
     return resp
 ts._build_read_response = build_read_response
 
+from ethernetip.cip.service import CipServiceDefinition
+from ethernetip.logix.symbol_object import SymbolObject, GET_INSTANCE_ATTRIBUTE_LIST
+symbol_object_init = SymbolObject.__init__
+def symbol_object_with_paging(self, tags):
+    symbol_object_init(self, tags)
+    self.cip_class.add_instance_service(CipServiceDefinition(
+        GET_INSTANCE_ATTRIBUTE_LIST, "Get_Instance_Attribute_List", self._handle_browse))
+SymbolObject.__init__ = symbol_object_with_paging
+
 tags = TagDatabase()
 def add(name, tag_type, packed, count=1):
     tag = tags.add_tag(name, tag_type, element_count=count)
     tag.set_data(packed)
+    return tag
 
 add("Counter", dt.DINT, struct.pack("<i", -123456789))
 add("Program:Main.Temps", dt.REAL, struct.pack("<5f", *[i * 1.5 for i in range(5)]), 5)
@@ -72,6 +99,14 @@ name = tags.add_struct_tag("Name", string)
 text = b"pump 7"
 name.set_data(struct.pack("<i", len(text)) + text.ljust(84, b"\0"))
 
+# For discovery: a structure that is not a STRING, and two symbols a tag
+# list must leave out (a `__` name, the system bit of the type).
+motor = tags.add_template("MOTOR", TemplateMember("Speed", dt.REAL),
+                          TemplateMember("Amps", dt.REAL))
+tags.add_struct_tag("Motor", motor).set_data(struct.pack("<2f", 1450.0, 12.5))
+add("__Hidden", dt.DINT, struct.pack("<i", 7))
+add("SysFlag", dt.DINT, struct.pack("<i", 9)).symbol_type |= 0x1000
+
 # A clean stop of the client is seen here: one line per Forward Close and
 # per UnregisterSession, on stdout.
 from ethernetip.connections.connection_manager import ConnectionManagerObject
@@ -87,6 +122,29 @@ def dispatch_message(self, msg, session_handle, local_addr):
         print("unregister-session", flush=True)
     return dispatch(self, msg, session_handle, local_addr)
 EipAdapter._dispatch_message = dispatch_message
+
+from ethernetip.connections import connection_manager as cm_module
+from ethernetip.connections.forward_open_request import ForwardOpenRequest
+if "no-large" in options:
+    cm_init = ConnectionManagerObject.__init__
+    def cm_without_large(self):
+        cm_init(self)
+        self._cip_class._instance_services.pop(cm_module.LARGE_FORWARD_OPEN_SERVICE)
+    ConnectionManagerObject.__init__ = cm_without_large
+route = next((bytes.fromhex(o[6:]) for o in options if o.startswith("route=")), None)
+process_forward_open = ConnectionManagerObject._process_forward_open
+def process_checked(self, request, is_large):
+    fo = ForwardOpenRequest.parse(request.data, is_large)
+    ports = bytes(fo.connection_path).split(b"\x20\x02", 1)[0]
+    if route is not None and ports != route:
+        if "log-open" in options:
+            print("route-refused", ports.hex(), flush=True)
+        return cm_module._forward_open_error(request.service_code, 0x0312)
+    if "log-open" in options:
+        print(f"forward-open {request.service_code:#x} {fo.ot_params.connection_size}",
+              flush=True)
+    return process_forward_open(self, request, is_large)
+ConnectionManagerObject._process_forward_open = process_checked
 
 async def main():
     identity = IdentityInfo(product_name="millrace peer")
@@ -128,11 +186,17 @@ pub fn start(port: u16) -> Peer {
 /// The peer and the lines it prints (one per Forward Close and per
 /// UnregisterSession it receives), gathered by a thread.
 pub fn start_logged(port: u16) -> (Peer, Arc<Mutex<Vec<String>>>) {
+    start_with(port, &[])
+}
+
+/// The peer with `options` (see `SERVER`), and the lines it prints.
+pub fn start_with(port: u16, options: &[&str]) -> (Peer, Arc<Mutex<Vec<String>>>) {
     let mut child = Command::new(python(
         "MILLRACE_CM_ETHERNETIP_PYTHON",
         "cm-ethernetip-venv",
     ))
     .args(["-c", SERVER, &port.to_string()])
+    .args(options)
     .stdin(Stdio::piped())
     .stdout(Stdio::piped())
     .stderr(Stdio::inherit())

@@ -548,6 +548,37 @@ pub fn parse_forward_open_reply(data: &[u8], triad: Triad) -> Result<Opened, Eni
     })
 }
 
+/// Unconnected Send (0x52 at the Connection Manager): the request
+/// `embedded` writes, carried along `route` to the module at its end (a
+/// controller in a chassis slot). With no route a request goes bare to the
+/// Message Router instead; the caller decides.
+pub fn write_unconnected_send(
+    w: &mut Writer<'_>,
+    route: &[RouteHop],
+    embedded: impl FnOnce(&mut Writer<'_>),
+) {
+    write_request(
+        w,
+        SERVICE_0X52,
+        |w| w.bytes(&CONNECTION_MANAGER_PATH),
+        |w| {
+            w.u8(PRIORITY_TIME_TICK);
+            w.u8(TIMEOUT_TICKS);
+            let at = w.len();
+            w.u16(0);
+            embedded(w);
+            let length = w.len() - at - 2;
+            w.patch_u16(at, length as u16);
+            if length % 2 == 1 {
+                w.u8(0);
+            }
+            w.u8((route_bytes(route) / 2) as u8);
+            w.u8(0);
+            write_route(w, route);
+        },
+    );
+}
+
 /// Get Instance Attribute List of the Symbol class from instance `start`
 /// on, asking for name (1), type (2) and array dimensions (8), in that
 /// order; `program` scopes it to a program's tags.

@@ -244,7 +244,7 @@ fn forward_open_words(general: u8, extended: u16) -> &'static str {
         (0x01, 0x0114) => "vendor id or product code mismatch",
         (0x01, 0x0311) => "invalid port in the route path (check `path`)",
         (0x01, 0x0312) => "invalid link address in the route path (check `path`)",
-        (0x01, 0x0315) => "invalid segment in the connection path",
+        (0x01, 0x0315) => "invalid segment in the connection path (check `path`)",
         (0x01, 0x0204) => "the target did not answer in time (check `path`)",
         (0x08, _) => "service not supported",
         (0x04, _) | (0x05, _) => "the connection path names nothing there (check `path`)",

@@ -384,6 +384,9 @@ pub struct Responder {
     pub tags: HashMap<String, Served>,
     /// Refuse a Large Forward Open with status 0x08.
     pub refuse_large: bool,
+    /// Refuse every Forward Open as a module refuses a bad route: status
+    /// 0x01, extended 0x0312 (link address not valid).
+    pub refuse_route: bool,
     /// Data bytes a Read Tag reply carries at most before it says 0x06.
     pub reply_data_max: usize,
     /// Answer a Multiple Service Packet with 0x00 even when an embedded
@@ -399,6 +402,7 @@ impl Responder {
         Responder {
             tags: HashMap::new(),
             refuse_large: false,
+            refuse_route: false,
             reply_data_max: 4000,
             msp_always_success: false,
             session: 0x1122_3344,
@@ -487,6 +491,11 @@ impl Responder {
             return vec![];
         };
         match request.service {
+            cip::LARGE_FORWARD_OPEN | cip::FORWARD_OPEN if self.refuse_route => {
+                let mut v = vec![request.service | cip::REPLY_FLAG, 0, 0x01, 1];
+                v.extend_from_slice(&0x0312u16.to_le_bytes());
+                v
+            }
             cip::LARGE_FORWARD_OPEN if self.refuse_large => reply_head(request.service, 0x08, &[]),
             cip::LARGE_FORWARD_OPEN | cip::FORWARD_OPEN => {
                 let d = request.data;
@@ -698,4 +707,112 @@ pub fn transcript(mut responder: Responder, cycles: usize) -> Vec<u8> {
         stream.extend(replies);
     }
     stream
+}
+
+/// What a discovery run over fuzzed bytes ended in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiscoverRun {
+    pub done: bool,
+    pub symbols: usize,
+    pub error: bool,
+}
+
+/// The `enip_discover` target: byte 0 picks the route (bit 0: `1,0`, so
+/// requests go in an Unconnected Send) and the chunk size (the other
+/// bits); the rest is the controller's side of the stream. Every request
+/// the discovery writes fits its buffer; every symbol it keeps is sorted
+/// without a panic, within the caps.
+pub fn fuzz_discover(data: &[u8]) -> DiscoverRun {
+    use super::discover::{Discovery, PAGES_MAX, REQUEST_BYTES_MAX, SYMBOLS_MAX};
+    let Some((&first, stream)) = data.split_first() else {
+        return DiscoverRun {
+            done: false,
+            symbols: 0,
+            error: false,
+        };
+    };
+    let route = if first & 1 == 1 {
+        crate::config::parse_enip_route("1,0").unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let chunk = usize::from(first >> 1).max(1);
+    let mut discovery = Discovery::new(route);
+    let mut framer = Framer::new();
+    let mut buf = [0u8; REQUEST_BYTES_MAX];
+    let mut error = discovery.poll_request(&mut buf).is_none();
+    'stream: for piece in stream.chunks(chunk) {
+        let mut rest = piece;
+        // Each round takes a whole message from `rest` or ends.
+        for _ in 0..=piece.len() {
+            match framer.next_frame(&mut rest) {
+                Ok(Some(frame)) => {
+                    if discovery.handle(&frame).is_err() {
+                        error = true;
+                        break 'stream;
+                    }
+                    if !discovery.is_done() && discovery.poll_request(&mut buf).is_none() {
+                        panic!("a request of discovery does not fit REQUEST_BYTES_MAX");
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    error = true;
+                    break 'stream;
+                }
+            }
+        }
+    }
+    assert!(discovery.symbols().len() <= SYMBOLS_MAX);
+    assert!(discovery.pages() <= PAGES_MAX);
+    for symbol in discovery.symbols() {
+        let _ = discovery.kind(symbol);
+        let _ = symbol.elements();
+    }
+    DiscoverRun {
+        done: discovery.is_done(),
+        symbols: discovery.symbols().len(),
+        error,
+    }
+}
+
+/// A controller's answers to a discovery: RegisterSession, the tag list
+/// in two pages (the second repeats the last symbol of the first, as a
+/// Logix controller does), a STRING's template. `first_page_status` is the
+/// first page's status (0x06: more follow; 0x08: no tag list). The same
+/// answers serve a routed discovery: an Unconnected Send's reply is the
+/// embedded one.
+pub fn discover_transcript(first_page_status: u8) -> Vec<u8> {
+    fn entry(instance: u32, name: &str, symbol_type: u16, dims: [u32; 3]) -> Vec<u8> {
+        let mut v = instance.to_le_bytes().to_vec();
+        v.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        v.extend_from_slice(name.as_bytes());
+        v.extend_from_slice(&symbol_type.to_le_bytes());
+        for d in dims {
+            v.extend_from_slice(&d.to_le_bytes());
+        }
+        v
+    }
+    const SESSION: u32 = 0x1122_3344;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 2048];
+    let n = encap::register_session(&mut buf, [0; 8]);
+    if let Some(handle) = buf.get_mut(4..8) {
+        handle.copy_from_slice(&SESSION.to_le_bytes());
+    }
+    out.extend_from_slice(buf.get(..n).unwrap_or_default());
+    let mut answer = |cip: Vec<u8>| {
+        let n = encap::send_rr_data(&mut buf, SESSION, [0; 8], |w| w.bytes(&cip));
+        out.extend_from_slice(buf.get(..n).unwrap_or_default());
+    };
+    let mut page = entry(1, "Temps", 0x20CA, [200, 0, 0]);
+    page.extend(entry(3, "__Hidden", 0x00C4, [0; 3]));
+    answer(reply_head(0x55, first_page_status, &page));
+    let mut page = entry(3, "__Hidden", 0x00C4, [0; 3]);
+    page.extend(entry(7, "Name", 0x8FCE, [0; 3]));
+    page.extend(entry(9, "Alarms", 0x20D3, [2, 0, 0]));
+    answer(reply_head(0x55, 0, &page));
+    let attributes = [2, 0, 1, 0, 0, 0, 0xCE, 0x0F, 5, 0, 0, 0, 88, 0, 0, 0];
+    answer(reply_head(0x03, 0, &attributes));
+    out
 }

@@ -17,7 +17,8 @@
 //! The parts: `planner` (tags to requests, near-minimal packing, argued
 //! there), `decode` (reply data to samples in place), `session` (the state
 //! machine on the protocol seam), `notice` (one-line operator notices),
-//! `symbols` (the tag list `millrace discover` reads), `fuzz` (entry points
+//! `symbols` (the tag list `millrace discover` reads), `discover` (the
+//! requests and paging of that list), `fuzz` (entry points
 //! of the cargo-fuzz targets and their corpus replay).
 //!
 //! Per-tag errors are qualities, never connection errors: a tag the
@@ -27,6 +28,7 @@
 
 pub mod cip;
 pub mod decode;
+pub mod discover;
 pub mod encap;
 mod error;
 pub mod fuzz;

@@ -517,7 +517,9 @@ impl EnipSession {
         })?;
         self.handshake_deadline_ns = None;
         if reply.general != cip::STATUS_SUCCESS {
-            if large {
+            // A refusal of the route is not about the size: a Forward Open
+            // along it would be refused the same, so it is not tried.
+            if large && !is_route_refusal(reply.general, reply.extended) {
                 self.large_refused = true;
                 self.notices.raise(EnipNotice::LargeForwardOpenRefused {
                     general: reply.general,
@@ -531,7 +533,11 @@ impl EnipSession {
                 return Ok(());
             }
             return Err(EnipError::ForwardOpenRefused {
-                step: Step::ForwardOpen,
+                step: if large {
+                    Step::LargeForwardOpen
+                } else {
+                    Step::ForwardOpen
+                },
                 general: reply.general,
                 extended: reply.extended,
             });
@@ -793,6 +799,16 @@ impl EnipSession {
     pub fn notices_dropped(&self) -> u64 {
         self.notices.dropped
     }
+}
+
+/// Whether a Forward Open's refusal is about the route to the module
+/// (CIP Vol 1 3-5.6: port, link address, segment, no answer along it; a
+/// path that names nothing there), not about the connection asked for.
+const fn is_route_refusal(general: u8, extended: u16) -> bool {
+    matches!(
+        (general, extended),
+        (0x01, 0x0204 | 0x0311 | 0x0312 | 0x0315) | (0x04 | 0x05, _)
+    )
 }
 
 /// `plans[active]`: 0 the size asked for, anything else the fallback. A

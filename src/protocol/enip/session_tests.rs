@@ -172,6 +172,47 @@ fn a_refused_large_forward_open_falls_back_and_says_so() {
 }
 
 #[test]
+fn a_refused_route_is_not_a_reason_to_fall_back() {
+    let mut device = fuzz_device();
+    if let crate::config::DriverConfig::EthernetIp(e) = &mut device.driver {
+        e.connection_size = 4002;
+    }
+    let mut session = fuzz_session_for(&device);
+    let mut responder = fuzz_responder();
+    responder.refuse_route = true;
+    let mut buf = vec![0u8; session.request_bytes_max()];
+    let mut out = vec![Sample::default(); session.samples_per_frame_max()];
+    session.on_connected(0);
+    let mut error = None;
+    for _ in 0..4 {
+        let mut sent = Vec::new();
+        while let Some(n) = session.poll_transmit(0, &mut buf) {
+            sent.extend_from_slice(&buf[..n]);
+        }
+        let replies = responder.answer(&sent);
+        if let Err(e) = Session::receive(&mut session, &replies, 7, &mut out) {
+            error = Some(e.error);
+            break;
+        }
+    }
+    let error = error.expect("the refused route ends the handshake");
+    assert_eq!(
+        error,
+        EnipError::ForwardOpenRefused {
+            step: super::Step::LargeForwardOpen,
+            general: 1,
+            extended: 0x0312
+        }
+    );
+    assert!(error.to_string().contains("check `path`"), "{error}");
+    assert_eq!(
+        session.classify(&error),
+        crate::protocol::session::ErrorClass::Handshake
+    );
+    assert!(session.poll_notice().is_none(), "no fallback notice");
+}
+
+#[test]
 fn replies_cut_short_continue_with_fragmented_reads() {
     let device = fuzz_device();
     let mut session = fuzz_session_for(&device);
