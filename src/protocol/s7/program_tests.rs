@@ -225,7 +225,7 @@ fn transport_size_9(answer: &mut [u8]) {
 /// the mutation at n (if any): 0 none, 1 transport size 9, 2 a byte xored.
 type Mutation = (u8, u16, u8);
 
-fn mutate(answer: &mut Vec<u8>, mutation: Option<&Mutation>) {
+fn mutate(answer: &mut [u8], mutation: Option<&Mutation>) {
     match mutation {
         Some(&(1, _, _)) => transport_size_9(answer),
         Some(&(2, at, xor)) if answer.len() > 7 => {
