@@ -6,7 +6,12 @@
 //! - `millrace_session`: the driver-facing path per frame: start_cycle,
 //!   poll_transmit (the Read Var request), the frame's PDU reference set to
 //!   the request's, receive (TPKT/COTP framing, reference match, the whole
-//!   answer checked, every tag decoded into the sample slice).
+//!   answer checked, every tag decoded into the sample slice). The usual
+//!   answer (every item good) goes through the request's decode program
+//!   (src/protocol/s7/program.rs).
+//! - `millrace_per_item`: the same with the session made to decode every
+//!   answer through the per-item path (`decode_per_item_only`), the path
+//!   an answer with an item error or an unusual transport size takes.
 //! - `snap7_client`: the steps its `S7Client::read_multi_vars` takes on an
 //!   answer, through its public `proto` module: the TPKT payload into a
 //!   `Bytes` (its client reads it into a fresh `Vec`), the COTP DT header,
@@ -36,6 +41,8 @@ use snap7_client::proto::s7::read_var::ReadVarResponse;
 struct Case {
     name: &'static str,
     session: S7Session,
+    /// The same session decoding through the per-item path.
+    per_item: S7Session,
     frame: Vec<u8>,
     /// Per tag: (item index, offset in the item, type) for the baseline.
     layout: Vec<(usize, usize, S7Type)>,
@@ -104,8 +111,11 @@ fn case(name: &'static str, pdu: u16, runs: &[(u16, u32, S7Type, u32)]) -> Case 
         .iter()
         .map(|p| usize::from(p.item.count))
         .sum();
+    let mut per_item = session.clone();
+    per_item.decode_per_item_only();
     Case {
         name,
+        per_item,
         item_count: request.pieces.len(),
         session,
         frame,
@@ -115,11 +125,20 @@ fn case(name: &'static str, pdu: u16, runs: &[(u16, u32, S7Type, u32)]) -> Case 
 }
 
 fn millrace_frame(case: &mut Case, buf: &mut [u8], out: &mut [Sample]) -> usize {
-    case.session.start_cycle();
-    case.session.poll_transmit(0, buf).unwrap();
+    session_frame(&mut case.session, &mut case.frame, buf, out)
+}
+
+fn session_frame(
+    session: &mut S7Session,
+    frame: &mut [u8],
+    buf: &mut [u8],
+    out: &mut [Sample],
+) -> usize {
+    session.start_cycle();
+    session.poll_transmit(0, buf).unwrap();
     // The request's PDU reference (S7 header bytes 4-5 after TPKT + COTP).
-    case.frame[11..13].copy_from_slice(&buf[11..13]);
-    let received = case.session.receive(&case.frame, 1, out).unwrap();
+    frame[11..13].copy_from_slice(&buf[11..13]);
+    let received = session.receive(frame, 1, out).unwrap();
     received.samples
 }
 
@@ -186,12 +205,28 @@ fn bench(c: &mut Criterion) {
         assert_eq!(millrace_frame(&mut case, &mut buf, &mut out), tags);
         let mut values = vec![0f64; tags];
         assert_eq!(snap7_frame(&case, &mut values), tags);
-        // Both read the same values.
+        // Both read the same values, and both of millrace's paths the same
+        // records.
         for (sample, value) in out.iter().zip(&values) {
             assert_eq!(sample.value_f64(), *value, "{}", case.name);
         }
+        let mut per_item_out = out.clone();
+        let per_item = session_frame(
+            &mut case.per_item,
+            &mut case.frame,
+            &mut buf,
+            &mut per_item_out,
+        );
+        assert_eq!(per_item, tags);
+        assert_eq!(per_item_out, out, "{}", case.name);
         group.bench_function("millrace_session", |b| {
             b.iter(|| black_box(millrace_frame(&mut case, &mut buf, &mut out)))
+        });
+        group.bench_function("millrace_per_item", |b| {
+            b.iter(|| {
+                let (session, frame) = (&mut case.per_item, &mut case.frame);
+                black_box(session_frame(session, frame, &mut buf, &mut out))
+            })
         });
         group.bench_function("snap7_client", |b| {
             b.iter(|| black_box(snap7_frame(&case, &mut values)))

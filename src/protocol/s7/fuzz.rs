@@ -9,10 +9,11 @@ use std::time::Duration;
 use crate::config::{
     DeviceConfig, DriverConfig, Protocol, S7Area, S7ConnectionType, S7Device, S7Tag, S7Type,
 };
-use crate::protocol::session::Session;
+use crate::protocol::session::{Received, Session};
 use crate::sample::{record_span, Quality, Sample, Source, TagId};
 
-use super::session::S7Session;
+use super::error::S7Error;
+use super::session::{ReceiveError, S7Session};
 use super::wire::{self, Tpdu};
 
 pub const FUZZ_TAG_FIRST: u32 = 1000;
@@ -289,12 +290,151 @@ pub struct SessionRun {
     pub cycles: usize,
 }
 
+/// A session and its reference twin, which decodes every answer through
+/// the per-item path (`S7Session::decode_per_item_only`), driven in
+/// lockstep: every call must give both the same result and the same
+/// records, so a decode program that differs from the per-item path in
+/// any record, quality, error or notice panics here.
+#[derive(Clone, Debug)]
+pub struct Lockstep {
+    pub session: S7Session,
+    reference: S7Session,
+    /// The reference's sample slice, as long as the caller's.
+    reference_out: Vec<Sample>,
+}
+
+impl Lockstep {
+    pub fn new(session: S7Session) -> Self {
+        let mut reference = session.clone();
+        reference.decode_per_item_only();
+        Lockstep {
+            session,
+            reference,
+            reference_out: Vec::new(),
+        }
+    }
+
+    fn same_records(&self, out: &[Sample], written: usize) {
+        assert_eq!(
+            out.get(..written),
+            self.reference_out.get(..written),
+            "the decode program and the per-item path wrote different records"
+        );
+        assert_eq!(self.session.is_ready(), self.reference.is_ready());
+        assert_eq!(self.session.cycle_sent(), self.reference.cycle_sent());
+        assert_eq!(
+            self.session.inflight_count(),
+            self.reference.inflight_count()
+        );
+        assert_eq!(
+            self.session.device_bad_samples(),
+            self.reference.device_bad_samples()
+        );
+    }
+
+    pub fn on_connected(&mut self, now_ns: u64) {
+        self.session.on_connected(now_ns);
+        self.reference.on_connected(now_ns);
+    }
+
+    pub fn start_cycle(&mut self) {
+        self.session.start_cycle();
+        self.reference.start_cycle();
+    }
+
+    /// Both must send the same bytes.
+    pub fn poll_transmit(&mut self, now_ns: u64, buf: &mut [u8]) -> Option<usize> {
+        let sent = self.session.poll_transmit(now_ns, buf);
+        let mut reference_buf = vec![0u8; buf.len()];
+        let reference_sent = self.reference.poll_transmit(now_ns, &mut reference_buf);
+        assert_eq!(sent, reference_sent);
+        let len = sent.unwrap_or(0);
+        assert_eq!(
+            buf.get(..len),
+            reference_buf.get(..len),
+            "different requests"
+        );
+        sent
+    }
+
+    pub fn receive(
+        &mut self,
+        chunk: &[u8],
+        ts_ns: i64,
+        out: &mut [Sample],
+    ) -> Result<Received, ReceiveError> {
+        let got = self.session.receive(chunk, ts_ns, out);
+        let reference_out = sized(&mut self.reference_out, out.len());
+        let want = self.reference.receive(chunk, ts_ns, reference_out);
+        assert_eq!(
+            got, want,
+            "the decode program and the per-item path disagree"
+        );
+        let written = match got {
+            Ok(received) => received.samples,
+            Err(error) => error.samples,
+        };
+        self.same_records(out, written);
+        got
+    }
+
+    pub fn handle_timeout(
+        &mut self,
+        now_ns: u64,
+        ts_ns: i64,
+        out: &mut [Sample],
+    ) -> Result<usize, S7Error> {
+        let got = self.session.handle_timeout(now_ns, ts_ns, out);
+        let reference_out = sized(&mut self.reference_out, out.len());
+        let want = self.reference.handle_timeout(now_ns, ts_ns, reference_out);
+        assert_eq!(got, want);
+        self.same_records(out, got.unwrap_or(0));
+        got
+    }
+
+    pub fn disconnect(&mut self, ts_ns: i64, out: &mut [Sample]) -> usize {
+        let written = self.session.disconnect(ts_ns, out);
+        let reference_out = sized(&mut self.reference_out, out.len());
+        assert_eq!(written, self.reference.disconnect(ts_ns, reference_out));
+        self.same_records(out, written);
+        written
+    }
+
+    pub fn fail_unsent(&mut self, quality: Quality, ts_ns: i64, out: &mut [Sample]) -> usize {
+        let written = self.session.fail_unsent(quality, ts_ns, out);
+        let reference_out = sized(&mut self.reference_out, out.len());
+        let want = self.reference.fail_unsent(quality, ts_ns, reference_out);
+        assert_eq!(written, want);
+        self.same_records(out, written);
+        written
+    }
+
+    /// Both raised the same notices, in the same order.
+    pub fn same_notices(&mut self) {
+        // Each round pops a notice from a queue of at most NOTICES_QUEUED_MAX.
+        for _ in 0..=super::limits::NOTICES_QUEUED_MAX {
+            let notice = self.session.poll_notice();
+            assert_eq!(notice, self.reference.poll_notice());
+            if notice.is_none() {
+                break;
+            }
+        }
+    }
+}
+
+/// The reference's slice for a call on a slice of `len`.
+fn sized(samples: &mut Vec<Sample>, len: usize) -> &mut [Sample] {
+    samples.resize(len, Sample::default());
+    samples
+}
+
 /// The session over fuzz bytes as the PLC's side of the stream. `data[0]`
 /// seeds the chunking; the stream follows. The session runs as the reader
 /// drives it: handshake, cycles when nothing is in flight, a timeout now
 /// and then, a disconnect and reconnect after every error. Checks: every
-/// record belongs to the device, text records hold together, and every
-/// cycle ends in exactly `cycle_samples` records.
+/// record belongs to the device, text records hold together, every cycle
+/// ends in exactly `cycle_samples` records, and the decode programs write
+/// what the per-item path writes (`Lockstep`).
 pub fn fuzz_session(data: &[u8]) -> SessionRun {
     let mut run = SessionRun::default();
     let Some((&seed, stream)) = data.split_first() else {
@@ -302,12 +442,13 @@ pub fn fuzz_session(data: &[u8]) -> SessionRun {
     };
     let device = fuzz_device();
     let tag_count = device.tag_count() as u32;
-    let Ok(mut session) = S7Session::for_device(&device, TagId(FUZZ_TAG_FIRST)) else {
+    let Ok(session) = S7Session::for_device(&device, TagId(FUZZ_TAG_FIRST)) else {
         panic!("the fuzz device plans");
     };
     let cycle = session.cycle_samples();
     let mut out = vec![Sample::default(); 4 * session.samples_per_frame_max()];
     let mut request = vec![0u8; session.request_bytes_max()];
+    let mut session = Lockstep::new(session);
     let mut chunks = Chunks::new(seed);
     let mut rest = stream;
     let mut now_ns = 0u64;
@@ -316,10 +457,11 @@ pub fn fuzz_session(data: &[u8]) -> SessionRun {
     session.on_connected(now_ns);
     while !rest.is_empty() {
         while let Some(len) = session.poll_transmit(now_ns, &mut request) {
-            assert!(len <= session.request_bytes_max());
+            assert!(len <= session.session.request_bytes_max());
             check_request(request.get(..len).unwrap_or_default());
         }
-        if session.is_ready() && session.cycle_sent() && session.inflight_count() == 0 {
+        let ready = &session.session;
+        if ready.is_ready() && ready.cycle_sent() && ready.inflight_count() == 0 {
             if in_cycle {
                 assert_eq!(
                     cycle_records, cycle,
@@ -344,7 +486,7 @@ pub fn fuzz_session(data: &[u8]) -> SessionRun {
                 Ok(received) => {
                     cycle_records += run.count(&out, received.samples, tag_count);
                     input = input.get(received.consumed..).unwrap_or_default();
-                    if session.is_ready() && run.ready == 0 {
+                    if session.session.is_ready() && run.ready == 0 {
                         run.ready = 1;
                     }
                 }
@@ -375,6 +517,7 @@ pub fn fuzz_session(data: &[u8]) -> SessionRun {
                 }
             }
         }
+        session.same_notices();
     }
     run
 }
@@ -382,7 +525,7 @@ pub fn fuzz_session(data: &[u8]) -> SessionRun {
 /// As the reader does after an error: `disconnect` and `fail_unsent` until
 /// they write nothing.
 fn end_connection(
-    session: &mut S7Session,
+    session: &mut Lockstep,
     out: &mut [Sample],
     tags: u32,
     run: &mut SessionRun,
@@ -402,7 +545,7 @@ fn end_connection(
             break;
         }
     }
-    assert_eq!(session.inflight_count(), 0);
+    assert_eq!(session.session.inflight_count(), 0);
     records
 }
 

@@ -10,6 +10,7 @@
 //! wire.rs      TPKT framing, COTP TPDUs, S7 headers, the three requests
 //! planner.rs   tags -> ranges -> pieces -> requests (and why that is minimal)
 //! decode.rs    item bytes -> samples, per S7 type
+//! program.rs   a request compiled: its usual answer, runs of same-typed tags
 //! notice.rs    what to change on the PLC, said once
 //! session.rs   the handshake, the in-flight table, the `Session` impl
 //! error.rs     errors in words
@@ -19,7 +20,9 @@
 //! A poll cycle: the planner's requests go out up to the in-flight limit
 //! (the device's `max_inflight`, capped by the AmQ the PLC granted); each
 //! answer is matched by PDU reference, checked whole (item count, every
-//! item's length and fill byte, nothing left over), then decoded. Header
+//! item's length and fill byte, nothing left over), then decoded: the
+//! usual answer (every item good, as long as asked) by the request's
+//! decode program, any other by the per-item path. Header
 //! errors (PUT/GET off, ...) and item return codes become the tags'
 //! qualities and one notice per condition; only a malformed answer drops
 //! the connection.
@@ -30,6 +33,7 @@ pub mod fuzz;
 pub mod limits;
 pub mod notice;
 pub mod planner;
+mod program;
 mod reader;
 mod session;
 pub mod wire;
@@ -44,5 +48,7 @@ pub use session::{ReceiveError, S7Session, SessionConfig};
 mod codec_tests;
 #[cfg(test)]
 mod planner_tests;
+#[cfg(test)]
+mod program_tests;
 #[cfg(test)]
 mod session_tests;

@@ -6,6 +6,8 @@ use std::fmt;
 
 use crate::config::S7Area;
 
+use super::limits::NOTICES_QUEUED_MAX;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum S7Notice {
     /// Header error 0x8104 on a read: S7-1200/1500 with PUT/GET access off.
@@ -97,7 +99,7 @@ impl Default for Notices {
     fn default() -> Self {
         Notices {
             raised: Vec::with_capacity(RAISED_MAX),
-            queue: std::collections::VecDeque::with_capacity(super::limits::NOTICES_QUEUED_MAX),
+            queue: std::collections::VecDeque::with_capacity(NOTICES_QUEUED_MAX),
             dropped: 0,
         }
     }
@@ -109,7 +111,10 @@ impl Notices {
         if self.raised.contains(&notice) {
             return;
         }
-        if self.raised.len() >= RAISED_MAX || self.queue.len() >= self.queue.capacity() {
+        // The queue's bound is the constant, not its capacity: a clone of
+        // the session (a VecDeque clones with the capacity of its length)
+        // would otherwise drop every notice.
+        if self.raised.len() >= RAISED_MAX || self.queue.len() >= NOTICES_QUEUED_MAX {
             self.dropped += 1;
             return;
         }

@@ -24,7 +24,8 @@ use super::decode::{write_bad_tag, write_tag};
 use super::error::{BuildError, S7Error, Step};
 use super::limits::*;
 use super::notice::{Notices, S7Notice};
-use super::planner::{plan, planned_tags, Limits, Plan, PlannedRequest, PlannedTag};
+use super::planner::{plan, planned_tags, Limits, Piece, Plan, PlannedRequest, PlannedTag};
+use super::program::{self, decode_run, DecodeProgram};
 use super::reader::Reader;
 use super::wire::{self, Ack, ReadItem, Tpdu, TpktFramer, ITEM_OK};
 
@@ -101,6 +102,10 @@ struct Core {
     /// The tags as first planned, kept to re-plan after a negotiation.
     tags: Vec<PlannedTag>,
     plan: Plan,
+    /// One per request of the plan, compiled with it.
+    programs: Vec<DecodeProgram>,
+    /// Every answer through the per-item path (see `decode_per_item_only`).
+    per_item_only: bool,
     /// The PDU the plan was first made for (the configured one).
     pdu_configured: usize,
     samples_per_frame_max: usize,
@@ -155,6 +160,15 @@ impl S7Session {
     pub fn inflight_limit(&self) -> usize {
         self.core.inflight_limit
     }
+
+    /// Decodes every answer through the per-item path, never through the
+    /// requests' decode programs: the reference the tests and the fuzz
+    /// target check the programs against (both must write the same
+    /// records). Not for production use: it is only slower.
+    #[doc(hidden)]
+    pub fn decode_per_item_only(&mut self) {
+        self.core.per_item_only = true;
+    }
 }
 
 impl Core {
@@ -195,9 +209,12 @@ impl Core {
             replan_due: false,
             notices: Notices::default(),
             device_bad: 0,
+            programs: Vec::new(),
+            per_item_only: false,
             plan,
         };
         session.size_scratch();
+        session.compile();
         Ok(session)
     }
 
@@ -210,6 +227,13 @@ impl Core {
             quality: Quality::GOOD,
         });
         self.straddle.extend(fresh);
+    }
+
+    fn compile(&mut self) {
+        let tags = &self.plan.tags;
+        self.programs = (self.plan.requests.iter())
+            .map(|request| DecodeProgram::compile(tags, request))
+            .collect();
     }
 
     /// Rebuilds the plan for the PDU in force and the items cap; the
@@ -231,6 +255,7 @@ impl Core {
         assert!(self.plan.records() == self.cycle_records);
         self.cursor = self.plan.requests.len();
         self.size_scratch();
+        self.compile();
         self.replan_due = false;
     }
 
@@ -299,7 +324,7 @@ impl Core {
             return None;
         }
         let request_index = self.cursor;
-        self.plan.requests.get(request_index)?;
+        self.programs.get(request_index)?;
         let pdu_ref = self.allocate_pdu_ref();
         let slot = self.slots.iter_mut().find(|s| s.is_none())?;
         *slot = Some(Inflight {
@@ -309,18 +334,7 @@ impl Core {
         });
         self.inflight += 1;
         self.cursor += 1;
-        let request = self.plan.requests.get(request_index)?;
-        let mut items = [ReadItem {
-            area_code: 0,
-            db_number: 0,
-            start: 0,
-            count: 1,
-        }; READ_ITEMS_MAX];
-        for (item, piece) in items.iter_mut().zip(&request.pieces) {
-            *item = piece.item;
-        }
-        let items = items.get(..request.pieces.len())?;
-        Some(wire::encode_read_var(pdu_ref, items, buf))
+        self.programs.get(request_index)?.send(pdu_ref, buf)
     }
 }
 
@@ -410,7 +424,7 @@ impl Ender<'_> {
 
     fn fail_piece(
         &mut self,
-        piece: &super::planner::Piece,
+        piece: &Piece,
         quality: Quality,
         ts_ns: i64,
         out: &mut [Sample],
@@ -433,21 +447,46 @@ impl Ender<'_> {
     /// to the scratch.
     fn decode_piece(
         &mut self,
-        piece: &super::planner::Piece,
+        piece: &Piece,
         data: &[u8],
         ts_ns: i64,
         out: &mut [Sample],
     ) -> usize {
         let mut written = 0;
         for &(tag, offset) in &piece.inside {
-            let Some(tag) = self.tags.get(tag as usize) else {
-                continue;
-            };
-            let from = usize::from(offset);
-            let bytes = data.get(from..from + tag.size as usize).unwrap_or_default();
             let slot = out.get_mut(written..).unwrap_or_default();
-            written += write_tag(tag, bytes, ts_ns, slot);
+            written += self.decode_tag(tag, data, usize::from(offset), ts_ns, slot);
         }
+        let slot = out.get_mut(written..).unwrap_or_default();
+        written + self.decode_parts(piece, data, ts_ns, slot)
+    }
+
+    /// Tag `tag` of the plan from its bytes at `from` of `data`.
+    #[inline]
+    fn decode_tag(
+        &self,
+        tag: u32,
+        data: &[u8],
+        from: usize,
+        ts_ns: i64,
+        out: &mut [Sample],
+    ) -> usize {
+        let Some(tag) = self.tags.get(tag as usize) else {
+            return 0;
+        };
+        let bytes = data.get(from..from + tag.size as usize).unwrap_or_default();
+        write_tag(tag, bytes, ts_ns, out)
+    }
+
+    /// A good item's straddler parts (`data`: the item's bytes).
+    fn decode_parts(
+        &mut self,
+        piece: &Piece,
+        data: &[u8],
+        ts_ns: i64,
+        out: &mut [Sample],
+    ) -> usize {
+        let mut written = 0;
         for part in &piece.parts {
             if let Some(info) = self.plan.straddlers.get(part.straddler as usize) {
                 let from = usize::from(part.piece_offset);
@@ -460,6 +499,46 @@ impl Ender<'_> {
             }
             let slot = out.get_mut(written..).unwrap_or_default();
             written += self.finish_part(part.straddler, Quality::GOOD, ts_ns, slot);
+        }
+        written
+    }
+
+    /// The usual answer (`DecodeProgram::is_usual`) of `request` through
+    /// its program: the records `decode_piece` writes for each item, in
+    /// the same order. `data` is the answer's whole data part.
+    fn run_program(
+        &mut self,
+        program: &DecodeProgram,
+        request: &PlannedRequest,
+        data: &[u8],
+        ts_ns: i64,
+        out: &mut [Sample],
+    ) -> usize {
+        let mut written = 0;
+        for step in &program.steps {
+            let slot = out.get_mut(written..).unwrap_or_default();
+            written += match *step {
+                program::Step::Run {
+                    run_type,
+                    tail,
+                    from,
+                    count,
+                } => {
+                    let slot = slot.get_mut(..usize::from(count)).unwrap_or_default();
+                    decode_run(run_type, tail, data, usize::from(from), ts_ns, slot)
+                }
+                program::Step::Tag { tag, from } => {
+                    self.decode_tag(tag, data, usize::from(from), ts_ns, slot)
+                }
+                program::Step::Parts { piece, from } => {
+                    let Some(piece) = request.pieces.get(usize::from(piece)) else {
+                        continue;
+                    };
+                    let from = usize::from(from);
+                    let item = data.get(from..from + usize::from(piece.item.count));
+                    self.decode_parts(piece, item.unwrap_or_default(), ts_ns, slot)
+                }
+            };
         }
         written
     }
@@ -575,8 +654,10 @@ impl Core {
         Ok(())
     }
 
-    /// A Read Var answer to request `index`: header errors and item errors
-    /// become qualities; a malformed answer ends the request in
+    /// A Read Var answer to request `index`: the usual answer (every item
+    /// good and as long as asked) through the request's decode program;
+    /// any other through the per-item path, where header errors and item
+    /// errors become qualities and a malformed answer ends the request in
     /// `DECODE_ERROR` records and is an error.
     fn answer(
         &mut self,
@@ -595,11 +676,20 @@ impl Core {
             return Ok(self.fail_request(index, quality, ts_ns, out));
         }
         let requests = std::mem::take(&mut self.plan.requests);
-        let result = match requests.get(index) {
-            Some(request) => self.answer_items(request, ack, ts_ns, out),
-            None => Ok(0),
+        let programs = std::mem::take(&mut self.programs);
+        let result = match (requests.get(index), programs.get(index)) {
+            (Some(request), Some(program))
+                if !self.per_item_only && program.is_usual(ack.params, ack.data, out.len()) =>
+            {
+                Ok(self
+                    .ender()
+                    .run_program(program, request, ack.data, ts_ns, out))
+            }
+            (Some(request), _) => self.answer_items(request, ack, ts_ns, out),
+            (None, _) => Ok(0),
         };
         self.plan.requests = requests;
+        self.programs = programs;
         result
     }
 

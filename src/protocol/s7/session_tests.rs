@@ -291,6 +291,20 @@ fn reads_time_out_and_disconnects_end_the_cycle() {
     assert_eq!(h.cycle(false).len(), cycle);
 }
 
+/// A clone (the bench's, a test's twin) raises notices as its original does.
+#[test]
+fn a_cloned_session_still_raises_its_notices() {
+    let session = S7Session::for_device(&fuzz_device(), TagId(FUZZ_TAG_FIRST)).unwrap();
+    let plc = FakePlc {
+        header_error: Some((0x81, 0x04)),
+        ..FakePlc::new(240, fuzz_areas())
+    };
+    let mut h = Harness::new(session.clone(), plc);
+    h.connect();
+    h.cycle(false);
+    assert_eq!(h.session.poll_notice(), Some(S7Notice::PutGetOff));
+}
+
 #[test]
 fn header_errors_are_qualities_and_one_notice() {
     let mut h = fuzz_harness(240);

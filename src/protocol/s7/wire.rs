@@ -142,6 +142,10 @@ pub const fn read_request_bytes(items: usize) -> usize {
         + READ_REQUEST_ITEM_BYTES * items
 }
 
+/// Where a request's PDU reference sits: after TPKT, the COTP DT header
+/// and the S7 header's protocol id, ROSCTR and reserved word.
+pub const REQUEST_PDU_REF_AT: usize = TPKT_HEADER_BYTES + COTP_DT_HEADER_BYTES + 4;
+
 /// A Read Var job for `items` (1..=79 of them, each read as bytes).
 pub fn encode_read_var(pdu_ref: u16, items: &[ReadItem], out: &mut [u8]) -> usize {
     assert!(!items.is_empty() && items.len() <= READ_ITEMS_MAX);
