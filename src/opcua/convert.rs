@@ -60,11 +60,13 @@ pub struct Written {
 /// UNIX nanoseconds of an OPC UA DateTime (saturating past 2262).
 pub fn unix_ns(time: &DateTime) -> i64 {
     let chrono = time.as_chrono();
-    chrono.timestamp_nanos_opt().unwrap_or(if chrono.timestamp() < 0 {
-        i64::MIN
-    } else {
-        i64::MAX
-    })
+    chrono
+        .timestamp_nanos_opt()
+        .unwrap_or(if chrono.timestamp() < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
+        })
 }
 
 /// The time that stamps `value`'s samples.
@@ -153,7 +155,14 @@ fn write_scalar(
         let capacity = usize::from(capacity);
         let cut = floor_char_boundary(text, capacity);
         debug_assert_eq!(out.len(), text_records(capacity));
-        write_text(out, ts, tag, quality, text.as_bytes().get(..cut).unwrap_or(&[]), capacity);
+        write_text(
+            out,
+            ts,
+            tag,
+            quality,
+            text.as_bytes().get(..cut).unwrap_or(&[]),
+            capacity,
+        );
         return true;
     }
     let Some((kind, bits)) = scalar_bits(plan.data_type, value) else {
@@ -182,7 +191,10 @@ fn floor_char_boundary(text: &str, at: usize) -> usize {
     if at >= text.len() {
         return text.len();
     }
-    (0..=at).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0)
+    (0..=at)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0)
 }
 
 /// The value kind and bits of a scalar of the declared type; `None` for
@@ -257,7 +269,11 @@ pub fn fuzz_value(data: &[u8]) -> bool {
         index += span;
         tag += 1;
     }
-    assert_eq!(out[written.records], Sample::default(), "wrote past the plan");
+    assert_eq!(
+        out[written.records],
+        Sample::default(),
+        "wrote past the plan"
+    );
     true
 }
 
@@ -287,17 +303,62 @@ mod tests {
     fn scalars_of_every_type() {
         let t = DateTime::from(chrono::DateTime::from_timestamp(1_700_000_000, 5_000).unwrap());
         for (data_type, variant, kind, bits) in [
-            (OpcuaType::Boolean, Variant::Boolean(true), ValueKind::Bool, 1),
-            (OpcuaType::SByte, Variant::SByte(-2), ValueKind::I64, (-2i64) as u64),
+            (
+                OpcuaType::Boolean,
+                Variant::Boolean(true),
+                ValueKind::Bool,
+                1,
+            ),
+            (
+                OpcuaType::SByte,
+                Variant::SByte(-2),
+                ValueKind::I64,
+                (-2i64) as u64,
+            ),
             (OpcuaType::Byte, Variant::Byte(200), ValueKind::U64, 200),
-            (OpcuaType::Int16, Variant::Int16(-300), ValueKind::I64, (-300i64) as u64),
-            (OpcuaType::UInt16, Variant::UInt16(60000), ValueKind::U64, 60000),
-            (OpcuaType::Int32, Variant::Int32(-7), ValueKind::I64, (-7i64) as u64),
+            (
+                OpcuaType::Int16,
+                Variant::Int16(-300),
+                ValueKind::I64,
+                (-300i64) as u64,
+            ),
+            (
+                OpcuaType::UInt16,
+                Variant::UInt16(60000),
+                ValueKind::U64,
+                60000,
+            ),
+            (
+                OpcuaType::Int32,
+                Variant::Int32(-7),
+                ValueKind::I64,
+                (-7i64) as u64,
+            ),
             (OpcuaType::UInt32, Variant::UInt32(7), ValueKind::U64, 7),
-            (OpcuaType::Int64, Variant::Int64(i64::MIN), ValueKind::I64, i64::MIN as u64),
-            (OpcuaType::UInt64, Variant::UInt64(u64::MAX), ValueKind::U64, u64::MAX),
-            (OpcuaType::Float, Variant::Float(1.5), ValueKind::F64, 1.5f64.to_bits()),
-            (OpcuaType::Double, Variant::Double(-2.25), ValueKind::F64, (-2.25f64).to_bits()),
+            (
+                OpcuaType::Int64,
+                Variant::Int64(i64::MIN),
+                ValueKind::I64,
+                i64::MIN as u64,
+            ),
+            (
+                OpcuaType::UInt64,
+                Variant::UInt64(u64::MAX),
+                ValueKind::U64,
+                u64::MAX,
+            ),
+            (
+                OpcuaType::Float,
+                Variant::Float(1.5),
+                ValueKind::F64,
+                1.5f64.to_bits(),
+            ),
+            (
+                OpcuaType::Double,
+                Variant::Double(-2.25),
+                ValueKind::F64,
+                (-2.25f64).to_bits(),
+            ),
             (
                 OpcuaType::DateTime,
                 Variant::DateTime(Box::new(t)),
@@ -306,9 +367,26 @@ mod tests {
             ),
         ] {
             let mut out = [Sample::default(); 2];
-            let w = write_value(&plan(data_type), &value(variant), TimeSource::Receive, 9, &mut out);
-            assert_eq!(w, Written { records: 1, mismatch: false }, "{data_type}");
-            assert_eq!(out[0], Sample::new(9, TagId(10), Quality::GOOD, kind, bits), "{data_type}");
+            let w = write_value(
+                &plan(data_type),
+                &value(variant),
+                TimeSource::Receive,
+                9,
+                &mut out,
+            );
+            assert_eq!(
+                w,
+                Written {
+                    records: 1,
+                    mismatch: false
+                },
+                "{data_type}"
+            );
+            assert_eq!(
+                out[0],
+                Sample::new(9, TagId(10), Quality::GOOD, kind, bits),
+                "{data_type}"
+            );
             assert_eq!(out[1], Sample::default());
         }
     }
@@ -328,7 +406,10 @@ mod tests {
         let p = plan(OpcuaType::Double);
         let mut out = [Sample::default(); 1];
         write_value(&p, &v, TimeSource::Source, 5, &mut out);
-        assert_eq!((out[0].ts_ns, out[0].quality()), (1_000_000_000_000, Quality(0x4090_0000)));
+        assert_eq!(
+            (out[0].ts_ns, out[0].quality()),
+            (1_000_000_000_000, Quality(0x4090_0000))
+        );
         assert_eq!(out[0].value_f64(), 1.0);
         write_value(&p, &v, TimeSource::Server, 5, &mut out);
         assert_eq!(out[0].ts_ns, 2_000_000_000_000);
@@ -348,7 +429,13 @@ mod tests {
     #[test]
     fn a_value_of_another_type_is_a_mismatch() {
         let mut out = [Sample::default(); 1];
-        let w = write_value(&plan(OpcuaType::Double), &value(Variant::Int32(1)), TimeSource::Receive, 1, &mut out);
+        let w = write_value(
+            &plan(OpcuaType::Double),
+            &value(Variant::Int32(1)),
+            TimeSource::Receive,
+            1,
+            &mut out,
+        );
         assert!(w.mismatch);
         assert_eq!(out[0], Sample::bad(1, TagId(10), Quality::TYPE_MISMATCH));
     }
@@ -359,7 +446,13 @@ mod tests {
         let array = Array::new(VariantScalarTypeId::Int16, values).unwrap();
         let mut out = [Sample::default(); 1];
         let v = value(Variant::Array(Box::new(array)));
-        let w = write_value(&plan(OpcuaType::Int16), &v, TimeSource::Receive, 1, &mut out);
+        let w = write_value(
+            &plan(OpcuaType::Int16),
+            &v,
+            TimeSource::Receive,
+            1,
+            &mut out,
+        );
         assert!(w.mismatch);
         assert_eq!(out[0], Sample::bad(1, TagId(10), Quality::TYPE_MISMATCH));
     }
@@ -376,16 +469,33 @@ mod tests {
         text.copy_to(&mut bytes);
         assert_eq!(std::str::from_utf8(&bytes), Ok("ééééé"));
         // A bad text value still takes its full record count.
-        let bad = DataValue { value: None, status: Some(StatusCode::BadNodeIdUnknown), ..Default::default() };
+        let bad = DataValue {
+            value: None,
+            status: Some(StatusCode::BadNodeIdUnknown),
+            ..Default::default()
+        };
         let w = write_value(&p, &bad, TimeSource::Receive, 1, &mut out);
         assert_eq!(w.records, records);
     }
 
     #[test]
     fn scaling_gives_a_float() {
-        let p = ItemPlan { scale: 0.5, offset: 1.0, ..plan(OpcuaType::Int32) };
+        let p = ItemPlan {
+            scale: 0.5,
+            offset: 1.0,
+            ..plan(OpcuaType::Int32)
+        };
         let mut out = [Sample::default(); 1];
-        write_value(&p, &value(Variant::Int32(10)), TimeSource::Receive, 1, &mut out);
-        assert_eq!((out[0].kind(), out[0].value_f64()), (Some(ValueKind::F64), 6.0));
+        write_value(
+            &p,
+            &value(Variant::Int32(10)),
+            TimeSource::Receive,
+            1,
+            &mut out,
+        );
+        assert_eq!(
+            (out[0].kind(), out[0].value_f64()),
+            (Some(ValueKind::F64), 6.0)
+        );
     }
 }

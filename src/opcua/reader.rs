@@ -35,7 +35,7 @@ use opcua::client::{MonitoredItemMap, SessionPollResult};
 use opcua::types::{
     DataChangeNotification, DataValue, ExtensionObject, MessageSecurityMode,
     MonitoredItemCreateRequest, MonitoringMode, MonitoringParameters, NodeId, NotificationMessage,
-    ReadValueId, StatusCode, TimestampsToReturn, Variant, VariableId,
+    ReadValueId, StatusCode, TimestampsToReturn, VariableId, Variant,
 };
 use tokio::sync::Notify;
 
@@ -411,8 +411,10 @@ async fn run(
         }
     };
     let connected = Arc::new(AtomicBool::new(false));
+    let subscribing = (opcua.mode == ReadMode::Subscribe).then(|| Arc::clone(&session));
     let events = tokio::spawn(watch(
         event_loop,
+        subscribing,
         Arc::clone(&out),
         Arc::clone(&connected),
         Arc::clone(&stop),
@@ -447,7 +449,13 @@ async fn run(
 async fn connect(
     device: &DeviceConfig,
     opcua: &OpcuaDevice,
-) -> Result<(Arc<Session>, opcua::client::SessionEventLoop<opcua::client::transport::TcpConnector>), String> {
+) -> Result<
+    (
+        Arc<Session>,
+        opcua::client::SessionEventLoop<opcua::client::transport::TcpConnector>,
+    ),
+    String,
+> {
     let application_uri = opcua
         .application_uri
         .clone()
@@ -495,7 +503,10 @@ async fn connect(
 fn default_application_uri() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let host = host.trim();
-    format!("urn:millrace:{}", if host.is_empty() { "localhost" } else { host })
+    format!(
+        "urn:millrace:{}",
+        if host.is_empty() { "localhost" } else { host }
+    )
 }
 
 /// Drives the stack's session event loop and follows the connection: one
@@ -503,6 +514,7 @@ fn default_application_uri() -> String {
 /// gap; poll mode writes its own per missed poll), counters for the rest.
 async fn watch(
     event_loop: opcua::client::SessionEventLoop<opcua::client::transport::TcpConnector>,
+    subscribing: Option<Arc<Session>>,
     out: Arc<Mutex<Out>>,
     connected: Arc<AtomicBool>,
     stop: Arc<StopSignal>,
@@ -525,6 +537,13 @@ async fn watch(
                 o.stats.connected.fetch_add(1, Ordering::Relaxed);
                 if ever {
                     o.count(|c| c.reconnects += 1);
+                    // async-opcua 0.19 starts each connection's Publish loop
+                    // idle until something triggers it, and the subscription
+                    // it transferred or recreated did so before that loop
+                    // existed: without this trigger no Publish is sent again.
+                    if let Some(session) = &subscribing {
+                        session.trigger_publish_now();
+                    }
                 }
                 if ever || failing {
                     tracing::info!(
@@ -593,9 +612,10 @@ async fn subscribe(
     let publishing = opcua.publishing_interval;
     // Keep-alive every ~10 s of silence; the server drops the subscription
     // after three missed keep-alives' worth of publishing intervals.
-    let keep_alive = u32::try_from(Duration::from_secs(10).as_millis() / publishing.as_millis().max(1))
-        .unwrap_or(u32::MAX)
-        .max(1);
+    let keep_alive =
+        u32::try_from(Duration::from_secs(10).as_millis() / publishing.as_millis().max(1))
+            .unwrap_or(u32::MAX)
+            .max(1);
     let lifetime = keep_alive.saturating_mul(3);
     let subscription = loop {
         let created = session
@@ -756,13 +776,19 @@ async fn poll(
 async fn nodes_per_read(session: &Session) -> usize {
     let node: NodeId = VariableId::Server_ServerCapabilities_OperationLimits_MaxNodesPerRead.into();
     let read = session
-        .read(&[ReadValueId::new_value(node)], TimestampsToReturn::Neither, 0.0)
+        .read(
+            &[ReadValueId::new_value(node)],
+            TimestampsToReturn::Neither,
+            0.0,
+        )
         .await;
     let limit = match read.as_deref() {
-        Ok([DataValue {
-            value: Some(Variant::UInt32(n)),
-            ..
-        }]) => *n as usize,
+        Ok(
+            [DataValue {
+                value: Some(Variant::UInt32(n)),
+                ..
+            }],
+        ) => *n as usize,
         _ => 0,
     };
     if limit == 0 {
@@ -798,7 +824,11 @@ mod tests {
             let ours = crate::config::opcua_node::parse_node_id(text).unwrap();
             let theirs: NodeId = ours.to_string().parse().unwrap();
             assert_eq!(theirs.namespace, ours.namespace, "{text}");
-            assert_eq!(theirs.to_string().replace("ns=0;", ""), ours.to_string(), "{text}");
+            assert_eq!(
+                theirs.to_string().replace("ns=0;", ""),
+                ours.to_string(),
+                "{text}"
+            );
         }
     }
 }

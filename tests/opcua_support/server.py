@@ -1,0 +1,74 @@
+"""The OPC UA peer: FreeOpcUa's asyncua server (pure Python), security None,
+anonymous. argv: port, first k.
+
+Every PERIOD it writes tick k to every variable of namespace `urn:millrace:peer`
+(`ns=2;s=ua.NAME`), each value a function of k (see VALUES), all with the
+SourceTimestamp T0 + k seconds, so a row names its tick by its time alone.
+`ua.status` carries k with a status that cycles Good, Uncertain, Bad
+(STATUSES). After each tick it prints `tick k` on stdout.
+"""
+import asyncio
+import datetime
+import sys
+
+from asyncua import Server, ua
+
+PORT = int(sys.argv[1])
+FIRST = int(sys.argv[2])
+PERIOD = 0.05
+T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+V = ua.VariantType
+# name: (variant type, value at tick k)
+VALUES = {
+    "bool": (V.Boolean, lambda k: k % 2 == 0),
+    "sbyte": (V.SByte, lambda k: -(k % 100)),
+    "byte": (V.Byte, lambda k: k % 256),
+    "int16": (V.Int16, lambda k: -(k % 30000)),
+    "uint16": (V.UInt16, lambda k: k % 60000),
+    "int32": (V.Int32, lambda k: -k * 1000),
+    "uint32": (V.UInt32, lambda k: 3_000_000_000 + k),
+    "int64": (V.Int64, lambda k: -k * 1_000_000_007),
+    "uint64": (V.UInt64, lambda k: 2**53 + 2 * k),
+    "float": (V.Float, lambda k: k * 0.25),
+    "double": (V.Double, lambda k: k * 0.5 + 0.125),
+    "string": (V.String, lambda k: f"text {k} \u00e9"),
+    "datetime": (V.DateTime, lambda k: T0 + datetime.timedelta(seconds=2 * k)),
+    "status": (V.Int32, lambda k: k),
+}
+STATUSES = [
+    ua.StatusCodes.Good,
+    ua.StatusCodes.UncertainLastUsableValue,
+    ua.StatusCodes.BadSensorFailure,
+]
+
+
+async def main():
+    server = Server()
+    await server.init()
+    server.set_endpoint(f"opc.tcp://127.0.0.1:{PORT}/")
+    server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+    ns = await server.register_namespace("urn:millrace:peer")
+    cell = await server.nodes.objects.add_object(ns, "Cell")
+    nodes = {}
+    for name, (vtype, value) in VALUES.items():
+        node_id = ua.NodeId(f"ua.{name}", ns)
+        nodes[name] = await cell.add_variable(node_id, name, ua.Variant(value(FIRST), vtype))
+    async with server:
+        print("ready", flush=True)
+        k = FIRST
+        while True:
+            stamp = T0 + datetime.timedelta(seconds=k)
+            for name, (vtype, value) in VALUES.items():
+                status = STATUSES[k % 3] if name == "status" else ua.StatusCodes.Good
+                dv = ua.DataValue(
+                    ua.Variant(value(k), vtype),
+                    StatusCode=ua.StatusCode(status),
+                    SourceTimestamp=stamp,
+                )
+                await nodes[name].write_value(dv)
+            print(f"tick {k}", flush=True)
+            k += 1
+            await asyncio.sleep(PERIOD)
+
+
+asyncio.run(main())
