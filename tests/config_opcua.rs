@@ -24,10 +24,7 @@ fn rejects(name: &str, line: u32, column: u32, key: &str, fragment: &str) -> Con
         Err(e) => e,
     };
     let message = error.to_string();
-    let prefix = format!(
-        "{}:{line}:{column}: key `{key}`: ",
-        fixture(name).display()
-    );
+    let prefix = format!("{}:{line}:{column}: key `{key}`: ", fixture(name).display());
     assert!(message.starts_with(&prefix), "{message}\nnot at\n{prefix}");
     assert!(message.contains(fragment), "{message}\nlacks\n{fragment}");
     assert!(message.contains("; expected "), "{message}");
@@ -58,14 +55,20 @@ fn every_key_the_driver_serves_is_taken() {
         other => panic!("identity {other:?}"),
     }
     assert_eq!(o.tags[0].node_id.to_string(), "ns=2;s=Cell3.Temp");
-    assert_eq!((o.tags[0].scale, o.tags[1].data_type.to_string().as_str()), (0.1, "string[40]"));
+    assert_eq!(
+        (o.tags[0].scale, o.tags[1].data_type.to_string().as_str()),
+        (0.1, "string[40]")
+    );
     assert!(sub.has_text());
     // A subscribing device's pace is its sampling interval.
     assert_eq!(sub.poll_interval, Duration::from_millis(50));
 
     assert_eq!(poll.address, "opc.tcp://10.0.0.10:4841/");
     let p = poll.opcua_part().unwrap();
-    assert_eq!((p.mode, poll.poll_interval), (ReadMode::Poll, Duration::from_secs(1)));
+    assert_eq!(
+        (p.mode, poll.poll_interval),
+        (ReadMode::Poll, Duration::from_secs(1))
+    );
     assert_eq!(p.identity, Identity::Anonymous);
     assert_eq!(p.tags[0].node_id.to_string(), "i=2258");
 
@@ -152,5 +155,8 @@ fn the_farm_says_plainly_that_it_serves_no_opc_ua() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
-    assert!(stderr.contains("simulated OPC UA servers are not built yet"), "{stderr}");
+    assert!(
+        stderr.contains("simulated OPC UA servers are not built yet"),
+        "{stderr}"
+    );
 }

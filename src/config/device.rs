@@ -208,8 +208,14 @@ fn check_keys(
 fn device_address(section: &Section<'_>, protocol: Protocol) -> Result<String, ConfigError> {
     if protocol == Protocol::Opcua {
         let expected = opcua::URL_EXPECTED;
-        let url = required(section, "address", expected, section.string("address", expected)?)?;
-        return opcua::check_url(url.value).map_err(|problem| url.error(problem).expected(expected));
+        let url = required(
+            section,
+            "address",
+            expected,
+            section.string("address", expected)?,
+        )?;
+        return opcua::check_url(url.value)
+            .map_err(|problem| url.error(problem).expected(expected));
     }
     let expected = match protocol.default_port() {
         None => "`host:port`, e.g. \"10.0.0.5:502\" or \"[::1]:502\"".to_string(),

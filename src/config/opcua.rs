@@ -113,11 +113,16 @@ const NOT_BUILT_EXPECTED: &str = "security_policy = \"None\" (the default) with 
 /// one string.
 pub fn check_url(text: &str) -> Result<String, String> {
     if text.len() > URL_BYTES_MAX {
-        return Err(format!("the URL is {} bytes, more than {URL_BYTES_MAX}", text.len()));
+        return Err(format!(
+            "the URL is {} bytes, more than {URL_BYTES_MAX}",
+            text.len()
+        ));
     }
     let Some(rest) = text.strip_prefix("opc.tcp://") else {
         if text.contains("://") {
-            return Err(format!("`{text}` is not an opc.tcp:// URL (only OPC UA binary over TCP)"));
+            return Err(format!(
+                "`{text}` is not an opc.tcp:// URL (only OPC UA binary over TCP)"
+            ));
         }
         return Err(format!("`{text}` is not a URL: write `opc.tcp://{text}`"));
     };
@@ -147,7 +152,8 @@ pub fn check_url(text: &str) -> Result<String, String> {
 /// The host and port of a checked URL, for connecting and for messages.
 pub fn host_port(url: &str) -> &str {
     let rest = url.strip_prefix("opc.tcp://").unwrap_or(url);
-    rest.find('/').map_or(rest, |i| rest.get(..i).unwrap_or(rest))
+    rest.find('/')
+        .map_or(rest, |i| rest.get(..i).unwrap_or(rest))
 }
 
 /// The device's `poll_interval`: required in poll mode; in subscribe mode
@@ -166,7 +172,9 @@ pub fn poll_interval(section: &Section<'_>) -> Result<Duration, ConfigError> {
         ReadMode::Subscribe => {
             if let Some(p) = poll {
                 return Err(p
-                    .error("`poll_interval` is for `mode = \"poll\"`; a subscription pushes changes")
+                    .error(
+                        "`poll_interval` is for `mode = \"poll\"`; a subscription pushes changes",
+                    )
                     .expected("`sampling_interval` (and `publishing_interval`) for subscribe"));
             }
             positive(section.duration("sampling_interval")?, SAMPLING_DEFAULT)
@@ -226,14 +234,20 @@ pub fn parse_device(
     let (security_policy, security_mode) = security(section)?;
     if security_policy != SecurityPolicy::None {
         let what = format!("security policy {}", security_policy.name());
-        return Err(not_built(section.location("security_policy"), "security_policy", &what));
+        return Err(not_built(
+            section.location("security_policy"),
+            "security_policy",
+            &what,
+        ));
     }
     let identity = identity(section, base, sources)?;
     Ok(OpcuaDevice {
         security_policy,
         security_mode,
         identity,
-        application_uri: match section.string("application_uri", "a URI such as \"urn:millrace:HOST\"")? {
+        application_uri: match section
+            .string("application_uri", "a URI such as \"urn:millrace:HOST\"")?
+        {
             Some(uri) if !uri.value.is_empty() => Some(uri.value.to_string()),
             Some(uri) => return Err(uri.error("the URI is empty").expected("a URI")),
             None => None,
@@ -263,7 +277,9 @@ fn security(section: &Section<'_>) -> Result<(SecurityPolicy, SecurityMode), Con
         for old in ["Basic128Rsa15", "Basic256"] {
             if text.value.eq_ignore_ascii_case(old) {
                 return Err(text
-                    .error(format!("`{old}` is deprecated (OPC UA 1.04) and not offered"))
+                    .error(format!(
+                        "`{old}` is deprecated (OPC UA 1.04) and not offered"
+                    ))
                     .expected("Basic256Sha256, Aes128_Sha256_RsaOaep or Aes256_Sha256_RsaPss"));
             }
         }
@@ -279,19 +295,20 @@ fn security(section: &Section<'_>) -> Result<(SecurityPolicy, SecurityMode), Con
     let secure_policy = policy_value != SecurityPolicy::None;
     let secure_mode = mode_value != SecurityMode::None;
     if secure_policy != secure_mode {
-        let (key, problem, expected) = if secure_mode {
-            (
+        let (key, problem, expected) =
+            if secure_mode {
+                (
                 "security_mode",
                 format!("security mode {} needs a security policy", mode_value.name()),
                 "`security_policy = \"Basic256Sha256\"` (or better) with Sign or SignAndEncrypt",
             )
-        } else {
-            (
-                "security_mode",
-                format!("security policy {} with mode None", policy_value.name()),
-                "`security_mode = \"SignAndEncrypt\"` (recommended) or \"Sign\"",
-            )
-        };
+            } else {
+                (
+                    "security_mode",
+                    format!("security policy {} with mode None", policy_value.name()),
+                    "`security_mode = \"SignAndEncrypt\"` (recommended) or \"Sign\"",
+                )
+            };
         return Err(ConfigError::new(section.location(key), problem).expected(expected));
     }
     Ok((policy_value, mode_value))
@@ -325,8 +342,18 @@ fn identity(
 /// deadband and scaling.
 pub fn finish_tag(fields: &dyn TagFields) -> Result<(OpcuaTag, TagOrigin), ConfigError> {
     let (name, origin) = name_and_origin(fields)?;
-    let address = required(fields, "address", ADDRESS_EXPECTED, fields.text("address", ADDRESS_EXPECTED)?)?;
-    let type_word = required(fields, "type", TYPE_EXPECTED, fields.text("type", TYPE_EXPECTED)?)?;
+    let address = required(
+        fields,
+        "address",
+        ADDRESS_EXPECTED,
+        fields.text("address", ADDRESS_EXPECTED)?,
+    )?;
+    let type_word = required(
+        fields,
+        "type",
+        TYPE_EXPECTED,
+        fields.text("type", TYPE_EXPECTED)?,
+    )?;
     description(fields)?;
     let node_id = parse_node_id(address.value).map_err(|e| {
         address
@@ -336,7 +363,9 @@ pub fn finish_tag(fields: &dyn TagFields) -> Result<(OpcuaTag, TagOrigin), Confi
     let data_type = parse_type(type_word.value)
         .map_err(|problem| type_word.error(problem).expected(TYPE_EXPECTED))?;
     for (key, what) in TAG_NOT_BUILT {
-        if fields.text(key, "").is_ok_and(|v| v.is_some()) || fields.float(key).is_ok_and(|v| v.is_some()) {
+        if fields.text(key, "").is_ok_and(|v| v.is_some())
+            || fields.float(key).is_ok_and(|v| v.is_some())
+        {
             return Err(not_built(fields.at(key), key, what));
         }
     }
@@ -399,12 +428,23 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(check_url("opc.tcp://10.0.0.9:4840/"), Ok("opc.tcp://10.0.0.9:4840/".into()));
-        assert_eq!(check_url("opc.tcp://plc7"), Ok("opc.tcp://plc7:4840".into()));
-        assert_eq!(check_url("opc.tcp://[::1]/UA/Srv"), Ok("opc.tcp://[::1]:4840/UA/Srv".into()));
+        assert_eq!(
+            check_url("opc.tcp://10.0.0.9:4840/"),
+            Ok("opc.tcp://10.0.0.9:4840/".into())
+        );
+        assert_eq!(
+            check_url("opc.tcp://plc7"),
+            Ok("opc.tcp://plc7:4840".into())
+        );
+        assert_eq!(
+            check_url("opc.tcp://[::1]/UA/Srv"),
+            Ok("opc.tcp://[::1]:4840/UA/Srv".into())
+        );
         assert_eq!(host_port("opc.tcp://[::1]:4840/UA/Srv"), "[::1]:4840");
         assert_eq!(host_port("opc.tcp://h:1"), "h:1");
-        assert!(check_url("10.0.0.9:4840").unwrap_err().contains("opc.tcp://10.0.0.9:4840"));
+        assert!(check_url("10.0.0.9:4840")
+            .unwrap_err()
+            .contains("opc.tcp://10.0.0.9:4840"));
         assert!(check_url("https://x").unwrap_err().contains("opc.tcp://"));
         assert!(check_url("opc.tcp://u:p@h:1/").is_err());
         assert!(check_url("opc.tcp://h:0/").is_err());

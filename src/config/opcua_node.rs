@@ -74,7 +74,9 @@ impl fmt::Display for NodeIdError {
                 f,
                 "`{t}` is not an identifier: expected `i=`, `s=`, `g=` or `b=`"
             ),
-            NodeIdError::Numeric(t) => write!(f, "`{t}` is not a numeric identifier 0..=4294967295"),
+            NodeIdError::Numeric(t) => {
+                write!(f, "`{t}` is not a numeric identifier 0..=4294967295")
+            }
             NodeIdError::EmptyString => f.write_str("the string identifier after `s=` is empty"),
             NodeIdError::StringTooLong(n) => write!(
                 f,
@@ -371,7 +373,12 @@ mod tests {
 
     #[test]
     fn fuzz_entry_on_seeds() {
-        for seed in ["i=1", "ns=2;s=x", "ns=3;g={09087e75-8e5e-499b-954f-f2a9603db28a}", "b=//8="] {
+        for seed in [
+            "i=1",
+            "ns=2;s=x",
+            "ns=3;g={09087e75-8e5e-499b-954f-f2a9603db28a}",
+            "b=//8=",
+        ] {
             assert!(fuzz_node_id(seed.as_bytes()), "{seed}");
         }
         assert!(!fuzz_node_id(b"\xff"));

@@ -82,7 +82,10 @@ impl SecurityMode {
 pub enum Identity {
     Anonymous,
     /// `user` with `password_env` or `password_file`.
-    UserName { user: String, password: Secret },
+    UserName {
+        user: String,
+        password: Secret,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

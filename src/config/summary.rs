@@ -198,7 +198,10 @@ impl Summary<'_> {
                 }
                 DriverConfig::Opcua(o) => {
                     for t in &o.tags {
-                        add(format!("ns{}", t.node_id.namespace), t.data_type.to_string());
+                        add(
+                            format!("ns{}", t.node_id.namespace),
+                            t.data_type.to_string(),
+                        );
                     }
                 }
             }
