@@ -347,7 +347,7 @@ mod tests {
             ("s=", NodeIdError::EmptyString),
             ("g=1234", NodeIdError::Guid("1234".into())),
             ("b=abc", NodeIdError::Base64),
-            ("b=AQI=", NodeIdError::Base64),
+            ("b=AQJ=", NodeIdError::Base64),
         ] {
             assert_eq!(parse_node_id(text), Err(want), "{text}");
         }
