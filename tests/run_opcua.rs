@@ -105,10 +105,16 @@ fn python() -> PathBuf {
 
 /// Starts the server with ticks from `first` and waits until it serves.
 fn start_peer(port: u16, first: i64) -> Peer {
+    start_peer_with(port, first, &[])
+}
+
+/// `start_peer` with more arguments (`user:password`).
+fn start_peer_with(port: u16, first: i64, more: &[&str]) -> Peer {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/opcua_support/server.py");
     let mut child = Command::new(python())
         .arg(script)
         .args([port.to_string(), first.to_string()])
+        .args(more)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -418,6 +424,71 @@ fn values_source_times_and_statuses_arrive_whole_and_a_server_restart_is_survive
     }
     assert!(log.contains("the OPC UA connection was lost"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// A user name identity (security None): the right password gives rows and
+/// never shows in the log; a wrong one is refused by the server, and the log
+/// says so once, in words, without the password.
+#[test]
+fn a_user_name_identity_is_accepted_and_a_wrong_password_is_said() {
+    for (password, accepted) in [("feed-pw-1", true), ("not-the-pw", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let _peer = start_peer_with(port, 0, &["feed:feed-pw-1"]);
+        let recorder = Arc::new(Mutex::new(RowRecorder::new(1_000_000)));
+        let options = TickerplantOptions {
+            recorder: Some(recorder.clone()),
+            ..Default::default()
+        };
+        let tp = Tickerplant::bind("127.0.0.1:0", options).unwrap();
+        std::fs::write(dir.path().join("ua.pw"), format!("{password}\n")).unwrap();
+        let config = format!(
+            "[metrics]\nlisten = \"off\"\n\n[wal]\ndir = \"wal\"\n\n\
+             [[sink]]\nname = \"tp\"\nkind = \"kdb\"\naddress = \"{}\"\ntable = \"plc\"\n\
+             batch_rows = 100\nbatch_age = \"5ms\"\n\n\
+             [[device]]\nname = \"ua\"\nprotocol = \"opcua\"\n\
+             address = \"opc.tcp://127.0.0.1:{port}/\"\nuser = \"feed\"\n\
+             password_file = \"ua.pw\"\n\n\
+             [[device.tag]]\nname = \"ua.double\"\naddress = \"ns=2;s=ua.double\"\n\
+             type = \"double\"\n",
+            tp.local_addr()
+        );
+        let path = dir.path().join("plant.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut run = Command::new(env!("CARGO_BIN_EXE_millrace"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+            .spawn()
+            .expect("start millrace run");
+        let log = || std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+        let valued = |r: &RowRecorder| r.rows.iter().filter(|(_, _, v, _)| !v.is_nan()).count();
+        if accepted {
+            assert!(
+                common::wait_until(Duration::from_secs(60), || valued(
+                    &recorder.lock().unwrap()
+                ) >= 5),
+                "no values with the right password\n{}",
+                log()
+            );
+        } else {
+            assert!(
+                common::wait_until(Duration::from_secs(60), || log()
+                    .contains("reconnecting failed: Bad")),
+                "no word of the refused identity\n{}",
+                log()
+            );
+            assert_eq!(valued(&recorder.lock().unwrap()), 0, "{}", log());
+        }
+        common::signal(run.id(), 15);
+        let status = common::wait_exit(&mut run, Duration::from_secs(30));
+        let log = log();
+        assert!(status.success(), "{log}");
+        assert!(!log.contains(password), "{log}");
+        tp.stop();
+    }
 }
 
 fn free_port() -> u16 {

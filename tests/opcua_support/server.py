@@ -1,5 +1,6 @@
-"""The OPC UA peer: FreeOpcUa's asyncua server (pure Python), security None,
-anonymous. argv: port, first k.
+"""The OPC UA peer: FreeOpcUa's asyncua server (pure Python), security None.
+argv: port, first k, and optionally `user:password`, the one user name
+identity it then accepts (anonymous refused).
 
 Every PERIOD it writes tick k to every variable of namespace `urn:millrace:peer`
 (`ns=2;s=ua.NAME`), each value a function of k (see VALUES), all with the
@@ -12,9 +13,12 @@ import datetime
 import sys
 
 from asyncua import Server, ua
+from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.user_managers import UserManager
 
 PORT = int(sys.argv[1])
 FIRST = int(sys.argv[2])
+USER = sys.argv[3].split(":", 1) if len(sys.argv) > 3 else None
 PERIOD = 0.05
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 V = ua.VariantType
@@ -42,11 +46,20 @@ STATUSES = [
 ]
 
 
+class OneUser(UserManager):
+    def get_user(self, iserver, username=None, password=None, certificate=None):
+        if [username, password] == USER:
+            return User(role=UserRole.User, name=username)
+        return None
+
+
 async def main():
-    server = Server()
+    server = Server(user_manager=OneUser() if USER else None)
     await server.init()
     server.set_endpoint(f"opc.tcp://127.0.0.1:{PORT}/")
     server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+    if USER:
+        server.set_security_IDs(["Username"])
     ns = await server.register_namespace("urn:millrace:peer")
     cell = await server.nodes.objects.add_object(ns, "Cell")
     nodes = {}
