@@ -46,9 +46,15 @@ use crate::reader::{Counters, DeviceSpec, Stats};
 use crate::ring::Producer;
 use crate::sample::{Quality, TagId};
 
+/// The most elements of any array the stack decodes (its default
+/// `DecodingOptions`): a Read answer, a CreateMonitoredItems answer and a
+/// Publish answer's DataChange items are arrays, so each request is cut to
+/// this many nodes and a subscription asks for at most this many
+/// notifications per Publish.
+pub const ARRAY_ELEMENTS_MAX: usize = opcua::types::constants::MAX_ARRAY_LENGTH;
 /// Read requests carry at most this many nodes when the server does not say
 /// (its `MaxNodesPerRead` is 0, absent or unreadable).
-pub const NODES_PER_READ_DEFAULT: usize = 1000;
+pub const NODES_PER_READ_DEFAULT: usize = ARRAY_ELEMENTS_MAX;
 /// First wait after a full ring; doubles up to `STALL_WAIT_MAX`.
 const STALL_WAIT_MIN: Duration = Duration::from_micros(200);
 /// Longest wait between two looks at a full ring.
@@ -474,6 +480,7 @@ async fn connect(
         .session_retry_max(RETRY_MAX)
         .request_timeout(device.timeout)
         .recreate_subscriptions(true)
+        .recreate_monitored_items_chunk(ARRAY_ELEMENTS_MAX)
         .session_name(format!("millrace {}", device.name))
         .client()
         .map_err(|errors| errors.join("; "))?;
@@ -623,7 +630,7 @@ async fn subscribe(
                 publishing,
                 lifetime,
                 keep_alive,
-                0,
+                ARRAY_ELEMENTS_MAX as u32,
                 0,
                 true,
                 Notifications(Arc::clone(out)),
@@ -660,33 +667,38 @@ async fn subscribe(
             )
         })
         .collect();
-    match session
-        .create_monitored_items(subscription, TimestampsToReturn::Both, items)
-        .await
-    {
-        Ok(results) => {
-            for (index, result) in results.iter().enumerate() {
-                let status = result.result.status_code;
-                if status.is_bad() {
-                    let tag = opcua.tags.get(index).map_or("?", |t| t.name.as_str());
-                    tracing::warn!(
-                        device = %device.name,
-                        "device {}: tag `{tag}`: the server refused its monitored item: {status}",
-                        device.name
-                    );
-                    if let Ok(mut o) = out.lock() {
-                        let now = o.now_ns();
-                        o.bad(index, Quality::opcua(status.bits()), now);
-                        o.publish(true);
+    for (chunk_index, chunk) in items.chunks(ARRAY_ELEMENTS_MAX).enumerate() {
+        let first = chunk_index * ARRAY_ELEMENTS_MAX;
+        let created = session
+            .create_monitored_items(subscription, TimestampsToReturn::Both, chunk.to_vec())
+            .await;
+        match created {
+            Ok(results) => {
+                for (offset, result) in results.iter().enumerate() {
+                    let index = first + offset;
+                    let status = result.result.status_code;
+                    if status.is_bad() {
+                        let tag = opcua.tags.get(index).map_or("?", |t| t.name.as_str());
+                        tracing::warn!(
+                            device = %device.name,
+                            "device {}: tag `{tag}`: the server refused its monitored item: \
+                             {status}",
+                            device.name
+                        );
+                        if let Ok(mut o) = out.lock() {
+                            let now = o.now_ns();
+                            o.bad(index, Quality::opcua(status.bits()), now);
+                            o.publish(true);
+                        }
                     }
                 }
             }
+            Err(e) => tracing::warn!(
+                device = %device.name,
+                "device {}: CreateMonitoredItems failed: {e}",
+                device.name
+            ),
         }
-        Err(e) => tracing::warn!(
-            device = %device.name,
-            "device {}: CreateMonitoredItems failed: {e}",
-            device.name
-        ),
     }
     std::future::pending::<()>().await;
 }
@@ -772,7 +784,8 @@ async fn poll(
     }
 }
 
-/// The server's `MaxNodesPerRead` (0 or unreadable: the default).
+/// The server's `MaxNodesPerRead` (0 or unreadable: the default), at most
+/// `ARRAY_ELEMENTS_MAX`.
 async fn nodes_per_read(session: &Session) -> usize {
     let node: NodeId = VariableId::Server_ServerCapabilities_OperationLimits_MaxNodesPerRead.into();
     let read = session
@@ -794,7 +807,7 @@ async fn nodes_per_read(session: &Session) -> usize {
     if limit == 0 {
         NODES_PER_READ_DEFAULT
     } else {
-        limit
+        limit.min(ARRAY_ELEMENTS_MAX)
     }
 }
 
