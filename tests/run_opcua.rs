@@ -491,6 +491,75 @@ fn a_user_name_identity_is_accepted_and_a_wrong_password_is_said() {
     }
 }
 
+/// More tags than the stack decodes in one array (1,000): a subscription
+/// and a poll of 1,100 each deliver every tag's value.
+#[test]
+fn a_device_of_more_tags_than_one_request_takes_gets_every_value() {
+    const MANY: usize = 1100;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _peer = start_peer_with(port, 0, &[&format!("many={MANY}")]);
+    let recorder = Arc::new(Mutex::new(RowRecorder::new(10_000_000)));
+    let options = TickerplantOptions {
+        recorder: Some(recorder.clone()),
+        ..Default::default()
+    };
+    let tp = Tickerplant::bind("127.0.0.1:0", options).unwrap();
+    let mut config = format!(
+        "[metrics]\nlisten = \"off\"\n\n[wal]\ndir = \"wal\"\n\n\
+         [[sink]]\nname = \"tp\"\nkind = \"kdb\"\naddress = \"{}\"\ntable = \"plc\"\n\
+         batch_rows = 1000\nbatch_age = \"5ms\"\n",
+        tp.local_addr()
+    );
+    for (device, mode) in [
+        ("sub", "mode = \"subscribe\""),
+        ("poll", "mode = \"poll\"\npoll_interval = \"500ms\""),
+    ] {
+        config.push_str(&format!(
+            "\n[[device]]\nname = \"ua-{device}\"\nprotocol = \"opcua\"\n\
+             address = \"opc.tcp://127.0.0.1:{port}/\"\n{mode}\n"
+        ));
+        for i in 0..MANY {
+            config.push_str(&format!(
+                "\n[[device.tag]]\nname = \"{device}.many.{i}\"\naddress = \"ns=2;s=ua.many.{i}\"\n\
+                 type = \"double\"\n"
+            ));
+        }
+    }
+    let path = dir.path().join("plant.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_millrace"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+        .spawn()
+        .expect("start millrace run");
+    let log = || std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+    let missing = || {
+        let r = recorder.lock().unwrap();
+        let mut seen = BTreeSet::new();
+        // Rows without a value are the polls before the connection.
+        for (_, sym, value, _) in r.rows.iter().filter(|(_, _, v, _)| !v.is_nan()) {
+            let i: usize = sym.rsplit('.').next().unwrap().parse().unwrap();
+            assert_eq!(*value, i as f64, "{sym}");
+            seen.insert(sym.clone());
+        }
+        2 * MANY - seen.len()
+    };
+    assert!(
+        common::wait_until(Duration::from_secs(120), || missing() == 0),
+        "{} tags never arrived\n{}",
+        missing(),
+        log()
+    );
+    common::signal(run.id(), 15);
+    let status = common::wait_exit(&mut run, Duration::from_secs(30));
+    assert!(status.success(), "{}", log());
+    tp.stop();
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -1,6 +1,7 @@
 """The OPC UA peer: FreeOpcUa's asyncua server (pure Python), security None.
 argv: port, first k, and optionally `user:password`, the one user name
-identity it then accepts (anonymous refused).
+identity it then accepts (anonymous refused), or `many=N`: N more Double
+variables `ns=2;s=ua.many.I` holding I, written once.
 
 Every PERIOD it writes tick k to every variable of namespace `urn:millrace:peer`
 (`ns=2;s=ua.NAME`), each value a function of k (see VALUES), all with the
@@ -18,7 +19,9 @@ from asyncua.server.user_managers import UserManager
 
 PORT = int(sys.argv[1])
 FIRST = int(sys.argv[2])
-USER = sys.argv[3].split(":", 1) if len(sys.argv) > 3 else None
+EXTRA = sys.argv[3] if len(sys.argv) > 3 else ""
+MANY = int(EXTRA[5:]) if EXTRA.startswith("many=") else 0
+USER = EXTRA.split(":", 1) if ":" in EXTRA else None
 PERIOD = 0.05
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 V = ua.VariantType
@@ -66,6 +69,9 @@ async def main():
     for name, (vtype, value) in VALUES.items():
         node_id = ua.NodeId(f"ua.{name}", ns)
         nodes[name] = await cell.add_variable(node_id, name, ua.Variant(value(FIRST), vtype))
+    for i in range(MANY):
+        node_id = ua.NodeId(f"ua.many.{i}", ns)
+        await cell.add_variable(node_id, f"many{i}", ua.Variant(float(i), V.Double))
     async with server:
         print("ready", flush=True)
         k = FIRST
