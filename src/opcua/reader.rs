@@ -319,7 +319,8 @@ impl Out {
     fn publish(&mut self, force: bool) {
         if self.ring.take_published() {
             if let Some(doorbell) = &self.doorbell {
-                doorbell.ring();
+                let ring = &mut self.ring;
+                doorbell.ring(|| ring.filling());
             }
         }
         if force || self.published_at.elapsed() >= PUBLISH_EVERY {
