@@ -9,6 +9,8 @@
 # - target/cm-ethernetip-venv, target/cpppo-venv: the two EtherNet/IP CIP
 #   servers (Logix tag databases), each in its own venv so that neither's
 #   dependencies can change the other's behaviour.
+# - target/asyncua-2.1.0-venv: the OPC UA server (FreeOpcUa's pure-Python
+#   asyncua), in its own venv for its cryptography dependency.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,3 +39,4 @@ make_venv target/snap7-2.1.0-venv "python-snap7==2.1.0"
 make_venv target/snap7-3.3.0-venv "python-snap7==3.3.0"
 make_venv target/cm-ethernetip-venv "cm-ethernetip==0.1.0"
 make_venv target/cpppo-venv "cpppo==5.2.5"
+make_venv target/asyncua-2.1.0-venv "asyncua==2.1.0"

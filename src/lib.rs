@@ -17,6 +17,7 @@ pub mod files;
 pub mod kdb;
 pub mod logging;
 pub mod metrics;
+pub mod opcua;
 pub mod pipeline;
 pub mod protocol;
 pub mod reader;

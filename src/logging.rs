@@ -52,6 +52,12 @@ impl fmt::Display for LogFormat {
 
 /// The level filter when neither `--log-level` nor `RUST_LOG` gives one.
 pub const DEFAULT_LEVEL: &str = "info";
+/// Added to the default filter: the OPC UA stack's own lines. It logs every
+/// failed reconnect attempt at ERROR; the OPC UA reader says what changed
+/// in its own lines (lost, back, why), as the socket readers do. `RUST_LOG`
+/// or `--log-level` (e.g. `info,opcua_client=debug`) brings them back.
+pub const OPCUA_STACK_QUIET: &str =
+    "opcua_client=off,opcua_core=off,opcua_crypto=off,opcua_types=off";
 
 /// Installs the process's subscriber. `level` (from `--log-level`) wins over
 /// `RUST_LOG`; either takes a plain level (`warn`) or `tracing`'s directive
@@ -66,7 +72,7 @@ pub fn init(level: Option<&str>, format: LogFormat) -> Result<(), String> {
             Ok(directives) if !directives.trim().is_empty() => EnvFilter::builder()
                 .parse(&directives)
                 .map_err(|e| format!("RUST_LOG `{directives}`: {e}"))?,
-            _ => EnvFilter::new(DEFAULT_LEVEL),
+            _ => EnvFilter::new(format!("{DEFAULT_LEVEL},{OPCUA_STACK_QUIET}")),
         },
     };
     let builder = tracing_subscriber::fmt()

@@ -135,12 +135,15 @@ pub fn device_loads(config: &Config) -> Result<Vec<Load>, PlanError> {
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            let requests = DeviceSession::for_device(d, config.first_tag(i))
-                .map(|s| s.requests_per_cycle())
-                .map_err(|e| PlanError::Device {
-                    device: d.name.clone(),
-                    problem: e.problem,
-                })?;
+            let requests = match d.opcua_part() {
+                Some(o) => crate::opcua::requests_per_cycle(o),
+                None => DeviceSession::for_device(d, config.first_tag(i))
+                    .map(|s| s.requests_per_cycle())
+                    .map_err(|e| PlanError::Device {
+                        device: d.name.clone(),
+                        problem: e.problem,
+                    })?,
+            };
             let seconds = d.poll_interval.as_secs_f64();
             Ok(Load {
                 requests: requests as f64 / seconds,

@@ -1,6 +1,6 @@
 //! Starts and stops the whole data path for one configuration: the WAL
-//! (recovered), one ring and one reader thread per `[readers] threads`, the
-//! WAL writer, one sink per `[[sink]]`, and the metrics endpoint.
+//! (recovered), one ring and one reader thread per `[readers] threads`, one
+//! ring and one thread per OPC UA device (src/opcua/), the WAL writer, one sink per `[[sink]]`, and the metrics endpoint.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,8 +9,9 @@ use std::time::Duration;
 use super::error::{StartError, StopError};
 use crate::config::Config;
 use crate::metrics::{hgrm_text, Exposition, MetricsEndpoint, Stage, StageHistograms};
+use crate::opcua::OpcuaReader;
 use crate::pipeline::{Pipeline, PipelineOptions};
-use crate::reader::{shard_devices, Counters, Reader, ReaderOptions, Stats};
+use crate::reader::{opcua_devices, shard_devices, Counters, Reader, ReaderOptions, Stats};
 use crate::ring;
 use crate::wal::{RecoveryReport, Wal};
 
@@ -31,6 +32,8 @@ impl Default for RuntimeOptions {
 
 pub struct Runtime {
     readers: Vec<Reader>,
+    /// One per OPC UA device, after the socket readers in the rings' order.
+    opcua_readers: Vec<OpcuaReader>,
     pipeline: Pipeline,
     endpoint: Option<MetricsEndpoint>,
     pub recovery: RecoveryReport,
@@ -53,9 +56,11 @@ impl Runtime {
     pub fn start(config: &Config, options: RuntimeOptions) -> Result<Runtime, StartError> {
         let (wal, recovery) = Wal::open(&config.wal)?;
         let threads = config.readers.threads.max(1);
-        let mut producers = Vec::with_capacity(threads);
-        let mut consumers = Vec::with_capacity(threads);
-        for _ in 0..threads {
+        let opcua_specs = opcua_devices(config);
+        let rings = threads + opcua_specs.len();
+        let mut producers = Vec::with_capacity(rings);
+        let mut consumers = Vec::with_capacity(rings);
+        for _ in 0..rings {
             let (p, c) = ring::channel(config.readers.ring_slots);
             producers.push(p);
             consumers.push(c);
@@ -73,6 +78,19 @@ impl Runtime {
             pipeline_options,
         )?;
         let mut readers = Vec::with_capacity(threads);
+        let opcua_producers = producers.split_off(threads);
+        let mut opcua_readers = Vec::with_capacity(opcua_specs.len());
+        for (index, (spec, producer)) in opcua_specs.into_iter().zip(opcua_producers).enumerate() {
+            let name = format!("opcua-{index}");
+            let doorbell = Some(Arc::clone(&pipeline.doorbell));
+            let reader = OpcuaReader::spawn(spec, producer, name, doorbell).map_err(|source| {
+                StartError::Reader {
+                    index: threads + index,
+                    source,
+                }
+            })?;
+            opcua_readers.push(reader);
+        }
         let shards = shard_devices(config, threads);
         for (index, (shard, producer)) in shards.into_iter().zip(producers).enumerate() {
             let reader_options = ReaderOptions {
@@ -90,6 +108,7 @@ impl Runtime {
         let listen = options.metrics_listen.unwrap_or(config.metrics.listen);
         let mut runtime = Runtime {
             readers,
+            opcua_readers,
             pipeline,
             endpoint: None,
             recovery,
@@ -101,6 +120,14 @@ impl Runtime {
             runtime.endpoint = Some(endpoint);
         }
         Ok(runtime)
+    }
+
+    /// Every reader thread's counters: the socket readers', then the OPC UA
+    /// readers'.
+    fn reader_stats(&self) -> Vec<Arc<Stats>> {
+        let sockets = self.readers.iter().map(|r| Arc::clone(r.stats()));
+        let opcua = self.opcua_readers.iter().map(|r| Arc::clone(r.stats()));
+        sockets.chain(opcua).collect()
     }
 
     pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
@@ -129,7 +156,7 @@ impl Runtime {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        let stats: Vec<Arc<Stats>> = self.readers.iter().map(|r| Arc::clone(r.stats())).collect();
+        let stats = self.reader_stats();
         snapshot(&stats, &self.pipeline)
     }
 
@@ -145,9 +172,16 @@ impl Runtime {
     /// checkpoints. Returns the final snapshot and any errors.
     pub fn stop(mut self) -> (Snapshot, Vec<StopError>) {
         let mut errors = Vec::new();
-        let stats: Vec<Arc<Stats>> = self.readers.iter().map(|r| Arc::clone(r.stats())).collect();
+        let stats = self.reader_stats();
+        let socket_readers = self.readers.len();
         for (index, reader) in self.readers.drain(..).enumerate() {
             if let Err(source) = reader.stop() {
+                errors.push(StopError::Reader { index, source });
+            }
+        }
+        for (index, reader) in self.opcua_readers.drain(..).enumerate() {
+            if let Err(source) = reader.stop() {
+                let index = socket_readers + index;
                 errors.push(StopError::Reader { index, source });
             }
         }
@@ -168,7 +202,7 @@ impl Runtime {
     }
 
     fn renderer(&self) -> impl Fn(&mut Exposition<'_>) + Send + Sync + 'static {
-        let stats: Vec<Arc<Stats>> = self.readers.iter().map(|r| Arc::clone(r.stats())).collect();
+        let stats = self.reader_stats();
         let writer = Arc::clone(&self.pipeline.writer_stats);
         let sinks = self.pipeline.sink_stats.clone();
         let exits = self.pipeline.sink_exits.clone();

@@ -17,7 +17,7 @@ use super::tree::{required, Section};
 use super::types::{DeviceConfig, DriverConfig, Protocol};
 use super::units::DURATION_EXPECTED;
 use super::validate::TagOrigin;
-use super::{enip_device, modbus, s7_device};
+use super::{enip_device, modbus, opcua, s7_device};
 
 /// The keys of one protocol's devices and tags: the one table each
 /// protocol has (`modbus::KEYS`, `s7_device::KEYS`, `enip_device::KEYS`).
@@ -51,6 +51,7 @@ pub const fn keys(protocol: Protocol) -> &'static Keys {
         Protocol::ModbusTcp | Protocol::ModbusRtuTcp => &modbus::KEYS,
         Protocol::S7 => &s7_device::KEYS,
         Protocol::EthernetIp => &enip_device::KEYS,
+        Protocol::Opcua => &opcua::KEYS,
     }
 }
 
@@ -71,13 +72,18 @@ pub fn parse_device(
     check_keys(section, protocol, "devices", keys(protocol).device)?;
     let name = name_of(section)?;
     let address = device_address(section, protocol)?;
-    let poll = required(
-        section,
-        "poll_interval",
-        DURATION_EXPECTED,
-        section.duration("poll_interval")?,
-    )?;
-    let poll_interval = positive(Some(poll), Duration::ZERO)?;
+    let poll_interval = match protocol {
+        Protocol::Opcua => opcua::poll_interval(section)?,
+        _ => {
+            let poll = required(
+                section,
+                "poll_interval",
+                DURATION_EXPECTED,
+                section.duration("poll_interval")?,
+            )?;
+            positive(Some(poll), Duration::ZERO)?
+        }
+    };
     let timeout = positive(section.duration("timeout")?, Duration::from_secs(1))?;
     let max_inflight = section
         .integer("max_inflight", 1..=INFLIGHT_MAX)?
@@ -88,6 +94,7 @@ pub fn parse_device(
         }
         Protocol::S7 => DriverConfig::S7(s7_device::parse_device(section)?),
         Protocol::EthernetIp => DriverConfig::EthernetIp(enip_device::parse_device(section)?),
+        Protocol::Opcua => DriverConfig::Opcua(opcua::parse_device(section, base, sources)?),
     };
     let mut device = DeviceConfig {
         name,
@@ -153,6 +160,11 @@ fn add_tag(driver: &mut DriverConfig, fields: &dyn TagFields) -> Result<TagOrigi
             e.tags.push(tag);
             Ok(origin)
         }
+        DriverConfig::Opcua(o) => {
+            let (tag, origin) = opcua::finish_tag(fields)?;
+            o.tags.push(tag);
+            Ok(origin)
+        }
     }
 }
 
@@ -194,6 +206,17 @@ fn check_keys(
 /// EtherNet/IP: 44818) may
 /// leave the port out, and it is then added.
 fn device_address(section: &Section<'_>, protocol: Protocol) -> Result<String, ConfigError> {
+    if protocol == Protocol::Opcua {
+        let expected = opcua::URL_EXPECTED;
+        let url = required(
+            section,
+            "address",
+            expected,
+            section.string("address", expected)?,
+        )?;
+        return opcua::check_url(url.value)
+            .map_err(|problem| url.error(problem).expected(expected));
+    }
     let expected = match protocol.default_port() {
         None => "`host:port`, e.g. \"10.0.0.5:502\" or \"[::1]:502\"".to_string(),
         Some(port) => format!(

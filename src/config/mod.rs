@@ -3,7 +3,8 @@
 //! file, line, column and key of every error. A device's `protocol` selects
 //! its keys and its tags' keys and address syntax: one table and one
 //! `finish_tag` per protocol (`modbus.rs`; `s7_device.rs` with the Step 7
-//! words in `s7.rs`; `enip_device.rs` with the Logix words in `enip.rs`), shared by `[[device.tag]]` tables and CSV rows.
+//! words in `s7.rs`; `enip_device.rs` with the Logix words in `enip.rs`; `opcua.rs` with
+//! NodeId text in `opcua_node.rs`), shared by `[[device.tag]]` tables and CSV rows.
 //!
 //! Entry points: `load(path)` for the real thing; `parse_str(text, path)`
 //! parses without touching the file system or the environment (a `tags_csv`,
@@ -21,6 +22,9 @@ mod enip;
 mod enip_device;
 mod error;
 mod modbus;
+mod opcua;
+pub mod opcua_node;
+mod opcua_types;
 mod parse;
 mod routing;
 pub mod s7;
@@ -40,6 +44,8 @@ pub use csv::{records as csv_records, Record as CsvRecord};
 pub use device::with_default_port;
 pub use enip::{parse_enip_address, parse_enip_route, SyntaxError as EnipSyntaxError};
 pub use error::{line_column, ConfigError, Location, Place};
+pub use opcua::{check_url as check_opcua_url, host_port as opcua_host_port};
+pub use opcua_types::*;
 pub use parse::{check_host_port, resolve as resolve_path};
 pub use routing::glob_match;
 pub use source::{MemorySources, Sources, SystemSources};

@@ -528,7 +528,7 @@ fn sink_tls(
 
 /// The secret from `password_env` or `password_file`; neither gives an empty
 /// password. Messages name the variable or the file, never the content.
-fn password(
+pub(super) fn password(
     section: &Section<'_>,
     base: &Path,
     sources: &dyn Sources,

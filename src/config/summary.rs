@@ -28,10 +28,12 @@ impl<'a> Summary<'a> {
             .devices
             .iter()
             .enumerate()
-            .map(|(i, d)| {
-                DeviceSession::for_device(d, config.first_tag(i))
+            .map(|(i, d)| match d.opcua_part() {
+                // Served by the OPC UA reader, not a socket reader's session.
+                Some(o) => Ok(crate::opcua::requests_per_cycle(o)),
+                None => DeviceSession::for_device(d, config.first_tag(i))
                     .map(|s| s.requests_per_cycle())
-                    .map_err(|e| e.problem)
+                    .map_err(|e| e.problem),
             })
             .collect();
         Summary { config, requests }
@@ -194,6 +196,14 @@ impl Summary<'_> {
                         add("symbolic".into(), t.data_type.to_string());
                     }
                 }
+                DriverConfig::Opcua(o) => {
+                    for t in &o.tags {
+                        add(
+                            format!("ns{}", t.node_id.namespace),
+                            t.data_type.to_string(),
+                        );
+                    }
+                }
             }
         }
         writeln!(f, "tags: {}", self.config.tag_count())?;
@@ -322,7 +332,36 @@ fn protocol_settings(device: &DeviceConfig) -> String {
             };
             format!("path {route} connection_size {}", e.connection_size)
         }
+        DriverConfig::Opcua(o) => opcua_settings(o),
     }
+}
+
+/// An OPC UA device's security, identity (never the password) and mode.
+fn opcua_settings(o: &super::opcua_types::OpcuaDevice) -> String {
+    use super::opcua_types::{Identity, ReadMode, TimeSource};
+    let identity = match &o.identity {
+        Identity::Anonymous => "anonymous".to_string(),
+        Identity::UserName { user, .. } => format!("user {user} (password hidden)"),
+    };
+    let mode = match o.mode {
+        ReadMode::Subscribe => format!(
+            "subscribe sampling {} publishing {} queue {}",
+            format_duration(o.sampling_interval),
+            format_duration(o.publishing_interval),
+            o.queue_size
+        ),
+        ReadMode::Poll => "poll".to_string(),
+    };
+    let time = match o.time_source {
+        TimeSource::Source => "source",
+        TimeSource::Server => "server",
+        TimeSource::Receive => "receive",
+    };
+    format!(
+        "security {}/{} {identity} {mode} time {time}",
+        o.security_policy.name(),
+        o.security_mode.name()
+    )
 }
 
 fn backend_name(backend: Backend) -> &'static str {

@@ -183,6 +183,8 @@ pub enum Protocol {
     S7,
     /// EtherNet/IP CIP to Allen-Bradley Logix and Micro800 controllers.
     EthernetIp,
+    /// OPC UA binary over TCP (`opc.tcp://`), through the async-opcua stack.
+    Opcua,
 }
 
 impl Protocol {
@@ -192,6 +194,7 @@ impl Protocol {
         ("modbus-rtu-tcp", Protocol::ModbusRtuTcp),
         ("s7", Protocol::S7),
         ("ethernet-ip", Protocol::EthernetIp),
+        ("opcua", Protocol::Opcua),
     ];
 
     pub fn name(self) -> &'static str {
@@ -207,6 +210,7 @@ impl Protocol {
             Protocol::ModbusTcp | Protocol::ModbusRtuTcp => None,
             Protocol::S7 => Some(102),
             Protocol::EthernetIp => Some(44818),
+            Protocol::Opcua => Some(super::opcua::PORT_DEFAULT),
         }
     }
 }
@@ -242,6 +246,7 @@ pub enum DriverConfig {
     Modbus(ModbusDevice),
     S7(S7Device),
     EthernetIp(EnipDevice),
+    Opcua(super::opcua_types::OpcuaDevice),
 }
 
 /// A Modbus TCP or RTU-over-TCP device's own settings.
@@ -316,6 +321,13 @@ impl DeviceConfig {
         }
     }
 
+    pub fn opcua_part(&self) -> Option<&super::opcua_types::OpcuaDevice> {
+        match &self.driver {
+            DriverConfig::Opcua(o) => Some(o),
+            _ => None,
+        }
+    }
+
     /// Sample names of the device in `TagId` order (an array tag gives one
     /// name per element).
     pub fn sample_names(&self) -> Vec<std::borrow::Cow<'_, str>> {
@@ -323,6 +335,7 @@ impl DeviceConfig {
             DriverConfig::Modbus(m) => m.tags.iter().map(|t| t.name.as_str().into()).collect(),
             DriverConfig::S7(s) => s.tags.iter().map(|t| t.name.as_str().into()).collect(),
             DriverConfig::EthernetIp(e) => e.tags.iter().flat_map(EnipTag::sample_names).collect(),
+            DriverConfig::Opcua(o) => o.tags.iter().map(|t| t.name.as_str().into()).collect(),
         }
     }
 
@@ -332,6 +345,7 @@ impl DeviceConfig {
             DriverConfig::Modbus(m) => m.tags.len(),
             DriverConfig::S7(s) => s.tags.len(),
             DriverConfig::EthernetIp(e) => e.tags.iter().map(|t| t.count as usize).sum(),
+            DriverConfig::Opcua(o) => o.tags.len(),
         }
     }
 
@@ -354,6 +368,11 @@ impl DeviceConfig {
                 .find(|t| t.data_type.is_text())
                 .map(|t| t.name.as_str()),
             DriverConfig::EthernetIp(e) => e
+                .tags
+                .iter()
+                .find(|t| t.data_type.is_text())
+                .map(|t| t.name.as_str()),
+            DriverConfig::Opcua(o) => o
                 .tags
                 .iter()
                 .find(|t| t.data_type.is_text())
@@ -999,6 +1018,11 @@ impl Config {
                 DriverConfig::EthernetIp(e) => {
                     assert_eq!(d.protocol, Protocol::EthernetIp);
                     e.assert_invariants();
+                }
+                DriverConfig::Opcua(o) => {
+                    assert_eq!(d.protocol, Protocol::Opcua);
+                    assert!(d.address.starts_with("opc.tcp://"));
+                    o.assert_invariants();
                 }
             }
         }

@@ -48,7 +48,7 @@ enum Occupant {
 pub fn check_overlaps(device: &DeviceConfig, origins: &[TagOrigin]) -> Result<(), ConfigError> {
     match &device.driver {
         DriverConfig::Modbus(m) => check_modbus_overlaps(&m.tags, origins),
-        DriverConfig::S7(_) | DriverConfig::EthernetIp(_) => Ok(()),
+        DriverConfig::S7(_) | DriverConfig::EthernetIp(_) | DriverConfig::Opcua(_) => Ok(()),
     }
 }
 

@@ -94,6 +94,13 @@ impl FarmProtocol {
     ];
 
     pub fn parse(word: &str) -> Result<FarmProtocol, String> {
+        if word == "opcua" {
+            return Err(
+                "`opcua`: simulated OPC UA servers are not built yet (the farm serves \
+                        modbus, s7 or mixed); test OPC UA against a real server"
+                    .to_string(),
+            );
+        }
         Self::NAMES
             .iter()
             .find(|(name, _)| *name == word)

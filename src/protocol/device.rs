@@ -95,6 +95,12 @@ impl DeviceSession {
             crate::config::Protocol::EthernetIp => EnipSession::for_device(device, first_tag)
                 .map(DeviceSession::EthernetIp)
                 .map_err(|e| fail(e.to_string())),
+            // The OPC UA reader (src/opcua/) drives the async-opcua stack:
+            // no sans-IO session of bytes, so no socket reader serves it.
+            crate::config::Protocol::Opcua => Err(fail(
+                "an OPC UA device is read by the OPC UA reader, not a socket reader's session"
+                    .to_string(),
+            )),
         }
     }
 }

@@ -204,17 +204,38 @@ pub fn choose_driver(backend: Backend, name: &str) -> io::Result<Driver> {
     }
 }
 
-/// Deals the config's devices out to `threads` shards, round-robin, each
-/// with its first tag id.
+/// Deals the config's socket devices out to `threads` shards,
+/// round-robin, each with its first tag id. OPC UA devices are not among
+/// them: each has a reader thread of its own (`opcua_devices`).
 pub fn shard_devices(config: &Config, threads: usize) -> Vec<Vec<DeviceSpec>> {
     let threads = threads.max(1);
     let mut shards: Vec<Vec<DeviceSpec>> = (0..threads).map(|_| Vec::new()).collect();
-    for (index, device) in config.devices.iter().enumerate() {
+    let sockets = config
+        .devices
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.protocol != crate::config::Protocol::Opcua);
+    for (dealt, (index, device)) in sockets.enumerate() {
         let spec = DeviceSpec {
             config: device.clone(),
             first_tag: config.first_tag(index),
         };
-        shards[index % threads].push(spec);
+        shards[dealt % threads].push(spec);
     }
     shards
+}
+
+/// The config's OPC UA devices, each with its first tag id: one OPC UA
+/// reader thread each (src/opcua/).
+pub fn opcua_devices(config: &Config) -> Vec<DeviceSpec> {
+    config
+        .devices
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.protocol == crate::config::Protocol::Opcua)
+        .map(|(index, device)| DeviceSpec {
+            config: device.clone(),
+            first_tag: config.first_tag(index),
+        })
+        .collect()
 }

@@ -1,0 +1,569 @@
+//! OPC UA end to end: a real `millrace run` reads FreeOpcUa's asyncua 2.1.0
+//! server (tests/opcua_support/server.py, security None, anonymous) with
+//! one subscribing device and one polling device, and delivers to the
+//! tickerplant stand-in, whose tick.q journal keeps every row whole (time,
+//! sym, value, quality, seq, text).
+//!
+//! The server writes tick k to every variable with SourceTimestamp
+//! T0 + k s, so each row names its tick by its time alone; the test checks
+//! that every row's value is the tag's value at that tick, that the status
+//! tag's Good / Uncertain / Bad statuses arrive whole in `quality` (the
+//! Uncertain values with their value, the Bad ones as the server sends them,
+//! without), and that after the server is killed and
+//! started again (its ticks then from 100,000) both devices carry on, with
+//! `NO_CONNECTION` rows for the gap.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use millrace::kdb::decode::decode_prefix;
+use millrace::kdb::journal::JOURNAL_HEADER_SIZE;
+use millrace::kdb::types::{Atom, Data, K};
+use millrace::kdb::{DecodeLimits, RowRecorder, Tickerplant, TickerplantOptions};
+use millrace::sample::Quality;
+
+/// The server's T0 (2026-01-01T00:00:00Z) in UNIX seconds.
+const T0_UNIX_S: i64 = 1_767_225_600;
+/// kdb+ timestamps count from 2000-01-01.
+const KDB_EPOCH_UNIX_S: i64 = 946_684_800;
+/// The first tick after the restart.
+const RESTART_K: i64 = 100_000;
+/// The server's tags and their types in the configuration.
+const TAGS: &[(&str, &str)] = &[
+    ("bool", "boolean"),
+    ("sbyte", "sbyte"),
+    ("byte", "byte"),
+    ("int16", "int16"),
+    ("uint16", "uint16"),
+    ("int32", "int32"),
+    ("uint32", "uint32"),
+    ("int64", "int64"),
+    ("uint64", "uint64"),
+    ("float", "float"),
+    ("double", "double"),
+    ("string", "string[24]"),
+    ("datetime", "datetime"),
+    ("status", "int32"),
+];
+/// Status of `ua.status` at tick k: Good, UncertainLastUsableValue,
+/// BadSensorFailure (as the server's STATUSES).
+const STATUSES: [u32; 3] = [0, 0x4090_0000, 0x808C_0000];
+
+/// The value tag `name` has at tick k, as the `value` column shows it.
+fn value_at(name: &str, k: i64) -> f64 {
+    match name {
+        "bool" => f64::from(u8::from(k % 2 == 0)),
+        "sbyte" => -(k % 100) as f64,
+        "byte" => (k % 256) as f64,
+        "int16" => -(k % 30000) as f64,
+        "uint16" => (k % 60000) as f64,
+        "int32" => (-k * 1000) as f64,
+        "uint32" => (3_000_000_000 + k) as f64,
+        "int64" => (-k * 1_000_000_007) as f64,
+        "uint64" => ((1i64 << 53) + 2 * k) as f64,
+        "float" => k as f64 * 0.25,
+        "double" => k as f64 * 0.5 + 0.125,
+        // UNIX nanoseconds of T0 + 2k s.
+        "datetime" => ((T0_UNIX_S + 2 * k) * 1_000_000_000) as f64,
+        "status" => k as f64,
+        other => panic!("no value for {other}"),
+    }
+}
+
+/// The server, its stdout lines gathered; killed and reaped on drop.
+struct Peer {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn python() -> PathBuf {
+    let path = std::env::var_os("MILLRACE_ASYNCUA_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/asyncua-2.1.0-venv/bin/python")
+        });
+    assert!(
+        path.exists(),
+        "the asyncua Python {} is missing: run scripts/setup-peers.sh (tests never skip a peer)",
+        path.display()
+    );
+    path
+}
+
+/// Starts the server with ticks from `first` and waits until it serves.
+fn start_peer(port: u16, first: i64) -> Peer {
+    start_peer_with(port, first, &[])
+}
+
+/// `start_peer` with more arguments (`user:password`).
+fn start_peer_with(port: u16, first: i64, more: &[&str]) -> Peer {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/opcua_support/server.py");
+    let mut child = Command::new(python())
+        .arg(script)
+        .args([port.to_string(), first.to_string()])
+        .args(more)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the asyncua peer");
+    let stdout = child.stdout.take().expect("the peer's stdout");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let gathered = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            gathered.lock().unwrap().push(line);
+        }
+    });
+    let mut peer = Peer { child, lines };
+    // Building the standard address space takes asyncua a while on a busy
+    // machine: a generous bound, never a timing assertion.
+    let ready = common::wait_until(Duration::from_secs(300), || {
+        peer.lines.lock().unwrap().iter().any(|l| l == "ready")
+            || peer.child.try_wait().ok().flatten().is_some()
+    });
+    let up = peer.lines.lock().unwrap().iter().any(|l| l == "ready");
+    assert!(ready && up, "the asyncua peer did not start (port {port})");
+    peer
+}
+
+fn write_config(dir: &Path, port: u16, tp: &str) -> PathBuf {
+    let mut text = format!(
+        "[metrics]\nlisten = \"off\"\n\n\
+         [wal]\ndir = \"wal\"\nsegment_size = \"64KiB\"\nquota = \"64MiB\"\n\
+         commit_interval = \"5ms\"\n\n\
+         [[sink]]\nname = \"tp\"\nkind = \"kdb\"\naddress = \"{tp}\"\ntable = \"plc\"\n\
+         time_type = \"timestamp\"\n\
+         columns = [\"time\", \"sym\", \"device\", \"value\", \"quality\", \"seq\", \"text\"]\n\
+         batch_rows = 100\nbatch_age = \"5ms\"\n"
+    );
+    for (device, mode) in [
+        (
+            "sub",
+            "mode = \"subscribe\"\nsampling_interval = \"20ms\"\npublishing_interval = \"50ms\"\n",
+        ),
+        ("poll", "mode = \"poll\"\npoll_interval = \"100ms\"\n"),
+    ] {
+        text.push_str(&format!(
+            "\n[[device]]\nname = \"ua-{device}\"\nprotocol = \"opcua\"\n\
+             address = \"opc.tcp://127.0.0.1:{port}/\"\n{mode}"
+        ));
+        for (name, data_type) in TAGS {
+            text.push_str(&format!(
+                "\n[[device.tag]]\nname = \"{device}.{name}\"\naddress = \"ns=2;s=ua.{name}\"\n\
+                 type = \"{data_type}\"\n"
+            ));
+        }
+    }
+    let path = dir.join("plant.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// One row of the journal.
+#[derive(Debug)]
+struct Row {
+    unix_ns: i64,
+    sym: String,
+    value: f64,
+    quality: u32,
+    seq: i64,
+    text: String,
+}
+
+/// Every row of the stand-in's journal: `(`upd; `plc; columns)` chunks,
+/// the columns in the configured order (a one-row update as atoms).
+fn journal_rows(path: &Path) -> Vec<Row> {
+    let bytes = std::fs::read(path).unwrap();
+    let limits = DecodeLimits::default();
+    let mut at = JOURNAL_HEADER_SIZE;
+    let mut rows = Vec::new();
+    while at < bytes.len() {
+        let (chunk, used) = decode_prefix(&bytes[at..], true, &limits).expect("a journal chunk");
+        at += used;
+        let K::List { items, .. } = chunk else {
+            panic!("chunk {chunk:?}")
+        };
+        let K::List { items: columns, .. } = &items[2] else {
+            panic!("columns {:?}", items[2])
+        };
+        let n = match &columns[0] {
+            K::Vector { data, .. } => data.len(),
+            _ => 1,
+        };
+        for i in 0..n {
+            let long = |c: &K| match c {
+                K::Vector {
+                    data: Data::Longs(v),
+                    ..
+                } => v[i],
+                K::Atom {
+                    value: Atom::Long(v),
+                    ..
+                } => *v,
+                other => panic!("long column {other:?}"),
+            };
+            let sym = match &columns[1] {
+                K::Vector {
+                    data: Data::Symbols(s),
+                    ..
+                } => s.get(i).unwrap().to_vec(),
+                K::Atom {
+                    value: Atom::Symbol(s),
+                    ..
+                } => s.clone(),
+                other => panic!("sym column {other:?}"),
+            };
+            let value = match &columns[3] {
+                K::Vector {
+                    data: Data::Floats(v),
+                    ..
+                } => v[i],
+                K::Atom {
+                    value: Atom::Float(v),
+                    ..
+                } => *v,
+                other => panic!("value column {other:?}"),
+            };
+            let quality = match &columns[4] {
+                K::Vector {
+                    data: Data::Ints(v),
+                    ..
+                } => v[i],
+                K::Atom {
+                    value: Atom::Int(v),
+                    ..
+                } => *v,
+                other => panic!("quality column {other:?}"),
+            };
+            let text = match &columns[6] {
+                K::List { items, .. } => items[i].as_chars().unwrap_or(&[]).to_vec(),
+                single => single.as_chars().unwrap_or(&[]).to_vec(),
+            };
+            rows.push(Row {
+                unix_ns: long(&columns[0]) + KDB_EPOCH_UNIX_S * 1_000_000_000,
+                sym: String::from_utf8(sym).unwrap(),
+                value,
+                quality: quality as u32,
+                seq: long(&columns[5]),
+                text: String::from_utf8(text).unwrap(),
+            });
+        }
+    }
+    rows
+}
+
+/// Distinct ticks seen per sym, before and after the restart.
+fn ticks(recorder: &Mutex<RowRecorder>) -> usize {
+    recorder.lock().unwrap().rows.len()
+}
+
+#[test]
+fn values_source_times_and_statuses_arrive_whole_and_a_server_restart_is_survived() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut peer = start_peer(port, 0);
+    let recorder = Arc::new(Mutex::new(RowRecorder::new(10_000_000)));
+    let journal = dir.path().join("tp.log");
+    let options = TickerplantOptions {
+        recorder: Some(recorder.clone()),
+        journal: Some(journal.clone()),
+        ..Default::default()
+    };
+    let tp = Tickerplant::bind("127.0.0.1:0", options).unwrap();
+    let config = write_config(dir.path(), port, &tp.local_addr().to_string());
+    let mut run = Command::new(env!("CARGO_BIN_EXE_millrace"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+        .spawn()
+        .expect("start millrace run");
+    let stderr = || std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+    let syms: Vec<String> = ["sub", "poll"]
+        .iter()
+        .flat_map(|d| TAGS.iter().map(move |(n, _)| format!("{d}.{n}")))
+        .collect();
+    // Every sym at least `min` times with a value (the strings: a text).
+    let seen_all = |min: usize| {
+        let r = recorder.lock().unwrap();
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for (_, sym, value, _) in &r.rows {
+            if !value.is_nan() {
+                *counts.entry(sym.as_str()).or_default() += 1;
+            }
+        }
+        for (_, sym, _, _) in &r.texts {
+            *counts.entry(sym.as_str()).or_default() += 1;
+        }
+        syms.iter()
+            .all(|s| counts.get(s.as_str()).copied().unwrap_or(0) >= min)
+    };
+    assert!(
+        common::wait_until(Duration::from_secs(120), || seen_all(5)),
+        "rows before the restart: {}\n{}",
+        ticks(&recorder),
+        stderr()
+    );
+    // The server dies (no goodbye) and comes back with ticks from RESTART_K.
+    drop(peer);
+    assert!(
+        common::wait_until(Duration::from_secs(60), || {
+            let r = recorder.lock().unwrap();
+            ["sub.double", "poll.double"]
+                .iter()
+                .all(|s| r.rows.iter().any(|(_, sym, v, _)| sym == s && v.is_nan()))
+        }),
+        "no rows without a value while the server was down\n{}",
+        stderr()
+    );
+    peer = start_peer(port, RESTART_K);
+    let after = |r: &RowRecorder, sym: &str| {
+        r.rows
+            .iter()
+            .filter(|(_, s, v, _)| s == sym && *v >= RESTART_K as f64)
+            .count()
+    };
+    assert!(
+        common::wait_until(Duration::from_secs(180), || {
+            let r = recorder.lock().unwrap();
+            after(&r, "sub.status") >= 5 && after(&r, "poll.status") >= 5
+        }),
+        "no ticks after the restart: {:?}\n{}",
+        {
+            let r = recorder.lock().unwrap();
+            let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+            for (_, sym, v, _) in &r.rows {
+                let key = format!(
+                    "{sym} {}",
+                    if v.is_nan() {
+                        "nan"
+                    } else if *v >= RESTART_K as f64 {
+                        "after"
+                    } else {
+                        "before"
+                    }
+                );
+                *counts.entry(key).or_default() += 1;
+            }
+            counts
+        },
+        stderr()
+    );
+    common::signal(run.id(), 15);
+    let status = common::wait_exit(&mut run, Duration::from_secs(30));
+    let log = stderr();
+    assert!(status.success(), "{log}");
+    drop(peer);
+    tp.stop();
+
+    let rows = journal_rows(&journal);
+    assert!(!rows.is_empty());
+    let mut seqs = BTreeSet::new();
+    let mut ticks_by_sym: BTreeMap<&str, BTreeSet<i64>> = BTreeMap::new();
+    let mut qualities: BTreeSet<u32> = BTreeSet::new();
+    let mut gaps = 0;
+    for row in &rows {
+        assert!(seqs.insert(row.seq), "seq {} twice", row.seq);
+        let (_, name) = row.sym.split_once('.').unwrap();
+        if row.quality == Quality::NO_CONNECTION.bits() {
+            assert!(row.value.is_nan() && row.text.is_empty(), "{row:?}");
+            gaps += 1;
+            continue;
+        }
+        // The time is the SourceTimestamp: a whole second after T0.
+        let since_t0 = row.unix_ns - T0_UNIX_S * 1_000_000_000;
+        assert_eq!(since_t0 % 1_000_000_000, 0, "{row:?}");
+        let k = since_t0 / 1_000_000_000;
+        assert!((0..RESTART_K * 2).contains(&k), "{row:?}");
+        let want_quality = if name == "status" {
+            STATUSES[(k % 3) as usize]
+        } else {
+            0
+        };
+        assert_eq!(row.quality, want_quality, "{row:?}");
+        qualities.insert(row.quality);
+        if name == "string" {
+            assert_eq!(row.text, format!("text {k} \u{e9}"), "{row:?}");
+            assert!(row.value.is_nan(), "{row:?}");
+        } else if row.quality == STATUSES[2] {
+            // asyncua sends a Bad value without its value: the row keeps
+            // the status, with no value.
+            assert!(row.value.is_nan(), "{row:?}");
+        } else {
+            assert_eq!(row.value, value_at(name, k), "{row:?}");
+        }
+        ticks_by_sym.entry(row.sym.as_str()).or_default().insert(k);
+    }
+    // Good, Uncertain and Bad values all kept, with their status whole.
+    assert_eq!(qualities, STATUSES.into_iter().collect(), "{log}");
+    assert!(gaps >= 2, "{gaps} NO_CONNECTION rows");
+    for sym in &syms {
+        let ks = ticks_by_sym.get(sym.as_str()).cloned().unwrap_or_default();
+        let before = ks.iter().filter(|k| **k < RESTART_K).count();
+        let after = ks.iter().filter(|k| **k >= RESTART_K).count();
+        assert!(
+            before >= 3 && after >= 1,
+            "{sym}: {before} ticks before, {after} after\n{log}"
+        );
+    }
+    assert!(log.contains("the OPC UA connection was lost"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// A user name identity (security None): the right password gives rows and
+/// never shows in the log; a wrong one is refused by the server, and the log
+/// says so once, in words, without the password.
+#[test]
+fn a_user_name_identity_is_accepted_and_a_wrong_password_is_said() {
+    for (password, accepted) in [("feed-pw-1", true), ("not-the-pw", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let _peer = start_peer_with(port, 0, &["feed:feed-pw-1"]);
+        let recorder = Arc::new(Mutex::new(RowRecorder::new(1_000_000)));
+        let options = TickerplantOptions {
+            recorder: Some(recorder.clone()),
+            ..Default::default()
+        };
+        let tp = Tickerplant::bind("127.0.0.1:0", options).unwrap();
+        std::fs::write(dir.path().join("ua.pw"), format!("{password}\n")).unwrap();
+        let config = format!(
+            "[metrics]\nlisten = \"off\"\n\n[wal]\ndir = \"wal\"\n\n\
+             [[sink]]\nname = \"tp\"\nkind = \"kdb\"\naddress = \"{}\"\ntable = \"plc\"\n\
+             batch_rows = 100\nbatch_age = \"5ms\"\n\n\
+             [[device]]\nname = \"ua\"\nprotocol = \"opcua\"\n\
+             address = \"opc.tcp://127.0.0.1:{port}/\"\nuser = \"feed\"\n\
+             password_file = \"ua.pw\"\n\n\
+             [[device.tag]]\nname = \"ua.double\"\naddress = \"ns=2;s=ua.double\"\n\
+             type = \"double\"\n",
+            tp.local_addr()
+        );
+        let path = dir.path().join("plant.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut run = Command::new(env!("CARGO_BIN_EXE_millrace"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+            .spawn()
+            .expect("start millrace run");
+        let log = || std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+        let valued = |r: &RowRecorder| r.rows.iter().filter(|(_, _, v, _)| !v.is_nan()).count();
+        if accepted {
+            assert!(
+                common::wait_until(Duration::from_secs(60), || valued(
+                    &recorder.lock().unwrap()
+                ) >= 5),
+                "no values with the right password\n{}",
+                log()
+            );
+        } else {
+            assert!(
+                common::wait_until(Duration::from_secs(60), || log()
+                    .contains("reconnecting failed: Bad")),
+                "no word of the refused identity\n{}",
+                log()
+            );
+            assert_eq!(valued(&recorder.lock().unwrap()), 0, "{}", log());
+        }
+        common::signal(run.id(), 15);
+        let status = common::wait_exit(&mut run, Duration::from_secs(30));
+        let log = log();
+        assert!(status.success(), "{log}");
+        assert!(!log.contains(password), "{log}");
+        tp.stop();
+    }
+}
+
+/// More tags than the stack decodes in one array (1,000): a subscription
+/// and a poll of 1,100 each deliver every tag's value.
+#[test]
+fn a_device_of_more_tags_than_one_request_takes_gets_every_value() {
+    const MANY: usize = 1100;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _peer = start_peer_with(port, 0, &[&format!("many={MANY}")]);
+    let recorder = Arc::new(Mutex::new(RowRecorder::new(10_000_000)));
+    let options = TickerplantOptions {
+        recorder: Some(recorder.clone()),
+        ..Default::default()
+    };
+    let tp = Tickerplant::bind("127.0.0.1:0", options).unwrap();
+    let mut config = format!(
+        "[metrics]\nlisten = \"off\"\n\n[wal]\ndir = \"wal\"\n\n\
+         [[sink]]\nname = \"tp\"\nkind = \"kdb\"\naddress = \"{}\"\ntable = \"plc\"\n\
+         batch_rows = 1000\nbatch_age = \"5ms\"\n",
+        tp.local_addr()
+    );
+    for (device, mode) in [
+        ("sub", "mode = \"subscribe\""),
+        ("poll", "mode = \"poll\"\npoll_interval = \"500ms\""),
+    ] {
+        config.push_str(&format!(
+            "\n[[device]]\nname = \"ua-{device}\"\nprotocol = \"opcua\"\n\
+             address = \"opc.tcp://127.0.0.1:{port}/\"\n{mode}\n"
+        ));
+        for i in 0..MANY {
+            config.push_str(&format!(
+                "\n[[device.tag]]\nname = \"{device}.many.{i}\"\naddress = \"ns=2;s=ua.many.{i}\"\n\
+                 type = \"double\"\n"
+            ));
+        }
+    }
+    let path = dir.path().join("plant.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_millrace"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+        .spawn()
+        .expect("start millrace run");
+    let log = || std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+    let missing = || {
+        let r = recorder.lock().unwrap();
+        let mut seen = BTreeSet::new();
+        // Rows without a value are the polls before the connection.
+        for (_, sym, value, _) in r.rows.iter().filter(|(_, _, v, _)| !v.is_nan()) {
+            let i: usize = sym.rsplit('.').next().unwrap().parse().unwrap();
+            assert_eq!(*value, i as f64, "{sym}");
+            seen.insert(sym.clone());
+        }
+        2 * MANY - seen.len()
+    };
+    assert!(
+        common::wait_until(Duration::from_secs(120), || missing() == 0),
+        "{} tags never arrived\n{}",
+        missing(),
+        log()
+    );
+    common::signal(run.id(), 15);
+    let status = common::wait_exit(&mut run, Duration::from_secs(30));
+    assert!(status.success(), "{}", log());
+    tp.stop();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
