@@ -54,8 +54,8 @@ enum Command {
         /// temporary directory removed at the end).
         #[arg(long)]
         keep: Option<PathBuf>,
-        /// What the simulated devices speak: modbus, s7, or mixed (half
-        /// and half).
+        /// What the simulated devices speak: modbus, s7, mixed (half
+        /// and half), or ethernet-ip (simulated Logix controllers).
         #[arg(long, default_value = "modbus", value_parser = millrace::farm::FarmProtocol::parse)]
         protocol: millrace::farm::FarmProtocol,
     },

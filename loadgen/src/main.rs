@@ -1,4 +1,5 @@
-//! `millrace-loadgen`: the simulated PLC farm, Modbus TCP and S7 (`serve`),
+//! `millrace-loadgen`: the simulated PLC farm, Modbus TCP, S7 and
+//! EtherNet/IP (`serve`),
 //! a capacity probe of that farm (`capacity`), the end-to-end benchmark
 //! driver (`bench`), its tokio-modbus baseline poller (`baseline`) and its
 //! verifying kdb+ stand-in (`standin`).
@@ -50,7 +51,8 @@ enum Command {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// What the devices speak: modbus, s7, or mixed (odd devices S7).
+    /// What the devices speak: modbus, s7, mixed (odd devices S7), or
+    /// ethernet-ip (simulated Logix controllers).
     #[arg(long, default_value = "modbus", value_parser = parse_protocol)]
     protocol: millrace::farm::FarmProtocol,
     #[arg(long)]
@@ -96,6 +98,55 @@ pub struct ServeArgs {
     seed: u64,
     #[command(flatten)]
     s7: S7Args,
+    #[command(flatten)]
+    enip: EnipArgs,
+}
+
+/// How the EtherNet/IP devices behave (`--protocol ethernet-ip`).
+#[derive(Args, Debug, Clone)]
+pub struct EnipArgs {
+    /// The largest connection a Forward Open is granted: 4002 as a
+    /// ControlLogix L8x or CompactLogix 5380, 500 for an older module.
+    #[arg(long, default_value_t = 4002)]
+    connection_size: u16,
+    /// Refuse the Large Forward Open (0x5B) as a module that has none, so
+    /// that clients fall back to the plain Forward Open (0x54).
+    #[arg(long)]
+    refuse_large_forward_open: bool,
+}
+
+impl EnipArgs {
+    /// The same options as `serve` arguments (the bench's farm child).
+    pub fn to_cli(&self) -> Vec<String> {
+        let mut args = vec![
+            "--connection-size".to_string(),
+            self.connection_size.to_string(),
+        ];
+        if self.refuse_large_forward_open {
+            args.push("--refuse-large-forward-open".into());
+        }
+        args
+    }
+
+    pub fn farm_options(&self) -> millrace::farm::EnipFarmOptions {
+        millrace::farm::EnipFarmOptions {
+            connection_size: self.connection_size,
+            large_forward_open: !self.refuse_large_forward_open,
+        }
+    }
+
+    /// What the emitted devices ask for: a plain Forward Open's size when
+    /// the farm refuses the large one (the session would fall back to 500).
+    pub fn emit_options(&self) -> millrace::farm::EnipEmitOptions {
+        let size = if self.refuse_large_forward_open {
+            self.connection_size.min(500)
+        } else {
+            self.connection_size
+        };
+        millrace::farm::EnipEmitOptions {
+            connection_size: size,
+        }
+    }
 }
 
 /// How the S7 devices behave (`--protocol s7` or `mixed`).

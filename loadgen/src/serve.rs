@@ -35,6 +35,7 @@ pub fn run(args: &ServeArgs) -> io::Result<()> {
         seed: args.seed,
         connection_count_max: 0,
         s7: args.s7.farm_options(),
+        enip: args.enip.farm_options(),
     };
     if args.emit_config.is_some() && args.protocol.has_s7() {
         options
@@ -59,7 +60,8 @@ pub fn run(args: &ServeArgs) -> io::Result<()> {
             slot: options.s7.slot,
             pdu_size: options.s7.pdu_size,
         };
-        farm::emit_farm_config(path, handle.ports(), args.protocol, &emit, &s7)?;
+        let enip = args.enip.emit_options();
+        farm::emit_farm_config_with(path, handle.ports(), args.protocol, &emit, &s7, &enip)?;
         println!("config {}", path.display());
     }
     println!("ready");

@@ -6,7 +6,8 @@
 //! and the verified loss: every durable sample checked by seq at the
 //! stand-in, and every value checked against the farm's formula.
 //! `--protocol s7` runs S7 devices (every S7 type, checked the same way),
-//! `--protocol mixed` half Modbus, half S7.
+//! `--protocol mixed` half Modbus, half S7, `--protocol ethernet-ip`
+//! simulated Logix controllers (every CIP type, checked the same way).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::error::{DemoError, StopError};
 use super::runtime::{write_hgrm_files, Runtime, RuntimeOptions, Snapshot};
-use crate::config::S7Type;
+use crate::config::{CipType, S7Type};
 use crate::farm::verify::Verifier;
 use crate::farm::{self, EmitOptions, Farm, FarmOptions, FarmProtocol, S7EmitOptions};
 use crate::kdb::{Tickerplant, TickerplantOptions};
@@ -235,6 +236,7 @@ fn report(
         );
     }
     print_s7_types(recorder);
+    print_enip_types(recorder);
     for e in errors {
         println!("  error: {e}");
     }
@@ -258,6 +260,18 @@ fn print_s7_types(recorder: &Verifier) {
     }
     print!("  S7 values checked by type               ");
     for ((name, _), n) in S7Type::NAMES.iter().zip(recorder.s7_checked_by_type) {
+        print!(" {name} {n}");
+    }
+    println!();
+}
+
+/// EtherNet/IP values checked per type, when there were any.
+fn print_enip_types(recorder: &Verifier) {
+    if recorder.enip_checked_by_type.iter().all(|&n| n == 0) {
+        return;
+    }
+    print!("  CIP values checked by type              ");
+    for ((name, _), n) in CipType::NAMES.iter().zip(recorder.enip_checked_by_type) {
         print!(" {name} {n}");
     }
     println!();

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 
 use super::counters::Tally;
+use super::enip::{self, serve::EnipConn, EnipBehaviour};
 use super::fault::{Fault, FaultPlan, SplitMix64};
 use super::modbus::{self, adu::ADU_SIZE_MAX, ModbusMemory};
 use super::s7::{self, serve::S7Conn, S7Behaviour};
@@ -30,6 +31,10 @@ const PUMP_ROUNDS_MAX: usize = 16;
 /// always for one maximal frame after compaction.
 const MODBUS_INPUT_SIZE: usize = 2048;
 const S7_INPUT_SIZE: usize = 2 * s7::wire::TPKT_SIZE_MAX;
+const ENIP_INPUT_SIZE: usize = 2 * enip::serve::ANSWER_SIZE_MAX;
+/// An EtherNet/IP answer is up to a whole 4 KiB connected message: room
+/// for four of them.
+const ENIP_OUTPUT_SIZE: usize = 4 * enip::serve::ANSWER_SIZE_MAX;
 
 const _: () = assert!(MODBUS_INPUT_SIZE >= 2 * ADU_SIZE_MAX);
 const _: () = assert!(OUTPUT_SIZE >= 4 * ADU_SIZE_MAX);
@@ -55,6 +60,8 @@ pub(in crate::farm) struct Behaviour {
     pub s7: S7Behaviour,
     /// The Modbus plan plus the S7 PDU overflow rate.
     pub s7_plan: FaultPlan,
+    pub enip: EnipBehaviour,
+    pub enip_plan: FaultPlan,
 }
 
 /// What one protocol's step made of the input at the front of a connection.
@@ -76,6 +83,7 @@ pub(in crate::farm) enum Served {
 enum Wire {
     Modbus,
     S7(S7Conn),
+    Enip(EnipConn),
 }
 
 impl Wire {
@@ -83,6 +91,7 @@ impl Wire {
         match self {
             Wire::Modbus => ADU_SIZE_MAX,
             Wire::S7(_) => s7::wire::ANSWER_SIZE_MAX,
+            Wire::Enip(_) => enip::serve::ANSWER_SIZE_MAX,
         }
     }
 }
@@ -128,9 +137,12 @@ impl Conn {
         generation: u32,
         protocol: DeviceProtocol,
     ) -> Self {
-        let (wire, input_size) = match protocol {
-            DeviceProtocol::Modbus => (Wire::Modbus, MODBUS_INPUT_SIZE),
-            DeviceProtocol::S7 => (Wire::S7(S7Conn::new()), S7_INPUT_SIZE),
+        let (wire, input_size, output_size) = match protocol {
+            DeviceProtocol::Modbus => (Wire::Modbus, MODBUS_INPUT_SIZE, OUTPUT_SIZE),
+            DeviceProtocol::S7 => (Wire::S7(S7Conn::new()), S7_INPUT_SIZE, OUTPUT_SIZE),
+            DeviceProtocol::EthernetIp => {
+                (Wire::Enip(EnipConn::new()), ENIP_INPUT_SIZE, ENIP_OUTPUT_SIZE)
+            }
         };
         Conn {
             stream,
@@ -144,7 +156,7 @@ impl Conn {
             input: vec![0; input_size].into_boxed_slice(),
             input_start: 0,
             input_end: 0,
-            output: Vec::with_capacity(OUTPUT_SIZE),
+            output: Vec::with_capacity(output_size),
             output_sent: 0,
             output_released: 0,
             held: VecDeque::with_capacity(HELD_COUNT_MAX),
@@ -248,6 +260,7 @@ impl Conn {
             let served = match &mut self.wire {
                 Wire::Modbus => modbus::serve::serve(pending, &mut self.output, device, how, tally),
                 Wire::S7(conn) => conn.serve(pending, &mut self.output, device, how, tally),
+                Wire::Enip(conn) => conn.serve(pending, &mut self.output, device, how, tally),
             };
             let (consumed, fault, last) = match served {
                 Served::NeedMore => break,

@@ -4,13 +4,16 @@
 //!
 //! A Modbus device's tag `j` is holding register `j` as `uint16`, named
 //! [`tag_name`]`(i, j)` (`modbus::emit`); an S7 device's tag `j` is the
-//! `j`-th of `s7::layout::farm_tags`, named `s7::emit::tag_name(i, j)`. A
-//! receiver maps a row back to its device and tag by its name alone.
+//! `j`-th of `s7::layout::farm_tags`, named `s7::emit::tag_name(i, j)`; an
+//! EtherNet/IP device's tag `j` is the `j`-th of `enip::emit::farm_tags`,
+//! named `enip::emit::tag_name(i, j)`. A receiver maps a row back to its
+//! device and tag by its name alone.
 
 use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::enip::{self, EnipEmitOptions};
 use super::s7::{self, S7EmitOptions};
 use super::{modbus, DeviceProtocol, FarmProtocol};
 
@@ -70,13 +73,26 @@ pub fn emit_config(config_path: &Path, ports: &[u16], options: &EmitOptions) -> 
 }
 
 /// [`emit_config`] for a farm of any protocol: device `i` is polled as
-/// `protocol.device(i)`.
+/// `protocol.device(i)` (EtherNet/IP devices ask for the largest connection).
 pub fn emit_farm_config(
     config_path: &Path,
     ports: &[u16],
     protocol: FarmProtocol,
     options: &EmitOptions,
     s7_options: &S7EmitOptions,
+) -> io::Result<()> {
+    let enip_options = EnipEmitOptions::default();
+    emit_farm_config_with(config_path, ports, protocol, options, s7_options, &enip_options)
+}
+
+/// [`emit_farm_config`] with the EtherNet/IP devices' options.
+pub fn emit_farm_config_with(
+    config_path: &Path,
+    ports: &[u16],
+    protocol: FarmProtocol,
+    options: &EmitOptions,
+    s7_options: &S7EmitOptions,
+    enip_options: &EnipEmitOptions,
 ) -> io::Result<()> {
     if options.tags_per_device == 0 || options.tags_per_device > 65536 {
         return Err(io::Error::new(
@@ -95,9 +111,15 @@ pub fn emit_farm_config(
     } else {
         Vec::new()
     };
-    // S7 strings reach kdb+ whole in a text column (a sink without one is
-    // refused for a device with a text tag).
-    let text = s7_tags.iter().any(|t| t.data_type.is_text());
+    let enip_tags = if protocol.has_enip() {
+        enip::emit::farm_tags(options.tags_per_device as usize)
+    } else {
+        Vec::new()
+    };
+    // S7 and Logix strings reach kdb+ whole in a text column (a sink
+    // without one is refused for a device with a text tag).
+    let text = s7_tags.iter().any(|t| t.data_type.is_text())
+        || enip_tags.iter().any(|t| t.data_type.is_text());
     let mut toml = header(ports.len(), protocol, options, text);
     let mut csv = String::new();
     for (device, port) in (0u32..).zip(ports) {
@@ -113,6 +135,10 @@ pub fn emit_farm_config(
             DeviceProtocol::S7 => {
                 s7::emit::tags_csv(device, &s7_tags, &mut csv);
                 s7::emit::device_table(&mut toml, &name, *port, poll, &csv_path, s7_options);
+            }
+            DeviceProtocol::EthernetIp => {
+                enip::emit::tags_csv(device, &enip_tags, &mut csv);
+                enip::emit::device_table(&mut toml, &name, *port, poll, &csv_path, enip_options);
             }
         }
         std::fs::write(tags_dir.join(format!("{name}.csv")), &csv)?;
@@ -130,6 +156,7 @@ fn header(
         FarmProtocol::Modbus => "holding registers (uint16)",
         FarmProtocol::S7 => "S7 tags of every type",
         FarmProtocol::Mixed => "tags (even devices Modbus, odd devices S7)",
+        FarmProtocol::EthernetIp => "Logix tag samples of every type",
     };
     let check = match protocol {
         FarmProtocol::Modbus => "millrace::farm::verify_register",

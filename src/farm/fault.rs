@@ -162,6 +162,14 @@ pub fn add_to_u16(answer: &mut [u8], at: usize, delta: i16) {
     }
 }
 
+/// [`add_to_u16`] for a little-endian field (EtherNet/IP).
+pub fn add_to_u16_le(answer: &mut [u8], at: usize, delta: i16) {
+    if let Some(field) = answer.get_mut(at..at + 2) {
+        let value = u16::from_le_bytes([field[0], field[1]]).wrapping_add_signed(delta);
+        field.copy_from_slice(&value.to_le_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,13 +8,16 @@
 //! A Modbus device answers FC 1-4 reads with values a receiver can check one
 //! by one ([`values`]) and everything else with the specification's
 //! exceptions; an S7 device answers COTP connect, Setup Communication and
-//! Read Var from a memory whose every byte can be checked ([`s7::memory`]).
-//! Both answer pipelined requests in order, and on demand delay answers
+//! Read Var from a memory whose every byte can be checked ([`s7::memory`]);
+//! an EtherNet/IP device answers as a Logix controller, Read Tag, Multiple
+//! Service Packet and fragmented reads of a symbol table whose every
+//! element can be checked ([`enip::table`]). All answer pipelined requests in order, and on demand delay answers
 //! (scan-cycle emulation) and inject faults at seeded, reproducible rates.
 //!
 //! ```text
 //! modbus/       MBAP framing and answers, register values, CSV rows
 //! s7/           TPKT/COTP/S7 framing and answers, memory, tag layout
+//! enip/         EtherNet/IP sessions, CIP services, the symbol table
 //! fault.rs      fault rates and the seeded generator (protocol-neutral)
 //! conn.rs       one connection: buffers and the read/answer/write pump
 //! event_loop.rs one mio loop over listeners and connections
@@ -31,6 +34,7 @@
 mod conn;
 mod counters;
 pub mod emit;
+pub mod enip;
 mod event_loop;
 pub mod fault;
 pub mod modbus;
@@ -50,8 +54,9 @@ use mio::net::TcpListener;
 use mio::{Poll, Waker};
 
 pub use counters::FarmCounters;
-pub use emit::{emit_config, emit_farm_config, EmitOptions};
+pub use emit::{emit_config, emit_farm_config, emit_farm_config_with, EmitOptions};
 pub use fault::FaultRates;
+pub use enip::{EnipEmitOptions, EnipFarmOptions};
 pub use s7::{S7EmitOptions, S7FarmOptions};
 pub use values::{
     bit_value, counter_of, register_value, verify, verify_bit, verify_input_register,
@@ -72,6 +77,7 @@ pub const FARM_THREAD_COUNT_MAX: usize = 16;
 pub enum DeviceProtocol {
     Modbus,
     S7,
+    EthernetIp,
 }
 
 /// What the devices of a farm speak.
@@ -83,6 +89,7 @@ pub enum FarmProtocol {
     /// Half and half: odd devices speak S7, even ones Modbus (so any
     /// prefix of the devices is a mix).
     Mixed,
+    EthernetIp,
 }
 
 impl FarmProtocol {
@@ -91,6 +98,7 @@ impl FarmProtocol {
         ("modbus", FarmProtocol::Modbus),
         ("s7", FarmProtocol::S7),
         ("mixed", FarmProtocol::Mixed),
+        ("ethernet-ip", FarmProtocol::EthernetIp),
     ];
 
     pub fn parse(word: &str) -> Result<FarmProtocol, String> {
@@ -105,7 +113,9 @@ impl FarmProtocol {
             .iter()
             .find(|(name, _)| *name == word)
             .map(|(_, p)| *p)
-            .ok_or_else(|| format!("unknown protocol `{word}`: modbus, s7 or mixed"))
+            .ok_or_else(|| {
+                format!("unknown protocol `{word}`: modbus, s7, mixed or ethernet-ip")
+            })
     }
 
     pub fn name(self) -> &'static str {
@@ -121,11 +131,16 @@ impl FarmProtocol {
             FarmProtocol::S7 => DeviceProtocol::S7,
             FarmProtocol::Mixed if device % 2 == 1 => DeviceProtocol::S7,
             FarmProtocol::Mixed => DeviceProtocol::Modbus,
+            FarmProtocol::EthernetIp => DeviceProtocol::EthernetIp,
         }
     }
 
     pub const fn has_s7(self) -> bool {
-        !matches!(self, FarmProtocol::Modbus)
+        matches!(self, FarmProtocol::S7 | FarmProtocol::Mixed)
+    }
+
+    pub const fn has_enip(self) -> bool {
+        matches!(self, FarmProtocol::EthernetIp)
     }
 }
 
@@ -161,6 +176,8 @@ pub struct FarmOptions {
     pub connection_count_max: usize,
     /// How the S7 devices behave (ignored without any).
     pub s7: S7FarmOptions,
+    /// How the EtherNet/IP devices behave (ignored without any).
+    pub enip: EnipFarmOptions,
 }
 
 impl Default for FarmOptions {
@@ -178,6 +195,7 @@ impl Default for FarmOptions {
             seed: 1,
             connection_count_max: 0,
             s7: S7FarmOptions::default(),
+            enip: EnipFarmOptions::default(),
         }
     }
 }
@@ -209,6 +227,7 @@ impl FarmOptions {
             return Err(format!("threads must be in 1..={FARM_THREAD_COUNT_MAX}"));
         }
         self.faults.validate()?;
+        self.enip.validate()?;
         if self.protocol.has_s7() {
             self.s7.validate()?;
             let f = &self.faults;
@@ -256,6 +275,8 @@ impl Farm {
             modbus_plan: FaultPlan::new(&options.faults, 0.0, options.stall),
             s7: options.s7.behaviour(),
             s7_plan: FaultPlan::new(&options.faults, options.s7.pdu_overflow, options.stall),
+            enip: options.enip.behaviour(),
+            enip_plan: FaultPlan::new(&options.faults, 0.0, options.stall),
         };
         let mut loops: Vec<EventLoop> = Vec::with_capacity(options.threads);
         for _ in 0..options.threads {

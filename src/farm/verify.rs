@@ -8,7 +8,10 @@
 //! configs give): `dDDDDD.hrAAAAA` is holding register A of Modbus device D
 //! (`verify_register`), `dDDDDD.sTTTTT` is tag T of S7 device D, the T-th
 //! of `s7::layout::farm_tags` (checked by `s7::check_number` and
-//! `s7::check_text`, see `s7::check` for what each S7 type delivers).
+//! `s7::check_text`, see `s7::check` for what each S7 type delivers), and
+//! `dDDDDD.eJJJJJ` or `dDDDDD.eJJJJJ[i]` is sample `i` of config tag `J` of
+//! EtherNet/IP device D, the J-th of `enip::emit::farm_tags` (checked by
+//! `enip::check_number` and `enip::check_text`).
 //!
 //! Every farm value carries its device's answer counter (a Modbus
 //! register's high byte; two nibbles of an S7 value of two bytes or more,
@@ -37,7 +40,9 @@
 use std::collections::VecDeque;
 
 use crate::config::Area;
+use crate::config::CipType;
 use crate::farm;
+use crate::farm::enip;
 use crate::farm::s7::{self, Check, FarmTag};
 use crate::farm::values::{check8_seeded, response_seed};
 use crate::farm::{DeviceProtocol, FarmProtocol};
@@ -95,6 +100,8 @@ pub struct Row<'a> {
 enum TagRef {
     Modbus { device: u32, address: u16 },
     S7 { device: u32, index: u32 },
+    /// Sample `element` of config tag `index`.
+    Enip { device: u32, index: u32, element: u32 },
 }
 
 pub struct Verifier {
@@ -103,6 +110,11 @@ pub struct Verifier {
     devices: u32,
     tags_per_device: u32,
     s7_tags: Vec<FarmTag>,
+    /// Per sample of an EtherNet/IP device, in order: what it reads.
+    enip_samples: Vec<enip::FarmTag>,
+    /// Per config tag of an EtherNet/IP device: its first sample's index
+    /// in `enip_samples` and its sample count.
+    enip_tags: Vec<(u32, u32)>,
     last: Vec<Last>,
     seed: Seed,
     pub rows: u64,
@@ -118,6 +130,9 @@ pub struct Verifier {
     pub text_rows_unchecked: u64,
     /// S7 values checked and right, by type (the index of `S7Type::NAMES`).
     pub s7_checked_by_type: [u64; S7_TYPE_COUNT],
+    /// EtherNet/IP values checked and right, by type (the index of
+    /// `CipType::NAMES`).
+    pub enip_checked_by_type: [u64; ENIP_TYPE_COUNT],
     /// S7 text rows of the update being recorded that came without their
     /// text (the stand-in hands texts over after the update's rows, in
     /// `record_text`), oldest first; at most `PENDING_TEXTS_MAX`.
@@ -134,7 +149,9 @@ pub struct Verifier {
 struct PendingText {
     seq: u64,
     device: u32,
+    /// S7: the tag's index; EtherNet/IP: the sample's.
     index: u32,
+    enip: bool,
 }
 
 /// Text rows waiting for their text: more than one update's worth only if
@@ -145,6 +162,17 @@ const PENDING_TEXTS_MAX: usize = 1 << 16;
 /// Entries of `S7Type::NAMES`.
 pub const S7_TYPE_COUNT: usize = 21;
 const _: () = assert!(crate::config::S7Type::NAMES.len() == S7_TYPE_COUNT);
+
+/// Entries of `CipType::NAMES`.
+pub const ENIP_TYPE_COUNT: usize = 12;
+const _: () = assert!(CipType::NAMES.len() == ENIP_TYPE_COUNT);
+
+fn enip_type_index(data_type: CipType) -> usize {
+    CipType::NAMES
+        .iter()
+        .position(|(_, t)| *t == data_type)
+        .unwrap_or(0)
+}
 
 fn s7_type_index(data_type: crate::config::S7Type) -> usize {
     crate::config::S7Type::NAMES
@@ -173,12 +201,22 @@ impl Verifier {
         } else {
             Vec::new()
         };
+        let mut enip_samples = Vec::new();
+        let mut enip_tags = Vec::new();
+        if protocol.has_enip() {
+            for tag in enip::emit::farm_tags(tags_per_device as usize) {
+                enip_tags.push((enip_samples.len() as u32, u32::from(tag.count)));
+                enip_samples.extend((0..u32::from(tag.count)).map(|i| tag.sample(i)));
+            }
+        }
         Verifier {
             seqs: SeqRecorder::new(seq_capacity),
             protocol,
             devices,
             tags_per_device,
             s7_tags,
+            enip_samples,
+            enip_tags,
             last: vec![Last::default(); tag_count],
             seed: Seed {
                 device: 0,
@@ -193,6 +231,7 @@ impl Verifier {
             duplicates_after_dedup: 0,
             text_rows_unchecked: 0,
             s7_checked_by_type: [0; S7_TYPE_COUNT],
+            enip_checked_by_type: [0; ENIP_TYPE_COUNT],
             pending_texts: VecDeque::new(),
             taken: Vec::new(),
             foreign_rows: 0,
@@ -241,7 +280,10 @@ impl Verifier {
             return;
         };
         let tag = parse_sym(row.sym);
-        if let Some(TagRef::Modbus { device, .. } | TagRef::S7 { device, .. }) = tag {
+        if let Some(
+            TagRef::Modbus { device, .. } | TagRef::S7 { device, .. } | TagRef::Enip { device, .. },
+        ) = tag
+        {
             if !self.taken.is_empty() && !self.taken.get(device as usize).copied().unwrap_or(false)
             {
                 self.foreign_rows += 1;
@@ -252,6 +294,11 @@ impl Verifier {
                 self.check_modbus(device, address, row.value, seq)
             }
             Some(TagRef::S7 { device, index }) => self.check_s7(device, index, row, seq),
+            Some(TagRef::Enip {
+                device,
+                index,
+                element,
+            }) => self.check_enip(device, index, element, row, seq),
             None => self.unparsed_syms += 1,
         }
     }
@@ -306,7 +353,12 @@ impl Verifier {
                 Some(text) => s7::check_text(device, &tag, text),
                 None if row.value.is_nan() => {
                     self.text_rows_unchecked += 1;
-                    self.await_text(PendingText { seq, device, index });
+                    self.await_text(PendingText {
+                        seq,
+                        device,
+                        index,
+                        enip: false,
+                    });
                     return;
                 }
                 None => Check::Wrong,
@@ -318,6 +370,65 @@ impl Verifier {
             s7::check_number(device, &tag, row.value)
         };
         self.note_s7_check(slot, &tag, seq, check);
+    }
+
+    /// The sample index of sample `element` of config tag `index`.
+    fn enip_sample(&self, index: u32, element: u32) -> Option<u32> {
+        let &(first, count) = self.enip_tags.get(index as usize)?;
+        (element < count).then_some(first + element)
+    }
+
+    fn check_enip(&mut self, device: u32, index: u32, element: u32, row: &Row<'_>, seq: u64) {
+        let sample = self.enip_sample(index, element);
+        let tag = sample.and_then(|s| self.enip_samples.get(s as usize).copied());
+        let slot = sample.and_then(|s| self.tag_slot(device, s, DeviceProtocol::EthernetIp));
+        let (Some(slot), Some(tag), Some(sample)) = (slot, tag, sample) else {
+            self.unparsed_syms += 1;
+            return;
+        };
+        let text = tag.data_type().is_text();
+        if text {
+            let records = crate::sample::text_records(CipType::STRING_CHARS) as u64;
+            for extension in seq + 1..seq + records {
+                self.seqs.note(extension as i64);
+            }
+        }
+        if row.quality.is_some_and(|q| q != 0) {
+            self.bad_quality_rows += 1;
+            return;
+        }
+        let check = if text {
+            match row.text {
+                Some(t) => enip::check_text(device, &tag, t),
+                None if row.value.is_nan() => {
+                    self.text_rows_unchecked += 1;
+                    self.await_text(PendingText {
+                        seq,
+                        device,
+                        index: sample,
+                        enip: true,
+                    });
+                    return;
+                }
+                None => Check::Wrong,
+            }
+        } else if row.value.is_nan() {
+            self.bad_quality_rows += 1;
+            return;
+        } else {
+            enip::check_number(device, &tag, row.value)
+        };
+        self.note_enip_check(slot, &tag, seq, check);
+    }
+
+    fn note_enip_check(&mut self, slot: usize, tag: &enip::FarmTag, seq: u64, check: Check) {
+        match check {
+            Check::Wrong => self.mismatches += 1,
+            Check::Served(counter) => {
+                self.enip_checked_by_type[enip_type_index(tag.data_type())] += 1;
+                self.note_sample(slot, seq, counter);
+            }
+        }
     }
 
     /// A text sample is one row at its head's seq; the seqs of its
@@ -359,7 +470,21 @@ impl Verifier {
         let pending = self.pending_texts[at];
         self.pending_texts.drain(..=at);
         self.text_rows_unchecked -= 1;
-        let PendingText { device, index, .. } = pending;
+        let PendingText {
+            device,
+            index,
+            enip: is_enip,
+            ..
+        } = pending;
+        if is_enip {
+            let tag = self.enip_samples.get(index as usize).copied();
+            let slot = self.tag_slot(device, index, DeviceProtocol::EthernetIp);
+            if let (Some(slot), Some(tag)) = (slot, tag) {
+                let check = enip::check_text(device, &tag, text);
+                self.note_enip_check(slot, &tag, seq, check);
+            }
+            return;
+        }
         let tag = self.s7_tags.get(index as usize).copied();
         if let (Some(slot), Some(tag)) = (self.tag_slot(device, index, DeviceProtocol::S7), tag) {
             let check = s7::check_text(device, &tag, text);
@@ -453,6 +578,20 @@ fn parse_sym_general(sym: &[u8]) -> Option<TagRef> {
     if let Some(address) = tag.strip_prefix(b"hr") {
         let address = u16::try_from(digits(address)?).ok()?;
         return Some(TagRef::Modbus { device, address });
+    }
+    if let Some(rest) = tag.strip_prefix(b"e") {
+        let (index, element) = match rest.iter().position(|&b| b == b'[') {
+            Some(open) => {
+                let inner = rest.get(open + 1..)?.strip_suffix(b"]")?;
+                (digits(rest.get(..open)?)?, digits(inner)?)
+            }
+            None => (digits(rest)?, 0),
+        };
+        return Some(TagRef::Enip {
+            device,
+            index,
+            element,
+        });
     }
     let index = digits(tag.strip_prefix(b"s")?)?;
     Some(TagRef::S7 { device, index })

@@ -44,7 +44,8 @@ use scrape::Scrape;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// What the farm's devices speak: modbus, s7, or mixed (odd devices S7).
+    /// What the farm's devices speak: modbus, s7, mixed (odd devices S7),
+    /// or ethernet-ip.
     #[arg(long, default_value = "modbus", value_parser = crate::parse_protocol)]
     protocol: FarmProtocol,
     /// Seconds millrace is measured for (after it serves metrics and a
@@ -90,6 +91,8 @@ pub struct BenchArgs {
     backend: String,
     #[command(flatten)]
     s7: crate::S7Args,
+    #[command(flatten)]
+    enip: crate::EnipArgs,
 }
 
 /// How long millrace may take to start serving metrics, and to stop.
@@ -113,13 +116,16 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
     if args.protocol.has_s7() {
         args.s7.farm_options().validate()?;
     }
+    if args.protocol.has_enip() {
+        args.enip.farm_options().validate()?;
+    }
     let dir = WorkDir::new(args.dir.clone())?;
     let farm_args = FarmArgs {
         protocol: args.protocol,
         devices: args.devices,
         tags_per_device: args.tags_per_device,
         threads: args.farm_threads,
-        extra: args.s7.to_cli(),
+        extra: [args.s7.to_cli(), args.enip.to_cli()].concat(),
     };
     let (mut farm, ports) = children::start_farm(&farm_args)?;
     let farm_pid = farm.child().map_or(0, |c| c.id());
@@ -201,7 +207,8 @@ fn write_config(
         slot: s7.slot,
         pdu_size: s7.pdu_size,
     };
-    farm::emit_farm_config(&path, ports, args.protocol, &emit, &s7_emit)
+    let enip_emit = args.enip.emit_options();
+    farm::emit_farm_config_with(&path, ports, args.protocol, &emit, &s7_emit, &enip_emit)
         .map_err(|e| format!("emit config: {e}"))?;
     let mut text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
     // The metrics port: the emitted one is fixed, benches run side by side.

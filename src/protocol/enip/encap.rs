@@ -149,7 +149,8 @@ impl Framer {
 
 /// Writes the header of a message whose data is written by `data`, and
 /// patches its length. Returns the message's length; 0 if `buf` is short.
-fn message(
+/// (Public for the farm's answers: RegisterSession, ListIdentity.)
+pub fn message(
     buf: &mut [u8],
     command: u16,
     session: u32,
