@@ -67,7 +67,9 @@ const TRIAD: Triad = Triad {
 impl Client {
     fn connect(farm: &FarmHandle, device: u32) -> Client {
         let stream = TcpStream::connect(farm.addr(device).unwrap()).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let mut client = Client {
             stream,
             session: 0,
@@ -103,9 +105,15 @@ impl Client {
         self.stream.write_all(&buf[..n]).unwrap();
         let (header, data) = self.frame().expect("an answer");
         assert_eq!(header.context, [7; 8]);
-        encap::unconnected_reply(&Frame { header, data: &data }, self.session)
-            .unwrap()
-            .to_vec()
+        encap::unconnected_reply(
+            &Frame {
+                header,
+                data: &data,
+            },
+            self.session,
+        )
+        .unwrap()
+        .to_vec()
     }
 
     /// A (Large) Forward Open of `size`: the reply's general and extended
@@ -128,7 +136,14 @@ impl Client {
         let n = encap::send_unit_data(&mut buf, self.session, self.ot_id, self.sequence, cip);
         self.stream.write_all(&buf[..n]).unwrap();
         let (header, data) = self.frame().expect("an answer");
-        let reply = encap::connected_reply(&Frame { header, data: &data }, self.session).unwrap();
+        let reply = encap::connected_reply(
+            &Frame {
+                header,
+                data: &data,
+            },
+            self.session,
+        )
+        .unwrap();
         assert_eq!((reply.connection_id, reply.sequence), (0x77, self.sequence));
         reply.cip.to_vec()
     }
@@ -206,7 +221,10 @@ fn forward_open_honours_the_connection_size_and_the_refused_large_one() {
         large_forward_open: false,
     });
     let mut c = Client::connect(&refusing, 1);
-    assert_eq!(c.forward_open(true, 4002), (cip::STATUS_SERVICE_NOT_SUPPORTED, 0));
+    assert_eq!(
+        c.forward_open(true, 4002),
+        (cip::STATUS_SERVICE_NOT_SUPPORTED, 0)
+    );
     assert_eq!(c.forward_open(false, 500), (0, 0));
     let reply = c.connected(|w| cip::write_read_tag(w, &path("RealArr[7]"), 3));
     let reply = cip::parse_reply(&reply).unwrap();
@@ -234,7 +252,10 @@ fn packets_check_every_read_inside_and_fragments_reach_the_end() {
     let reply = cip::parse_reply(&reply).unwrap();
     assert_eq!(
         (reply.service, reply.general),
-        (cip::MULTIPLE_SERVICE_PACKET, cip::STATUS_EMBEDDED_SERVICE_ERROR)
+        (
+            cip::MULTIPLE_SERVICE_PACKET,
+            cip::STATUS_EMBEDDED_SERVICE_ERROR
+        )
     );
     let packet = cip::MspReplies::parse(reply.data, 4).unwrap();
     let embedded: Vec<_> = (0..4)
@@ -244,7 +265,10 @@ fn packets_check_every_read_inside_and_fragments_reach_the_end() {
     assert_eq!(statuses, [(0, 0), (0x05, 0), (0xFF, 0x2105), (0, 0)]);
     check_elements(1, sample("Real_1", 0), &embedded[0].data[2..]);
     assert_eq!(embedded[3].data[..4], [0xA0, 0x02, 0xCE, 0x0F]);
-    assert_eq!(check_elements(1, sample("StrArr", 5), &embedded[3].data[4..]), 2);
+    assert_eq!(
+        check_elements(1, sample("StrArr", 5), &embedded[3].data[4..]),
+        2
+    );
 
     // 1000 LREALs (8000 bytes) do not fit a 4002-byte connection: Read Tag
     // answers 0x06 with the whole elements that fit, and Read Tag
@@ -261,11 +285,7 @@ fn packets_check_every_read_inside_and_fragments_reach_the_end() {
         let reply = cip::parse_reply(&reply).unwrap();
         assert_eq!(reply.data[..2], [0xCB, 0]);
         let data = &reply.data[2..];
-        elements += check_elements(
-            1,
-            sample("LrealArr", offset / 8),
-            data,
-        );
+        elements += check_elements(1, sample("LrealArr", offset / 8), data);
         offset += data.len() as u32;
         match reply.general {
             cip::STATUS_PARTIAL_TRANSFER => assert!(!data.is_empty()),
@@ -300,7 +320,10 @@ fn the_tag_list_names_every_symbol_with_its_type() {
             assert_eq!(lookup(name.as_bytes()), Some(known), "{name}");
             assert_eq!(symbol.symbol_type, known.symbol_type(), "{name}");
             if known.shape != table::Shape::Scalar {
-                assert_eq!(u32::from(symbol.element_count().unwrap()), known.element_count());
+                assert_eq!(
+                    u32::from(symbol.element_count().unwrap()),
+                    known.element_count()
+                );
             }
             start = symbol.instance + 1;
             names.push(name);
@@ -350,7 +373,9 @@ fn what_cannot_be_enip_closes_its_connection_and_the_farm_serves_on() {
         assert_eq!(c.forward_open(true, 4002), (0, 0));
         let mut junk = vec![0u8; 40];
         for b in junk.iter_mut() {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             *b = (seed >> 33) as u8;
         }
         let n = encap::send_unit_data(&mut buf, c.session, c.ot_id, 1, |w| w.bytes(&junk[..20]));
@@ -362,7 +387,11 @@ fn what_cannot_be_enip_closes_its_connection_and_the_farm_serves_on() {
     let mut c = Client::connect(&handle, 0);
     assert_eq!(c.forward_open(true, 4002), (0, 0));
     let reply = c.connected(|w| cip::write_read_tag(w, &path("Dint_9"), 1));
-    check_elements(0, sample("Dint_9", 0), &cip::parse_reply(&reply).unwrap().data[2..]);
+    check_elements(
+        0,
+        sample("Dint_9", 0),
+        &cip::parse_reply(&reply).unwrap().data[2..],
+    );
     assert!(handle.counters().framing_errors >= 4);
 }
 
@@ -407,7 +436,12 @@ fn layout(
     let mut expects = Vec::new();
     let emitted = farm_tags(samples).into_iter().map(|t| (t, None));
     for (j, (tag, bad)) in emitted.chain(extra.iter().cloned()).enumerate() {
-        tags.push(enip_tag(&format!("{prefix}{j}"), &tag.address, tag.data_type, tag.count));
+        tags.push(enip_tag(
+            &format!("{prefix}{j}"),
+            &tag.address,
+            tag.data_type,
+            tag.count,
+        ));
         expects.extend((0..u32::from(tag.count)).map(|i| match bad {
             Some(q) => Expect::Bad(q),
             None => Expect::Farm(farm_device, tag.sample(i)),
@@ -433,12 +467,18 @@ fn check_run(rows: &[(usize, Want)], expects: &[Expect]) -> usize {
             (Expect::Bad(q), Want::Bad(got)) => assert_eq!(*got, q, "sample {id}"),
             (Expect::Farm(device, tag), Want::Text(text)) => {
                 let check = check_text(device, &tag, text.as_bytes());
-                assert!(matches!(check, Check::Served(_)), "sample {id} {tag:?}: {text}");
+                assert!(
+                    matches!(check, Check::Served(_)),
+                    "sample {id} {tag:?}: {text}"
+                );
                 good += 1;
             }
             (Expect::Farm(device, tag), want @ Want::Value(..)) => {
                 let check = check_number(device, &tag, value_of(want));
-                assert!(matches!(check, Check::Served(_)), "sample {id} {tag:?}: {want:?}");
+                assert!(
+                    matches!(check, Check::Served(_)),
+                    "sample {id} {tag:?}: {want:?}"
+                );
                 good += 1;
             }
             (expect, got) => panic!("sample {id}: {got:?}, expected {expect:?}"),
@@ -498,15 +538,29 @@ fn the_reader_reads_every_type_over_both_forward_opens_with_both_drivers() {
             device("fallback", refusing.addr(1).unwrap().port(), 4002, tags_b),
         ];
         let expects: Vec<Expect> = expects_a.into_iter().chain(expects_b).collect();
-        let run = run_until(backend, specs(devices), RunOptions::default(), |_, samples| {
-            let cycles = |id: usize| samples.iter().filter(|s| s.tag_id().0 as usize == id).count();
-            cycles(0) >= 4 && cycles(first_b) >= 4
-        });
+        let run = run_until(
+            backend,
+            specs(devices),
+            RunOptions::default(),
+            |_, samples| {
+                let cycles = |id: usize| {
+                    samples
+                        .iter()
+                        .filter(|s| s.tag_id().0 as usize == id)
+                        .count()
+                };
+                cycles(0) >= 4 && cycles(first_b) >= 4
+            },
+        );
         let rows = read_samples(&run.samples);
         let good = check_run(&rows, &expects);
         assert!(good >= 3 * 2 * 1400, "{backend:?}: {good} good samples");
         let c = run.counters;
-        assert_eq!((c.malformed, c.timeouts, c.disconnects), (0, 0, 0), "{backend:?}: {c:#?}");
+        assert_eq!(
+            (c.malformed, c.timeouts, c.disconnects),
+            (0, 0, 0),
+            "{backend:?}: {c:#?}"
+        );
     }
 }
 

@@ -88,7 +88,9 @@ fn value(token: &str) -> Result<f64, Vec<u8>> {
     let (kind, text) = token.split_once(':').expect("a kind:value token");
     match kind {
         "b" | "i" => Ok(text.parse::<i128>().expect("an integer") as f64),
-        "f" => Ok(f64::from_bits(u64::from_str_radix(text, 16).expect("hex bits"))),
+        "f" => Ok(f64::from_bits(
+            u64::from_str_radix(text, 16).expect("hex bits"),
+        )),
         "s" => Err((0..text.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
@@ -127,7 +129,10 @@ fn cross_check(client: &str) {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let context = format!("{client}:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let context = format!(
+        "{client}:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{context}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), READS.len(), "{context}");

@@ -36,23 +36,17 @@ fn millrace_binary() -> PathBuf {
     millrace
 }
 
-#[test]
-fn bench_delivers_everything_and_reports_the_baseline() {
+/// Runs `bench ARGS` (JSON and work files in a fresh directory named
+/// after `name`); its report, its stdout, and the directory.
+fn bench(name: &str, args: &[&str]) -> (serde_json::Value, String, String, PathBuf) {
     let millrace = millrace_binary();
-    let dir = std::env::temp_dir().join(format!("millrace-loadgen-bench-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("millrace-loadgen-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("bench.json");
     let output = Command::new(env!("CARGO_BIN_EXE_millrace-loadgen"))
-        .args([
-            "bench",
-            "--seconds",
-            "2",
-            "--devices",
-            "5",
-            "--tags-per-device",
-            "20",
-        ])
+        .arg("bench")
+        .args(args)
         .arg("--json")
         .arg(&json)
         .arg("--dir")
@@ -60,7 +54,7 @@ fn bench_delivers_everything_and_reports_the_baseline() {
         .env("MILLRACE_BIN", &millrace)
         .output()
         .expect("run millrace-loadgen bench");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
@@ -69,6 +63,20 @@ fn bench_delivers_everything_and_reports_the_baseline() {
     );
     let text = std::fs::read_to_string(&json).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    (v, text, stdout, dir)
+}
+
+#[test]
+fn bench_delivers_everything_and_reports_the_baseline() {
+    let args = [
+        "--seconds",
+        "2",
+        "--devices",
+        "5",
+        "--tags-per-device",
+        "20",
+    ];
+    let (v, text, stdout, dir) = bench("bench", &args);
     assert_eq!(v["lost"], 0, "{text}");
     assert_eq!(v["mismatches"], 0, "{text}");
     assert_eq!(v["duplicates_after_dedup"], 0, "{text}");
@@ -103,30 +111,9 @@ fn bench_delivers_everything_and_reports_the_baseline() {
 /// bad quality, no text left unchecked (there is no EtherNet/IP baseline).
 #[test]
 fn bench_over_ethernet_ip_loses_nothing_and_every_value_checks() {
-    let millrace = millrace_binary();
-    let dir = std::env::temp_dir().join(format!("millrace-loadgen-bench-enip-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let json = dir.join("bench.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_millrace-loadgen"))
-        .args(["bench", "--protocol", "ethernet-ip", "--seconds", "2"])
-        .args(["--devices", "4", "--tags-per-device", "400"])
-        .arg("--json")
-        .arg(&json)
-        .arg("--dir")
-        .arg(dir.join("work"))
-        .env("MILLRACE_BIN", &millrace)
-        .output()
-        .expect("run millrace-loadgen bench");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "bench failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
-    let text = std::fs::read_to_string(&json).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let args = ["--protocol", "ethernet-ip", "--seconds", "2"];
+    let scale = ["--devices", "4", "--tags-per-device", "400"];
+    let (v, text, stdout, dir) = bench("bench-enip", &[&args[..], &scale[..]].concat());
     assert_eq!(v["protocol"], "ethernet-ip", "{text}");
     for zero in [
         "lost",

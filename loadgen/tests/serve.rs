@@ -6,6 +6,39 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The ports `serve` prints before `ready`.
+fn ready_ports(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> Vec<u16> {
+    let mut ports: Vec<u16> = Vec::new();
+    for line in lines.by_ref().take(10) {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("ports ") {
+            ports = rest.split(' ').map(|p| p.parse().unwrap()).collect();
+        }
+        if line == "ready" {
+            break;
+        }
+    }
+    ports
+}
+
+/// SIGTERM, then a clean exit within a bounded wait.
+fn stop_on_sigterm(child: &mut std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit:?}");
+}
+
 #[test]
 fn serve_prints_ports_answers_and_stops_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("millrace-loadgen-serve-{}", std::process::id()));
@@ -27,16 +60,7 @@ fn serve_prints_ports_answers_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut ports: Vec<u16> = Vec::new();
-    for line in lines.by_ref().take(10) {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("ports ") {
-            ports = rest.split(' ').map(|p| p.parse().unwrap()).collect();
-        }
-        if line == "ready" {
-            break;
-        }
-    }
+    let ports = ready_ports(&mut lines);
     assert_eq!(ports.len(), 3, "ports line");
     let text = std::fs::read_to_string(&config).unwrap();
     for port in &ports {
@@ -58,20 +82,7 @@ fn serve_prints_ports_answers_and_stops_on_sigterm() {
         assert!(millrace::farm::verify_register(2, address, value));
     }
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(exit.success(), "{exit:?}");
+    stop_on_sigterm(&mut child);
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(
         rest.iter().any(|l| l.starts_with("stopped: 1 requests")),
@@ -98,16 +109,7 @@ fn serve_s7_answers_s7_and_emits_an_s7_config() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut ports: Vec<u16> = Vec::new();
-    for line in lines.by_ref().take(10) {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("ports ") {
-            ports = rest.split(' ').map(|p| p.parse().unwrap()).collect();
-        }
-        if line == "ready" {
-            break;
-        }
-    }
+    let ports = ready_ports(&mut lines);
     assert_eq!(ports.len(), 2, "ports line");
     let text = std::fs::read_to_string(&config).unwrap();
     for key in ["protocol = \"s7\"", "slot = 2", "pdu_size = 480"] {
@@ -153,19 +155,67 @@ fn serve_s7_answers_s7_and_emits_an_s7_config() {
     millrace::farm::s7::memory::fill(1, millrace::config::S7Area::Db(1), 2, 0, &mut expected);
     assert_eq!(&answer[25..], &expected);
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
+    stop_on_sigterm(&mut child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `serve --protocol ethernet-ip`, with a 500-byte connection size and the
+/// Large Forward Open refused: a client registers a session; the emitted
+/// config asks for what the farm grants and its CSVs hold the layout.
+#[test]
+fn serve_ethernet_ip_answers_and_emits_an_ethernet_ip_config() {
+    let dir = std::env::temp_dir().join(format!(
+        "millrace-loadgen-serve-enip-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("farm.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_millrace-loadgen"))
+        .args(["serve", "--protocol", "ethernet-ip", "--devices", "2"])
+        .args(["--tags-per-device", "40", "--base-port", "0"])
+        .args(["--connection-size", "500", "--refuse-large-forward-open"])
+        .arg("--emit-config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(exit.success(), "{exit:?}");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ports = ready_ports(&mut lines);
+    assert_eq!(ports.len(), 2, "ports line");
+    let text = std::fs::read_to_string(&config).unwrap();
+    for key in ["protocol = \"ethernet-ip\"", "connection_size = 500"] {
+        assert_eq!(text.matches(key).count(), 2, "{key} in {text}");
+    }
+    assert!(
+        text.contains("\"text\""),
+        "a text column for STRINGs: {text}"
+    );
+    let csv = std::fs::read_to_string(dir.join("farm-tags/farm-00001.csv")).unwrap();
+    assert!(
+        csv.starts_with("name,address,type,count\nd00001.e00000,Bool_0,bool,1\n"),
+        "{csv}"
+    );
+    let samples: u32 = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse::<u32>().unwrap())
+        .sum();
+    assert_eq!(samples, 40);
+    millrace::config::load(&config).expect("the emitted config loads");
+
+    let mut stream = TcpStream::connect(("127.0.0.1", ports[1])).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut register = [0u8; 28];
+    let n = millrace::protocol::enip::encap::register_session(&mut register, *b"loadgen!");
+    stream.write_all(&register[..n]).unwrap();
+    let mut reply = [0u8; 28];
+    stream.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[..2], [0x65, 0]);
+    assert_ne!(reply[4..8], [0, 0, 0, 0], "a session handle");
+    assert_eq!(reply[12..20], *b"loadgen!");
+
+    stop_on_sigterm(&mut child);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -140,9 +140,11 @@ impl Conn {
         let (wire, input_size, output_size) = match protocol {
             DeviceProtocol::Modbus => (Wire::Modbus, MODBUS_INPUT_SIZE, OUTPUT_SIZE),
             DeviceProtocol::S7 => (Wire::S7(S7Conn::new()), S7_INPUT_SIZE, OUTPUT_SIZE),
-            DeviceProtocol::EthernetIp => {
-                (Wire::Enip(EnipConn::new()), ENIP_INPUT_SIZE, ENIP_OUTPUT_SIZE)
-            }
+            DeviceProtocol::EthernetIp => (
+                Wire::Enip(EnipConn::new()),
+                ENIP_INPUT_SIZE,
+                ENIP_OUTPUT_SIZE,
+            ),
         };
         Conn {
             stream,

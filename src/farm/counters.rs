@@ -56,14 +56,15 @@ counters! {
     /// or slot).
     s7_connects_refused,
     /// Connections closed because the input could not be the device's
-    /// protocol (Modbus TCP, or TPKT/COTP/S7 in order).
+    /// protocol (Modbus TCP, TPKT/COTP/S7 in order, or EtherNet/IP: a
+    /// length past the cap, a command out of turn, another connection).
     framing_errors,
     /// Faults injected: connections dropped instead of answering.
     fault_drops,
     /// Faults injected: answers held back for the stall time.
     fault_stalls,
-    /// Faults injected: Modbus exception 04, or an S7 item error 0x01,
-    /// instead of data.
+    /// Faults injected: Modbus exception 04, an S7 item error 0x01, or a
+    /// CIP status 0x02 for the first read of a request, instead of data.
     fault_exceptions,
     /// Faults injected: answers with lengths that disagree with the data.
     fault_malformed,

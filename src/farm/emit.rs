@@ -82,7 +82,14 @@ pub fn emit_farm_config(
     s7_options: &S7EmitOptions,
 ) -> io::Result<()> {
     let enip_options = EnipEmitOptions::default();
-    emit_farm_config_with(config_path, ports, protocol, options, s7_options, &enip_options)
+    emit_farm_config_with(
+        config_path,
+        ports,
+        protocol,
+        options,
+        s7_options,
+        &enip_options,
+    )
 }
 
 /// [`emit_farm_config`] with the EtherNet/IP devices' options.

@@ -17,7 +17,8 @@ pub struct FaultRates {
     pub stall: f64,
     /// Answer with a device error instead of data: Modbus exception 04
     /// (server device failure); S7 item return code 0x01 (hardware fault)
-    /// for one item of the request, the others answered.
+    /// for one item of the request, the others answered; CIP general
+    /// status 0x02 (resource unavailable) for the first read of a request.
     pub exception: f64,
     /// Answer with a frame whose lengths disagree with its data.
     pub malformed: f64,

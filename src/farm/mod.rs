@@ -55,8 +55,8 @@ use mio::{Poll, Waker};
 
 pub use counters::FarmCounters;
 pub use emit::{emit_config, emit_farm_config, emit_farm_config_with, EmitOptions};
-pub use fault::FaultRates;
 pub use enip::{EnipEmitOptions, EnipFarmOptions};
+pub use fault::FaultRates;
 pub use s7::{S7EmitOptions, S7FarmOptions};
 pub use values::{
     bit_value, counter_of, register_value, verify, verify_bit, verify_input_register,
@@ -113,9 +113,7 @@ impl FarmProtocol {
             .iter()
             .find(|(name, _)| *name == word)
             .map(|(_, p)| *p)
-            .ok_or_else(|| {
-                format!("unknown protocol `{word}`: modbus, s7, mixed or ethernet-ip")
-            })
+            .ok_or_else(|| format!("unknown protocol `{word}`: modbus, s7, mixed or ethernet-ip"))
     }
 
     pub fn name(self) -> &'static str {

@@ -98,10 +98,20 @@ pub struct Row<'a> {
 /// Which device and tag a sym names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum TagRef {
-    Modbus { device: u32, address: u16 },
-    S7 { device: u32, index: u32 },
+    Modbus {
+        device: u32,
+        address: u16,
+    },
+    S7 {
+        device: u32,
+        index: u32,
+    },
     /// Sample `element` of config tag `index`.
-    Enip { device: u32, index: u32, element: u32 },
+    Enip {
+        device: u32,
+        index: u32,
+        element: u32,
+    },
 }
 
 pub struct Verifier {
@@ -341,35 +351,55 @@ impl Verifier {
             self.unparsed_syms += 1;
             return;
         };
-        if tag.data_type.is_text() {
-            self.note_text_extensions(seq, tag.data_type);
+        let pending = tag.data_type.is_text().then(|| {
+            let capacity = crate::protocol::s7::planner::text_capacity(tag.data_type);
+            self.note_text_extensions(seq, capacity as usize);
+            PendingText {
+                seq,
+                device,
+                index,
+                enip: false,
+            }
+        });
+        let checked = self.checked(
+            row,
+            pending,
+            |text| s7::check_text(device, &tag, text),
+            |value| s7::check_number(device, &tag, value),
+        );
+        if let Some(check) = checked {
+            self.note_s7_check(slot, &tag, seq, check);
         }
+    }
+
+    /// The check of a row's value or text; `None` when there is nothing to
+    /// check yet: bad quality, or (`pending`, a text tag) a text that comes
+    /// after the update's rows.
+    fn checked(
+        &mut self,
+        row: &Row<'_>,
+        pending: Option<PendingText>,
+        text: impl FnOnce(&[u8]) -> Check,
+        number: impl FnOnce(f64) -> Check,
+    ) -> Option<Check> {
         if row.quality.is_some_and(|q| q != 0) {
             self.bad_quality_rows += 1;
-            return;
+            return None;
         }
-        let check = if tag.data_type.is_text() {
-            match row.text {
-                Some(text) => s7::check_text(device, &tag, text),
-                None if row.value.is_nan() => {
-                    self.text_rows_unchecked += 1;
-                    self.await_text(PendingText {
-                        seq,
-                        device,
-                        index,
-                        enip: false,
-                    });
-                    return;
-                }
-                None => Check::Wrong,
+        match (pending, row.text) {
+            (Some(_), Some(t)) => Some(text(t)),
+            (Some(pending), None) if row.value.is_nan() => {
+                self.text_rows_unchecked += 1;
+                self.await_text(pending);
+                None
             }
-        } else if row.value.is_nan() {
-            self.bad_quality_rows += 1;
-            return;
-        } else {
-            s7::check_number(device, &tag, row.value)
-        };
-        self.note_s7_check(slot, &tag, seq, check);
+            (Some(_), None) => Some(Check::Wrong),
+            (None, _) if row.value.is_nan() => {
+                self.bad_quality_rows += 1;
+                None
+            }
+            (None, _) => Some(number(row.value)),
+        }
     }
 
     /// The sample index of sample `element` of config tag `index`.
@@ -386,39 +416,24 @@ impl Verifier {
             self.unparsed_syms += 1;
             return;
         };
-        let text = tag.data_type().is_text();
-        if text {
-            let records = crate::sample::text_records(CipType::STRING_CHARS) as u64;
-            for extension in seq + 1..seq + records {
-                self.seqs.note(extension as i64);
+        let pending = tag.data_type().is_text().then(|| {
+            self.note_text_extensions(seq, CipType::STRING_CHARS);
+            PendingText {
+                seq,
+                device,
+                index: sample,
+                enip: true,
             }
+        });
+        let checked = self.checked(
+            row,
+            pending,
+            |text| enip::check_text(device, &tag, text),
+            |value| enip::check_number(device, &tag, value),
+        );
+        if let Some(check) = checked {
+            self.note_enip_check(slot, &tag, seq, check);
         }
-        if row.quality.is_some_and(|q| q != 0) {
-            self.bad_quality_rows += 1;
-            return;
-        }
-        let check = if text {
-            match row.text {
-                Some(t) => enip::check_text(device, &tag, t),
-                None if row.value.is_nan() => {
-                    self.text_rows_unchecked += 1;
-                    self.await_text(PendingText {
-                        seq,
-                        device,
-                        index: sample,
-                        enip: true,
-                    });
-                    return;
-                }
-                None => Check::Wrong,
-            }
-        } else if row.value.is_nan() {
-            self.bad_quality_rows += 1;
-            return;
-        } else {
-            enip::check_number(device, &tag, row.value)
-        };
-        self.note_enip_check(slot, &tag, seq, check);
     }
 
     fn note_enip_check(&mut self, slot: usize, tag: &enip::FarmTag, seq: u64, check: Check) {
@@ -434,8 +449,7 @@ impl Verifier {
     /// A text sample is one row at its head's seq; the seqs of its
     /// extension records (as many as its declared capacity takes, whatever
     /// the PLC sent, good or bad) arrive with it.
-    fn note_text_extensions(&mut self, head_seq: u64, data_type: crate::config::S7Type) {
-        let capacity = crate::protocol::s7::planner::text_capacity(data_type) as usize;
+    fn note_text_extensions(&mut self, head_seq: u64, capacity: usize) {
         let records = crate::sample::text_records(capacity) as u64;
         for seq in head_seq + 1..head_seq + records {
             self.seqs.note(seq as i64);

@@ -68,15 +68,26 @@ fn integer_bits(data_type: CipType, value: f64) -> Option<u64> {
         CipType::SInt | CipType::Int | CipType::DInt | CipType::LInt
     );
     let (min, max) = if signed {
-        (-(2f64.powi(bits as i32 - 1)), 2f64.powi(bits as i32 - 1) - 1.0)
+        (
+            -(2f64.powi(bits as i32 - 1)),
+            2f64.powi(bits as i32 - 1) - 1.0,
+        )
     } else {
         (0.0, 2f64.powi(bits as i32) - 1.0)
     };
     if value < min || value > max {
         return None;
     }
-    let raw = if signed { value as i64 as u64 } else { value as u64 };
-    Some(if bits == 64 { raw } else { raw & ((1u64 << bits) - 1) })
+    let raw = if signed {
+        value as i64 as u64
+    } else {
+        value as u64
+    };
+    Some(if bits == 64 {
+        raw
+    } else {
+        raw & ((1u64 << bits) - 1)
+    })
 }
 
 /// Checks a delivered number (see the module doc).
@@ -93,7 +104,10 @@ pub fn check_number(device: u32, tag: &FarmTag, value: f64) -> Check {
         if (16..24).contains(&bit) {
             return Check::Served(None); // a counter bit
         }
-        return bit_check(value, element_bits(device, symbol, tag.element / 32, 0) >> bit & 1);
+        return bit_check(
+            value,
+            element_bits(device, symbol, tag.element / 32, 0) >> bit & 1,
+        );
     }
     if let Some(bit) = tag.bit {
         if !is_bit(value) || u32::from(bit) >= 8 * width(symbol.data_type) {
@@ -102,7 +116,10 @@ pub fn check_number(device: u32, tag: &FarmTag, value: f64) -> Check {
         if bit < 8 || symbol.data_type.is_text() {
             return Check::Served(None);
         }
-        return bit_check(value, element_bits(device, symbol, tag.element, 0) >> bit & 1);
+        return bit_check(
+            value,
+            element_bits(device, symbol, tag.element, 0) >> bit & 1,
+        );
     }
     match symbol.data_type {
         CipType::Bool if !is_bit(value) => Check::Wrong,
@@ -139,7 +156,10 @@ pub fn check_number(device: u32, tag: &FarmTag, value: f64) -> Check {
                 return Check::Wrong;
             };
             let counter = bits as u8;
-            served_if(element_bits(device, symbol, tag.element, counter) == bits, counter)
+            served_if(
+                element_bits(device, symbol, tag.element, counter) == bits,
+                counter,
+            )
         }
     }
 }
@@ -189,13 +209,21 @@ mod tests {
                     if symbol.shape == Shape::Bits {
                         let word = u32::from_le_bytes(bytes.try_into().unwrap());
                         for bit in 0..32 {
-                            let tag = FarmTag { symbol, element: 32 * element + bit, bit: None };
+                            let tag = FarmTag {
+                                symbol,
+                                element: 32 * element + bit,
+                                bit: None,
+                            };
                             let v = f64::from(word >> bit & 1);
                             assert_eq!(check_number(5, &tag, v), Check::Served(None));
                         }
                         continue;
                     }
-                    let tag = FarmTag { symbol, element, bit: None };
+                    let tag = FarmTag {
+                        symbol,
+                        element,
+                        bit: None,
+                    };
                     let le = |n: usize| {
                         let mut b = [0u8; 8];
                         b[..n].copy_from_slice(&bytes[..n]);
@@ -221,7 +249,10 @@ mod tests {
                         }
                     };
                     let check = check_number(5, &tag, value);
-                    assert!(matches!(check, Check::Served(_)), "{symbol:?} {element} {value}");
+                    assert!(
+                        matches!(check, Check::Served(_)),
+                        "{symbol:?} {element} {value}"
+                    );
                     if width(symbol.data_type) >= 2 {
                         assert_eq!(check, Check::Served(Some(counter)), "{symbol:?}");
                         assert_eq!(check_number(5, &tag, value + 256.0), Check::Wrong);

@@ -68,8 +68,17 @@ fn group(g: u32, tags: &mut Vec<EmitTag>) {
     let n = g % SCALAR_COUNT;
     for (data_type, type_name) in TYPES {
         let name = format!("{type_name}_{n}");
-        let first = FarmTag { symbol: symbol(&name), element: 0, bit: None };
-        tags.push(EmitTag { address: name, data_type, count: 1, first });
+        let first = FarmTag {
+            symbol: symbol(&name),
+            element: 0,
+            bit: None,
+        };
+        tags.push(EmitTag {
+            address: name,
+            data_type,
+            count: 1,
+            first,
+        });
     }
     let bit = 8 + (g % 24) as u8;
     let dint = format!("Dint_{n}");
@@ -77,13 +86,25 @@ fn group(g: u32, tags: &mut Vec<EmitTag>) {
         address: format!("{dint}.{bit}"),
         data_type: CipType::Bool,
         count: 1,
-        first: FarmTag { symbol: symbol(&dint), element: 0, bit: Some(bit) },
+        first: FarmTag {
+            symbol: symbol(&dint),
+            element: 0,
+            bit: Some(bit),
+        },
     });
     for (data_type, type_name) in TYPES.into_iter().skip(1) {
-        let samples = if data_type.is_text() { STRING_SAMPLES } else { ARRAY_SAMPLES };
+        let samples = if data_type.is_text() {
+            STRING_SAMPLES
+        } else {
+            ARRAY_SAMPLES
+        };
         let base = (g * samples) % (ARRAY_LEN - samples);
         let name = format!("{type_name}Arr");
-        let first = FarmTag { symbol: symbol(&name), element: base, bit: None };
+        let first = FarmTag {
+            symbol: symbol(&name),
+            element: base,
+            bit: None,
+        };
         tags.push(EmitTag {
             address: format!("{name}[{base}]"),
             data_type,
@@ -92,7 +113,11 @@ fn group(g: u32, tags: &mut Vec<EmitTag>) {
         });
     }
     let bits = format!("Bits_{n}");
-    let first = FarmTag { symbol: symbol(&bits), element: 0, bit: None };
+    let first = FarmTag {
+        symbol: symbol(&bits),
+        element: 0,
+        bit: None,
+    };
     tags.push(EmitTag {
         address: format!("{bits}[0]"),
         data_type: CipType::Bool,
@@ -120,7 +145,9 @@ pub fn farm_tags(samples: usize) -> Vec<EmitTag> {
         }
         g += 1;
     }
-    debug_assert!(tags.iter().all(|t| t.first.symbol.shape != Shape::Bits || t.address.ends_with("[0]")));
+    debug_assert!(tags
+        .iter()
+        .all(|t| t.first.symbol.shape != Shape::Bits || t.address.ends_with("[0]")));
     tags
 }
 
@@ -181,7 +208,11 @@ mod tests {
             let path = crate::config::parse_enip_address(&tag.address).unwrap();
             assert!(!path.segments.is_empty(), "{}", tag.address);
             let last = tag.first.element + u32::from(tag.count) - 1;
-            assert!(last < 64 * tag.first.symbol.element_count(), "{}", tag.address);
+            assert!(
+                last < 64 * tag.first.symbol.element_count(),
+                "{}",
+                tag.address
+            );
         }
     }
 }

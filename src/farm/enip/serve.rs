@@ -32,7 +32,7 @@ use crate::protocol::enip::limits::{
 use crate::protocol::enip::wire::{Reader, Writer};
 use crate::protocol::enip::Field;
 
-use super::services::{self, Answer};
+use super::services::{self, reply_head, Answer};
 use super::EnipBehaviour;
 
 pub const LIST_IDENTITY: u16 = 0x0063;
@@ -165,12 +165,24 @@ impl EnipConn {
                     return Step::Close;
                 }
                 self.session = 0x4D52_0000 | (device.index & 0xFFFF) | 1;
-                reply(encap::message(buf, REGISTER_SESSION, self.session, header.context, |w| {
-                    w.u16(1);
-                    w.u16(0);
-                }))
+                reply(encap::message(
+                    buf,
+                    REGISTER_SESSION,
+                    self.session,
+                    header.context,
+                    |w| {
+                        w.u16(1);
+                        w.u16(0);
+                    },
+                ))
             }
-            LIST_IDENTITY => reply(encap::message(buf, LIST_IDENTITY, header.session, header.context, list_identity)),
+            LIST_IDENTITY => reply(encap::message(
+                buf,
+                LIST_IDENTITY,
+                header.session,
+                header.context,
+                list_identity,
+            )),
             UNREGISTER_SESSION => Step::Close,
             SEND_RR_DATA if registered => self.unconnected(frame, buf, device, how, tally),
             SEND_UNIT_DATA if registered => self.connected(frame, buf, device, how, tally),
@@ -193,7 +205,8 @@ impl EnipConn {
     ) -> Step {
         // A request's common packet has the reply's shape: the client's
         // parser checks it (command, session, null address, data item).
-        let Ok(request) = encap::unconnected_reply(frame, self.session).and_then(cip::parse_request)
+        let Ok(request) =
+            encap::unconnected_reply(frame, self.session).and_then(cip::parse_request)
         else {
             tally.framing_errors += 1;
             return Step::Close;
@@ -209,7 +222,7 @@ impl EnipConn {
                 RequestKind::ForwardClose => self.forward_close(w, &request),
                 RequestKind::UnconnectedSend => match embedded(request.data) {
                     Some(inner) => fault = answer(w, &inner, UNCONNECTED_ROOM, device, how, tally),
-                    None => reply_status(w, request.service, 0x13, None),
+                    None => reply_head(w, request.service, 0x13, None),
                 },
                 _ => fault = answer(w, &request, UNCONNECTED_ROOM, device, how, tally),
             }
@@ -238,42 +251,46 @@ impl EnipConn {
         };
         let room = connection.size - 2;
         let mut fault = Fault::None;
-        let size = encap::send_unit_data(
-            buf,
-            self.session,
-            connection.to_id,
-            message.sequence,
-            |w| fault = answer(w, &request, room, device, how, tally),
-        );
+        let size =
+            encap::send_unit_data(buf, self.session, connection.to_id, message.sequence, |w| {
+                fault = answer(w, &request, room, device, how, tally)
+            });
         finish(size, fault)
     }
 
     /// Forward Open and Large Forward Open: a connection of the size asked
     /// for, up to the farm's; the large one refused in the farm's mode.
-    fn forward_open(&mut self, w: &mut Writer<'_>, request: &cip::Request<'_>, how: &EnipBehaviour) {
+    fn forward_open(
+        &mut self,
+        w: &mut Writer<'_>,
+        request: &cip::Request<'_>,
+        how: &EnipBehaviour,
+    ) {
         let large = request.service == cip::LARGE_FORWARD_OPEN;
         if large && !how.large_forward_open {
-            return reply_status(w, request.service, cip::STATUS_SERVICE_NOT_SUPPORTED, None);
+            return reply_head(w, request.service, cip::STATUS_SERVICE_NOT_SUPPORTED, None);
         }
         let Some(open) = parse_forward_open(request.data, large) else {
-            return reply_status(w, request.service, 0x13, None);
+            return reply_head(w, request.service, 0x13, None);
         };
         if open.size > usize::from(how.connection_size) || open.size < 8 {
-            return reply_status(
+            return reply_head(
                 w,
                 request.service,
                 STATUS_CONNECTION_FAILURE,
                 Some(EXTENDED_INVALID_SIZE),
             );
         }
-        let ot_id = 0x4D52_0000 ^ open.triad.originator_serial.rotate_left(16) ^ u32::from(open.triad.connection_serial);
+        let ot_id = 0x4D52_0000
+            ^ open.triad.originator_serial.rotate_left(16)
+            ^ u32::from(open.triad.connection_serial);
         self.connection = Some(Connection {
             ot_id,
             to_id: open.to_id,
             size: open.size,
             triad: open.triad,
         });
-        reply_status(w, request.service, cip::STATUS_SUCCESS, None);
+        reply_head(w, request.service, cip::STATUS_SUCCESS, None);
         w.u32(ot_id);
         w.u32(open.to_id);
         w.u16(open.triad.connection_serial);
@@ -298,12 +315,12 @@ impl EnipConn {
             })
         })();
         let Some(triad) = triad else {
-            return reply_status(w, request.service, 0x13, None);
+            return reply_head(w, request.service, 0x13, None);
         };
         if self.connection.is_some_and(|c| c.triad == triad) {
             self.connection = None;
         }
-        reply_status(w, request.service, cip::STATUS_SUCCESS, None);
+        reply_head(w, request.service, cip::STATUS_SUCCESS, None);
         w.u16(triad.connection_serial);
         w.u16(triad.vendor_id);
         w.u32(triad.originator_serial);
@@ -348,20 +365,6 @@ fn answer(
     }
     services::route(w, request, room, &mut answer);
     fault
-}
-
-/// A reply header with no data.
-fn reply_status(w: &mut Writer<'_>, service: u8, general: u8, extended: Option<u16>) {
-    w.u8(service | cip::REPLY_FLAG);
-    w.u8(0);
-    w.u8(general);
-    match extended {
-        Some(extended) => {
-            w.u8(1);
-            w.u16(extended);
-        }
-        None => w.u8(0),
-    }
 }
 
 /// What a Forward Open asks for.

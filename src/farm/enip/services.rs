@@ -66,7 +66,9 @@ pub fn reads_data(request: &Request<'_>) -> bool {
             && !request.path.starts_with(&cip::CONNECTION_MANAGER_PATH))
 }
 
-fn reply_head(w: &mut Writer<'_>, service: u8, general: u8, extended: Option<u16>) {
+/// A reply's header: the service with the reply flag, the general status
+/// and at most one word of extended status.
+pub(super) fn reply_head(w: &mut Writer<'_>, service: u8, general: u8, extended: Option<u16>) {
     w.u8(service | REPLY_FLAG);
     w.u8(0);
     w.u8(general);
@@ -90,9 +92,7 @@ fn refuse(w: &mut Writer<'_>, service: u8, general: u8) -> u8 {
 /// Answers `request` into `w`, the reply at most `room` bytes.
 pub fn route(w: &mut Writer<'_>, request: &Request<'_>, room: usize, answer: &mut Answer) {
     match request.service {
-        READ_TAG if class_of(request.path) == Some(TEMPLATE_CLASS) => {
-            template::read(w, request)
-        }
+        READ_TAG if class_of(request.path) == Some(TEMPLATE_CLASS) => template::read(w, request),
         READ_TAG | SERVICE_0X52 => {
             read(w, request, room, answer);
         }
@@ -309,7 +309,8 @@ fn list_start(path: &[u8]) -> Option<(u32, bool)> {
     let mut segment = r.u8(f).ok()?;
     if segment == 0x91 {
         let length = r.u8(f).ok()?;
-        r.take(usize::from(length) + usize::from(length % 2), f).ok()?;
+        r.take(usize::from(length) + usize::from(length % 2), f)
+            .ok()?;
         program = true;
         segment = r.u8(f).ok()?;
     }
@@ -398,7 +399,11 @@ fn symbol_list(w: &mut Writer<'_>, request: &Request<'_>, room: usize) {
     }
     let head_at = w.len();
     reply_head(w, service, STATUS_SUCCESS, None);
-    let first = if program { table::SYMBOL_COUNT + 1 } else { start.max(1) };
+    let first = if program {
+        table::SYMBOL_COUNT + 1
+    } else {
+        start.max(1)
+    };
     for instance in first..=table::SYMBOL_COUNT {
         let Some(symbol) = table::symbol_at(instance) else {
             continue;
@@ -406,7 +411,10 @@ fn symbol_list(w: &mut Writer<'_>, request: &Request<'_>, room: usize) {
         let mut name = [0u8; 16];
         let n = symbol.write_name(&mut name);
         let name = name.get(..n).unwrap_or_default();
-        let entry: usize = 4 + ids.iter().filter_map(|&id| attribute_bytes(id, n)).sum::<usize>();
+        let entry: usize = 4 + ids
+            .iter()
+            .filter_map(|&id| attribute_bytes(id, n))
+            .sum::<usize>();
         if w.len() - head_at + entry > room {
             w.patch_u8(head_at + 2, STATUS_PARTIAL_TRANSFER);
             return;
@@ -417,4 +425,3 @@ fn symbol_list(w: &mut Writer<'_>, request: &Request<'_>, room: usize) {
         }
     }
 }
-

@@ -194,10 +194,7 @@ pub fn lookup(name: &[u8]) -> Option<Symbol> {
 }
 
 fn type_position(name: &str) -> Option<u32> {
-    TYPES
-        .iter()
-        .position(|(_, n)| *n == name)
-        .map(|p| p as u32)
+    TYPES.iter().position(|(_, n)| *n == name).map(|p| p as u32)
 }
 
 /// `0..SCALAR_COUNT` in plain decimal (no sign, no leading zero).
@@ -265,10 +262,16 @@ const CHARSET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 /// The characters of a STRING element (`out` holds its 82 DATA bytes);
 /// returns LEN.
-pub fn string_chars(device: u32, symbol: &Symbol, element: u32, counter: u8, out: &mut [u8]) -> usize {
+pub fn string_chars(
+    device: u32,
+    symbol: &Symbol,
+    element: u32,
+    counter: u8,
+    out: &mut [u8],
+) -> usize {
     let h = element_hash(device, symbol, element);
-    let len = 2 + ((h % u64::from(STRING_LEN_MAX - 1)) as u32 + u32::from(counter))
-        % (STRING_LEN_MAX - 1);
+    let len = 2
+        + ((h % u64::from(STRING_LEN_MAX - 1)) as u32 + u32::from(counter)) % (STRING_LEN_MAX - 1);
     for (position, byte) in out.iter_mut().enumerate() {
         *byte = match position {
             0 => HEX[usize::from(counter >> 4)],
@@ -295,7 +298,13 @@ pub fn counter_of_text(text: &[u8]) -> Option<u8> {
 /// Writes element `element` of `symbol` as a reply carries it into the
 /// front of `out` (at least `symbol.element_bytes()` long); returns its
 /// length.
-pub fn write_element(device: u32, symbol: &Symbol, element: u32, counter: u8, out: &mut [u8]) -> usize {
+pub fn write_element(
+    device: u32,
+    symbol: &Symbol,
+    element: u32,
+    counter: u8,
+    out: &mut [u8],
+) -> usize {
     let width = symbol.element_bytes();
     let Some(out) = out.get_mut(..width) else {
         return 0;
@@ -330,7 +339,15 @@ mod tests {
             assert_eq!(lookup(&name[..n]), Some(symbol), "{:?}", &name[..n]);
         }
         assert_eq!(found, SYMBOL_COUNT - 1); // no BoolArr
-        for bad in [&b"BoolArr"[..], b"Dint_64", b"Dint_07", b"Dint_", b"Bits_x", b"dint_1", b""] {
+        for bad in [
+            &b"BoolArr"[..],
+            b"Dint_64",
+            b"Dint_07",
+            b"Dint_",
+            b"Bits_x",
+            b"dint_1",
+            b"",
+        ] {
             assert_eq!(lookup(bad), None, "{bad:?}");
         }
     }
@@ -338,12 +355,21 @@ mod tests {
     #[test]
     fn values_carry_the_counter_and_floats_are_exact() {
         for (data_type, _) in TYPES {
-            let symbol = Symbol { instance: 7, data_type, shape: Shape::Array, number: 0 };
+            let symbol = Symbol {
+                instance: 7,
+                data_type,
+                shape: Shape::Array,
+                number: 0,
+            };
             for counter in [0u8, 1, 0x7F, 0xFF] {
                 let bits = element_bits(3, &symbol, 11, counter);
                 match data_type {
-                    CipType::Int | CipType::DInt | CipType::LInt | CipType::UInt
-                    | CipType::UDInt | CipType::ULInt => assert_eq!(bits & 0xFF, u64::from(counter)),
+                    CipType::Int
+                    | CipType::DInt
+                    | CipType::LInt
+                    | CipType::UInt
+                    | CipType::UDInt
+                    | CipType::ULInt => assert_eq!(bits & 0xFF, u64::from(counter)),
                     CipType::LReal => {
                         let v = f64::from_bits(bits).abs();
                         assert_eq!(((v - v.floor()) * 256.0) as u8, counter);

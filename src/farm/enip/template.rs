@@ -12,10 +12,12 @@
 //!   names, NUL-terminated: "ASCIISTRING82;n", "LEN", "DATA"
 //! ```
 
-use crate::protocol::enip::cip::{type_code, Request, REPLY_FLAG};
+use crate::protocol::enip::cip::{type_code, Request};
 use crate::protocol::enip::limits::{STRING_STRUCT_BYTES, STRING_STRUCT_HANDLE};
 use crate::protocol::enip::wire::{Reader, Writer};
 use crate::protocol::enip::Field;
+
+use super::services::reply_head;
 
 const MEMBER_COUNT: u16 = 2;
 /// The definition as a Logix controller sends it, padded so that its
@@ -27,13 +29,6 @@ const _: () = assert!((DEFINITION.len() + 21) % 4 == 0);
 /// Member info of the definition: LEN a DINT at 0, DATA SINT[82] at 4.
 const _: () = assert!(DEFINITION[2] as u16 == type_code::DINT);
 const _: () = assert!(DEFINITION[10] as u16 == type_code::SINT);
-
-fn reply_head(w: &mut Writer<'_>, service: u8, general: u8) {
-    w.u8(service | REPLY_FLAG);
-    w.u8(0);
-    w.u8(general);
-    w.u8(0);
-}
 
 /// The template instance a path names (`0x20 0x6C` then the instance).
 fn instance(path: &[u8]) -> Option<u32> {
@@ -55,14 +50,14 @@ fn instance(path: &[u8]) -> Option<u32> {
 /// Get Attribute List of the STRING template; 0x05 for any other.
 pub fn attributes(w: &mut Writer<'_>, request: &Request<'_>) {
     if instance(request.path) != Some(u32::from(STRING_STRUCT_HANDLE)) {
-        return reply_head(w, request.service, 0x05);
+        return reply_head(w, request.service, 0x05, None);
     }
     let mut r = Reader::new(request.data);
     let count = r.u16(Field::TagData).unwrap_or(0);
     if count == 0 || count > 8 {
-        return reply_head(w, request.service, 0x13);
+        return reply_head(w, request.service, 0x13, None);
     }
-    reply_head(w, request.service, 0);
+    reply_head(w, request.service, 0, None);
     w.u16(count);
     for _ in 0..count {
         let id = r.u16(Field::TagData).unwrap_or(0);
@@ -92,14 +87,14 @@ pub fn attributes(w: &mut Writer<'_>, request: &Request<'_>) {
 /// Read of the STRING template's definition from an offset.
 pub fn read(w: &mut Writer<'_>, request: &Request<'_>) {
     if instance(request.path) != Some(u32::from(STRING_STRUCT_HANDLE)) {
-        return reply_head(w, request.service, 0x05);
+        return reply_head(w, request.service, 0x05, None);
     }
     let mut r = Reader::new(request.data);
     let (Ok(offset), Ok(size)) = (r.u32(Field::TagData), r.u16(Field::TagData)) else {
-        return reply_head(w, request.service, 0x13);
+        return reply_head(w, request.service, 0x13, None);
     };
     let from = (offset as usize).min(DEFINITION.len());
     let to = (from + usize::from(size)).min(DEFINITION.len());
-    reply_head(w, request.service, 0);
+    reply_head(w, request.service, 0, None);
     w.bytes(DEFINITION.get(from..to).unwrap_or_default());
 }
