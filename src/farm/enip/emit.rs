@@ -8,7 +8,8 @@
 //! The tags come in groups of 159 samples, so that a device of 40 holds
 //! every type: a scalar of each of the 12 types (`T_g`), a bit of a DINT
 //! (`Dint_g.b`, a fixed bit), eight elements of each numeric array and two
-//! STRINGs (`TArr[base]`, read in Multiple Service Packets), and a BOOL
+//! STRINGs of the STRING array, one tag each (`TArr[base]`, read in
+//! Multiple Service Packets), and a BOOL
 //! array of 64 (`Bits_g[0]`, read as two DWORDs).
 
 use std::fmt::Write as _;
@@ -100,17 +101,27 @@ fn group(g: u32, tags: &mut Vec<EmitTag>) {
         };
         let base = (g * samples) % (ARRAY_LEN - samples);
         let name = format!("{type_name}Arr");
-        let first = FarmTag {
-            symbol: symbol(&name),
-            element: base,
-            bit: None,
+        // A STRING tag reads one STRING (the config takes no arrays of
+        // them): one tag per element.
+        let (tag_count, count) = if data_type.is_text() {
+            (samples, 1)
+        } else {
+            (1, samples)
         };
-        tags.push(EmitTag {
-            address: format!("{name}[{base}]"),
-            data_type,
-            count: samples as u16,
-            first,
-        });
+        for k in 0..tag_count {
+            let element = base + k * count;
+            let first = FarmTag {
+                symbol: symbol(&name),
+                element,
+                bit: None,
+            };
+            tags.push(EmitTag {
+                address: format!("{name}[{element}]"),
+                data_type,
+                count: count as u16,
+                first,
+            });
+        }
     }
     let bits = format!("Bits_{n}");
     let first = FarmTag {
@@ -205,6 +216,11 @@ mod tests {
             assert!(tags.iter().any(|t| t.data_type == data_type), "{data_type}");
         }
         for tag in farm_tags(2000) {
+            assert!(
+                tag.count == 1 || !tag.data_type.is_text(),
+                "{}",
+                tag.address
+            );
             let path = crate::config::parse_enip_address(&tag.address).unwrap();
             assert!(!path.segments.is_empty(), "{}", tag.address);
             let last = tag.first.element + u32::from(tag.count) - 1;
