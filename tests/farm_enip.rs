@@ -371,7 +371,7 @@ fn what_cannot_be_enip_closes_its_connection_and_the_farm_serves_on() {
     for _ in 0..50 {
         let mut c = Client::connect(&handle, 1);
         assert_eq!(c.forward_open(true, 4002), (0, 0));
-        let mut junk = vec![0u8; 40];
+        let mut junk = [0u8; 40];
         for b in junk.iter_mut() {
             seed = seed
                 .wrapping_mul(6364136223846793005)

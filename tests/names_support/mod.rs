@@ -45,6 +45,9 @@ const SINK_PLACEHOLDER: &str = "sink.invalid:5010";
 /// Likewise for the WAL directory.
 const WAL_PLACEHOLDER: &str = "WAL-DIR-PLACEHOLDER";
 
+/// The farm is a mixed one: Modbus and S7 devices only.
+const MIXED_ONLY: &str = "a mixed farm has Modbus and S7 devices only";
+
 fn protocol_of(farm_device: u32) -> DeviceProtocol {
     FARM_PROTOCOL.device(farm_device)
 }
@@ -134,6 +137,7 @@ impl Emitted {
         match protocol_of(farm_device) {
             DeviceProtocol::Modbus => &self.modbus_choices,
             DeviceProtocol::S7 => &self.s7_choices,
+            DeviceProtocol::EthernetIp => unreachable!("{MIXED_ONLY}"),
         }
     }
 
@@ -149,6 +153,7 @@ impl Emitted {
                 .s7_tags
                 .get(index as usize)
                 .is_some_and(|tag| s7::check_number(farm_device, tag, value) != Check::Wrong),
+            DeviceProtocol::EthernetIp => unreachable!("{MIXED_ONLY}"),
         }
     }
 }
@@ -158,6 +163,7 @@ fn tag_name(farm_device: u32, index: u32) -> String {
     match protocol_of(farm_device) {
         DeviceProtocol::Modbus => farm::emit::tag_name(farm_device, index as u16),
         DeviceProtocol::S7 => s7::emit::tag_name(farm_device, index),
+        DeviceProtocol::EthernetIp => unreachable!("{MIXED_ONLY}"),
     }
 }
 
@@ -379,6 +385,7 @@ impl Plant {
                 let other = match protocol_of(d.farm) {
                     DeviceProtocol::Modbus => DeviceProtocol::S7,
                     DeviceProtocol::S7 => DeviceProtocol::Modbus,
+                    DeviceProtocol::EthernetIp => unreachable!("{MIXED_ONLY}"),
                 };
                 let Some(farm) = self.unused_farm(emitted, Some(other)) else {
                     return false;

@@ -237,7 +237,7 @@ pub fn element_bits(device: u32, symbol: &Symbol, element: u32, counter: u8) -> 
         }
         CipType::SInt | CipType::USInt => {
             let nibble = if element % 2 == 0 { c & 0xF } else { c >> 4 };
-            nibble << 4 | h % 15
+            (nibble << 4) | (h % 15)
         }
         CipType::Int | CipType::UInt => (h << 8 | c) & 0xFFFF,
         CipType::DInt | CipType::UDInt => (h << 8 | c) & 0xFFFF_FFFF,
