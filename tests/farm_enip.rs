@@ -7,7 +7,8 @@
 //! on. Through the real reader with both I/O drivers: every type, a
 //! fragmented array, a missing tag and elements past an array's end, over
 //! a Large Forward Open and over the fallback to a plain one; and 1,000
-//! controllers on one reader thread. Every value is checked against the
+//! controllers on one reader thread; `millrace discover` lists the farm's
+//! tags. Every value is checked against the
 //! farm's table (`farm::enip::check_number`, `check_text`).
 #![cfg(not(millrace_loom))]
 
@@ -605,4 +606,44 @@ fn a_thousand_controllers_on_one_reader_thread_with_both_drivers() {
         let c = run.counters;
         assert_eq!(c.malformed, 0, "{backend:?}: {c:#?}");
     }
+}
+
+/// `millrace discover` lists a farm controller's tags from its tag list:
+/// every symbol but the STRING array (millrace reads one STRING per tag),
+/// a BOOL array as its bits, each row a tag the farm serves.
+#[test]
+fn discover_lists_the_farms_tags() {
+    let handle = farm(EnipFarmOptions::default());
+    let dir = std::env::temp_dir().join(format!("millrace-farm-enip-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("tags.csv");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_millrace"))
+        .args(["discover", "--protocol", "ethernet-ip"])
+        .arg(handle.addr(1).unwrap().to_string())
+        .arg("--out")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    let context = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{context}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    // Every symbol (no BoolArr), less StrArr.
+    assert_eq!(rows.len() as u32, SYMBOL_COUNT - 2, "{context}");
+    for row in [
+        "Bits_0,Bits_0,bool,64",
+        "Str_63,Str_63,string,1",
+        "LrealArr,LrealArr,lreal,4096",
+    ] {
+        assert!(rows.contains(&row), "{row}: {context}");
+    }
+    for row in rows {
+        let address = row.split(',').nth(1).unwrap();
+        assert!(lookup(address.as_bytes()).is_some(), "{row}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
