@@ -8,8 +8,8 @@
 //! fragmented array, a missing tag and elements past an array's end, over
 //! a Large Forward Open and over the fallback to a plain one; and 1,000
 //! controllers on one reader thread; `millrace discover` lists the farm's
-//! tags. Every value is checked against the
-//! farm's table (`farm::enip::check_number`, `check_text`).
+//! tags. Every value is checked against the farm's table
+//! (`farm::enip::check_number`, `check_text`).
 #![cfg(not(millrace_loom))]
 
 mod common;
