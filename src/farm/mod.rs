@@ -105,7 +105,7 @@ impl FarmProtocol {
         if word == "opcua" {
             return Err(
                 "`opcua`: simulated OPC UA servers are not built yet (the farm serves \
-                        modbus, s7 or mixed); test OPC UA against a real server"
+                        modbus, s7, mixed or ethernet-ip); test OPC UA against a real server"
                     .to_string(),
             );
         }
