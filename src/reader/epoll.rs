@@ -187,7 +187,9 @@ impl EpollDriver {
             again.dedup();
             shard.publish();
         }
-        shard.close_politely(&mut self.transport);
+        if shard.close_politely(&mut self.transport) {
+            std::thread::sleep(super::shard::CLOSE_LINGER);
+        }
         shard.finish(clock.now());
         shard.publish();
         Ok(())

@@ -61,6 +61,11 @@ const OVERRUN_RETRY_NS_MAX: u64 = 10_000_000;
 const OVERRUN_RETRY_NS_MIN: u64 = 100_000;
 /// Not armed (the scheduler holds no wake-up for the device).
 const UNARMED: u64 = u64::MAX;
+/// How long a driver keeps the sockets open after sending closing messages:
+/// a target answers the Forward Close, and closing before its answer is read
+/// resets the connection, which can make it drop the UnregisterSession that
+/// followed (cm-ethernetip's adapter does: its write of the answer fails).
+pub const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_millis(50);
 /// Timer slack: a wake-up may come this much after its deadline, so that the
 /// polls and timeouts falling inside one slack window run in one event-loop
 /// turn (one submit, one wait) instead of one turn each. A tenth of the
@@ -249,7 +254,10 @@ impl Shard {
     /// UnregisterSession) to the transport, best effort; nothing waits for
     /// an answer. Called once by the driver after its loop ends and before
     /// it closes the sockets. Not the hot path: one buffer for the call.
-    pub fn close_politely(&mut self, t: &mut impl Transport) {
+    /// Returns whether any message went out (the driver then lingers
+    /// `CLOSE_LINGER` before it closes).
+    pub fn close_politely(&mut self, t: &mut impl Transport) -> bool {
+        let mut sent = false;
         let bytes_max = self
             .devices
             .iter()
@@ -270,8 +278,10 @@ impl Shard {
                 t.queue(index, bytes);
                 // A connection already broken has nothing to close.
                 let _ = t.flush(index);
+                sent = true;
             }
         }
+        sent
     }
 
     pub fn next_deadline_ns(&mut self) -> Option<u64> {

@@ -551,8 +551,10 @@ impl UringDriver {
             // this long to complete, before shut_down closes the sockets
             // (which it must reach whatever happens here).
             const CLOSE_WAIT_NS: u64 = 20_000_000;
-            shard.close_politely(&mut self.transport);
-            let _ = self.wait(CLOSE_WAIT_NS, shard.slack_ns());
+            if shard.close_politely(&mut self.transport) {
+                let _ = self.wait(CLOSE_WAIT_NS, shard.slack_ns());
+                std::thread::sleep(super::shard::CLOSE_LINGER);
+            }
         }
         shard.finish(clock.now());
         shard.publish();
