@@ -684,6 +684,32 @@ impl Sample {
     }
 }
 
+/// Writes one run of same-typed values into `slot`: each `N`-byte chunk of
+/// `values` through `value_of` into the next sample of the run (`tail`,
+/// `Sample::set_run_member`). Returns the samples written: the fewer of the
+/// slot and the whole chunks. The decoders' decode programs (Modbus, S7)
+/// share it; no bounds check and no branch per sample.
+#[inline(always)]
+pub fn fill_run<const N: usize>(
+    values: &[u8],
+    tail: RunTail,
+    ts_ns: i64,
+    slot: &mut [Sample],
+    value_of: impl Fn([u8; N]) -> u64,
+) -> usize {
+    // chunks_exact(N) yields N-byte slices, so the conversion never fails
+    // (and compiles to nothing); `as_chunks` would need Rust 1.88 (MSRV 1.85).
+    let chunks = values
+        .chunks_exact(N)
+        .map(|c| <[u8; N]>::try_from(c).unwrap_or([0; N]));
+    let written = slot.len().min(values.len() / N);
+    // The zip ends the loop.
+    for ((sample, chunk), index) in slot.iter_mut().zip(chunks).zip(0u32..) {
+        sample.set_run_member(ts_ns, value_of(chunk), tail, index);
+    }
+    written
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@
 //! plan order; a test checks that for every type and order.
 
 use crate::config::{Area, DataType, WordOrder};
-use crate::sample::{Quality, RunTail, Sample, ValueKind};
+use crate::sample::{fill_run, Quality, RunTail, Sample, ValueKind};
 
 use super::decode::decode_samples;
 use super::planner::PlannedTag;
@@ -191,16 +191,16 @@ fn decode_run(
 ) -> usize {
     let swap = order.swaps_bytes();
     let written = match run_type {
-        RunType::U16 if swap => fill::<2>(values, tail, ts_ns, slot, |b| {
+        RunType::U16 if swap => fill_run::<2>(values, tail, ts_ns, slot, |b| {
             u64::from(u16::from_le_bytes(b))
         }),
-        RunType::U16 => fill::<2>(values, tail, ts_ns, slot, |b| {
+        RunType::U16 => fill_run::<2>(values, tail, ts_ns, slot, |b| {
             u64::from(u16::from_be_bytes(b))
         }),
-        RunType::I16 if swap => fill::<2>(values, tail, ts_ns, slot, |b| {
+        RunType::I16 if swap => fill_run::<2>(values, tail, ts_ns, slot, |b| {
             i64::from(i16::from_le_bytes(b)) as u64
         }),
-        RunType::I16 => fill::<2>(values, tail, ts_ns, slot, |b| {
+        RunType::I16 => fill_run::<2>(values, tail, ts_ns, slot, |b| {
             i64::from(i16::from_be_bytes(b)) as u64
         }),
         RunType::U32 => fill_by_order(values, order, tail, ts_ns, slot, u64::from),
@@ -229,38 +229,17 @@ fn fill_by_order(
     value_of: impl Fn(u32) -> u64,
 ) -> usize {
     match order {
-        WordOrder::Abcd => fill::<4>(values, tail, ts_ns, slot, |[w, x, y, z]| {
+        WordOrder::Abcd => fill_run::<4>(values, tail, ts_ns, slot, |[w, x, y, z]| {
             value_of(u32::from_be_bytes([w, x, y, z]))
         }),
-        WordOrder::Cdab => fill::<4>(values, tail, ts_ns, slot, |[w, x, y, z]| {
+        WordOrder::Cdab => fill_run::<4>(values, tail, ts_ns, slot, |[w, x, y, z]| {
             value_of(u32::from_be_bytes([y, z, w, x]))
         }),
-        WordOrder::Badc => fill::<4>(values, tail, ts_ns, slot, |[w, x, y, z]| {
+        WordOrder::Badc => fill_run::<4>(values, tail, ts_ns, slot, |[w, x, y, z]| {
             value_of(u32::from_be_bytes([x, w, z, y]))
         }),
-        WordOrder::Dcba => fill::<4>(values, tail, ts_ns, slot, |[w, x, y, z]| {
+        WordOrder::Dcba => fill_run::<4>(values, tail, ts_ns, slot, |[w, x, y, z]| {
             value_of(u32::from_le_bytes([w, x, y, z]))
         }),
     }
-}
-
-#[inline(always)]
-fn fill<const N: usize>(
-    values: &[u8],
-    tail: RunTail,
-    ts_ns: i64,
-    slot: &mut [Sample],
-    value_of: impl Fn([u8; N]) -> u64,
-) -> usize {
-    // chunks_exact(N) yields N-byte slices, so the conversion never fails
-    // (and compiles to nothing); `as_chunks` would need Rust 1.88 (MSRV 1.85).
-    let chunks = values
-        .chunks_exact(N)
-        .map(|c| <[u8; N]>::try_from(c).unwrap_or([0; N]));
-    let written = slot.len().min(values.len() / N);
-    // No bounds check and no branch per sample: the zip ends the loop.
-    for ((sample, chunk), index) in slot.iter_mut().zip(chunks).zip(0u32..) {
-        sample.set_run_member(ts_ns, value_of(chunk), tail, index);
-    }
-    written
 }

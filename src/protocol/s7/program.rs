@@ -21,7 +21,7 @@
 //! other records than it would; allocate per frame.
 
 use crate::config::S7Type;
-use crate::sample::{Quality, RunTail, Sample, TagId, ValueKind};
+use crate::sample::{fill_run, Quality, RunTail, Sample, TagId, ValueKind};
 
 use super::limits::*;
 use super::planner::{PlannedRequest, PlannedTag};
@@ -282,24 +282,24 @@ pub(super) fn decode_run(
     let bytes = slot.len() * run_type.bytes();
     let values = data.get(from..from + bytes).unwrap_or_default();
     let written = match run_type {
-        RunType::U8 => fill::<1>(values, tail, ts_ns, slot, |[b]| u64::from(b)),
-        RunType::I8 => fill::<1>(values, tail, ts_ns, slot, |[b]| i64::from(b as i8) as u64),
-        RunType::U16 => fill::<2>(values, tail, ts_ns, slot, |b| {
+        RunType::U8 => fill_run::<1>(values, tail, ts_ns, slot, |[b]| u64::from(b)),
+        RunType::I8 => fill_run::<1>(values, tail, ts_ns, slot, |[b]| i64::from(b as i8) as u64),
+        RunType::U16 => fill_run::<2>(values, tail, ts_ns, slot, |b| {
             u64::from(u16::from_be_bytes(b))
         }),
-        RunType::I16 => fill::<2>(values, tail, ts_ns, slot, |b| {
+        RunType::I16 => fill_run::<2>(values, tail, ts_ns, slot, |b| {
             i64::from(i16::from_be_bytes(b)) as u64
         }),
-        RunType::U32 => fill::<4>(values, tail, ts_ns, slot, |b| {
+        RunType::U32 => fill_run::<4>(values, tail, ts_ns, slot, |b| {
             u64::from(u32::from_be_bytes(b))
         }),
-        RunType::I32 => fill::<4>(values, tail, ts_ns, slot, |b| {
+        RunType::I32 => fill_run::<4>(values, tail, ts_ns, slot, |b| {
             i64::from(i32::from_be_bytes(b)) as u64
         }),
         RunType::U64 | RunType::I64 | RunType::F64 => {
-            fill::<8>(values, tail, ts_ns, slot, u64::from_be_bytes)
+            fill_run::<8>(values, tail, ts_ns, slot, u64::from_be_bytes)
         }
-        RunType::F32 => fill::<4>(values, tail, ts_ns, slot, |b| {
+        RunType::F32 => fill_run::<4>(values, tail, ts_ns, slot, |b| {
             f64::from(f32::from_be_bytes(b)).to_bits()
         }),
     };
@@ -307,25 +307,4 @@ pub(super) fn decode_run(
         *sample = Sample::bad(ts_ns, tail.tag(index as u32), Quality::DECODE_ERROR);
     }
     slot.len()
-}
-
-#[inline(always)]
-fn fill<const N: usize>(
-    values: &[u8],
-    tail: RunTail,
-    ts_ns: i64,
-    slot: &mut [Sample],
-    value_of: impl Fn([u8; N]) -> u64,
-) -> usize {
-    // chunks_exact(N) yields N-byte slices, so the conversion never fails
-    // (and compiles to nothing); `as_chunks` would need Rust 1.88.
-    let chunks = values
-        .chunks_exact(N)
-        .map(|c| <[u8; N]>::try_from(c).unwrap_or([0; N]));
-    let written = slot.len().min(values.len() / N);
-    // No bounds check and no branch per sample: the zip ends the loop.
-    for ((sample, chunk), index) in slot.iter_mut().zip(chunks).zip(0u32..) {
-        sample.set_run_member(ts_ns, value_of(chunk), tail, index);
-    }
-    written
 }
