@@ -153,8 +153,9 @@ pub trait Session {
     /// EtherNet/IP's Forward Close and UnregisterSession) into `buf` (at
     /// least `request_bytes_max` long), once; `None` when the protocol has
     /// none or the connection is not up. The reader sends them on a clean
-    /// stop, best effort (`Shard::close_politely`), before it closes the
-    /// socket; nothing waits for an answer.
+    /// stop, best effort (`Shard::close_politely`), with a half-close after
+    /// them, and reads what comes back until the peer closes (bounded by
+    /// `CLOSE_LINGER_MAX`); the answers are not decoded.
     fn poll_close(&mut self, _buf: &mut [u8]) -> Option<usize> {
         None
     }

@@ -30,6 +30,9 @@ pub enum Link {
         deadline_ns: u64,
     },
     Connected,
+    /// A clean stop sent the closing messages and a half-close; what the
+    /// peer still sends is dropped until it closes too.
+    Closing,
 }
 
 pub struct Device {
@@ -88,7 +91,7 @@ impl Device {
         let link_ns = match self.link {
             Link::Disconnected { retry_at_ns } => retry_at_ns,
             Link::Connecting { deadline_ns } => deadline_ns,
-            Link::Connected => u64::MAX,
+            Link::Connected | Link::Closing => u64::MAX,
         };
         let request_ns = self.session.next_deadline_ns().unwrap_or(u64::MAX);
         self.poll_at_ns.min(link_ns).min(request_ns)

@@ -22,8 +22,9 @@ use super::RX_BUFFER_BYTES;
 const WAKER_TOKEN: Token = Token(usize::MAX);
 const READS_PER_EVENT_MAX: usize = 16;
 const EVENTS_CAPACITY: usize = 1024;
-/// The longest the loop sleeps without looking at the stop flag.
-const WAIT_NS_MAX: u64 = 100_000_000;
+/// The longest the loop sleeps without looking at the stop flag: a
+/// backstop, as a stop wakes the loop at once through the waker.
+const WAIT_NS_MAX: u64 = 1_000_000_000;
 
 struct Staging {
     /// Sized once per device (`Shard::staging_sizes`).
@@ -36,6 +37,8 @@ pub struct EpollTransport {
     poll: Poll,
     streams: Vec<Option<TcpStream>>,
     staging: Vec<Staging>,
+    /// Per device: half-close once the staging is sent (`close_write`).
+    close_write: Vec<bool>,
 }
 
 impl EpollTransport {
@@ -92,17 +95,46 @@ impl Transport for EpollTransport {
         if staging.start == staging.end {
             staging.start = 0;
             staging.end = 0;
+            if std::mem::take(&mut self.close_write[index]) {
+                stream.shutdown(std::net::Shutdown::Write)?;
+            }
         }
         Ok(())
     }
 
+    fn close_write(&mut self, device: DeviceIndex) {
+        self.close_write[device as usize] = true;
+        let _ = self.flush(device);
+    }
+
     fn close(&mut self, device: DeviceIndex) {
+        self.close_write[device as usize] = false;
         if let Some(mut stream) = self.streams[device as usize].take() {
             let _ = self.poll.registry().deregister(&mut stream);
         }
         let staging = &mut self.staging[device as usize];
         staging.start = 0;
         staging.end = 0;
+    }
+}
+
+/// What one event-loop turn works with, allocated once per run.
+struct Turn {
+    events: Events,
+    rx: Vec<u8>,
+    /// Sockets cut off by the per-turn read bound: read again next turn.
+    again: Vec<DeviceIndex>,
+    again_next: Vec<DeviceIndex>,
+}
+
+impl Turn {
+    fn new(device_count: usize) -> Self {
+        Turn {
+            events: Events::with_capacity(EVENTS_CAPACITY),
+            rx: vec![0u8; RX_BUFFER_BYTES],
+            again: Vec::with_capacity(device_count),
+            again_next: Vec::with_capacity(device_count),
+        }
     }
 }
 
@@ -131,6 +163,7 @@ impl EpollDriver {
                 poll,
                 streams,
                 staging,
+                close_write: vec![false; device_count],
             },
             waker,
         })
@@ -142,55 +175,66 @@ impl EpollDriver {
 
     pub fn run(mut self, mut shard: Shard, stop: &AtomicBool) -> io::Result<()> {
         let clock = Clock::new();
-        let mut events = Events::with_capacity(EVENTS_CAPACITY);
-        let mut rx = vec![0u8; RX_BUFFER_BYTES];
-        let device_count = shard.device_count();
-        let mut again: Vec<DeviceIndex> = Vec::with_capacity(device_count);
-        let mut again_next: Vec<DeviceIndex> = Vec::with_capacity(device_count);
+        let mut turn = Turn::new(shard.device_count());
         shard.start();
         while !stop.load(Ordering::Relaxed) {
             let now = clock.now();
             shard.run_due(now, &mut self.transport);
-            let wait_ns = if again.is_empty() {
-                shard
-                    .wake_at_ns()
-                    .map_or(WAIT_NS_MAX, |d| d.saturating_sub(now.mono_ns))
-            } else {
-                0
-            };
-            let wait = Duration::from_nanos(wait_ns.min(WAIT_NS_MAX));
-            match self.transport.poll.poll(&mut events, Some(wait)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            shard.count_wakeup();
-            let now = clock.now();
-            for event in events.iter() {
-                if event.token() == WAKER_TOKEN {
-                    continue;
-                }
-                let Ok(device) = DeviceIndex::try_from(event.token().0) else {
-                    continue;
-                };
-                if self.on_event(&mut shard, device, event, now, &mut rx) {
-                    again_next.push(device);
-                }
-            }
-            for device in again.drain(..) {
-                if self.read_ready(&mut shard, device, now, &mut rx) {
-                    again_next.push(device);
-                }
-            }
-            std::mem::swap(&mut again, &mut again_next);
-            again.sort_unstable();
-            again.dedup();
-            shard.publish();
+            let wait_ns = shard
+                .wake_at_ns()
+                .map_or(WAIT_NS_MAX, |d| d.saturating_sub(now.mono_ns));
+            self.turn(&mut shard, &mut turn, wait_ns, &clock)?;
         }
-        if shard.close_politely(&mut self.transport) {
-            std::thread::sleep(super::shard::CLOSE_LINGER);
-        }
+        // A clean stop: closing messages out, then read until the peers
+        // close their end (see `CLOSE_LINGER_MAX`).
+        shard.close_politely(&mut self.transport);
+        shard.linger(&clock, |shard, wait_ns| {
+            self.turn(shard, &mut turn, wait_ns, &clock)
+        });
         shard.finish(clock.now());
+        shard.publish();
+        Ok(())
+    }
+
+    /// One wait for events (at most `wait_ns`, none when a socket was cut
+    /// off last turn) and the reads and writes they call for.
+    fn turn(
+        &mut self,
+        shard: &mut Shard,
+        turn: &mut Turn,
+        wait_ns: u64,
+        clock: &Clock,
+    ) -> io::Result<()> {
+        let wait_ns = if turn.again.is_empty() { wait_ns } else { 0 };
+        let wait = Duration::from_nanos(wait_ns.min(WAIT_NS_MAX));
+        match self.transport.poll.poll(&mut turn.events, Some(wait)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        shard.count_wakeup();
+        let now = clock.now();
+        for event in turn.events.iter() {
+            if event.token() == WAKER_TOKEN {
+                continue;
+            }
+            let Ok(device) = DeviceIndex::try_from(event.token().0) else {
+                continue;
+            };
+            if self.on_event(shard, device, event, now, &mut turn.rx) {
+                turn.again_next.push(device);
+            }
+        }
+        for index in 0..turn.again.len() {
+            let device = turn.again[index];
+            if self.read_ready(shard, device, now, &mut turn.rx) {
+                turn.again_next.push(device);
+            }
+        }
+        turn.again.clear();
+        std::mem::swap(&mut turn.again, &mut turn.again_next);
+        turn.again.sort_unstable();
+        turn.again.dedup();
         shard.publish();
         Ok(())
     }

@@ -79,10 +79,27 @@ impl Default for ReaderOptions {
     }
 }
 
+/// How `stop` wakes a reader thread asleep in its driver's wait, so the
+/// wait needs no short bound for the stop flag's sake.
+enum Waker {
+    Epoll(Arc<mio::Waker>),
+    /// One end of a socket pair whose other end the io_uring driver polls.
+    Uring(std::os::unix::net::UnixStream),
+}
+
+impl Waker {
+    fn wake(&self) -> io::Result<()> {
+        match self {
+            Waker::Epoll(waker) => waker.wake(),
+            Waker::Uring(stream) => io::Write::write_all(&mut &*stream, &[1]),
+        }
+    }
+}
+
 /// A running reader thread.
 pub struct Reader {
     stop: Arc<AtomicBool>,
-    waker: Option<Arc<mio::Waker>>,
+    waker: Waker,
     stats: Arc<Stats>,
     driver: Driver,
     thread: Option<JoinHandle<io::Result<()>>>,
@@ -117,15 +134,16 @@ impl Reader {
                     pin(core)?;
                     epoll.run(shard, &thread_stop)
                 })?;
-                (Some(waker), thread)
+                (Waker::Epoll(waker), thread)
             }
             Driver::IoUring => {
                 let uring = uring::UringDriver::new(&shard.staging_sizes())?;
+                let waker = uring.waker()?;
                 let thread = builder.spawn(move || {
                     pin(core)?;
                     uring.run(shard, &thread_stop)
                 })?;
-                (None, thread)
+                (Waker::Uring(waker), thread)
             }
         };
         Ok(Reader {
@@ -157,9 +175,9 @@ impl Reader {
 
     fn shutdown(&mut self) -> io::Result<()> {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(waker) = &self.waker {
-            waker.wake()?;
-        }
+        // A thread that has ended already has nothing to wake (its end of
+        // the socket pair is gone): the join says how it ended.
+        let _ = self.waker.wake();
         match self.thread.take() {
             Some(thread) => thread
                 .join()

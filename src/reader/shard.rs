@@ -52,6 +52,9 @@ pub trait Transport {
     fn queue(&mut self, device: DeviceIndex, bytes: &[u8]);
     /// Hands the staged bytes to the kernel. `Err`: the connection is broken.
     fn flush(&mut self, device: DeviceIndex) -> io::Result<()>;
+    /// Half-closes the connection (sends FIN) once the staged bytes are
+    /// sent; the peer's answers can still be read.
+    fn close_write(&mut self, device: DeviceIndex);
     /// Closes the device's socket; staged bytes are dropped.
     fn close(&mut self, device: DeviceIndex);
 }
@@ -61,11 +64,13 @@ const OVERRUN_RETRY_NS_MAX: u64 = 10_000_000;
 const OVERRUN_RETRY_NS_MIN: u64 = 100_000;
 /// Not armed (the scheduler holds no wake-up for the device).
 const UNARMED: u64 = u64::MAX;
-/// How long a driver keeps the sockets open after sending closing messages:
-/// a target answers the Forward Close, and closing before its answer is read
-/// resets the connection, which can make it drop the UnregisterSession that
-/// followed (cm-ethernetip's adapter does: its write of the answer fails).
-pub const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_millis(50);
+/// The longest a clean stop waits for the peers it sent closing messages to
+/// to close their end. The messages go out followed by a half-close, and the
+/// driver reads (and drops) what comes back until the peer closes: closing
+/// with its answers unread would reset the connection, and a reset can make
+/// the peer drop the closing messages it has not read yet (an asyncio
+/// server's reader raises the reset before returning buffered bytes).
+pub const CLOSE_LINGER_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 /// Timer slack: a wake-up may come this much after its deadline, so that the
 /// polls and timeouts falling inside one slack window run in one event-loop
 /// turn (one submit, one wait) instead of one turn each. A tenth of the
@@ -107,6 +112,10 @@ pub struct Shard {
     jitter: Jitter,
     timing: Option<Timing>,
     slack_ns: u64,
+    /// A clean stop has begun (`close_politely`): no new connection starts.
+    stopping: bool,
+    /// Devices in `Link::Closing`.
+    closing: usize,
     /// One request's bytes on their way to the staging (the longest
     /// `request_bytes_max` of the shard's devices).
     tx_buf: Vec<u8>,
@@ -206,6 +215,8 @@ impl Shard {
             jitter: Jitter::from_entropy(),
             timing: None,
             slack_ns: (interval_min_ns / SLACK_DIVISOR).min(SLACK_NS_MAX),
+            stopping: false,
+            closing: 0,
             tx_buf: vec![0; request_bytes_max],
             labels,
             health: Health::new(count),
@@ -251,37 +262,53 @@ impl Shard {
 
     /// A clean stop: hands each connected device's closing messages
     /// (`Session::poll_close`: EtherNet/IP's Forward Close and
-    /// UnregisterSession) to the transport, best effort; nothing waits for
-    /// an answer. Called once by the driver after its loop ends and before
-    /// it closes the sockets. Not the hot path: one buffer for the call.
-    /// Returns whether any message went out (the driver then lingers
-    /// `CLOSE_LINGER` before it closes).
-    pub fn close_politely(&mut self, t: &mut impl Transport) -> bool {
-        let mut sent = false;
-        let bytes_max = self
-            .devices
-            .iter()
-            .map(|d| d.session.request_bytes_max())
-            .max()
-            .unwrap_or(0);
-        let mut buf = vec![0u8; bytes_max];
+    /// UnregisterSession) to the transport, followed by a half-close, and
+    /// marks the device `Closing`: what it sends from then on is read and
+    /// dropped. Called once by the driver after its loop ends; the driver
+    /// then keeps reading (without `run_due`) until `closing_count` is zero
+    /// or `CLOSE_LINGER_MAX` has passed, and closes the sockets.
+    pub fn close_politely(&mut self, t: &mut impl Transport) {
+        self.stopping = true;
+        let buf = &mut self.tx_buf;
         for (index, device) in self.devices.iter_mut().enumerate() {
             let index = index as DeviceIndex;
             if device.link != Link::Connected {
                 continue;
             }
-            let Some(n) = device.session.poll_close(&mut buf) else {
+            let Some(n) = device.session.poll_close(buf) else {
                 continue;
             };
             let Some(bytes) = buf.get(..n) else { continue };
-            if t.tx_room(index) >= n {
-                t.queue(index, bytes);
-                // A connection already broken has nothing to close.
-                let _ = t.flush(index);
-                sent = true;
+            if t.tx_room(index) < n {
+                continue;
+            }
+            t.queue(index, bytes);
+            if t.flush(index).is_ok() {
+                t.close_write(index);
+                device.link = Link::Closing;
+                self.closing += 1;
             }
         }
-        sent
+    }
+
+    /// After `close_politely`: driver turns (`turn(shard, wait_ns)`) until
+    /// every closing device's peer has closed its end, `CLOSE_LINGER_MAX`
+    /// has passed, or a turn fails.
+    pub fn linger(
+        &mut self,
+        clock: &Clock,
+        mut turn: impl FnMut(&mut Self, u64) -> io::Result<()>,
+    ) {
+        let linger_ns = u64::try_from(CLOSE_LINGER_MAX.as_nanos()).unwrap_or(u64::MAX);
+        let deadline_ns = clock.now().mono_ns.saturating_add(linger_ns);
+        while self.closing > 0 {
+            let Some(wait_ns) = deadline_ns.checked_sub(clock.now().mono_ns) else {
+                break;
+            };
+            if turn(self, wait_ns).is_err() {
+                break;
+            }
+        }
     }
 
     pub fn next_deadline_ns(&mut self) -> Option<u64> {
@@ -425,6 +452,9 @@ impl Shard {
     /// The driver saw the connect complete: the session starts its
     /// handshake (or is ready at once) and sends what it has.
     pub fn on_connected(&mut self, index: DeviceIndex, now: Now, t: &mut impl Transport) {
+        if self.stopping {
+            return;
+        }
         let device = self.device(index);
         if !matches!(device.link, Link::Connecting { .. }) {
             return;
@@ -468,6 +498,18 @@ impl Shard {
     /// The connection ended (peer closed, I/O error, or our decision): fail
     /// what is in flight with `NO_CONNECTION` and back off.
     pub fn on_closed(&mut self, index: DeviceIndex, now: Now, t: &mut impl Transport) {
+        if self.device(index).link == Link::Closing {
+            // The peer closed its end after our closing messages.
+            t.close(index);
+            self.device(index).link = Link::Disconnected {
+                retry_at_ns: u64::MAX,
+            };
+            self.stats
+                .connected
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            self.closing -= 1;
+            return;
+        }
         if self.device(index).link == Link::Connected {
             self.link_failed(index, now, format_args!("the connection closed"));
             self.drop_connection(index, now, t);
@@ -592,7 +634,7 @@ impl Shard {
             next_poll_ns(device.poll_slot_ns, device.interval_ns, now.mono_ns);
         let busy = match link {
             Link::Connected => device.cycle_running() || !device.session.is_ready(),
-            Link::Connecting { .. } => true,
+            Link::Connecting { .. } | Link::Closing => true,
             Link::Disconnected { .. } => false,
         };
         if busy {

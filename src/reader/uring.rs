@@ -35,7 +35,8 @@
 use std::alloc::Layout;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 
 use io_uring::types::{BufRingEntry, Fd, Fixed, SubmitArgs, Timespec};
@@ -52,8 +53,9 @@ const SQ_ENTRIES: u32 = 4096;
 const BUFFER_COUNT: u16 = 1024;
 const BUFFER_BYTES: usize = 4096;
 const BUFFER_GROUP: u16 = 7;
-/// The longest the loop sleeps without looking at the stop flag.
-const WAIT_NS_MAX: u64 = 100_000_000;
+/// The longest the loop sleeps without looking at the stop flag: a
+/// backstop, as a stop wakes the loop at once through the waker.
+const WAIT_NS_MAX: u64 = 1_000_000_000;
 /// Longest a turn's batching wait goes on once one completion is in: the
 /// answers to a turn's sends on a LAN come within this, and one that comes
 /// alone is not held for half of a long slack.
@@ -259,6 +261,8 @@ struct Conn {
     /// The send in flight belongs to a closed connection: drop its bytes
     /// when it completes, stage nothing until then.
     send_stale: bool,
+    /// Half-close once the staged bytes are sent (`close_write`).
+    close_write: bool,
 }
 
 pub struct UringTransport {
@@ -286,6 +290,20 @@ impl UringTransport {
             self.ring.submit()?;
         }
         Err(io::Error::other("io_uring submission queue stays full"))
+    }
+
+    /// Submits the half-close asked for by `close_write` once nothing is
+    /// staged or in flight.
+    fn half_close_when_sent(&mut self, device: DeviceIndex) -> io::Result<()> {
+        let conn = &mut self.conns[device as usize];
+        if !conn.close_write || conn.fd < 0 || conn.send_busy || conn.end > 0 {
+            return Ok(());
+        }
+        conn.close_write = false;
+        let entry = on_socket!(self.fixed_files, device, conn, |socket| {
+            opcode::Shutdown::new(socket, libc::SHUT_WR).build()
+        });
+        self.push(entry.user_data(user_data(Kind::Control, 0, device)))
     }
 
     fn arm_recv(&mut self, device: DeviceIndex) -> io::Result<()> {
@@ -375,8 +393,14 @@ impl Transport for UringTransport {
         self.push(entry.user_data(data))
     }
 
+    fn close_write(&mut self, device: DeviceIndex) {
+        self.conns[device as usize].close_write = true;
+        let _ = self.half_close_when_sent(device);
+    }
+
     fn close(&mut self, device: DeviceIndex) {
         let conn = &mut self.conns[device as usize];
+        conn.close_write = false;
         if conn.fd < 0 {
             return;
         }
@@ -470,6 +494,10 @@ pub struct UringDriver {
     disabled: bool,
     /// The kernel has `min_wait_usec` (see the module docs).
     min_timeout: bool,
+    /// A socket pair: the ring polls `stop_rx`; `Reader::stop` writes to a
+    /// clone of `stop_tx` (`waker`), which ends the wait at once.
+    stop_rx: UnixStream,
+    stop_tx: UnixStream,
 }
 
 /// A single-issuer ring with deferred task work, created disabled so that
@@ -519,6 +547,7 @@ impl UringDriver {
                 sending: 0,
                 send_busy: false,
                 send_stale: false,
+                close_write: false,
             })
             .collect();
         let transport = UringTransport {
@@ -530,31 +559,40 @@ impl UringDriver {
             fixed_files,
         };
         let completions = Vec::with_capacity(2 * SQ_ENTRIES as usize);
+        let (stop_rx, stop_tx) = UnixStream::pair()?;
         Ok(UringDriver {
             transport,
             buffers,
             completions,
             disabled,
             min_timeout,
+            stop_rx,
+            stop_tx,
         })
+    }
+
+    /// What wakes the thread for a stop: a byte written to it.
+    pub fn waker(&self) -> io::Result<UnixStream> {
+        self.stop_tx.try_clone()
     }
 
     pub fn run(mut self, mut shard: Shard, stop: &AtomicBool) -> io::Result<()> {
         if self.disabled {
             self.transport.ring.submitter().register_enable_rings()?;
         }
+        // One-shot: the stop ends the loop, so it is never armed again.
+        let stop_poll = opcode::PollAdd::new(Fd(self.stop_rx.as_raw_fd()), libc::POLLIN as u32);
+        self.transport
+            .push(stop_poll.build().user_data(user_data(Kind::Control, 0, 0)))?;
         let clock = Clock::new();
         shard.start();
         let result = self.event_loop(&mut shard, stop, &clock);
         if result.is_ok() {
-            // A clean stop: the closing messages are submitted, and given
-            // this long to complete, before shut_down closes the sockets
-            // (which it must reach whatever happens here).
-            const CLOSE_WAIT_NS: u64 = 20_000_000;
-            if shard.close_politely(&mut self.transport) {
-                let _ = self.wait(CLOSE_WAIT_NS, shard.slack_ns());
-                std::thread::sleep(super::shard::CLOSE_LINGER);
-            }
+            // A clean stop: closing messages out, then read until the peers
+            // close their end (see `CLOSE_LINGER_MAX`); shut_down closes
+            // the sockets whatever happens here.
+            shard.close_politely(&mut self.transport);
+            shard.linger(&clock, |shard, wait_ns| self.turn(shard, wait_ns, &clock));
         }
         shard.finish(clock.now());
         shard.publish();
@@ -572,28 +610,32 @@ impl UringDriver {
         stop: &AtomicBool,
         clock: &Clock,
     ) -> io::Result<()> {
-        let slack_ns = shard.slack_ns();
         while !stop.load(Ordering::Relaxed) {
             let now = clock.now();
             shard.run_due(now, &mut self.transport);
             let wake_at_ns = shard.wake_at_ns().unwrap_or(u64::MAX);
-            let wait_ns = wake_at_ns.saturating_sub(now.mono_ns).min(WAIT_NS_MAX);
-            self.wait(wait_ns, slack_ns)?;
-            shard.count_wakeup();
-            let now = clock.now();
-            self.reap();
-            for index in 0..self.completions.len() {
-                let (data, result, flags) = self.completions[index];
-                self.dispatch(shard, data, result, flags, now);
-            }
-            self.buffers.publish();
-            for index in 0..self.transport.rearm.len() {
-                let device = self.transport.rearm[index];
-                self.transport.arm_recv(device)?;
-            }
-            self.transport.rearm.clear();
-            shard.publish();
+            self.turn(shard, wake_at_ns.saturating_sub(now.mono_ns), clock)?;
         }
+        Ok(())
+    }
+
+    /// One wait (at most `wait_ns`) and the completions it brings.
+    fn turn(&mut self, shard: &mut Shard, wait_ns: u64, clock: &Clock) -> io::Result<()> {
+        self.wait(wait_ns.min(WAIT_NS_MAX), shard.slack_ns())?;
+        shard.count_wakeup();
+        let now = clock.now();
+        self.reap();
+        for index in 0..self.completions.len() {
+            let (data, result, flags) = self.completions[index];
+            self.dispatch(shard, data, result, flags, now);
+        }
+        self.buffers.publish();
+        for index in 0..self.transport.rearm.len() {
+            let device = self.transport.rearm[index];
+            self.transport.arm_recv(device)?;
+        }
+        self.transport.rearm.clear();
+        shard.publish();
         Ok(())
     }
 
@@ -725,7 +767,7 @@ impl UringDriver {
         conn.staging.copy_within(sent..conn.end, 0);
         conn.end -= sent;
         conn.sending = 0;
-        if conn.end > 0 && t.flush(device).is_err() {
+        if (conn.end > 0 && t.flush(device).is_err()) || t.half_close_when_sent(device).is_err() {
             shard.on_closed(device, now, t);
         }
     }
@@ -733,6 +775,8 @@ impl UringDriver {
     /// Closes every connection and waits (bounded) for
     /// every operation's last completion. Returns whether all arrived.
     fn shut_down(&mut self) -> bool {
+        // The stop poll completes, if a loop that ended on an error left it.
+        let _ = io::Write::write_all(&mut &self.stop_tx, &[1]);
         for device in 0..self.transport.conns.len() {
             self.transport.close(device as DeviceIndex);
         }

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 /// - `no-large`: no Large Forward Open (0x5B) in its Connection Manager,
 ///   so the library's dispatcher answers it "service not supported"
 ///   (0x08), as a 1756-ENBT or older firmware does.
+/// - `slow`: every connected request is answered 300 ms late with the
+///   server's event loop blocked meanwhile, as a busy module does.
 /// - `route=HEX`: a chassis: a Forward Open whose connection path does not
 ///   start with these port segments (`0100`: backplane, slot 0) is refused
 ///   with the library's Forward Open error, extended status 0x0312 (link
@@ -116,10 +118,17 @@ def handle_forward_close(self, instance, request):
     print("forward-close", flush=True)
     return forward_close(self, instance, request)
 ConnectionManagerObject._handle_forward_close = handle_forward_close
+# Option `slow`: each connected request is answered 300 ms late, with the
+# event loop blocked meanwhile, as a busy module does: a client that stops
+# has a request in flight and its closing messages wait unread.
+from ethernetip.protocol.messages import SendUnitDataMessage
+import time
 dispatch = EipAdapter._dispatch_message
 def dispatch_message(self, msg, session_handle, local_addr):
     if isinstance(msg, UnregisterSessionMessage):
         print("unregister-session", flush=True)
+    if "slow" in options and isinstance(msg, SendUnitDataMessage):
+        time.sleep(0.3)
     return dispatch(self, msg, session_handle, local_addr)
 EipAdapter._dispatch_message = dispatch_message
 
