@@ -488,24 +488,25 @@ pub fn render_metrics(
         "sink",
         &per_sink(&|s| get(&s.connected) as f64),
     );
-    let snapshots = Stage::ALL.map(|stage| histograms.snapshot(stage));
-    let stages: Vec<(&str, &hdrhistogram::Histogram<u64>)> = Stage::ALL
-        .iter()
-        .zip(&snapshots)
-        .map(|(stage, h)| (stage.name(), h))
-        .collect();
-    e.latency_histograms(
-        "millrace_stage_latency_seconds",
-        "Latency per pipeline stage.",
-        "stage",
-        &stages,
-    );
-    e.latency_quantiles(
-        "millrace_stage_latency_quantile_seconds",
-        "Exact latency quantiles per pipeline stage since start (or SIGUSR1).",
-        "stage",
-        &stages,
-    );
+    histograms.with_copies(|copies| {
+        let stages: Vec<(&str, &hdrhistogram::Histogram<u64>)> = Stage::ALL
+            .iter()
+            .zip(copies)
+            .map(|(stage, h)| (stage.name(), h))
+            .collect();
+        e.latency_histograms(
+            "millrace_stage_latency_seconds",
+            "Latency per pipeline stage.",
+            "stage",
+            &stages,
+        );
+        e.latency_quantiles(
+            "millrace_stage_latency_quantile_seconds",
+            "Exact latency quantiles per pipeline stage since start (or SIGUSR1).",
+            "stage",
+            &stages,
+        );
+    });
 }
 
 /// `millrace_sink_failed`: 1 once a sink has stopped on its own. Separate
