@@ -11,7 +11,10 @@
 
 use crate::config::CipType;
 
-use super::table::{counter_of_text, element_bits, string_chars, Shape, Symbol};
+use super::table::{
+    counter_of_text, element_bits, element_of, resolve, string_chars, Shape, Symbol,
+};
+use crate::config::{parse_enip_address, PathSegment};
 use crate::farm::s7::Check;
 
 /// One sample of a farm tag: which element (of a BOOL array: which bit),
@@ -24,6 +27,27 @@ pub struct FarmTag {
 }
 
 impl FarmTag {
+    /// The farm tag a config address names (its first sample), listed in
+    /// the tag list or not; `None` when the farm has no such tag.
+    pub fn of_address(address: &str) -> Option<FarmTag> {
+        let path = parse_enip_address(address).ok()?;
+        let mut names = Vec::new();
+        let mut indices = Vec::new();
+        for segment in &path.segments {
+            match segment {
+                PathSegment::Name(name) => names.push(name.as_bytes()),
+                PathSegment::Index(index) => indices.extend_from_slice(index),
+            }
+        }
+        let symbol = resolve(&names)?;
+        let element = element_of(&symbol, &indices)?;
+        Some(FarmTag {
+            symbol,
+            element,
+            bit: path.bit,
+        })
+    }
+
     /// The type the sample is read as.
     pub const fn data_type(&self) -> CipType {
         match (self.symbol.shape, self.bit) {

@@ -11,7 +11,8 @@
 //! | Get Attributes All 0x01, Identity / program name | what pycomm3 and pylogix ask before reading |
 //! | Get Attribute List 0x03 / Read 0x4C of the STRING template | the Logix STRING's definition |
 //! | a name the table has not | 0x05 path destination unknown |
-//! | a path that is not one symbolic segment and one element | 0x04 path segment error |
+//! | `Program:Main.` scope, `Motor_N.Member`, `TGrid[r,c]` (see `table`) | read as above |
+//! | a path of other segments, or indices that do not fit the tag | 0x04 path segment error |
 //! | elements past the end of the tag | 0xFF, extended 0x2105 |
 //! | anything else | 0x08 service not supported |
 
@@ -150,38 +151,58 @@ pub fn write_identity(w: &mut Writer<'_>) {
 }
 
 /// The tag and element a Read Tag path names, or the general status that
-/// refuses it.
+/// refuses it: one to `PATH_NAMES_MAX` symbolic segments (a program scope,
+/// a tag, a member), then as many element segments as the tag has
+/// dimensions (or none: element 0).
 fn target(path: &[u8]) -> Result<(Symbol, u32), u8> {
     let mut r = Reader::new(path);
     let f = Field::ReplyHeader;
     let bad = |_| STATUS_PATH_SEGMENT_ERROR;
-    if r.u8(f).map_err(bad)? != 0x91 {
-        return Err(STATUS_PATH_SEGMENT_ERROR);
-    }
-    let length = r.u8(f).map_err(bad)?;
-    let name = r.take(usize::from(length), f).map_err(bad)?;
-    if length % 2 == 1 {
-        r.u8(f).map_err(bad)?;
-    }
-    let symbol = table::lookup(name).ok_or(STATUS_PATH_DESTINATION_UNKNOWN)?;
-    let element = match r.remaining() {
-        0 => 0,
-        _ => match r.u8(f).map_err(bad)? {
-            0x28 => u32::from(r.u8(f).map_err(bad)?),
-            0x29 => {
-                r.u8(f).map_err(bad)?;
-                u32::from(r.u16(f).map_err(bad)?)
+    let mut names: [&[u8]; table::PATH_NAMES_MAX] = [&[]; table::PATH_NAMES_MAX];
+    let mut name_count = 0;
+    let mut indices = [0u32; 3];
+    let mut index_count = 0;
+    // Each round takes a segment (two bytes at least): bounded by the path.
+    while r.remaining() > 0 {
+        match r.u8(f).map_err(bad)? {
+            0x91 if index_count == 0 => {
+                let length = r.u8(f).map_err(bad)?;
+                let name = r.take(usize::from(length), f).map_err(bad)?;
+                if length % 2 == 1 {
+                    r.u8(f).map_err(bad)?;
+                }
+                // More names than any farm path has: no such tag.
+                let slot = names
+                    .get_mut(name_count)
+                    .ok_or(STATUS_PATH_DESTINATION_UNKNOWN)?;
+                *slot = name;
+                name_count += 1;
             }
-            0x2A => {
-                r.u8(f).map_err(bad)?;
-                r.u32(f).map_err(bad)?
+            segment @ 0x28..=0x2A if name_count > 0 => {
+                let index = match segment {
+                    0x28 => u32::from(r.u8(f).map_err(bad)?),
+                    0x29 => {
+                        r.u8(f).map_err(bad)?;
+                        u32::from(r.u16(f).map_err(bad)?)
+                    }
+                    _ => {
+                        r.u8(f).map_err(bad)?;
+                        r.u32(f).map_err(bad)?
+                    }
+                };
+                let slot = indices
+                    .get_mut(index_count)
+                    .ok_or(STATUS_PATH_SEGMENT_ERROR)?;
+                *slot = index;
+                index_count += 1;
             }
-            // A member (`Tag.Member`) or anything else: farm tags have none.
-            0x91 => return Err(STATUS_PATH_DESTINATION_UNKNOWN),
             _ => return Err(STATUS_PATH_SEGMENT_ERROR),
-        },
-    };
-    r.finish(f).map_err(bad)?;
+        }
+    }
+    let names = names.get(..name_count).unwrap_or_default();
+    let symbol = table::resolve(names).ok_or(STATUS_PATH_DESTINATION_UNKNOWN)?;
+    let indices = indices.get(..index_count).unwrap_or_default();
+    let element = table::element_of(&symbol, indices).ok_or(STATUS_PATH_SEGMENT_ERROR)?;
     Ok((symbol, element))
 }
 

@@ -12,6 +12,17 @@
 //!
 //! (`BoolArr` is not a symbol: a Logix BOOL array is `Bits_N`.)
 //!
+//! Beside the listed table, a controller answers reads of the other
+//! shapes a Logix path can name (not in its tag list, so that clients that
+//! walk the list see the table above only):
+//!
+//! ```text
+//!   TGrid                    T[64,64] (all but BOOL): `DintGrid[3,7]`, row-major
+//!   Motor_0 .. Motor_63      a structure: Speed REAL, Starts DINT, Load LREAL
+//!                            (`Motor_5.Speed`, `Motor_5.Starts.9`)
+//!   Program:Main.X           every X above in the program `Main`, values of its own
+//! ```
+//!
 //! The counter is the device's count of answered data requests (its low
 //! byte): every read of one answer sees the same counter, the next answer
 //! the next one. Per element a 64-bit hash `h` of (device, symbol,
@@ -61,6 +72,29 @@ const PER_TYPE: u32 = SCALAR_COUNT + 1;
 /// Instances of the table: the typed symbols, then the BOOL arrays.
 pub const SYMBOL_COUNT: u32 = TYPES.len() as u32 * PER_TYPE + SCALAR_COUNT;
 
+/// The program whose scope holds a copy of every symbol.
+pub const PROGRAM_SCOPE: &[u8] = b"Program:Main";
+/// Rows and columns of every `TGrid`.
+pub const GRID_DIMS: [u32; 2] = [64, 64];
+const _: () = assert!(GRID_DIMS[0] * GRID_DIMS[1] == ARRAY_LEN);
+/// The members of every `Motor_N`, in order.
+pub const MOTOR_MEMBERS: [(&str, CipType); 3] = [
+    ("Speed", CipType::Real),
+    ("Starts", CipType::DInt),
+    ("Load", CipType::LReal),
+];
+/// Instance ids of the unlisted symbols, above the listed table's (their
+/// values hash from the id, so each has values of its own): a grid, a
+/// member, and the program-scoped copy of any symbol.
+const GRID_INSTANCES: u32 = 0x0001_0000;
+const MEMBER_INSTANCES: u32 = 0x0002_0000;
+const PROGRAM_INSTANCES: u32 = 0x0100_0000;
+const _: () = assert!(SYMBOL_COUNT < GRID_INSTANCES);
+const _: () = assert!(GRID_INSTANCES + TYPES.len() as u32 <= MEMBER_INSTANCES);
+const _: () = assert!(MEMBER_INSTANCES + 4 * SCALAR_COUNT < PROGRAM_INSTANCES);
+/// Names a Read Tag path may chain: `Program:Main.Motor_1.Speed`.
+pub const PATH_NAMES_MAX: usize = 3;
+
 /// What a symbol is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
@@ -68,6 +102,8 @@ pub enum Shape {
     Array,
     /// A BOOL array, read as DWORDs.
     Bits,
+    /// A two-dimensional array (`GRID_DIMS`), elements in row-major order.
+    Grid,
 }
 
 /// One symbol of the table.
@@ -86,7 +122,7 @@ impl Symbol {
     pub const fn element_count(&self) -> u32 {
         match self.shape {
             Shape::Scalar => 1,
-            Shape::Array => ARRAY_LEN,
+            Shape::Array | Shape::Grid => ARRAY_LEN,
             Shape::Bits => BITS_LEN / 32,
         }
     }
@@ -114,6 +150,7 @@ impl Symbol {
         let dims = match self.shape {
             Shape::Scalar => 0,
             Shape::Array | Shape::Bits => 0x2000,
+            Shape::Grid => 0x4000,
         };
         let code = match (self.shape, self.data_type) {
             (Shape::Bits, _) => type_code::DWORD,
@@ -132,6 +169,7 @@ impl Symbol {
             Shape::Scalar => write!(cursor, "{type_name}_{}", self.number),
             Shape::Array => write!(cursor, "{type_name}Arr"),
             Shape::Bits => write!(cursor, "Bits_{}", self.number),
+            Shape::Grid => write!(cursor, "{type_name}Grid"),
         };
         cursor.position() as usize
     }
@@ -191,6 +229,79 @@ pub fn lookup(name: &[u8]) -> Option<Symbol> {
     };
     let symbol = symbol_at(position * PER_TYPE + number + 1)?;
     (symbol.shape == shape).then_some(symbol)
+}
+
+/// The symbol a Read Tag path's names (its symbolic segments, in order)
+/// name, listed or not.
+pub fn resolve(names: &[&[u8]]) -> Option<Symbol> {
+    match names {
+        [scope, rest @ ..] if *scope == PROGRAM_SCOPE => {
+            let symbol = resolve_in_scope(rest)?;
+            Some(Symbol {
+                instance: symbol.instance + PROGRAM_INSTANCES,
+                ..symbol
+            })
+        }
+        _ => resolve_in_scope(names),
+    }
+}
+
+/// The names after the scope (the controller's, or the program's).
+fn resolve_in_scope(names: &[&[u8]]) -> Option<Symbol> {
+    match names {
+        [name] => lookup(name).or_else(|| grid(name)),
+        [motor, member] => motor_member(motor, member),
+        _ => None,
+    }
+}
+
+fn grid(name: &[u8]) -> Option<Symbol> {
+    let type_name = std::str::from_utf8(name).ok()?.strip_suffix("Grid")?;
+    let position = type_position(type_name)?;
+    let (data_type, _) = *TYPES.get(position as usize)?;
+    (data_type != CipType::Bool).then_some(Symbol {
+        instance: GRID_INSTANCES + position,
+        data_type,
+        shape: Shape::Grid,
+        number: 0,
+    })
+}
+
+fn motor_member(motor: &[u8], member: &[u8]) -> Option<Symbol> {
+    let number = std::str::from_utf8(motor).ok()?.strip_prefix("Motor_")?;
+    let number = small_number(number)?;
+    let position = MOTOR_MEMBERS
+        .iter()
+        .position(|(name, _)| name.as_bytes() == member)?;
+    let (_, data_type) = *MOTOR_MEMBERS.get(position)?;
+    Some(Symbol {
+        instance: MEMBER_INSTANCES + 4 * number + position as u32,
+        data_type,
+        shape: Shape::Scalar,
+        number,
+    })
+}
+
+/// The element that a path's indices name in `symbol`: none is element 0;
+/// a grid takes two (row, column), any other array one. `None` when the
+/// count of indices does not fit the symbol; an index past the end is
+/// left to the caller's range check (as element `u32::MAX`).
+pub fn element_of(symbol: &Symbol, indices: &[u32]) -> Option<u32> {
+    match (symbol.shape, indices) {
+        (_, []) => Some(0),
+        (Shape::Grid, [row, column]) => {
+            let [rows, columns] = GRID_DIMS;
+            let inside = *row < rows && *column < columns;
+            Some(if inside {
+                row * columns + column
+            } else {
+                u32::MAX
+            })
+        }
+        (Shape::Grid, _) => None,
+        (_, [index]) => Some(*index),
+        _ => None,
+    }
 }
 
 fn type_position(name: &str) -> Option<u32> {

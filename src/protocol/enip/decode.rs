@@ -140,6 +140,87 @@ pub fn decode(
     }
 }
 
+/// An embedded Read Tag reply (its 4-byte header, type code, value) for
+/// a read of one sample of one element, when it is the plain success the
+/// read expects: service 0xCC, general status 0, no extended status, the
+/// read's type code and at least its value's bytes. Writes the sample and
+/// returns its records; `None` for anything else, which the general path
+/// then decodes (and reports).
+pub fn scalar_reply(
+    read: &PlannedRead,
+    reply: &[u8],
+    ts_ns: i64,
+    out: &mut [Sample],
+) -> Option<usize> {
+    let simple = read.samples == 1
+        && read.request_elements == 1
+        && read.shape == Shape::Values
+        && read.data_type != CipType::String;
+    let [service, _reserved, 0, 0, code_lo, code_hi, value @ ..] = reply else {
+        return None;
+    };
+    let ok = simple
+        && *service == READ_TAG_REPLY
+        && u16::from_le_bytes([*code_lo, *code_hi]) == expected_code(read.data_type)
+        && value.len() >= usize::from(read.element_bytes);
+    if !ok {
+        return None;
+    }
+    let scaling = read.scaled.then_some((read.scale, read.value_offset));
+    let (kind, bits) = scalar_bits(read.data_type, scaling, value)?;
+    let slot = out.first_mut()?;
+    *slot = Sample::new(ts_ns, read.tag, Quality::GOOD, kind, bits);
+    Some(1)
+}
+
+/// One value of `data_type` from the front of `v`, as `values` writes it
+/// (scaled to F64 with `scaling`'s `(scale, offset)` when the tag scales).
+#[inline]
+pub(super) fn scalar_bits(
+    data_type: CipType,
+    scaling: Option<(f64, f64)>,
+    v: &[u8],
+) -> Option<(ValueKind, u64)> {
+    fn le<const N: usize>(v: &[u8]) -> Option<[u8; N]> {
+        v.get(..N).and_then(|b| <[u8; N]>::try_from(b).ok())
+    }
+    enum Raw {
+        I(i64),
+        U(u64),
+        F(f64),
+    }
+    let raw = match data_type {
+        CipType::Bool => return Some((ValueKind::Bool, u64::from(*v.first()? != 0))),
+        CipType::SInt => Raw::I(i64::from(*v.first()? as i8)),
+        CipType::Int => Raw::I(i64::from(i16::from_le_bytes(le(v)?))),
+        CipType::DInt => Raw::I(i64::from(i32::from_le_bytes(le(v)?))),
+        CipType::LInt => Raw::I(i64::from_le_bytes(le(v)?)),
+        CipType::USInt => Raw::U(u64::from(*v.first()?)),
+        CipType::UInt => Raw::U(u64::from(u16::from_le_bytes(le(v)?))),
+        CipType::UDInt => Raw::U(u64::from(u32::from_le_bytes(le(v)?))),
+        CipType::ULInt => Raw::U(u64::from_le_bytes(le(v)?)),
+        CipType::Real => Raw::F(f64::from(f32::from_le_bytes(le(v)?))),
+        CipType::LReal => Raw::F(f64::from_le_bytes(le(v)?)),
+        CipType::String => return None,
+    };
+    if let Some((scale, offset)) = scaling {
+        let raw = match raw {
+            Raw::I(i) => i as f64,
+            Raw::U(u) => u as f64,
+            Raw::F(f) => f,
+        };
+        return Some((ValueKind::F64, (raw * scale + offset).to_bits()));
+    }
+    Some(match raw {
+        Raw::I(i) => (ValueKind::I64, i as u64),
+        Raw::U(u) => (ValueKind::U64, u),
+        Raw::F(f) => (ValueKind::F64, f.to_bits()),
+    })
+}
+
+/// The service byte of a Read Tag reply.
+pub(super) const READ_TAG_REPLY: u8 = super::cip::READ_TAG | 0x80;
+
 fn tag_of(read: &PlannedRead, sample: u32) -> TagId {
     TagId(read.tag.0.saturating_add(sample))
 }
@@ -348,4 +429,102 @@ pub fn write_bad(
         };
     }
     written
+}
+
+/// Every type but STRING: what the tests of the value paths go through.
+#[cfg(test)]
+pub(super) const NUMERIC_TYPES: [CipType; 11] = [
+    CipType::Bool,
+    CipType::SInt,
+    CipType::Int,
+    CipType::DInt,
+    CipType::LInt,
+    CipType::USInt,
+    CipType::UInt,
+    CipType::UDInt,
+    CipType::ULInt,
+    CipType::Real,
+    CipType::LReal,
+];
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests index their own fixtures, not wire data
+mod tests {
+    use super::*;
+
+    fn read(data_type: CipType, scaled: bool) -> PlannedRead {
+        PlannedRead {
+            tag: TagId(40),
+            config_index: 0,
+            data_type,
+            shape: Shape::Values,
+            samples: 1,
+            request_elements: 1,
+            element_bytes: crate::protocol::enip::planner::element_bytes(data_type),
+            path: 0..0,
+            scale: if scaled { 0.5 } else { 1.0 },
+            value_offset: if scaled { 3.0 } else { 0.0 },
+            scaled,
+        }
+    }
+
+    /// The general path: type header, type check, decode.
+    fn general(read: &PlannedRead, reply: &[u8], out: &mut [Sample]) -> Option<usize> {
+        let typed = typed_data(reply.get(4..)?)?;
+        let width = element_width(read, &typed)?;
+        Some(decode(read, width, typed.data, 0, 0, 9, out).records)
+    }
+
+    #[test]
+    fn the_scalar_fast_path_writes_what_the_general_path_writes() {
+        for data_type in NUMERIC_TYPES {
+            for scaled in [false, true] {
+                if scaled && data_type == CipType::Bool {
+                    continue;
+                }
+                let read = read(data_type, scaled);
+                let mut reply = vec![0xCC, 0, 0, 0];
+                reply.extend_from_slice(&expected_code(data_type).to_le_bytes());
+                reply.extend((0..read.element_bytes).map(|i| 0x81 + i as u8));
+                let (mut fast, mut slow) = ([Sample::default(); 2], [Sample::default(); 2]);
+                assert_eq!(scalar_reply(&read, &reply, 9, &mut fast), Some(1));
+                assert_eq!(general(&read, &reply, &mut slow), Some(1));
+                assert_eq!(fast, slow, "{data_type:?} scaled {scaled}");
+            }
+        }
+    }
+
+    #[test]
+    fn anything_but_the_plain_success_is_left_to_the_general_path() {
+        let dint = read(CipType::DInt, false);
+        let good = [0xCC, 0, 0, 0, 0xC4, 0, 1, 2, 3, 4];
+        let mut out = [Sample::default(); 2];
+        assert_eq!(scalar_reply(&dint, &good, 9, &mut out), Some(1));
+        let mut refused = good;
+        refused[2] = 0x05;
+        let mut extended = good;
+        extended[3] = 1;
+        let mut other_service = good;
+        other_service[0] = 0xD2;
+        let mut real = good;
+        real[4] = 0xCA;
+        for reply in [
+            &refused[..],
+            &extended,
+            &other_service,
+            &real,
+            &good[..9],
+            &good[..5],
+        ] {
+            assert_eq!(scalar_reply(&dint, reply, 9, &mut out), None, "{reply:?}");
+        }
+        let array = PlannedRead {
+            samples: 2,
+            request_elements: 2,
+            ..dint.clone()
+        };
+        assert_eq!(scalar_reply(&array, &good, 9, &mut out), None);
+        let text = read(CipType::String, false);
+        assert_eq!(scalar_reply(&text, &good, 9, &mut out), None);
+    }
 }

@@ -39,9 +39,14 @@ fn tag(name: &str, address: &str, data_type: CipType, count: u16) -> EnipTag {
     }
 }
 
+/// Plain DINT scalars at the end of the fuzz device.
+const PLAIN_TAGS: usize = 48;
+
 /// The device the session target polls: every type, every shape (bit of
-/// an integer, BOOL array, STRING, scaled), and an array too large for one
-/// reply at its 500-byte connection.
+/// an integer, BOOL array, STRING, scaled), an array too large for one
+/// reply at its 500-byte connection, and after it a packet of plain values
+/// only, which the session decodes through its compiled layout
+/// (`layout.rs`) when the reply is the usual one.
 pub fn fuzz_device() -> DeviceConfig {
     let mut tags = vec![
         tag("dint", "Counter", CipType::DInt, 1),
@@ -59,7 +64,10 @@ pub fn fuzz_device() -> DeviceConfig {
         tag("bool", "Running", CipType::Bool, 1),
         tag("int", "I", CipType::Int, 3),
         tag("wave", "Wave", CipType::Real, 200),
+        tag("zones", "Zones", CipType::DInt, 4),
     ];
+    // Enough plain scalars that the last packet holds nothing else.
+    tags.extend((0..PLAIN_TAGS).map(|i| tag(&format!("p{i}"), &format!("P{i}"), CipType::DInt, 1)));
     for t in &mut tags {
         if t.name == "lint" {
             (t.scale, t.offset) = (0.5, 1.0);
@@ -668,6 +676,15 @@ pub fn fuzz_responder() -> Responder {
     );
     let wave: Vec<u8> = (0..200).flat_map(|i| (i as f32).to_le_bytes()).collect();
     r.serve("Wave", type_code::REAL, 4, wave);
+    r.serve("Zones", type_code::DINT, 4, le(&[1, 2, 3, 4]));
+    for i in 0..PLAIN_TAGS {
+        r.serve(
+            &format!("P{i}"),
+            type_code::DINT,
+            4,
+            (3 * i as i32).to_le_bytes().to_vec(),
+        );
+    }
     r
 }
 

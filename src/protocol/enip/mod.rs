@@ -15,7 +15,8 @@
 //! ```
 //!
 //! The parts: `planner` (tags to requests, near-minimal packing, argued
-//! there), `decode` (reply data to samples in place), `session` (the state
+//! there), `decode` (reply data to samples in place), `layout` (a packet of
+//! plain scalars compiled into its usual reply), `session` (the state
 //! machine on the protocol seam), `notice` (one-line operator notices),
 //! `symbols` (the tag list `millrace discover` reads), `discover` (the
 //! requests and paging of that list), `fuzz` (entry points
@@ -32,6 +33,7 @@ pub mod discover;
 pub mod encap;
 mod error;
 pub mod fuzz;
+mod layout;
 pub mod limits;
 mod notice;
 pub mod planner;

@@ -28,6 +28,7 @@ use super::cip::{
 use super::decode::{self, element_width, typed_data, write_bad};
 use super::encap::{self, Frame, Framer, CONNECTED_OVERHEAD_BYTES, UNCONNECTED_OVERHEAD_BYTES};
 use super::error::{EnipError, Step};
+use super::layout::MspLayout;
 use super::limits::{CONNECTION_SIZE_SMALL, ENCAP_HEADER_BYTES, INFLIGHT_MAX};
 use super::notice::{EnipNotice, Notices, ShortText};
 use super::planner::{plan_device, Plan, PlanError, PlannedRequest, RequestKind};
@@ -115,6 +116,12 @@ pub struct EnipSession {
     /// `plans[0]` for the size asked, `plans[1]` for the Forward Open
     /// fallback (the same plan when no fallback exists).
     plans: [Plan; 2],
+    /// Each plan's requests encoded once (their CIP bytes never change):
+    /// a cycle copies them behind the encapsulation and sequence count.
+    encoded: [EncodedRequests; 2],
+    /// Per plan, per request: its usual reply compiled (`layout`), for
+    /// packets of plain scalars.
+    layouts: [Vec<Option<MspLayout>>; 2],
     active: usize,
     samples_per_frame_max: usize,
     request_bytes_max: usize,
@@ -171,6 +178,11 @@ impl EnipSession {
             large.clone()
         };
         let plans = [large, small];
+        let encoded = [
+            EncodedRequests::of(&plans[0]),
+            EncodedRequests::of(&plans[1]),
+        ];
+        let layouts = [MspLayout::of_plan(&plans[0]), MspLayout::of_plan(&plans[1])];
         let samples_per_frame_max = plans
             .iter()
             .map(Plan::records_per_request_max)
@@ -187,6 +199,8 @@ impl EnipSession {
         let mut session = EnipSession {
             request_bytes_max: 0,
             plans,
+            encoded,
+            layouts,
             active: 0,
             samples_per_frame_max,
             labels,
@@ -387,12 +401,11 @@ impl EnipSession {
                 })
             }
             Outstanding::Request(index) => {
-                let Some(request) = plan.requests.get(index as usize) else {
+                let encoded = active_plan(&self.encoded, self.active);
+                let Some(cip) = encoded.get(index as usize) else {
                     return 0;
                 };
-                encap::send_unit_data(buf, session, id, sequence, |w| {
-                    write_planned(w, plan, request);
-                })
+                encap::send_unit_data(buf, session, id, sequence, |w| w.bytes(cip))
             }
         }
     }
@@ -602,6 +615,27 @@ impl EnipSession {
                 return Ok(written);
             }
         }
+        if let Outstanding::Request(request) = what {
+            let layouts = active_plan(&self.layouts, self.active);
+            let compiled = layouts.get(request as usize).and_then(Option::as_ref);
+            let planned = active_plan(&self.plans, self.active)
+                .reads
+                .get(reads.clone());
+            if let (Some(layout), Some(planned)) = (compiled, planned) {
+                if let Some(written) = layout.decode(planned, reply.data, ts_ns, out) {
+                    let done = planned.iter().map(|r| Progress {
+                        elements: u32::from(r.request_elements),
+                        samples: r.samples,
+                    });
+                    if let Some(progress) = self.progress.get_mut(reads.clone()) {
+                        for (p, done) in progress.iter_mut().zip(done) {
+                            *p = done;
+                        }
+                    }
+                    return Ok(written);
+                }
+            }
+        }
         let count = reads.len() as u16;
         let replies = match MspReplies::parse(reply.data, count) {
             Ok(replies) => replies,
@@ -616,9 +650,22 @@ impl EnipSession {
         // 0x00 overall while one inside failed.
         let mut written = 0;
         for (position, index) in reads.clone().enumerate() {
-            let embedded = parse_reply(replies.get(position as u16))
-                .and_then(|r| r.expect(READ_TAG).map(|()| r));
+            let bytes = replies.get(position as u16);
             let slot = out.get_mut(written..).unwrap_or_default();
+            if let (Some(read), Some(progress)) = (
+                active_plan(&self.plans, self.active).reads.get(index),
+                self.progress.get_mut(index),
+            ) {
+                if let Some(records) = decode::scalar_reply(read, bytes, ts_ns, slot) {
+                    *progress = Progress {
+                        elements: 1,
+                        samples: read.samples,
+                    };
+                    written += records;
+                    continue;
+                }
+            }
+            let embedded = parse_reply(bytes).and_then(|r| r.expect(READ_TAG).map(|()| r));
             match embedded {
                 Ok(embedded) => written += self.read_reply(index, &embedded, ts_ns, slot),
                 Err(error) => {
@@ -814,12 +861,46 @@ const fn is_route_refusal(general: u8, extended: u16) -> bool {
 /// `plans[active]`: 0 the size asked for, anything else the fallback. A
 /// free function so that a caller may borrow the plan and another field of
 /// the session at once.
-fn active_plan(plans: &[Plan; 2], active: usize) -> &Plan {
+fn active_plan<T>(plans: &[T; 2], active: usize) -> &T {
     let [asked, fallback] = plans;
     if active == 0 {
         asked
     } else {
         fallback
+    }
+}
+
+/// A plan's requests as CIP bytes, back to back.
+#[derive(Clone, Debug, Default)]
+struct EncodedRequests {
+    bytes: Vec<u8>,
+    /// `None` for a request that did not fit its scratch buffer: never
+    /// sent, as a request too long to write is not.
+    spans: Vec<Option<std::ops::Range<usize>>>,
+}
+
+impl EncodedRequests {
+    fn of(plan: &Plan) -> Self {
+        let mut encoded = EncodedRequests::default();
+        // A request fits its connection's message (the planner's rule);
+        // twice that is room a miscount would show in, as a short request.
+        let mut scratch = vec![0u8; 2 * plan.message_bytes.max(64)];
+        for request in &plan.requests {
+            let mut w = Writer::new(&mut scratch);
+            write_planned(&mut w, plan, request);
+            let (n, whole) = (w.len(), !w.overflowed());
+            let start = encoded.bytes.len();
+            encoded
+                .bytes
+                .extend_from_slice(scratch.get(..n).unwrap_or_default());
+            encoded.spans.push(whole.then_some(start..start + n));
+        }
+        encoded
+    }
+
+    fn get(&self, request: usize) -> Option<&[u8]> {
+        let span = self.spans.get(request)?.clone()?;
+        self.bytes.get(span)
     }
 }
 
