@@ -11,6 +11,7 @@
 mod common;
 mod enip_support;
 
+use common::free_port;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -19,14 +20,6 @@ use std::time::{Duration, Instant};
 
 use enip_support::{python, wait_listening, Peer};
 use millrace::kdb::{RowRecorder, Tickerplant, TickerplantOptions};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn discover(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_millrace"))

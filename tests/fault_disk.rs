@@ -17,9 +17,13 @@ use fault_proc_support::*;
 
 const DISK_BYTES: u64 = 2 << 20;
 
-/// Writes pages until the file system refuses; returns the bytes written.
+/// Appends pages until the file system refuses; returns the bytes written.
 fn fill(path: &std::path::Path) -> u64 {
-    let mut file = std::fs::File::create(path).expect("create the filler");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open the filler");
     let page = [0xA5u8; 4096];
     let mut written = 0u64;
     for _ in 0..(DISK_BYTES / 4096 + 1) {
@@ -63,8 +67,17 @@ fn a_full_disk_blocks_polling_then_drains_when_kdb_returns() {
     );
     assert!(run.log_text().contains("disk full"), "{}", run.log_text());
     // Someone else takes the last pages too.
-    let filler = fill(&fs.path.join("filler"));
-    assert!(fs.free_bytes() < 4096, "free {}", fs.free_bytes());
+    // The WAL may still hold pages of a segment it could not finish and let
+    // them go a moment later: top the filler up until the disk is full.
+    let mut filler = 0;
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            filler += fill(&fs.path.join("filler"));
+            fs.free_bytes() < 4096
+        }),
+        "free {}",
+        fs.free_bytes()
+    );
     let m = |name: &str| metric(&metrics, name).unwrap_or(-1.0);
     assert!(
         wait_until(Duration::from_secs(30), || {

@@ -6,6 +6,7 @@
 mod common;
 mod kdb_support;
 
+use common::free_port;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -170,14 +171,6 @@ fn kdbplus_client_to_standin() {
         q.shutdown().await.unwrap();
     });
     assert_eq!(tp.stop(), [("plc".to_string(), 7)]);
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

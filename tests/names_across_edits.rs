@@ -58,6 +58,7 @@
 mod common;
 mod names_support;
 
+use common::free_port;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -100,15 +101,6 @@ fn plant_farm() -> &'static (FarmHandle, Emitted) {
         let emitted = Emitted::new(farm.ports());
         (farm, emitted)
     })
-}
-
-/// A port nothing listens on (until a peer binds it): kdb+ is down.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn stand_in(addr: &str, journal: &Path) -> Tickerplant {

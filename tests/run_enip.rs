@@ -83,7 +83,7 @@ fn expected() -> BTreeMap<String, f64> {
 #[test]
 fn every_type_reaches_the_stand_in_by_name_with_the_string_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let port = reader_port();
+    let port = common::free_port();
     let _peer = enip_support::start(port);
     let recorder = Arc::new(Mutex::new(RowRecorder::new(1_000_000)));
     let options = TickerplantOptions {
@@ -153,13 +153,4 @@ fn every_type_reaches_the_stand_in_by_name_with_the_string_whole() {
             }
         }
     }
-}
-
-/// A free port for the peer.
-fn reader_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -14,6 +14,7 @@
 mod common;
 mod enip_support;
 
+use common::free_port;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -22,14 +23,6 @@ use std::time::{Duration, Instant};
 
 use enip_support::{python, start_with, wait_listening, Peer};
 use millrace::kdb::{RowRecorder, Tickerplant, TickerplantOptions};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A device of the config: name, port, `path`, `connection_size` line.
 struct Device<'a> {

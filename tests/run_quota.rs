@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 use millrace::farm::{self, EmitOptions, Farm, FarmOptions};
 use millrace::kdb::{SeqRecorder, Tickerplant, TickerplantOptions};
 
-/// A port that was free a moment ago, for a kdb+ that is not there yet.
+/// A port for a kdb+ that is not there yet (comes up later on it).
 fn free_port_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
+    format!("127.0.0.1:{}", common::free_port())
 }
 
 fn write_plant(dir: &Path, sink: &str, when_full: &str, farm_ports: &[u16]) -> std::path::PathBuf {

@@ -242,11 +242,7 @@ fn check_peer_row(row: &Row, want: &Want, version: Snap7) {
 
 fn every_type_through_run(version: Snap7) {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let _peer = start(version, port, 0, 64);
     let journal = dir.path().join("plc.log");
     let (tp, recorder) = stand_in(&journal);

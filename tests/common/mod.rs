@@ -32,6 +32,30 @@ pub fn peer_python() -> PathBuf {
     path
 }
 
+/// A loopback port that nothing listens on now, for a peer, a stand-in or a
+/// kdb+ that a test starts on it later (or leaves down for a while).
+///
+/// Not one the kernel hands out for port 0 or as a connection's source port
+/// (32768-60999 by default): between this call and the bind, a test beside
+/// this one that binds port 0 or connects somewhere could be given the same
+/// port, and this test's peer would then fail to bind, or its client would
+/// talk to the other test's server. Ports are taken in turn from a block of
+/// 20000-31999 chosen by the process id (test binaries of a workspace run
+/// one after another, but other programs may hold ports), each checked free
+/// when taken.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 24) as u16 * 500;
+    for _ in 0..500 {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 500;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {base}..{}", base + 500)
+}
+
 /// Sends `sig` with kill(1): no unsafe libc call in tests.
 pub fn signal(pid: u32, sig: i32) {
     let status = Command::new("kill")

@@ -198,11 +198,5 @@ pub fn drain(consumer: &mut ring::Consumer, into: &mut Vec<Sample>) {
 }
 
 #[allow(unused_imports)] // each test file uses a different part
-pub use crate::common::peer_python;
+pub use crate::common::{free_port, peer_python};
 
-/// A port that was free a moment ago (for peers that cannot bind port 0
-/// and report it).
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local addr").port()
-}
