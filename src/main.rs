@@ -55,7 +55,8 @@ enum Command {
         #[arg(long)]
         keep: Option<PathBuf>,
         /// What the simulated devices speak: modbus, s7, mixed (half
-        /// and half), or ethernet-ip (simulated Logix controllers).
+        /// and half), ethernet-ip (simulated Logix controllers), or opcua
+        /// (OPC UA servers changing every variable once per poll interval).
         #[arg(long, default_value = "modbus", value_parser = millrace::farm::FarmProtocol::parse)]
         protocol: millrace::farm::FarmProtocol,
     },
@@ -153,18 +154,24 @@ enum Command {
         tls_server_name: Option<String>,
     },
     /// List a controller's tags as a tag CSV that `tags_csv` accepts
-    /// (EtherNet/IP: a Logix controller's tag list; OPC UA is not built).
+    /// (EtherNet/IP: a Logix controller's tag list; OPC UA: the variables
+    /// of a server's address space).
     Discover {
         /// `ethernet-ip` or `opcua`.
         #[arg(long, value_parser = ["ethernet-ip", "opcua"])]
         protocol: String,
-        /// The controller, `host` or `host:port` (port 44818 if none).
+        /// The controller, `host` or `host:port` (port 44818 if none); for
+        /// OPC UA the server's `opc.tcp://host[:port]/` URL.
         address: String,
         /// The route to the controller, as a device's `path` key: "1,0"
         /// for backplane slot 0; empty (the default) for a Micro800 or a
         /// CompactLogix reached directly.
         #[arg(long, default_value = "")]
         path: String,
+        /// OPC UA: the NodeId to browse from (default: the Objects folder),
+        /// e.g. "ns=2;s=Line1".
+        #[arg(long)]
+        node: Option<String>,
         /// Where the tag CSV goes (default: stdout, the summary then goes
         /// to stderr).
         #[arg(long)]
@@ -176,10 +183,35 @@ enum Command {
         #[arg(long, default_value_t = 5000)]
         timeout_ms: u64,
     },
+    /// OPC UA tools.
+    Opcua {
+        #[command(subcommand)]
+        command: OpcuaCommand,
+    },
     /// Inspect a write-ahead log directory.
     Wal {
         #[command(subcommand)]
         command: WalCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OpcuaCommand {
+    /// Make a self-signed application instance certificate (DER) and key
+    /// (PEM) for secure channels: DIR/own/cert.der, DIR/own/key.pem, and
+    /// the trust list DIR/trusted with DIR/rejected beside it.
+    MakeCert {
+        /// The application URI millrace presents (its `application_uri`),
+        /// e.g. urn:millrace:edge1.
+        #[arg(long)]
+        uri: String,
+        /// The PKI directory to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// A host name or IP address of this machine to put in the
+        /// certificate (repeat for more; localhost is always in).
+        #[arg(long)]
+        host: Vec<String>,
     },
 }
 
@@ -235,10 +267,33 @@ fn main() -> ExitCode {
             protocol,
             address,
             path,
+            node,
             out,
             prefix,
             timeout_ms,
-        } => discover(&protocol, address, &path, out, prefix, timeout_ms),
+        } => {
+            let timeout = std::time::Duration::from_millis(timeout_ms.max(1));
+            let to_stdout = out.is_none();
+            let summary = if protocol == "opcua" {
+                discover_opcua(address, node, out, prefix, timeout)
+            } else {
+                discover_enip(address, &path, out, prefix, timeout)
+            };
+            match summary {
+                Ok(summary) if to_stdout => {
+                    eprint!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Ok(summary) => {
+                    let _ = std::io::Write::write_all(&mut std::io::stdout(), summary.as_bytes());
+                    ExitCode::SUCCESS
+                }
+                Err(code) => code,
+            }
+        }
+        Command::Opcua {
+            command: OpcuaCommand::MakeCert { uri, out, host },
+        } => make_cert(&uri, &out, &host),
         Command::CheckConfig { file } => match millrace::config::load(&file) {
             Ok(config) => {
                 // A closed stdout (`| head`) is not a failed check: ignore it.
@@ -400,53 +455,81 @@ fn wal_inspect(dir: &std::path::Path, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `millrace discover`: the CSV to `--out` (or stdout), the summary to
-/// stdout (or stderr when the CSV took stdout).
-fn discover(
-    protocol: &str,
+/// `millrace opcua make-cert`: what it wrote and the keys that use it.
+fn make_cert(uri: &str, out: &std::path::Path, hosts: &[String]) -> ExitCode {
+    match millrace::app::opcua_cert::make_cert(uri, out, hosts) {
+        Ok(made) => {
+            println!(
+                "wrote {} (certificate, application URI {uri})\nwrote {} (private key: keep it \
+                 private)\ncreated {} (trust list: put the server certificates here) and {}\n\n\
+                 In the device's configuration (paths relative to the configuration file):\n\
+                 security_policy = \"Basic256Sha256\"\nsecurity_mode = \"SignAndEncrypt\"\n\
+                 application_uri = \"{uri}\"\ncertificate = \"{}\"\nprivate_key = \"{}\"\n\
+                 trusted_certs = \"{}\"\n\nThen trust {} on the OPC UA server.",
+                made.certificate.display(),
+                made.private_key.display(),
+                made.trusted.display(),
+                made.rejected.display(),
+                made.certificate.display(),
+                made.private_key.display(),
+                made.trusted.display(),
+                made.certificate.display(),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("millrace opcua make-cert: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `millrace discover --protocol ethernet-ip`: the summary, or the exit
+/// code after saying why not.
+fn discover_enip(
     address: String,
     path: &str,
     out: Option<PathBuf>,
     prefix: String,
-    timeout_ms: u64,
-) -> ExitCode {
-    if protocol != "ethernet-ip" {
-        eprintln!(
-            "millrace discover: reading the address space of an OPC UA server is not built \
-             yet, so nothing was read from {address}. Write the tags by hand as [[device.tag]] \
-             tables or a tags_csv file (docs/configuration.md)."
-        );
-        return ExitCode::from(1);
-    }
-    let route = match millrace::config::parse_enip_route(path) {
-        Ok(route) => route,
-        Err(e) => {
-            eprintln!("millrace discover: --path \"{path}\": {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let to_stdout = out.is_none();
+    timeout: std::time::Duration,
+) -> Result<String, ExitCode> {
+    let route = millrace::config::parse_enip_route(path).map_err(|e| {
+        eprintln!("millrace discover: --path \"{path}\": {e}");
+        ExitCode::from(2)
+    })?;
     let args = millrace::app::discover::DiscoverArgs {
         address,
         route,
         out,
         prefix,
-        timeout: std::time::Duration::from_millis(timeout_ms.max(1)),
+        timeout,
     };
-    match millrace::app::discover::run(&args) {
-        Ok(summary) if to_stdout => {
-            eprint!("{summary}");
-            ExitCode::SUCCESS
-        }
-        Ok(summary) => {
-            let _ = std::io::Write::write_all(&mut std::io::stdout(), summary.as_bytes());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("millrace discover: {e}");
-            ExitCode::from(1)
-        }
-    }
+    millrace::app::discover::run(&args).map_err(|e| {
+        eprintln!("millrace discover: {e}");
+        ExitCode::from(1)
+    })
+}
+
+/// `millrace discover --protocol opcua`: the summary, or the exit code
+/// after saying why not.
+fn discover_opcua(
+    url: String,
+    node: Option<String>,
+    out: Option<PathBuf>,
+    prefix: String,
+    timeout: std::time::Duration,
+) -> Result<String, ExitCode> {
+    let args = millrace::opcua::discover::DiscoverArgs {
+        url,
+        node,
+        out,
+        prefix,
+        timeout,
+    };
+    millrace::opcua::discover::run(&args).map_err(|e| {
+        eprintln!("millrace discover: {e}");
+        ExitCode::from(1)
+    })
 }
 
 /// `millrace plan`: plans, writes, and prints one line per gateway.

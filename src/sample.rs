@@ -53,6 +53,7 @@ impl TagId {
 /// | `0x800A_0000` | bad: the request timed out (Bad_Timeout) |
 /// | `0x8007_0000` | bad: the answer could not be decoded (Bad_DecodingError) |
 /// | `0x8074_0000` | bad: the device sent a value of another type (Bad_TypeMismatch) |
+/// | `0x8037_0000` | bad: an array tag's element the value did not have (Bad_IndexRangeNoData) |
 /// | `0x4090_0000` | uncertain: last usable value (Uncertain_LastUsableValue) |
 /// | `0xA100_00cc` | bad: Modbus exception code `cc` |
 /// | `0xA200_00rr` | bad: S7 item return code `rr` (0x05 address out of range, 0x0A object does not exist, ...) |
@@ -89,6 +90,9 @@ impl Quality {
     pub const DECODE_ERROR: Quality = Quality(0x8007_0000);
     pub const TYPE_MISMATCH: Quality = Quality(0x8074_0000);
     pub const STALE: Quality = Quality(0x4090_0000);
+    /// An element of an array tag the value did not have (OPC UA
+    /// Bad_IndexRangeNoData).
+    pub const NO_SUCH_ELEMENT: Quality = Quality(0x8037_0000);
 
     const SEVERITY_MASK: u32 = 0xC000_0000;
     const BAD_BITS: u32 = 0x8000_0000;

@@ -932,19 +932,27 @@ fn enip_errors_name_the_key_and_say_what_to_write() {
 }
 
 #[test]
-fn discover_of_opcua_says_plainly_that_it_is_not_built() {
-    // EtherNet/IP discovery is built: tests/discover_enip.rs.
-    let output = Command::new(env!("CARGO_BIN_EXE_millrace"))
-        .args(["discover", "--protocol", "opcua", "10.0.0.8"])
-        .output()
-        .expect("run millrace");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(output.stdout.is_empty());
-    assert!(
-        stderr.starts_with("millrace discover: reading "),
-        "{stderr}"
-    );
-    assert!(stderr.contains("is not built yet, so nothing was read from 10.0.0.8"));
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+fn discover_of_opcua_says_what_is_wrong_with_the_url_or_the_node() {
+    // Discovery itself: tests/discover_opcua.rs and tests/discover_enip.rs.
+    for (args, said) in [
+        (
+            ["10.0.0.8", "--node", "i=85"],
+            "millrace discover: `10.0.0.8`: `10.0.0.8` is not a URL: write `opc.tcp://10.0.0.8`",
+        ),
+        (
+            ["opc.tcp://127.0.0.1:1/", "--node", "ns=2;x=1"],
+            "millrace discover: --node `ns=2;x=1`: `x=1` is not an identifier",
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_millrace"))
+            .args(["discover", "--protocol", "opcua"])
+            .args(args)
+            .output()
+            .expect("run millrace");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(output.stdout.is_empty());
+        assert!(stderr.starts_with(said), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
 }

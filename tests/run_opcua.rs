@@ -14,24 +14,18 @@
 //! `NO_CONNECTION` rows for the gap.
 
 mod common;
+mod opcua_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use millrace::kdb::decode::decode_prefix;
-use millrace::kdb::journal::JOURNAL_HEADER_SIZE;
-use millrace::kdb::types::{Atom, Data, K};
-use millrace::kdb::{DecodeLimits, RowRecorder, Tickerplant, TickerplantOptions};
+use millrace::kdb::{RowRecorder, Tickerplant, TickerplantOptions};
 use millrace::sample::Quality;
 
 /// The server's T0 (2026-01-01T00:00:00Z) in UNIX seconds.
 const T0_UNIX_S: i64 = 1_767_225_600;
-/// kdb+ timestamps count from 2000-01-01.
-const KDB_EPOCH_UNIX_S: i64 = 946_684_800;
 /// The first tick after the restart.
 const RESTART_K: i64 = 100_000;
 /// The server's tags and their types in the configuration.
@@ -76,81 +70,8 @@ fn value_at(name: &str, k: i64) -> f64 {
     }
 }
 
-/// The server, its stdout lines gathered; killed and reaped on drop.
-struct Peer {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn python() -> PathBuf {
-    let path = std::env::var_os("MILLRACE_ASYNCUA_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/asyncua-2.1.0-venv/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "the asyncua Python {} is missing: run scripts/setup-peers.sh (tests never skip a peer)",
-        path.display()
-    );
-    path
-}
-
-/// Starts the server with ticks from `first` and waits until it serves.
-fn start_peer(port: u16, first: i64) -> Peer {
-    start_peer_with(port, first, &[])
-}
-
-/// `start_peer` with more arguments (`user:password`).
-fn start_peer_with(port: u16, first: i64, more: &[&str]) -> Peer {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/opcua_support/server.py");
-    let mut child = Command::new(python())
-        .arg(script)
-        .args([port.to_string(), first.to_string()])
-        .args(more)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the asyncua peer");
-    let stdout = child.stdout.take().expect("the peer's stdout");
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let gathered = Arc::clone(&lines);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            gathered.lock().unwrap().push(line);
-        }
-    });
-    let mut peer = Peer { child, lines };
-    // Building the standard address space takes asyncua a while on a busy
-    // machine: a generous bound, never a timing assertion.
-    let ready = common::wait_until(Duration::from_secs(300), || {
-        peer.lines.lock().unwrap().iter().any(|l| l == "ready")
-            || peer.child.try_wait().ok().flatten().is_some()
-    });
-    let up = peer.lines.lock().unwrap().iter().any(|l| l == "ready");
-    assert!(ready && up, "the asyncua peer did not start (port {port})");
-    peer
-}
-
 fn write_config(dir: &Path, port: u16, tp: &str) -> PathBuf {
-    let mut text = format!(
-        "[metrics]\nlisten = \"off\"\n\n\
-         [wal]\ndir = \"wal\"\nsegment_size = \"64KiB\"\nquota = \"64MiB\"\n\
-         commit_interval = \"5ms\"\n\n\
-         [[sink]]\nname = \"tp\"\nkind = \"kdb\"\naddress = \"{tp}\"\ntable = \"plc\"\n\
-         time_type = \"timestamp\"\n\
-         columns = [\"time\", \"sym\", \"device\", \"value\", \"quality\", \"seq\", \"text\"]\n\
-         batch_rows = 100\nbatch_age = \"5ms\"\n"
-    );
+    let mut text = opcua_support::config_head(tp);
     for (device, mode) in [
         (
             "sub",
@@ -174,99 +95,6 @@ fn write_config(dir: &Path, port: u16, tp: &str) -> PathBuf {
     path
 }
 
-/// One row of the journal.
-#[derive(Debug)]
-struct Row {
-    unix_ns: i64,
-    sym: String,
-    value: f64,
-    quality: u32,
-    seq: i64,
-    text: String,
-}
-
-/// Every row of the stand-in's journal: `(`upd; `plc; columns)` chunks,
-/// the columns in the configured order (a one-row update as atoms).
-fn journal_rows(path: &Path) -> Vec<Row> {
-    let bytes = std::fs::read(path).unwrap();
-    let limits = DecodeLimits::default();
-    let mut at = JOURNAL_HEADER_SIZE;
-    let mut rows = Vec::new();
-    while at < bytes.len() {
-        let (chunk, used) = decode_prefix(&bytes[at..], true, &limits).expect("a journal chunk");
-        at += used;
-        let K::List { items, .. } = chunk else {
-            panic!("chunk {chunk:?}")
-        };
-        let K::List { items: columns, .. } = &items[2] else {
-            panic!("columns {:?}", items[2])
-        };
-        let n = match &columns[0] {
-            K::Vector { data, .. } => data.len(),
-            _ => 1,
-        };
-        for i in 0..n {
-            let long = |c: &K| match c {
-                K::Vector {
-                    data: Data::Longs(v),
-                    ..
-                } => v[i],
-                K::Atom {
-                    value: Atom::Long(v),
-                    ..
-                } => *v,
-                other => panic!("long column {other:?}"),
-            };
-            let sym = match &columns[1] {
-                K::Vector {
-                    data: Data::Symbols(s),
-                    ..
-                } => s.get(i).unwrap().to_vec(),
-                K::Atom {
-                    value: Atom::Symbol(s),
-                    ..
-                } => s.clone(),
-                other => panic!("sym column {other:?}"),
-            };
-            let value = match &columns[3] {
-                K::Vector {
-                    data: Data::Floats(v),
-                    ..
-                } => v[i],
-                K::Atom {
-                    value: Atom::Float(v),
-                    ..
-                } => *v,
-                other => panic!("value column {other:?}"),
-            };
-            let quality = match &columns[4] {
-                K::Vector {
-                    data: Data::Ints(v),
-                    ..
-                } => v[i],
-                K::Atom {
-                    value: Atom::Int(v),
-                    ..
-                } => *v,
-                other => panic!("quality column {other:?}"),
-            };
-            let text = match &columns[6] {
-                K::List { items, .. } => items[i].as_chars().unwrap_or(&[]).to_vec(),
-                single => single.as_chars().unwrap_or(&[]).to_vec(),
-            };
-            rows.push(Row {
-                unix_ns: long(&columns[0]) + KDB_EPOCH_UNIX_S * 1_000_000_000,
-                sym: String::from_utf8(sym).unwrap(),
-                value,
-                quality: quality as u32,
-                seq: long(&columns[5]),
-                text: String::from_utf8(text).unwrap(),
-            });
-        }
-    }
-    rows
-}
-
 /// Distinct ticks seen per sym, before and after the restart.
 fn ticks(recorder: &Mutex<RowRecorder>) -> usize {
     recorder.lock().unwrap().rows.len()
@@ -275,25 +103,15 @@ fn ticks(recorder: &Mutex<RowRecorder>) -> usize {
 #[test]
 fn values_source_times_and_statuses_arrive_whole_and_a_server_restart_is_survived() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut peer = start_peer(port, 0);
-    let recorder = Arc::new(Mutex::new(RowRecorder::new(10_000_000)));
-    let journal = dir.path().join("tp.log");
-    let options = TickerplantOptions {
-        recorder: Some(recorder.clone()),
-        journal: Some(journal.clone()),
-        ..Default::default()
-    };
-    let tp = Tickerplant::bind("127.0.0.1:0", options).unwrap();
+    let port = opcua_support::free_port();
+    let mut peer = opcua_support::start_peer(port, 0);
+    let opcua_support::StandIn {
+        tp,
+        recorder,
+        journal,
+    } = opcua_support::stand_in(dir.path());
     let config = write_config(dir.path(), port, &tp.local_addr().to_string());
-    let mut run = Command::new(env!("CARGO_BIN_EXE_millrace"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
-        .spawn()
-        .expect("start millrace run");
+    let mut run = opcua_support::spawn_run(&config, &dir.path().join("stderr.log"));
     let stderr = || std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
     let syms: Vec<String> = ["sub", "poll"]
         .iter()
@@ -332,7 +150,7 @@ fn values_source_times_and_statuses_arrive_whole_and_a_server_restart_is_survive
         "no rows without a value while the server was down\n{}",
         stderr()
     );
-    peer = start_peer(port, RESTART_K);
+    peer = opcua_support::start_peer(port, RESTART_K);
     let after = |r: &RowRecorder, sym: &str| {
         r.rows
             .iter()
@@ -372,7 +190,7 @@ fn values_source_times_and_statuses_arrive_whole_and_a_server_restart_is_survive
     drop(peer);
     tp.stop();
 
-    let rows = journal_rows(&journal);
+    let rows = opcua_support::journal_rows(&journal);
     assert!(!rows.is_empty());
     let mut seqs = BTreeSet::new();
     let mut ticks_by_sym: BTreeMap<&str, BTreeSet<i64>> = BTreeMap::new();
@@ -433,8 +251,8 @@ fn values_source_times_and_statuses_arrive_whole_and_a_server_restart_is_survive
 fn a_user_name_identity_is_accepted_and_a_wrong_password_is_said() {
     for (password, accepted) in [("feed-pw-1", true), ("not-the-pw", false)] {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let _peer = start_peer_with(port, 0, &["feed:feed-pw-1"]);
+        let port = opcua_support::free_port();
+        let _peer = opcua_support::start_peer_with(port, 0, &["feed:feed-pw-1"]);
         let recorder = Arc::new(Mutex::new(RowRecorder::new(1_000_000)));
         let options = TickerplantOptions {
             recorder: Some(recorder.clone()),
@@ -455,14 +273,7 @@ fn a_user_name_identity_is_accepted_and_a_wrong_password_is_said() {
         );
         let path = dir.path().join("plant.toml");
         std::fs::write(&path, config).unwrap();
-        let mut run = Command::new(env!("CARGO_BIN_EXE_millrace"))
-            .args(["run", "--config"])
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
-            .spawn()
-            .expect("start millrace run");
+        let mut run = opcua_support::spawn_run(&path, &dir.path().join("stderr.log"));
         let log = || std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
         let valued = |r: &RowRecorder| r.rows.iter().filter(|(_, _, v, _)| !v.is_nan()).count();
         if accepted {
@@ -492,25 +303,19 @@ fn a_user_name_identity_is_accepted_and_a_wrong_password_is_said() {
 }
 
 /// More tags than the stack decodes in one array (1,000): a subscription
-/// and a poll of 1,100 each deliver every tag's value.
+/// and a poll of 1,100 each deliver every tag's value. The server refuses
+/// the first CreateMonitoredItems request whole: the subscription asks
+/// again, says so once, and marks the chunk's tags with the refusal.
 #[test]
 fn a_device_of_more_tags_than_one_request_takes_gets_every_value() {
     const MANY: usize = 1100;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _peer = start_peer_with(port, 0, &[&format!("many={MANY}")]);
-    let recorder = Arc::new(Mutex::new(RowRecorder::new(10_000_000)));
-    let options = TickerplantOptions {
-        recorder: Some(recorder.clone()),
-        ..Default::default()
-    };
-    let tp = Tickerplant::bind("127.0.0.1:0", options).unwrap();
-    let mut config = format!(
-        "[metrics]\nlisten = \"off\"\n\n[wal]\ndir = \"wal\"\n\n\
-         [[sink]]\nname = \"tp\"\nkind = \"kdb\"\naddress = \"{}\"\ntable = \"plc\"\n\
-         batch_rows = 1000\nbatch_age = \"5ms\"\n",
-        tp.local_addr()
-    );
+    let port = opcua_support::free_port();
+    let many = format!("many={MANY}");
+    let _peer = opcua_support::start_peer_with(port, 0, &[&many, "refuse-monitor=1"]);
+    let stand_in = opcua_support::stand_in(dir.path());
+    let recorder = &stand_in.recorder;
+    let mut config = opcua_support::config_head(&stand_in.tp.local_addr().to_string());
     for (device, mode) in [
         ("sub", "mode = \"subscribe\""),
         ("poll", "mode = \"poll\"\npoll_interval = \"500ms\""),
@@ -528,14 +333,7 @@ fn a_device_of_more_tags_than_one_request_takes_gets_every_value() {
     }
     let path = dir.path().join("plant.toml");
     std::fs::write(&path, config).unwrap();
-    let mut run = Command::new(env!("CARGO_BIN_EXE_millrace"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
-        .spawn()
-        .expect("start millrace run");
+    let mut run = opcua_support::spawn_run(&path, &dir.path().join("stderr.log"));
     let log = || std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
     let missing = || {
         let r = recorder.lock().unwrap();
@@ -554,16 +352,25 @@ fn a_device_of_more_tags_than_one_request_takes_gets_every_value() {
         missing(),
         log()
     );
+    let log_now = log();
+    let refusals = log_now
+        .matches("CreateMonitoredItems for tags 0..1000 failed")
+        .count();
+    assert_eq!(refusals, 1, "{log_now}");
+    assert!(log_now.contains("BadTooManyOperations"), "{log_now}");
     common::signal(run.id(), 15);
     let status = common::wait_exit(&mut run, Duration::from_secs(30));
     assert!(status.success(), "{}", log());
-    tp.stop();
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    stand_in.tp.stop();
+    // The refused chunk's tags, and only they, got the refusal as their
+    // quality, once each.
+    const BAD_TOO_MANY_OPERATIONS: u32 = 0x8010_0000;
+    let refused: Vec<String> = opcua_support::journal_rows(&stand_in.journal)
+        .into_iter()
+        .filter(|row| row.quality == BAD_TOO_MANY_OPERATIONS)
+        .map(|row| row.sym)
+        .collect();
+    let chunk: BTreeSet<String> = (0..1000).map(|i| format!("sub.many.{i}")).collect();
+    assert_eq!(refused.len(), chunk.len());
+    assert_eq!(refused.into_iter().collect::<BTreeSet<_>>(), chunk);
 }

@@ -1,5 +1,5 @@
-//! `millrace-loadgen`: the simulated PLC farm, Modbus TCP, S7 and
-//! EtherNet/IP (`serve`),
+//! `millrace-loadgen`: the simulated PLC farm, Modbus TCP, S7,
+//! EtherNet/IP and OPC UA (`serve`),
 //! a capacity probe of that farm (`capacity`), the end-to-end benchmark
 //! driver (`bench`), its tokio-modbus baseline poller (`baseline`) and its
 //! verifying kdb+ stand-in (`standin`).
@@ -11,6 +11,7 @@ mod bench;
 mod capacity;
 mod serve;
 mod standin;
+mod uacount;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,12 +48,16 @@ enum Command {
     /// The verifying kdb+ stand-in `bench` delivers to, in its own process
     /// (run by `bench`; commands on stdin).
     Standin(standin::StandinArgs),
+    /// async-opcua's client alone, subscribing to a config's OPC UA devices
+    /// as millrace does and only counting values (`bench --protocol opcua`
+    /// compares millrace's CPU per notification with it).
+    UaCount(uacount::UaCountArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// What the devices speak: modbus, s7, mixed (odd devices S7), or
-    /// ethernet-ip (simulated Logix controllers).
+    /// What the devices speak: modbus, s7, mixed (odd devices S7),
+    /// ethernet-ip (simulated Logix controllers) or opcua (OPC UA servers).
     #[arg(long, default_value = "modbus", value_parser = parse_protocol)]
     protocol: millrace::farm::FarmProtocol,
     #[arg(long)]
@@ -100,6 +105,25 @@ pub struct ServeArgs {
     s7: S7Args,
     #[command(flatten)]
     enip: EnipArgs,
+    #[command(flatten)]
+    opcua: OpcuaArgs,
+}
+
+/// How the OPC UA devices behave (`--protocol opcua`).
+#[derive(Args, Debug, Clone)]
+pub struct OpcuaArgs {
+    /// Every variable of every OPC UA device changes once per this many
+    /// milliseconds (the emitted config samples and publishes at it).
+    #[arg(long, default_value_t = 100)]
+    change_interval_ms: u64,
+}
+
+impl OpcuaArgs {
+    pub fn farm_options(&self) -> millrace::farm::OpcuaFarmOptions {
+        millrace::farm::OpcuaFarmOptions {
+            change_interval: std::time::Duration::from_millis(self.change_interval_ms),
+        }
+    }
 }
 
 /// How the EtherNet/IP devices behave (`--protocol ethernet-ip`).
@@ -227,6 +251,7 @@ fn main() -> ExitCode {
         },
         Command::Baseline(args) => baseline::run(&args).map_err(std::io::Error::other),
         Command::Standin(args) => standin::run(&args),
+        Command::UaCount(args) => uacount::run(&args).map_err(std::io::Error::other),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

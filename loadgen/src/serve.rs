@@ -1,6 +1,7 @@
 //! `serve`: the farm until SIGINT/SIGTERM, with a rate line every second.
 //! With `--emit-config`, the matching millrace config (S7 devices request
-//! the farm's PDU size and name its rack and slot).
+//! the farm's PDU size and name its rack and slot; OPC UA devices sample
+//! and publish at the farm's change interval).
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +37,8 @@ pub fn run(args: &ServeArgs) -> io::Result<()> {
         connection_count_max: 0,
         s7: args.s7.farm_options(),
         enip: args.enip.farm_options(),
+        opcua: args.opcua.farm_options(),
+        opcua_tags: args.tags_per_device,
     };
     if args.emit_config.is_some() && args.protocol.has_s7() {
         options
@@ -49,10 +52,16 @@ pub fn run(args: &ServeArgs) -> io::Result<()> {
     let handle = Farm::start(options.clone())?;
     print_ports(handle.ports(), args.protocol)?;
     if let Some(path) = &args.emit_config {
+        // OPC UA devices sample at the farm's change interval.
+        let poll_interval = if args.protocol.has_opcua() {
+            format!("{}ms", options.opcua.change_interval.as_millis())
+        } else {
+            args.poll_interval.clone()
+        };
         let emit = EmitOptions {
             tags_per_device: args.tags_per_device,
             wal_dir: args.wal_dir.clone(),
-            poll_interval: args.poll_interval.clone(),
+            poll_interval,
             ..EmitOptions::default()
         };
         let s7 = S7EmitOptions {

@@ -60,6 +60,11 @@ pub struct Verdict {
     pub unique_seqs: u64,
     /// Rows of devices outside `--route`.
     pub foreign_rows: u64,
+    /// OPC UA: changes the farm published between two delivered changes
+    /// of a tag that never arrived.
+    pub changes_missed: u64,
+    /// OPC UA: tags of which no change arrived at all.
+    pub silent_tags: u64,
 }
 
 impl Verdict {
@@ -74,6 +79,8 @@ impl Verdict {
             text_rows_unchecked: v.text_rows_unchecked,
             unique_seqs: v.unique_seqs(),
             foreign_rows: v.foreign_rows,
+            changes_missed: v.opcua_changes_missed,
+            silent_tags: v.opcua_silent_tags(),
         }
     }
 
@@ -81,7 +88,8 @@ impl Verdict {
         format!(
             "{{\"rows\": {}, \"lost\": {}, \"duplicate_seqs\": {}, \
              \"duplicates_after_dedup\": {}, \"mismatches\": {}, \"bad_quality_rows\": {}, \
-             \"text_rows_unchecked\": {}, \"unique_seqs\": {}, \"foreign_rows\": {}}}",
+             \"text_rows_unchecked\": {}, \"unique_seqs\": {}, \"foreign_rows\": {}, \
+             \"changes_missed\": {}, \"silent_tags\": {}}}",
             self.rows,
             self.lost,
             self.duplicate_seqs,
@@ -90,7 +98,9 @@ impl Verdict {
             self.bad_quality_rows,
             self.text_rows_unchecked,
             self.unique_seqs,
-            self.foreign_rows
+            self.foreign_rows,
+            self.changes_missed,
+            self.silent_tags
         )
     }
 
@@ -112,6 +122,8 @@ impl Verdict {
             text_rows_unchecked: field("text_rows_unchecked")?,
             unique_seqs: field("unique_seqs")?,
             foreign_rows: field("foreign_rows")?,
+            changes_missed: field("changes_missed")?,
+            silent_tags: field("silent_tags")?,
         })
     }
 }
@@ -173,6 +185,8 @@ mod tests {
             text_rows_unchecked: 6,
             unique_seqs: 7,
             foreign_rows: 8,
+            changes_missed: 9,
+            silent_tags: 10,
         };
         assert_eq!(Verdict::from_json(&v.to_json()), Some(v));
         assert_eq!(Verdict::from_json("{\"rows\": 1}"), None);

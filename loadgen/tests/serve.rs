@@ -219,3 +219,66 @@ fn serve_ethernet_ip_answers_and_emits_an_ethernet_ip_config() {
     stop_on_sigterm(&mut child);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `serve --protocol opcua` with a 50 ms change interval: the emitted
+/// config subscribes at that interval, its CSVs name the farm's NodeIds
+/// and types, it loads, and the servers' changes show in the rate lines.
+#[test]
+fn serve_opcua_emits_a_subscribing_config_and_changes_its_values() {
+    let dir = std::env::temp_dir().join(format!(
+        "millrace-loadgen-serve-opcua-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("farm.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_millrace-loadgen"))
+        .args(["serve", "--protocol", "opcua", "--devices", "2"])
+        .args(["--tags-per-device", "16", "--base-port", "0"])
+        .args(["--change-interval-ms", "50"])
+        .arg("--emit-config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ports = ready_ports(&mut lines);
+    assert_eq!(ports.len(), 2, "ports line");
+    let text = std::fs::read_to_string(&config).unwrap();
+    for key in [
+        "protocol = \"opcua\"",
+        "mode = \"subscribe\"",
+        "sampling_interval = \"50ms\"",
+        "publishing_interval = \"50ms\"",
+    ] {
+        assert_eq!(text.matches(key).count(), 2, "{key} in {text}");
+    }
+    assert!(
+        text.contains(&format!("address = \"opc.tcp://127.0.0.1:{}/\"", ports[1])),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"text\""),
+        "a text column for strings: {text}"
+    );
+    let csv = std::fs::read_to_string(dir.join("farm-tags/farm-00001.csv")).unwrap();
+    assert!(
+        csv.starts_with(
+            "name,address,type\nd00001.u00000,ns=2;i=1,double\nd00001.u00001,ns=2;i=2,int32\n\
+             d00001.u00002,ns=2;i=3,boolean\nd00001.u00003,ns=2;i=4,string[8]\n"
+        ),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 17, "{csv}");
+    millrace::config::load(&config).expect("the emitted config loads");
+    // A rate line with value changes: 2 devices x 16 variables every 50 ms.
+    let changing = lines.by_ref().take(10).map(Result::unwrap).find(|l| {
+        l.starts_with("rate:")
+            && l.split_whitespace()
+                .nth(3)
+                .and_then(|n| n.parse::<f64>().ok())
+                .is_some_and(|n| n > 0.0)
+    });
+    assert!(changing.is_some(), "no rate line with changes");
+    stop_on_sigterm(&mut child);
+    let _ = std::fs::remove_dir_all(&dir);
+}

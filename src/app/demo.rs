@@ -7,7 +7,10 @@
 //! stand-in, and every value checked against the farm's formula.
 //! `--protocol s7` runs S7 devices (every S7 type, checked the same way),
 //! `--protocol mixed` half Modbus, half S7, `--protocol ethernet-ip`
-//! simulated Logix controllers (every CIP type, checked the same way).
+//! simulated Logix controllers (every CIP type, checked the same way),
+//! `--protocol opcua` OPC UA servers whose every variable changes once per
+//! poll interval, subscribed at that interval (every change checked, and
+//! none missing between two delivered ones).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -47,6 +50,10 @@ pub fn run(args: &DemoArgs) -> Result<bool, DemoError> {
         devices: args.devices,
         protocol: args.protocol,
         register_count: args.tags_per_device.clamp(1, 65536),
+        opcua: farm::OpcuaFarmOptions {
+            change_interval: args.poll_interval,
+        },
+        opcua_tags: args.tags_per_device,
         ..FarmOptions::default()
     };
     if args.protocol.has_s7() {
@@ -237,6 +244,7 @@ fn report(
     }
     print_s7_types(recorder);
     print_enip_types(recorder);
+    print_opcua_types(recorder);
     for e in errors {
         println!("  error: {e}");
     }
@@ -244,6 +252,8 @@ fn report(
         && beyond == 0
         && recorder.mismatches == 0
         && recorder.duplicates_after_dedup == 0
+        && recorder.opcua_changes_missed == 0
+        && recorder.opcua_silent_tags() == 0
         && recorder.unparsed_syms == 0
         && errors.is_empty();
     println!(
@@ -273,6 +283,28 @@ fn print_enip_types(recorder: &Verifier) {
     print!("  CIP values checked by type              ");
     for ((name, _), n) in CipType::NAMES.iter().zip(recorder.enip_checked_by_type) {
         print!(" {name} {n}");
+    }
+    println!();
+}
+
+fn print_opcua_types(recorder: &Verifier) {
+    if recorder.opcua_checked_by_type.iter().all(|&n| n == 0) {
+        return;
+    }
+    println!(
+        "  OPC UA changes missed between two rows   {}",
+        recorder.opcua_changes_missed
+    );
+    println!(
+        "  OPC UA tags of which nothing arrived     {}",
+        recorder.opcua_silent_tags()
+    );
+    print!("  OPC UA values checked by type           ");
+    for (t, n) in farm::opcua::values::TYPES
+        .iter()
+        .zip(recorder.opcua_checked_by_type)
+    {
+        print!(" {} {n}", t.config_type());
     }
     println!();
 }

@@ -310,7 +310,7 @@ pub fn to_csv(rows: &[Row]) -> String {
 }
 
 /// RFC 4180 quoting when a cell holds a comma, a quote or a line end.
-fn quoted(cell: &str) -> String {
+pub fn quoted(cell: &str) -> String {
     if cell.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", cell.replace('"', "\"\""))
     } else {

@@ -7,6 +7,7 @@
 pub mod demo;
 pub mod discover;
 mod error;
+pub mod opcua_cert;
 pub mod plan;
 pub mod replay;
 pub mod run;

@@ -161,7 +161,7 @@ fn add_tag(driver: &mut DriverConfig, fields: &dyn TagFields) -> Result<TagOrigi
             Ok(origin)
         }
         DriverConfig::Opcua(o) => {
-            let (tag, origin) = opcua::finish_tag(fields)?;
+            let (tag, origin) = opcua::finish_tag(fields, o.mode)?;
             o.tags.push(tag);
             Ok(origin)
         }

@@ -24,6 +24,7 @@ mod error;
 mod modbus;
 mod opcua;
 pub mod opcua_node;
+mod opcua_pki;
 mod opcua_types;
 mod parse;
 mod routing;
@@ -44,13 +45,16 @@ pub use csv::{records as csv_records, Record as CsvRecord};
 pub use device::with_default_port;
 pub use enip::{parse_enip_address, parse_enip_route, SyntaxError as EnipSyntaxError};
 pub use error::{line_column, ConfigError, Location, Place};
-pub use opcua::{check_url as check_opcua_url, host_port as opcua_host_port};
+pub use opcua::{
+    check_url as check_opcua_url, default_application_uri, host_port as opcua_host_port,
+    COUNT_MAX as OPCUA_COUNT_MAX,
+};
 pub use opcua_types::*;
 pub use parse::{check_host_port, resolve as resolve_path};
 pub use routing::glob_match;
 pub use source::{MemorySources, Sources, SystemSources};
 pub use summary::Summary;
-pub use tag::TAG_NAME_BYTES_MAX;
+pub use tag::{check_name as check_tag_name, TAG_NAME_BYTES_MAX};
 pub use types::*;
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 

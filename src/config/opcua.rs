@@ -4,10 +4,9 @@
 //! of an OPC UA tag are written (`[[device.tag]]` tables and CSV rows
 //! alike). NodeId text is parsed in `opcua_node.rs`.
 //!
-//! Keys of the contract the driver does not serve yet (secure channels and
-//! their files, X.509 user identities, arrays, deadbands) are refused with
-//! "not built yet" rather than taken and ignored: a configuration that asks
-//! for SignAndEncrypt must never quietly run in the clear.
+//! The files of a secure channel and of an X.509 user identity are read
+//! and checked here too (opcua_pki.rs): a configuration that asks for
+//! SignAndEncrypt either loads with files that work or does not load.
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,6 +14,7 @@ use std::time::Duration;
 use super::device::Keys;
 use super::error::ConfigError;
 use super::opcua_node::parse_node_id;
+use super::opcua_pki;
 use super::opcua_types::*;
 use super::parse::{password, positive};
 use super::source::Sources;
@@ -91,22 +91,11 @@ const TIME_SOURCES: &[(&str, TimeSource)] = &[
     ("receive", TimeSource::Receive),
 ];
 const SUBSCRIBE_ONLY: &[&str] = &["sampling_interval", "publishing_interval", "queue_size"];
-/// Device keys of the contract the driver does not serve yet, with what
-/// each would do.
-const DEVICE_NOT_BUILT: &[(&str, &str)] = &[
-    ("certificate", "the client certificate of a secure channel"),
-    ("private_key", "the client key of a secure channel"),
-    ("trusted_certs", "the trust list of a secure channel"),
-    ("user_certificate", "an X.509 user identity"),
-    ("user_private_key", "an X.509 user identity"),
-];
-/// Tag keys of the contract the driver does not serve yet.
-const TAG_NOT_BUILT: &[(&str, &str)] = &[
-    ("count", "array tags"),
-    ("deadband", "data-change deadbands"),
-];
-const NOT_BUILT_EXPECTED: &str = "security_policy = \"None\" (the default) with an anonymous \
-     or user-name identity; scalar tags without a deadband";
+/// Elements one array tag may have: the stack decodes arrays of at most
+/// this many elements.
+pub const COUNT_MAX: i64 = crate::opcua::reader::ARRAY_ELEMENTS_MAX as i64;
+const DEADBAND_EXPECTED: &str =
+    "an absolute change such as 0.5, or a percent of the variable's EURange such as \"2%\"";
 
 /// Checks `opc.tcp://host[:port][/path]` and gives it back with the port
 /// made explicit (4840 when absent), so two spellings of one endpoint are
@@ -228,30 +217,27 @@ pub fn parse_device(
         )
         .expected("no `max_inflight` on an opcua device"));
     }
-    if let Some((key, what)) = DEVICE_NOT_BUILT.iter().find(|(k, _)| section.has(k)) {
-        return Err(not_built(section.location(key), key, what));
-    }
     let (security_policy, security_mode) = security(section)?;
-    if security_policy != SecurityPolicy::None {
-        let what = format!("security policy {}", security_policy.name());
-        return Err(not_built(
-            section.location("security_policy"),
-            "security_policy",
-            &what,
-        ));
-    }
-    let identity = identity(section, base, sources)?;
-    Ok(OpcuaDevice {
-        security_policy,
-        security_mode,
-        identity,
-        application_uri: match section
-            .string("application_uri", "a URI such as \"urn:millrace:HOST\"")?
-        {
+    let application_uri =
+        match section.string("application_uri", "a URI such as \"urn:millrace:HOST\"")? {
             Some(uri) if !uri.value.is_empty() => Some(uri.value.to_string()),
             Some(uri) => return Err(uri.error("the URI is empty").expected("a URI")),
             None => None,
-        },
+        };
+    let presented = application_uri
+        .clone()
+        .unwrap_or_else(default_application_uri);
+    let pki = opcua_pki::channel(section, base, sources, security_policy, &presented)?;
+    let identity = match opcua_pki::user_certificate(section, base, sources)? {
+        Some(x509) => x509,
+        None => identity(section, base, sources)?,
+    };
+    Ok(OpcuaDevice {
+        security_policy,
+        security_mode,
+        pki,
+        identity,
+        application_uri,
         mode,
         sampling_interval,
         publishing_interval,
@@ -263,13 +249,15 @@ pub fn parse_device(
     })
 }
 
-/// The refusal of a key of the contract that is not built yet.
-fn not_built(at: super::error::Location, key: &str, what: &str) -> ConfigError {
-    ConfigError::new(
-        at,
-        format!("`{key}` ({what}) is not built yet for opcua devices in this version"),
+/// The ApplicationUri millrace presents when `application_uri` is not set:
+/// `urn:millrace:HOST`, the host name as Linux keeps it.
+pub fn default_application_uri() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    format!(
+        "urn:millrace:{}",
+        if host.is_empty() { "localhost" } else { host }
     )
-    .expected(NOT_BUILT_EXPECTED)
 }
 
 fn security(section: &Section<'_>) -> Result<(SecurityPolicy, SecurityMode), ConfigError> {
@@ -340,7 +328,10 @@ fn identity(
 
 /// Checks one tag on its own: its name, NodeId, type, array count,
 /// deadband and scaling.
-pub fn finish_tag(fields: &dyn TagFields) -> Result<(OpcuaTag, TagOrigin), ConfigError> {
+pub fn finish_tag(
+    fields: &dyn TagFields,
+    mode: ReadMode,
+) -> Result<(OpcuaTag, TagOrigin), ConfigError> {
     let (name, origin) = name_and_origin(fields)?;
     let address = required(
         fields,
@@ -362,22 +353,96 @@ pub fn finish_tag(fields: &dyn TagFields) -> Result<(OpcuaTag, TagOrigin), Confi
     })?;
     let data_type = parse_type(type_word.value)
         .map_err(|problem| type_word.error(problem).expected(TYPE_EXPECTED))?;
-    for (key, what) in TAG_NOT_BUILT {
-        if fields.text(key, "").is_ok_and(|v| v.is_some())
-            || fields.float(key).is_ok_and(|v| v.is_some())
-        {
-            return Err(not_built(fields.at(key), key, what));
-        }
-    }
+    let count = count(fields, data_type, &name)?;
+    let deadband = deadband(fields, data_type, mode)?;
     let (scale, offset) = scaling(fields, data_type.is_numeric(), &data_type.to_string())?;
     let tag = OpcuaTag {
         name,
         node_id,
         data_type,
+        count,
+        deadband,
         scale,
         offset,
     };
     Ok((tag, origin))
+}
+
+/// `count`: 1 (a scalar, the default) ..= `COUNT_MAX` elements of an array.
+fn count(fields: &dyn TagFields, data_type: OpcuaType, name: &str) -> Result<u32, ConfigError> {
+    let Some(count) = fields.integer("count")? else {
+        return Ok(1);
+    };
+    let longest = format!("{name}[{}]", count.value - 1);
+    let (problem, expected) = if !(1..=COUNT_MAX).contains(&count.value) {
+        (
+            format!("count {} is out of range", count.value),
+            format!("1..={COUNT_MAX}"),
+        )
+    } else if data_type.is_text() && count.value != 1 {
+        (
+            "an array of strings is not built yet for opcua devices".to_string(),
+            "count = 1 (one tag per string)".to_string(),
+        )
+    } else if count.value > 1 && longest.len() > crate::config::TAG_NAME_BYTES_MAX {
+        (
+            format!(
+                "the sample name `{longest}` would be longer than {} bytes",
+                crate::config::TAG_NAME_BYTES_MAX
+            ),
+            "a shorter name".to_string(),
+        )
+    } else {
+        return Ok(count.value as u32);
+    };
+    Err(count.error(problem).expected(expected))
+}
+
+/// `deadband`: a number (absolute) or `"N%"` (percent of the EURange), on
+/// a numeric tag of a subscribing device.
+fn deadband(
+    fields: &dyn TagFields,
+    data_type: OpcuaType,
+    mode: ReadMode,
+) -> Result<Option<Deadband>, ConfigError> {
+    let at = fields.at("deadband");
+    let deadband = match fields.float("deadband") {
+        Ok(Some(value)) if value.value >= 0.0 => Deadband::Absolute(value.value),
+        Ok(Some(value)) => {
+            return Err(value
+                .error(format!("a negative deadband ({})", value.value))
+                .expected(DEADBAND_EXPECTED))
+        }
+        Ok(None) => return Ok(None),
+        Err(not_a_number) => {
+            let Some(text) = fields.text("deadband", DEADBAND_EXPECTED)? else {
+                return Err(not_a_number);
+            };
+            let percent = text
+                .value
+                .trim()
+                .strip_suffix('%')
+                .and_then(|n| n.trim().parse::<f64>().ok())
+                .filter(|p| *p > 0.0 && *p <= 100.0);
+            match percent {
+                Some(p) => Deadband::Percent(p),
+                None => {
+                    return Err(text
+                        .error(format!("`{}` is not a deadband", cut(text.value)))
+                        .expected(DEADBAND_EXPECTED))
+                }
+            }
+        }
+    };
+    let problem = if !data_type.is_numeric() {
+        format!("a deadband on a {data_type} tag: only numbers change by an amount")
+    } else if mode == ReadMode::Poll {
+        "a deadband is a subscription's filter; this device polls".to_string()
+    } else {
+        return Ok(Some(deadband));
+    };
+    Err(ConfigError::new(at, problem)
+        .expected("a deadband on numeric tags of a `mode = \"subscribe\"` device, or none"))
 }
 
 fn cut(text: &str) -> String {

@@ -1,6 +1,7 @@
 //! The validated OPC UA part of a device (`protocol = "opcua"`): what the
 //! OPC UA reader (src/opcua/) reads. Parsed and checked in `opcua.rs`.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::opcua_node::NodeIdText;
@@ -11,6 +12,8 @@ use super::types::Secret;
 pub struct OpcuaDevice {
     pub security_policy: SecurityPolicy,
     pub security_mode: SecurityMode,
+    /// The secure channel's files: `Some` exactly when the policy is not None.
+    pub pki: Option<OpcuaPki>,
     pub identity: Identity,
     /// The client's ApplicationUri (`None`: `urn:millrace:HOSTNAME`, what
     /// a certificate made for millrace would carry); with a secure
@@ -53,6 +56,12 @@ impl SecurityPolicy {
             .find(|(_, p)| *p == self)
             .map_or("?", |(n, _)| n)
     }
+
+    /// The policy's URI (Part 7): the name after
+    /// `http://opcfoundation.org/UA/SecurityPolicy#`.
+    pub fn uri(self) -> String {
+        format!("http://opcfoundation.org/UA/SecurityPolicy#{}", self.name())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -77,6 +86,36 @@ impl SecurityMode {
     }
 }
 
+/// The files of a secure channel, checked at load (config/opcua_pki.rs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpcuaPki {
+    /// millrace's application instance certificate (`.der` or `.pem`).
+    pub certificate: PathBuf,
+    /// Its PEM private key.
+    pub private_key: PathBuf,
+    /// The trust list: a directory named `trusted` whose files are the
+    /// server certificates millrace accepts.
+    pub trusted_certs: PathBuf,
+}
+
+impl OpcuaPki {
+    /// The names the stack gives the trust list and the directory of the
+    /// certificates it refused, side by side in one PKI directory.
+    pub const TRUSTED_DIR: &'static str = "trusted";
+    pub const REJECTED_DIR: &'static str = "rejected";
+
+    /// The stack's PKI directory: the trust list's parent.
+    pub fn pki_dir(&self) -> &Path {
+        self.trusted_certs.parent().unwrap_or(Path::new("."))
+    }
+
+    /// Where the stack writes a server certificate it refused, for the
+    /// operator to move into the trust list.
+    pub fn rejected_dir(&self) -> PathBuf {
+        self.pki_dir().join(Self::REJECTED_DIR)
+    }
+}
+
 /// Who millrace says it is to the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Identity {
@@ -85,6 +124,11 @@ pub enum Identity {
     UserName {
         user: String,
         password: Secret,
+    },
+    /// `user_certificate` with `user_private_key` (checked at load).
+    X509 {
+        certificate: PathBuf,
+        private_key: PathBuf,
     },
 }
 
@@ -194,14 +238,41 @@ pub struct OpcuaTag {
     pub name: String,
     pub node_id: NodeIdText,
     pub data_type: OpcuaType,
+    /// Elements of an array value (1: a scalar); each is a sample
+    /// `NAME[i]` with its own tag id.
+    pub count: u32,
+    /// Subscribe: a change smaller than this is not reported (numeric
+    /// types).
+    pub deadband: Option<Deadband>,
     /// value = raw * scale + offset (numeric types).
     pub scale: f64,
     pub offset: f64,
 }
 
+/// A data-change deadband (Part 4 §7.22.2 DataChangeFilter).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Deadband {
+    /// A change of at most this much (in the value's units) is not
+    /// reported.
+    Absolute(f64),
+    /// A change of at most this percent of the variable's EURange is not
+    /// reported (the server must know the range).
+    Percent(f64),
+}
+
 impl OpcuaTag {
     pub fn is_scaled(&self) -> bool {
         self.scale != 1.0 || self.offset != 0.0
+    }
+
+    /// The names of its samples in `TagId` order.
+    pub fn sample_names(&self) -> Vec<std::borrow::Cow<'_, str>> {
+        if self.count == 1 {
+            return vec![self.name.as_str().into()];
+        }
+        (0..self.count)
+            .map(|i| format!("{}[{i}]", self.name).into())
+            .collect()
     }
 }
 

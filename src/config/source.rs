@@ -1,14 +1,21 @@
 //! What the configuration reads besides its own text: tag CSV files, password
-//! files and environment variables. Behind a trait so that `parse_str` (and
+//! files, OPC UA certificates, keys and trust directories, and environment
+//! variables. Behind a trait so that `parse_str` (and
 //! the fuzz target) never touch the file system or the environment.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
 pub trait Sources {
     fn read_file(&self, path: &Path) -> io::Result<String>;
     fn env_var(&self, name: &str) -> Option<String>;
+    /// A file that need not be text (a DER certificate), under the same cap.
+    fn read_bytes(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.read_file(path).map(String::into_bytes)
+    }
+    /// Whether `path` is a directory (a trust list).
+    fn is_dir(&self, path: &Path) -> bool;
 }
 
 /// The most bytes read from the configuration file or a file it names: a tag
@@ -27,6 +34,12 @@ impl Sources for SystemSources {
     fn env_var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok()
     }
+    fn read_bytes(&self, path: &Path) -> io::Result<Vec<u8>> {
+        crate::files::read_capped(path, CONFIG_FILE_BYTES_MAX)
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
 }
 
 /// Files and variables held in memory (tests, fuzzing). Empty by default:
@@ -34,6 +47,9 @@ impl Sources for SystemSources {
 #[derive(Clone, Debug, Default)]
 pub struct MemorySources {
     pub files: HashMap<PathBuf, String>,
+    /// Files that are not text (DER certificates).
+    pub binary: HashMap<PathBuf, Vec<u8>>,
+    pub dirs: HashSet<PathBuf>,
     pub env: HashMap<String, String>,
 }
 
@@ -46,5 +62,14 @@ impl Sources for MemorySources {
     }
     fn env_var(&self, name: &str) -> Option<String> {
         self.env.get(name).cloned()
+    }
+    fn read_bytes(&self, path: &Path) -> io::Result<Vec<u8>> {
+        match self.binary.get(path) {
+            Some(bytes) => Ok(bytes.clone()),
+            None => self.read_file(path).map(String::into_bytes),
+        }
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        self.dirs.contains(path)
     }
 }

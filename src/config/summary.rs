@@ -342,6 +342,9 @@ fn opcua_settings(o: &super::opcua_types::OpcuaDevice) -> String {
     let identity = match &o.identity {
         Identity::Anonymous => "anonymous".to_string(),
         Identity::UserName { user, .. } => format!("user {user} (password hidden)"),
+        Identity::X509 { certificate, .. } => {
+            format!("user certificate {}", certificate.display())
+        }
     };
     let mode = match o.mode {
         ReadMode::Subscribe => format!(

@@ -75,7 +75,8 @@ pub fn name_and_origin(fields: &dyn TagFields) -> Result<(String, TagOrigin), Co
     Ok((name.value.to_string(), origin))
 }
 
-fn check_name(name: &str) -> Result<(), String> {
+/// A sample name the configuration takes, or why not.
+pub fn check_name(name: &str) -> Result<(), String> {
     if name.trim().is_empty() {
         return Err("the name is empty".to_string());
     }

@@ -335,7 +335,11 @@ impl DeviceConfig {
             DriverConfig::Modbus(m) => m.tags.iter().map(|t| t.name.as_str().into()).collect(),
             DriverConfig::S7(s) => s.tags.iter().map(|t| t.name.as_str().into()).collect(),
             DriverConfig::EthernetIp(e) => e.tags.iter().flat_map(EnipTag::sample_names).collect(),
-            DriverConfig::Opcua(o) => o.tags.iter().map(|t| t.name.as_str().into()).collect(),
+            DriverConfig::Opcua(o) => o
+                .tags
+                .iter()
+                .flat_map(super::OpcuaTag::sample_names)
+                .collect(),
         }
     }
 
@@ -345,7 +349,7 @@ impl DeviceConfig {
             DriverConfig::Modbus(m) => m.tags.len(),
             DriverConfig::S7(s) => s.tags.len(),
             DriverConfig::EthernetIp(e) => e.tags.iter().map(|t| t.count as usize).sum(),
-            DriverConfig::Opcua(o) => o.tags.len(),
+            DriverConfig::Opcua(o) => o.tags.iter().map(|t| t.count as usize).sum(),
         }
     }
 

@@ -138,7 +138,11 @@ impl Conn {
         protocol: DeviceProtocol,
     ) -> Self {
         let (wire, input_size, output_size) = match protocol {
-            DeviceProtocol::Modbus => (Wire::Modbus, MODBUS_INPUT_SIZE, OUTPUT_SIZE),
+            // OPC UA devices are async-opcua servers (opcua/serve.rs) and
+            // never reach an event loop.
+            DeviceProtocol::Modbus | DeviceProtocol::Opcua => {
+                (Wire::Modbus, MODBUS_INPUT_SIZE, OUTPUT_SIZE)
+            }
             DeviceProtocol::S7 => (Wire::S7(S7Conn::new()), S7_INPUT_SIZE, OUTPUT_SIZE),
             DeviceProtocol::EthernetIp => (
                 Wire::Enip(EnipConn::new()),

@@ -6,7 +6,9 @@
 //! [`tag_name`]`(i, j)` (`modbus::emit`); an S7 device's tag `j` is the
 //! `j`-th of `s7::layout::farm_tags`, named `s7::emit::tag_name(i, j)`; an
 //! EtherNet/IP device's tag `j` is the `j`-th of `enip::emit::farm_tags`,
-//! named `enip::emit::tag_name(i, j)`. A receiver maps a row back to its
+//! named `enip::emit::tag_name(i, j)`; an OPC UA device's tag `j` is the
+//! variable `ns=2;i=j+1` of the type `opcua::values::FarmType::of_tag(j)`,
+//! named `opcua::tag_name(i, j)`. A receiver maps a row back to its
 //! device and tag by its name alone.
 
 use std::fmt::Write as _;
@@ -14,6 +16,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::enip::{self, EnipEmitOptions};
+use super::opcua;
 use super::s7::{self, S7EmitOptions};
 use super::{modbus, DeviceProtocol, FarmProtocol};
 
@@ -126,7 +129,10 @@ pub fn emit_farm_config_with(
     // S7 and Logix strings reach kdb+ whole in a text column (a sink
     // without one is refused for a device with a text tag).
     let text = s7_tags.iter().any(|t| t.data_type.is_text())
-        || enip_tags.iter().any(|t| t.data_type.is_text());
+        || enip_tags.iter().any(|t| t.data_type.is_text())
+        || (protocol.has_opcua()
+            && (0..options.tags_per_device.min(8))
+                .any(|j| opcua::values::FarmType::of_tag(j).config_type().is_text()));
     let mut toml = header(ports.len(), protocol, options, text);
     let mut csv = String::new();
     for (device, port) in (0u32..).zip(ports) {
@@ -147,6 +153,10 @@ pub fn emit_farm_config_with(
                 enip::emit::tags_csv(device, &enip_tags, &mut csv);
                 enip::emit::device_table(&mut toml, &name, *port, poll, &csv_path, enip_options);
             }
+            DeviceProtocol::Opcua => {
+                opcua::emit::tags_csv(device, options.tags_per_device, &mut csv);
+                opcua::emit::device_table(&mut toml, &name, *port, poll, &csv_path);
+            }
         }
         std::fs::write(tags_dir.join(format!("{name}.csv")), &csv)?;
     }
@@ -164,6 +174,7 @@ fn header(
         FarmProtocol::S7 => "S7 tags of every type",
         FarmProtocol::Mixed => "tags (even devices Modbus, odd devices S7)",
         FarmProtocol::EthernetIp => "Logix tag samples of every type",
+        FarmProtocol::Opcua => "OPC UA variables of eight types",
     };
     let check = match protocol {
         FarmProtocol::Modbus => "millrace::farm::verify_register",

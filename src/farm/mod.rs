@@ -11,13 +11,18 @@
 //! Read Var from a memory whose every byte can be checked ([`s7::memory`]);
 //! an EtherNet/IP device answers as a Logix controller, Read Tag, Multiple
 //! Service Packet and fragmented reads of a symbol table whose every
-//! element can be checked ([`enip::table`]). All answer pipelined requests in order, and on demand delay answers
-//! (scan-cycle emulation) and inject faults at seeded, reproducible rates.
+//! element can be checked ([`enip::table`]). All answer pipelined requests
+//! in order, and on demand delay answers (scan-cycle emulation) and inject
+//! faults at seeded, reproducible rates. An OPC UA device is async-opcua's
+//! server with variables that change once per interval to values whose
+//! every change can be checked ([`opcua::values`]); those run on threads
+//! of their own (`opcua/serve.rs`), not on the event loops.
 //!
 //! ```text
 //! modbus/       MBAP framing and answers, register values, CSV rows
 //! s7/           TPKT/COTP/S7 framing and answers, memory, tag layout
 //! enip/         EtherNet/IP sessions, CIP services, the symbol table
+//! opcua/        OPC UA servers (async-opcua), changing values, their checks
 //! fault.rs      fault rates and the seeded generator (protocol-neutral)
 //! conn.rs       one connection: buffers and the read/answer/write pump
 //! event_loop.rs one mio loop over listeners and connections
@@ -38,6 +43,7 @@ pub mod enip;
 mod event_loop;
 pub mod fault;
 pub mod modbus;
+pub mod opcua;
 pub mod s7;
 pub mod verify;
 
@@ -57,6 +63,7 @@ pub use counters::FarmCounters;
 pub use emit::{emit_config, emit_farm_config, emit_farm_config_with, EmitOptions};
 pub use enip::{EnipEmitOptions, EnipFarmOptions};
 pub use fault::FaultRates;
+pub use opcua::OpcuaFarmOptions;
 pub use s7::{S7EmitOptions, S7FarmOptions};
 pub use values::{
     bit_value, counter_of, register_value, verify, verify_bit, verify_input_register,
@@ -71,6 +78,8 @@ use modbus::ModbusMemory;
 
 /// Event-loop threads at most (the machine has two cores; more only thrash).
 pub const FARM_THREAD_COUNT_MAX: usize = 16;
+/// Variables of one OPC UA device at most (numeric NodeIds `1..=` this).
+pub const OPCUA_TAGS_MAX: u32 = 1_000_000;
 
 /// What a device speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -78,6 +87,7 @@ pub enum DeviceProtocol {
     Modbus,
     S7,
     EthernetIp,
+    Opcua,
 }
 
 /// What the devices of a farm speak.
@@ -90,6 +100,7 @@ pub enum FarmProtocol {
     /// prefix of the devices is a mix).
     Mixed,
     EthernetIp,
+    Opcua,
 }
 
 impl FarmProtocol {
@@ -99,21 +110,17 @@ impl FarmProtocol {
         ("s7", FarmProtocol::S7),
         ("mixed", FarmProtocol::Mixed),
         ("ethernet-ip", FarmProtocol::EthernetIp),
+        ("opcua", FarmProtocol::Opcua),
     ];
 
     pub fn parse(word: &str) -> Result<FarmProtocol, String> {
-        if word == "opcua" {
-            return Err(
-                "`opcua`: simulated OPC UA servers are not built yet (the farm serves \
-                        modbus, s7, mixed or ethernet-ip); test OPC UA against a real server"
-                    .to_string(),
-            );
-        }
         Self::NAMES
             .iter()
             .find(|(name, _)| *name == word)
             .map(|(_, p)| *p)
-            .ok_or_else(|| format!("unknown protocol `{word}`: modbus, s7, mixed or ethernet-ip"))
+            .ok_or_else(|| {
+                format!("unknown protocol `{word}`: modbus, s7, mixed, ethernet-ip or opcua")
+            })
     }
 
     pub fn name(self) -> &'static str {
@@ -130,6 +137,7 @@ impl FarmProtocol {
             FarmProtocol::Mixed if device % 2 == 1 => DeviceProtocol::S7,
             FarmProtocol::Mixed => DeviceProtocol::Modbus,
             FarmProtocol::EthernetIp => DeviceProtocol::EthernetIp,
+            FarmProtocol::Opcua => DeviceProtocol::Opcua,
         }
     }
 
@@ -139,6 +147,10 @@ impl FarmProtocol {
 
     pub const fn has_enip(self) -> bool {
         matches!(self, FarmProtocol::EthernetIp)
+    }
+
+    pub const fn has_opcua(self) -> bool {
+        matches!(self, FarmProtocol::Opcua)
     }
 }
 
@@ -176,6 +188,10 @@ pub struct FarmOptions {
     pub s7: S7FarmOptions,
     /// How the EtherNet/IP devices behave (ignored without any).
     pub enip: EnipFarmOptions,
+    /// How the OPC UA devices behave (ignored without any).
+    pub opcua: OpcuaFarmOptions,
+    /// Variables of each OPC UA device (`ns=2;i=1..=opcua_tags`).
+    pub opcua_tags: u32,
 }
 
 impl Default for FarmOptions {
@@ -194,6 +210,8 @@ impl Default for FarmOptions {
             connection_count_max: 0,
             s7: S7FarmOptions::default(),
             enip: EnipFarmOptions::default(),
+            opcua: OpcuaFarmOptions::default(),
+            opcua_tags: 10,
         }
     }
 }
@@ -226,6 +244,22 @@ impl FarmOptions {
         }
         self.faults.validate()?;
         self.enip.validate()?;
+        if self.protocol.has_opcua() {
+            self.opcua.validate()?;
+            if self.faults != FaultRates::default() || !self.response_delay.is_zero() {
+                return Err(
+                    "fault rates and response delays are not served by the OPC UA \
+                            devices"
+                        .into(),
+                );
+            }
+            if self.opcua_tags == 0 || self.opcua_tags > OPCUA_TAGS_MAX {
+                return Err(format!(
+                    "an OPC UA device holds 1..={OPCUA_TAGS_MAX} variables, not {}",
+                    self.opcua_tags
+                ));
+            }
+        }
         if self.protocol.has_s7() {
             self.s7.validate()?;
             let f = &self.faults;
@@ -263,6 +297,9 @@ impl Farm {
             stop: AtomicBool::new(false),
             counters: Counters::default(),
         });
+        if options.protocol.has_opcua() {
+            return Self::start_opcua(&options, shared);
+        }
         let behaviour = Behaviour {
             response_delay: options.response_delay,
             stall: options.stall,
@@ -328,8 +365,48 @@ impl Farm {
             shared,
             wakers,
             threads,
+            opcua: None,
         })
     }
+
+    /// The OPC UA farm: every port bound here, the servers on threads of
+    /// their own (opcua/serve.rs).
+    fn start_opcua(options: &FarmOptions, shared: Arc<FarmShared>) -> io::Result<FarmHandle> {
+        let mut served = Vec::with_capacity(options.devices as usize);
+        let mut ports = Vec::with_capacity(options.devices as usize);
+        for device in 0..options.devices {
+            let listener = bind(options, device)?;
+            ports.push(listener.local_addr()?.port());
+            served.push(opcua::serve::Served { device, listener });
+        }
+        let serving = opcua::serve::Serving::start(
+            served,
+            options.threads,
+            options.opcua,
+            options.opcua_tags,
+            Arc::clone(&shared),
+        )?;
+        Ok(FarmHandle {
+            ports,
+            shared,
+            wakers: Vec::new(),
+            threads: Vec::new(),
+            opcua: Some(serving),
+        })
+    }
+}
+
+/// Device `device`'s listener on 127.0.0.1 (a std one: the OPC UA servers
+/// take it over into their runtimes).
+fn bind(options: &FarmOptions, device: u32) -> io::Result<std::net::TcpListener> {
+    let port = if options.base_port == 0 {
+        0
+    } else {
+        options.base_port + device as u16
+    };
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    std::net::TcpListener::bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("farm device {device}: bind {addr}: {e}")))
 }
 
 /// A running farm. Dropping it stops it (as `stop` does, ignoring errors).
@@ -338,6 +415,7 @@ pub struct FarmHandle {
     shared: Arc<FarmShared>,
     wakers: Vec<Waker>,
     threads: Vec<JoinHandle<io::Result<()>>>,
+    opcua: Option<opcua::serve::Serving>,
 }
 
 impl FarmHandle {
@@ -370,7 +448,10 @@ impl FarmHandle {
         for waker in &self.wakers {
             waker.wake()?;
         }
-        let mut result = Ok(());
+        let mut result = match &mut self.opcua {
+            Some(serving) => serving.stop(),
+            None => Ok(()),
+        };
         for thread in self.threads.drain(..) {
             let outcome = thread
                 .join()

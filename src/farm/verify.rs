@@ -11,7 +11,13 @@
 //! `s7::check_text`, see `s7::check` for what each S7 type delivers), and
 //! `dDDDDD.eJJJJJ` or `dDDDDD.eJJJJJ[i]` is sample `i` of config tag `J` of
 //! EtherNet/IP device D, the J-th of `enip::emit::farm_tags` (checked by
-//! `enip::check_number` and `enip::check_text`).
+//! `enip::check_number` and `enip::check_text`), and `dDDDDD.uJJJJJ` is
+//! variable J of OPC UA device D (`opcua::values`).
+//!
+//! An OPC UA value carries the count of changes of its variable; between
+//! two delivered changes of one tag it must move by exactly one:
+//! `opcua_changes_missed` counts the changes the farm published in between
+//! that never arrived, a repeat counts in `duplicates_after_dedup`.
 //!
 //! Every farm value carries its device's answer counter (a Modbus
 //! register's high byte; two nibbles of an S7 value of two bytes or more,
@@ -43,6 +49,7 @@ use crate::config::Area;
 use crate::config::CipType;
 use crate::farm;
 use crate::farm::enip;
+use crate::farm::opcua::values::{self as ua, FarmType};
 use crate::farm::s7::{self, Check, FarmTag};
 use crate::farm::values::{check8_seeded, response_seed};
 use crate::farm::{DeviceProtocol, FarmProtocol};
@@ -112,6 +119,10 @@ enum TagRef {
         index: u32,
         element: u32,
     },
+    Opcua {
+        device: u32,
+        index: u32,
+    },
 }
 
 pub struct Verifier {
@@ -152,6 +163,14 @@ pub struct Verifier {
     taken: Vec<bool>,
     /// Rows of a device the route does not take (a sink's `devices` leak).
     pub foreign_rows: u64,
+    /// Per OPC UA tag (slot): the counter of its last delivered change.
+    opcua_counters: Vec<ua::Counter>,
+    /// OPC UA changes published between two delivered ones of a tag that
+    /// never arrived.
+    pub opcua_changes_missed: u64,
+    /// OPC UA values checked and right, by type (the index of
+    /// `opcua::values::TYPES`).
+    pub opcua_checked_by_type: [u64; ua::TYPES.len()],
 }
 
 /// A text row waiting for its text.
@@ -159,9 +178,9 @@ pub struct Verifier {
 struct PendingText {
     seq: u64,
     device: u32,
-    /// S7: the tag's index; EtherNet/IP: the sample's.
+    /// S7 and OPC UA: the tag's index; EtherNet/IP: the sample's.
     index: u32,
-    enip: bool,
+    protocol: DeviceProtocol,
 }
 
 /// Text rows waiting for their text: more than one update's worth only if
@@ -245,6 +264,13 @@ impl Verifier {
             pending_texts: VecDeque::new(),
             taken: Vec::new(),
             foreign_rows: 0,
+            opcua_counters: if protocol.has_opcua() {
+                vec![ua::Counter::default(); tag_count]
+            } else {
+                Vec::new()
+            },
+            opcua_changes_missed: 0,
+            opcua_checked_by_type: [0; ua::TYPES.len()],
         }
     }
 
@@ -258,6 +284,16 @@ impl Verifier {
                 patterns.iter().any(|p| crate::config::glob_match(p, &name))
             })
             .collect();
+    }
+
+    /// OPC UA tags of the farm of which no change arrived (a monitored
+    /// item the server refused, a device never subscribed): every change
+    /// of theirs is lost.
+    pub fn opcua_silent_tags(&self) -> u64 {
+        self.opcua_counters
+            .iter()
+            .filter(|c| **c == ua::Counter::default())
+            .count() as u64
     }
 
     /// Seqs that arrived, each once whatever the duplicates.
@@ -291,7 +327,10 @@ impl Verifier {
         };
         let tag = parse_sym(row.sym);
         if let Some(
-            TagRef::Modbus { device, .. } | TagRef::S7 { device, .. } | TagRef::Enip { device, .. },
+            TagRef::Modbus { device, .. }
+            | TagRef::S7 { device, .. }
+            | TagRef::Enip { device, .. }
+            | TagRef::Opcua { device, .. },
         ) = tag
         {
             if !self.taken.is_empty() && !self.taken.get(device as usize).copied().unwrap_or(false)
@@ -309,6 +348,7 @@ impl Verifier {
                 index,
                 element,
             }) => self.check_enip(device, index, element, row, seq),
+            Some(TagRef::Opcua { device, index }) => self.check_opcua(device, index, row, seq),
             None => self.unparsed_syms += 1,
         }
     }
@@ -358,7 +398,7 @@ impl Verifier {
                 seq,
                 device,
                 index,
-                enip: false,
+                protocol: DeviceProtocol::S7,
             }
         });
         let checked = self.checked(
@@ -366,6 +406,7 @@ impl Verifier {
             pending,
             |text| s7::check_text(device, &tag, text),
             |value| s7::check_number(device, &tag, value),
+            Check::Wrong,
         );
         if let Some(check) = checked {
             self.note_s7_check(slot, &tag, seq, check);
@@ -375,13 +416,14 @@ impl Verifier {
     /// The check of a row's value or text; `None` when there is nothing to
     /// check yet: bad quality, or (`pending`, a text tag) a text that comes
     /// after the update's rows.
-    fn checked(
+    fn checked<C>(
         &mut self,
         row: &Row<'_>,
         pending: Option<PendingText>,
-        text: impl FnOnce(&[u8]) -> Check,
-        number: impl FnOnce(f64) -> Check,
-    ) -> Option<Check> {
+        text: impl FnOnce(&[u8]) -> C,
+        number: impl FnOnce(f64) -> C,
+        wrong: C,
+    ) -> Option<C> {
         if row.quality.is_some_and(|q| q != 0) {
             self.bad_quality_rows += 1;
             return None;
@@ -393,7 +435,7 @@ impl Verifier {
                 self.await_text(pending);
                 None
             }
-            (Some(_), None) => Some(Check::Wrong),
+            (Some(_), None) => Some(wrong),
             (None, _) if row.value.is_nan() => {
                 self.bad_quality_rows += 1;
                 None
@@ -422,7 +464,7 @@ impl Verifier {
                 seq,
                 device,
                 index: sample,
-                enip: true,
+                protocol: DeviceProtocol::EthernetIp,
             }
         });
         let checked = self.checked(
@@ -430,9 +472,63 @@ impl Verifier {
             pending,
             |text| enip::check_text(device, &tag, text),
             |value| enip::check_number(device, &tag, value),
+            Check::Wrong,
         );
         if let Some(check) = checked {
             self.note_enip_check(slot, &tag, seq, check);
+        }
+    }
+
+    fn check_opcua(&mut self, device: u32, index: u32, row: &Row<'_>, seq: u64) {
+        let Some(slot) = self.tag_slot(device, index, DeviceProtocol::Opcua) else {
+            self.unparsed_syms += 1;
+            return;
+        };
+        let data_type = FarmType::of_tag(index);
+        // A farm string is 8 bytes: one record, no extension seqs.
+        let pending = data_type.config_type().is_text().then_some(PendingText {
+            seq,
+            device,
+            index,
+            protocol: DeviceProtocol::Opcua,
+        });
+        let checked = self.checked(
+            row,
+            pending,
+            |text| ua::check_text(device, index, text),
+            |value| ua::check_number(device, index, value),
+            ua::Check::Wrong,
+        );
+        if let Some(check) = checked {
+            self.note_opcua_check(slot, data_type, seq, check);
+        }
+    }
+
+    /// Counts a checked OPC UA value and how its counter moved from the
+    /// tag's previous delivered change (rows come in seq order, each tag's
+    /// changes in the order the server published them).
+    fn note_opcua_check(&mut self, slot: usize, data_type: FarmType, seq: u64, check: ua::Check) {
+        let ua::Check::Served(counter) = check else {
+            self.mismatches += 1;
+            return;
+        };
+        if let Some(at) = ua::TYPES.iter().position(|t| *t == data_type) {
+            self.opcua_checked_by_type[at] += 1;
+        }
+        let (Some(last), Some(tag_counter)) =
+            (self.last.get_mut(slot), self.opcua_counters.get_mut(slot))
+        else {
+            self.unparsed_syms += 1;
+            return;
+        };
+        if seq < last.seq_plus_one {
+            return; // older than the tag's newest change: a redelivery
+        }
+        last.seq_plus_one = seq + 1;
+        match tag_counter.step(counter, data_type) {
+            ua::Step::First | ua::Step::Next => {}
+            ua::Step::Repeat => self.duplicates_after_dedup += 1,
+            ua::Step::Missed(n) => self.opcua_changes_missed += n,
         }
     }
 
@@ -487,10 +583,17 @@ impl Verifier {
         let PendingText {
             device,
             index,
-            enip: is_enip,
+            protocol,
             ..
         } = pending;
-        if is_enip {
+        if protocol == DeviceProtocol::Opcua {
+            if let Some(slot) = self.tag_slot(device, index, DeviceProtocol::Opcua) {
+                let check = ua::check_text(device, index, text);
+                self.note_opcua_check(slot, FarmType::of_tag(index), seq, check);
+            }
+            return;
+        }
+        if protocol == DeviceProtocol::EthernetIp {
             let tag = self.enip_samples.get(index as usize).copied();
             let slot = self.tag_slot(device, index, DeviceProtocol::EthernetIp);
             if let (Some(slot), Some(tag)) = (slot, tag) {
@@ -569,6 +672,10 @@ fn parse_sym(sym: &[u8]) -> Option<TagRef> {
             device: digits5([d0, d1, d2, d3, d4])?,
             index: digits5([t0, t1, t2, t3, t4])?,
         }),
+        [b'd', d0, d1, d2, d3, d4, b'.', b'u', t0, t1, t2, t3, t4] => Some(TagRef::Opcua {
+            device: digits5([d0, d1, d2, d3, d4])?,
+            index: digits5([t0, t1, t2, t3, t4])?,
+        }),
         _ => parse_sym_general(sym),
     }
 }
@@ -606,6 +713,10 @@ fn parse_sym_general(sym: &[u8]) -> Option<TagRef> {
             index,
             element,
         });
+    }
+    if let Some(index) = tag.strip_prefix(b"u") {
+        let index = digits(index)?;
+        return Some(TagRef::Opcua { device, index });
     }
     let index = digits(tag.strip_prefix(b"s")?)?;
     Some(TagRef::S7 { device, index })

@@ -24,6 +24,8 @@ use crate::sample::{text_records, write_text, Quality, Sample, TagId, ValueKind}
 pub struct ItemPlan {
     pub first_tag: TagId,
     pub data_type: OpcuaType,
+    /// Array elements (1: a scalar); element i is tag `first_tag + i`.
+    pub count: u32,
     pub scale: f64,
     pub offset: f64,
 }
@@ -33,6 +35,7 @@ impl ItemPlan {
         ItemPlan {
             first_tag,
             data_type: tag.data_type,
+            count: tag.count.max(1),
             scale: tag.scale,
             offset: tag.offset,
         }
@@ -40,7 +43,12 @@ impl ItemPlan {
 
     /// Records one value of this tag writes, whatever arrived.
     pub const fn records(&self) -> usize {
-        self.data_type.records()
+        self.data_type.records() * self.count as usize
+    }
+
+    /// Tag ids the tag uses (one per element).
+    pub const fn tags(&self) -> u32 {
+        self.count
     }
 
     fn scaled(&self) -> bool {
@@ -109,7 +117,26 @@ pub fn write_value(
                 mismatch = true;
                 Quality::TYPE_MISMATCH
             };
-            write_empty(plan.data_type, plan.first_tag, ts, q, out);
+            fill_bad(plan, ts, q, out);
+        }
+        Some(Variant::Array(array)) if plan.count > 1 => {
+            // Element i of the value is sample i; elements past `count` are
+            // not read, and those the value lacks are Bad_IndexRangeNoData.
+            let per = plan.data_type.records();
+            for (i, slot) in out.chunks_exact_mut(per).enumerate() {
+                let tag = TagId(plan.first_tag.0 + i as u32);
+                match array.values.get(i) {
+                    Some(element) => {
+                        mismatch |= !write_scalar(plan, tag, element, ts, quality, slot);
+                    }
+                    None => write_empty(plan.data_type, tag, ts, Quality::NO_SUCH_ELEMENT, slot),
+                }
+            }
+        }
+        Some(_) if plan.count > 1 => {
+            // A scalar where an array was declared.
+            mismatch = true;
+            fill_bad(plan, ts, Quality::TYPE_MISMATCH, out);
         }
         Some(value) => {
             mismatch = !write_scalar(plan, plan.first_tag, value, ts, quality, out);
@@ -118,9 +145,23 @@ pub fn write_value(
     Written { records, mismatch }
 }
 
-/// The tag with `quality` and no value (no connection, a timeout).
+/// Every element of the tag with `quality` and no value (no connection, a
+/// timeout).
 pub fn fill_bad(plan: &ItemPlan, ts: i64, quality: Quality, out: &mut [Sample]) {
-    write_empty(plan.data_type, plan.first_tag, ts, quality, out);
+    let per = plan.data_type.records();
+    for (i, slot) in out
+        .chunks_exact_mut(per)
+        .take(plan.count as usize)
+        .enumerate()
+    {
+        write_empty(
+            plan.data_type,
+            TagId(plan.first_tag.0 + i as u32),
+            ts,
+            quality,
+            slot,
+        );
+    }
 }
 
 fn write_empty(data_type: OpcuaType, tag: TagId, ts: i64, quality: Quality, out: &mut [Sample]) {
@@ -244,10 +285,16 @@ pub fn fuzz_value(data: &[u8]) -> bool {
     let plan = ItemPlan {
         first_tag: TagId(100),
         data_type,
+        count: if selector & 16 != 0 && !data_type.is_text() {
+            3
+        } else {
+            1
+        },
         scale: if selector & 8 != 0 { 2.0 } else { 1.0 },
         offset: 0.0,
     };
-    let context = ContextOwned::new_default(Default::default(), DecodingOptions::default());
+    let mut context = ContextOwned::new_default(Default::default(), DecodingOptions::default());
+    super::guard::guard(&mut context);
     let mut stream = std::io::Cursor::new(wire);
     let Ok(value) = DataValue::decode(&mut stream, &context.context()) else {
         return false;
@@ -287,6 +334,7 @@ mod tests {
         ItemPlan {
             first_tag: TagId(10),
             data_type,
+            count: 1,
             scale: 1.0,
             offset: 0.0,
         }
@@ -455,6 +503,67 @@ mod tests {
         );
         assert!(w.mismatch);
         assert_eq!(out[0], Sample::bad(1, TagId(10), Quality::TYPE_MISMATCH));
+    }
+
+    #[test]
+    fn an_array_tag_gives_each_element_its_tag_and_marks_the_missing_ones() {
+        let mut p = plan(OpcuaType::Double);
+        p.count = 4;
+        p.scale = 2.0;
+        assert_eq!(p.records(), 4);
+        let values: Vec<Variant> = (0..3)
+            .map(|i| Variant::Double(f64::from(i) + 0.5))
+            .collect();
+        let array = Array::new(VariantScalarTypeId::Double, values).unwrap();
+        let mut out = [Sample::default(); 5];
+        let w = write_value(
+            &p,
+            &value(Variant::Array(Box::new(array))),
+            TimeSource::Receive,
+            1,
+            &mut out,
+        );
+        assert_eq!(
+            w,
+            Written {
+                records: 4,
+                mismatch: false
+            }
+        );
+        for i in 0..3u32 {
+            let want = (f64::from(i) + 0.5) * 2.0;
+            assert_eq!(
+                out[i as usize],
+                Sample::new(
+                    1,
+                    TagId(10 + i),
+                    Quality::GOOD,
+                    ValueKind::F64,
+                    want.to_bits()
+                )
+            );
+        }
+        assert_eq!(out[3], Sample::bad(1, TagId(13), Quality::NO_SUCH_ELEMENT));
+        assert_eq!(out[4], Sample::default(), "wrote past the plan");
+
+        // A scalar where the array was declared: every element says so.
+        let w = write_value(
+            &p,
+            &value(Variant::Double(1.0)),
+            TimeSource::Receive,
+            2,
+            &mut out,
+        );
+        assert!(w.mismatch);
+        for i in 0..4u32 {
+            assert_eq!(
+                out[i as usize],
+                Sample::bad(2, TagId(10 + i), Quality::TYPE_MISMATCH)
+            );
+        }
+        // No connection: every element.
+        fill_bad(&p, 3, Quality::NO_CONNECTION, &mut out);
+        assert_eq!(out[3], Sample::bad(3, TagId(13), Quality::NO_CONNECTION));
     }
 
     #[test]

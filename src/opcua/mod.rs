@@ -20,10 +20,56 @@
 //!
 //! ```text
 //! convert.rs  DataValue -> ring records (sans-IO, no panic on any value)
-//! reader.rs   the thread: client, subscription or polling, ring writes
+//! connect.rs  endpoints, certificates and trust, the stack's session
+//! reader.rs   the thread: subscription or polling, ring writes
+//! sequence.rs which notification messages arrived; the gaps Republish asks for
+//! discover.rs `millrace discover --protocol opcua`: the address space as a tag CSV
+//! guard.rs    decoding limits the stack lacks, ahead of its own decoders
 //! ```
 
+mod connect;
 pub mod convert;
+pub mod discover;
+mod guard;
 pub mod reader;
+pub mod sequence;
 
 pub use reader::{requests_per_cycle, OpcuaReader};
+
+/// The stack's error for a person: its status, and the operating
+/// system's words when a socket call failed (the stack keeps those only
+/// inside Debug text: `Os { code: 111, kind: ConnectionRefused, message:
+/// "Connection refused" }`).
+pub fn in_words(error: &opcua::types::Error) -> String {
+    let context = error.to_string();
+    let os_words = context
+        .split_once("message: \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(words, _)| words);
+    match os_words {
+        Some(words) => format!("{} ({words})", error.status()),
+        None => context,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opcua::types::{Error, StatusCode};
+
+    #[test]
+    fn socket_errors_are_said_in_the_operating_system_s_words() {
+        let error = Error::new(
+            StatusCode::BadCommunicationError,
+            format!(
+                "Could not connect to host 127.0.0.1:1, {:?}",
+                std::io::Error::from_raw_os_error(111)
+            ),
+        );
+        assert_eq!(
+            super::in_words(&error),
+            "BadCommunicationError (Connection refused)"
+        );
+        let plain = Error::new(StatusCode::BadTimeout, "no answer");
+        assert_eq!(super::in_words(&plain), "BadTimeout: no answer");
+    }
+}

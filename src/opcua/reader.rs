@@ -30,17 +30,19 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use opcua::client::{ClientBuilder, IdentityToken, OnSubscriptionNotificationCore, Session};
 use opcua::client::{MonitoredItemMap, SessionPollResult};
+use opcua::client::{OnSubscriptionNotificationCore, Session};
 use opcua::types::{
-    DataChangeNotification, DataValue, ExtensionObject, MessageSecurityMode,
-    MonitoredItemCreateRequest, MonitoringMode, MonitoringParameters, NodeId, NotificationMessage,
-    ReadValueId, StatusCode, TimestampsToReturn, VariableId, Variant,
+    DataChangeFilter, DataChangeNotification, DataChangeTrigger, DataValue, DeadbandType,
+    ExtensionObject, MonitoredItemCreateRequest, MonitoringMode, MonitoringParameters, NodeId,
+    NotificationMessage, ReadValueId, StatusCode, TimestampsToReturn, VariableId, Variant,
 };
 use tokio::sync::Notify;
 
+use super::connect::{self, EventLoop, Refusal};
 use super::convert::{fill_bad, write_value, ItemPlan};
-use crate::config::{DeviceConfig, Identity, OpcuaDevice, ReadMode, TimeSource};
+use super::sequence::{Arrival, Sequence};
+use crate::config::{Deadband, DeviceConfig, OpcuaDevice, ReadMode, TimeSource};
 use crate::reader::ring_out::RingOut;
 use crate::reader::{Counters, DeviceSpec, Stats};
 use crate::ring::Producer;
@@ -61,8 +63,8 @@ const STALL_WAIT_MIN: Duration = Duration::from_micros(200);
 const STALL_WAIT_MAX: Duration = Duration::from_millis(10);
 /// First wait before trying an unreachable server again; doubles up to
 /// `RETRY_MAX` (the stack's own reconnects use the same two bounds).
-const RETRY_MIN: Duration = Duration::from_millis(500);
-const RETRY_MAX: Duration = Duration::from_secs(10);
+pub(super) const RETRY_MIN: Duration = Duration::from_millis(500);
+pub(super) const RETRY_MAX: Duration = Duration::from_secs(10);
 /// How long a clean stop waits for the session to close.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Counters go to the shared stats at most this often (and on every change
@@ -107,11 +109,17 @@ impl OpcuaReader {
             ));
         };
         let node_ids = node_ids(&device.name, &opcua)?;
+        // Tag ids in the configuration's order: an array tag takes one per
+        // element.
+        let mut next = spec.first_tag.0;
         let plans: Vec<ItemPlan> = opcua
             .tags
             .iter()
-            .enumerate()
-            .map(|(i, t)| ItemPlan::new(t, TagId(spec.first_tag.0 + i as u32)))
+            .map(|t| {
+                let plan = ItemPlan::new(t, TagId(next));
+                next += plan.tags();
+                plan
+            })
             .collect();
         let records_max = plans.iter().map(ItemPlan::records).max().unwrap_or(1);
         if records_max > producer.capacity() {
@@ -141,6 +149,8 @@ impl OpcuaReader {
             stop: Arc::clone(&stop),
             published_at: Instant::now(),
             mismatch_logged: vec![false; opcua.tags.len()],
+            sequence: Sequence::default(),
+            repair: Arc::new(Notify::new()),
             device: device.name.clone(),
             clock: crate::reader::clock::Clock::new(),
         };
@@ -219,6 +229,10 @@ struct Out {
     published_at: Instant,
     /// One log line per tag for a value of an unexpected type.
     mismatch_logged: Vec<bool>,
+    /// The subscription's data messages seen, and those missing.
+    sequence: Sequence,
+    /// Woken when a message is missing (subscribe mode's Republish task).
+    repair: Arc<Notify>,
     device: String,
     clock: crate::reader::clock::Clock,
 }
@@ -269,9 +283,10 @@ impl Out {
         });
         let Some(written) = written else { return };
         let bad = value.status.is_some_and(|s| s.is_bad());
+        let samples = u64::from(plan.count);
         self.count(|c| {
-            c.samples += 1;
-            c.exception_samples += u64::from(bad);
+            c.samples += samples;
+            c.exception_samples += if bad { samples } else { 0 };
         });
         if written.mismatch && !self.mismatch_logged[index] {
             self.mismatch_logged[index] = true;
@@ -307,9 +322,10 @@ impl Out {
         });
         if written.is_some() {
             let no_connection = quality == Quality::NO_CONNECTION;
+            let samples = u64::from(plan.count);
             self.count(|c| {
-                c.samples += 1;
-                c.no_connection_samples += u64::from(no_connection);
+                c.samples += samples;
+                c.no_connection_samples += if no_connection { samples } else { 0 };
             });
         }
     }
@@ -346,18 +362,39 @@ impl OnSubscriptionNotificationCore for Notifications {
         _items: MonitoredItemMap<'_>,
     ) {
         let Ok(mut out) = self.0.lock() else { return };
-        let receive_ns = out.now_ns();
-        out.count(|c| c.responses += 1);
+        out.deliver(&notification);
+    }
+}
+
+impl Out {
+    /// Writes a NotificationMessage's values, once: a data message whose
+    /// number was written already is skipped, and one that leaves a gap
+    /// wakes the Republish task (`repair`).
+    fn deliver(&mut self, notification: &NotificationMessage) {
+        let has_data = notification
+            .notification_data
+            .as_ref()
+            .is_some_and(|d| !d.is_empty());
+        if has_data {
+            if self.sequence.arrived(notification.sequence_number) == Arrival::Duplicate {
+                return;
+            }
+            if self.sequence.has_missing() {
+                self.repair.notify_one();
+            }
+        }
+        let receive_ns = self.now_ns();
+        self.count(|c| c.responses += 1);
         for object in notification.notification_data.iter().flatten() {
             let Some(change) = object.inner_as::<DataChangeNotification>() else {
                 continue;
             };
             for item in change.monitored_items.iter().flatten() {
                 let index = (item.client_handle as usize).wrapping_sub(1);
-                out.value(index, &item.value, receive_ns);
+                self.value(index, &item.value, receive_ns);
             }
         }
-        out.publish(false);
+        self.publish(false);
     }
 }
 
@@ -380,42 +417,8 @@ async fn run(
     out: Arc<Mutex<Out>>,
     stop: Arc<StopSignal>,
 ) {
-    let mut retry = RETRY_MIN;
-    let mut first = true;
-    let (session, event_loop) = loop {
-        if stop.is_set() {
-            return;
-        }
-        match connect(&device, &opcua).await {
-            Ok(pair) => break pair,
-            Err(why) => {
-                let quality = Quality::NO_CONNECTION;
-                if let Ok(mut o) = out.lock() {
-                    o.count(|c| c.connect_failures += 1);
-                    if first {
-                        let now = o.now_ns();
-                        o.all_bad(quality, now);
-                    }
-                    o.publish(true);
-                }
-                if first {
-                    tracing::warn!(
-                        device = %device.name,
-                        protocol = "opcua",
-                        address = %device.address,
-                        "device {}: cannot reach the OPC UA server: {why} (retrying; failures \
-                         are counted, not logged, until it answers)",
-                        device.name
-                    );
-                }
-                first = false;
-                tokio::select! {
-                    () = tokio::time::sleep(retry) => {}
-                    () = stop.notify.notified() => return,
-                }
-                retry = (retry * 2).min(RETRY_MAX);
-            }
-        }
+    let Some((session, event_loop)) = first_session(&device, &opcua, &out, &stop).await else {
+        return;
     };
     let connected = Arc::new(AtomicBool::new(false));
     let subscribing = (opcua.mode == ReadMode::Subscribe).then(|| Arc::clone(&session));
@@ -450,78 +453,70 @@ async fn run(
     }
 }
 
-/// A client for the device and its session (not yet connected: the event
-/// loop connects). Asks the server for its endpoints first, so an
-/// unreachable server is an error here.
-async fn connect(
+/// Connects (endpoints, trust, session), trying again with backoff until it
+/// works or the reader stops (`None`). Every tag gets one `NO_CONNECTION`
+/// sample at the first failure; each new reason is logged once, repeats are
+/// counted.
+async fn first_session(
     device: &DeviceConfig,
     opcua: &OpcuaDevice,
-) -> Result<
-    (
-        Arc<Session>,
-        opcua::client::SessionEventLoop<opcua::client::transport::TcpConnector>,
-    ),
-    String,
-> {
-    let application_uri = opcua
-        .application_uri
-        .clone()
-        .unwrap_or_else(default_application_uri);
-    let mut client = ClientBuilder::new()
-        .application_name("millrace")
-        .application_uri(application_uri)
-        .product_uri("urn:millrace")
-        // Security None only (the parser refuses the rest): no certificate
-        // of our own, none of the server's trusted.
-        .create_sample_keypair(false)
-        .trust_server_certs(false)
-        .pki_dir(std::env::temp_dir().join("millrace-opcua-pki"))
-        .session_retry_limit(-1)
-        .session_retry_initial(RETRY_MIN)
-        .session_retry_max(RETRY_MAX)
-        .request_timeout(device.timeout)
-        .recreate_subscriptions(true)
-        .recreate_monitored_items_chunk(ARRAY_ELEMENTS_MAX)
-        .session_name(format!("millrace {}", device.name))
-        .client()
-        .map_err(|errors| errors.join("; "))?;
-    let identity = match &opcua.identity {
-        Identity::Anonymous => IdentityToken::Anonymous,
-        Identity::UserName { user, password } => {
-            IdentityToken::new_user_name(user.clone(), password.expose().to_string())
+    out: &Arc<Mutex<Out>>,
+    stop: &StopSignal,
+) -> Option<(Arc<Session>, EventLoop)> {
+    let config = connect::client_config(device, opcua);
+    let mut retry = RETRY_MIN;
+    let mut first = true;
+    let mut said = String::new();
+    loop {
+        if stop.is_set() {
+            return None;
         }
-    };
-    // The server's endpoint with this policy and mode; its user token
-    // policies come with it, and the stack picks the one for `identity`.
-    let endpoint: opcua::types::EndpointDescription = (
-        device.address.as_str(),
-        opcua.security_policy.name(),
-        MessageSecurityMode::None,
-    )
-        .into();
-    let connecting = client.connect_to_matching_endpoint(endpoint, identity);
-    match tokio::time::timeout(device.timeout.max(Duration::from_secs(1)), connecting).await {
-        Ok(Ok(pair)) => Ok(pair),
-        Ok(Err(e)) => Err(format!("{} ({})", e.status(), e)),
-        Err(_) => Err("no answer to GetEndpoints in time".to_string()),
+        let attempt = match connect::certificate_store(opcua) {
+            Ok(store) => connect::session(device, opcua, &config, &store).await,
+            Err(why) => Err(Refusal::Failed(why)),
+        };
+        let refusal = match attempt {
+            Ok(pair) => return Some(pair),
+            Err(refusal) => refusal,
+        };
+        if let Ok(mut o) = out.lock() {
+            o.count(|c| c.connect_failures += 1);
+            if first {
+                let now = o.now_ns();
+                o.all_bad(Quality::NO_CONNECTION, now);
+            }
+            o.publish(true);
+        }
+        first = false;
+        let why = refusal.explain();
+        if why != said {
+            let what = match refusal {
+                Refusal::Untrusted { .. } => "refuses the OPC UA server",
+                Refusal::Failed(_) => "cannot reach the OPC UA server",
+            };
+            tracing::warn!(
+                device = %device.name,
+                protocol = "opcua",
+                address = %device.address,
+                "device {}: {what}: {why} (retrying; failures are counted, not logged, until \
+                 it answers or the reason changes)",
+                device.name
+            );
+            said = why;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(retry) => {}
+            () = stop.notify.notified() => return None,
+        }
+        retry = (retry * 2).min(RETRY_MAX);
     }
-}
-
-/// `urn:millrace:HOST`, the host name as Linux keeps it.
-fn default_application_uri() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let host = host.trim();
-    format!(
-        "urn:millrace:{}",
-        if host.is_empty() { "localhost" } else { host }
-    )
 }
 
 /// Drives the stack's session event loop and follows the connection: one
 /// `NO_CONNECTION` sample per tag when it is lost (subscribe mode shows the
 /// gap; poll mode writes its own per missed poll), counters for the rest.
 async fn watch(
-    event_loop: opcua::client::SessionEventLoop<opcua::client::transport::TcpConnector>,
+    event_loop: EventLoop,
     subscribing: Option<Arc<Session>>,
     out: Arc<Mutex<Out>>,
     connected: Arc<AtomicBool>,
@@ -596,8 +591,9 @@ async fn watch(
                     failing = true;
                     tracing::warn!(
                         device = %name,
-                        "device {name}: reconnecting failed: {status} (retrying; counted, not \
-                         logged, until it connects)"
+                        "device {name}: reconnecting failed: {} (retrying; counted, not logged, \
+                         until it connects)",
+                        connect::status_words(status)
                     );
                 }
                 o.publish(true);
@@ -653,15 +649,16 @@ async fn subscribe(
     let sampling_ms = opcua.sampling_interval.as_secs_f64() * 1000.0;
     let items: Vec<MonitoredItemCreateRequest> = node_ids
         .iter()
+        .zip(&opcua.tags)
         .enumerate()
-        .map(|(i, node)| {
+        .map(|(i, (node, tag))| {
             MonitoredItemCreateRequest::new(
                 ReadValueId::new_value(node.clone()),
                 MonitoringMode::Reporting,
                 MonitoringParameters {
                     client_handle: i as u32 + 1,
                     sampling_interval: sampling_ms,
-                    filter: ExtensionObject::null(),
+                    filter: filter(tag.deadband),
                     queue_size: opcua.queue_size,
                     discard_oldest: true,
                 },
@@ -670,38 +667,176 @@ async fn subscribe(
         .collect();
     for (chunk_index, chunk) in items.chunks(ARRAY_ELEMENTS_MAX).enumerate() {
         let first = chunk_index * ARRAY_ELEMENTS_MAX;
+        let Some(results) = create_items(session, subscription, chunk, first, out, device).await
+        else {
+            return;
+        };
+        for (offset, status) in results.into_iter().enumerate() {
+            let index = first + offset;
+            if status.is_bad() {
+                let tag = opcua.tags.get(index).map_or("?", |t| t.name.as_str());
+                tracing::warn!(
+                    device = %device.name,
+                    "device {}: tag `{tag}`: the server refused its monitored item: {status}",
+                    device.name
+                );
+                if let Ok(mut o) = out.lock() {
+                    let now = o.now_ns();
+                    o.bad(index, Quality::opcua(status.bits()), now);
+                    o.publish(true);
+                }
+            }
+        }
+    }
+    republish(
+        session,
+        subscription,
+        out,
+        device,
+        opcua.publishing_interval * 2,
+    )
+    .await;
+}
+
+/// CreateMonitoredItems for one chunk of the device's items (the first
+/// being item `first`), asked again (after `RETRY_MIN`, doubling up to
+/// `RETRY_MAX`) while the server refuses the whole request (a busy
+/// server's BadTooManyOperations, a connection lost on the way): a chunk
+/// left uncreated would be tags that never deliver. The first refusal is
+/// one log line and a sample of its status for each of the chunk's tags,
+/// so the gap shows in kdb+. Each item's own status; `None` when the
+/// reader stops first.
+async fn create_items(
+    session: &Arc<Session>,
+    subscription: u32,
+    chunk: &[MonitoredItemCreateRequest],
+    first: usize,
+    out: &Arc<Mutex<Out>>,
+    device: &DeviceConfig,
+) -> Option<Vec<StatusCode>> {
+    let stop = Arc::clone(&out.lock().ok()?.stop);
+    let tags = format!("tags {}..{}", first, first + chunk.len());
+    let mut retry = RETRY_MIN;
+    let mut refused = false;
+    loop {
         let created = session
             .create_monitored_items(subscription, TimestampsToReturn::Both, chunk.to_vec())
             .await;
-        match created {
+        let e = match created {
             Ok(results) => {
-                for (offset, result) in results.iter().enumerate() {
-                    let index = first + offset;
-                    let status = result.result.status_code;
-                    if status.is_bad() {
-                        let tag = opcua.tags.get(index).map_or("?", |t| t.name.as_str());
-                        tracing::warn!(
-                            device = %device.name,
-                            "device {}: tag `{tag}`: the server refused its monitored item: \
-                             {status}",
-                            device.name
-                        );
-                        if let Ok(mut o) = out.lock() {
-                            let now = o.now_ns();
-                            o.bad(index, Quality::opcua(status.bits()), now);
-                            o.publish(true);
-                        }
-                    }
+                if refused {
+                    tracing::info!(
+                        device = %device.name,
+                        "device {}: {tags} are monitored now",
+                        device.name
+                    );
+                }
+                return Some(results.iter().map(|r| r.result.status_code).collect());
+            }
+            Err(e) => e,
+        };
+        if !refused {
+            tracing::warn!(
+                device = %device.name,
+                "device {}: CreateMonitoredItems for {tags} failed: {e} (asking again until \
+                 the server takes them)",
+                device.name
+            );
+            let mut o = out.lock().ok()?;
+            let now = o.now_ns();
+            for index in first..first + chunk.len() {
+                o.bad(index, Quality::opcua(e.status().bits()), now);
+            }
+            o.publish(true);
+            refused = true;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(retry) => {}
+            () = stop.notify.notified() => return None,
+        }
+        if stop.is_set() {
+            return None;
+        }
+        retry = (retry * 2).min(RETRY_MAX);
+        session.wait_for_connection().await;
+    }
+}
+
+/// Asks the server again for every data message that did not arrive (its
+/// Publish answer was lost with a connection), until the reader stops. A
+/// message the server no longer holds, or a subscription it no longer
+/// has, is counted lost and said in one log line.
+async fn republish(
+    session: &Arc<Session>,
+    subscription: u32,
+    out: &Arc<Mutex<Out>>,
+    device: &DeviceConfig,
+    settle: Duration,
+) {
+    let Ok(repair) = out.lock().map(|o| Arc::clone(&o.repair)) else {
+        return;
+    };
+    let mut lost_said = 0;
+    loop {
+        repair.notified().await;
+        // A late answer may still fill the gap: wait `settle` (two
+        // publishing intervals) before asking.
+        tokio::time::sleep(settle).await;
+        session.wait_for_connection().await;
+        let missing = out.lock().map(|o| o.sequence.missing()).unwrap_or_default();
+        for number in missing {
+            let answer =
+                tokio::time::timeout(device.timeout, session.republish(subscription, number)).await;
+            let Ok(mut o) = out.lock() else { return };
+            match answer {
+                Ok(Ok(message)) if message.sequence_number == number => {
+                    o.count(|c| c.requests += 1);
+                    o.deliver(&message);
+                }
+                Ok(Ok(_)) => o.sequence.give_up(number),
+                Ok(Err(e)) if e.status() == StatusCode::BadMessageNotAvailable => {
+                    o.sequence.give_up(number);
+                }
+                Ok(Err(e)) if e.status() == StatusCode::BadSubscriptionIdInvalid => {
+                    // Created anew (a server restart): the old queue is gone.
+                    o.sequence.give_up_all();
+                    break;
+                }
+                Ok(Err(_)) | Err(_) => {
+                    // The connection went again: try once it is back.
+                    o.repair.notify_one();
+                    break;
                 }
             }
-            Err(e) => tracing::warn!(
+        }
+        let Ok(o) = out.lock() else { return };
+        let lost = o.sequence.lost();
+        if lost > lost_said {
+            tracing::warn!(
                 device = %device.name,
-                "device {}: CreateMonitoredItems failed: {e}",
-                device.name
-            ),
+                "device {}: {} notification messages were lost that the server no longer \
+                 held to republish ({lost} in all)",
+                device.name,
+                lost - lost_said
+            );
+            lost_said = lost;
         }
     }
-    std::future::pending::<()>().await;
+}
+
+/// The monitored item's filter: none, or a DataChangeFilter reporting a
+/// change of status or of value beyond the deadband.
+fn filter(deadband: Option<Deadband>) -> ExtensionObject {
+    let (deadband_type, deadband_value) = match deadband {
+        None => return ExtensionObject::null(),
+        Some(Deadband::Absolute(v)) => (DeadbandType::Absolute, v),
+        Some(Deadband::Percent(p)) => (DeadbandType::Percent, p),
+    };
+    ExtensionObject::from_message(DataChangeFilter {
+        trigger: DataChangeTrigger::StatusValue,
+        deadband_type: deadband_type as u32,
+        deadband_value,
+    })
 }
 
 /// Reads every tag each `poll_interval`, `MaxNodesPerRead` at a time.

@@ -137,7 +137,7 @@ impl Emitted {
         match protocol_of(farm_device) {
             DeviceProtocol::Modbus => &self.modbus_choices,
             DeviceProtocol::S7 => &self.s7_choices,
-            DeviceProtocol::EthernetIp => unreachable!("{MIXED_ONLY}"),
+            DeviceProtocol::EthernetIp | DeviceProtocol::Opcua => unreachable!("{MIXED_ONLY}"),
         }
     }
 
@@ -153,7 +153,7 @@ impl Emitted {
                 .s7_tags
                 .get(index as usize)
                 .is_some_and(|tag| s7::check_number(farm_device, tag, value) != Check::Wrong),
-            DeviceProtocol::EthernetIp => unreachable!("{MIXED_ONLY}"),
+            DeviceProtocol::EthernetIp | DeviceProtocol::Opcua => unreachable!("{MIXED_ONLY}"),
         }
     }
 }
@@ -163,7 +163,7 @@ fn tag_name(farm_device: u32, index: u32) -> String {
     match protocol_of(farm_device) {
         DeviceProtocol::Modbus => farm::emit::tag_name(farm_device, index as u16),
         DeviceProtocol::S7 => s7::emit::tag_name(farm_device, index),
-        DeviceProtocol::EthernetIp => unreachable!("{MIXED_ONLY}"),
+        DeviceProtocol::EthernetIp | DeviceProtocol::Opcua => unreachable!("{MIXED_ONLY}"),
     }
 }
 
@@ -385,7 +385,9 @@ impl Plant {
                 let other = match protocol_of(d.farm) {
                     DeviceProtocol::Modbus => DeviceProtocol::S7,
                     DeviceProtocol::S7 => DeviceProtocol::Modbus,
-                    DeviceProtocol::EthernetIp => unreachable!("{MIXED_ONLY}"),
+                    DeviceProtocol::EthernetIp | DeviceProtocol::Opcua => {
+                        unreachable!("{MIXED_ONLY}")
+                    }
                 };
                 let Some(farm) = self.unused_farm(emitted, Some(other)) else {
                     return false;

@@ -324,6 +324,35 @@ pub fn run_baseline(config: &Path, seconds: f64, sink: SocketAddr) -> Result<Bas
     }
 }
 
+/// Runs `ua-count` for `seconds` against the OPC UA devices of `config`;
+/// waits for it (bounded) and parses its line.
+pub fn run_ua_count(config: &Path, seconds: f64) -> Result<super::report::UaCount, String> {
+    let child = Command::new(loadgen_exe()?)
+        .arg("ua-count")
+        .arg("--config")
+        .arg(config)
+        .args(["--seconds", &seconds.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("start ua-count: {e}"))?;
+    let mut guard = Guard(Some(child));
+    let child = guard.child().ok_or("ua-count child")?;
+    let stdout = child.stdout.take().ok_or("ua-count stdout")?;
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| super::report::UaCount::parse(&l))
+    });
+    let wait = Duration::from_secs_f64(seconds + 60.0);
+    let status = super::procs::wait_bounded(child, wait).map_err(|e| e.to_string())?;
+    let parsed = reader.join().map_err(|_| "ua-count reader panicked")?;
+    match parsed {
+        Some(line) if status.success() => Ok(line),
+        _ => Err(format!("ua-count failed ({status})")),
+    }
+}
+
 fn parse_baseline(line: &str) -> Option<BaselineLine> {
     let rest = line.strip_prefix("baseline: ")?;
     let words: Vec<&str> = rest.split_whitespace().collect();

@@ -45,7 +45,8 @@ use scrape::Scrape;
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// What the farm's devices speak: modbus, s7, mixed (odd devices S7),
-    /// or ethernet-ip.
+    /// ethernet-ip, or opcua (servers whose every variable changes once
+    /// per poll interval; millrace subscribes at that interval).
     #[arg(long, default_value = "modbus", value_parser = crate::parse_protocol)]
     protocol: FarmProtocol,
     /// Seconds millrace is measured for (after it serves metrics and a
@@ -119,13 +120,23 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
     if args.protocol.has_enip() {
         args.enip.farm_options().validate()?;
     }
+    // OPC UA servers change every variable once per poll interval, and
+    // millrace samples and publishes at it.
+    let opcua_cli = if args.protocol.has_opcua() {
+        vec![
+            "--change-interval-ms".to_string(),
+            args.poll_interval_ms.to_string(),
+        ]
+    } else {
+        Vec::new()
+    };
     let dir = WorkDir::new(args.dir.clone())?;
     let farm_args = FarmArgs {
         protocol: args.protocol,
         devices: args.devices,
         tags_per_device: args.tags_per_device,
         threads: args.farm_threads,
-        extra: [args.s7.to_cli(), args.enip.to_cli()].concat(),
+        extra: [args.s7.to_cli(), args.enip.to_cli(), opcua_cli].concat(),
     };
     let (mut farm, ports) = children::start_farm(&farm_args)?;
     let farm_pid = farm.child().map_or(0, |c| c.id());
@@ -149,7 +160,15 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
     report.backend = args.backend.clone();
     measure_millrace(args, &dir.path, &ports, farm_pid, &mut report)?;
     let baseline_seconds = args.baseline_seconds.unwrap_or(args.seconds as f64);
-    if args.protocol != FarmProtocol::Modbus {
+    if args.protocol.has_opcua() && baseline_seconds > 0.0 {
+        let why = "baseline: async-opcua's client alone (ua-count), counting values only";
+        println!("bench: {why}");
+        report.baseline_absent = Some(why.to_string());
+        report.ua_count = Some(children::run_ua_count(
+            &dir.path.join("bench.toml"),
+            baseline_seconds,
+        )?);
+    } else if args.protocol != FarmProtocol::Modbus {
         // The S7 decode is benchmarked against snap7-client apart; no S7
         // client polls this farm beside millrace yet.
         let why = format!("baseline: none for {}", args.protocol);
@@ -279,7 +298,9 @@ fn mark(
         rows: standin.rows()?,
         responses: counter("millrace_frames_total"),
         samples: counter("millrace_samples_total"),
-        millrace_cpu_s: procs::cpu_seconds(gateway.pid()).unwrap_or(f64::NAN),
+        millrace_cpu_s: procs::live_threads_cpu_seconds(gateway.pid())
+            .or_else(|| procs::cpu_seconds(gateway.pid()))
+            .unwrap_or(f64::NAN),
         millrace_threads: procs::threads(gateway.pid()),
         farm_cpu_s: procs::cpu_seconds(farm_pid).unwrap_or(f64::NAN),
         standin_cpu_s: procs::cpu_seconds(standin_pid).unwrap_or(f64::NAN),

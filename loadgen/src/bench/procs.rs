@@ -11,6 +11,27 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     stat_cpu_seconds(&text)
 }
 
+/// CPU seconds of `pid`'s live threads at nanosecond resolution: the sum of
+/// each thread's time on a CPU (`/proc/PID/task/TID/schedstat`, first
+/// field). For a process whose threads live through the measurement, as
+/// millrace's do (readers, WAL, sinks, metrics, main); a thread that ends
+/// takes its time with it. `cpu_seconds` counts 10 ms ticks, too coarse for
+/// an idle gateway's few milliseconds a second. `None` without schedstat
+/// (a kernel built without CONFIG_SCHED_INFO).
+pub fn live_threads_cpu_seconds(pid: u32) -> Option<f64> {
+    let threads = threads(pid);
+    if threads.is_empty() || threads.iter().any(|(_, t)| !t.fine) {
+        return None;
+    }
+    Some(threads.iter().map(|(_, t)| t.cpu_s).sum())
+}
+
+/// Time on a CPU in seconds from a `schedstat` line.
+fn schedstat_cpu_seconds(text: &str) -> Option<f64> {
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
+}
+
 /// CPU seconds of this process (every thread, ended ones included: the
 /// in-process stand-in, the driver, the baseline's publisher), from the
 /// process CPU-time clock at nanosecond resolution. `/proc/self/stat` counts
@@ -46,12 +67,16 @@ fn clock_ticks_per_second() -> f64 {
 pub struct ThreadTimes {
     pub name: String,
     pub cpu_s: f64,
+    /// `cpu_s` is from `schedstat` (nanoseconds), not `stat` (10 ms ticks).
+    pub fine: bool,
     pub voluntary_switches: u64,
     pub involuntary_switches: u64,
 }
 
 /// Every thread of `pid` by thread id, from `/proc/PID/task/TID/{stat,status}`
-/// (a thread that ends between the listing and the reads is left out).
+/// and `schedstat` for CPU time at nanosecond resolution where the kernel
+/// has it (a thread that ends between the listing and the reads is left
+/// out).
 pub fn threads(pid: u32) -> Vec<(u32, ThreadTimes)> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
@@ -68,7 +93,12 @@ pub fn threads(pid: u32) -> Vec<(u32, ThreadTimes)> {
         ) else {
             continue;
         };
-        if let Some(times) = thread_times(&stat, &status) {
+        if let Some(mut times) = thread_times(&stat, &status) {
+            let schedstat = std::fs::read_to_string(dir.join("schedstat")).ok();
+            if let Some(cpu_s) = schedstat.as_deref().and_then(schedstat_cpu_seconds) {
+                times.cpu_s = cpu_s;
+                times.fine = true;
+            }
             out.push((tid, times));
         }
     }
@@ -86,6 +116,7 @@ fn thread_times(stat: &str, status: &str) -> Option<ThreadTimes> {
     Some(ThreadTimes {
         name,
         cpu_s: stat_cpu_seconds(stat)?,
+        fine: false,
         voluntary_switches: field("voluntary_ctxt_switches:")?,
         involuntary_switches: field("nonvoluntary_ctxt_switches:")?,
     })
@@ -170,6 +201,8 @@ mod tests {
         let own = threads(std::process::id());
         assert!(!own.is_empty());
         assert!(own.iter().all(|(_, t)| !t.name.is_empty()));
+        assert_eq!(schedstat_cpu_seconds("1500000000 20 3\n"), Some(1.5));
+        assert_eq!(schedstat_cpu_seconds(""), None);
     }
 
     #[test]

@@ -158,11 +158,49 @@ pub struct Report {
     mismatches: u64,
     bad_quality_rows: u64,
     text_rows_unchecked: u64,
+    /// OPC UA changes published between two delivered ones that never
+    /// arrived.
+    changes_missed: u64,
+    /// OPC UA tags of which no change arrived.
+    silent_tags: u64,
     pub hgrm_dir: Option<PathBuf>,
     pub baseline: Option<BaselineResult>,
     /// Why there is no baseline, when there is none by design.
     pub baseline_absent: Option<String>,
+    /// OPC UA: async-opcua's client alone against the same farm.
+    pub ua_count: Option<UaCount>,
     pub notes: Vec<String>,
+}
+
+/// What `ua-count` printed: the stack's client alone.
+#[derive(Clone, Debug, Default)]
+pub struct UaCount {
+    pub seconds: f64,
+    pub values: u64,
+    pub cpu_s: f64,
+}
+
+impl UaCount {
+    /// `ua-count: seconds S values N cpu_s C`.
+    pub fn parse(line: &str) -> Option<UaCount> {
+        let words: Vec<&str> = line
+            .strip_prefix("ua-count: ")?
+            .split_whitespace()
+            .collect();
+        let field = |name: &str| -> Option<&str> {
+            let at = words.iter().position(|w| *w == name)?;
+            words.get(at + 1).copied()
+        };
+        Some(UaCount {
+            seconds: field("seconds")?.parse().ok()?,
+            values: field("values")?.parse().ok()?,
+            cpu_s: field("cpu_s")?.parse().ok()?,
+        })
+    }
+
+    pub fn cpu_us_per_value(&self) -> f64 {
+        self.cpu_s * 1e6 / self.values as f64
+    }
 }
 
 impl Report {
@@ -206,6 +244,8 @@ impl Report {
         self.mismatches = v.mismatches;
         self.bad_quality_rows = v.bad_quality_rows;
         self.text_rows_unchecked = v.text_rows_unchecked;
+        self.changes_missed = v.changes_missed;
+        self.silent_tags = v.silent_tags;
     }
 
     pub fn passed(&self) -> bool {
@@ -218,11 +258,18 @@ impl Report {
             && self.lost == 0
             && self.mismatches == 0
             && self.duplicates_after_dedup == 0
+            && self.changes_missed == 0
+            && self.silent_tags == 0
             && baseline_ok
     }
 
     fn per_s(&self, n: u64) -> f64 {
         n as f64 / self.window_s.max(1e-9)
+    }
+
+    /// millrace's CPU microseconds per row delivered over the window.
+    fn millrace_cpu_us_per_value(&self) -> f64 {
+        self.millrace_cpu_s * 1e6 / self.rows as f64
     }
 
     fn samples_per_cpu_s(&self) -> f64 {
@@ -322,7 +369,7 @@ impl Report {
             t,
             "\nverification: durable seq {:?}, rows {}, lost {}, duplicate seqs removed {}, \
              duplicates after dedup {}, mismatches {}, bad-quality rows {}, text rows unchecked \
-             {}, timeouts {}, reconnects {}, millrace exit {:?}",
+             {}, value changes missed {}, silent tags {}, timeouts {}, reconnects {}, millrace exit {:?}",
             self.durable_seq,
             self.rows_total,
             self.lost,
@@ -331,12 +378,26 @@ impl Report {
             self.mismatches,
             self.bad_quality_rows,
             self.text_rows_unchecked,
+            self.changes_missed,
+            self.silent_tags,
             self.reader_timeouts,
             self.reader_reconnects,
             self.millrace_exit_code
         );
         if let Some(why) = &self.baseline_absent {
             let _ = writeln!(t, "{why}");
+        }
+        if let Some(ua) = &self.ua_count {
+            let _ = writeln!(
+                t,
+                "CPU per value change: millrace {:.2} us (all of it: stack, ring, WAL, kdb+ \
+                 sink), async-opcua's client alone {:.2} us ({:.0} values/s over {:.2} s, \
+                 counting only)",
+                self.millrace_cpu_us_per_value(),
+                ua.cpu_us_per_value(),
+                ua.values as f64 / ua.seconds,
+                ua.seconds
+            );
         }
         if let Some(b) = b {
             let _ = writeln!(
@@ -433,8 +494,24 @@ impl Report {
         field("mismatches", self.mismatches.to_string());
         field("bad_quality_rows", self.bad_quality_rows.to_string());
         field("text_rows_unchecked", self.text_rows_unchecked.to_string());
+        field("changes_missed", self.changes_missed.to_string());
+        field("silent_tags", self.silent_tags.to_string());
         if let Some(why) = &self.baseline_absent {
             field("baseline_absent", format!("\"{why}\""));
+        }
+        if let Some(ua) = &self.ua_count {
+            field(
+                "millrace_cpu_us_per_value",
+                format!("{:.3}", self.millrace_cpu_us_per_value()),
+            );
+            field(
+                "ua_client_values_per_s",
+                format!("{:.0}", ua.values as f64 / ua.seconds),
+            );
+            field(
+                "ua_client_cpu_us_per_value",
+                format!("{:.3}", ua.cpu_us_per_value()),
+            );
         }
         field(
             "millrace_exit_code",
@@ -579,6 +656,7 @@ mod thread_tests {
         ThreadTimes {
             name: name.into(),
             cpu_s,
+            fine: true,
             voluntary_switches: voluntary,
             involuntary_switches: involuntary,
         }
