@@ -7,7 +7,6 @@ mod common;
 mod kdb_support;
 
 use common::free_port;
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -3,43 +3,18 @@
 //! tokio-modbus baseline after; the JSON report must show delivery with
 //! nothing lost and every value checked.
 //!
-//! `bench` runs the `millrace` binary next to `millrace-loadgen` (integration
-//! tests of this package cannot name another package's binary); if it is not
-//! there this test builds it with the same cargo and profile first.
+//! `bench` runs the `millrace` binary next to `millrace-loadgen`
+//! (`common::millrace_binary` brings it up to date first).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::Command;
-
-fn millrace_binary() -> PathBuf {
-    let loadgen = PathBuf::from(env!("CARGO_BIN_EXE_millrace-loadgen"));
-    let millrace = loadgen.with_file_name("millrace");
-    let profile_dir = loadgen.parent().expect("the binary has a directory");
-    let release = profile_dir.file_name().is_some_and(|n| n == "release");
-    let mut build = Command::new(env!("CARGO"));
-    build.args(["build", "-p", "millrace", "--bin", "millrace"]);
-    if release {
-        build.arg("--release");
-    }
-    let status = build
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
-        .status()
-        .expect("run cargo build for the millrace binary");
-    assert!(
-        status.success(),
-        "cargo build -p millrace --bin millrace failed"
-    );
-    assert!(
-        millrace.is_file(),
-        "{} missing after the build",
-        millrace.display()
-    );
-    millrace
-}
 
 /// Runs `bench ARGS` (JSON and work files in a fresh directory named
 /// after `name`); its report, its stdout, and the directory.
 fn bench(name: &str, args: &[&str]) -> (serde_json::Value, String, String, PathBuf) {
-    let millrace = millrace_binary();
+    let millrace = common::millrace_binary();
     let dir = std::env::temp_dir().join(format!("millrace-loadgen-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

@@ -7,31 +7,12 @@
 //! takes everything into `millrace tickerplant --journal` with a `gateway`
 //! column: every row read back from the journal carries `[gateway] id`.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Lines, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn millrace_binary() -> PathBuf {
-    let loadgen = PathBuf::from(env!("CARGO_BIN_EXE_millrace-loadgen"));
-    let millrace = loadgen.with_file_name("millrace");
-    let profile_dir = loadgen.parent().expect("the binary has a directory");
-    let release = profile_dir.file_name().is_some_and(|n| n == "release");
-    let mut build = Command::new(env!("CARGO"));
-    build.args(["build", "-p", "millrace", "--bin", "millrace"]);
-    if release {
-        build.arg("--release");
-    }
-    let status = build
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
-        .status()
-        .expect("run cargo build for the millrace binary");
-    assert!(
-        status.success(),
-        "cargo build -p millrace --bin millrace failed"
-    );
-    millrace
-}
 
 /// A child killed when dropped (a failing test leaves nothing running).
 struct Kid(Child);
@@ -141,7 +122,7 @@ fn kdb_sink(name: &str, addr: &str, devices: &str) -> String {
 /// `millrace tickerplant --journal FILE` on a free port: the child and its
 /// address.
 fn start_journal_tp(journal: &Path) -> (Kid, String) {
-    let mut child = Command::new(millrace_binary())
+    let mut child = Command::new(common::millrace_binary())
         .args(["tickerplant", "--listen", "127.0.0.1:0", "--journal"])
         .arg(journal)
         .stdout(Stdio::piped())
@@ -189,7 +170,7 @@ fn journal_gateways(path: &Path, gateway_at: usize) -> Vec<(i64, String)> {
 /// Runs `millrace run` until each stand-in has rows, then stops it with
 /// SIGTERM; returns its stderr lines.
 fn run_gateway(config: &Path, standins: &mut [&mut StandIn]) -> Vec<String> {
-    let mut gateway = Kid(Command::new(millrace_binary())
+    let mut gateway = Kid(Command::new(common::millrace_binary())
         .args(["run", "--config"])
         .arg(config)
         .stderr(Stdio::piped())
@@ -278,7 +259,7 @@ fn two_sinks_each_get_exactly_their_devices_rows() {
     );
     std::fs::write(&config, text).unwrap();
 
-    let check = Command::new(millrace_binary())
+    let check = Command::new(common::millrace_binary())
         .arg("check-config")
         .arg(&config)
         .output()
@@ -407,7 +388,7 @@ fn three_planned_gateways_deliver_every_sample_once_per_segment() {
     let plant = dir.join("plant.toml");
     std::fs::write(&plant, with_sinks(&farm_config, &sinks)).unwrap();
     let out = dir.join("gateways");
-    let planned = Command::new(millrace_binary())
+    let planned = Command::new(common::millrace_binary())
         .args(["plan", "--gateways", "3", "--segments", "2", "--out"])
         .arg(&out)
         .arg(&plant)
@@ -435,7 +416,7 @@ fn three_planned_gateways_deliver_every_sample_once_per_segment() {
 
     let mut gateways: Vec<(Kid, std::thread::JoinHandle<Vec<String>>)> = (1..=3)
         .map(|i| {
-            let mut kid = Kid(Command::new(millrace_binary())
+            let mut kid = Kid(Command::new(common::millrace_binary())
                 .args(["run", "--config"])
                 .arg(out.join(format!("plant-{i}.toml")))
                 .stderr(Stdio::piped())

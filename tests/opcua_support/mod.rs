@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[allow(unused_imports)] // each test file uses a different part
 pub use crate::common::free_port;
 use millrace::kdb::decode::decode_prefix;
 use millrace::kdb::journal::JOURNAL_HEADER_SIZE;

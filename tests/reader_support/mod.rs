@@ -199,4 +199,3 @@ pub fn drain(consumer: &mut ring::Consumer, into: &mut Vec<Sample>) {
 
 #[allow(unused_imports)] // each test file uses a different part
 pub use crate::common::{free_port, peer_python};
-
