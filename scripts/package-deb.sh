@@ -28,10 +28,17 @@ if [ "$profile" = release ]; then
     cargo build --release --workspace --bins
     deb="$(cargo deb -p millrace --no-build --output "$out/")"
 else
-    # Both binaries from one build (a no-op after scripts/test.sh's own),
-    # staged where cargo-deb looks for release binaries: cargo-deb refuses
-    # to package a dev profile itself, and target/release is left alone.
-    cargo build --workspace --bins --profile "$profile"
+    # Both binaries from one build, staged where cargo-deb looks for release
+    # binaries: cargo-deb refuses to package a dev profile itself, and
+    # target/release is left alone. The dev binaries are the ones the test
+    # build made (`cargo test --no-run` is a no-op after scripts/test.sh):
+    # `cargo build` would rebuild every dependency without the
+    # dev-dependencies' features.
+    if [ "$profile" = dev ]; then
+        cargo test --workspace --no-run
+    else
+        cargo build --workspace --bins --profile "$profile"
+    fi
     built="target/$([ "$profile" = dev ] && echo debug || echo "$profile")"
     stage="target/deb-stage"
     rm -rf "$stage"

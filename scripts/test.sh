@@ -20,14 +20,26 @@ if ! dpkg -s libfaketime >/dev/null 2>&1; then
 fi
 scripts/setup-peers.sh
 export MILLRACE_PEER_PYTHON="$PWD/target/peers-venv/bin/python"
-cargo build --workspace --bins
+# One build of the workspace, bins included (the integration tests run them),
+# with the dev-dependencies' features: a separate `cargo build --bins` first
+# would build every shared dependency twice, once per feature set.
 cargo test --workspace --no-fail-fast "$@"
+# The Debian package, from the dev build above: contents, conffiles,
+# maintainer scripts, an install into a scratch root, check-config there.
+scripts/package-deb.sh
+# MILLRACE_FREE_DISK=1 (CI sets it): each of the three builds (dev, loom,
+# fuzz) is deleted once its step is done, so the disk holds one at a time.
+free_disk() {
+    if [ "${MILLRACE_FREE_DISK:-0}" = 1 ]; then
+        echo "test.sh: freeing $* ($(du -sh "$@" 2>/dev/null | cut -f1 | paste -sd+))"
+        rm -rf "$@"
+    fi
+}
+free_disk target/debug target/deb-stage
 # The ring's memory orderings under loom's model checker: a separate build
 # (its own target dir, the atomics swapped for loom's) of one test file.
 RUSTFLAGS="--cfg millrace_loom" CARGO_TARGET_DIR=target/loom \
     cargo test --profile loom --test ring_loom
-# The Debian package, from the dev build above: contents, conffiles,
-# maintainer scripts, an install into a scratch root, check-config there.
-scripts/package-deb.sh
+free_disk target/loom
 # Bounded fuzzing of every decoder (MILLRACE_FUZZ_SECONDS per target, default 20).
 scripts/fuzz-ci.sh
