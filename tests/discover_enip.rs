@@ -115,7 +115,7 @@ fn write_config(dir: &Path, plc_port: u16, tp: &str, csv: &Path) -> std::path::P
 fn cm_ethernetip_tags_are_discovered_loaded_and_read_right() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _peer = enip_support::start(port);
+    let mut peer = enip_support::start(port);
     let csv = dir.path().join("tags.csv");
     let address = format!("127.0.0.1:{port}");
     let output = discover(&[
@@ -127,7 +127,11 @@ fn cm_ethernetip_tags_are_discovered_loaded_and_read_right() {
     ]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(
+        output.status.success(),
+        "{stdout}{stderr}({})",
+        peer.state()
+    );
 
     // The CSV: every readable tag, in the controller's order.
     let text = std::fs::read_to_string(&csv).unwrap();

@@ -159,6 +159,7 @@ async def main():
     identity = IdentityInfo(product_name="millrace peer")
     adapter = EipAdapter(LogixDispatcher(tags, identity), identity)
     await adapter.listen("127.0.0.1", port)
+    print("listening", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     await adapter.close()
 
@@ -214,13 +215,42 @@ pub fn start_with(port: u16, options: &[&str]) -> (Peer, Arc<Mutex<Vec<String>>>
     let lines = Arc::new(Mutex::new(Vec::new()));
     let stdout = child.stdout.take().expect("the peer's stdout");
     let gathered = Arc::clone(&lines);
+    let (listening_tx, listening) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            gathered.lock().unwrap().push(line);
+            if line == "listening" {
+                let _ = listening_tx.send(());
+            } else {
+                gathered.lock().unwrap().push(line);
+            }
         }
     });
-    (wait_listening(Peer(child), port, "cm-ethernetip"), lines)
+    // The peer says when its own socket listens: a probe connection could
+    // reach another program's listener on the port instead.
+    let mut peer = Peer(child);
+    let started = Instant::now();
+    while listening.recv_timeout(Duration::from_millis(50)).is_err() {
+        if let Ok(Some(status)) = peer.0.try_wait() {
+            panic!("the cm-ethernetip peer on port {port} exited before listening: {status}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the cm-ethernetip peer never listened on port {port}"
+        );
+    }
+    (peer, lines)
+}
+
+impl Peer {
+    /// Whether the peer process is still running (for failure messages).
+    pub fn state(&mut self) -> String {
+        match self.0.try_wait() {
+            Ok(None) => "the peer is running".into(),
+            Ok(Some(status)) => format!("the peer exited: {status}"),
+            Err(e) => format!("the peer's state is unknown: {e}"),
+        }
+    }
 }
 
 /// `peer` once its port takes connections; fails if it exits first or
