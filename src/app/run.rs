@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::runtime::{write_hgrm_files, Runtime, RuntimeOptions};
 use crate::config::Config;
-use crate::metrics::{Exposition, Stage, StageHistograms};
+use crate::metrics::{Exposition, Latency, Stage, StageHistograms};
 use crate::pipeline::stats::get;
 use crate::pipeline::{SinkExit, SinkStats, WriterStats};
 use crate::reader::Stats;
@@ -488,25 +488,22 @@ pub fn render_metrics(
         "sink",
         &per_sink(&|s| get(&s.connected) as f64),
     );
-    histograms.with_copies(|copies| {
-        let stages: Vec<(&str, &hdrhistogram::Histogram<u64>)> = Stage::ALL
-            .iter()
-            .zip(copies)
-            .map(|(stage, h)| (stage.name(), h))
-            .collect();
-        e.latency_histograms(
-            "millrace_stage_latency_seconds",
-            "Latency per pipeline stage.",
-            "stage",
-            &stages,
-        );
-        e.latency_quantiles(
-            "millrace_stage_latency_quantile_seconds",
-            "Exact latency quantiles per pipeline stage since start (or SIGUSR1).",
-            "stage",
-            &stages,
-        );
-    });
+    let stages: Vec<Latency<'_>> = Stage::ALL
+        .iter()
+        .map(|&stage| histograms.read(stage, |h, sum_ns| Latency::of(stage.name(), h, sum_ns)))
+        .collect();
+    e.latency_histograms(
+        "millrace_stage_latency_seconds",
+        "Latency per pipeline stage.",
+        "stage",
+        &stages,
+    );
+    e.latency_quantiles(
+        "millrace_stage_latency_quantile_seconds",
+        "Exact latency quantiles per pipeline stage since start (or SIGUSR1).",
+        "stage",
+        &stages,
+    );
 }
 
 /// `millrace_sink_failed`: 1 once a sink has stopped on its own. Separate

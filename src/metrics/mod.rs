@@ -9,5 +9,5 @@ mod exposition;
 mod histograms;
 
 pub use endpoint::MetricsEndpoint;
-pub use exposition::{Exporter, Exposition, CONTENT_TYPE};
+pub use exposition::{Exporter, Exposition, Latency, CONTENT_TYPE};
 pub use histograms::{hgrm_text, new_histogram, summary_ms, Stage, StageHistograms, StageRecorder};
