@@ -18,6 +18,23 @@ pub fn millrace_binary() -> PathBuf {
     let release = profile_dir.file_name().is_some_and(|n| n == "release");
     let mut build = Command::new(env!("CARGO"));
     build.args(["test", "--workspace", "--no-run", "--quiet"]);
+    // Cargo gives this test process the package's CARGO_PKG_*, CARGO_MANIFEST_*
+    // and the like; a build script that watches one (ring's watches
+    // CARGO_MANIFEST_DIR and CARGO_PKG_NAME) would see them changed in the
+    // nested cargo and rebuild itself and everything above it.
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || key.starts_with("CARGO_BIN_")
+            || matches!(
+                key,
+                "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR"
+            )
+        {
+            build.env_remove(key);
+        }
+    }
     if release {
         build.arg("--release");
     }
