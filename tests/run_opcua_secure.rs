@@ -192,6 +192,13 @@ fn run_once(dir: &Path, index: usize, channel: Channel, peer_args: &[String], id
     let log = log();
     assert!(status.success(), "{policy} {mode}: {log}");
     assert!(!log.contains(PASSWORD), "{log}");
+    // millrace says which channel and identity it connected with.
+    let said = format!("security policy {policy}, mode {mode}, ");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("connected to opc.tcp://") && l.contains(&said)),
+        "no connection line naming {said}\n{log}"
+    );
     tp.stop();
     // The server refuses a session on any other channel; it says which one
     // each session was activated on.

@@ -42,7 +42,7 @@ use tokio::sync::Notify;
 use super::connect::{self, EventLoop, Refusal};
 use super::convert::{fill_bad, write_value, ItemPlan};
 use super::sequence::{Arrival, Sequence};
-use crate::config::{Deadband, DeviceConfig, OpcuaDevice, ReadMode, TimeSource};
+use crate::config::{Deadband, DeviceConfig, Identity, OpcuaDevice, ReadMode, TimeSource};
 use crate::reader::ring_out::RingOut;
 use crate::reader::{Counters, DeviceSpec, Stats};
 use crate::ring::Producer;
@@ -428,8 +428,7 @@ async fn run(
         Arc::clone(&out),
         Arc::clone(&connected),
         Arc::clone(&stop),
-        device.name.clone(),
-        device.address.clone(),
+        Named::of(&device, &opcua),
     ));
     let work = async {
         match opcua.mode {
@@ -512,6 +511,35 @@ async fn first_session(
     }
 }
 
+/// What a connection's log lines name: the device, its server, and the
+/// security and identity it connects with (never the password).
+struct Named {
+    name: String,
+    address: String,
+    security: String,
+}
+
+impl Named {
+    fn of(device: &DeviceConfig, opcua: &OpcuaDevice) -> Named {
+        let identity = match &opcua.identity {
+            Identity::Anonymous => "anonymous".to_string(),
+            Identity::UserName { user, .. } => format!("user name `{user}`"),
+            Identity::X509 { certificate, .. } => {
+                format!("X.509 user certificate `{}`", certificate.display())
+            }
+        };
+        Named {
+            name: device.name.clone(),
+            address: device.address.clone(),
+            security: format!(
+                "security policy {}, mode {}, {identity}",
+                opcua.security_policy.name(),
+                opcua.security_mode.name()
+            ),
+        }
+    }
+}
+
 /// Drives the stack's session event loop and follows the connection: one
 /// `NO_CONNECTION` sample per tag when it is lost (subscribe mode shows the
 /// gap; poll mode writes its own per missed poll), counters for the rest.
@@ -521,9 +549,13 @@ async fn watch(
     out: Arc<Mutex<Out>>,
     connected: Arc<AtomicBool>,
     stop: Arc<StopSignal>,
-    name: String,
-    address: String,
+    named: Named,
 ) {
+    let Named {
+        name,
+        address,
+        security,
+    } = named;
     let stream = event_loop.enter();
     let mut stream = std::pin::pin!(stream);
     let mut ever = false;
@@ -548,19 +580,19 @@ async fn watch(
                         session.trigger_publish_now();
                     }
                 }
-                if ever || failing {
-                    tracing::info!(
-                        device = %name,
-                        protocol = "opcua",
-                        address = %address,
-                        "device {name}: connected again ({})",
-                        match mode {
-                            opcua::client::SessionConnectMode::NewSession(_) => "a new session",
-                            opcua::client::SessionConnectMode::ReactivatedSession(_) =>
-                                "the session reactivated",
-                        }
-                    );
-                }
+                let how = match mode {
+                    opcua::client::SessionConnectMode::NewSession(_) => "a new session",
+                    opcua::client::SessionConnectMode::ReactivatedSession(_) => {
+                        "the session reactivated"
+                    }
+                };
+                let again = if ever || failing { " again" } else { "" };
+                tracing::info!(
+                    device = %name,
+                    protocol = "opcua",
+                    address = %address,
+                    "device {name}: connected{again} to {address} ({how}; {security})"
+                );
                 ever = true;
                 failing = false;
                 o.publish(true);
