@@ -6,7 +6,8 @@
 //! (`check_number`, `check_text`) with the variant type the farm serves,
 //! and the notifications of each variable must step its change counter by
 //! exactly one: a client that reads a wrong value or type, or a server
-//! that skips or repeats a change, fails the test.
+//! that skips or repeats a change, fails the test. Both farm servers
+//! (async-opcua's and the lean one) are read so.
 #![cfg(not(millrace_loom))]
 
 mod common;
@@ -16,7 +17,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use millrace::farm::opcua::values::{check_number, check_text, Check, Counter, FarmType, Step};
-use millrace::farm::{Farm, FarmOptions, FarmProtocol, OpcuaFarmOptions};
+use millrace::farm::{Farm, FarmOptions, FarmProtocol, OpcuaFarmOptions, OpcuaServerKind};
 
 /// Variables read and subscribed to: every type twice.
 const TAG_COUNT: u32 = 16;
@@ -113,11 +114,23 @@ fn check(device: u32, index: u32, token: &str, context: &str) -> u64 {
 
 #[test]
 fn asyncua_reads_and_subscribes_to_the_farms_values() {
+    asyncua_reads_and_subscribes(OpcuaServerKind::Stack);
+}
+
+/// The same against the lean server: a client of another stack reads and
+/// subscribes to it as to async-opcua's server.
+#[test]
+fn asyncua_reads_and_subscribes_to_the_lean_servers_values() {
+    asyncua_reads_and_subscribes(OpcuaServerKind::Lean);
+}
+
+fn asyncua_reads_and_subscribes(server: OpcuaServerKind) {
     let farm = Farm::start(FarmOptions {
         devices: 3,
         protocol: FarmProtocol::Opcua,
         opcua: OpcuaFarmOptions {
             change_interval: CHANGE_INTERVAL,
+            server,
         },
         opcua_tags: TAG_COUNT,
         ..FarmOptions::default()

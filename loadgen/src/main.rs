@@ -116,12 +116,18 @@ pub struct OpcuaArgs {
     /// milliseconds (the emitted config samples and publishes at it).
     #[arg(long, default_value_t = 100)]
     change_interval_ms: u64,
+    /// The server: `stack` (async-opcua's: Browse, its sampling engine) or
+    /// `lean` (subscriptions and reads only, a fraction of the CPU per
+    /// change: what a bench at 1 M changes/s needs).
+    #[arg(long, default_value = "stack", value_parser = millrace::farm::OpcuaServerKind::parse)]
+    opcua_server: millrace::farm::OpcuaServerKind,
 }
 
 impl OpcuaArgs {
     pub fn farm_options(&self) -> millrace::farm::OpcuaFarmOptions {
         millrace::farm::OpcuaFarmOptions {
             change_interval: std::time::Duration::from_millis(self.change_interval_ms),
+            server: self.opcua_server,
         }
     }
 }

@@ -90,48 +90,52 @@ fn bench_over_ethernet_ip_loses_nothing_and_every_value_checks() {
     let scale = ["--devices", "4", "--tags-per-device", "400"];
     let (v, text, stdout, dir) = bench("bench-enip", &[&args[..], &scale[..]].concat());
     assert_eq!(v["protocol"], "ethernet-ip", "{text}");
-    for zero in [
-        "lost",
-        "mismatches",
-        "duplicates_after_dedup",
-        "bad_quality_rows",
-        "text_rows_unchecked",
-    ] {
-        assert_eq!(v[zero], 0, "{zero}: {text}");
-    }
-    assert!(v["samples_per_s"].as_f64().unwrap() > 0.0, "{text}");
-    assert!(v["durable_seq"].as_u64().unwrap() > 0, "{text}");
-    assert!(v["rows_received"].as_u64().unwrap() > 0, "{text}");
-    assert!(stdout.contains("result: PASS"), "{stdout}");
+    assert_verified(&v, &[], &text, &stdout);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `bench --protocol opcua` at small scale: async-opcua servers whose every
-/// variable changes once per poll interval, subscribed to by `millrace
-/// run`'s OPC UA reader, every row checked against the farm's value
-/// functions: nothing lost, nothing wrong, no bad quality, no text left
-/// unchecked, and no change the servers published missing between two
-/// delivered changes of a tag.
-#[test]
-fn bench_over_opcua_loses_no_change_and_every_value_checks() {
-    let args = ["--protocol", "opcua", "--seconds", "2"];
-    let scale = ["--devices", "3", "--tags-per-device", "200"];
-    let (v, text, stdout, dir) = bench("bench-opcua", &[&args[..], &scale[..]].concat());
-    assert_eq!(v["protocol"], "opcua", "{text}");
-    for zero in [
+/// A verified run: nothing lost, wrong, duplicated, of bad quality or
+/// unchecked (nor any of `more`), something delivered, and PASS.
+fn assert_verified(v: &serde_json::Value, more: &[&str], context: &str, stdout: &str) {
+    let always = [
         "lost",
         "mismatches",
         "duplicates_after_dedup",
         "bad_quality_rows",
         "text_rows_unchecked",
-        "changes_missed",
-        "silent_tags",
-    ] {
-        assert_eq!(v[zero], 0, "{zero}: {text}");
+    ];
+    for zero in always.iter().chain(more) {
+        assert_eq!(v[*zero], 0, "{zero}: {context}");
     }
-    assert!(v["samples_per_s"].as_f64().unwrap() > 0.0, "{text}");
-    assert!(v["durable_seq"].as_u64().unwrap() > 0, "{text}");
-    assert!(v["rows_received"].as_u64().unwrap() > 0, "{text}");
+    assert!(v["samples_per_s"].as_f64().unwrap() > 0.0, "{context}");
+    assert!(v["durable_seq"].as_u64().unwrap() > 0, "{context}");
+    assert!(v["rows_received"].as_u64().unwrap() > 0, "{context}");
     assert!(stdout.contains("result: PASS"), "{stdout}");
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `bench --protocol opcua` at small scale, with each of the farm's servers
+/// (async-opcua's and the lean one): servers whose every variable changes
+/// once per poll interval, subscribed to by `millrace run`'s OPC UA reader,
+/// every row checked against the farm's value functions: nothing lost,
+/// nothing wrong, no bad quality, no text left unchecked, and no change the
+/// servers published missing between two delivered changes of a tag.
+#[test]
+fn bench_over_opcua_loses_no_change_and_every_value_checks() {
+    for server in ["stack", "lean"] {
+        let args = [
+            "--protocol",
+            "opcua",
+            "--seconds",
+            "2",
+            "--opcua-server",
+            server,
+        ];
+        let scale = ["--devices", "3", "--tags-per-device", "200"];
+        let name = format!("bench-opcua-{server}");
+        let (v, text, stdout, dir) = bench(&name, &[&args[..], &scale[..]].concat());
+        assert_eq!(v["protocol"], "opcua", "{server}: {text}");
+        let context = format!("{server}: {text}");
+        assert_verified(&v, &["changes_missed", "silent_tags"], &context, &stdout);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

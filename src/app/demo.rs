@@ -52,6 +52,7 @@ pub fn run(args: &DemoArgs) -> Result<bool, DemoError> {
         register_count: args.tags_per_device.clamp(1, 65536),
         opcua: farm::OpcuaFarmOptions {
             change_interval: args.poll_interval,
+            ..farm::OpcuaFarmOptions::default()
         },
         opcua_tags: args.tags_per_device,
         ..FarmOptions::default()

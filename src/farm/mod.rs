@@ -63,7 +63,7 @@ pub use counters::FarmCounters;
 pub use emit::{emit_config, emit_farm_config, emit_farm_config_with, EmitOptions};
 pub use enip::{EnipEmitOptions, EnipFarmOptions};
 pub use fault::FaultRates;
-pub use opcua::OpcuaFarmOptions;
+pub use opcua::{OpcuaFarmOptions, OpcuaServerKind};
 pub use s7::{S7EmitOptions, S7FarmOptions};
 pub use values::{
     bit_value, counter_of, register_value, verify, verify_bit, verify_input_register,

@@ -72,6 +72,11 @@ pub struct BenchArgs {
     /// Event-loop threads of the farm.
     #[arg(long, default_value_t = 1)]
     farm_threads: usize,
+    /// The OPC UA farm's server (`--protocol opcua`): `lean` (default:
+    /// subscriptions computed when sent, so the farm does not bound the
+    /// run) or `stack` (async-opcua's server, 1.5-2 us of CPU per change).
+    #[arg(long, default_value = "lean", value_parser = millrace::farm::OpcuaServerKind::parse)]
+    opcua_server: millrace::farm::OpcuaServerKind,
     /// `[wal] commit_interval` of millrace's config (group commit).
     #[arg(long, default_value = "10ms")]
     commit_interval: String,
@@ -126,6 +131,8 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
         vec![
             "--change-interval-ms".to_string(),
             args.poll_interval_ms.to_string(),
+            "--opcua-server".to_string(),
+            args.opcua_server.name().to_string(),
         ]
     } else {
         Vec::new()

@@ -33,7 +33,7 @@ use opcua::types::{DataValue, DateTime, NodeId, StatusCode, UAString, Variant};
 use tokio::sync::watch;
 
 use super::values::{self, FarmValue};
-use super::{OpcuaFarmOptions, NAMESPACE_INDEX, NAMESPACE_URI};
+use super::{OpcuaFarmOptions, OpcuaServerKind, NAMESPACE_INDEX, NAMESPACE_URI};
 use crate::farm::counters::Tally;
 use crate::farm::FarmShared;
 
@@ -90,13 +90,22 @@ impl Serving {
                         let runtime = tokio::runtime::Builder::new_current_thread()
                             .enable_all()
                             .build()?;
-                        runtime.block_on(serve_thread(
-                            mine,
-                            options,
-                            tags_per_device,
-                            shared,
-                            watching,
-                        ))
+                        match options.server {
+                            OpcuaServerKind::Stack => runtime.block_on(serve_thread(
+                                mine,
+                                options,
+                                tags_per_device,
+                                shared,
+                                watching,
+                            )),
+                            OpcuaServerKind::Lean => runtime.block_on(super::lean::serve_thread(
+                                mine,
+                                options,
+                                tags_per_device,
+                                shared,
+                                watching,
+                            )),
+                        }
                     })?,
             );
         }
@@ -230,7 +239,7 @@ pub fn node_id(index: u32) -> NodeId {
 }
 
 /// The stack's value of a farm value.
-fn variant(value: FarmValue) -> Variant {
+pub(super) fn variant(value: FarmValue) -> Variant {
     match value {
         FarmValue::Double(x) => Variant::Double(x),
         FarmValue::Float(x) => Variant::Float(x),
