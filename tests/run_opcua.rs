@@ -302,65 +302,29 @@ fn a_user_name_identity_is_accepted_and_a_wrong_password_is_said() {
     }
 }
 
-/// More tags than the stack decodes in one array (1,000): a subscription
-/// and a poll of 1,100 each deliver every tag's value. The server refuses
-/// the first CreateMonitoredItems request whole: the subscription asks
-/// again, says so once, and marks the chunk's tags with the refusal.
+/// More tags than the stack decodes in one array by default (1,000): a
+/// subscription and a poll of 1,100 each deliver every tag's value. The
+/// server refuses the first CreateMonitoredItems request whole: the
+/// subscription asks again, says so once, and marks the chunk's tags with
+/// the refusal.
 #[test]
 fn a_device_of_more_tags_than_one_request_takes_gets_every_value() {
     const MANY: usize = 1100;
-    let dir = tempfile::tempdir().unwrap();
-    let port = opcua_support::free_port();
-    let many = format!("many={MANY}");
-    let _peer = opcua_support::start_peer_with(port, 0, &[&many, "refuse-monitor=1"]);
-    let stand_in = opcua_support::stand_in(dir.path());
-    let recorder = &stand_in.recorder;
-    let mut config = opcua_support::config_head(&stand_in.tp.local_addr().to_string());
-    for (device, mode) in [
+    let devices = [
         ("sub", "mode = \"subscribe\""),
         ("poll", "mode = \"poll\"\npoll_interval = \"500ms\""),
-    ] {
-        config.push_str(&format!(
-            "\n[[device]]\nname = \"ua-{device}\"\nprotocol = \"opcua\"\n\
-             address = \"opc.tcp://127.0.0.1:{port}/\"\n{mode}\n"
-        ));
-        for i in 0..MANY {
-            config.push_str(&format!(
-                "\n[[device.tag]]\nname = \"{device}.many.{i}\"\naddress = \"ns=2;s=ua.many.{i}\"\n\
-                 type = \"double\"\n"
-            ));
-        }
-    }
-    let path = dir.path().join("plant.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut run = opcua_support::spawn_run(&path, &dir.path().join("stderr.log"));
-    let log = || std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
-    let missing = || {
-        let r = recorder.lock().unwrap();
-        let mut seen = BTreeSet::new();
-        // Rows without a value are the polls before the connection.
-        for (_, sym, value, _) in r.rows.iter().filter(|(_, _, v, _)| !v.is_nan()) {
-            let i: usize = sym.rsplit('.').next().unwrap().parse().unwrap();
-            assert_eq!(*value, i as f64, "{sym}");
-            seen.insert(sym.clone());
-        }
-        2 * MANY - seen.len()
-    };
-    assert!(
-        common::wait_until(Duration::from_secs(120), || missing() == 0),
-        "{} tags never arrived\n{}",
-        missing(),
-        log()
-    );
-    let log_now = log();
+    ];
+    let mut a = every_value_arrives(MANY, &devices, &["refuse-monitor=1"]);
+    let log_now = a.log();
     let refusals = log_now
         .matches("CreateMonitoredItems for tags 0..1000 failed")
         .count();
     assert_eq!(refusals, 1, "{log_now}");
     assert!(log_now.contains("BadTooManyOperations"), "{log_now}");
-    common::signal(run.id(), 15);
-    let status = common::wait_exit(&mut run, Duration::from_secs(30));
-    assert!(status.success(), "{}", log());
+    common::signal(a.run.id(), 15);
+    let status = common::wait_exit(&mut a.run, Duration::from_secs(30));
+    assert!(status.success(), "{}", a.log());
+    let stand_in = a.stand_in;
     stand_in.tp.stop();
     // The refused chunk's tags, and only they, got the refusal as their
     // quality, once each.
@@ -373,4 +337,93 @@ fn a_device_of_more_tags_than_one_request_takes_gets_every_value() {
     let chunk: BTreeSet<String> = (0..1000).map(|i| format!("sub.many.{i}")).collect();
     assert_eq!(refused.len(), chunk.len());
     assert_eq!(refused.into_iter().collect::<BTreeSet<_>>(), chunk);
+}
+
+/// asyncua sends all of a subscription's changes in one Publish whatever
+/// MaxNotificationsPerPublish millrace asked for: 3,000 items created within
+/// one publishing interval of 2 s arrive as one DataChange array of 3,000,
+/// which the stack's default limit (1,000) refused, dropping the connection
+/// and every change in it.
+#[test]
+fn a_publish_of_more_changes_than_asked_for_is_taken_whole() {
+    const MANY: usize = 3000;
+    let devices = [("sub", "mode = \"subscribe\"\npublishing_interval = \"2s\"")];
+    let mut a = every_value_arrives(MANY, &devices, &[]);
+    assert!(!a.log().contains("connection was lost"), "{}", a.log());
+    common::signal(a.run.id(), 15);
+    let status = common::wait_exit(&mut a.run, Duration::from_secs(30));
+    assert!(status.success(), "{}", a.log());
+    a.stand_in.tp.stop();
+}
+
+/// A run of `every_value_arrives`, its peer and its directory alive until
+/// dropped.
+struct Arrived {
+    run: std::process::Child,
+    log_path: PathBuf,
+    stand_in: opcua_support::StandIn,
+    _peer: opcua_support::Peer,
+    _dir: tempfile::TempDir,
+}
+
+impl Arrived {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+/// Runs `millrace run` against the asyncua peer with `many` Double
+/// variables (`peer_args` added), one device per `(name, keys)` reading all
+/// of them, until every device has delivered every variable's value (each
+/// checked).
+fn every_value_arrives(many: usize, devices: &[(&str, &str)], peer_args: &[&str]) -> Arrived {
+    let dir = tempfile::tempdir().unwrap();
+    let port = opcua_support::free_port();
+    let many_arg = format!("many={many}");
+    let mut args = vec![many_arg.as_str()];
+    args.extend_from_slice(peer_args);
+    let peer = opcua_support::start_peer_with(port, 0, &args);
+    let stand_in = opcua_support::stand_in(dir.path());
+    let mut config = opcua_support::config_head(&stand_in.tp.local_addr().to_string());
+    for (device, keys) in devices {
+        config.push_str(&format!(
+            "\n[[device]]\nname = \"ua-{device}\"\nprotocol = \"opcua\"\n\
+             address = \"opc.tcp://127.0.0.1:{port}/\"\n{keys}\n"
+        ));
+        for i in 0..many {
+            config.push_str(&format!(
+                "\n[[device.tag]]\nname = \"{device}.many.{i}\"\naddress = \"ns=2;s=ua.many.{i}\"\n\
+                 type = \"double\"\n"
+            ));
+        }
+    }
+    let path = dir.path().join("plant.toml");
+    std::fs::write(&path, config).unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let run = opcua_support::spawn_run(&path, &log_path);
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let missing = || {
+        let r = stand_in.recorder.lock().unwrap();
+        let mut seen = BTreeSet::new();
+        // Rows without a value are the polls before the connection.
+        for (_, sym, value, _) in r.rows.iter().filter(|(_, _, v, _)| !v.is_nan()) {
+            let i: usize = sym.rsplit('.').next().unwrap().parse().unwrap();
+            assert_eq!(*value, i as f64, "{sym}");
+            seen.insert(sym.clone());
+        }
+        devices.len() * many - seen.len()
+    };
+    assert!(
+        common::wait_until(Duration::from_secs(120), || missing() == 0),
+        "{} tags never arrived\n{}",
+        missing(),
+        log()
+    );
+    Arrived {
+        run,
+        log_path,
+        stand_in,
+        _peer: peer,
+        _dir: dir,
+    }
 }

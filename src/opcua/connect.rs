@@ -137,6 +137,22 @@ fn guarded((session, event_loop): (Arc<Session>, EventLoop)) -> (Arc<Session>, E
     (session, event_loop)
 }
 
+/// The most elements of one array the device's session decodes: at least
+/// the stack's default (1,000), and as many as one Publish can hold for the
+/// device (a notification per monitored item per queued change), up to the
+/// largest message the stack takes (every element takes at least a byte).
+/// millrace asks for at most 1,000 notifications per Publish, but a server
+/// may ignore that (asyncua sends all of a subscription's changes in one):
+/// with the default, such a Publish failed to decode, the connection was
+/// dropped and the changes in it were lost.
+fn array_max(opcua: &OpcuaDevice) -> usize {
+    let notifications = opcua.tags.len().saturating_mul(opcua.queue_size as usize);
+    notifications.clamp(
+        ARRAY_ELEMENTS_MAX,
+        opcua::types::constants::MAX_MESSAGE_SIZE,
+    )
+}
+
 /// The stack's client settings for the device.
 pub(super) fn client_config(device: &DeviceConfig, opcua: &OpcuaDevice) -> ClientConfig {
     let application_uri = opcua
@@ -156,6 +172,7 @@ pub(super) fn client_config(device: &DeviceConfig, opcua: &OpcuaDevice) -> Clien
         .request_timeout(device.timeout)
         .recreate_subscriptions(true)
         .recreate_monitored_items_chunk(ARRAY_ELEMENTS_MAX)
+        .max_array_length(array_max(opcua))
         .session_name(format!("millrace {}", device.name))
         .into_config()
 }
