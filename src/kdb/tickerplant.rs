@@ -11,12 +11,13 @@
 //! grows with the bytes that arrived, not with what a header announced
 //! (`receive`, the one reader of kdb+ messages).
 //!
-//! A `.u.upd` of a list of columns (what every publisher sends) is checked,
-//! counted and recorded straight from the message buffer through
-//! `upd_view` (no allocation per message or row once the buffers have
-//! grown); anything else (a `text` column, a general list of strings, among
-//! it) is decoded into `K` and goes through `parse_update`, which answers
-//! the same for what both can read.
+//! A `.u.upd` of a list of columns (what every publisher sends, millrace's
+//! `text` column of strings included) is checked, counted and recorded
+//! straight from the message buffer through `upd_view` (no allocation per
+//! message or row once the buffers have grown); anything else (a table, a
+//! row of atoms, a general list of anything but strings) is decoded into
+//! `K` and goes through `parse_update`, which answers the same for what both
+//! can read.
 //!
 //! Garbage from a peer (bad header, oversized or undecodable message, a bad
 //! handshake) drops that connection and nothing else.
@@ -447,6 +448,9 @@ fn handle_view(update: &UpdView<'_>, shared: &Shared) -> Result<(), UpdError> {
     if let (Some(recorder), Some(columns)) = (&shared.recorder, update.record_columns(table)) {
         let mut r = recorder.lock().unwrap_or_else(|e| e.into_inner());
         r.record_columns(update.table, &columns);
+        for (sym, seq, text) in update.texts(table) {
+            r.record_text(update.table, sym, seq, text);
+        }
     }
     Ok(())
 }

@@ -19,12 +19,18 @@
 //! f5 "TABLE\0"                 table: symbol
 //! 00 aa ncols                  data: general list of ncols vectors
 //!   tt aa n elements           tt 1..=19: n * element_size(tt) bytes,
-//!                              or (tt = 0b) n NUL-terminated symbols
+//!                              or (tt = 0b) n NUL-terminated symbols,
+//!   | 00 aa n strings*n          or millrace's `text` column: a general list
+//!                                of n strings, each 0a aa len chars*len
 //! ```
 //!
 //! Typed columns are read little-endian on access (`F64Column`,
 //! `I64Column`); a symbol column is the raw bytes of its symbols, each with
-//! its NUL (`SymbolColumn`), checked once here to hold exactly `n` of them.
+//! its NUL (`SymbolColumn`), checked once here to hold exactly `n` of them;
+//! a text column is its strings as they sit (`TextColumn`), each string's
+//! type and length checked once here, and the decoder's object and depth
+//! budget for its items too (a general list holding anything else, or over
+//! budget, is left to the `K` path).
 
 #![forbid(unsafe_code)]
 #![deny(clippy::indexing_slicing)]
@@ -81,6 +87,48 @@ impl<'a> ColumnView<'a> {
     pub fn i64s(&self) -> Option<I64Column<'a>> {
         matches!(self.ty, ty::LONG | ty::TIMESTAMP | ty::TIMESPAN)
             .then_some(I64Column::new(self.bytes))
+    }
+
+    /// A general list of strings (millrace's `text` column).
+    pub fn texts(&self) -> Option<TextColumn<'a>> {
+        (self.ty == ty::LIST).then_some(TextColumn {
+            bytes: self.bytes,
+            count: self.count,
+        })
+    }
+}
+
+/// A general list of strings, as on the wire: `count` char vectors back to
+/// back, each `0a attribute length chars` (checked when the view was made).
+#[derive(Clone, Copy, Debug)]
+pub struct TextColumn<'a> {
+    bytes: &'a [u8],
+    count: usize,
+}
+
+/// Type, attribute and length before a string's chars.
+const STRING_HEAD: usize = 6;
+
+impl<'a> TextColumn<'a> {
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Each string's chars.
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let mut rest = self.bytes;
+        (0..self.count).map_while(move |_| {
+            let length = rest.get(2..STRING_HEAD)?;
+            let length = usize::try_from(i32::from_le_bytes(length.try_into().ok()?)).ok()?;
+            let end = STRING_HEAD.checked_add(length)?;
+            let chars = rest.get(STRING_HEAD..end)?;
+            rest = rest.get(end..)?;
+            Some(chars)
+        })
     }
 }
 
@@ -296,6 +344,31 @@ impl<'a> UpdView<'a> {
         let same = columns.values.len() == rows && columns.seqs.len() == rows;
         same.then_some(columns)
     }
+
+    /// `(sym, seq, text)` of each row whose text is not empty, where
+    /// `state` says the sym, seq and text columns are (what `for_each_text`
+    /// hands out on the `K` path); nothing when the table has no text.
+    pub fn texts(
+        &self,
+        state: &TableState,
+    ) -> impl Iterator<Item = (&'a [u8], i64, &'a [u8])> + 'a {
+        let columns = state.record_columns.zip(state.text_column).and_then(
+            |((sym_at, _, seq_at), text_at)| {
+                Some((
+                    self.columns().get(sym_at)?.symbols()?,
+                    self.columns().get(seq_at)?.i64s()?,
+                    self.columns().get(text_at)?.texts()?,
+                ))
+            },
+        );
+        columns.into_iter().flat_map(|(syms, seqs, texts)| {
+            syms.iter()
+                .zip(seqs.iter())
+                .zip(texts.iter())
+                .filter(|(_, text)| !text.is_empty())
+                .map(|((sym, seq), text)| (sym, seq, text))
+        })
+    }
 }
 
 /// What the view makes of a message.
@@ -393,8 +466,9 @@ fn shape<'a>(body: &'a [u8], limits: &DecodeLimits) -> Option<UpdView<'a>> {
         return None;
     }
     let mut columns = [ColumnView::default(); VIEW_COLUMNS_MAX];
+    let mut objects = OBJECTS_BEFORE_COLUMNS + column_count;
     for column in columns.iter_mut().take(column_count) {
-        *column = vector(&mut r, body)?;
+        *column = vector(&mut r, body, limits, &mut objects)?;
     }
     if r.remaining() != 0 {
         return None;
@@ -431,9 +505,18 @@ fn upd_function(r: &mut Reader<'_>) -> Option<bool> {
     Some(matches!(name, b".u.upd" | b"upd"))
 }
 
-/// One vector of type 1..=19, as the decoder reads it.
-fn vector<'a>(r: &mut Reader<'a>, body: &'a [u8]) -> Option<ColumnView<'a>> {
+/// One vector of type 1..=19, or a general list of strings, as the
+/// decoder reads it; `objects` is the decoder's object count so far.
+fn vector<'a>(
+    r: &mut Reader<'a>,
+    body: &'a [u8],
+    limits: &DecodeLimits,
+    objects: &mut usize,
+) -> Option<ColumnView<'a>> {
     let t = r.i8("column type").ok()?;
+    if t == ty::LIST {
+        return strings(r, body, limits, objects);
+    }
     if !(1..=19).contains(&t) {
         return None;
     }
@@ -457,6 +540,42 @@ fn vector<'a>(r: &mut Reader<'a>, body: &'a [u8]) -> Option<ColumnView<'a>> {
         ty: t,
         count,
         bytes,
+    })
+}
+
+/// A general list whose every item is a string (a char vector), read as the
+/// decoder reads it (`Decoder::list`, then `object` and `vector` per item:
+/// one more object and one level deeper each); `None` for any other item
+/// or past the decoder's budget, which the `K` path then decides.
+fn strings<'a>(
+    r: &mut Reader<'a>,
+    body: &'a [u8],
+    limits: &DecodeLimits,
+    objects: &mut usize,
+) -> Option<ColumnView<'a>> {
+    r.u8("attribute").ok()?;
+    // Each item takes at least two bytes (type and one more).
+    let count = r.count(2, "general list").ok()?;
+    if count > 0 && limits.depth_max < COLUMN_DEPTH + 1 {
+        return None;
+    }
+    *objects = objects.checked_add(count)?;
+    if *objects > limits.object_count_max {
+        return None;
+    }
+    let start = r.offset();
+    for _ in 0..count {
+        if r.i8("type").ok()? != ty::CHAR {
+            return None;
+        }
+        r.u8("attribute").ok()?;
+        let length = r.count(1, "vector").ok()?;
+        r.take(length, "vector elements").ok()?;
+    }
+    Some(ColumnView {
+        ty: ty::LIST,
+        count,
+        bytes: body.get(start..r.offset())?,
     })
 }
 
@@ -550,8 +669,15 @@ fn same_update(v: &UpdView<'_>, u: &super::upd::Update<'_>) {
     assert!(u.names.is_none(), "the view takes lists of columns only");
     assert_eq!(v.columns().len(), u.columns.len(), "column count");
     for (c, k) in v.columns().iter().zip(&u.columns) {
+        if let K::List { items, .. } = k {
+            let texts = c.texts().expect("a general list is a text column");
+            assert_eq!(texts.len(), items.len(), "strings");
+            let strings = items.iter().map(|i| i.as_chars().expect("a string"));
+            assert!(texts.iter().eq(strings), "strings");
+            continue;
+        }
         let K::Vector { ty, data, .. } = k else {
-            panic!("the view took a column that is not a vector: {k:?}");
+            panic!("the view took a column that is neither a vector nor a list: {k:?}");
         };
         assert_eq!((c.ty, c.count), (*ty, data.len()), "column type and count");
         match data {
@@ -578,15 +704,16 @@ mod tests {
 
     use super::*;
     use crate::config::TimeType;
-    use crate::kdb::columns::encode_upd;
+    use crate::kdb::columns::{encode_upd, encode_upd_with, UpdFormat};
     use crate::kdb::compress::compress;
     use crate::kdb::decode::decode_message;
     use crate::kdb::encode::encode_message;
     use crate::kdb::header::MsgType;
+    use crate::kdb::schema::Schema;
     use crate::kdb::symbols::SymbolTable;
     use crate::kdb::types::{Data, K};
-    use crate::kdb::upd::{for_each_record, parse_update, Tables};
-    use crate::sample::{Quality, Sample, TagId, ValueKind};
+    use crate::kdb::upd::{for_each_record, for_each_text, parse_update, Tables};
+    use crate::sample::{text_records, write_text, Quality, Sample, TagId, ValueKind};
 
     const LIMITS: DecodeLimits = DecodeLimits {
         message_bytes_max: 1 << 24,
@@ -624,6 +751,31 @@ mod tests {
         out
     }
 
+    /// As millrace's sink encodes `samples`: with the `text` column when
+    /// `texts` (a sink whose devices have text tags).
+    fn upd_text(
+        time_type: TimeType,
+        samples: &[Sample],
+        symbols: &SymbolTable,
+        texts: bool,
+    ) -> Vec<u8> {
+        let format = UpdFormat {
+            table: "plc",
+            gateway: "",
+            schema: if texts {
+                Schema::WITH_TEXT
+            } else {
+                Schema::DEFAULT
+            },
+            time_type,
+            msg_type: MsgType::Async,
+        };
+        let mut out = Vec::new();
+        let len = encode_upd_with(&format, samples, 7, symbols, &mut out).unwrap();
+        out.truncate(len);
+        out
+    }
+
     fn k_upd(function: K, table: K, columns: Vec<K>) -> Vec<u8> {
         let mut out = Vec::new();
         encode_message(
@@ -643,6 +795,10 @@ mod tests {
         K::symbols(&names.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
+    fn strings(texts: &[&str]) -> K {
+        K::list(texts.iter().map(|t| K::string(t)).collect())
+    }
+
     fn longs(n: usize) -> K {
         K::vector(ty::LONG, Data::Longs((0..n as i64).collect()))
     }
@@ -654,17 +810,22 @@ mod tests {
         message
     }
 
-    /// Rows as the stand-in's recorder sees them, the K way and the view way.
-    type Records = Vec<(Vec<u8>, u64, i64)>;
+    /// Rows as the stand-in's recorder sees them, the K way and the view way:
+    /// (sym, value, seq) of every row, and (sym, seq, text) of every row
+    /// with a text.
+    type Records = (Vec<(Vec<u8>, u64, i64)>, Vec<(Vec<u8>, i64, Vec<u8>)>);
 
     fn records_both_ways(message: &[u8]) -> (Records, Records) {
         let (_, k) = decode_message(message, &LIMITS).unwrap();
         let u = parse_update(&k).unwrap().unwrap();
         let mut tables = Tables::new(4);
         let state = tables.apply(&u).unwrap().clone();
-        let mut by_k = Vec::new();
+        let mut by_k = (Vec::new(), Vec::new());
         for_each_record(&u, &state, |s, v, q| {
-            by_k.push((s.to_vec(), v.to_bits(), q))
+            by_k.0.push((s.to_vec(), v.to_bits(), q))
+        });
+        for_each_text(&u, &state, |s, q, t| {
+            by_k.1.push((s.to_vec(), q, t.to_vec()))
         });
         let Viewed::Update(v) = view(message) else {
             panic!("not viewed");
@@ -675,11 +836,15 @@ mod tests {
             .unwrap();
         assert_eq!(state.rows, u.rows as u64);
         let columns = v.record_columns(state).expect("sym, value and seq columns");
-        let by_view = columns
+        let rows = columns
             .iter()
             .map(|(s, v, q)| (s.to_vec(), v.to_bits(), q))
             .collect();
-        (by_k, by_view)
+        let texts = v
+            .texts(state)
+            .map(|(s, q, t)| (s.to_vec(), q, t.to_vec()))
+            .collect();
+        (by_k, (rows, texts))
     }
 
     fn sample_strategy(tag_count: u32) -> impl Strategy<Value = Sample> {
@@ -697,11 +862,58 @@ mod tests {
             .prop_map(|(ts, tag, q, k, v)| Sample::new(ts, TagId(tag), q, k, v))
     }
 
-    fn batch_strategy() -> impl Strategy<Value = (Vec<(String, String)>, Vec<Sample>)> {
+    /// The text capacity of the generated text tags (a head and two
+    /// extension records).
+    const TEXT_CAPACITY: usize = 40;
+
+    /// One row's records: a value, or a text as a reader writes it (its
+    /// head and extension records), some of them empty.
+    fn row_strategy(tag_count: u32) -> impl Strategy<Value = Vec<Sample>> {
+        let text = (
+            any::<i64>(),
+            0..tag_count,
+            prop::collection::vec(any::<u8>(), 0..TEXT_CAPACITY),
+        )
+            .prop_map(|(ts, tag, text)| {
+                let mut out = vec![Sample::default(); text_records(TEXT_CAPACITY)];
+                let written = write_text(
+                    &mut out,
+                    ts,
+                    TagId(tag),
+                    Quality::GOOD,
+                    &text,
+                    TEXT_CAPACITY,
+                );
+                assert_eq!(written, out.len());
+                out
+            });
+        prop_oneof![
+            3 => sample_strategy(tag_count).prop_map(|s| vec![s]),
+            1 => text,
+        ]
+    }
+
+    /// A batch: tag names, samples, how many rows they are (a text is one
+    /// row of several records), and whether it goes with a `text` column.
+    /// One batch in four has neither, as most of millrace's do.
+    type Batch = (Vec<(String, String)>, Vec<Sample>, usize, bool);
+
+    fn batch_strategy() -> impl Strategy<Value = Batch> {
         let name = "[a-z0-9.]{0,40}";
-        prop::collection::vec((name, name), 1..20).prop_flat_map(|names| {
-            let samples = prop::collection::vec(sample_strategy(names.len() as u32), 0..300);
-            (Just(names), samples)
+        (prop::collection::vec((name, name), 1..20), any::<u8>()).prop_flat_map(|(names, pick)| {
+            let tags = names.len() as u32;
+            let texts = pick % 4 != 0;
+            let rows = if texts {
+                row_strategy(tags).boxed()
+            } else {
+                sample_strategy(tags).prop_map(|s| vec![s]).boxed()
+            };
+            let batch = prop::collection::vec(rows, 0..300).prop_map(|rows| {
+                let count = rows.len();
+                (rows.concat(), count)
+            });
+            (Just(names), batch, Just(texts))
+                .prop_map(|(names, (samples, rows), texts)| (names, samples, rows, texts))
         })
     }
 
@@ -712,25 +924,19 @@ mod tests {
         /// viewed as the same update the K path sees, with the same records.
         #[test]
         fn encoder_output_views_as_the_k_path_sees_it(
-            (names, samples) in batch_strategy(),
+            (names, samples, rows, texts) in batch_strategy(),
             timestamp in any::<bool>(),
         ) {
             let time_type = if timestamp { TimeType::Timestamp } else { TimeType::Timespan };
             let symbols = symbol_table(&names);
-            let message = upd(time_type, &samples, &symbols);
-            prop_assert_eq!(
-                cross_check(&message, &LIMITS),
-                CrossCheck::Update { rows: samples.len() }
-            );
+            let message = upd_text(time_type, &samples, &symbols, texts);
+            prop_assert_eq!(cross_check(&message, &LIMITS), CrossCheck::Update { rows });
             let (by_k, by_view) = records_both_ways(&message);
-            prop_assert_eq!(by_k.len(), samples.len());
+            prop_assert_eq!(by_k.0.len(), rows);
             prop_assert_eq!(by_k, by_view);
             let mut packed = Vec::new();
             if compress(&message, &mut packed) {
-                prop_assert_eq!(
-                    cross_check(&packed, &LIMITS),
-                    CrossCheck::Update { rows: samples.len() }
-                );
+                prop_assert_eq!(cross_check(&packed, &LIMITS), CrossCheck::Update { rows });
             }
         }
 
@@ -739,14 +945,14 @@ mod tests {
         /// otherwise), and the view never panics.
         #[test]
         fn damaged_messages_are_answered_alike(
-            (names, samples) in batch_strategy(),
+            (names, samples, _, texts) in batch_strategy(),
             at in any::<prop::sample::Index>(),
             field in any::<i32>(),
             byte in any::<u8>(),
             as_field in any::<bool>(),
         ) {
             let symbols = symbol_table(&names);
-            let mut message = upd(TimeType::Timespan, &samples, &symbols);
+            let mut message = upd_text(TimeType::Timespan, &samples, &symbols, texts);
             let at = HEADER_SIZE + at.index(message.len() - HEADER_SIZE);
             if as_field {
                 let end = (at + 4).min(message.len());
@@ -788,6 +994,54 @@ mod tests {
                     .map(|(i, _)| i + 1)
             };
             prop_assert_eq!(symbols_end(&bytes, count), naive);
+        }
+    }
+
+    /// A text and a value: the view hands the recorder the text with its
+    /// row's sym and seq, and nothing for the value's empty cell.
+    #[test]
+    fn texts_reach_the_recorder_with_their_sym_and_seq() {
+        let symbols = symbol_table(&[("t.a".into(), "dev".into()), ("t.b".into(), "d".into())]);
+        let mut samples = vec![Sample::default(); text_records(TEXT_CAPACITY)];
+        write_text(
+            &mut samples,
+            5,
+            TagId(1),
+            Quality::GOOD,
+            b"hello",
+            TEXT_CAPACITY,
+        );
+        samples.insert(0, Sample::f64(4, TagId(0), 2.5));
+        let message = upd_text(TimeType::Timespan, &samples, &symbols, true);
+        let (by_k, by_view) = records_both_ways(&message);
+        assert_eq!(by_view.1, vec![(b"t.b".to_vec(), 8, b"hello".to_vec())]);
+        assert_eq!(by_k, by_view);
+    }
+
+    /// The decoder counts each string of a text column as an object one
+    /// level below the column: past either budget the view leaves the
+    /// message to it (which refuses it).
+    #[test]
+    fn a_text_column_past_the_decoders_budget_is_left_to_it() {
+        let message = k_upd(
+            K::symbol(".u.upd"),
+            K::symbol("t"),
+            vec![time(3), syms(3), strings(&["a", "b", "c"])],
+        );
+        let limits = |object_count_max, depth_max| DecodeLimits {
+            message_bytes_max: 1 << 20,
+            depth_max,
+            object_count_max,
+        };
+        // 4 objects before the columns, 3 columns, 3 strings.
+        assert_eq!(
+            cross_check(&message, &limits(10, 3)),
+            CrossCheck::Update { rows: 3 }
+        );
+        for (objects, depth) in [(9, 3), (10, 2)] {
+            let tight = limits(objects, depth);
+            assert_eq!(cross_check(&message, &tight), CrossCheck::Other);
+            assert!(decode_message(&message, &tight).is_err());
         }
     }
 
@@ -891,7 +1145,52 @@ mod tests {
                 k_upd(upd_fn(), K::symbol("t"), vec![time(1), longs(1)]),
                 CrossCheck::Rejected(UpdError::Type),
             ),
+            // A text column: a general list of strings, empty ones too.
+            (
+                k_upd(
+                    upd_fn(),
+                    K::symbol("t"),
+                    vec![time(3), syms(3), strings(&["ab", "", "c"])],
+                ),
+                CrossCheck::Update { rows: 3 },
+            ),
+            (
+                k_upd(
+                    upd_fn(),
+                    K::symbol("t"),
+                    vec![time(0), syms(0), strings(&[])],
+                ),
+                CrossCheck::Update { rows: 0 },
+            ),
+            (
+                k_upd(
+                    upd_fn(),
+                    K::symbol("t"),
+                    vec![time(2), syms(2), strings(&["ab"])],
+                ),
+                CrossCheck::Rejected(UpdError::Length),
+            ),
             // Not the viewed shape: the K path decides.
+            (
+                k_upd(
+                    upd_fn(),
+                    K::symbol("t"),
+                    vec![time(2), syms(2), K::list(vec![K::string("a"), K::long(1)])],
+                ),
+                CrossCheck::Other,
+            ),
+            (
+                k_upd(
+                    upd_fn(),
+                    K::symbol("t"),
+                    vec![
+                        time(1),
+                        syms(1),
+                        K::list(vec![K::list(vec![K::string("a")])]),
+                    ],
+                ),
+                CrossCheck::Other,
+            ),
             (
                 k_upd(
                     K::symbol(".u.other"),
@@ -951,9 +1250,14 @@ mod tests {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/tickerplant_input");
         let mut viewed = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
-            let data = std::fs::read(entry.unwrap().path()).unwrap();
-            viewed += crate::kdb::fuzz::fuzz_server_input(&data).viewed;
+            viewed +=
+                crate::kdb::fuzz::fuzz_server_input(&std::fs::read(entry.unwrap().path()).unwrap())
+                    .viewed;
         }
         assert!(viewed >= 3, "{viewed} messages viewed");
+        // The text column's seed, a .u.upd with a general list of strings.
+        let text = std::fs::read(dir.join("upd_text")).unwrap();
+        let run = crate::kdb::fuzz::fuzz_server_input(&text);
+        assert_eq!((run.viewed, run.updates), (1, 1), "{run:?}");
     }
 }
