@@ -468,7 +468,7 @@ fn shape<'a>(body: &'a [u8], limits: &DecodeLimits) -> Option<UpdView<'a>> {
     let mut columns = [ColumnView::default(); VIEW_COLUMNS_MAX];
     let mut objects = OBJECTS_BEFORE_COLUMNS + column_count;
     for column in columns.iter_mut().take(column_count) {
-        *column = vector(&mut r, body, limits, &mut objects)?;
+        *column = column_view(&mut r, body, limits, &mut objects)?;
     }
     if r.remaining() != 0 {
         return None;
@@ -505,9 +505,9 @@ fn upd_function(r: &mut Reader<'_>) -> Option<bool> {
     Some(matches!(name, b".u.upd" | b"upd"))
 }
 
-/// One vector of type 1..=19, or a general list of strings, as the
-/// decoder reads it; `objects` is the decoder's object count so far.
-fn vector<'a>(
+/// One column: a vector of type 1..=19, or a general list of strings, as
+/// the decoder reads it; `objects` is the decoder's object count so far.
+fn column_view<'a>(
     r: &mut Reader<'a>,
     body: &'a [u8],
     limits: &DecodeLimits,

@@ -87,6 +87,8 @@ const RETRANSMIT_MAX: usize = 1_000;
 const NOTIFICATIONS_PER_PUBLISH_DEFAULT: usize = 1_000;
 /// The fastest publishing the server grants.
 const PUBLISHING_MIN: Duration = Duration::from_millis(10);
+/// The slowest publishing the server grants.
+const PUBLISHING_MAX: Duration = Duration::from_secs(3600);
 
 /// Node ids of the server object a client reads (Part 6, NodeIds.csv).
 const SERVER_NAMESPACE_ARRAY: u32 = 2255;
@@ -309,7 +311,7 @@ impl Connection {
             let due = self.next_tick();
             let frame = tokio::select! {
                 frame = frames.next() => frame,
-                () = sleep_until(due) => {
+                () = tokio::time::sleep_until(due) => {
                     self.tick(Instant::now());
                     self.flush(&mut write).await?;
                     continue;
@@ -599,9 +601,7 @@ impl Connection {
 
     fn create_subscription(&mut self, r: &CreateSubscriptionRequest) -> CreateSubscriptionResponse {
         let id = self.id();
-        let publishing =
-            Duration::from_secs_f64((r.requested_publishing_interval / 1000.0).max(0.0))
-                .max(PUBLISHING_MIN);
+        let publishing = publishing_interval(r.requested_publishing_interval);
         let per_message = match r.max_notifications_per_publish {
             0 => NOTIFICATIONS_PER_PUBLISH_DEFAULT,
             n => n as usize,
@@ -914,8 +914,16 @@ fn next_multiple(start: Instant, period: Duration, now: Instant) -> Instant {
     start + Duration::from_nanos(u64::try_from(n * period_ns).unwrap_or(u64::MAX))
 }
 
-async fn sleep_until(at: Instant) {
-    tokio::time::sleep_until(at).await;
+/// The publishing interval granted for a requested one in milliseconds (any
+/// f64 a client sends: NaN, negative and infinite ones included).
+fn publishing_interval(requested_ms: f64) -> Duration {
+    Duration::try_from_secs_f64(requested_ms / 1000.0)
+        .unwrap_or(if requested_ms > 0.0 {
+            PUBLISHING_MAX
+        } else {
+            PUBLISHING_MIN
+        })
+        .clamp(PUBLISHING_MIN, PUBLISHING_MAX)
 }
 
 #[cfg(test)]
@@ -965,6 +973,21 @@ mod tests {
         s.queue_changes(12);
         let ks: Vec<u64> = s.ready.drain(..).map(|b| b.k).collect();
         assert_eq!(ks, [11, 12]);
+    }
+
+    #[test]
+    fn any_requested_publishing_interval_is_granted_within_bounds() {
+        assert_eq!(publishing_interval(100.0), Duration::from_millis(100));
+        for (asked, granted) in [
+            (0.0, PUBLISHING_MIN),
+            (-5.0, PUBLISHING_MIN),
+            (f64::NAN, PUBLISHING_MIN),
+            (f64::NEG_INFINITY, PUBLISHING_MIN),
+            (f64::INFINITY, PUBLISHING_MAX),
+            (f64::MAX, PUBLISHING_MAX),
+        ] {
+            assert_eq!(publishing_interval(asked), granted, "{asked}");
+        }
     }
 
     #[test]
