@@ -52,9 +52,7 @@ fn a_full_disk_blocks_polling_then_drains_when_kdb_returns() {
     };
     let recorder = Delivered::shared(spec.devices, spec.tags);
     // The stand-in's address, with nothing listening there yet.
-    let addr = tickerplant("127.0.0.1:0", &recorder, None)
-        .local_addr()
-        .to_string();
+    let addr = common::free_address();
     let logs = tempfile::tempdir().unwrap();
     let plant = Plant::start(&addr, spec);
     let log = logs.path().join("run.log");

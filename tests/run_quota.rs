@@ -15,11 +15,6 @@ use std::time::{Duration, Instant};
 use millrace::farm::{self, EmitOptions, Farm, FarmOptions};
 use millrace::kdb::{SeqRecorder, Tickerplant, TickerplantOptions};
 
-/// A port for a kdb+ that is not there yet (comes up later on it).
-fn free_port_addr() -> String {
-    format!("127.0.0.1:{}", common::free_port())
-}
-
 fn write_plant(dir: &Path, sink: &str, when_full: &str, farm_ports: &[u16]) -> std::path::PathBuf {
     let config = dir.join("plant.toml");
     let emit = EmitOptions {
@@ -115,7 +110,7 @@ fn farm() -> millrace::farm::FarmHandle {
 fn block_policy_stretches_polls_then_delivers_everything() {
     let dir = tempfile::tempdir().unwrap();
     let farm = farm();
-    let sink = free_port_addr();
+    let sink = common::free_address();
     let config = write_plant(dir.path(), &sink, "block", farm.ports());
     let (child, metrics) = spawn_run(&config);
     // 125,000 samples/s against 768 KiB of WAL: full within a second or two.
@@ -153,7 +148,7 @@ fn block_policy_stretches_polls_then_delivers_everything() {
 fn drop_oldest_policy_keeps_going_and_counts_the_drop() {
     let dir = tempfile::tempdir().unwrap();
     let farm = farm();
-    let sink = free_port_addr();
+    let sink = common::free_address();
     let config = write_plant(dir.path(), &sink, "drop_oldest", farm.ports());
     let (child, metrics) = spawn_run(&config);
     wait_for(

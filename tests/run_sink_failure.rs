@@ -83,9 +83,7 @@ fn a_sink_stopped_by_a_bad_frame_stops_the_run_and_a_restart_recovers() {
     };
     let recorder = Delivered::shared(spec.devices, spec.tags);
     // kdb+'s address, with nothing listening there yet.
-    let addr = tickerplant("127.0.0.1:0", &recorder, None)
-        .local_addr()
-        .to_string();
+    let addr = common::free_address();
     let plant = Plant::start(&addr, spec);
     let log = plant.dir.path().join("run.log");
     let mut run = Run::spawn(&plant.config, &log, &[]);

@@ -56,6 +56,13 @@ pub fn free_port() -> u16 {
     panic!("no free port in {base}..{}", base + 500)
 }
 
+/// `127.0.0.1:` and a `free_port`, for a stand-in or peer that a test starts
+/// there later (or never): never a port bound at 0 and dropped, which the
+/// kernel may meanwhile give a connection as its source port.
+pub fn free_address() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
 /// Sends `sig` with kill(1): no unsafe libc call in tests.
 pub fn signal(pid: u32, sig: i32) {
     let status = Command::new("kill")
