@@ -7,8 +7,9 @@
 //! One `io_uring_enter` per event-loop turn submits the turn's work and waits:
 //! its timeout is the scheduler's next deadline plus the timer slack (no timer
 //! operation, no update per turn), and it waits for as many completions as the
-//! turn's sends will produce (each send's own completion and its answer), so
-//! a burst of answers wakes the thread once, not once each. On kernels with
+//! sends still owe (each send's own completion and its answer, also those of
+//! sends from earlier turns), so a burst of answers wakes the thread once,
+//! not once each. On kernels with
 //! `IORING_FEAT_MIN_TIMEOUT` (6.12) that batching wait is cut short after
 //! half the slack (at most `MIN_WAIT_NS_MAX`) if at least one completion has
 //! arrived, so an answer that comes alone waits at most that long. The ring is single-issuer with
@@ -272,8 +273,11 @@ pub struct UringTransport {
     ops_outstanding: u64,
     /// Devices whose multishot receive ended and must be armed again.
     rearm: Vec<DeviceIndex>,
-    /// Sends submitted in this event-loop turn: the completions to wait for.
-    sends_this_turn: u32,
+    /// Completions the sends still owe (each send's own and its answer's),
+    /// less those reaped since: what a turn's wait waits for. Answers come
+    /// over several turns; counting only the turn's own sends made every
+    /// later answer wake the thread alone.
+    expected: u32,
     /// Sockets are in the registered file table, slot = device index.
     fixed_files: bool,
 }
@@ -389,7 +393,7 @@ impl Transport for UringTransport {
         let entry = on_socket!(self.fixed_files, device, conn, |socket| {
             opcode::Send::new(socket, conn.staging.as_ptr(), length).build()
         });
-        self.sends_this_turn = self.sends_this_turn.saturating_add(1);
+        self.expected = self.expected.saturating_add(2);
         self.push(entry.user_data(data))
     }
 
@@ -555,7 +559,7 @@ impl UringDriver {
             conns,
             ops_outstanding: 0,
             rearm: Vec::with_capacity(device_count),
-            sends_this_turn: 0,
+            expected: 0,
             fixed_files,
         };
         let completions = Vec::with_capacity(2 * SQ_ENTRIES as usize);
@@ -642,9 +646,8 @@ impl UringDriver {
     /// Submits the turn's work and waits up to `wait_ns` for the completions
     /// its sends will produce (see the module docs).
     fn wait(&mut self, wait_ns: u64, slack_ns: u64) -> io::Result<()> {
-        let sends = std::mem::take(&mut self.transport.sends_this_turn);
         let want = if self.min_timeout {
-            (2 * sends as usize).clamp(1, SQ_ENTRIES as usize)
+            (self.transport.expected as usize).clamp(1, SQ_ENTRIES as usize)
         } else {
             1
         };
@@ -693,6 +696,14 @@ impl UringDriver {
             .filter(|c| !cqueue::more(c.2))
             .count() as u64;
         self.transport.ops_outstanding = self.transport.ops_outstanding.saturating_sub(finished);
+        // An answer that never comes (a timeout, a closed connection) or one
+        // split over two buffers skews the count; a wait that ends with
+        // nothing forgets it.
+        let reaped = u32::try_from(self.completions.len()).unwrap_or(u32::MAX);
+        self.transport.expected = match reaped {
+            0 => 0,
+            n => self.transport.expected.saturating_sub(n),
+        };
     }
 
     fn dispatch(&mut self, shard: &mut Shard, data: u64, result: i32, flags: u32, now: Now) {
