@@ -59,8 +59,11 @@ const BUFFER_GROUP: u16 = 7;
 const WAIT_NS_MAX: u64 = 1_000_000_000;
 /// Longest a turn's batching wait goes on once one completion is in: the
 /// answers to a turn's sends on a LAN come within this, and one that comes
-/// alone is not held for half of a long slack.
-const MIN_WAIT_NS_MAX: u64 = 500_000;
+/// alone is not held for half of a long slack. A sample's time is taken
+/// when its answer is read, so this is also how late that time may be.
+/// 1,000 devices every 125 ms woke the reader 555-876 times a second at
+/// 0.5 ms, 368-710 at 2 ms.
+const MIN_WAIT_NS_MAX: u64 = 2_000_000;
 /// Rounds of draining completions at shutdown (10 ms each).
 const DRAIN_ROUNDS_MAX: usize = 300;
 
