@@ -58,7 +58,7 @@
 mod common;
 mod names_support;
 
-use common::free_port;
+use common::{free_address, free_port};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -650,7 +650,7 @@ fn a_reload_applies_edits_in_place_and_refuses_an_invalid_file() {
     let dir = tempfile::tempdir().unwrap();
     let wal = dir.path().join("wal");
     let log = dir.path().join("run.log");
-    let sinks = [format!("127.0.0.1:{}", free_port())];
+    let sinks = [free_address()];
     let journal = dir.path().join("delivered.journal");
     let tp = stand_in(&sinks[0], &journal);
     let a = Plant::new(emitted, DEVICES, TAGS);
@@ -790,7 +790,7 @@ fn random_case(edits: &[Edit], outages: &[bool]) -> Result<(), String> {
     let (_, emitted) = plant_farm();
     let dir = tempfile::tempdir().unwrap();
     let wal = dir.path().join("wal");
-    let sink = format!("127.0.0.1:{}", free_port());
+    let sink = free_address();
     let mut plants = vec![Plant::new(emitted, DEVICES, 4)];
     for edit in edits {
         let mut next = plants.last().unwrap().clone();

@@ -704,7 +704,7 @@ mod tests {
 
     use super::*;
     use crate::config::TimeType;
-    use crate::kdb::columns::{encode_upd, encode_upd_with, UpdFormat};
+    use crate::kdb::columns::{encode_upd_with, UpdFormat};
     use crate::kdb::compress::compress;
     use crate::kdb::decode::decode_message;
     use crate::kdb::encode::encode_message;
@@ -736,29 +736,9 @@ mod tests {
         t
     }
 
-    fn upd(time_type: TimeType, samples: &[Sample], symbols: &SymbolTable) -> Vec<u8> {
-        let mut out = Vec::new();
-        encode_upd(
-            "plc",
-            samples,
-            7,
-            symbols,
-            time_type,
-            MsgType::Async,
-            &mut out,
-        )
-        .unwrap();
-        out
-    }
-
     /// As millrace's sink encodes `samples`: with the `text` column when
     /// `texts` (a sink whose devices have text tags).
-    fn upd_text(
-        time_type: TimeType,
-        samples: &[Sample],
-        symbols: &SymbolTable,
-        texts: bool,
-    ) -> Vec<u8> {
+    fn upd(time_type: TimeType, samples: &[Sample], symbols: &SymbolTable, texts: bool) -> Vec<u8> {
         let format = UpdFormat {
             table: "plc",
             gateway: "",
@@ -929,7 +909,7 @@ mod tests {
         ) {
             let time_type = if timestamp { TimeType::Timestamp } else { TimeType::Timespan };
             let symbols = symbol_table(&names);
-            let message = upd_text(time_type, &samples, &symbols, texts);
+            let message = upd(time_type, &samples, &symbols, texts);
             prop_assert_eq!(cross_check(&message, &LIMITS), CrossCheck::Update { rows });
             let (by_k, by_view) = records_both_ways(&message);
             prop_assert_eq!(by_k.0.len(), rows);
@@ -952,7 +932,7 @@ mod tests {
             as_field in any::<bool>(),
         ) {
             let symbols = symbol_table(&names);
-            let mut message = upd_text(TimeType::Timespan, &samples, &symbols, texts);
+            let mut message = upd(TimeType::Timespan, &samples, &symbols, texts);
             let at = HEADER_SIZE + at.index(message.len() - HEADER_SIZE);
             if as_field {
                 let end = (at + 4).min(message.len());
@@ -1012,7 +992,7 @@ mod tests {
             TEXT_CAPACITY,
         );
         samples.insert(0, Sample::f64(4, TagId(0), 2.5));
-        let message = upd_text(TimeType::Timespan, &samples, &symbols, true);
+        let message = upd(TimeType::Timespan, &samples, &symbols, true);
         let (by_k, by_view) = records_both_ways(&message);
         assert_eq!(by_view.1, vec![(b"t.b".to_vec(), 8, b"hello".to_vec())]);
         assert_eq!(by_k, by_view);
@@ -1051,7 +1031,7 @@ mod tests {
         let samples: Vec<Sample> = (0..5)
             .map(|i| Sample::f64(i, TagId(i as u32 % 2), 1.5))
             .collect();
-        let message = upd(TimeType::Timespan, &samples, &symbols);
+        let message = upd(TimeType::Timespan, &samples, &symbols, false);
         for len in HEADER_SIZE + 1..message.len() {
             let cut = relength(message[..len].to_vec());
             assert_eq!(
@@ -1083,7 +1063,7 @@ mod tests {
     fn counts_past_the_bytes_or_short_of_them_are_refused() {
         let symbols = symbol_table(&[("t.a".into(), "dev".into())]);
         let samples: Vec<Sample> = (0..4).map(|i| Sample::f64(i, TagId(0), 2.0)).collect();
-        let message = upd(TimeType::Timespan, &samples, &symbols);
+        let message = upd(TimeType::Timespan, &samples, &symbols, false);
         for column in 0..6 {
             let at = column_count_at(&message, column);
             for count in [-1i32, 0, 3, 5, 1 << 20, i32::MAX, i32::MIN] {
