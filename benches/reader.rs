@@ -187,9 +187,11 @@ fn bench_backend(c: &mut Criterion, backend: Backend, name: &str, w: Workload) -
     })
     .expect("farm");
     let specs: Vec<DeviceSpec> = (0..w.devices as usize)
-        .map(|i| DeviceSpec {
-            config: device(farm.ports()[i], w),
-            first_tag: TagId(i as u32 * u32::from(w.requests_per_cycle * REGISTERS)),
+        .map(|i| {
+            DeviceSpec::alone(
+                device(farm.ports()[i], w),
+                TagId(i as u32 * u32::from(w.requests_per_cycle * REGISTERS)),
+            )
         })
         .collect();
     let (producer, mut consumer) = ring::channel(1 << 20);

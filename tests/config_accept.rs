@@ -637,3 +637,63 @@ fn enip_every_key_and_tags_from_a_csv() {
         "{stdout}"
     );
 }
+
+// ---------------------------------------------------------------- gateways
+
+#[test]
+fn modbus_units_behind_one_address_share_one_connection() {
+    let device = |name: &str, protocol: &str, address: &str, unit: u8, interval: &str| {
+        format!(
+            "\n[[device]]\nname = \"{name}\"\nprotocol = \"{protocol}\"\naddress = \"{address}\"\n\
+             unit_id = {unit}\npoll_interval = \"{interval}\"\n\n[[device.tag]]\n\
+             name = \"{name}.t\"\narea = \"holding\"\naddress = 0\ntype = \"uint16\"\n"
+        )
+    };
+    let mut text = String::from(
+        "[wal]\ndir = \"wal\"\n\n[[sink]]\nname = \"tp\"\nkind = \"kdb\"\n\
+         address = \"127.0.0.1:5010\"\ntable = \"plc\"\n",
+    );
+    for d in [
+        device("gw-a", "modbus-tcp", "10.0.0.5:502", 1, "1s"),
+        device("other", "modbus-tcp", "10.0.0.6:502", 1, "1s"),
+        device("gw-b", "modbus-tcp", "10.0.0.5:502", 2, "1s"),
+        // Another poll interval: a connection of its own.
+        device("gw-fast", "modbus-tcp", "10.0.0.5:502", 3, "100ms"),
+        // Another framing on the same address: a connection of its own.
+        device("gw-rtu", "modbus-rtu-tcp", "10.0.0.5:502", 4, "1s"),
+        device("gw-c", "modbus-tcp", "10.0.0.5:502", 5, "1s"),
+    ] {
+        text.push_str(&d);
+    }
+    let config = match parse_str(&text, Path::new("gateway.toml")) {
+        Ok(config) => config,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        config.connections(),
+        vec![vec![0, 2, 5], vec![1], vec![3], vec![4]]
+    );
+    // A reader gets each connection whole, its devices with their own tags.
+    let shards = millrace::reader::shard_devices(&config, 2);
+    let gateway = &shards[0][0];
+    assert_eq!(gateway.name(), "gw-a+2");
+    let shared: Vec<(&str, u32)> = gateway
+        .shared_with
+        .iter()
+        .map(|(d, first)| (d.name.as_str(), first.0))
+        .collect();
+    assert_eq!(shared, [("gw-b", 2), ("gw-c", 5)]);
+    assert_eq!(
+        (shards[1][0].name(), shards[0][1].name()),
+        ("other".into(), "gw-fast".into())
+    );
+    let summary = Summary::new(&config).to_string();
+    assert!(summary.contains("connections: 4\n"), "{summary}");
+    assert!(
+        summary.contains(
+            "  10.0.0.5:502 modbus-tcp poll 1s: one connection for 3 devices (gw-a .. gw-c), \
+             inflight 1\n"
+        ),
+        "{summary}"
+    );
+}

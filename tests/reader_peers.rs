@@ -179,3 +179,96 @@ fn modbus_tk_values_and_exceptions() {
 fn pymodbus_values_and_exceptions() {
     check_against(PYMODBUS, "pymodbus");
 }
+
+/// A serial-to-TCP gateway as modbus-tk serves one: units 1, 2 and 3 on one
+/// port, each with its own registers (unit `u`'s register `i` holds
+/// `u * 1000 + i`). A request for a unit it does not have is not answered at
+/// all, as a gateway whose serial device is off.
+const MODBUS_TK_GATEWAY: &str = r#"
+import sys
+import modbus_tk.defines as cst
+from modbus_tk import modbus_tcp
+port = int(sys.argv[1])
+server = modbus_tcp.TcpServer(port=port, address="127.0.0.1")
+server.start()
+for unit in (1, 2, 3):
+    slave = server.add_slave(unit)
+    slave.add_block("hr", cst.HOLDING_REGISTERS, 0, 300)
+    slave.set_values("hr", 0, [unit * 1000 + i for i in range(300)])
+sys.stdin.read()
+server.stop()
+"#;
+
+#[test]
+fn units_behind_one_gateway_share_its_connection_and_a_silent_one_stalls_none() {
+    use millrace::reader::DeviceSpec;
+    use millrace::TagId;
+    for backend in BACKENDS {
+        let port = free_port();
+        let _peer = start_peer(MODBUS_TK_GATEWAY, port);
+        // Units 1, 2, 9 (not there) and 3, in that order on the wire; each
+        // reads registers 0..125 and 200..210 (two requests a cycle).
+        let units: Vec<_> = [1u8, 2, 9, 3]
+            .iter()
+            .map(|&unit| {
+                let mut all = tags(&format!("u{unit}"), Area::Holding, 0, 125);
+                all.extend(tags(&format!("u{unit}"), Area::Holding, 200, 10));
+                let mut d = device(&format!("unit-{unit}"), port, all);
+                d.modbus_part_mut().expect("Modbus").unit_id = unit;
+                d.poll_interval = Duration::from_millis(300);
+                d.timeout = Duration::from_millis(if unit == 9 { 100 } else { 2_000 });
+                d
+            })
+            .collect();
+        let per_unit = units[0].tag_count();
+        let mut devices = units
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| (d, TagId((i * per_unit) as u32)));
+        let (config, first_tag) = devices.next().expect("four units");
+        let spec = DeviceSpec {
+            config,
+            first_tag,
+            shared_with: devices.collect(),
+        };
+        assert_eq!(spec.name(), "unit-1+3");
+        let run = run_until(backend, vec![spec], RunOptions::default(), |c, _| {
+            c.polls >= 5
+        });
+        let mut good = [0usize; 4];
+        for sample in &run.samples {
+            let index = sample.tag_id().0 as usize;
+            let (position, tag) = (index / per_unit, index % per_unit);
+            let register = if tag < 125 { tag } else { 200 + tag - 125 };
+            match ([1u64, 2, 9, 3][position], sample.quality()) {
+                (9, q) => assert_eq!(q, Quality::TIMEOUT, "{backend:?}: unit 9 tag {tag}"),
+                (unit, Quality::GOOD) => {
+                    assert_eq!(sample.value, unit * 1000 + register as u64, "{backend:?}");
+                    good[position] += 1;
+                }
+                (unit, q) => panic!("{backend:?}: unit {unit} tag {tag} came with {q:?}"),
+            }
+        }
+        let cycles = run.counters.polls as usize;
+        for position in [0, 1, 3] {
+            // Every finished cycle answered the unit whole, unit 3 (after
+            // the silent one) included.
+            assert!(
+                good[position] >= (cycles - 1) * per_unit,
+                "{backend:?}: {good:?} good samples in {cycles} cycles"
+            );
+        }
+        let c = run.counters;
+        // One connection for the four units, never dropped; the silent
+        // unit costs one timeout a cycle (its second request is not sent).
+        assert_eq!(run.connected_at_end, 1, "{backend:?}");
+        assert_eq!((c.malformed, c.disconnects), (0, 0), "{backend:?}: {c:#?}");
+        assert!(
+            c.timeouts >= 1 && c.timeouts <= c.polls,
+            "{backend:?}: {} timeouts in {} cycles",
+            c.timeouts,
+            c.polls
+        );
+        assert_eq!(c.samples as usize, run.samples.len());
+    }
+}

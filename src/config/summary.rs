@@ -93,6 +93,7 @@ impl fmt::Display for Summary<'_> {
             None => writeln!(f, "metrics: off")?,
         }
         self.fmt_devices(f)?;
+        self.fmt_connections(f)?;
         self.fmt_protocols(f)?;
         self.fmt_tags(f)?;
         match self.requests_per_cycle() {
@@ -127,6 +128,33 @@ impl Summary<'_> {
                 format_duration(d.timeout),
                 d.max_inflight,
                 d.tag_count()
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The socket connections the readers open, and each one that several
+    /// devices share (`Config::connections`).
+    fn fmt_connections(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let connections = self.config.connections();
+        writeln!(f, "connections: {}", connections.len())?;
+        let devices = &self.config.devices;
+        for connection in connections.iter().filter(|c| c.len() > 1) {
+            let shared: Vec<&DeviceConfig> =
+                connection.iter().filter_map(|&i| devices.get(i)).collect();
+            let (Some(first), Some(last)) = (shared.first(), shared.last()) else {
+                continue;
+            };
+            let inflight = shared.iter().map(|d| d.max_inflight).min().unwrap_or(1);
+            writeln!(
+                f,
+                "  {} {} poll {}: one connection for {} devices ({} .. {}), inflight {inflight}",
+                first.address,
+                first.protocol,
+                format_duration(first.poll_interval),
+                shared.len(),
+                first.name,
+                last.name,
             )?;
         }
         Ok(())

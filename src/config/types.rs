@@ -963,6 +963,45 @@ impl Config {
         self.devices.iter().map(DeviceConfig::tag_count).sum()
     }
 
+    /// The config's socket devices (every protocol but OPC UA) as the
+    /// connections that poll them, each a list of device indices in config
+    /// order, the connections in the order of their first device. Modbus
+    /// devices with the same `address`, protocol and `poll_interval` share
+    /// one connection: the units behind a serial-to-TCP gateway, told apart
+    /// by their `unit_id` (a gateway often takes only a few connections).
+    /// Every other device has a connection of its own.
+    pub fn connections(&self) -> Vec<Vec<usize>> {
+        let mut connections: Vec<Vec<usize>> = Vec::new();
+        let mut shared = std::collections::HashMap::new();
+        for (index, device) in self.devices.iter().enumerate() {
+            match device.protocol {
+                Protocol::Opcua => continue,
+                Protocol::ModbusTcp | Protocol::ModbusRtuTcp => {
+                    let key = (
+                        device.address.as_str(),
+                        device.protocol,
+                        device.poll_interval,
+                    );
+                    match shared.entry(key) {
+                        std::collections::hash_map::Entry::Occupied(at) => {
+                            let at: usize = *at.get();
+                            if let Some(connection) = connections.get_mut(at) {
+                                connection.push(index);
+                            }
+                            continue;
+                        }
+                        std::collections::hash_map::Entry::Vacant(at) => {
+                            at.insert(connections.len());
+                        }
+                    }
+                }
+                _ => {}
+            }
+            connections.push(vec![index]);
+        }
+        connections
+    }
+
     /// The `TagId` of device `device_index`'s first tag (what the planner's
     /// `first_tag` wants); `tag_count()` for an index past the end.
     pub fn first_tag(&self, device_index: usize) -> TagId {

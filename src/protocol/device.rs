@@ -105,6 +105,23 @@ impl DeviceSession {
     }
 }
 
+impl DeviceSession {
+    /// The session of devices that share one connection (Modbus units
+    /// behind one gateway address, `Config::connections`), in order.
+    pub fn for_connection(devices: &[(&DeviceConfig, TagId)]) -> Result<Self, BuildError> {
+        let (first, _) = devices.first().ok_or_else(|| BuildError {
+            device: String::new(),
+            problem: "a connection with no device".to_string(),
+        })?;
+        ModbusSession::for_connection(devices)
+            .map(DeviceSession::Modbus)
+            .map_err(|e| BuildError {
+                device: first.name.clone(),
+                problem: e.to_string(),
+            })
+    }
+}
+
 /// Calls `$body` with `$s` bound to the inner session.
 macro_rules! dispatch {
     ($self:expr, $s:ident => $body:expr) => {

@@ -222,25 +222,47 @@ pub fn choose_driver(backend: Backend, name: &str) -> io::Result<Driver> {
     }
 }
 
-/// Deals the config's socket devices out to `threads` shards,
-/// round-robin, each with its first tag id. OPC UA devices are not among
-/// them: each has a reader thread of its own (`opcua_devices`).
+/// Deals the config's socket devices out to `threads` shards, one
+/// connection at a time (`Config::connections`: the Modbus units behind one
+/// gateway address share one), round-robin, each device with its first tag
+/// id. OPC UA devices are not among them: each has a reader thread of its
+/// own (`opcua_devices`).
 pub fn shard_devices(config: &Config, threads: usize) -> Vec<Vec<DeviceSpec>> {
     let threads = threads.max(1);
     let mut shards: Vec<Vec<DeviceSpec>> = (0..threads).map(|_| Vec::new()).collect();
-    let sockets = config
-        .devices
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| d.protocol != crate::config::Protocol::Opcua);
-    for (dealt, (index, device)) in sockets.enumerate() {
+    let first_tags = first_tags(config);
+    let device = |index: usize| {
+        let config = config.devices.get(index).cloned();
+        let first_tag = first_tags.get(index).copied().unwrap_or_default();
+        config.map(|c| (c, first_tag))
+    };
+    for (dealt, connection) in config.connections().into_iter().enumerate() {
+        let mut devices = connection.into_iter().filter_map(device);
+        let Some((config, first_tag)) = devices.next() else {
+            continue;
+        };
         let spec = DeviceSpec {
-            config: device.clone(),
-            first_tag: config.first_tag(index),
+            config,
+            first_tag,
+            shared_with: devices.collect(),
         };
         shards[dealt % threads].push(spec);
     }
     shards
+}
+
+/// Every device's first tag id, in one pass.
+fn first_tags(config: &Config) -> Vec<crate::sample::TagId> {
+    let mut next = 0usize;
+    config
+        .devices
+        .iter()
+        .map(|d| {
+            let first = crate::sample::TagId(u32::try_from(next).unwrap_or(u32::MAX));
+            next += d.tag_count();
+            first
+        })
+        .collect()
 }
 
 /// The config's OPC UA devices, each with its first tag id: one OPC UA
@@ -251,9 +273,6 @@ pub fn opcua_devices(config: &Config) -> Vec<DeviceSpec> {
         .iter()
         .enumerate()
         .filter(|(_, d)| d.protocol == crate::config::Protocol::Opcua)
-        .map(|(index, device)| DeviceSpec {
-            config: device.clone(),
-            first_tag: config.first_tag(index),
-        })
+        .map(|(index, device)| DeviceSpec::alone(device.clone(), config.first_tag(index)))
         .collect()
 }

@@ -34,11 +34,46 @@ use super::scheduler::{initial_phase_ns, next_poll_ns, DeviceIndex, Scheduler};
 use super::stats::{Counters, Stats};
 
 /// A device for a reader's shard: its configuration and the id of its
-/// first tag in the run's tag table.
+/// first tag in the run's tag table, and the devices that share its
+/// connection (`Config::connections`).
 #[derive(Clone, Debug)]
 pub struct DeviceSpec {
     pub config: DeviceConfig,
     pub first_tag: TagId,
+    /// Devices polled over this device's connection after its own requests
+    /// (the other Modbus units behind one gateway address); usually none.
+    /// The connection is logged and counted as one device, named
+    /// `<first device>+<others>` (`line1-a+9`).
+    pub shared_with: Vec<(DeviceConfig, TagId)>,
+}
+
+impl DeviceSpec {
+    /// A device with a connection of its own.
+    pub fn alone(config: DeviceConfig, first_tag: TagId) -> DeviceSpec {
+        DeviceSpec {
+            config,
+            first_tag,
+            shared_with: Vec::new(),
+        }
+    }
+
+    /// The name the connection is logged and counted under.
+    pub fn name(&self) -> String {
+        match self.shared_with.len() {
+            0 => self.config.name.clone(),
+            more => format!("{}+{more}", self.config.name),
+        }
+    }
+
+    fn session(&self) -> Result<DeviceSession, crate::protocol::BuildError> {
+        if self.shared_with.is_empty() {
+            return DeviceSession::for_device(&self.config, self.first_tag);
+        }
+        let devices: Vec<(&DeviceConfig, TagId)> = std::iter::once((&self.config, self.first_tag))
+            .chain(self.shared_with.iter().map(|(c, t)| (c, *t)))
+            .collect();
+        DeviceSession::for_connection(&devices)
+    }
 }
 
 /// The I/O a driver offers the shard. Calls never block.
@@ -164,7 +199,8 @@ impl Shard {
         let mut labels = Vec::with_capacity(specs.len());
         for (index, spec) in specs.iter().enumerate() {
             let config = &spec.config;
-            let session = DeviceSession::for_device(config, spec.first_tag)
+            let session = spec
+                .session()
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
             let addr = resolve(&config.address)
                 .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", config.name)))?;
@@ -179,7 +215,7 @@ impl Shard {
                 .max(device.session.samples_per_frame_max());
             devices.push(device);
             labels.push(DeviceLabel {
-                name: config.name.clone(),
+                name: spec.name(),
                 protocol: config.protocol,
                 address: config.address.clone(),
             });
@@ -196,7 +232,7 @@ impl Shard {
         let _ = stats.devices.set(
             specs
                 .iter()
-                .map(|s| super::stats::DeviceStats::new(&s.config.name))
+                .map(|s| super::stats::DeviceStats::new(&s.name()))
                 .collect(),
         );
         let interval_min_ns = devices.iter().map(|d| d.interval_ns).min().unwrap_or(0);

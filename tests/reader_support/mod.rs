@@ -75,10 +75,7 @@ pub fn specs(devices: Vec<DeviceConfig>) -> Vec<DeviceSpec> {
     devices
         .into_iter()
         .map(|config| {
-            let spec = DeviceSpec {
-                config,
-                first_tag: TagId(first),
-            };
+            let spec = DeviceSpec::alone(config, TagId(first));
             first += spec.config.tag_count() as u32;
             spec
         })

@@ -5,6 +5,7 @@
 #![allow(clippy::indexing_slicing)] // tests index their own fixtures, not wire data
 
 use crate::config::{Area, DataType, WordOrder};
+use crate::protocol::session::Session as _;
 use crate::sample::{Quality, Sample, TagId, ValueKind};
 
 use super::*;
@@ -924,4 +925,150 @@ fn session_stops_when_the_sample_slice_is_full_and_resumes() {
             capacity: 1
         }
     );
+}
+
+// ---- a connection shared by several units (a serial-to-TCP gateway)
+
+/// `count` one-register holding reads for tags `first..first + count`.
+fn one_register_reads(first: u32, count: u16) -> DevicePlan {
+    let requests = (0..count)
+        .map(|i| {
+            let tag = planned(first + u32::from(i), 0, DataType::Uint16, WordOrder::Abcd);
+            request(Area::Holding, i * 10, 1, vec![tag])
+        })
+        .collect();
+    DevicePlan { requests }
+}
+
+/// Units 7 (timeout 1,000 ns, tags 0-1) and 9 (timeout 5,000 ns, tag 2).
+fn gateway(framing: Framing, max_inflight: u32) -> ModbusSession {
+    let config = SessionConfig {
+        unit_id: 7,
+        framing,
+        timeout_ns: 1_000,
+        max_inflight,
+    };
+    let units = vec![
+        (7, 1_000, one_register_reads(0, 2)),
+        (9, 5_000, one_register_reads(2, 1)),
+    ];
+    ModbusSession::shared(config, units).expect("valid plans")
+}
+
+/// (transaction id, unit id) of a TCP request.
+fn sent(buf: &[u8]) -> (u16, u8) {
+    (u16::from_be_bytes([buf[0], buf[1]]), buf[6])
+}
+
+#[test]
+fn a_shared_session_asks_each_unit_under_its_own_id_and_timeout() {
+    let mut s = gateway(Framing::Tcp, 3);
+    assert_eq!(
+        (s.unit_count(), s.cycle_samples(), s.requests_per_cycle()),
+        (2, 3, 3)
+    );
+    s.start_cycle();
+    let mut buf = [0u8; REQUEST_BYTES_MAX];
+    let mut requests = Vec::new();
+    while let Some(n) = s.poll_transmit(100, &mut buf) {
+        assert_eq!(n, 12);
+        requests.push(sent(&buf));
+    }
+    let units: Vec<u8> = requests.iter().map(|r| r.1).collect();
+    assert_eq!(units, [7, 7, 9]);
+    // Unit 7's requests time out at 1,100, unit 9's at 5,100.
+    assert_eq!(s.next_deadline_ns(), Some(1_100));
+    // Answers in any order, each checked against its own request's unit.
+    let mut stream = tcp_adu(requests[2].0, 9, &[3, 2, 0, 30]);
+    stream.extend(tcp_adu(requests[0].0, 7, &[3, 2, 0, 10]));
+    let mut out = [Sample::default(); 4];
+    let r = s.receive(&stream, 1, &mut out).unwrap();
+    assert_eq!(r.samples, 2);
+    assert_eq!((out[0].tag_id().0, out[0].value), (2, 30));
+    assert_eq!((out[1].tag_id().0, out[1].value), (0, 10));
+    // Unit 9's id on unit 7's request is a mismatch, as on a connection of its own.
+    let wrong = tcp_adu(requests[1].0, 9, &[3, 2, 0, 20]);
+    let err = s.receive(&wrong, 1, &mut out).unwrap_err();
+    assert_eq!(
+        err.error,
+        ModbusError::UnitIdMismatch {
+            expected: 7,
+            found: 9
+        }
+    );
+}
+
+#[test]
+fn a_silent_unit_costs_one_timeout_per_cycle_and_its_late_answer_is_dropped() {
+    let mut s = gateway(Framing::Tcp, 1);
+    let mut buf = [0u8; REQUEST_BYTES_MAX];
+    let mut out = [Sample::default(); 4];
+    for cycle in 0..2u64 {
+        let t0 = cycle * 100_000;
+        s.start_cycle();
+        let first = s.poll_transmit(t0, &mut buf).map(|_| sent(&buf));
+        let (late_tid, unit) = first.expect("unit 7's first request");
+        assert_eq!(unit, 7);
+        assert!(s.poll_transmit(t0, &mut buf).is_none(), "one in flight");
+        // Unit 7 does not answer: its first request times out, and its
+        // second ends in TIMEOUT unsent, at once.
+        let n = s.handle_timeout(t0 + 1_000, 5, &mut out);
+        assert_eq!(n, 2);
+        assert!(out[..2].iter().all(|s| s.quality() == Quality::TIMEOUT));
+        assert_eq!((out[0].tag_id().0, out[1].tag_id().0), (0, 1));
+        // Unit 9 goes next, and the late answer of unit 7 on the way is
+        // dropped without breaking the connection.
+        assert!(s.poll_transmit(t0 + 1_000, &mut buf).is_some());
+        let (tid, unit) = sent(&buf);
+        assert_eq!(unit, 9);
+        let mut stream = tcp_adu(late_tid, 7, &[3, 2, 0, 10]);
+        stream.extend(tcp_adu(tid, 9, &[3, 2, 0, 30]));
+        let r = s.receive(&stream, 6, &mut out).unwrap();
+        assert_eq!((r.consumed, r.samples), (stream.len(), 1));
+        assert_eq!((out[0].tag_id().0, out[0].value), (2, 30));
+        assert!(s.cycle_done(), "cycle {cycle}");
+    }
+    // The same late answer a second time is not remembered any more.
+    let err = s
+        .receive(&tcp_adu(1, 7, &[3, 2, 0, 10]), 6, &mut out)
+        .unwrap_err();
+    assert!(matches!(
+        err.error,
+        ModbusError::TransactionIdUnknown { .. }
+    ));
+}
+
+#[test]
+fn a_connection_of_its_own_keeps_asking_and_refuses_late_answers() {
+    let mut s = session(one_register_reads(0, 2).requests, Framing::Tcp, 1);
+    let mut buf = [0u8; REQUEST_BYTES_MAX];
+    let mut out = [Sample::default(); 2];
+    s.start_cycle();
+    assert!(s.poll_transmit(0, &mut buf).is_some());
+    let (late_tid, _) = sent(&buf);
+    assert_eq!(s.handle_timeout(1_000, 5, &mut out), 1);
+    // Its next request still goes out: one device has no other to stall.
+    assert!(s.poll_transmit(1_000, &mut buf).is_some());
+    let err = s
+        .receive(&tcp_adu(late_tid, 0x11, &[3, 2, 0, 1]), 6, &mut out)
+        .unwrap_err();
+    assert_eq!(
+        err.error,
+        ModbusError::TransactionIdUnknown { found: late_tid }
+    );
+}
+
+#[test]
+fn a_silent_unit_on_rtu_framing_ends_its_cycle_without_a_late_answer_ring() {
+    let mut s = gateway(Framing::RtuOverTcp, 1);
+    let mut buf = [0u8; REQUEST_BYTES_MAX];
+    let mut out = [Sample::default(); 4];
+    s.start_cycle();
+    assert_eq!(s.poll_transmit(0, &mut buf), Some(8));
+    assert_eq!(buf[0], 7);
+    assert_eq!(s.handle_timeout(1_000, 5, &mut out), 2);
+    assert_eq!(s.poll_transmit(1_000, &mut buf), Some(8));
+    assert_eq!(buf[0], 9, "unit 9's request, RTU-framed with its own id");
+    let r = s.receive(&rtu_adu(9, &[3, 2, 0, 30]), 6, &mut out).unwrap();
+    assert_eq!((r.samples, out[0].value), (1, 30));
 }

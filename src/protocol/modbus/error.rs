@@ -17,6 +17,8 @@ pub enum RequestError {
     },
     /// A Modbus session was asked for a device of another protocol.
     NotModbus,
+    /// A connection's session needs 1..=65535 devices.
+    UnitCount,
 }
 
 /// Bytes from the device that break the protocol. After any of these the
@@ -139,6 +141,7 @@ impl std::fmt::Display for RequestError {
             RequestError::NotModbus => {
                 f.write_str("a Modbus session was asked for a device of another protocol")
             }
+            RequestError::UnitCount => f.write_str("a Modbus connection serves 1 to 65535 devices"),
         }
     }
 }

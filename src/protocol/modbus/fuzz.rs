@@ -112,8 +112,9 @@ pub struct SessionRun {
     pub errors: usize,
 }
 
-/// Session over fuzz bytes. `data[0]`: bit 0 picks TCP or RTU framing, the
-/// rest seeds the chunking; the stream follows.
+/// Session over fuzz bytes. `data[0]`: bit 0 picks TCP or RTU framing, bit
+/// 1 a connection shared by two units (a gateway's), the rest seeds the
+/// chunking; the stream follows.
 pub fn fuzz_session(data: &[u8]) -> SessionRun {
     let mut run = SessionRun::default();
     let Some((&mode, stream)) = data.split_first() else {
@@ -130,8 +131,17 @@ pub fn fuzz_session(data: &[u8]) -> SessionRun {
     else {
         panic!("the fuzz device is a Modbus device");
     };
-    let plan = plan_device(modbus, TagId(FUZZ_TAG_FIRST));
-    let Ok(mut session) = ModbusSession::new(config, plan) else {
+    let plan = || plan_device(modbus, TagId(FUZZ_TAG_FIRST));
+    let mut units = vec![(config.unit_id, config.timeout_ns, plan())];
+    if mode & 2 != 0 {
+        // A gateway's connection: a second unit (the same tags) behind it.
+        units.push((
+            config.unit_id.wrapping_add(1),
+            config.timeout_ns / 2,
+            plan(),
+        ));
+    }
+    let Ok(mut session) = ModbusSession::shared(config, units) else {
         panic!("the fuzz device plans valid requests");
     };
     let mut out = [Sample::default(); 64];

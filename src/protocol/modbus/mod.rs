@@ -50,7 +50,8 @@
 //! - Exception responses are not errors: they yield `Quality::modbus_exception(code)`
 //!   samples for the request's tags.
 //! - A late answer to a timed-out request (TCP) is `TransactionIdUnknown`:
-//!   reconnect, as for any error.
+//!   reconnect, as for any error; on a connection shared by several units
+//!   (`ModbusSession::shared`, a gateway's) it is dropped instead.
 //! - Nothing allocates after `for_device`/`new`. A frame lying whole in a
 //!   chunk is decoded in place; one that straddles two chunks is copied once
 //!   into a fixed 260-byte buffer of the session.

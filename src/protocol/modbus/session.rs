@@ -1,6 +1,19 @@
 //! `ModbusSession`: the per-connection state a reader drives. It owns the
 //! plan, the transaction table and the framer; the driver owns the socket,
 //! the clock and every buffer. See the module documentation in mod.rs.
+//!
+//! One connection may carry several devices (units): the Modbus devices of a
+//! serial-to-TCP gateway sit behind one address and are told apart by the
+//! unit id of each request. A shared session (`ModbusSession::shared`) holds
+//! every unit's requests one unit after another, each request with its unit
+//! id and its unit's timeout, and pipelines them by transaction id within
+//! one `max_inflight` for the connection. Two rules keep one silent unit from
+//! stalling the others:
+//! - a unit whose request timed out is *silent* for the rest of the cycle:
+//!   its unsent requests end in `TIMEOUT` without being sent (one timeout per
+//!   cycle, not one per request), and it is asked again the next cycle;
+//! - a late answer to a timed-out request (TCP) is dropped, not an error:
+//!   the connection, which the other units need, stays up.
 
 use crate::config::{DeviceConfig, Protocol};
 use crate::protocol::session::{ErrorClass, Received, Session};
@@ -57,6 +70,21 @@ impl SessionConfig {
 /// `ReceiveError`).
 pub type ReceiveError = crate::protocol::session::ReceiveError<ModbusError>;
 
+/// One device on the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Unit {
+    unit_id: u8,
+    timeout_ns: u64,
+    /// Its requests are `requests[..end]` after the previous unit's `end`.
+    end: usize,
+    /// A request of this unit timed out this cycle (shared sessions only).
+    silent: bool,
+}
+
+/// Transaction ids of timed-out requests remembered per shared connection,
+/// so that their late answers are dropped instead of breaking it.
+const RETIRED_IDS: usize = 16;
+
 /// One device connection: requests out, samples in.
 #[derive(Clone, Debug)]
 pub struct ModbusSession {
@@ -68,6 +96,13 @@ pub struct ModbusSession {
     programs: Vec<DecodeProgram>,
     /// Parallel to `plan.requests`: the records each writes.
     record_counts: Vec<usize>,
+    /// Parallel to `plan.requests`: the index of its unit in `units`.
+    unit_of: Vec<u16>,
+    /// The connection's devices, at least one, in request order.
+    units: Vec<Unit>,
+    /// Recently timed-out transaction ids (shared TCP sessions), a ring.
+    retired: [Option<u16>; RETIRED_IDS],
+    retired_next: usize,
     samples_per_frame_max: usize,
     table: TransactionTable,
     next_transaction_id: u16,
@@ -84,6 +119,34 @@ impl ModbusSession {
     /// Fails if a planned request breaks the protocol's limits (a plan made
     /// by `plan_device` never does).
     pub fn new(config: SessionConfig, plan: DevicePlan) -> Result<Self, RequestError> {
+        Self::shared(config, vec![(config.unit_id, config.timeout_ns, plan)])
+    }
+
+    /// A session for the devices behind one connection, each given as its
+    /// unit id, request timeout and plan (at least one; `config` gives the
+    /// framing and the connection's `max_inflight`). Their requests go out
+    /// in this order, each unit's after the previous one's.
+    pub fn shared(
+        config: SessionConfig,
+        units: Vec<(u8, u64, DevicePlan)>,
+    ) -> Result<Self, RequestError> {
+        let unit_count = u16::try_from(units.len()).map_err(|_| RequestError::UnitCount)?;
+        if unit_count == 0 {
+            return Err(RequestError::UnitCount);
+        }
+        let mut plan = DevicePlan::default();
+        let mut unit_of = Vec::new();
+        let mut unit_list = Vec::with_capacity(units.len());
+        for (index, (unit_id, timeout_ns, unit_plan)) in (0u16..).zip(units) {
+            unit_of.extend(std::iter::repeat_n(index, unit_plan.requests.len()));
+            plan.requests.extend(unit_plan.requests);
+            unit_list.push(Unit {
+                unit_id,
+                timeout_ns,
+                end: plan.requests.len(),
+                silent: false,
+            });
+        }
         let requests = plan
             .requests
             .iter()
@@ -106,6 +169,10 @@ impl ModbusSession {
             requests,
             programs,
             record_counts,
+            unit_of,
+            units: unit_list,
+            retired: [None; RETIRED_IDS],
+            retired_next: 0,
             samples_per_frame_max,
             table: TransactionTable::new(config.max_inflight as usize),
             next_transaction_id: 1,
@@ -117,6 +184,21 @@ impl ModbusSession {
         })
     }
 
+    /// Devices (units) this connection polls.
+    pub fn unit_count(&self) -> usize {
+        self.units.len()
+    }
+
+    fn is_shared(&self) -> bool {
+        self.units.len() > 1
+    }
+
+    /// The unit of request `index` (every index of the plan has one).
+    fn unit(&self, index: usize) -> Option<&Unit> {
+        let unit = *self.unit_of.get(index)?;
+        self.units.get(unit as usize)
+    }
+
     /// Samples written with `Quality::Exception` since the session began.
     pub fn exception_samples(&self) -> u64 {
         self.exception_samples
@@ -124,12 +206,31 @@ impl ModbusSession {
 
     /// Plans the device and builds its session.
     pub fn for_device(device: &DeviceConfig, first_tag: TagId) -> Result<Self, RequestError> {
-        let (Some(config), Some(modbus)) =
-            (SessionConfig::from_device(device), device.modbus_part())
-        else {
-            return Err(RequestError::NotModbus);
-        };
-        Self::new(config, plan_device(modbus, first_tag))
+        Self::for_connection(&[(device, first_tag)])
+    }
+
+    /// Plans the devices that share one connection (the same address and
+    /// framing, see `config::Config::connections`) and builds its session:
+    /// the framing is the first device's, `max_inflight` the smallest of
+    /// theirs (what the strictest says the gateway takes).
+    pub fn for_connection(devices: &[(&DeviceConfig, TagId)]) -> Result<Self, RequestError> {
+        let mut units = Vec::with_capacity(devices.len());
+        let mut first: Option<SessionConfig> = None;
+        for &(device, first_tag) in devices {
+            let (Some(config), Some(modbus)) =
+                (SessionConfig::from_device(device), device.modbus_part())
+            else {
+                return Err(RequestError::NotModbus);
+            };
+            let connection = first.get_or_insert(config);
+            connection.max_inflight = connection.max_inflight.min(config.max_inflight);
+            units.push((
+                config.unit_id,
+                config.timeout_ns,
+                plan_device(modbus, first_tag),
+            ));
+        }
+        Self::shared(first.ok_or(RequestError::UnitCount)?, units)
     }
 
     pub fn plan(&self) -> &DevicePlan {
@@ -160,6 +261,9 @@ impl ModbusSession {
     pub fn start_cycle(&mut self) -> usize {
         let unsent = self.requests.len().saturating_sub(self.cursor);
         self.cursor = 0;
+        for unit in &mut self.units {
+            unit.silent = false;
+        }
         unsent
     }
 
@@ -175,25 +279,31 @@ impl ModbusSession {
             return None;
         }
         let request = *self.requests.get(self.cursor)?;
+        let unit = *self.unit(self.cursor)?;
+        if unit.silent {
+            // `handle_timeout` ends it (`next_deadline_ns` says now).
+            return None;
+        }
         let transaction_id = self.allocate_transaction_id();
-        let deadline_ns = now_ns.saturating_add(self.config.timeout_ns);
+        let deadline_ns = now_ns.saturating_add(unit.timeout_ns);
         let inserted = self.table.insert(transaction_id, self.cursor, deadline_ns);
         assert!(inserted);
         self.cursor += 1;
-        let unit_id = self.config.unit_id;
+        let unit_id = unit.unit_id;
         Some(match self.config.framing {
             Framing::Tcp => copy_into(buf, &request.encode_tcp(transaction_id, unit_id)),
             Framing::RtuOverTcp => copy_into(buf, &request.encode_rtu(unit_id)),
         })
     }
 
-    /// A transaction id not outstanding (the table holds at most 256 of the
-    /// 65536, so this loop ends within 257 rounds).
+    /// A transaction id neither outstanding nor remembered as timed out
+    /// (those hold at most 256 + 16 of the 65536, so this loop ends within
+    /// 273 rounds).
     fn allocate_transaction_id(&mut self) -> u16 {
-        for _ in 0..=self.table.capacity() {
+        for _ in 0..=self.table.capacity() + RETIRED_IDS {
             let candidate = self.next_transaction_id;
             self.next_transaction_id = self.next_transaction_id.wrapping_add(1);
-            if !self.table.contains(candidate) {
+            if !self.table.contains(candidate) && !self.retired.contains(&Some(candidate)) {
                 return candidate;
             }
         }
@@ -260,6 +370,12 @@ impl ModbusSession {
                 let Some(frame) = self.tcp.next_frame(rest).map_err(unmatched)? else {
                     return Ok(None);
                 };
+                if self.table.contains(frame.transaction_id) {
+                    // The usual case: no need to look among the retired.
+                } else if forget_retired(&mut self.retired, frame.transaction_id) {
+                    // A late answer: its request already ended in TIMEOUT.
+                    return Ok(Some(0));
+                }
                 let inflight = self.table.take(frame.transaction_id).ok_or(
                     ModbusError::TransactionIdUnknown {
                         found: frame.transaction_id,
@@ -284,11 +400,16 @@ impl ModbusSession {
         ) else {
             unreachable!("the table only holds indices of planned requests");
         };
-        let checked = if unit_id == self.config.unit_id {
+        let unit = self
+            .unit_of
+            .get(index)
+            .and_then(|&u| self.units.get(u as usize));
+        let expected = unit.map_or(0, |u| u.unit_id);
+        let checked = if unit_id == expected {
             check_response(request, pdu)
         } else {
             Err(ModbusError::UnitIdMismatch {
-                expected: self.config.unit_id,
+                expected,
                 found: unit_id,
             })
         };
@@ -309,19 +430,55 @@ impl ModbusSession {
         }))
     }
 
-    /// The earliest monotonic ns at which `handle_timeout` has work.
+    /// The earliest monotonic ns at which `handle_timeout` has work: now
+    /// (0) when the next request to send is a silent unit's.
     pub fn next_deadline_ns(&self) -> Option<u64> {
+        if self.unit(self.cursor).is_some_and(|u| u.silent) {
+            return Some(0);
+        }
         self.table.next_deadline_ns()
     }
 
     /// Retires requests whose deadline passed, writing `Timeout` samples for
-    /// their tags. Returns the samples written; call again while it returns
+    /// their tags, then (shared sessions) the unsent requests of units that
+    /// went silent. Returns the samples written; call again while it returns
     /// a non-zero count and more deadlines have passed. A late answer to a
-    /// retired request is `TransactionIdUnknown` (TCP): reconnect then.
+    /// retired request is `TransactionIdUnknown` (TCP): reconnect then; on a
+    /// shared connection it is dropped.
     pub fn handle_timeout(&mut self, now_ns: u64, ts_ns: i64, out: &mut [Sample]) -> usize {
-        self.fail_while(out, ts_ns, Quality::TIMEOUT, |table| {
-            table.take_expired(now_ns)
-        })
+        let mut expired = [None; RETIRED_IDS];
+        let mut count = 0;
+        let mut written = self.fail_while(out, ts_ns, Quality::TIMEOUT, |table| {
+            let inflight = table.take_expired(now_ns)?;
+            if let Some(slot) = expired.get_mut(count) {
+                *slot = Some(inflight);
+                count += 1;
+            }
+            Some(inflight)
+        });
+        if !self.is_shared() {
+            return written;
+        }
+        for inflight in expired.iter().flatten() {
+            if self.config.framing == Framing::Tcp {
+                if let Some(slot) = self.retired.get_mut(self.retired_next % RETIRED_IDS) {
+                    *slot = Some(inflight.transaction_id);
+                }
+                self.retired_next = self.retired_next.wrapping_add(1);
+            }
+            let unit = self.unit_of.get(inflight.request_index).copied();
+            if let Some(unit) = unit.and_then(|u| self.units.get_mut(u as usize)) {
+                unit.silent = true;
+            }
+        }
+        // A silent unit's requests at the cursor end now, unsent.
+        while self.unit(self.cursor).is_some_and(|u| u.silent)
+            && out.len() - written >= self.samples_per_frame_max
+        {
+            let slot = out.get_mut(written..).unwrap_or_default();
+            written += Session::fail_unsent(self, Quality::TIMEOUT, ts_ns, slot);
+        }
+        written
     }
 
     /// The connection is gone: `NoConnection` samples for every outstanding
@@ -365,6 +522,18 @@ impl ModbusSession {
 
     fn planned(&self, index: usize) -> Option<&PlannedRequest> {
         self.plan.requests.get(index)
+    }
+}
+
+/// Takes a late answer's transaction id out of the retired ring: true when
+/// it was there (the answer is to be dropped).
+fn forget_retired(retired: &mut [Option<u16>; RETIRED_IDS], transaction_id: u16) -> bool {
+    match retired.iter_mut().find(|r| **r == Some(transaction_id)) {
+        Some(slot) => {
+            *slot = None;
+            true
+        }
+        None => false,
     }
 }
 
@@ -435,7 +604,7 @@ impl Session for ModbusSession {
         ModbusSession::receive(self, chunk, ts_ns, out)
     }
     fn next_deadline_ns(&self) -> Option<u64> {
-        self.table.next_deadline_ns()
+        ModbusSession::next_deadline_ns(self)
     }
     fn handle_timeout(
         &mut self,
