@@ -1,6 +1,8 @@
 //! `baseline`: the poller a user would write instead of millrace, on the
-//! tokio-modbus crate: a current-thread tokio runtime, one task per device,
-//! one `read_holding_registers` per 125 registers per poll, one request in
+//! tokio-modbus crate: a current-thread tokio runtime, one task and one
+//! context per connection millrace opens (a device, or the units behind a
+//! gateway port, which it polls one after another with `set_slave`), one
+//! `read_holding_registers` per 125 registers per poll, one request in
 //! flight per context. Rows go to a kdb+ stand-in through millrace's own
 //! `.u.upd` publisher on a second thread (a batch every 5 ms or 10,000 rows,
 //! each followed by a sync chaser), with no WAL in between.
@@ -85,7 +87,7 @@ pub fn run(args: &BaselineArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs one task per device on a current-thread runtime for `seconds`.
+/// Runs one task per connection on a current-thread runtime for `seconds`.
 fn poll_all(
     config: &Config,
     seconds: f64,
@@ -97,12 +99,10 @@ fn poll_all(
         .build()
         .map_err(|e| e.to_string())?;
     let stop = Arc::new(AtomicBool::new(false));
+    let jobs = connection_jobs(config)?;
     runtime.block_on(async {
-        let mut tasks = Vec::with_capacity(config.devices.len());
-        let mut first_tag = 0u32;
-        for device in &config.devices {
-            let job = DeviceJob::new(device, first_tag)?;
-            first_tag += device.tag_count() as u32;
+        let mut tasks = Vec::with_capacity(jobs.len());
+        for job in jobs {
             let (stop, counts, tx) = (Arc::clone(&stop), Arc::clone(counts), tx.clone());
             tasks.push(tokio::spawn(job.run(stop, counts, tx)));
         }
@@ -116,16 +116,68 @@ fn poll_all(
     })
 }
 
-struct DeviceJob {
+/// The config's devices as millrace connects to them
+/// (`Config::connections`): Modbus devices with the same address, protocol
+/// and poll interval on one connection, the units of a gateway port; each
+/// device in config order within it. Tag ids count over all devices in
+/// config order, as the symbol table does.
+fn connection_jobs(config: &Config) -> Result<Vec<ConnectionJob>, String> {
+    let first_tags: Vec<u32> = config
+        .devices
+        .iter()
+        .scan(0u32, |next, device| {
+            let first = *next;
+            *next += device.tag_count() as u32;
+            Some(first)
+        })
+        .collect();
+    let connections = config.connections();
+    let device_count: usize = connections.iter().map(Vec::len).sum();
+    if device_count != config.devices.len() {
+        return Err("the tokio-modbus baseline polls Modbus devices only".into());
+    }
+    let mut jobs = Vec::with_capacity(connections.len());
+    for connection in connections {
+        let mut units = Vec::with_capacity(connection.len());
+        for &index in &connection {
+            let (Some(device), Some(&first_tag)) =
+                (config.devices.get(index), first_tags.get(index))
+            else {
+                return Err(format!("no device {index}"));
+            };
+            units.push(UnitJob::new(device, first_tag)?);
+        }
+        let Some(first) = connection.first().and_then(|&i| config.devices.get(i)) else {
+            continue;
+        };
+        jobs.push(ConnectionJob {
+            addr: first
+                .address
+                .parse()
+                .map_err(|e| format!("{}: {e}", first.address))?,
+            interval: first.poll_interval,
+            units,
+        });
+    }
+    Ok(jobs)
+}
+
+/// One connection: a device of its own, or a gateway port's units.
+struct ConnectionJob {
     addr: std::net::SocketAddr,
-    unit: u8,
     interval: Duration,
+    units: Vec<UnitJob>,
+}
+
+/// One device of a connection.
+struct UnitJob {
+    unit: u8,
     first_tag: u32,
     register_count: u16,
 }
 
-impl DeviceJob {
-    fn new(device: &DeviceConfig, first_tag: u32) -> Result<DeviceJob, String> {
+impl UnitJob {
+    fn new(device: &DeviceConfig, first_tag: u32) -> Result<UnitJob, String> {
         let Some(modbus) = device.modbus_part() else {
             return Err(format!(
                 "{}: the tokio-modbus baseline polls Modbus devices only",
@@ -141,64 +193,80 @@ impl DeviceJob {
                 ));
             }
         }
-        Ok(DeviceJob {
-            addr: device
-                .address
-                .parse()
-                .map_err(|e| format!("{}: {e}", device.address))?,
+        Ok(UnitJob {
             unit: modbus.unit_id,
-            interval: device.poll_interval,
             first_tag,
             register_count: u16::try_from(modbus.tags.len()).map_err(|e| e.to_string())?,
         })
     }
+}
 
+impl ConnectionJob {
+    /// Polls every unit once per interval, one after another, one request
+    /// in flight (tokio-modbus's context does not pipeline).
     async fn run(
         self,
         stop: Arc<AtomicBool>,
         counts: Arc<Counts>,
         tx: mpsc::Sender<Vec<Sample>>,
     ) -> Result<(), String> {
-        let mut ctx = tcp::connect_slave(self.addr, Slave(self.unit))
+        let first_unit = self.units.first().map_or(1, |u| u.unit);
+        let mut ctx = tcp::connect_slave(self.addr, Slave(first_unit))
             .await
             .map_err(|e| format!("connect {}: {e}", self.addr))?;
         let mut ticks = tokio::time::interval(self.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !stop.load(Ordering::Relaxed) {
             ticks.tick().await;
-            let mut start = 0u16;
-            while start < self.register_count {
-                let count = (self.register_count - start).min(REGISTERS_PER_READ_MAX);
-                match ctx.read_holding_registers(start, count).await {
-                    Ok(Ok(registers)) => {
-                        let ts_ns = now_ns();
-                        let first = self.first_tag + u32::from(start);
-                        let batch: Vec<Sample> = (first..)
-                            .zip(&registers)
-                            .map(|(tag, &r)| {
-                                Sample::new(
-                                    ts_ns,
-                                    TagId(tag),
-                                    Quality::GOOD,
-                                    ValueKind::U64,
-                                    u64::from(r),
-                                )
-                            })
-                            .collect();
-                        counts.responses.fetch_add(1, Ordering::Relaxed);
-                        counts
-                            .samples
-                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        if tx.send(batch).is_err() {
-                            return Err("the publisher stopped".into());
-                        }
-                    }
-                    Ok(Err(_)) | Err(_) => {
-                        counts.errors.fetch_add(1, Ordering::Relaxed);
+            for unit in &self.units {
+                ctx.set_slave(Slave(unit.unit));
+                unit.poll(&mut ctx, &counts, &tx).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl UnitJob {
+    /// One poll of this unit: every register, 125 at a time.
+    async fn poll(
+        &self,
+        ctx: &mut client::Context,
+        counts: &Counts,
+        tx: &mpsc::Sender<Vec<Sample>>,
+    ) -> Result<(), String> {
+        let mut start = 0u16;
+        while start < self.register_count {
+            let count = (self.register_count - start).min(REGISTERS_PER_READ_MAX);
+            match ctx.read_holding_registers(start, count).await {
+                Ok(Ok(registers)) => {
+                    let ts_ns = now_ns();
+                    let first = self.first_tag + u32::from(start);
+                    let batch: Vec<Sample> = (first..)
+                        .zip(&registers)
+                        .map(|(tag, &r)| {
+                            Sample::new(
+                                ts_ns,
+                                TagId(tag),
+                                Quality::GOOD,
+                                ValueKind::U64,
+                                u64::from(r),
+                            )
+                        })
+                        .collect();
+                    counts.responses.fetch_add(1, Ordering::Relaxed);
+                    counts
+                        .samples
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    if tx.send(batch).is_err() {
+                        return Err("the publisher stopped".into());
                     }
                 }
-                start += count;
+                Ok(Err(_)) | Err(_) => {
+                    counts.errors.fetch_add(1, Ordering::Relaxed);
+                }
             }
+            start += count;
         }
         Ok(())
     }

@@ -62,12 +62,20 @@ pub struct ServeArgs {
     protocol: millrace::farm::FarmProtocol,
     #[arg(long)]
     devices: u32,
+    /// Modbus devices behind each port, 1..=247, as behind a serial-to-TCP
+    /// gateway: device i answers as unit id i % U + 1 on port index i / U,
+    /// other unit ids get exception 0x0B; the emitted config gives each
+    /// device its port's address and its unit id. 1: a port per device,
+    /// answering any unit id.
+    #[arg(long, default_value_t = 1)]
+    units_per_port: u32,
     /// Tags of each device in the emitted config: Modbus holding registers
     /// (the device answers reads of up to `max(tags, 125)` registers), or
     /// S7 tags of every type laid out over DB1.., M, I and Q.
     #[arg(long)]
     tags_per_device: u32,
-    /// Device i listens on base_port + i; 0 picks free ports and prints them.
+    /// Port index k listens on base_port + k (device i on base_port + i with
+    /// a port per device); 0 picks free ports and prints them.
     #[arg(long)]
     base_port: u16,
     /// Write the matching millrace config here (and its tag CSVs beside it).
@@ -265,5 +273,27 @@ fn main() -> ExitCode {
             eprintln!("millrace-loadgen: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_takes_units_per_port_and_defaults_to_a_port_per_device() {
+        let parse = |more: &[&str]| {
+            let base = ["millrace-loadgen", "serve", "--devices", "6"];
+            let tail = ["--tags-per-device", "10", "--base-port", "0"];
+            match Cli::try_parse_from([&base[..], &tail[..], more].concat()) {
+                Ok(Cli {
+                    command: Command::Serve(args),
+                }) => args.units_per_port,
+                Ok(_) => panic!("not serve"),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(parse(&[]), 1);
+        assert_eq!(parse(&["--units-per-port", "3"]), 3);
     }
 }

@@ -1,7 +1,8 @@
 //! `serve`: the farm until SIGINT/SIGTERM, with a rate line every second.
 //! With `--emit-config`, the matching millrace config (S7 devices request
 //! the farm's PDU size and name its rack and slot; OPC UA devices sample
-//! and publish at the farm's change interval).
+//! and publish at the farm's change interval; Modbus devices behind a
+//! shared port, `--units-per-port`, are polled there by their unit ids).
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use millrace::farm::{
-    self, EmitOptions, Farm, FarmCounters, FarmOptions, FaultRates, S7EmitOptions,
+    self, EmitOptions, Farm, FarmCounters, FarmOptions, FaultRates, PortLayout, S7EmitOptions,
 };
 
 use crate::ServeArgs;
@@ -20,6 +21,7 @@ const REGISTER_COUNT_MIN: u32 = 125;
 pub fn run(args: &ServeArgs) -> io::Result<()> {
     let options = FarmOptions {
         devices: args.devices,
+        units_per_port: args.units_per_port,
         protocol: args.protocol,
         base_port: args.base_port,
         register_count: args.tags_per_device.max(REGISTER_COUNT_MIN),
@@ -50,7 +52,7 @@ pub fn run(args: &ServeArgs) -> io::Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))?;
     signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))?;
     let handle = Farm::start(options.clone())?;
-    print_ports(handle.ports(), args.protocol)?;
+    print_ports(handle.ports(), handle.layout(), args.protocol)?;
     if let Some(path) = &args.emit_config {
         // OPC UA devices sample at the farm's change interval.
         let poll_interval = if args.protocol.has_opcua() {
@@ -70,7 +72,8 @@ pub fn run(args: &ServeArgs) -> io::Result<()> {
             pdu_size: options.s7.pdu_size,
         };
         let enip = args.enip.emit_options();
-        farm::emit_farm_config_with(path, handle.ports(), args.protocol, &emit, &s7, &enip)?;
+        let (ports, layout) = (handle.ports(), handle.layout());
+        farm::emit_farm_config_layout(path, ports, layout, args.protocol, &emit, &s7, &enip)?;
         println!("config {}", path.display());
     }
     println!("ready");
@@ -97,8 +100,9 @@ pub fn run(args: &ServeArgs) -> io::Result<()> {
     Ok(())
 }
 
-/// One line a script can read: `ports P0 P1 ...` (device i on the i-th).
-fn print_ports(ports: &[u16], protocol: farm::FarmProtocol) -> io::Result<()> {
+/// One line a script can read: `ports P0 P1 ...` (port index k on the k-th:
+/// device i on the i-th with a port per device, else on the (i / U)-th).
+fn print_ports(ports: &[u16], layout: PortLayout, protocol: farm::FarmProtocol) -> io::Result<()> {
     let mut out = io::stdout().lock();
     write!(out, "ports")?;
     for port in ports {
@@ -106,11 +110,19 @@ fn print_ports(ports: &[u16], protocol: farm::FarmProtocol) -> io::Result<()> {
     }
     writeln!(out)?;
     if let (Some(first), Some(last)) = (ports.first(), ports.last()) {
-        writeln!(
-            out,
-            "farm: {} {protocol} devices on 127.0.0.1, ports {first}..={last}",
-            ports.len()
-        )?;
+        let devices = layout.devices();
+        match layout.units_per_port() {
+            1 => writeln!(
+                out,
+                "farm: {devices} {protocol} devices on 127.0.0.1, ports {first}..={last}"
+            )?,
+            units => writeln!(
+                out,
+                "farm: {devices} {protocol} devices on 127.0.0.1, {units} unit ids behind each \
+                 of {} ports {first}..={last}",
+                ports.len()
+            )?,
+        }
     }
     Ok(())
 }

@@ -282,3 +282,72 @@ fn serve_opcua_emits_a_subscribing_config_and_changes_its_values() {
     stop_on_sigterm(&mut child);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `serve --units-per-port 2`: four Modbus devices behind two ports, each
+/// answering as its unit id there; the emitted config polls each device as
+/// its unit at its port's address. Another protocol is refused.
+#[test]
+fn serve_units_per_port_puts_devices_behind_shared_ports() {
+    let dir = std::env::temp_dir().join(format!(
+        "millrace-loadgen-serve-units-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("farm.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_millrace-loadgen"))
+        .args(["serve", "--devices", "4", "--units-per-port", "2"])
+        .args(["--tags-per-device", "5", "--base-port", "0"])
+        .arg("--emit-config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ports = ready_ports(&mut lines);
+    assert_eq!(ports.len(), 2, "one port per two devices");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let tables: Vec<&str> = text.split("[[device]]").skip(1).collect();
+    assert_eq!(tables.len(), 4, "{text}");
+    for (device, table) in tables.iter().enumerate() {
+        let address = format!("address = \"127.0.0.1:{}\"", ports[device / 2]);
+        let unit = format!("unit_id = {}\n", device % 2 + 1);
+        assert!(table.contains(&address) && table.contains(&unit), "{table}");
+    }
+
+    // Unit 2 on the second port is device 3; unit 3 is nobody (0x0B).
+    let mut stream = TcpStream::connect(("127.0.0.1", ports[1])).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut both = vec![0, 7, 0, 0, 0, 6, 2, 3, 0, 0, 0, 5];
+    both.extend_from_slice(&[0, 8, 0, 0, 0, 6, 3, 3, 0, 0, 0, 5]);
+    stream.write_all(&both).unwrap();
+    let mut answer = [0u8; 9 + 10];
+    stream.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer[..9], &[0, 7, 0, 0, 0, 13, 2, 3, 10]);
+    for (address, pair) in (0u16..).zip(answer[9..].chunks(2)) {
+        let value = u16::from_be_bytes([pair[0], pair[1]]);
+        assert!(millrace::farm::verify_register(3, address, value));
+    }
+    let mut refused = [0u8; 9];
+    stream.read_exact(&mut refused).unwrap();
+    assert_eq!(refused, [0, 8, 0, 0, 0, 3, 3, 0x83, 0x0B]);
+    stop_on_sigterm(&mut child);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let s7 = Command::new(env!("CARGO_BIN_EXE_millrace-loadgen"))
+        .args(["serve", "--protocol", "s7", "--devices", "4"])
+        .args([
+            "--units-per-port",
+            "2",
+            "--tags-per-device",
+            "5",
+            "--base-port",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!s7.status.success());
+    let stderr = String::from_utf8_lossy(&s7.stderr);
+    assert!(stderr.contains("serial-to-TCP gateway"), "{stderr}");
+}

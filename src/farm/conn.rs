@@ -2,7 +2,9 @@
 //! that reads requests, answers them and writes the answers back, without
 //! blocking and without allocating after the connection was accepted. The
 //! pump is protocol-neutral: each protocol's step (`modbus::serve`,
-//! `s7::serve`) answers one request at the front of the input.
+//! `s7::serve`) answers one request at the front of the input. A connection
+//! reaches the devices behind its port: one, or (Modbus, a gateway) several
+//! told apart by the unit id of each request (`ports.rs`).
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -50,11 +52,21 @@ pub(in crate::farm) struct Device {
     pub rng: SplitMix64,
 }
 
+/// The devices behind one port: `devices[first..first + count]` of its
+/// event loop, in unit id order.
+#[derive(Clone, Copy, Debug)]
+pub(in crate::farm) struct UnitSlots {
+    pub first: usize,
+    pub count: usize,
+}
+
 /// How every connection of one event loop answers.
 #[derive(Clone, Copy, Debug)]
 pub(in crate::farm) struct Behaviour {
     pub response_delay: Duration,
     pub stall: Duration,
+    /// The farm's: 1 answers any unit id, more route by it (`ports.rs`).
+    pub units_per_port: u32,
     pub modbus: ModbusMemory,
     pub modbus_plan: FaultPlan,
     pub s7: S7Behaviour,
@@ -108,8 +120,8 @@ pub(super) enum Pump {
 
 pub(super) struct Conn {
     pub stream: TcpStream,
-    /// Index of the device in the loop's device table.
-    pub device_slot: usize,
+    /// The devices of its port in the loop's device table.
+    pub units: UnitSlots,
     /// Distinguishes this connection from earlier ones in the same slot.
     pub generation: u32,
     /// The wake-up already queued for this connection, if any.
@@ -133,7 +145,7 @@ pub(super) struct Conn {
 impl Conn {
     pub fn new(
         stream: TcpStream,
-        device_slot: usize,
+        units: UnitSlots,
         generation: u32,
         protocol: DeviceProtocol,
     ) -> Self {
@@ -152,7 +164,7 @@ impl Conn {
         };
         Conn {
             stream,
-            device_slot,
+            units,
             generation,
             timer_at: None,
             read_blocked: false,
@@ -170,10 +182,10 @@ impl Conn {
     }
 
     /// Reads, answers and writes until the socket would block, the turn is
-    /// over, or the connection must close.
+    /// over, or the connection must close. `units`: the devices of its port.
     pub fn pump(
         &mut self,
-        device: &mut Device,
+        units: &mut [Device],
         how: &Behaviour,
         tally: &mut Tally,
         now: Instant,
@@ -183,7 +195,7 @@ impl Conn {
             let Ok(read) = self.read_some() else {
                 return Pump::Close;
             };
-            let Ok(answered) = self.answer_all(device, how, tally, now) else {
+            let Ok(answered) = self.answer_all(units, how, tally, now) else {
                 return Pump::Close;
             };
             let Ok(written) = self.flush() else {
@@ -255,7 +267,7 @@ impl Conn {
     /// Answers every complete request while there is room; `Err` closes.
     fn answer_all(
         &mut self,
-        device: &mut Device,
+        units: &mut [Device],
         how: &Behaviour,
         tally: &mut Tally,
         now: Instant,
@@ -264,9 +276,16 @@ impl Conn {
         while !self.closing && self.has_room() {
             let pending = self.input.get(self.input_start..self.input_end).ok_or(())?;
             let served = match &mut self.wire {
-                Wire::Modbus => modbus::serve::serve(pending, &mut self.output, device, how, tally),
-                Wire::S7(conn) => conn.serve(pending, &mut self.output, device, how, tally),
-                Wire::Enip(conn) => conn.serve(pending, &mut self.output, device, how, tally),
+                Wire::Modbus => modbus::serve::serve(pending, &mut self.output, units, how, tally),
+                // A port per S7 and EtherNet/IP device (validated).
+                Wire::S7(conn) => {
+                    let device = units.first_mut().ok_or(())?;
+                    conn.serve(pending, &mut self.output, device, how, tally)
+                }
+                Wire::Enip(conn) => {
+                    let device = units.first_mut().ok_or(())?;
+                    conn.serve(pending, &mut self.output, device, how, tally)
+                }
             };
             let (consumed, fault, last) = match served {
                 Served::NeedMore => break,

@@ -46,6 +46,9 @@ counters! {
     /// Modbus: spec exceptions for bad requests (01 function, 02 address,
     /// 03 value).
     protocol_exceptions,
+    /// Modbus, several units per port: requests for a unit id no device
+    /// behind the port answers to (exception 0x0B).
+    unknown_unit_exceptions,
     /// S7: items answered with an error return code for their address
     /// (0x05 out of range, 0x06 type, 0x0A no such object).
     s7_item_errors,

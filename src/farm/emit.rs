@@ -1,6 +1,8 @@
 //! The millrace configuration that polls a running farm: one `[[device]]` per
-//! farm device pointing at its port, its tags in a CSV file of its own (the
-//! compact form: the TOML stays one short table per device), and a kdb+ sink.
+//! farm device pointing at its port (and, with several Modbus devices
+//! behind one port, its unit id there: [`PortLayout`]), its tags in a CSV
+//! file of its own (the compact form: the TOML stays one short table per
+//! device), and a kdb+ sink.
 //!
 //! A Modbus device's tag `j` is holding register `j` as `uint16`, named
 //! [`tag_name`]`(i, j)` (`modbus::emit`); an S7 device's tag `j` is the
@@ -18,7 +20,7 @@ use std::path::{Path, PathBuf};
 use super::enip::{self, EnipEmitOptions};
 use super::opcua;
 use super::s7::{self, S7EmitOptions};
-use super::{modbus, DeviceProtocol, FarmProtocol};
+use super::{modbus, DeviceProtocol, FarmProtocol, PortLayout};
 
 pub use super::modbus::emit::{parse_tag_name, tag_name};
 
@@ -104,11 +106,49 @@ pub fn emit_farm_config_with(
     s7_options: &S7EmitOptions,
     enip_options: &EnipEmitOptions,
 ) -> io::Result<()> {
+    let device_count = u32::try_from(ports.len()).map_err(|_| invalid("too many ports"))?;
+    emit_farm_config_layout(
+        config_path,
+        ports,
+        PortLayout::one_per_port(device_count),
+        protocol,
+        options,
+        s7_options,
+        enip_options,
+    )
+}
+
+/// [`emit_farm_config_with`] for a farm laid out as `layout` (several
+/// Modbus devices behind one port, as `FarmOptions::units_per_port`):
+/// `ports[k]` is port index `k`'s port (as `FarmHandle::ports`), and device
+/// `i` is polled at `ports[layout.port_index(i)]` as unit id
+/// `layout.unit_id(i)`. Devices behind one port get one `[[device]]` each,
+/// at the same address.
+pub fn emit_farm_config_layout(
+    config_path: &Path,
+    ports: &[u16],
+    layout: PortLayout,
+    protocol: FarmProtocol,
+    options: &EmitOptions,
+    s7_options: &S7EmitOptions,
+    enip_options: &EnipEmitOptions,
+) -> io::Result<()> {
     if options.tags_per_device == 0 || options.tags_per_device > 65536 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "tags_per_device must be 1..=65536",
-        ));
+        return Err(invalid("tags_per_device must be 1..=65536"));
+    }
+    if ports.len() != layout.port_count() as usize {
+        return Err(invalid(&format!(
+            "{} devices, {} per port, are served on {} ports, not {}",
+            layout.devices(),
+            layout.units_per_port(),
+            layout.port_count(),
+            ports.len()
+        )));
+    }
+    if layout.units_per_port() > 1 && protocol != FarmProtocol::Modbus {
+        return Err(invalid(&format!(
+            "several devices behind one port are Modbus only, not {protocol}"
+        )));
     }
     let tags_dir = tags_dir_for(config_path);
     std::fs::create_dir_all(&tags_dir)?;
@@ -133,9 +173,16 @@ pub fn emit_farm_config_with(
         || (protocol.has_opcua()
             && (0..options.tags_per_device.min(8))
                 .any(|j| opcua::values::FarmType::of_tag(j).config_type().is_text()));
-    let mut toml = header(ports.len(), protocol, options, text);
+    let mut toml = header(layout, protocol, options, text);
     let mut csv = String::new();
-    for (device, port) in (0u32..).zip(ports) {
+    for device in 0..layout.devices() {
+        let (Some(port_index), Some(unit_id)) = (layout.port_index(device), layout.unit_id(device))
+        else {
+            return Err(invalid("a device past the layout"));
+        };
+        let port = ports
+            .get(port_index as usize)
+            .ok_or_else(|| invalid("a port index past the ports"))?;
         let name = device_name(device);
         let csv_path = format!("{tags_dir_name}/{name}.csv");
         csv.clear();
@@ -143,7 +190,8 @@ pub fn emit_farm_config_with(
         match protocol.device(device) {
             DeviceProtocol::Modbus => {
                 modbus::emit::tags_csv(device, options.tags_per_device, &mut csv);
-                modbus::emit::device_table(&mut toml, &name, *port, poll, &csv_path);
+                let at = (*port, unit_id);
+                modbus::emit::device_table(&mut toml, &name, at, poll, &csv_path);
             }
             DeviceProtocol::S7 => {
                 s7::emit::tags_csv(device, &s7_tags, &mut csv);
@@ -163,12 +211,11 @@ pub fn emit_farm_config_with(
     std::fs::write(config_path, toml)
 }
 
-fn header(
-    device_count: usize,
-    protocol: FarmProtocol,
-    options: &EmitOptions,
-    text: bool,
-) -> String {
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, what)
+}
+
+fn header(layout: PortLayout, protocol: FarmProtocol, options: &EmitOptions, text: bool) -> String {
     let what = match protocol {
         FarmProtocol::Modbus => "holding registers (uint16)",
         FarmProtocol::S7 => "S7 tags of every type",
@@ -185,9 +232,17 @@ fn header(
     } else {
         ""
     };
+    let device_count = layout.devices();
+    let ports = match layout.units_per_port() {
+        1 => String::new(),
+        units => format!(
+            " behind {} ports ({units} unit ids each)",
+            layout.port_count()
+        ),
+    };
     format!(
         "# Written by `millrace-loadgen serve --emit-config`: {device_count} simulated devices \
-         on 127.0.0.1,\n# {} {what} each. Values check with {check}.\n\n\
+         on 127.0.0.1{ports},\n# {} {what} each. Values check with {check}.\n\n\
          [readers]\nthreads = {}\nbackend = \"auto\"\n\n\
          [wal]\ndir = {}\nsegment_size = \"64MiB\"\nquota = \"4GiB\"\ncommit_interval = \"10ms\"\n\
          when_full = \"block\"\n\n\

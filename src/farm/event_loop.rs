@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
-use super::conn::{Behaviour, Conn, Device, Pump};
+use super::conn::{Behaviour, Conn, Device, Pump, UnitSlots};
 use super::counters::{thread_cpu_ns, Tally};
 use super::FarmShared;
 
@@ -23,8 +23,8 @@ const CPU_SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 
 pub(super) struct EventLoop {
     pub poll: Poll,
-    /// (listener, index into `devices`).
-    pub listeners: Vec<(TcpListener, usize)>,
+    /// (listener, the devices of its port in `devices`).
+    pub listeners: Vec<(TcpListener, UnitSlots)>,
     pub devices: Vec<Device>,
     pub behaviour: Behaviour,
     /// Connection slots; the bound on open connections of this loop.
@@ -122,10 +122,9 @@ impl EventLoop {
 
     fn accept_all(&mut self, state: &mut State, listener_index: usize, now: Instant) {
         loop {
-            let Some((listener, device_slot)) = self.listeners.get(listener_index) else {
+            let Some(&(ref listener, units)) = self.listeners.get(listener_index) else {
                 return;
             };
-            let device_slot = *device_slot;
             let mut stream = match listener.accept() {
                 Ok((stream, _)) => stream,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -151,12 +150,12 @@ impl EventLoop {
                 continue;
             }
             state.generation = state.generation.wrapping_add(1);
-            let protocol = match self.devices.get(device_slot) {
+            let protocol = match self.devices.get(units.first) {
                 Some(device) => device.protocol,
                 None => return,
             };
             if let Some(entry) = state.conns.get_mut(slot) {
-                *entry = Some(Conn::new(stream, device_slot, state.generation, protocol));
+                *entry = Some(Conn::new(stream, units, state.generation, protocol));
             }
             state.tally.connections_accepted += 1;
             self.pump(state, slot, now);
@@ -167,10 +166,11 @@ impl EventLoop {
         let Some(Some(conn)) = state.conns.get_mut(slot) else {
             return;
         };
-        let Some(device) = self.devices.get_mut(conn.device_slot) else {
+        let (first, count) = (conn.units.first, conn.units.count);
+        let Some(units) = self.devices.get_mut(first..first + count) else {
             return;
         };
-        match conn.pump(device, &self.behaviour, &mut state.tally, now) {
+        match conn.pump(units, &self.behaviour, &mut state.tally, now) {
             Pump::Idle => {}
             Pump::Again => state.again.push(slot),
             Pump::WakeAt(at) => {

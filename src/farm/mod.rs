@@ -2,9 +2,11 @@
 //! deterministic, verifiable values, used by `millrace-loadgen serve`,
 //! `millrace demo` and the tests.
 //!
-//! Many devices in one process, one listening port on 127.0.0.1 each, served
-//! by one or a few mio event loops (no thread per device, no allocation per
-//! request), so that the farm is never the bottleneck of what it measures.
+//! Many devices in one process, one listening port on 127.0.0.1 each (or,
+//! Modbus only, up to 247 unit ids behind each port, as a serial-to-TCP
+//! gateway: [`ports`]), served by one or a few mio event loops (no thread
+//! per device, no allocation per request), so that the farm is never the
+//! bottleneck of what it measures.
 //! A Modbus device answers FC 1-4 reads with values a receiver can check one
 //! by one ([`values`]) and everything else with the specification's
 //! exceptions; an S7 device answers COTP connect, Setup Communication and
@@ -26,6 +28,7 @@
 //! fault.rs      fault rates and the seeded generator (protocol-neutral)
 //! conn.rs       one connection: buffers and the read/answer/write pump
 //! event_loop.rs one mio loop over listeners and connections
+//! ports.rs      which port and unit id serve which device
 //! counters.rs   what the farm did
 //! emit.rs       the matching millrace config and tag CSVs
 //! verify.rs     the stand-in's check of every delivered row
@@ -44,6 +47,7 @@ mod event_loop;
 pub mod fault;
 pub mod modbus;
 pub mod opcua;
+pub mod ports;
 pub mod s7;
 pub mod verify;
 
@@ -60,17 +64,20 @@ use mio::net::TcpListener;
 use mio::{Poll, Waker};
 
 pub use counters::FarmCounters;
-pub use emit::{emit_config, emit_farm_config, emit_farm_config_with, EmitOptions};
+pub use emit::{
+    emit_config, emit_farm_config, emit_farm_config_layout, emit_farm_config_with, EmitOptions,
+};
 pub use enip::{EnipEmitOptions, EnipFarmOptions};
 pub use fault::FaultRates;
 pub use opcua::{OpcuaFarmOptions, OpcuaServerKind};
+pub use ports::{PortLayout, UNITS_PER_PORT_MAX};
 pub use s7::{S7EmitOptions, S7FarmOptions};
 pub use values::{
     bit_value, counter_of, register_value, verify, verify_bit, verify_input_register,
     verify_register,
 };
 
-use conn::{Behaviour, Device};
+use conn::{Behaviour, Device, UnitSlots};
 use counters::Counters;
 use event_loop::{EventLoop, WAKER_TOKEN};
 use fault::{FaultPlan, SplitMix64};
@@ -162,11 +169,17 @@ impl std::fmt::Display for FarmProtocol {
 
 #[derive(Clone, Debug)]
 pub struct FarmOptions {
-    /// Devices to serve, at least 1. Device `i` listens on `ports()[i]`.
+    /// Devices to serve, at least 1. Device `i` is served on port index
+    /// `i / units_per_port` (`ports()[i]` with one unit per port).
     pub devices: u32,
+    /// Devices behind each port, 1..=247 (Modbus only beyond 1): device `i`
+    /// answers as unit id `i % units_per_port + 1` on its port, other unit
+    /// ids get exception 0x0B. With 1, each device has a port of its own and
+    /// answers any unit id. See [`ports`].
+    pub units_per_port: u32,
     /// What they speak (device `i` speaks `protocol.device(i)`).
     pub protocol: FarmProtocol,
-    /// Device `i` listens on `base_port + i`; 0 picks free ports.
+    /// Port index `k` listens on `base_port + k`; 0 picks free ports.
     pub base_port: u16,
     /// Holding and input registers per device, addresses `0..register_count`;
     /// reads past the end get exception 02. At most 65536.
@@ -182,7 +195,7 @@ pub struct FarmOptions {
     pub stall: Duration,
     /// Seeds every device's fault generator (with the device index).
     pub seed: u64,
-    /// Open connections at most, over all devices; more are closed at accept.
+    /// Open connections at most, over all ports; more are closed at accept.
     pub connection_count_max: usize,
     /// How the S7 devices behave (ignored without any).
     pub s7: S7FarmOptions,
@@ -198,6 +211,7 @@ impl Default for FarmOptions {
     fn default() -> Self {
         FarmOptions {
             devices: 1,
+            units_per_port: 1,
             protocol: FarmProtocol::Modbus,
             base_port: 0,
             register_count: 10_000,
@@ -217,23 +231,36 @@ impl Default for FarmOptions {
 }
 
 impl FarmOptions {
-    /// Connections at most: the configured bound, or four per device.
+    /// Connections at most: the configured bound, or four per port.
     pub fn connection_bound(&self) -> usize {
         if self.connection_count_max > 0 {
             self.connection_count_max
         } else {
-            (self.devices as usize * 4).max(64)
+            (self.port_count() as usize * 4).max(64)
         }
+    }
+
+    /// Where the devices are served; `None` while `units_per_port` is out
+    /// of `1..=UNITS_PER_PORT_MAX`.
+    pub fn layout(&self) -> Option<PortLayout> {
+        PortLayout::new(self.devices, self.units_per_port)
+    }
+
+    /// Listening ports: `ceil(devices / units_per_port)`.
+    pub fn port_count(&self) -> u32 {
+        self.layout().map_or(self.devices, PortLayout::port_count)
     }
 
     pub fn validate(&self) -> Result<(), String> {
         if self.devices == 0 {
             return Err("a farm needs at least one device".into());
         }
-        if self.base_port != 0 && u32::from(self.base_port) + self.devices > 65536 {
+        self.validate_units_per_port()?;
+        let port_count = self.port_count();
+        if self.base_port != 0 && u32::from(self.base_port) + port_count > 65536 {
             return Err(format!(
-                "ports {}+{} run past 65535",
-                self.base_port, self.devices
+                "ports {}+{port_count} run past 65535",
+                self.base_port
             ));
         }
         if self.register_count > 65536 || self.bit_count > 65536 {
@@ -277,6 +304,24 @@ impl FarmOptions {
         }
         Ok(())
     }
+
+    fn validate_units_per_port(&self) -> Result<(), String> {
+        if self.layout().is_none() {
+            return Err(format!(
+                "units_per_port must be in 1..={UNITS_PER_PORT_MAX} (the Modbus unit ids), \
+                 not {}",
+                self.units_per_port
+            ));
+        }
+        if self.units_per_port > 1 && self.protocol != FarmProtocol::Modbus {
+            return Err(format!(
+                "units_per_port {} puts several Modbus devices behind one port (a \
+                 serial-to-TCP gateway): a {} farm serves a port per device",
+                self.units_per_port, self.protocol
+            ));
+        }
+        Ok(())
+    }
 }
 
 pub(crate) struct FarmShared {
@@ -287,8 +332,8 @@ pub(crate) struct FarmShared {
 pub struct Farm;
 
 impl Farm {
-    /// Binds every device's port (so the ports are known and errors reported
-    /// here), then starts the event loops.
+    /// Binds every port (so the ports are known and errors reported here),
+    /// then starts the event loops.
     pub fn start(options: FarmOptions) -> io::Result<FarmHandle> {
         options
             .validate()
@@ -300,9 +345,13 @@ impl Farm {
         if options.protocol.has_opcua() {
             return Self::start_opcua(&options, shared);
         }
+        let layout = options
+            .layout()
+            .ok_or_else(|| io::Error::other("units_per_port is validated"))?;
         let behaviour = Behaviour {
             response_delay: options.response_delay,
             stall: options.stall,
+            units_per_port: layout.units_per_port(),
             modbus: ModbusMemory {
                 register_count: options.register_count,
                 bit_count: options.bit_count,
@@ -323,32 +372,7 @@ impl Farm {
                 connection_count_max: options.connection_bound().div_ceil(options.threads),
             });
         }
-        let mut ports = Vec::with_capacity(options.devices as usize);
-        for device in 0..options.devices {
-            let port = if options.base_port == 0 {
-                0
-            } else {
-                options.base_port + device as u16
-            };
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            let listener = TcpListener::bind(addr).map_err(|e| {
-                io::Error::new(e.kind(), format!("farm device {device}: bind {addr}: {e}"))
-            })?;
-            ports.push(listener.local_addr()?.port());
-            let event_loop = loops
-                .get_mut(device as usize % options.threads)
-                .ok_or_else(|| io::Error::other("no event loop (threads >= 1 is validated)"))?;
-            let seed = options.seed ^ u64::from(device).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            event_loop
-                .listeners
-                .push((listener, event_loop.devices.len()));
-            event_loop.devices.push(Device {
-                index: device,
-                protocol: options.protocol.device(device),
-                counter: 0,
-                rng: SplitMix64::new(seed),
-            });
-        }
+        let ports = Self::bind_ports(&options, layout, &mut loops)?;
         let mut wakers = Vec::with_capacity(options.threads);
         let mut threads = Vec::with_capacity(options.threads);
         for (i, event_loop) in loops.into_iter().enumerate() {
@@ -360,13 +384,52 @@ impl Farm {
                     .spawn(move || event_loop.run(shared))?,
             );
         }
+        assert_eq!(ports.len(), layout.port_count() as usize);
         Ok(FarmHandle {
             ports,
+            layout,
             shared,
             wakers,
             threads,
             opcua: None,
         })
+    }
+
+    /// Binds every port (port index `k` on loop `k % threads`) and gives
+    /// its loop the devices behind it; returns the ports by port index.
+    fn bind_ports(
+        options: &FarmOptions,
+        layout: PortLayout,
+        loops: &mut [EventLoop],
+    ) -> io::Result<Vec<u16>> {
+        let mut ports = Vec::with_capacity(layout.port_count() as usize);
+        for port_index in 0..layout.port_count() {
+            let addr = port_addr(options, port_index);
+            let listener =
+                TcpListener::bind(addr).map_err(|e| bind_error(options, port_index, addr, e))?;
+            ports.push(listener.local_addr()?.port());
+            // Every unit of a port on the loop that owns its connections.
+            let event_loop = (port_index as usize)
+                .checked_rem(loops.len())
+                .and_then(|i| loops.get_mut(i))
+                .ok_or_else(|| io::Error::other("no event loop (threads >= 1 is validated)"))?;
+            let (first, count) = layout.devices_of_port(port_index);
+            let units = UnitSlots {
+                first: event_loop.devices.len(),
+                count: count as usize,
+            };
+            event_loop.listeners.push((listener, units));
+            for device in first..first + count {
+                let seed = options.seed ^ u64::from(device).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                event_loop.devices.push(Device {
+                    index: device,
+                    protocol: options.protocol.device(device),
+                    counter: 0,
+                    rng: SplitMix64::new(seed),
+                });
+            }
+        }
+        Ok(ports)
     }
 
     /// The OPC UA farm: every port bound here, the servers on threads of
@@ -388,6 +451,7 @@ impl Farm {
         )?;
         Ok(FarmHandle {
             ports,
+            layout: PortLayout::one_per_port(options.devices),
             shared,
             wakers: Vec::new(),
             threads: Vec::new(),
@@ -397,21 +461,37 @@ impl Farm {
 }
 
 /// Device `device`'s listener on 127.0.0.1 (a std one: the OPC UA servers
-/// take it over into their runtimes).
+/// take it over into their runtimes). OPC UA farms have a port per device.
 fn bind(options: &FarmOptions, device: u32) -> io::Result<std::net::TcpListener> {
+    let addr = port_addr(options, device);
+    std::net::TcpListener::bind(addr).map_err(|e| bind_error(options, device, addr, e))
+}
+
+/// Where port index `port_index` listens: `base_port + port_index`, or a
+/// free port.
+fn port_addr(options: &FarmOptions, port_index: u32) -> SocketAddr {
     let port = if options.base_port == 0 {
         0
     } else {
-        options.base_port + device as u16
+        // base_port + port_count <= 65536 is validated.
+        options.base_port + port_index as u16
     };
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    std::net::TcpListener::bind(addr)
-        .map_err(|e| io::Error::new(e.kind(), format!("farm device {device}: bind {addr}: {e}")))
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+fn bind_error(options: &FarmOptions, port_index: u32, addr: SocketAddr, e: io::Error) -> io::Error {
+    let what = if options.units_per_port == 1 {
+        format!("farm device {port_index}")
+    } else {
+        format!("farm port {port_index}")
+    };
+    io::Error::new(e.kind(), format!("{what}: bind {addr}: {e}"))
 }
 
 /// A running farm. Dropping it stops it (as `stop` does, ignoring errors).
 pub struct FarmHandle {
     ports: Vec<u16>,
+    layout: PortLayout,
     shared: Arc<FarmShared>,
     wakers: Vec<Waker>,
     threads: Vec<JoinHandle<io::Result<()>>>,
@@ -419,14 +499,28 @@ pub struct FarmHandle {
 }
 
 impl FarmHandle {
-    /// Port of device `i` at index `i`, all on 127.0.0.1.
+    /// Port of port index `k` at index `k`, all on 127.0.0.1: device `i`'s
+    /// at index `i` with a port per device, at `i / units_per_port` else.
     pub fn ports(&self) -> &[u16] {
         &self.ports
     }
 
+    /// Which port and unit id serve which device.
+    pub fn layout(&self) -> PortLayout {
+        self.layout
+    }
+
+    /// The address serving `device` (shared by the units of its port).
     pub fn addr(&self, device: u32) -> Option<SocketAddr> {
-        let port = *self.ports.get(device as usize)?;
+        let port_index = self.layout.port_index(device)?;
+        let port = *self.ports.get(port_index as usize)?;
         Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+    }
+
+    /// The unit id `device` answers to on its port (any unit id reaches a
+    /// device with a port of its own; this is then 1).
+    pub fn unit_id(&self, device: u32) -> Option<u8> {
+        self.layout.unit_id(device)
     }
 
     /// Counters so far (published by each loop once per iteration).

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use millrace::farm::FarmProtocol;
+use millrace::farm::{FarmProtocol, PortLayout};
 
 use super::procs::Guard;
 use crate::standin::Verdict;
@@ -45,7 +45,8 @@ pub fn millrace_exe() -> Result<std::path::PathBuf, String> {
 /// What the farm child serves.
 pub struct FarmArgs {
     pub protocol: FarmProtocol,
-    pub devices: u32,
+    /// The devices and how many share a port.
+    pub layout: PortLayout,
     pub tags_per_device: u32,
     pub threads: usize,
     /// More `serve` options (the S7 devices' behaviour).
@@ -53,13 +54,15 @@ pub struct FarmArgs {
 }
 
 /// Starts the farm and waits for its `ready` line; returns it with its
-/// device ports. Its later rate lines are read and dropped.
+/// ports, one per port index (as `FarmHandle::ports`). Its later rate lines
+/// are read and dropped.
 pub fn start_farm(farm: &FarmArgs) -> Result<(Guard, Vec<u16>), String> {
-    let devices = farm.devices;
+    let layout = farm.layout;
     let mut child = Command::new(loadgen_exe()?)
         .args(["serve", "--base-port", "0"])
         .args(["--protocol", farm.protocol.name()])
-        .args(["--devices", &devices.to_string()])
+        .args(["--devices", &layout.devices().to_string()])
+        .args(["--units-per-port", &layout.units_per_port().to_string()])
         .args(["--tags-per-device", &farm.tags_per_device.to_string()])
         .args(["--threads", &farm.threads.to_string()])
         .args(&farm.extra)
@@ -84,7 +87,7 @@ pub fn start_farm(farm: &FarmArgs) -> Result<(Guard, Vec<u16>), String> {
             break;
         }
     }
-    if !ready || ports.len() != devices as usize {
+    if !ready || ports.len() != layout.port_count() as usize {
         return Err(format!("the farm did not start ({} ports)", ports.len()));
     }
     std::thread::spawn(move || lines.for_each(drop));

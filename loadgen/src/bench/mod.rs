@@ -14,6 +14,11 @@
 //! verifies every S7 type the same way; there is no S7 baseline client in
 //! the same run (the report says so plainly).
 //!
+//! `--units-per-connection U` (Modbus) serves the devices U to a port, as
+//! behind serial-to-TCP gateways: the emitted config polls each as its unit
+//! id at its port's address, and the baseline opens one connection per
+//! port and polls its units one after another.
+//!
 //! The measurement window is the `--seconds` after millrace serves metrics
 //! and a one-second warm-up (millrace's stage histograms are emptied with
 //! SIGUSR1 when the window opens, so percentiles leave start-up out);
@@ -36,7 +41,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use millrace::farm::{self, EmitOptions, FarmProtocol, S7EmitOptions};
+use millrace::farm::{self, EmitOptions, FarmProtocol, PortLayout, S7EmitOptions};
 
 use children::{FarmArgs, Gateway, StandIn};
 use report::{BaselineResult, Report, StageQuantiles};
@@ -92,6 +97,13 @@ pub struct BenchArgs {
     /// pipeline.
     #[arg(long, default_value_t = 1)]
     max_inflight: u32,
+    /// Modbus devices behind each farm port, 1..=247, as behind a
+    /// serial-to-TCP gateway: each is polled as its own unit id at its
+    /// port's address (millrace shares one connection among the devices of
+    /// an address; the tokio-modbus baseline opens one per port and polls
+    /// its units one after another). 1: a port and a connection per device.
+    #[arg(long, default_value_t = 1)]
+    units_per_connection: u32,
     /// `[readers] backend` of millrace's config: auto, io_uring or epoll.
     #[arg(long, default_value = "auto", value_parser = ["auto", "io_uring", "epoll"])]
     backend: String,
@@ -119,6 +131,7 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
     if args.poll_interval_ms == 0 {
         return Err("--poll-interval-ms must be at least 1".into());
     }
+    let layout = layout(args)?;
     if args.protocol.has_s7() {
         args.s7.farm_options().validate()?;
     }
@@ -140,7 +153,7 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
     let dir = WorkDir::new(args.dir.clone())?;
     let farm_args = FarmArgs {
         protocol: args.protocol,
-        devices: args.devices,
+        layout,
         tags_per_device: args.tags_per_device,
         threads: args.farm_threads,
         extra: [args.s7.to_cli(), args.enip.to_cli(), opcua_cli].concat(),
@@ -148,10 +161,12 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
     let (mut farm, ports) = children::start_farm(&farm_args)?;
     let farm_pid = farm.child().map_or(0, |c| c.id());
     println!(
-        "bench: farm of {} {} devices x {} tags (pid {farm_pid}), poll every {} ms, dir {}",
+        "bench: farm of {} {} devices x {} tags, {} per port (pid {farm_pid}), poll every {} \
+         ms, dir {}",
         args.devices,
         args.protocol,
         args.tags_per_device,
+        args.units_per_connection,
         args.poll_interval_ms,
         dir.path.display()
     );
@@ -164,6 +179,7 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
     report.commit_interval = args.commit_interval.clone();
     report.batch_age = args.batch_age.clone();
     report.max_inflight = args.max_inflight;
+    report.units_per_connection = args.units_per_connection;
     report.backend = args.backend.clone();
     measure_millrace(args, &dir.path, &ports, farm_pid, &mut report)?;
     let baseline_seconds = args.baseline_seconds.unwrap_or(args.seconds as f64);
@@ -201,6 +217,25 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
     Ok(report.passed())
 }
 
+/// Where the farm serves the devices: `--units-per-connection` to a port,
+/// Modbus only.
+fn layout(args: &BenchArgs) -> Result<PortLayout, String> {
+    let units = args.units_per_connection;
+    if units > 1 && args.protocol != FarmProtocol::Modbus {
+        return Err(format!(
+            "--units-per-connection {units}: several devices behind one connection are \
+             Modbus only, not {}",
+            args.protocol
+        ));
+    }
+    PortLayout::new(args.devices, units).ok_or_else(|| {
+        format!(
+            "--units-per-connection must be in 1..={} (the Modbus unit ids), not {units}",
+            farm::UNITS_PER_PORT_MAX
+        )
+    })
+}
+
 fn seq_capacity(args: &BenchArgs, seconds: f64) -> u64 {
     let per_s = f64::from(args.devices) * f64::from(args.tags_per_device) * 1000.0
         / args.poll_interval_ms as f64;
@@ -234,8 +269,17 @@ fn write_config(
         pdu_size: s7.pdu_size,
     };
     let enip_emit = args.enip.emit_options();
-    farm::emit_farm_config_with(&path, ports, args.protocol, &emit, &s7_emit, &enip_emit)
-        .map_err(|e| format!("emit config: {e}"))?;
+    let layout = layout(args)?;
+    farm::emit_farm_config_layout(
+        &path,
+        ports,
+        layout,
+        args.protocol,
+        &emit,
+        &s7_emit,
+        &enip_emit,
+    )
+    .map_err(|e| format!("emit config: {e}"))?;
     let mut text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
     // The metrics port: the emitted one is fixed, benches run side by side.
     let lines = [
@@ -464,5 +508,50 @@ impl Drop for WorkDir {
         if self.remove {
             let _ = std::fs::remove_dir_all(&self.path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn bench_args(more: &[&str]) -> BenchArgs {
+        let base = [
+            "millrace-loadgen",
+            "bench",
+            "--seconds",
+            "1",
+            "--devices",
+            "7",
+        ];
+        let args = [&base[..], &["--tags-per-device", "10"], more].concat();
+        match crate::Cli::try_parse_from(args) {
+            Ok(crate::Cli {
+                command: crate::Command::Bench(args),
+            }) => args,
+            Ok(_) => panic!("not bench"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn units_per_connection_lays_the_farm_out_and_is_modbus_only() {
+        assert_eq!(layout(&bench_args(&[])).unwrap().port_count(), 7);
+        let shared = layout(&bench_args(&["--units-per-connection", "3"])).unwrap();
+        assert_eq!((shared.units_per_port(), shared.port_count()), (3, 3));
+        let s7 = ["--protocol", "s7", "--units-per-connection", "2"];
+        assert!(layout(&bench_args(&s7))
+            .unwrap_err()
+            .contains("Modbus only"));
+        let too_many = ["--units-per-connection", "248"];
+        assert!(layout(&bench_args(&too_many))
+            .unwrap_err()
+            .contains("1..=247"));
+        let mut report = Report::new(FarmProtocol::Modbus, 7, 10, 100);
+        assert!(report.json().contains("\"units_per_connection\": 1,"));
+        report.units_per_connection = 3;
+        assert!(report.json().contains("\"units_per_connection\": 3,"));
+        assert!(report.text().contains("units_per_connection 3"));
     }
 }

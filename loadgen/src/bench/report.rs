@@ -140,6 +140,8 @@ pub struct Report {
     pub batch_age: String,
     /// `max_inflight` of every device.
     pub max_inflight: u32,
+    /// Modbus devices behind each farm port (and so each connection).
+    pub units_per_connection: u32,
     /// `[readers] backend` as configured.
     pub backend: String,
     pub millrace_peak_rss_kib: u64,
@@ -215,6 +217,7 @@ impl Report {
             devices,
             tags_per_device,
             poll_interval_ms,
+            units_per_connection: 1,
             ..Report::default()
         }
     }
@@ -280,18 +283,19 @@ impl Report {
         print!("{}", self.text());
     }
 
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         let mut t = String::new();
         let _ = writeln!(t, "\n== millrace-loadgen bench ==");
         let _ = writeln!(
             t,
-            "{} {} devices x {} tags every {} ms, max_inflight {}, backend {}; commit_interval {}, \
-             batch_age {}; window {:.2} s",
+            "{} {} devices x {} tags every {} ms, max_inflight {}, units_per_connection {}, \
+             backend {}; commit_interval {}, batch_age {}; window {:.2} s",
             self.devices,
             self.protocol,
             self.tags_per_device,
             self.poll_interval_ms,
             self.max_inflight,
+            self.units_per_connection,
             self.backend,
             self.commit_interval,
             self.batch_age,
@@ -439,6 +443,10 @@ impl Report {
         field("commit_interval", format!("\"{}\"", self.commit_interval));
         field("batch_age", format!("\"{}\"", self.batch_age));
         field("max_inflight", self.max_inflight.to_string());
+        field(
+            "units_per_connection",
+            self.units_per_connection.to_string(),
+        );
         field("backend", format!("\"{}\"", self.backend));
         field("window_s", num(self.window_s));
         field("samples_per_s", num(self.per_s(self.rows)));

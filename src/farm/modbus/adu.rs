@@ -32,6 +32,9 @@ pub const EXCEPTION_ILLEGAL_FUNCTION: u8 = 0x01;
 pub const EXCEPTION_ILLEGAL_ADDRESS: u8 = 0x02;
 pub const EXCEPTION_ILLEGAL_VALUE: u8 = 0x03;
 pub const EXCEPTION_DEVICE_FAILURE: u8 = 0x04;
+/// Gateway target device failed to respond: a request for a unit id no
+/// device behind the port answers to.
+pub const EXCEPTION_GATEWAY_TARGET_FAILED: u8 = 0x0B;
 
 /// Why the byte stream cannot be a Modbus TCP stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

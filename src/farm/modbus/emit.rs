@@ -28,18 +28,19 @@ pub(in crate::farm) fn tags_csv(device: u32, tag_count: u32, csv: &mut String) {
     }
 }
 
-/// The `[[device]]` table of a Modbus farm device.
+/// The `[[device]]` table of a Modbus farm device: unit `unit_id` behind
+/// 127.0.0.1:`port`.
 pub(in crate::farm) fn device_table(
     toml: &mut String,
     name: &str,
-    port: u16,
+    (port, unit_id): (u16, u8),
     poll_interval: &str,
     tags_csv: &str,
 ) {
     let _ = write!(
         toml,
         "\n[[device]]\nname = \"{name}\"\nprotocol = \"modbus-tcp\"\n\
-         address = \"127.0.0.1:{port}\"\nunit_id = 1\npoll_interval = \"{poll_interval}\"\n\
+         address = \"127.0.0.1:{port}\"\nunit_id = {unit_id}\npoll_interval = \"{poll_interval}\"\n\
          timeout = \"1s\"\nmax_registers = 125\n\
          max_inflight = 1\ntags_csv = \"{tags_csv}\"\n",
     );
