@@ -8,7 +8,7 @@ use crate::config::DeviceConfig;
 use crate::sample::{Quality, Sample, TagId};
 
 use super::enip::{EnipError, EnipNotice, EnipSession};
-use super::modbus::{ModbusError, ModbusSession};
+use super::modbus::{ModbusError, ModbusNotice, ModbusSession};
 use super::s7::{S7Error, S7Notice, S7Session};
 use super::session::{ErrorClass, ReceiveError, Received, Session};
 
@@ -46,6 +46,7 @@ impl std::error::Error for ProtocolError {}
 /// A notice of any protocol's session.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ProtocolNotice {
+    Modbus(ModbusNotice),
     S7(S7Notice),
     EthernetIp(EnipNotice),
 }
@@ -53,6 +54,7 @@ pub enum ProtocolNotice {
 impl fmt::Display for ProtocolNotice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ProtocolNotice::Modbus(n) => write!(f, "Modbus: {n}"),
             ProtocolNotice::S7(n) => write!(f, "S7: {n}"),
             ProtocolNotice::EthernetIp(n) => write!(f, "EtherNet/IP: {n}"),
         }
@@ -254,7 +256,7 @@ impl Session for DeviceSession {
     #[inline]
     fn poll_notice(&mut self) -> Option<ProtocolNotice> {
         match self {
-            DeviceSession::Modbus(s) => s.poll_notice().map(|never| match never {}),
+            DeviceSession::Modbus(s) => s.poll_notice().map(ProtocolNotice::Modbus),
             DeviceSession::S7(s) => s.poll_notice().map(ProtocolNotice::S7),
             DeviceSession::EthernetIp(s) => s.poll_notice().map(ProtocolNotice::EthernetIp),
         }

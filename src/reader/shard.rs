@@ -629,6 +629,7 @@ impl Shard {
             c.timeouts += timed_out;
             c.samples += written;
         });
+        self.log_notices(index);
         if let Some(error) = failed {
             self.protocol_failed(index, error, now, t);
         } else if self.device(index).link == Link::Connected {

@@ -1015,6 +1015,9 @@ fn a_silent_unit_costs_one_timeout_per_cycle_and_its_late_answer_is_dropped() {
         let n = s.handle_timeout(t0 + 1_000, 5, &mut out);
         assert_eq!(n, 2);
         assert!(out[..2].iter().all(|s| s.quality() == Quality::TIMEOUT));
+        // Said once, not every cycle.
+        let said = (cycle == 0).then_some(ModbusNotice::UnitSilent { unit_id: 7 });
+        assert_eq!(s.poll_notice(), said);
         assert_eq!((out[0].tag_id().0, out[1].tag_id().0), (0, 1));
         // Unit 9 goes next, and the late answer of unit 7 on the way is
         // dropped without breaking the connection.
@@ -1028,6 +1031,21 @@ fn a_silent_unit_costs_one_timeout_per_cycle_and_its_late_answer_is_dropped() {
         assert_eq!((out[0].tag_id().0, out[0].value), (2, 30));
         assert!(s.cycle_done(), "cycle {cycle}");
     }
+    // Unit 7 answers again: said once.
+    s.start_cycle();
+    for _ in 0..3 {
+        assert!(s.poll_transmit(300_000, &mut buf).is_some());
+        let (tid, unit) = sent(&buf);
+        let r = s
+            .receive(&tcp_adu(tid, unit, &[3, 2, 0, 1]), 7, &mut out)
+            .unwrap();
+        assert_eq!(r.samples, 1);
+    }
+    assert_eq!(
+        s.poll_notice(),
+        Some(ModbusNotice::UnitAnswers { unit_id: 7 })
+    );
+    assert_eq!(s.poll_notice(), None);
     // The same late answer a second time is not remembered any more.
     let err = s
         .receive(&tcp_adu(1, 7, &[3, 2, 0, 10]), 6, &mut out)

@@ -85,7 +85,9 @@ pub use program::DecodeProgram;
 pub use request::{ReadFunction, ReadRequest};
 pub use response::{check_response, Payload};
 pub use rtu_framer::{RtuFrame, RtuFramer};
-pub use session::{Framing, ModbusSession, ReceiveError, SessionConfig, REQUEST_BYTES_MAX};
+pub use session::{
+    Framing, ModbusNotice, ModbusSession, ReceiveError, SessionConfig, REQUEST_BYTES_MAX,
+};
 pub use tcp_framer::{MbapFramer, TcpFrame};
 pub use transactions::{Inflight, TransactionTable, INFLIGHT_MAX};
 

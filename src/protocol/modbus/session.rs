@@ -79,7 +79,38 @@ struct Unit {
     end: usize,
     /// A request of this unit timed out this cycle (shared sessions only).
     silent: bool,
+    /// It has not answered since a request of it timed out (shared
+    /// sessions only): its notice was raised, the next answer lifts it.
+    quiet: bool,
 }
+
+/// What a shared connection says about one of its units, once per change
+/// (not per cycle): the reader logs it under the connection's name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModbusNotice {
+    /// A request to the unit timed out: until it answers, its requests end
+    /// in TIMEOUT, one timeout a cycle.
+    UnitSilent { unit_id: u8 },
+    /// The unit answered again.
+    UnitAnswers { unit_id: u8 },
+}
+
+impl std::fmt::Display for ModbusNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            ModbusNotice::UnitSilent { unit_id } => write!(
+                f,
+                "unit {unit_id} does not answer: its rows are TIMEOUT, one timeout a cycle, and \
+                 the other units on this connection are asked on time"
+            ),
+            ModbusNotice::UnitAnswers { unit_id } => write!(f, "unit {unit_id} answers again"),
+        }
+    }
+}
+
+/// Notices waiting for the reader, at most; more are dropped (the rows
+/// still say it all).
+const NOTICES_QUEUED_MAX: usize = 16;
 
 /// Transaction ids of timed-out requests remembered per shared connection,
 /// so that their late answers are dropped instead of breaking it.
@@ -103,6 +134,8 @@ pub struct ModbusSession {
     /// Recently timed-out transaction ids (shared TCP sessions), a ring.
     retired: [Option<u16>; RETIRED_IDS],
     retired_next: usize,
+    /// Unit notices for the reader (shared sessions), bounded.
+    notices: std::collections::VecDeque<ModbusNotice>,
     samples_per_frame_max: usize,
     table: TransactionTable,
     next_transaction_id: u16,
@@ -145,6 +178,7 @@ impl ModbusSession {
                 timeout_ns,
                 end: plan.requests.len(),
                 silent: false,
+                quiet: false,
             });
         }
         let requests = plan
@@ -173,6 +207,7 @@ impl ModbusSession {
             units: unit_list,
             retired: [None; RETIRED_IDS],
             retired_next: 0,
+            notices: std::collections::VecDeque::with_capacity(NOTICES_QUEUED_MAX),
             samples_per_frame_max,
             table: TransactionTable::new(config.max_inflight as usize),
             next_transaction_id: 1,
@@ -403,8 +438,12 @@ impl ModbusSession {
         let unit = self
             .unit_of
             .get(index)
-            .and_then(|&u| self.units.get(u as usize));
-        let expected = unit.map_or(0, |u| u.unit_id);
+            .and_then(|&u| self.units.get_mut(u as usize));
+        let expected = unit.as_ref().map_or(0, |u| u.unit_id);
+        if let Some(unit) = unit.filter(|u| u.quiet && u.unit_id == unit_id) {
+            unit.quiet = false;
+            notify(&mut self.notices, ModbusNotice::UnitAnswers { unit_id });
+        }
         let checked = if unit_id == expected {
             check_response(request, pdu)
         } else {
@@ -469,6 +508,11 @@ impl ModbusSession {
             let unit = self.unit_of.get(inflight.request_index).copied();
             if let Some(unit) = unit.and_then(|u| self.units.get_mut(u as usize)) {
                 unit.silent = true;
+                if !unit.quiet {
+                    unit.quiet = true;
+                    let unit_id = unit.unit_id;
+                    notify(&mut self.notices, ModbusNotice::UnitSilent { unit_id });
+                }
             }
         }
         // A silent unit's requests at the cursor end now, unsent.
@@ -525,6 +569,14 @@ impl ModbusSession {
     }
 }
 
+/// Queues `notice` for the reader unless the queue is full.
+fn notify(notices: &mut std::collections::VecDeque<ModbusNotice>, notice: ModbusNotice) {
+    // The bound is the constant, not the capacity (a clone's may differ).
+    if notices.len() < NOTICES_QUEUED_MAX {
+        notices.push_back(notice);
+    }
+}
+
 /// Takes a late answer's transaction id out of the retired ring: true when
 /// it was there (the answer is to be dropped).
 fn forget_retired(retired: &mut [Option<u16>; RETIRED_IDS], transaction_id: u16) -> bool {
@@ -549,7 +601,8 @@ fn copy_into(buf: &mut [u8; REQUEST_BYTES_MAX], bytes: &[u8]) -> usize {
 impl Session for ModbusSession {
     type Error = ModbusError;
     /// Modbus has nothing to say outside its answers.
-    type Notice = std::convert::Infallible;
+    /// A shared connection's unit stopped or started answering.
+    type Notice = ModbusNotice;
 
     fn request_bytes_max(&self) -> usize {
         REQUEST_BYTES_MAX
@@ -624,6 +677,6 @@ impl Session for ModbusSession {
         self.exception_samples
     }
     fn poll_notice(&mut self) -> Option<Self::Notice> {
-        None
+        self.notices.pop_front()
     }
 }
