@@ -21,7 +21,7 @@ usage() {
     exit "${1:-0}"
 }
 
-E2E_RUNS=(e2e-latency e2e-pipelined e2e-pipelined-5m e2e-plant)
+E2E_RUNS=(e2e-latency e2e-pipelined e2e-pipelined-5m e2e-plant e2e-gateway)
 CRITERION_RUNS=(reader ring modbus kdb kdb_tls wal)
 # The S7 bench lands with the S7 reader; run it wherever it exists.
 [[ -f benches/s7.rs ]] && CRITERION_RUNS+=(s7)
@@ -85,6 +85,10 @@ e2e_args() {
             ;;
         e2e-plant)
             echo --devices 1000 --tags-per-device 125 --poll-interval-ms 10
+            ;;
+        e2e-gateway)
+            echo --devices 1000 --tags-per-device 100 --poll-interval-ms 1000 \
+                --units-per-connection 10 --max-inflight 10
             ;;
     esac
 }
@@ -173,6 +177,8 @@ ms = lambda q: "-" if e2e.get(q) is None else f"{e2e[q]:.1f}"
 figure = (f"{r['devices']} x {r['tags_per_device']} @ {r['poll_interval_ms']} ms, "
           f"{r['max_inflight']} in flight, commit {r['commit_interval']}, "
           f"batch age {r['batch_age']}")
+if r.get("units_per_connection", 1) > 1:
+    figure += f", {r['units_per_connection']} units a connection"
 millrace = (f"{M(r['samples_per_s'])} samples/s delivered (polled {M(r['polled_samples_per_s'])}); "
             f"end to end p50 {ms('p50')} / p90 {ms('p90')} / p99 {ms('p99')} ms; "
             f"{M(r['samples_per_cpu_s'])} per CPU-s")
