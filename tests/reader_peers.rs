@@ -270,5 +270,11 @@ fn units_behind_one_gateway_share_its_connection_and_a_silent_one_stalls_none() 
             c.polls
         );
         assert_eq!(c.samples as usize, run.samples.len());
+        // Each device keeps its own metrics: the timeouts are unit 9's.
+        let want: Vec<(String, u64, u64)> = [(1, 0), (2, 0), (9, c.timeouts), (3, 0)]
+            .iter()
+            .map(|&(unit, errors)| (format!("unit-{unit}"), errors, 0))
+            .collect();
+        assert_eq!(run.devices, want, "{backend:?}");
     }
 }

@@ -10,7 +10,7 @@ use crate::sample::{Quality, Sample, TagId};
 use super::enip::{EnipError, EnipNotice, EnipSession};
 use super::modbus::{ModbusError, ModbusNotice, ModbusSession};
 use super::s7::{S7Error, S7Notice, S7Session};
-use super::session::{ErrorClass, ReceiveError, Received, Session};
+use super::session::{ErrorClass, ReceiveError, Received, Session, UnitBad};
 
 /// A device's session, whatever its protocol. Not boxed: one per device,
 /// built at start-up, and every call would pay a pointer chase for a few
@@ -108,6 +108,23 @@ impl DeviceSession {
 }
 
 impl DeviceSession {
+    /// Devices on the connection (more than one: a shared connection).
+    pub fn unit_count(&self) -> usize {
+        match self {
+            DeviceSession::Modbus(s) => s.unit_count(),
+            _ => 1,
+        }
+    }
+
+    /// Device `unit`'s own troubles on a shared connection (in the order
+    /// of `for_connection`); `None` past the last.
+    pub fn unit_bad(&self, unit: usize) -> Option<UnitBad> {
+        match self {
+            DeviceSession::Modbus(s) => s.unit_bad(unit),
+            _ => None,
+        }
+    }
+
     /// The session of devices that share one connection (Modbus units
     /// behind one gateway address, `Config::connections`), in order.
     pub fn for_connection(devices: &[(&DeviceConfig, TagId)]) -> Result<Self, BuildError> {

@@ -24,4 +24,4 @@ pub mod s7;
 pub mod session;
 
 pub use device::{BuildError, DeviceSession, ProtocolError, ProtocolNotice};
-pub use session::{ErrorClass, ReceiveError, Received, Session};
+pub use session::{ErrorClass, ReceiveError, Received, Session, UnitBad};

@@ -54,6 +54,18 @@ pub struct Received {
     pub samples: usize,
 }
 
+/// One device's own troubles on a connection it shares with other devices
+/// (the Modbus units behind one gateway), for its per-device metrics; the
+/// connection's own failures (malformed answers, failed connects) are
+/// every one of its devices'.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnitBad {
+    /// Its requests that timed out.
+    pub timeouts: u64,
+    /// Its rows the device reported bad (exceptions).
+    pub exception_samples: u64,
+}
+
 /// A protocol violation, plus the samples written before it and for it:
 /// the good ones decoded first, then `DECODE_ERROR` samples for the request
 /// whose response broke, when it was matched to one. Keep them all, then

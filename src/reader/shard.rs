@@ -42,8 +42,8 @@ pub struct DeviceSpec {
     pub first_tag: TagId,
     /// Devices polled over this device's connection after its own requests
     /// (the other Modbus units behind one gateway address); usually none.
-    /// The connection is logged and counted as one device, named
-    /// `<first device>+<others>` (`line1-a+9`).
+    /// The connection is logged as one device, named `<first
+    /// device>+<others>` (`line1-a+9`); each device keeps its own metrics.
     pub shared_with: Vec<(DeviceConfig, TagId)>,
 }
 
@@ -57,7 +57,12 @@ impl DeviceSpec {
         }
     }
 
-    /// The name the connection is logged and counted under.
+    /// Every device on the connection, in request order.
+    pub fn devices(&self) -> impl Iterator<Item = &DeviceConfig> {
+        std::iter::once(&self.config).chain(self.shared_with.iter().map(|(c, _)| c))
+    }
+
+    /// The name the connection is logged under.
     pub fn name(&self) -> String {
         match self.shared_with.len() {
             0 => self.config.name.clone(),
@@ -232,7 +237,8 @@ impl Shard {
         let _ = stats.devices.set(
             specs
                 .iter()
-                .map(|s| super::stats::DeviceStats::new(&s.name()))
+                .flat_map(DeviceSpec::devices)
+                .map(|d| super::stats::DeviceStats::new(&d.name))
                 .collect(),
         );
         let interval_min_ns = devices.iter().map(|d| d.interval_ns).min().unwrap_or(0);
@@ -401,8 +407,22 @@ impl Shard {
         if end || now.mono_ns.saturating_sub(self.devices_published_ns) >= DEVICES_PUBLISH_NS {
             self.devices_published_ns = now.mono_ns;
             if let Some(stats) = self.stats.devices.get() {
-                for (device, stats) in self.devices.iter().zip(stats) {
-                    stats.store(&device.counters);
+                // One entry per device, the devices of a connection in a row.
+                let mut next = 0;
+                for device in &self.devices {
+                    let units = device.session.unit_count();
+                    let Some(unit_stats) = stats.get(next..next + units) else {
+                        break;
+                    };
+                    next += units;
+                    if let [only] = unit_stats {
+                        only.store(&device.counters);
+                        continue;
+                    }
+                    for (unit, stats) in unit_stats.iter().enumerate() {
+                        let bad = device.session.unit_bad(unit).unwrap_or_default();
+                        stats.store_unit(&device.counters, bad);
+                    }
                 }
             }
         }

@@ -103,6 +103,19 @@ impl DeviceStats {
         }
     }
 
+    /// Stores the running totals of a device on a connection it shares:
+    /// its own timeouts and exception rows, and the connection's failed
+    /// connects, malformed answers and reconnects (each hit every device).
+    pub fn store_unit(&self, connection: &Counters, own: crate::protocol::UnitBad) {
+        let errors = own.timeouts
+            + own.exception_samples
+            + connection.malformed
+            + connection.connect_failures;
+        self.errors.store(errors, Ordering::Relaxed);
+        self.reconnects
+            .store(connection.reconnects, Ordering::Relaxed);
+    }
+
     /// Stores the device's running totals.
     pub fn store(&self, counters: &Counters) {
         let errors = counters.timeouts

@@ -109,6 +109,9 @@ pub struct Run {
     pub samples: Vec<Sample>,
     pub counters: Counters,
     pub connected_at_end: u64,
+    /// Per device at the end: name, errors, reconnects (the metrics'
+    /// `millrace_device_*`).
+    pub devices: Vec<(String, u64, u64)>,
 }
 
 pub struct RunOptions {
@@ -170,6 +173,16 @@ pub fn run_until(
     reader.stop().expect("reader thread ends cleanly");
     drain(&mut consumer, &mut samples);
     let counters = stats.snapshot();
+    let devices = stats.devices.get().map_or_else(Vec::new, |devices| {
+        devices
+            .iter()
+            .map(|d| {
+                let (errors, reconnects) = (&d.errors, &d.reconnects);
+                let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+                (d.name.clone(), load(errors), load(reconnects))
+            })
+            .collect()
+    });
     assert!(
         met,
         "{backend:?}: condition not met before the deadline: {counters:#?}"
@@ -178,6 +191,7 @@ pub fn run_until(
         samples,
         counters,
         connected_at_end,
+        devices,
     }
 }
 

@@ -5,7 +5,7 @@
 #![allow(clippy::indexing_slicing)] // tests index their own fixtures, not wire data
 
 use crate::config::{Area, DataType, WordOrder};
-use crate::protocol::session::Session as _;
+use crate::protocol::session::{Session as _, UnitBad};
 use crate::sample::{Quality, Sample, TagId, ValueKind};
 
 use super::*;
@@ -979,13 +979,24 @@ fn a_shared_session_asks_each_unit_under_its_own_id_and_timeout() {
     // Unit 7's requests time out at 1,100, unit 9's at 5,100.
     assert_eq!(s.next_deadline_ns(), Some(1_100));
     // Answers in any order, each checked against its own request's unit.
-    let mut stream = tcp_adu(requests[2].0, 9, &[3, 2, 0, 30]);
+    let mut stream = tcp_adu(requests[2].0, 9, &[0x83, 2]);
     stream.extend(tcp_adu(requests[0].0, 7, &[3, 2, 0, 10]));
     let mut out = [Sample::default(); 4];
     let r = s.receive(&stream, 1, &mut out).unwrap();
     assert_eq!(r.samples, 2);
-    assert_eq!((out[0].tag_id().0, out[0].value), (2, 30));
+    assert_eq!(
+        (out[0].tag_id().0, out[0].quality()),
+        (2, Quality::modbus_exception(2))
+    );
     assert_eq!((out[1].tag_id().0, out[1].value), (0, 10));
+    // The exception is unit 9's alone.
+    let exception = UnitBad {
+        timeouts: 0,
+        exception_samples: 1,
+    };
+    assert_eq!(s.unit_bad(0), Some(UnitBad::default()));
+    assert_eq!(s.unit_bad(1), Some(exception));
+    assert_eq!(s.unit_bad(2), None);
     // Unit 9's id on unit 7's request is a mismatch, as on a connection of its own.
     let wrong = tcp_adu(requests[1].0, 9, &[3, 2, 0, 20]);
     let err = s.receive(&wrong, 1, &mut out).unwrap_err();
@@ -1046,6 +1057,9 @@ fn a_silent_unit_costs_one_timeout_per_cycle_and_its_late_answer_is_dropped() {
         Some(ModbusNotice::UnitAnswers { unit_id: 7 })
     );
     assert_eq!(s.poll_notice(), None);
+    // One timeout a cycle, unit 7's; its unsent requests did not time out.
+    assert_eq!(s.unit_bad(0).map(|b| b.timeouts), Some(2));
+    assert_eq!(s.unit_bad(1), Some(UnitBad::default()));
     // The same late answer a second time is not remembered any more.
     let err = s
         .receive(&tcp_adu(1, 7, &[3, 2, 0, 10]), 6, &mut out)

@@ -16,7 +16,7 @@
 //!   the connection, which the other units need, stays up.
 
 use crate::config::{DeviceConfig, Protocol};
-use crate::protocol::session::{ErrorClass, Received, Session};
+use crate::protocol::session::{ErrorClass, Received, Session, UnitBad};
 use crate::sample::{Quality, Sample, TagId};
 
 use super::decode::write_bad;
@@ -82,6 +82,8 @@ struct Unit {
     /// It has not answered since a request of it timed out (shared
     /// sessions only): its notice was raised, the next answer lifts it.
     quiet: bool,
+    /// What went wrong for this unit alone since the session began.
+    bad: UnitBad,
 }
 
 /// What a shared connection says about one of its units, once per change
@@ -179,6 +181,7 @@ impl ModbusSession {
                 end: plan.requests.len(),
                 silent: false,
                 quiet: false,
+                bad: UnitBad::default(),
             });
         }
         let requests = plan
@@ -226,6 +229,12 @@ impl ModbusSession {
 
     fn is_shared(&self) -> bool {
         self.units.len() > 1
+    }
+
+    /// Unit `unit`'s own timeouts and exception rows (units in the order
+    /// the session was built with); `None` past the last.
+    pub fn unit_bad(&self, unit: usize) -> Option<UnitBad> {
+        self.units.get(unit).map(|u| u.bad)
     }
 
     /// The unit of request `index` (every index of the plan has one).
@@ -464,6 +473,10 @@ impl ModbusSession {
             Payload::Exception(code) => {
                 let written = write_bad(&planned.tags, ts_ns, Quality::modbus_exception(code), out);
                 self.exception_samples += written as u64;
+                let unit = self.unit_of.get(index).copied();
+                if let Some(unit) = unit.and_then(|u| self.units.get_mut(u as usize)) {
+                    unit.bad.exception_samples += written as u64;
+                }
                 written
             }
         }))
@@ -485,35 +498,26 @@ impl ModbusSession {
     /// retired request is `TransactionIdUnknown` (TCP): reconnect then; on a
     /// shared connection it is dropped.
     pub fn handle_timeout(&mut self, now_ns: u64, ts_ns: i64, out: &mut [Sample]) -> usize {
-        let mut expired = [None; RETIRED_IDS];
-        let mut count = 0;
-        let mut written = self.fail_while(out, ts_ns, Quality::TIMEOUT, |table| {
-            let inflight = table.take_expired(now_ns)?;
-            if let Some(slot) = expired.get_mut(count) {
-                *slot = Some(inflight);
-                count += 1;
+        let mut written = 0;
+        // At most one round per outstanding request.
+        for _ in 0..self.table.capacity() {
+            if out.len() - written < self.samples_per_frame_max {
+                break;
             }
-            Some(inflight)
-        });
+            let Some(inflight) = self.table.take_expired(now_ns) else {
+                break;
+            };
+            let tags = self
+                .planned(inflight.request_index)
+                .map_or(&[][..], |r| &r.tags);
+            let slot = out.get_mut(written..).unwrap_or_default();
+            written += write_bad(tags, ts_ns, Quality::TIMEOUT, slot);
+            if self.is_shared() {
+                self.unit_timed_out(inflight);
+            }
+        }
         if !self.is_shared() {
             return written;
-        }
-        for inflight in expired.iter().flatten() {
-            if self.config.framing == Framing::Tcp {
-                if let Some(slot) = self.retired.get_mut(self.retired_next % RETIRED_IDS) {
-                    *slot = Some(inflight.transaction_id);
-                }
-                self.retired_next = self.retired_next.wrapping_add(1);
-            }
-            let unit = self.unit_of.get(inflight.request_index).copied();
-            if let Some(unit) = unit.and_then(|u| self.units.get_mut(u as usize)) {
-                unit.silent = true;
-                if !unit.quiet {
-                    unit.quiet = true;
-                    let unit_id = unit.unit_id;
-                    notify(&mut self.notices, ModbusNotice::UnitSilent { unit_id });
-                }
-            }
         }
         // A silent unit's requests at the cursor end now, unsent.
         while self.unit(self.cursor).is_some_and(|u| u.silent)
@@ -523,6 +527,29 @@ impl ModbusSession {
             written += Session::fail_unsent(self, Quality::TIMEOUT, ts_ns, slot);
         }
         written
+    }
+
+    /// A shared connection's request timed out: remember its id (a late
+    /// answer is dropped), silence its unit for the cycle, count it, and
+    /// say so if the unit was answering.
+    fn unit_timed_out(&mut self, inflight: Inflight) {
+        if self.config.framing == Framing::Tcp {
+            if let Some(slot) = self.retired.get_mut(self.retired_next % RETIRED_IDS) {
+                *slot = Some(inflight.transaction_id);
+            }
+            self.retired_next = self.retired_next.wrapping_add(1);
+        }
+        let unit = self.unit_of.get(inflight.request_index).copied();
+        let Some(unit) = unit.and_then(|u| self.units.get_mut(u as usize)) else {
+            return;
+        };
+        unit.silent = true;
+        unit.bad.timeouts += 1;
+        if !unit.quiet {
+            unit.quiet = true;
+            let unit_id = unit.unit_id;
+            notify(&mut self.notices, ModbusNotice::UnitSilent { unit_id });
+        }
     }
 
     /// The connection is gone: `NoConnection` samples for every outstanding
