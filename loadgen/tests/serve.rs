@@ -21,6 +21,39 @@ fn ready_ports(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> Vec
     ports
 }
 
+/// A `serve` child started with `args` (words split at white space) and
+/// `--emit-config DIR/farm.toml`
+/// (DIR a fresh directory named after `name`), once it printed its ports:
+/// (DIR, the config path, the child, its remaining stdout lines, the ports).
+fn serve(
+    name: &str,
+    args: &str,
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+    Vec<u16>,
+) {
+    let dir = std::env::temp_dir().join(format!(
+        "millrace-loadgen-serve-{name}-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("farm.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_millrace-loadgen"))
+        .arg("serve")
+        .args(args.split_whitespace())
+        .arg("--emit-config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ports = ready_ports(&mut lines);
+    (dir, config, child, lines, ports)
+}
+
 /// SIGTERM, then a clean exit within a bounded wait.
 fn stop_on_sigterm(child: &mut std::process::Child) {
     let status = Command::new("kill")
@@ -41,26 +74,8 @@ fn stop_on_sigterm(child: &mut std::process::Child) {
 
 #[test]
 fn serve_prints_ports_answers_and_stops_on_sigterm() {
-    let dir = std::env::temp_dir().join(format!("millrace-loadgen-serve-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("farm.toml");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_millrace-loadgen"))
-        .args([
-            "serve",
-            "--devices",
-            "3",
-            "--tags-per-device",
-            "5",
-            "--base-port",
-            "0",
-        ])
-        .arg("--emit-config")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ports = ready_ports(&mut lines);
+    let (dir, config, mut child, lines, ports) =
+        serve("modbus", "--devices 3 --tags-per-device 5 --base-port 0");
     assert_eq!(ports.len(), 3, "ports line");
     let text = std::fs::read_to_string(&config).unwrap();
     for port in &ports {
@@ -95,21 +110,10 @@ fn serve_prints_ports_answers_and_stops_on_sigterm() {
 /// emitted config holds S7 device tables and tags CSVs.
 #[test]
 fn serve_s7_answers_s7_and_emits_an_s7_config() {
-    let dir =
-        std::env::temp_dir().join(format!("millrace-loadgen-serve-s7-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("farm.toml");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_millrace-loadgen"))
-        .args(["serve", "--protocol", "s7", "--devices", "2"])
-        .args(["--tags-per-device", "50", "--base-port", "0"])
-        .args(["--pdu-size", "480", "--slot", "2"])
-        .arg("--emit-config")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ports = ready_ports(&mut lines);
+    let (dir, config, mut child, _lines, ports) = serve(
+        "s7",
+        "--protocol s7 --devices 2 --tags-per-device 50 --base-port 0 --pdu-size 480 --slot 2",
+    );
     assert_eq!(ports.len(), 2, "ports line");
     let text = std::fs::read_to_string(&config).unwrap();
     for key in ["protocol = \"s7\"", "slot = 2", "pdu_size = 480"] {
@@ -164,23 +168,11 @@ fn serve_s7_answers_s7_and_emits_an_s7_config() {
 /// config asks for what the farm grants and its CSVs hold the layout.
 #[test]
 fn serve_ethernet_ip_answers_and_emits_an_ethernet_ip_config() {
-    let dir = std::env::temp_dir().join(format!(
-        "millrace-loadgen-serve-enip-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("farm.toml");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_millrace-loadgen"))
-        .args(["serve", "--protocol", "ethernet-ip", "--devices", "2"])
-        .args(["--tags-per-device", "40", "--base-port", "0"])
-        .args(["--connection-size", "500", "--refuse-large-forward-open"])
-        .arg("--emit-config")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ports = ready_ports(&mut lines);
+    let (dir, config, mut child, _lines, ports) = serve(
+        "enip",
+        "--protocol ethernet-ip --devices 2 --tags-per-device 40 --base-port 0 \
+         --connection-size 500 --refuse-large-forward-open",
+    );
     assert_eq!(ports.len(), 2, "ports line");
     let text = std::fs::read_to_string(&config).unwrap();
     for key in ["protocol = \"ethernet-ip\"", "connection_size = 500"] {
@@ -225,23 +217,10 @@ fn serve_ethernet_ip_answers_and_emits_an_ethernet_ip_config() {
 /// and types, it loads, and the servers' changes show in the rate lines.
 #[test]
 fn serve_opcua_emits_a_subscribing_config_and_changes_its_values() {
-    let dir = std::env::temp_dir().join(format!(
-        "millrace-loadgen-serve-opcua-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("farm.toml");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_millrace-loadgen"))
-        .args(["serve", "--protocol", "opcua", "--devices", "2"])
-        .args(["--tags-per-device", "16", "--base-port", "0"])
-        .args(["--change-interval-ms", "50"])
-        .arg("--emit-config")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ports = ready_ports(&mut lines);
+    let (dir, config, mut child, mut lines, ports) = serve(
+        "opcua",
+        "--protocol opcua --devices 2 --tags-per-device 16 --base-port 0 --change-interval-ms 50",
+    );
     assert_eq!(ports.len(), 2, "ports line");
     let text = std::fs::read_to_string(&config).unwrap();
     for key in [
@@ -288,22 +267,10 @@ fn serve_opcua_emits_a_subscribing_config_and_changes_its_values() {
 /// its unit at its port's address. Another protocol is refused.
 #[test]
 fn serve_units_per_port_puts_devices_behind_shared_ports() {
-    let dir = std::env::temp_dir().join(format!(
-        "millrace-loadgen-serve-units-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("farm.toml");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_millrace-loadgen"))
-        .args(["serve", "--devices", "4", "--units-per-port", "2"])
-        .args(["--tags-per-device", "5", "--base-port", "0"])
-        .arg("--emit-config")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ports = ready_ports(&mut lines);
+    let (dir, config, mut child, _lines, ports) = serve(
+        "units",
+        "--devices 4 --units-per-port 2 --tags-per-device 5 --base-port 0",
+    );
     assert_eq!(ports.len(), 2, "one port per two devices");
     let text = std::fs::read_to_string(&config).unwrap();
     let tables: Vec<&str> = text.split("[[device]]").skip(1).collect();

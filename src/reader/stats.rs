@@ -116,15 +116,14 @@ impl DeviceStats {
             .store(connection.reconnects, Ordering::Relaxed);
     }
 
-    /// Stores the device's running totals.
+    /// Stores the running totals of a device with a connection of its own:
+    /// the connection's troubles are all its own.
     pub fn store(&self, counters: &Counters) {
-        let errors = counters.timeouts
-            + counters.malformed
-            + counters.connect_failures
-            + counters.exception_samples;
-        self.errors.store(errors, Ordering::Relaxed);
-        self.reconnects
-            .store(counters.reconnects, Ordering::Relaxed);
+        let own = crate::protocol::UnitBad {
+            timeouts: counters.timeouts,
+            exception_samples: counters.exception_samples,
+        };
+        self.store_unit(counters, own);
     }
 }
 
