@@ -1014,6 +1014,19 @@ impl Config {
         TagId(u32::try_from(before).unwrap_or(u32::MAX))
     }
 
+    /// Every device's `first_tag`, in one pass.
+    pub fn first_tags(&self) -> Vec<TagId> {
+        let mut before = 0usize;
+        self.devices
+            .iter()
+            .map(|d| {
+                let first = TagId(u32::try_from(before).unwrap_or(u32::MAX));
+                before += d.tag_count();
+                first
+            })
+            .collect()
+    }
+
     /// Every sample name with its id and device, in `TagId` order.
     pub fn tags(&self) -> impl Iterator<Item = (TagId, &DeviceConfig, std::borrow::Cow<'_, str>)> {
         self.devices

@@ -105,9 +105,7 @@ impl DeviceSession {
             )),
         }
     }
-}
 
-impl DeviceSession {
     /// Devices on the connection (more than one: a shared connection).
     pub fn unit_count(&self) -> usize {
         match self {

@@ -230,7 +230,7 @@ pub fn choose_driver(backend: Backend, name: &str) -> io::Result<Driver> {
 pub fn shard_devices(config: &Config, threads: usize) -> Vec<Vec<DeviceSpec>> {
     let threads = threads.max(1);
     let mut shards: Vec<Vec<DeviceSpec>> = (0..threads).map(|_| Vec::new()).collect();
-    let first_tags = first_tags(config);
+    let first_tags = config.first_tags();
     let device = |index: usize| {
         let config = config.devices.get(index).cloned();
         let first_tag = first_tags.get(index).copied().unwrap_or_default();
@@ -249,20 +249,6 @@ pub fn shard_devices(config: &Config, threads: usize) -> Vec<Vec<DeviceSpec>> {
         shards[dealt % threads].push(spec);
     }
     shards
-}
-
-/// Every device's first tag id, in one pass.
-fn first_tags(config: &Config) -> Vec<crate::sample::TagId> {
-    let mut next = 0usize;
-    config
-        .devices
-        .iter()
-        .map(|d| {
-            let first = crate::sample::TagId(u32::try_from(next).unwrap_or(u32::MAX));
-            next += d.tag_count();
-            first
-        })
-        .collect()
 }
 
 /// The config's OPC UA devices, each with its first tag id: one OPC UA

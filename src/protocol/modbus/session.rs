@@ -75,8 +75,6 @@ pub type ReceiveError = crate::protocol::session::ReceiveError<ModbusError>;
 struct Unit {
     unit_id: u8,
     timeout_ns: u64,
-    /// Its requests are `requests[..end]` after the previous unit's `end`.
-    end: usize,
     /// A request of this unit timed out this cycle (shared sessions only).
     silent: bool,
     /// It has not answered since a request of it timed out (shared
@@ -178,7 +176,6 @@ impl ModbusSession {
             unit_list.push(Unit {
                 unit_id,
                 timeout_ns,
-                end: plan.requests.len(),
                 silent: false,
                 quiet: false,
                 bad: UnitBad::default(),
@@ -414,18 +411,18 @@ impl ModbusSession {
                 let Some(frame) = self.tcp.next_frame(rest).map_err(unmatched)? else {
                     return Ok(None);
                 };
-                if self.table.contains(frame.transaction_id) {
-                    // The usual case: no need to look among the retired.
-                } else if forget_retired(&mut self.retired, frame.transaction_id) {
+                let inflight = match self.table.take(frame.transaction_id) {
+                    Some(inflight) => inflight,
                     // A late answer: its request already ended in TIMEOUT.
-                    return Ok(Some(0));
-                }
-                let inflight = self.table.take(frame.transaction_id).ok_or(
-                    ModbusError::TransactionIdUnknown {
-                        found: frame.transaction_id,
-                    },
-                );
-                (inflight.map_err(unmatched)?, frame.unit_id, frame.pdu)
+                    None if forget_retired(&mut self.retired, frame.transaction_id) => {
+                        return Ok(Some(0));
+                    }
+                    None => {
+                        let found = frame.transaction_id;
+                        return Err(unmatched(ModbusError::TransactionIdUnknown { found }));
+                    }
+                };
+                (inflight, frame.unit_id, frame.pdu)
             }
             Framing::RtuOverTcp => {
                 let Some(frame) = self.rtu.next_frame(rest).map_err(unmatched)? else {
@@ -498,24 +495,13 @@ impl ModbusSession {
     /// retired request is `TransactionIdUnknown` (TCP): reconnect then; on a
     /// shared connection it is dropped.
     pub fn handle_timeout(&mut self, now_ns: u64, ts_ns: i64, out: &mut [Sample]) -> usize {
-        let mut written = 0;
-        // At most one round per outstanding request.
-        for _ in 0..self.table.capacity() {
-            if out.len() - written < self.samples_per_frame_max {
-                break;
+        let mut written = self.fail_while(out, ts_ns, Quality::TIMEOUT, |session| {
+            let inflight = session.table.take_expired(now_ns)?;
+            if session.is_shared() {
+                session.unit_timed_out(inflight);
             }
-            let Some(inflight) = self.table.take_expired(now_ns) else {
-                break;
-            };
-            let tags = self
-                .planned(inflight.request_index)
-                .map_or(&[][..], |r| &r.tags);
-            let slot = out.get_mut(written..).unwrap_or_default();
-            written += write_bad(tags, ts_ns, Quality::TIMEOUT, slot);
-            if self.is_shared() {
-                self.unit_timed_out(inflight);
-            }
-        }
+            Some(inflight)
+        });
         if !self.is_shared() {
             return written;
         }
@@ -558,12 +544,9 @@ impl ModbusSession {
     pub fn disconnect(&mut self, ts_ns: i64, out: &mut [Sample]) -> usize {
         self.tcp.clear();
         self.rtu.clear();
-        self.fail_while(
-            out,
-            ts_ns,
-            Quality::NO_CONNECTION,
-            TransactionTable::take_any,
-        )
+        self.fail_while(out, ts_ns, Quality::NO_CONNECTION, |session| {
+            session.table.take_any()
+        })
     }
 
     fn fail_while(
@@ -571,7 +554,7 @@ impl ModbusSession {
         out: &mut [Sample],
         ts_ns: i64,
         quality: Quality,
-        mut next: impl FnMut(&mut TransactionTable) -> Option<Inflight>,
+        mut next: impl FnMut(&mut Self) -> Option<Inflight>,
     ) -> usize {
         let mut written = 0;
         // At most one round per outstanding request.
@@ -579,7 +562,7 @@ impl ModbusSession {
             if out.len() - written < self.samples_per_frame_max {
                 break;
             }
-            let Some(inflight) = next(&mut self.table) else {
+            let Some(inflight) = next(self) else {
                 break;
             };
             let tags = self
@@ -627,8 +610,8 @@ fn copy_into(buf: &mut [u8; REQUEST_BYTES_MAX], bytes: &[u8]) -> usize {
 /// taken in order (RTU over TCP).
 impl Session for ModbusSession {
     type Error = ModbusError;
-    /// Modbus has nothing to say outside its answers.
-    /// A shared connection's unit stopped or started answering.
+    /// A shared connection's unit stopped or started answering (a device
+    /// on a connection of its own says nothing outside its answers).
     type Notice = ModbusNotice;
 
     fn request_bytes_max(&self) -> usize {
