@@ -403,27 +403,22 @@ impl TextRecords<'_> {
         self.len() == 0
     }
 
-    /// Copies the text's bytes to `out` (which must hold `len()` bytes).
+    /// Copies the text's bytes to `out` (which must hold `len()` bytes; a
+    /// shorter one gets what fits), 20 bytes an extension record at a time.
     pub fn copy_to(&self, out: &mut [u8]) {
-        let len = self.len();
-        let mut at = 0;
+        let len = self.len().min(out.len());
+        let out = out.get_mut(..len).unwrap_or_default();
         if self.exts.is_empty() {
             let bytes = self.head.value.to_le_bytes();
-            for (o, b) in out.iter_mut().zip(bytes.iter().take(len)) {
-                *o = *b;
+            if let Some(bytes) = bytes.get(..len) {
+                out.copy_from_slice(bytes);
             }
             return;
         }
-        for ext in self.exts {
+        for (o, ext) in out.chunks_mut(TEXT_EXT_BYTES).zip(self.exts) {
             let bytes = ext.text_ext_bytes();
-            for b in bytes {
-                if at >= len {
-                    return;
-                }
-                if let Some(o) = out.get_mut(at) {
-                    *o = b;
-                }
-                at += 1;
+            if let Some(bytes) = bytes.get(..o.len()) {
+                o.copy_from_slice(bytes);
             }
         }
     }
@@ -594,15 +589,9 @@ impl Sample {
     /// The 20 text bytes of an extension record.
     pub fn text_ext_bytes(&self) -> [u8; TEXT_EXT_BYTES] {
         let mut out = [0u8; TEXT_EXT_BYTES];
-        let parts = self
-            .ts_ns
-            .to_le_bytes()
-            .into_iter()
-            .chain(self.value.to_le_bytes())
-            .chain(self.quality.to_le_bytes());
-        for (o, b) in out.iter_mut().zip(parts) {
-            *o = b;
-        }
+        out[0..8].copy_from_slice(&self.ts_ns.to_le_bytes());
+        out[8..16].copy_from_slice(&self.value.to_le_bytes());
+        out[16..20].copy_from_slice(&self.quality.to_le_bytes());
         out
     }
 

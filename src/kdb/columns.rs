@@ -33,9 +33,11 @@
 //! general and extended status, an S7 item return code); bad codes are
 //! negative.
 //!
-//! Two paths, chosen by the sizing pass: a batch with no text record and a
-//! schema without `text` (the plant's numbers) takes the run-by-run path
-//! unchanged; anything else walks row by row, validating every text sample
+//! Two paths: a schema without `text` and a batch with no text record (the
+//! plant's numbers) takes the run-by-run path; anything else takes the text
+//! path, which cuts the batch into stretches of numbers, written as the
+//! run-by-run path writes them (an empty text cell each), and the text rows
+//! between them, one at a time. Its sizing pass validates every text sample
 //! (`record_span`): records that do not hold together are an error naming
 //! the record, never a panic and never a row.
 
@@ -43,7 +45,7 @@
 #![deny(clippy::indexing_slicing)]
 
 use crate::config::TimeType;
-use crate::sample::{record_span, text_at, Quality, Sample, TagId, ValueKind};
+use crate::sample::{record_span, Quality, Sample, TagId, TextRecords, ValueKind};
 
 use super::encode::finish_header;
 use super::error::KdbError;
@@ -63,6 +65,8 @@ pub const KDB_EPOCH_UNIX_NS: i64 = 10_957 * NS_PER_DAY;
 
 /// Bytes of a text cell before its characters: type 10, attribute, count.
 const TEXT_CELL_HEADER_BYTES: usize = 6;
+/// The text cell of a row without text: `""`.
+const EMPTY_TEXT_CELL: [u8; TEXT_CELL_HEADER_BYTES] = [ty::CHAR as u8, 0, 0, 0, 0, 0];
 
 /// kdb+ time of a sample: ns since midnight UTC (timespan) or since
 /// 2000.01.01 (timestamp).
@@ -180,32 +184,46 @@ pub fn encode_upd_with(
             max: i64::MAX as u64,
         });
     }
-    let sized = symbol_column_bytes(samples, symbols)?;
-    if sized.kind_max < ValueKind::Str8 as u8 && !format.schema.has_text() {
-        let sizes = ColumnSizes {
-            rows: records,
-            name_bytes: sized.name_bytes,
-            device_bytes: sized.device_bytes,
-            text_bytes: 0,
-        };
-        let (total, columns) = lay_out(format, &sizes, out)?;
-        let written = write_symbols(samples, symbols, columns.sym, columns.device);
-        assert!(written, "sizing pass and writing pass disagree");
-        match format.time_type {
-            TimeType::Timespan => write_fixed(samples, first_seq, columns, timespan),
-            TimeType::Timestamp => write_fixed(samples, first_seq, columns, timestamp),
+    if !format.schema.has_text() {
+        let sized = symbol_column_bytes(samples, symbols)?;
+        if sized.kind_max < ValueKind::Str8 as u8 {
+            let sizes = ColumnSizes {
+                rows: records,
+                name_bytes: sized.name_bytes,
+                device_bytes: sized.device_bytes,
+                text_bytes: 0,
+            };
+            let (total, columns) = lay_out(format, &sizes, out)?;
+            write_runs(samples, symbols, first_seq, format.time_type, columns);
+            return Ok(total);
         }
-        return Ok(total);
     }
     let sizes = size_rows(samples, symbols, format.schema.has_text())?;
     let (total, columns) = lay_out(format, &sizes, out)?;
     let written = write_row_symbols(samples, symbols, columns.sym, columns.device);
     assert!(written, "sizing pass and writing pass disagree");
+    let (fixed, text) = (columns.fixed, columns.text);
     match format.time_type {
-        TimeType::Timespan => write_rows(samples, first_seq, columns, timespan),
-        TimeType::Timestamp => write_rows(samples, first_seq, columns, timestamp),
+        TimeType::Timespan => write_rows(samples, first_seq, fixed, text, timespan),
+        TimeType::Timestamp => write_rows(samples, first_seq, fixed, text, timestamp),
     }
     Ok(total)
+}
+
+/// The run-by-run path's writing: every record is a row.
+fn write_runs(
+    samples: &[Sample],
+    symbols: &SymbolTable,
+    first_seq: u64,
+    time_type: TimeType,
+    columns: Columns<'_>,
+) {
+    let written = write_symbols(samples, symbols, columns.sym, columns.device);
+    assert!(written, "sizing pass and writing pass disagree");
+    match time_type {
+        TimeType::Timespan => write_fixed(samples, first_seq, columns.fixed, timespan),
+        TimeType::Timestamp => write_fixed(samples, first_seq, columns.fixed, timestamp),
+    }
 }
 
 /// Rows and the bytes of the variable-width columns of one message.
@@ -288,12 +306,14 @@ fn lay_out<'o>(
     let [time, sym, device, value, quality, seq, text, gateway] = slots;
     put_gateway(gateway, format.gateway);
     let columns = Columns {
-        time,
+        fixed: Fixed {
+            time,
+            value,
+            quality,
+            seq,
+        },
         sym,
         device,
-        value,
-        quality,
-        seq,
         text,
     };
     Ok((total, columns))
@@ -396,18 +416,52 @@ impl<'a> Cursor<'a> {
 /// The data bytes of each column, exactly its size (empty when the schema
 /// does not send it).
 struct Columns<'a> {
-    time: &'a mut [u8],
+    fixed: Fixed<'a>,
     sym: &'a mut [u8],
     device: &'a mut [u8],
+    text: &'a mut [u8],
+}
+
+/// The cells of the fixed-width columns, which every schema has.
+struct Fixed<'a> {
+    time: &'a mut [u8],
     value: &'a mut [u8],
     quality: &'a mut [u8],
     seq: &'a mut [u8],
-    text: &'a mut [u8],
+}
+
+impl<'a> Fixed<'a> {
+    /// The cells of the first `rows` rows, and the rest.
+    fn split(self, rows: usize) -> (Fixed<'a>, Fixed<'a>) {
+        let cut = |cells: &'a mut [u8], width: usize| {
+            let at = (rows * width).min(cells.len());
+            cells.split_at_mut(at)
+        };
+        let (time, time_rest) = cut(self.time, 8);
+        let (value, value_rest) = cut(self.value, 8);
+        let (quality, quality_rest) = cut(self.quality, 4);
+        let (seq, seq_rest) = cut(self.seq, 8);
+        let rest = Fixed {
+            time: time_rest,
+            value: value_rest,
+            quality: quality_rest,
+            seq: seq_rest,
+        };
+        (
+            Fixed {
+                time,
+                value,
+                quality,
+                seq,
+            },
+            rest,
+        )
+    }
 }
 
 /// Writes the time, value, quality and seq cells of every row.
 #[inline(always)]
-fn write_fixed(samples: &[Sample], first_seq: u64, c: Columns<'_>, time: impl Fn(i64) -> i64) {
+fn write_fixed(samples: &[Sample], first_seq: u64, c: Fixed<'_>, time: impl Fn(i64) -> i64) {
     let fixed = samples
         .iter()
         .zip(c.time.chunks_exact_mut(8))
@@ -489,60 +543,55 @@ fn put_symbols(column: &mut [u8], at: usize, arena: &[u8], (start, len): (usize,
     len
 }
 
-/// The rows of a batch whose records were validated (`size_rows`): each
-/// row's record index and its records (a head and its extensions, or one).
-struct Rows<'a> {
-    samples: &'a [Sample],
-    at: usize,
-}
-
-impl<'a> Rows<'a> {
-    fn new(samples: &'a [Sample]) -> Self {
-        Rows { samples, at: 0 }
+/// The records of the row at the front of `rest`, whose records were
+/// validated (`size_rows`): a text head and its extensions, or one.
+#[inline(always)]
+fn validated_span(rest: &[Sample]) -> usize {
+    match rest.first() {
+        Some(head) if head.kind_byte() == ValueKind::Text as u8 => {
+            (1 + (head.value >> 32) as usize).min(rest.len())
+        }
+        _ => 1,
     }
 }
 
-impl<'a> Iterator for Rows<'a> {
-    type Item = (usize, &'a [Sample]);
-
-    #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        let rest = self.samples.get(self.at..).filter(|r| !r.is_empty())?;
-        // Validated by the sizing pass; a broken span would have stopped it.
-        let span = record_span(rest).unwrap_or(1).max(1);
-        let row = (self.at, rest.get(..span).unwrap_or(rest));
-        self.at += span;
-        Some(row)
-    }
+/// A piece of a validated batch as the writing passes of the text path
+/// take it.
+enum Piece<'a> {
+    /// Records that are rows of one (numbers: every record a row, as in the
+    /// run-by-run path); possibly none.
+    Numbers(&'a [Sample]),
+    /// One other row: a text sample's records, or a record of a kind this
+    /// build does not know.
+    Row(&'a [Sample]),
 }
 
-/// Runs of rows with consecutive tag ids, as `(first tag, rows)`; `f`
-/// returns false to stop. The text path's form of `runs`: a text sample's
-/// extension records break no run.
-fn for_each_row_run(samples: &[Sample], mut f: impl FnMut(TagId, usize) -> bool) -> bool {
-    let mut run: Option<(TagId, usize)> = None;
-    for (_, row) in Rows::new(samples) {
-        let Some(tag) = row.first().map(Sample::tag_id) else {
-            continue;
-        };
-        run = match run {
-            Some((first, len)) if first.0.checked_add(len as u32) == Some(tag.0) => {
-                Some((first, len + 1))
-            }
-            Some((first, len)) => {
-                if !f(first, len) {
-                    return false;
-                }
-                Some((tag, 1))
-            }
-            None => Some((tag, 1)),
-        };
+/// Calls `f(at, piece)` for each piece of `samples` in order; `at` is the
+/// index of the piece's first record.
+#[inline(always)]
+fn for_each_piece(samples: &[Sample], mut f: impl FnMut(usize, Piece<'_>)) {
+    let mut at = 0;
+    while let Some(rest) = samples.get(at..).filter(|r| !r.is_empty()) {
+        let numbers = rest
+            .iter()
+            .position(|s| s.kind_byte() >= ValueKind::Str8 as u8)
+            .unwrap_or(rest.len());
+        let (stretch, rest) = rest.split_at(numbers);
+        f(at, Piece::Numbers(stretch));
+        at += numbers;
+        if !rest.is_empty() {
+            let span = validated_span(rest);
+            f(at, Piece::Row(rest.get(..span).unwrap_or(rest)));
+            at += span;
+        }
     }
-    run.is_none_or(|(first, len)| f(first, len))
 }
 
 /// The text path's sizing pass: validates every row's records, checks every
-/// tag, and sizes the variable-width columns.
+/// tag, and sizes the variable-width columns, piece by piece (a stretch of
+/// numbers run by run). The first error in this order: records that do not
+/// hold together or text for a schema without a text column, whichever
+/// comes first; then an unknown tag.
 fn size_rows(
     samples: &[Sample],
     symbols: &SymbolTable,
@@ -554,40 +603,55 @@ fn size_rows(
         device_bytes: 0,
         text_bytes: 0,
     };
-    let mut at = 0;
-    // Each round takes at least one record.
-    while let Some(rest) = samples.get(at..).filter(|r| !r.is_empty()) {
-        let span = record_span(rest).map_err(|error| KdbError::BadRecords { record: at, error })?;
-        if let Some(text) = text_at(rest) {
-            if !text_column {
-                let tag = text.head.tag_id().0;
-                return Err(KdbError::NoTextColumn { tag });
-            }
-            sizes.text_bytes += text.len();
-        }
-        sizes.rows += 1;
-        at += span.max(1);
-    }
     let mut unknown = None;
-    let known = for_each_row_run(samples, |first, len| match symbols.span(first, len) {
-        Some(span) => {
-            sizes.name_bytes += span.name_bytes();
-            sizes.device_bytes += span.device_bytes();
-            true
+    let mut size_run = |first: TagId, len: usize, sizes: &mut ColumnSizes| {
+        if unknown.is_some() {
+            return;
         }
-        None => {
-            unknown = Some(unknown_in_run(first, symbols));
-            false
+        match symbols.span(first, len) {
+            Some(span) => {
+                sizes.name_bytes += span.name_bytes();
+                sizes.device_bytes += span.device_bytes();
+            }
+            None => unknown = Some(unknown_in_run(first, symbols)),
+        }
+    };
+    let mut broken = None;
+    for_each_piece(samples, |at, piece| match piece {
+        Piece::Numbers(stretch) => {
+            sizes.rows += stretch.len();
+            for run in runs(stretch) {
+                if let Some(first) = run.first() {
+                    size_run(first.tag_id(), run.len(), &mut sizes);
+                }
+            }
+        }
+        Piece::Row(row) => {
+            let Some(head) = row.first() else { return };
+            // The piece was cut by the head's own count: check it holds.
+            let rest = samples.get(at..).unwrap_or_default();
+            if let Err(error) = record_span(rest) {
+                broken.get_or_insert(KdbError::BadRecords { record: at, error });
+            } else if let Some(text) = text_of(row) {
+                if !text_column {
+                    let tag = head.tag_id().0;
+                    broken.get_or_insert(KdbError::NoTextColumn { tag });
+                }
+                sizes.text_bytes += text.len();
+            }
+            sizes.rows += 1;
+            size_run(head.tag_id(), 1, &mut sizes);
         }
     });
-    match unknown {
+    match broken.or(unknown) {
         Some(e) => Err(e),
-        None if known => Ok(sizes),
-        None => Err(KdbError::UnknownTag { tag: 0 }),
+        None => Ok(sizes),
     }
 }
 
-/// The text path's sym and device columns, run of rows by run of rows.
+/// The text path's sym and device columns: a stretch of numbers run by run,
+/// a text row as a run of one (cutting a run of consecutive tags writes the
+/// same bytes).
 fn write_row_symbols(
     samples: &[Sample],
     symbols: &SymbolTable,
@@ -596,58 +660,91 @@ fn write_row_symbols(
 ) -> bool {
     let [names, devices] = symbols.arenas();
     let (mut at_sym, mut at_device) = (0usize, 0usize);
-    let complete = for_each_row_run(samples, |first, len| {
+    let mut complete = true;
+    let mut put = |first: TagId, len: usize| {
         let Some(span) = symbols.span(first, len) else {
-            return false;
+            complete = false;
+            return;
         };
         let name = (span.start[0] as usize, span.name_bytes());
         at_sym += put_symbols(sym, at_sym, names, name);
         let dev = (span.start[1] as usize, span.device_bytes());
         at_device += put_symbols(device, at_device, devices, dev);
-        true
+    };
+    for_each_piece(samples, |_, piece| match piece {
+        Piece::Numbers(stretch) => {
+            for run in runs(stretch) {
+                if let Some(first) = run.first() {
+                    put(first.tag_id(), run.len());
+                }
+            }
+        }
+        Piece::Row(row) => {
+            if let Some(head) = row.first() {
+                put(head.tag_id(), 1);
+            }
+        }
     });
     complete && at_sym == sym.len() && at_device == device.len()
 }
 
-/// The text path's fixed-width cells and text cells, row by row: a row's
-/// seq is its head record's.
-fn write_rows(samples: &[Sample], first_seq: u64, c: Columns<'_>, time: impl Fn(i64) -> i64) {
-    let mut text = Cursor(c.text);
+/// The text path's fixed-width cells and text cells: a stretch of numbers
+/// as the run-by-run path writes it (and an empty text cell per row), each
+/// other row on its own. A row's seq is its head record's.
+fn write_rows(
+    samples: &[Sample],
+    first_seq: u64,
+    fixed: Fixed<'_>,
+    text: &mut [u8],
+    time: impl Fn(i64) -> i64,
+) {
+    let mut text = Cursor(text);
     let text_column = !text.0.is_empty();
-    let fixed = Rows::new(samples)
-        .zip(c.time.chunks_exact_mut(8))
-        .zip(c.value.chunks_exact_mut(8))
-        .zip(c.quality.chunks_exact_mut(4))
-        .zip(c.seq.chunks_exact_mut(8));
-    let mut ts_last = samples.first().map_or(0, |s| s.ts_ns);
-    let mut t_last = time(ts_last);
-    for (((((index, row), t), v), q), n) in fixed {
-        let Some(s) = row.first() else { continue };
-        if s.ts_ns != ts_last {
-            ts_last = s.ts_ns;
-            t_last = time(ts_last);
+    let mut rest = Some(fixed);
+    for_each_piece(samples, |at, piece| {
+        let (records, rows) = match piece {
+            Piece::Numbers(stretch) => (stretch, stretch.len()),
+            Piece::Row(row) => (row.get(..1).unwrap_or_default(), 1),
+        };
+        if let Some((cells, after)) = rest.take().map(|f| f.split(rows)) {
+            write_fixed(records, first_seq + at as u64, cells, &time);
+            rest = Some(after);
         }
-        t.copy_from_slice(&t_last.to_le_bytes());
-        v.copy_from_slice(&value_bits(s).to_le_bytes());
-        q.copy_from_slice(&s.quality.to_le_bytes());
-        // first_seq + records <= i64::MAX was checked by the caller.
-        n.copy_from_slice(&(first_seq as i64 + index as i64).to_le_bytes());
-        if text_column {
-            put_text(&mut text, row);
+        if !text_column {
+            return;
         }
-    }
+        match piece {
+            Piece::Numbers(_) => {
+                let cells = text.take(rows * TEXT_CELL_HEADER_BYTES);
+                for cell in cells.chunks_exact_mut(TEXT_CELL_HEADER_BYTES) {
+                    cell.copy_from_slice(&EMPTY_TEXT_CELL);
+                }
+            }
+            Piece::Row(row) => put_text(&mut text, row),
+        }
+    });
     assert!(text.0.is_empty(), "text sizing and writing disagree");
 }
 
 /// One cell of the text column: a char vector, empty for a row without text.
 fn put_text(w: &mut Cursor<'_>, row: &[Sample]) {
-    let text = text_at(row);
+    let text = text_of(row);
     let len = text.map_or(0, |t| t.len());
-    w.put(&[ty::CHAR as u8, 0]);
-    w.put(&(len as i32).to_le_bytes());
+    let [l0, l1, l2, l3] = (len as i32).to_le_bytes();
+    w.put(&[ty::CHAR as u8, 0, l0, l1, l2, l3]);
     if let Some(text) = text {
         text.copy_to(w.take(len));
     }
+}
+
+/// The text of a row whose records were validated (`record_span`): its
+/// head and the extension records after it, without checking them again.
+#[inline(always)]
+fn text_of(row: &[Sample]) -> Option<TextRecords<'_>> {
+    let (head, exts) = row.split_first()?;
+    head.kind()
+        .filter(|k| k.is_text())
+        .map(|_| TextRecords { head, exts })
 }
 
 #[cfg(test)]
@@ -656,7 +753,7 @@ mod tests {
     use super::*;
     use crate::kdb::encode::encode_message;
     use crate::kdb::types::{Data, Symbols, K};
-    use crate::sample::{write_text, TextError};
+    use crate::sample::{text_at, write_text, TextError};
     use proptest::prelude::*;
 
     /// The same message built the slow way, through `K`, default schema.
