@@ -370,8 +370,13 @@ pub fn write_text(
     for ext in exts.iter_mut() {
         let mut bytes = [0u8; TEXT_EXT_BYTES];
         if let Some(chunk) = chunks.next() {
-            for (b, t) in bytes.iter_mut().zip(chunk) {
-                *b = *t;
+            match <&[u8; TEXT_EXT_BYTES]>::try_from(chunk) {
+                Ok(whole) => bytes = *whole,
+                Err(_) => {
+                    if let Some(head) = bytes.get_mut(..chunk.len()) {
+                        head.copy_from_slice(chunk);
+                    }
+                }
             }
         }
         *ext = Sample::text_ext(tag, &bytes);
@@ -417,8 +422,13 @@ impl TextRecords<'_> {
         }
         for (o, ext) in out.chunks_mut(TEXT_EXT_BYTES).zip(self.exts) {
             let bytes = ext.text_ext_bytes();
-            if let Some(bytes) = bytes.get(..o.len()) {
-                o.copy_from_slice(bytes);
+            match <&mut [u8; TEXT_EXT_BYTES]>::try_from(&mut *o) {
+                Ok(whole) => *whole = bytes,
+                Err(_) => {
+                    if let Some(bytes) = bytes.get(..o.len()) {
+                        o.copy_from_slice(bytes);
+                    }
+                }
             }
         }
     }
@@ -570,14 +580,10 @@ impl Sample {
 
     /// An extension record carrying 20 bytes of `tag`'s text.
     pub fn text_ext(tag: TagId, bytes: &[u8; TEXT_EXT_BYTES]) -> Self {
-        let word = |at: usize| {
-            let mut w = [0u8; 8];
-            for (o, b) in w.iter_mut().zip(bytes.iter().skip(at)) {
-                *o = *b;
-            }
-            u64::from_le_bytes(w)
-        };
-        let quality = (word(16) & 0xFFFF_FFFF) as u32;
+        // Fixed ranges of a fixed-size array: the conversions cannot fail
+        // and compile to plain loads.
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
+        let quality = u32::from_le_bytes(bytes[16..20].try_into().unwrap_or_default());
         Sample {
             ts_ns: word(0) as i64,
             value: word(8),

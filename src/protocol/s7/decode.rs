@@ -103,16 +103,20 @@ fn number(tag: &PlannedTag, bytes: &[u8]) -> Option<(ValueKind, u64)> {
 
 fn write_text_tag(tag: &PlannedTag, bytes: &[u8], ts_ns: i64, out: &mut [Sample]) -> usize {
     let capacity = tag.text_capacity as usize;
-    let mut utf8 = [0u8; TEXT_BYTES_MAX];
-    let text = match tag.data_type {
-        S7Type::Char => bytes.get(..1),
-        S7Type::String(max) => string_chars(bytes, max),
-        S7Type::WString(max) => wstring_utf8(bytes, max, &mut utf8, capacity),
-        _ => None,
-    };
-    match text {
+    let write = |out: &mut [Sample], text: Option<&[u8]>| match text {
         Some(text) => write_text(out, ts_ns, tag.tag, Quality::GOOD, text, capacity),
         None => write_text(out, ts_ns, tag.tag, Quality::DECODE_ERROR, &[], capacity),
+    };
+    match tag.data_type {
+        S7Type::Char => write(out, bytes.get(..1)),
+        S7Type::String(max) => write(out, string_chars(bytes, max)),
+        S7Type::WString(max) => {
+            // Only a WSTRING needs the buffer (zeroing 1 KiB per STRING was
+            // a visible share of the reader's decode).
+            let mut utf8 = [0u8; TEXT_BYTES_MAX];
+            write(out, wstring_utf8(bytes, max, &mut utf8, capacity))
+        }
+        _ => write(out, None),
     }
 }
 
