@@ -370,18 +370,27 @@ pub fn write_text(
     for ext in exts.iter_mut() {
         let mut bytes = [0u8; TEXT_EXT_BYTES];
         if let Some(chunk) = chunks.next() {
-            match <&[u8; TEXT_EXT_BYTES]>::try_from(chunk) {
-                Ok(whole) => bytes = *whole,
-                Err(_) => {
-                    if let Some(head) = bytes.get_mut(..chunk.len()) {
-                        head.copy_from_slice(chunk);
-                    }
-                }
-            }
+            copy_text_chunk(&mut bytes, chunk);
         }
         *ext = Sample::text_ext(tag, &bytes);
     }
     records
+}
+
+/// Copies the first `min(dst.len(), src.len())` bytes of `src` to `dst`: an
+/// extension record's whole 20 bytes as one fixed-size move (no `memcpy`
+/// call), a text's last, shorter piece as a plain copy.
+#[inline(always)]
+fn copy_text_chunk(dst: &mut [u8], src: &[u8]) {
+    let n = dst.len().min(src.len());
+    if let (Ok(d), Ok(s)) = (
+        <&mut [u8; TEXT_EXT_BYTES]>::try_from(&mut *dst),
+        <&[u8; TEXT_EXT_BYTES]>::try_from(src),
+    ) {
+        *d = *s;
+    } else if let (Some(d), Some(s)) = (dst.get_mut(..n), src.get(..n)) {
+        d.copy_from_slice(s);
+    }
 }
 
 /// A text sample read back from its records: the head and the bytes.
@@ -421,15 +430,7 @@ impl TextRecords<'_> {
             return;
         }
         for (o, ext) in out.chunks_mut(TEXT_EXT_BYTES).zip(self.exts) {
-            let bytes = ext.text_ext_bytes();
-            match <&mut [u8; TEXT_EXT_BYTES]>::try_from(&mut *o) {
-                Ok(whole) => *whole = bytes,
-                Err(_) => {
-                    if let Some(bytes) = bytes.get(..o.len()) {
-                        o.copy_from_slice(bytes);
-                    }
-                }
-            }
+            copy_text_chunk(o, &ext.text_ext_bytes());
         }
     }
 }
