@@ -230,17 +230,29 @@ fn missing_checkpoint_restarts_the_cursor_at_the_oldest_segment() {
     );
 }
 
+/// A checkpoint file holds two slots, written in turn: a torn slot falls
+/// back to the other (the checkpoint before); both torn, the file is set
+/// aside and the cursor starts at the oldest segment.
 #[test]
-fn corrupt_checkpoint_is_set_aside_and_treated_as_missing() {
+fn corrupt_checkpoint_falls_back_to_the_other_slot_then_is_set_aside() {
     let tmp = tempfile::tempdir().unwrap();
     wal_with_frames(tmp.path(), 3);
     {
         let (wal, _) = reopen(tmp.path());
         let mut c = wal.open_cursor("tp").unwrap();
         drain(&mut c);
+        c.checkpoint(N as u64).unwrap();
         c.checkpoint(2 * N as u64).unwrap();
     }
     let ckpt = tmp.path().join("cursor.tp.ckpt");
+    // The second slot holds 2N, the first N.
+    write_bytes(&ckpt, 32 + 17, &[0xFF]);
+    {
+        let (wal, report) = reopen(tmp.path());
+        assert!(report.set_aside.is_empty(), "{:?}", report.set_aside);
+        let mut c = wal.open_cursor("tp").unwrap();
+        assert_eq!(drain(&mut c).0, Some(N as u64));
+    }
     write_bytes(&ckpt, 17, &[0xFF]);
     let (wal, report) = reopen(tmp.path());
     assert_eq!(report.set_aside.len(), 1);

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::checkpoint;
+use super::checkpoint::{self, CheckpointFile};
 use super::error::WalError;
 use super::format::{
     FrameError, HeaderError, SegmentHeader, FORMAT_VERSION, FRAME_OVERHEAD_BYTES,
@@ -232,7 +232,7 @@ fn load_checkpoints(
                 let state = CursorState {
                     name: name.clone(),
                     checkpoint: AtomicU64::new(seq),
-                    write_lock: Mutex::new(()),
+                    file: Mutex::new(CheckpointFile::default()),
                     open: AtomicBool::new(false),
                 };
                 cursors.insert(name.clone(), Arc::new(state));

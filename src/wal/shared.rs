@@ -10,7 +10,7 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::checkpoint;
+use super::checkpoint::{self, CheckpointFile};
 use super::cursor::Cursor;
 use super::error::WalError;
 use super::segment::Segment;
@@ -71,9 +71,10 @@ pub(crate) struct CursorState {
     pub name: String,
     /// The persisted checkpoint: what retention may rely on.
     pub checkpoint: AtomicU64,
-    /// Serialises checkpoint file writes (the cursor's thread and, under
-    /// `drop_oldest`, the writer's).
-    pub write_lock: Mutex<()>,
+    /// The checkpoint file, once written in this process; its lock
+    /// serialises the writes (the cursor's thread and, under `drop_oldest`,
+    /// the writer's).
+    pub file: Mutex<CheckpointFile>,
     /// One open `Cursor` per name in a process.
     pub open: AtomicBool,
 }
@@ -100,11 +101,11 @@ impl Shared {
     /// Raises the checkpoint of `state` to `next_seq` (never lowers it),
     /// persisting it before the in-memory value moves.
     pub(crate) fn persist(&self, state: &CursorState, next_seq: u64) -> Result<(), WalError> {
-        let _guard = lock(&state.write_lock);
+        let mut file = lock(&state.file);
         if next_seq <= state.checkpoint.load(Ordering::Acquire) {
             return Ok(());
         }
-        checkpoint::write(&self.dir, &self.dir_file, &state.name, next_seq)?;
+        checkpoint::write(&self.dir, &self.dir_file, &state.name, next_seq, &mut file)?;
         state.checkpoint.store(next_seq, Ordering::Release);
         Ok(())
     }
@@ -168,11 +169,13 @@ impl WalHandle {
                         .shared
                         .oldest_seq()
                         .unwrap_or_else(|| self.durable_seq());
-                    checkpoint::write(&self.shared.dir, &self.shared.dir_file, name, start)?;
+                    let mut file = CheckpointFile::default();
+                    let (dir, dir_file) = (&self.shared.dir, &self.shared.dir_file);
+                    checkpoint::write(dir, dir_file, name, start, &mut file)?;
                     let state = Arc::new(CursorState {
                         name: name.to_string(),
                         checkpoint: AtomicU64::new(start),
-                        write_lock: Mutex::new(()),
+                        file: Mutex::new(file),
                         open: AtomicBool::new(false),
                     });
                     cursors.insert(name.to_string(), Arc::clone(&state));
