@@ -675,21 +675,29 @@ impl Core {
             let quality = Quality::s7_header(ack.error_class, ack.error_code);
             return Ok(self.fail_request(index, quality, ts_ns, out));
         }
-        let requests = std::mem::take(&mut self.plan.requests);
-        let programs = std::mem::take(&mut self.programs);
-        let result = match (requests.get(index), programs.get(index)) {
-            (Some(request), Some(program))
-                if !self.per_item_only && program.is_usual(ack.params, ack.data, out.len()) =>
-            {
-                Ok(self
-                    .ender()
-                    .run_program(program, request, ack.data, ts_ns, out))
+        // The usual answer borrows the plan and the scratch fields apart:
+        // no take and put back of the request and program lists per answer.
+        if let (Some(request), Some(program)) =
+            (self.plan.requests.get(index), self.programs.get(index))
+        {
+            if !self.per_item_only && program.is_usual(ack.params, ack.data, out.len()) {
+                let mut ender = Ender {
+                    tags: &self.plan.tags,
+                    plan: &self.plan,
+                    scratch: &mut self.scratch,
+                    straddle: &mut self.straddle,
+                    device_bad: &mut self.device_bad,
+                };
+                return Ok(ender.run_program(program, request, ack.data, ts_ns, out));
             }
-            (Some(request), _) => self.answer_items(request, ack, ts_ns, out),
-            (None, _) => Ok(0),
+        }
+        // The per-item path also raises notices and may re-plan.
+        let requests = std::mem::take(&mut self.plan.requests);
+        let result = match requests.get(index) {
+            Some(request) => self.answer_items(request, ack, ts_ns, out),
+            None => Ok(0),
         };
         self.plan.requests = requests;
-        self.programs = programs;
         result
     }
 
