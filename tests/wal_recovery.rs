@@ -245,8 +245,8 @@ fn corrupt_checkpoint_falls_back_to_the_other_slot_then_is_set_aside() {
         c.checkpoint(2 * N as u64).unwrap();
     }
     let ckpt = tmp.path().join("cursor.tp.ckpt");
-    // The second slot holds 2N, the first N.
-    write_bytes(&ckpt, 32 + 17, &[0xFF]);
+    // The second slot (a page in) holds 2N, the first N.
+    write_bytes(&ckpt, 4096 + 17, &[0xFF]);
     {
         let (wal, report) = reopen(tmp.path());
         assert!(report.set_aside.is_empty(), "{:?}", report.set_aside);

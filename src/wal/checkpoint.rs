@@ -1,5 +1,5 @@
 //! Cursor checkpoints: one small file per sink, `cursor.NAME.ckpt`, of two
-//! 32-byte slots, each a whole checkpoint with its own CRC.
+//! 32-byte slots a page apart, each a whole checkpoint with its own CRC.
 //!
 //! The first write in a process creates the file atomically (both slots,
 //! through a temporary, fsync, rename, fsync of the directory) and keeps it
@@ -32,7 +32,10 @@ const VERSION_ONE_SLOT: u16 = 1;
 /// A file of two slots.
 const VERSION: u16 = 2;
 const SLOT_BYTES: usize = 32;
-const BYTES: usize = 2 * SLOT_BYTES;
+/// The second slot starts a page after the first, so that no torn block or
+/// sector write can reach both (the first slot's page is otherwise zero).
+const SECOND_SLOT: usize = 4096;
+const BYTES: usize = SECOND_SLOT + SLOT_BYTES;
 const NAME_CHARS_MAX: usize = 64;
 const PREFIX: &str = "cursor.";
 const SUFFIX: &str = ".ckpt";
@@ -75,8 +78,17 @@ fn encode(next_seq: u64) -> [u8; BYTES] {
     let slot = encode_slot(VERSION, next_seq);
     let mut b = [0u8; BYTES];
     b[..SLOT_BYTES].copy_from_slice(&slot);
-    b[SLOT_BYTES..].copy_from_slice(&slot);
+    b[SECOND_SLOT..].copy_from_slice(&slot);
     b
+}
+
+/// The two slots of a two-slot file's bytes.
+fn slots(b: &[u8; BYTES]) -> (&[u8], &[u8]) {
+    (&b[..SLOT_BYTES], &b[SECOND_SLOT..])
+}
+
+fn slot_offset(slot: u64) -> u64 {
+    slot * SECOND_SLOT as u64
 }
 
 /// Why a checkpoint file was not accepted.
@@ -91,7 +103,7 @@ pub enum CheckpointError {
 impl std::fmt::Display for CheckpointError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            CheckpointError::Size => "the file is not the 32 or 64 bytes of a checkpoint",
+            CheckpointError::Size => "the file is not the 32 or 4,128 bytes of a checkpoint",
             CheckpointError::Magic => "it does not start with the checkpoint magic MLRCCKP",
             CheckpointError::Version => "its format version is not 1 (one slot) or 2 (two)",
             CheckpointError::Crc => "its CRC32C does not match its bytes (a torn write?)",
@@ -106,7 +118,7 @@ pub(crate) fn decode(b: &[u8]) -> Result<u64, CheckpointError> {
     match b.len() {
         SLOT_BYTES => decode_slot(b, VERSION_ONE_SLOT),
         BYTES => {
-            let (first, second) = b.split_at(SLOT_BYTES);
+            let (first, second) = b.first_chunk().map(slots).unwrap_or_default();
             match (decode_slot(first, VERSION), decode_slot(second, VERSION)) {
                 (Ok(a), Ok(b)) => Ok(a.max(b)),
                 (Ok(seq), Err(_)) | (Err(_), Ok(seq)) => Ok(seq),
@@ -134,7 +146,7 @@ fn decode_slot(b: &[u8], version: u16) -> Result<u64, CheckpointError> {
 /// The slot a file's next write goes to: the one not holding its
 /// checkpoint (the first when both hold it).
 fn slot_after(b: &[u8; BYTES]) -> u64 {
-    let (first, second) = b.split_at(SLOT_BYTES);
+    let (first, second) = slots(b);
     match (decode_slot(first, VERSION), decode_slot(second, VERSION)) {
         (Ok(a), Ok(b)) => u64::from(a >= b),
         (Ok(_), Err(_)) => 1,
@@ -209,7 +221,7 @@ pub(crate) fn write(
 }
 
 fn write_slot(file: &File, slot: u64, next_seq: u64, path: &Path) -> Result<(), WalError> {
-    file.write_all_at(&encode_slot(VERSION, next_seq), slot * SLOT_BYTES as u64)
+    file.write_all_at(&encode_slot(VERSION, next_seq), slot_offset(slot))
         .map_err(|e| WalError::io("write slot", path, e))?;
     file.sync_data()
         .map_err(|e| WalError::io("fdatasync", path, e))
@@ -290,7 +302,7 @@ mod tests {
     #[test]
     fn the_higher_valid_slot_is_the_checkpoint() {
         let mut b = encode(10);
-        b[SLOT_BYTES..].copy_from_slice(&encode_slot(VERSION, 20));
+        b[SECOND_SLOT..].copy_from_slice(&encode_slot(VERSION, 20));
         assert_eq!(decode(&b), Ok(20));
         assert_eq!(slot_after(&b), 0, "the older slot is written next");
         // A write of slot 0 torn by a crash: slot 1 still holds 20.
@@ -301,7 +313,7 @@ mod tests {
         assert_eq!(slot_after(&torn), 0);
         // Torn in slot 1 instead: slot 0 holds the checkpoint.
         let mut torn = encode(40);
-        torn[SLOT_BYTES + 3] = 0;
+        torn[SECOND_SLOT + 3] = 0;
         assert_eq!(decode(&torn), Ok(40));
         assert_eq!(slot_after(&torn), 1);
         torn[0] = 0;
@@ -323,14 +335,17 @@ mod tests {
         let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
         let created = inode(&path);
         assert_eq!(fs::read(&path).unwrap(), encode(6));
-        for (seq, slot) in [(7u64, 0usize), (8, 1), (9, 0)] {
+        for (seq, slot) in [(7u64, 0u64), (8, 1), (9, 0)] {
             write(dir.path(), &dir_file, "tp", seq, &mut held).unwrap();
             let bytes = fs::read(&path).unwrap();
             assert_eq!(decode(&bytes), Ok(seq));
-            let at = slot * SLOT_BYTES;
+            let at = slot_offset(slot) as usize;
             assert_eq!(bytes[at..at + SLOT_BYTES], encode_slot(VERSION, seq));
             assert_eq!(
-                decode_slot(&bytes[(1 - slot) * SLOT_BYTES..][..SLOT_BYTES], VERSION),
+                decode_slot(
+                    &bytes[slot_offset(1 - slot) as usize..][..SLOT_BYTES],
+                    VERSION
+                ),
                 Ok(seq - 1)
             );
         }
