@@ -48,10 +48,11 @@ const WINDOW_BATCHES: usize = 8;
 /// A sink that is behind grows its batches up to this multiple of
 /// `batch_rows`: fewer chasers and replies per sample while it catches up.
 const BATCH_GROWTH_MAX: usize = 8;
-/// Persist the acknowledged position at most this often. A checkpoint costs
-/// two fsyncs (file and directory) and a rename; one per batch capped a sink
-/// at a few hundred batches per second, and ten a second were 8 % of the
-/// CPU of a gateway delivering 100 K samples/s (perf). A crash re-sends at most
+/// Persist the acknowledged position at most this often. A checkpoint cost
+/// two fsyncs (file and directory) and a rename, now a pwrite and an
+/// fdatasync (checkpoint.rs); one per batch capped a sink at a few hundred
+/// batches per second, and ten a second were 8 % of the CPU of a gateway
+/// delivering 100 K samples/s (perf). A crash re-sends at most
 /// this much, which at-least-once delivery and the `seq` column already
 /// allow for.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
