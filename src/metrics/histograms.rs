@@ -3,9 +3,8 @@
 //! Each stage is recorded by the thread that owns it into a thread-local
 //! `StageRecorder` (no lock, no allocation per record) and merged into the
 //! shared histogram every `FLUSH_EVERY` records, every `FLUSH_INTERVAL` or
-//! on `flush()`, so the
-//! endpoint and the reports see recent data without contention on the hot
-//! path.
+//! on `flush()`, so the endpoint and the reports see recent data without
+//! contention on the hot path.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

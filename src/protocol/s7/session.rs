@@ -546,13 +546,21 @@ impl Ender<'_> {
 
 impl Core {
     fn ender(&mut self) -> Ender<'_> {
-        Ender {
+        self.ender_and_programs().0
+    }
+
+    /// The ender and the decode programs, borrowed apart: the plan (and its
+    /// requests) stays readable beside them, so a request needs no take and
+    /// put back.
+    fn ender_and_programs(&mut self) -> (Ender<'_>, &[DecodeProgram]) {
+        let ender = Ender {
             tags: &self.plan.tags,
             plan: &self.plan,
             scratch: &mut self.scratch,
             straddle: &mut self.straddle,
             device_bad: &mut self.device_bad,
-        }
+        };
+        (ender, &self.programs)
     }
 
     fn fail_request(
@@ -562,13 +570,12 @@ impl Core {
         ts_ns: i64,
         out: &mut [Sample],
     ) -> usize {
-        let plan = std::mem::take(&mut self.plan.requests);
-        let written = match plan.get(index) {
-            Some(request) => self.ender().fail(request, quality, ts_ns, out),
+        let mut ender = self.ender();
+        let plan = ender.plan;
+        match plan.requests.get(index) {
+            Some(request) => ender.fail(request, quality, ts_ns, out),
             None => 0,
-        };
-        self.plan.requests = plan;
-        written
+        }
     }
 
     /// Handles one TPDU; returns the records written.
@@ -675,19 +682,11 @@ impl Core {
             let quality = Quality::s7_header(ack.error_class, ack.error_code);
             return Ok(self.fail_request(index, quality, ts_ns, out));
         }
-        // The usual answer borrows the plan and the scratch fields apart:
-        // no take and put back of the request and program lists per answer.
-        if let (Some(request), Some(program)) =
-            (self.plan.requests.get(index), self.programs.get(index))
-        {
-            if !self.per_item_only && program.is_usual(ack.params, ack.data, out.len()) {
-                let mut ender = Ender {
-                    tags: &self.plan.tags,
-                    plan: &self.plan,
-                    scratch: &mut self.scratch,
-                    straddle: &mut self.straddle,
-                    device_bad: &mut self.device_bad,
-                };
+        let per_item_only = self.per_item_only;
+        let (mut ender, programs) = self.ender_and_programs();
+        let plan = ender.plan;
+        if let (Some(request), Some(program)) = (plan.requests.get(index), programs.get(index)) {
+            if !per_item_only && program.is_usual(ack.params, ack.data, out.len()) {
                 return Ok(ender.run_program(program, request, ack.data, ts_ns, out));
             }
         }
