@@ -21,8 +21,6 @@ use std::time::Duration;
 use fault_proc_support::*;
 
 const SEGMENT_HEADER_BYTES: u64 = 48;
-const SAMPLE_BYTES: u64 = 24;
-const FRAME_OVERHEAD_BYTES: u64 = 40;
 
 /// One frame as laid out on disk (read independently of the crate's parser:
 /// length, then first seq; the samples follow the 40-byte overhead).
@@ -54,7 +52,7 @@ fn frames(segment: &Path) -> Vec<Frame> {
             break;
         }
         let first_seq = u64::from_le_bytes(head[8..16].try_into().unwrap());
-        let count = (len - FRAME_OVERHEAD_BYTES) / SAMPLE_BYTES;
+        let count = u32::from_le_bytes(bytes[at + 16..at + 20].try_into().unwrap()) as u64;
         out.push(Frame {
             offset: at as u64,
             bytes: len,
@@ -108,12 +106,16 @@ fn damage_and_restart(test: &str, damage: Damage) {
     let log = plant.dir.path().join("run.log");
     let mut run = Run::spawn(&plant.config, &log, &[]);
     let metrics = run.metrics_addr();
-    // Four sealed segments and some of a fifth.
-    let target = 4 * (256 * 1024 - 48) / 24 + rng.range(500, 8000);
+    // Four sealed segments and some of a fifth (a frame's samples take
+    // about 8 bytes each on disk: `wal/compact.rs`).
     assert!(
-        wait_until(Duration::from_secs(60), || {
-            metric(&metrics, "millrace_wal_durable_seq").unwrap_or(0.0) as u64 >= target
-        }),
+        wait_until(Duration::from_secs(60), || segments(&plant.wal).len() >= 5),
+        "the WAL never reached five segments"
+    );
+    let durable = || metric(&metrics, "millrace_wal_durable_seq").unwrap_or(0.0) as u64;
+    let target = durable() + rng.range(500, 8000);
+    assert!(
+        wait_until(Duration::from_secs(60), || durable() >= target),
         "the WAL never reached seq {target}"
     );
     run.signal(9);

@@ -78,11 +78,16 @@ fn replay_config_csv_corpus() {
 
 const SAMPLE_BYTES: usize = 24;
 
-/// A segment of `segment_bytes` whose header says `first_seq`.
+/// A version 2 segment (frame bodies are the 24-byte records) of
+/// `segment_bytes` whose header says `first_seq`.
 fn segment(first_seq: u64, segment_bytes: usize) -> Vec<u8> {
+    segment_of(2, first_seq, segment_bytes)
+}
+
+fn segment_of(version: u16, first_seq: u64, segment_bytes: usize) -> Vec<u8> {
     let mut seg = vec![0u8; segment_bytes];
     seg[0..8].copy_from_slice(b"MLRCWAL\0");
-    seg[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    seg[8..10].copy_from_slice(&version.to_le_bytes());
     seg[10..12].copy_from_slice(&48u16.to_le_bytes());
     seg[16..24].copy_from_slice(&first_seq.to_le_bytes());
     seg[24..32].copy_from_slice(&(segment_bytes as u64).to_le_bytes());
@@ -206,6 +211,39 @@ fn wal_sequence_numbers_at_the_top_of_the_range_do_not_wrap() {
     let mut seg = segment(first, 4096);
     put_frame(&mut seg, 48, frame_len(1), first, 1);
     assert_eq!(wal_stop(&seg), clean(1));
+}
+
+/// A version 3 frame at 48 of one run block: `count` says the block's
+/// records, `frame_count` the frame's (they may lie); CRC made to hold.
+fn blocks_segment(block_count: u32, frame_count: u32, values: usize) -> Vec<u8> {
+    let mut seg = segment_of(FORMAT_VERSION, 1, 4096);
+    let body = 48 + FRAME_OVERHEAD_BYTES;
+    seg[body..body + 4].copy_from_slice(&(block_count | 1 << 24).to_le_bytes());
+    seg[body + 8..body + 12].copy_from_slice(&7u32.to_le_bytes()); // tag 7, kind F64
+    let len = (FRAME_OVERHEAD_BYTES + 24 + 8 * values) as u32;
+    put_frame(&mut seg, 48, len, 1, frame_count);
+    seg
+}
+
+#[test]
+fn wal_blocks_that_disagree_with_the_frame_are_refused_though_the_crc_holds() {
+    assert_eq!(wal_stop(&blocks_segment(3, 3, 3)), clean(1));
+    // The block says more values than the frame has bytes for.
+    let stop = wal_stop(&blocks_segment(4, 3, 3));
+    assert_eq!(stop.0, 0);
+    assert!(stop.1.contains("Blocks(Truncated"), "{stop:?}");
+    // The frame says more records than its blocks hold.
+    let stop = wal_stop(&blocks_segment(2, 3, 3));
+    assert_eq!(stop.0, 0);
+    assert!(stop.1.contains("Blocks("), "{stop:?}");
+    // A count no body of this length can hold.
+    assert_eq!(
+        wal_stop(&blocks_segment(3, 100, 3)),
+        bad(0, 48, FrameError::Count(100))
+    );
+    // A zero-count block.
+    let stop = wal_stop(&blocks_segment(0, 3, 3));
+    assert!(stop.1.contains("Blocks(Header"), "{stop:?}");
 }
 
 #[test]

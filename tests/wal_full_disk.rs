@@ -80,7 +80,7 @@ fn drop_oldest_keeps_going_on_a_full_disk() {
     let dir: &Path = &fs.path;
     let (mut wal, _) = Wal::open(&config(dir, SEG, QUOTA, WhenFull::DropOldest)).unwrap();
     let mut cursor = wal.open_cursor("tp").unwrap();
-    let per_disk = 16 * (SEG as usize / (24 * N + 40));
+    let per_disk = 16 * (SEG as usize / (24 * N + 64));
     for _ in 0..3 * per_disk {
         append(&mut wal, N);
         wal.poll_commit(std::time::Instant::now()).unwrap();

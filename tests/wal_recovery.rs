@@ -9,12 +9,16 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 
 use millrace::config::WhenFull;
-use millrace::wal::{FrameError, Wal, WalError, FRAME_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES};
+use millrace::wal::{
+    FrameError, Wal, WalError, BLOCK_HEADER_BYTES, FRAME_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES,
+};
 use wal_common::*;
 
 const SEG: u64 = 16 * 1024;
 const N: usize = 10; // samples per frame in these tests
-const FRAME: usize = FRAME_OVERHEAD_BYTES + 24 * N;
+/// The samples of these tests each have their own time, so they never form
+/// runs: a frame's body is one records block of 24-byte records.
+const FRAME: usize = FRAME_OVERHEAD_BYTES + BLOCK_HEADER_BYTES + 24 * N;
 
 fn frame_offset(k: usize) -> u64 {
     (SEGMENT_HEADER_BYTES + k * FRAME) as u64
@@ -349,7 +353,7 @@ fn segment_of_another_format_version_is_refused_untouched() {
             error,
             WalError::FormatVersion {
                 found: 1,
-                supported: 2,
+                supported: 3,
                 ..
             }
         ),
@@ -365,4 +369,137 @@ fn segment_of_another_format_version_is_refused_untouched() {
         .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
         .collect();
     assert_eq!(before, after, "the refused directory was changed");
+}
+
+/// A version 2 segment as an older millrace wrote it: frames whose bodies
+/// are the 24-byte records, each frame N samples of `sample(seq)`.
+fn write_version_2_segment(dir: &std::path::Path, frames: usize) {
+    let mut seg = vec![0u8; SEG as usize];
+    seg[0..8].copy_from_slice(b"MLRCWAL\0");
+    seg[8..10].copy_from_slice(&2u16.to_le_bytes());
+    seg[10..12].copy_from_slice(&(SEGMENT_HEADER_BYTES as u16).to_le_bytes());
+    seg[24..32].copy_from_slice(&SEG.to_le_bytes());
+    let crc = millrace::wal::crc32c(&seg[0..44]);
+    seg[44..48].copy_from_slice(&crc.to_le_bytes());
+    let mut at = SEGMENT_HEADER_BYTES;
+    for k in 0..frames {
+        let first = (k * N) as u64;
+        let samples = batch(first, N);
+        let len = FRAME_OVERHEAD_BYTES + 24 * N;
+        let frame = &mut seg[at..at + len];
+        frame[0..4].copy_from_slice(&(len as u32).to_le_bytes());
+        frame[8..16].copy_from_slice(&first.to_le_bytes());
+        frame[16..20].copy_from_slice(&(N as u32).to_le_bytes());
+        let ts = |s: &millrace::sample::Sample| s.ts_ns.to_le_bytes();
+        frame[24..32].copy_from_slice(&ts(&samples[0]));
+        frame[32..40].copy_from_slice(&ts(&samples[N - 1]));
+        for (i, s) in samples.iter().enumerate() {
+            frame[40 + 24 * i..64 + 24 * i].copy_from_slice(&s.to_bytes());
+        }
+        let mut covered = frame[0..4].to_vec();
+        covered.extend_from_slice(&frame[8..]);
+        let crc = millrace::wal::crc32c(&covered);
+        frame[4..8].copy_from_slice(&crc.to_le_bytes());
+        at += len;
+    }
+    std::fs::write(dir.join("00000000000000000000.wal"), seg).unwrap();
+}
+
+fn segment_version(path: &std::path::Path) -> u16 {
+    u16::from_le_bytes(read_bytes(path, 8, 2).try_into().unwrap())
+}
+
+/// A WAL an older millrace left behind (version 2) is recovered, its
+/// active segment is appended to in its own form, the next segment is
+/// version 3, and a cursor reads every sample across both, before and after
+/// a reopen.
+#[test]
+fn version_2_segments_are_read_and_appended_to_then_version_3_follows() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_version_2_segment(tmp.path(), 3);
+    let (mut wal, report) = reopen(tmp.path());
+    assert_eq!((report.next_seq, report.frames_scanned), (3 * N as u64, 3));
+    assert!(report.tail_cut.is_none() && report.set_aside.is_empty());
+    let frames = 2 * (SEG as usize / FRAME);
+    for _ in 0..frames {
+        append(&mut wal, N);
+    }
+    wal.commit().unwrap();
+    let files = segment_files(tmp.path());
+    assert!(files.len() >= 2, "{files:?}");
+    assert_eq!(segment_version(&files[0]), 2);
+    for later in &files[1..] {
+        assert_eq!(segment_version(later), 3, "{later:?}");
+    }
+    let end = ((3 + frames) * N) as u64;
+    assert_eq!(
+        drain(&mut wal.open_cursor("c").unwrap()),
+        (Some(0), end, 3 + frames)
+    );
+    drop(wal);
+    let (wal, report) = reopen(tmp.path());
+    assert_eq!(report.next_seq, end);
+    assert!(report.tail_cut.is_none() && report.set_aside.is_empty());
+    assert_eq!(
+        drain(&mut wal.open_cursor("d").unwrap()),
+        (Some(0), end, 3 + frames)
+    );
+}
+
+/// What a poll cycle gives: per response, one time, one quality and tag
+/// ids counting up; a text sample now and then. Stored packed (about 8
+/// bytes a sample) and read back exactly, across a reopen.
+#[test]
+fn responses_are_stored_packed_and_read_back_exactly() {
+    use millrace::sample::{text_records, write_text, Quality, Sample, TagId, ValueKind};
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = reopen(tmp.path());
+    let mut appended: Vec<Sample> = Vec::new();
+    let mut numbers = 0u64;
+    for frame in 0..40u32 {
+        let mut batch = Vec::new();
+        for response in 0..5u32 {
+            let ts = i64::from(frame * 10 + response) * 1_000_000;
+            let quality = if response == 3 {
+                Quality::TIMEOUT
+            } else {
+                Quality::GOOD
+            };
+            let first = response * 125;
+            batch.extend((0..125).map(|i| {
+                Sample::new(
+                    ts,
+                    TagId(first + i),
+                    quality,
+                    ValueKind::I64,
+                    u64::from(i * frame),
+                )
+            }));
+            numbers += 125;
+        }
+        let mut text = vec![Sample::default(); text_records(40)];
+        write_text(&mut text, 5, TagId(9_999), Quality::GOOD, &[b'a'; 33], 40);
+        batch.extend(text);
+        wal.append(&batch).unwrap();
+        appended.extend(batch);
+    }
+    wal.commit().unwrap();
+    let bytes = wal.stats().bytes_appended;
+    let per_number =
+        (bytes - 40 * (FRAME_OVERHEAD_BYTES as u64 + 24 * 4 + 5 * 24)) as f64 / numbers as f64;
+    assert!(per_number <= 8.5, "{per_number} bytes a sample");
+    let read_all = |wal: &Wal| {
+        let mut cursor = wal.open_cursor("c").unwrap();
+        let mut got = Vec::new();
+        while let Some(frame) = cursor.next() {
+            assert_eq!(frame.first_seq, got.len() as u64);
+            got.extend_from_slice(frame.samples);
+        }
+        got
+    };
+    assert!(read_all(&wal) == appended);
+    drop(wal);
+    let (wal, report) = reopen(tmp.path());
+    assert_eq!(report.next_seq, appended.len() as u64);
+    assert!(read_all(&wal) == appended);
 }

@@ -6,12 +6,16 @@ mod wal_common;
 use std::time::{Duration, Instant};
 
 use millrace::config::WhenFull;
-use millrace::wal::{Wal, WalError, FRAME_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES};
+use millrace::wal::{
+    Wal, WalError, BLOCK_HEADER_BYTES, FRAME_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES,
+};
 use wal_common::*;
 
 const SEG: u64 = 8 * 1024;
 const N: usize = 20;
-const FRAME: usize = FRAME_OVERHEAD_BYTES + 24 * N;
+/// These tests' samples each have their own time, so they never form runs:
+/// a frame's body is one records block of 24-byte records.
+const FRAME: usize = FRAME_OVERHEAD_BYTES + BLOCK_HEADER_BYTES + 24 * N;
 const PER_SEG: usize = (SEG as usize - SEGMENT_HEADER_BYTES) / FRAME;
 
 #[test]
@@ -252,7 +256,7 @@ fn empty_and_oversized_batches() {
     let max = wal.max_batch_samples();
     assert_eq!(
         max,
-        (SEG as usize - SEGMENT_HEADER_BYTES - FRAME_OVERHEAD_BYTES) / 24
+        (SEG as usize - SEGMENT_HEADER_BYTES - FRAME_OVERHEAD_BYTES - BLOCK_HEADER_BYTES) / 24
     );
     assert!(matches!(
         wal.append(&batch(0, max + 1)),

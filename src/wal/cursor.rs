@@ -9,22 +9,26 @@
 
 #![forbid(unsafe_code)]
 
-use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::WalError;
-use super::format::{parse_frame, FrameError, FrameView, SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES};
-use super::segment::{samples_from_bytes, Segment};
+use super::format::{
+    frame_records, parse_frame, records_in_place, Body, FrameError, FrameView, SEGMENT_BYTES_MAX,
+    SEGMENT_HEADER_BYTES,
+};
+use super::segment::Segment;
 use super::shared::{CursorState, Shared};
-use crate::sample::{Sample, ValueKind, SAMPLE_SIZE};
+use crate::sample::{Sample, ValueKind};
 
 /// Frames walked plus segments hopped in one `next`: a segment of the
 /// largest size holds at most this many frames, and hops are few.
 const STEPS_MAX: usize = (SEGMENT_BYTES_MAX as usize) / 64 + 1024;
 
-/// Durable samples viewed in place: sample `i` has seq `first_seq + i`.
+/// Durable samples, viewed in place (version 2 segments) or expanded from
+/// the frame's blocks into the cursor's buffer (version 3): sample `i` has
+/// seq `first_seq + i`.
 #[derive(Clone, Copy, Debug)]
 pub struct FrameRef<'a> {
     pub first_seq: u64,
@@ -53,6 +57,9 @@ pub struct Cursor {
     error: Option<FrameError>,
     /// The durable seq the last `next` looked at (see `wait_durable`).
     seen_durable: u64,
+    /// The records of the last version 3 frame handed out; grows to the
+    /// largest frame and keeps its capacity.
+    expanded: Vec<Sample>,
 }
 
 impl Cursor {
@@ -68,6 +75,7 @@ impl Cursor {
             skipped: 0,
             error: None,
             seen_durable: 0,
+            expanded: Vec::new(),
         }
     }
 
@@ -124,14 +132,48 @@ impl Cursor {
         if self.pos >= durable {
             return None;
         }
-        let (first_seq, range, tags_crc) = self.advance()?;
-        let bytes = self.seg.as_ref()?.published().get(range)?;
-        let samples = samples_from_bytes(bytes)?;
-        debug_assert!(!samples.is_empty());
+        // Each round moves past one frame.
+        let (frame, skip) = loop {
+            let (frame, skip) = self.advance()?;
+            let seg = self.seg.as_ref()?;
+            let records = match frame_records(seg.published(), &frame, &mut self.expanded) {
+                Ok(records) => records,
+                Err(e) => {
+                    // parse_frame checked the same bytes: only a mapping
+                    // changed under us gets here.
+                    tracing::error!(
+                        "wal: cursor {}: frame at seq {} of {} failed in memory: {e}",
+                        self.state.name,
+                        frame.first_seq,
+                        seg.path().display()
+                    );
+                    self.error = Some(e);
+                    return None;
+                }
+            };
+            // Sought into a text sample (replay's --from-seq): its head is
+            // before `pos`, so its extensions are not ours.
+            let exts = records
+                .get(skip..)
+                .unwrap_or_default()
+                .iter()
+                .take_while(|r| r.kind_byte() == ValueKind::TextExt as u8)
+                .count();
+            if skip + exts < records.len() {
+                break (frame, skip + exts);
+            }
+        };
+        // The records again, without a second expansion: a version 3
+        // frame's are in `expanded` already.
+        let samples = match frame.body {
+            Body::Records => records_in_place(self.seg.as_ref()?.published(), &frame)?,
+            Body::Blocks => &self.expanded[..],
+        };
+        let samples = samples.get(skip..)?;
         Some(FrameRef {
-            first_seq,
+            first_seq: frame.first_seq + skip as u64,
             samples,
-            tags_crc,
+            tags_crc: frame.tags_crc,
         })
     }
 
@@ -171,9 +213,9 @@ impl Cursor {
         self.seg = None;
     }
 
-    /// Finds the frame holding `pos`; returns its first handed-out seq and
-    /// the byte range of the samples, and moves past the frame.
-    fn advance(&mut self) -> Option<(u64, Range<usize>, u32)> {
+    /// Finds the frame holding `pos`; returns it and how many of its
+    /// records come before `pos`, and moves past the frame.
+    fn advance(&mut self) -> Option<(FrameView, usize)> {
         for _ in 0..STEPS_MAX {
             let seg = match &self.seg {
                 Some(seg) => Arc::clone(seg),
@@ -183,7 +225,8 @@ impl Cursor {
                 }
             };
             let sealed = seg.is_sealed();
-            match parse_frame(seg.published(), self.offset, self.frame_seq, true) {
+            let body = Body::of_segment(seg.published());
+            match parse_frame(body, seg.published(), self.offset, self.frame_seq, true) {
                 Ok(Some(frame)) => {
                     let end_seq = frame.end_seq();
                     self.offset += frame.frame_bytes;
@@ -192,20 +235,9 @@ impl Cursor {
                         continue;
                     }
                     assert!(self.pos >= frame.first_seq);
-                    let count = frame.sample_count as usize;
-                    let mut skip = (self.pos - frame.first_seq) as usize;
-                    // Sought into a text sample (replay's --from-seq): its
-                    // head is before `pos`, so its extensions are not ours.
-                    while skip < count && is_extension(seg.published(), &frame, skip) {
-                        skip += 1;
-                    }
+                    let skip = (self.pos - frame.first_seq) as usize;
                     self.pos = end_seq;
-                    if skip == count {
-                        continue;
-                    }
-                    let start = frame.samples_offset + skip * SAMPLE_SIZE;
-                    let end = frame.samples_offset + count * SAMPLE_SIZE;
-                    return Some((frame.first_seq + skip as u64, start..end, frame.tags_crc));
+                    return Some((frame, skip));
                 }
                 Ok(None) if sealed => self.move_past(&seg)?,
                 Ok(None) => return None,
@@ -269,42 +301,8 @@ impl Cursor {
     }
 }
 
-/// Whether record `index` of `frame` is a text extension record (its kind
-/// byte is the last byte of its tag word, `sample.rs`).
-fn is_extension(segment: &[u8], frame: &FrameView, index: usize) -> bool {
-    const KIND_BYTE_OFFSET: usize = 19;
-    let at = frame.samples_offset + index * SAMPLE_SIZE + KIND_BYTE_OFFSET;
-    segment.get(at) == Some(&(ValueKind::TextExt as u8))
-}
-
 impl Drop for Cursor {
     fn drop(&mut self) {
         self.state.open.store(false, Ordering::Release);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sample::TagId;
-
-    #[test]
-    fn the_kind_byte_is_where_is_extension_looks() {
-        let ext = Sample::text_ext(TagId(0x00AB_CDEF), &[0xFF; 20]);
-        let mut segment = vec![0u8; 64];
-        segment[40..64].copy_from_slice(&ext.to_bytes());
-        let frame = FrameView {
-            first_seq: 0,
-            sample_count: 1,
-            ts_min_ns: 0,
-            ts_max_ns: 0,
-            tags_crc: 0,
-            frame_bytes: 64,
-            samples_offset: 40,
-        };
-        assert!(is_extension(&segment, &frame, 0));
-        segment[40..64].copy_from_slice(&Sample::f64(-1, TagId(0x00FF_FFFF), 0.0).to_bytes());
-        assert!(!is_extension(&segment, &frame, 0));
-        assert!(!is_extension(&segment, &frame, 1), "past the end");
     }
 }

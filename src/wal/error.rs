@@ -3,6 +3,7 @@
 //! writer is finished and the process should restart (recovery then starts
 //! from the last durable point).
 
+use super::format::FORMAT_VERSION_MIN;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -91,8 +92,8 @@ impl fmt::Display for WalError {
                 supported,
             } => write!(
                 f,
-                "wal segment {} is in format {found}, this millrace reads format {supported} \
-                 only: deliver its backlog with the millrace version that wrote it (`millrace \
+                "wal segment {} is in format {found}, this millrace reads formats \
+                 {FORMAT_VERSION_MIN} to {supported}: deliver its backlog with the millrace version that wrote it (`millrace \
                  replay`), then move the WAL directory aside; nothing was changed in it",
                 path.display()
             ),

@@ -5,12 +5,20 @@
 
 #![forbid(unsafe_code)]
 
-use crate::sample::{TextError, SAMPLE_SIZE};
+use super::compact::{self, BlockError, BLOCK_HEADER_BYTES};
+use super::segment::samples_from_bytes;
+use crate::sample::{Sample, TextError, SAMPLE_SIZE};
 
 pub const SEGMENT_MAGIC: [u8; 8] = *b"MLRCWAL\0";
-/// 2: 32-bit quality, tag id and kind sharing a word, text records
-/// (`sample.rs`). 1: one-byte quality and kind, 32-bit tag id.
-pub const FORMAT_VERSION: u16 = 2;
+/// The version new segments get. 3: frame bodies are blocks, runs of
+/// samples stored once with their values packed (`compact.rs`). 2: bodies
+/// are the 24-byte records themselves (32-bit quality, tag id and kind
+/// sharing a word, text records: `sample.rs`); still read, and appended to
+/// when recovery hands a version 2 segment back to the writer. 1: one-byte
+/// quality and kind, 32-bit tag id; refused.
+pub const FORMAT_VERSION: u16 = 3;
+/// The oldest version this millrace reads.
+pub const FORMAT_VERSION_MIN: u16 = 2;
 pub const SEGMENT_HEADER_BYTES: usize = 48;
 /// Frame header (16) + batch header (24) in front of the samples.
 pub const FRAME_OVERHEAD_BYTES: usize = 40;
@@ -48,7 +56,8 @@ impl std::fmt::Display for HeaderError {
             HeaderError::Magic => f.write_str("no millrace WAL magic"),
             HeaderError::Version(v) => write!(
                 f,
-                "format version {v}, this millrace reads version {FORMAT_VERSION}"
+                "format version {v}, this millrace reads versions \
+                 {FORMAT_VERSION_MIN} to {FORMAT_VERSION}"
             ),
             HeaderError::HeaderBytes(n) => {
                 write!(f, "header size {n} is not {SEGMENT_HEADER_BYTES}")
@@ -80,7 +89,7 @@ impl SegmentHeader {
             return Err(HeaderError::Magic);
         }
         let version = u16_at(h, 8);
-        if version != FORMAT_VERSION {
+        if !(FORMAT_VERSION_MIN..=FORMAT_VERSION).contains(&version) {
             return Err(HeaderError::Version(version));
         }
         let header_bytes = u16_at(h, 10);
@@ -110,6 +119,9 @@ pub enum FrameError {
     Seq { expected: u64, found: u64 },
     /// The CRC32C does not match the bytes.
     Crc,
+    /// The CRC holds but the blocks of a version 3 body do not hold
+    /// together, or hold another number of records than the header says.
+    Blocks(BlockError),
     /// The CRC holds but the samples do not: a text head without its
     /// extension records, or an extension without its head. The writer
     /// never cuts a text sample (see pipeline/wal_writer.rs); found by the
@@ -127,7 +139,29 @@ impl std::fmt::Display for FrameError {
                 write!(f, "sequence {found} where {expected} was due")
             }
             FrameError::Crc => write!(f, "CRC32C mismatch"),
+            FrameError::Blocks(e) => write!(f, "blocks do not hold together: {e}"),
             FrameError::Records(e) => write!(f, "samples do not hold together: {e}"),
+        }
+    }
+}
+
+/// How a segment's frame bodies hold their records (by its version).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// Version 2: the records themselves, 24 bytes each.
+    Records,
+    /// Version 3: blocks (`compact.rs`).
+    Blocks,
+}
+
+impl Body {
+    /// The body form of the segment whose bytes start with `segment`'s
+    /// header (checked when the segment was opened or recovered).
+    pub fn of_segment(segment: &[u8]) -> Body {
+        if u16_at(segment, 8) == FORMAT_VERSION_MIN {
+            Body::Records
+        } else {
+            Body::Blocks
         }
     }
 }
@@ -144,8 +178,9 @@ pub struct FrameView {
     pub tags_crc: u32,
     /// The whole frame's length in bytes.
     pub frame_bytes: usize,
-    /// Where the samples start, as an offset into the segment.
+    /// Where the body starts, as an offset into the segment.
     pub samples_offset: usize,
+    pub body: Body,
 }
 
 impl FrameView {
@@ -154,16 +189,56 @@ impl FrameView {
     }
 }
 
-/// Bytes a frame of `count` samples occupies.
+impl FrameView {
+    /// The body's bytes in `segment`.
+    pub fn body<'s>(&self, segment: &'s [u8]) -> Option<&'s [u8]> {
+        let end = self.samples_offset + self.frame_bytes - FRAME_OVERHEAD_BYTES;
+        segment.get(self.samples_offset..end)
+    }
+}
+
+/// The records of `frame` in `segment`: in place for a version 2 body, else
+/// expanded into `scratch` (resized to the record count; its capacity is
+/// kept for the next frame).
+pub fn frame_records<'a>(
+    segment: &'a [u8],
+    frame: &FrameView,
+    scratch: &'a mut Vec<Sample>,
+) -> Result<&'a [Sample], FrameError> {
+    let length = FrameError::Length(frame.frame_bytes as u32);
+    let bytes = frame.body(segment).ok_or(length)?;
+    match frame.body {
+        Body::Records => records_in_place(segment, frame).ok_or(length),
+        Body::Blocks => {
+            scratch.resize(frame.sample_count as usize, Sample::default());
+            compact::expand(bytes, scratch).map_err(FrameError::Blocks)?;
+            Ok(scratch)
+        }
+    }
+}
+
+/// The records of a version 2 `frame`, in place; `None` for a version 3
+/// frame (its records need expanding: `frame_records`).
+pub fn records_in_place<'a>(segment: &'a [u8], frame: &FrameView) -> Option<&'a [Sample]> {
+    match frame.body {
+        Body::Records => samples_from_bytes(frame.body(segment)?),
+        Body::Blocks => None,
+    }
+}
+
+/// Bytes a version 2 frame of `count` samples occupies.
 pub const fn frame_bytes(count: usize) -> usize {
     FRAME_OVERHEAD_BYTES + count * SAMPLE_SIZE
 }
 
-/// Parses the frame at `offset` of `segment`. `Ok(None)` means no frame
-/// starts there: the length is zero (the preallocated zeros) or fewer than 4
-/// bytes are left. With `verify_crc` false only the structure is checked (for
-/// seeks over frames that were checked when they were recovered or written).
+/// Parses the frame at `offset` of `segment`, whose bodies are `body`.
+/// `Ok(None)` means no frame starts there: the length is zero (the
+/// preallocated zeros) or fewer than 4 bytes are left. With `verify_crc`
+/// false only the structure is checked (for seeks over frames that were
+/// checked when they were recovered or written); a version 3 body's blocks
+/// are walked either way (one header per block).
 pub fn parse_frame(
+    body: Body,
     segment: &[u8],
     offset: usize,
     expected_seq: u64,
@@ -181,10 +256,12 @@ pub fn parse_frame(
         .get(..FRAME_OVERHEAD_BYTES)
         .ok_or(FrameError::HeaderTruncated)?;
     let len_usize = len as usize;
-    if len_usize % 8 != 0
-        || len_usize < FRAME_OVERHEAD_BYTES + SAMPLE_SIZE
-        || len_usize > rest.len()
-    {
+    // The smallest body: one record, or one block of one value.
+    let body_min = match body {
+        Body::Records => SAMPLE_SIZE,
+        Body::Blocks => BLOCK_HEADER_BYTES + 8,
+    };
+    if len_usize % 8 != 0 || len_usize < FRAME_OVERHEAD_BYTES + body_min || len_usize > rest.len() {
         return Err(FrameError::Length(len));
     }
     let count = u32_at(header, 16);
@@ -192,7 +269,12 @@ pub fn parse_frame(
     // The writer never numbers a sample past u64::MAX: a frame whose samples
     // would is damage, and `end_seq` must not wrap (nor panic in debug).
     let ends_in_range = first_seq.checked_add(u64::from(count)).is_some();
-    if count == 0 || frame_bytes(count as usize) != len_usize || !ends_in_range {
+    let fits = match body {
+        Body::Records => frame_bytes(count as usize) == len_usize,
+        // Every record takes at least a packed value's 8 bytes.
+        Body::Blocks => (count as usize) <= (len_usize - FRAME_OVERHEAD_BYTES) / 8,
+    };
+    if count == 0 || !fits || !ends_in_range {
         return Err(FrameError::Count(count));
     }
     if first_seq != expected_seq {
@@ -208,6 +290,12 @@ pub fn parse_frame(
             return Err(FrameError::Crc);
         }
     }
+    if body == Body::Blocks {
+        let bytes = rest
+            .get(FRAME_OVERHEAD_BYTES..len_usize)
+            .ok_or(FrameError::Length(len))?;
+        compact::check(bytes, count).map_err(FrameError::Blocks)?;
+    }
     Ok(Some(FrameView {
         first_seq,
         sample_count: count,
@@ -216,20 +304,22 @@ pub fn parse_frame(
         tags_crc: u32_at(header, 20),
         frame_bytes: len_usize,
         samples_offset: offset + FRAME_OVERHEAD_BYTES,
+        body,
     }))
 }
 
-/// The 40 header bytes of a frame over `sample_bytes`, CRC included.
+/// The 40 header bytes of a frame of `count` records over `body_bytes`
+/// (the records themselves, or their blocks), CRC included.
 pub fn encode_frame_header(
     first_seq: u64,
-    sample_bytes: &[u8],
+    count: u32,
+    body_bytes: &[u8],
     ts_min_ns: i64,
     ts_max_ns: i64,
     tags_crc: u32,
 ) -> [u8; FRAME_OVERHEAD_BYTES] {
-    debug_assert!(sample_bytes.len() % SAMPLE_SIZE == 0 && !sample_bytes.is_empty());
-    let count = (sample_bytes.len() / SAMPLE_SIZE) as u32;
-    let len = frame_bytes(count as usize) as u32;
+    debug_assert!(body_bytes.len() % 8 == 0 && !body_bytes.is_empty() && count > 0);
+    let len = (FRAME_OVERHEAD_BYTES + body_bytes.len()) as u32;
     let mut h = [0u8; FRAME_OVERHEAD_BYTES];
     h[0..4].copy_from_slice(&len.to_le_bytes());
     h[8..16].copy_from_slice(&first_seq.to_le_bytes());
@@ -238,7 +328,7 @@ pub fn encode_frame_header(
     h[24..32].copy_from_slice(&ts_min_ns.to_le_bytes());
     h[32..40].copy_from_slice(&ts_max_ns.to_le_bytes());
     let crc = crc32c::crc32c_append(crc32c::crc32c(&h[0..4]), &h[8..]);
-    let crc = crc32c::crc32c_append(crc, sample_bytes);
+    let crc = crc32c::crc32c_append(crc, body_bytes);
     h[4..8].copy_from_slice(&crc.to_le_bytes());
     h
 }
@@ -290,39 +380,46 @@ mod tests {
     fn frame_round_trip_and_rejections() {
         let samples = [7u8; 48];
         let mut seg = vec![0u8; 256];
-        let h = encode_frame_header(10, &samples, -1, 5, 0xC0FF_EE00);
+        let h = encode_frame_header(10, 2, &samples, -1, 5, 0xC0FF_EE00);
         seg[8..48].copy_from_slice(&h);
         seg[48..96].copy_from_slice(&samples);
-        let v = parse_frame(&seg, 8, 10, true).unwrap().unwrap();
+        let v = parse_frame(Body::Records, &seg, 8, 10, true)
+            .unwrap()
+            .unwrap();
         assert_eq!((v.first_seq, v.sample_count, v.end_seq()), (10, 2, 12));
         assert_eq!(
             (v.ts_min_ns, v.ts_max_ns, v.frame_bytes, v.samples_offset),
             (-1, 5, 88, 48)
         );
         assert_eq!(
-            parse_frame(&seg, 8, 11, true).unwrap_err(),
+            parse_frame(Body::Records, &seg, 8, 11, true).unwrap_err(),
             FrameError::Seq {
                 expected: 11,
                 found: 10
             }
         );
-        assert!(parse_frame(&seg, 96, 12, true).unwrap().is_none());
+        assert!(parse_frame(Body::Records, &seg, 96, 12, true)
+            .unwrap()
+            .is_none());
         let mut bad = seg.clone();
         bad[60] ^= 0x10;
-        assert_eq!(parse_frame(&bad, 8, 10, true).unwrap_err(), FrameError::Crc);
-        assert!(parse_frame(&bad, 8, 10, false).is_ok());
         assert_eq!(
-            parse_frame(&seg[..90], 8, 10, true).unwrap_err(),
+            parse_frame(Body::Records, &bad, 8, 10, true).unwrap_err(),
+            FrameError::Crc
+        );
+        assert!(parse_frame(Body::Records, &bad, 8, 10, false).is_ok());
+        assert_eq!(
+            parse_frame(Body::Records, &seg[..90], 8, 10, true).unwrap_err(),
             FrameError::Length(88)
         );
         assert_eq!(
-            parse_frame(&seg[..20], 8, 10, true).unwrap_err(),
+            parse_frame(Body::Records, &seg[..20], 8, 10, true).unwrap_err(),
             FrameError::HeaderTruncated
         );
         let mut huge = seg.clone();
         huge[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(
-            parse_frame(&huge, 8, 10, true),
+            parse_frame(Body::Records, &huge, 8, 10, true),
             Err(FrameError::Length(_))
         ));
     }
@@ -336,9 +433,9 @@ mod tests {
             (u64::MAX - 1, false),
             (u64::MAX, false),
         ] {
-            seg[..40].copy_from_slice(&encode_frame_header(first, &samples, 0, 0, 0));
+            seg[..40].copy_from_slice(&encode_frame_header(first, 2, &samples, 0, 0, 0));
             seg[40..88].copy_from_slice(&samples);
-            let parsed = parse_frame(&seg, 0, first, true);
+            let parsed = parse_frame(Body::Records, &seg, 0, first, true);
             if ok {
                 assert_eq!(parsed.unwrap().unwrap().end_seq(), u64::MAX);
             } else {

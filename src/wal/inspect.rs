@@ -20,12 +20,12 @@ use serde::Serialize;
 
 use super::checkpoint;
 use super::error::WalError;
-use super::format::{parse_frame, FrameError, SegmentHeader};
+use super::format::{frame_records, parse_frame, Body, FrameError, SegmentHeader};
 use super::inspect_tags::{self, Coverage, TagTableInfo};
 use super::recovery::segment_seq;
 use super::scan::{describe_tail, scan_segment, ScanStop};
-use super::segment::{samples_from_bytes, Segment};
-use crate::sample::{record_span, text_at, Sample, SAMPLE_SIZE};
+use super::segment::Segment;
+use crate::sample::{record_span, text_at, Sample};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Inspection {
@@ -258,15 +258,14 @@ fn walk_samples(bytes: &[u8], first_seq: u64, frames: u64, coverage: &mut Covera
     let mut walked = Walked::default();
     let mut offset = super::format::SEGMENT_HEADER_BYTES;
     let mut seq = first_seq;
+    let body = Body::of_segment(bytes);
+    let mut expanded = Vec::new();
     for _ in 0..frames {
-        let Ok(Some(frame)) = parse_frame(bytes, offset, seq, false) else {
+        let Ok(Some(frame)) = parse_frame(body, bytes, offset, seq, false) else {
             break;
         };
         coverage.note(&frame);
-        let body = bytes.get(
-            frame.samples_offset..frame.samples_offset + SAMPLE_SIZE * frame.sample_count as usize,
-        );
-        if let Some(samples) = body.and_then(samples_from_bytes) {
+        if let Ok(samples) = frame_records(bytes, &frame, &mut expanded) {
             if let Err(error) = walk_frame(samples, frame.first_seq, &mut walked) {
                 walked.broken.get_or_insert((offset, error));
             }

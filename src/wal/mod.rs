@@ -6,7 +6,7 @@
 //! sees a frame that is not durable. It must never skip a corrupt frame
 //! silently, never retry a failed sync, and never map a sparse file.
 //!
-//! # On-disk format (version 2, all integers little-endian)
+//! # On-disk format (version 3, all integers little-endian)
 //!
 //! A directory holds segment files named by the first sequence number they
 //! hold (`00000000000000000000.wal`, 20 digits), cursor checkpoints
@@ -18,7 +18,7 @@
 //! ```text
 //! struct SegmentHeader {          // offset 0, 48 bytes
 //!     magic: [u8; 8],             // b"MLRCWAL\0"
-//!     version: u16,               // 2 (1: one-byte quality, 32-bit tag id)
+//!     version: u16,               // 3 (2: bodies are records; 1: refused)
 //!     header_bytes: u16,          // 48
 //!     reserved0: u32,             // 0
 //!     first_seq: u64,             // == the number in the file name
@@ -27,11 +27,13 @@
 //!     header_crc: u32,            // CRC32C (Castagnoli) of bytes 0..44
 //! }
 //! struct Frame {                  // at 48, then back to back; every offset 8-aligned
-//!     frame_bytes: u32,           // 40 + 24 * sample_count; 0 = no more frames
+//!     frame_bytes: u32,           // 40 + the body's bytes; 0 = no more frames
 //!     frame_crc: u32,             // CRC32C of bytes 0..4, then 8..frame_bytes
-//!     first_seq: u64,             // seq of samples[0]; samples[i] has first_seq + i
+//!     first_seq: u64,             // seq of record 0; record i has first_seq + i
 //!     batch: BatchHeader,
-//!     samples: [Sample; sample_count],   // 24 bytes each (sample.rs), in place
+//!     body: [Block],              // version 3: blocks (compact.rs), about 8 bytes
+//!                                 // a sample of a response; version 2:
+//!                                 // [Sample; sample_count], 24 bytes each
 //! }
 //! struct BatchHeader {            // 24 bytes
 //!     sample_count: u32,          // >= 1 (records: text samples take several)
@@ -39,9 +41,10 @@
 //!     ts_min_ns: i64,             // smallest Sample::ts_ns of a row in the batch
 //!     ts_max_ns: i64,             // largest (text extension records hold text there)
 //! }
-//! struct Checkpoint {             // cursor.NAME.ckpt, 32 bytes
+//! struct Checkpoint {             // cursor.NAME.ckpt: two of these, at 0 and
+//!                                 // 4096 (checkpoint.rs); the higher valid one holds
 //!     magic: [u8; 8],             // b"MLRCCKP\0"
-//!     version: u16,               // 1
+//!     version: u16,               // 2 (1: a 32-byte file of one slot)
 //!     reserved: [u8; 6],
 //!     next_seq: u64,              // every seq below this was delivered by the sink
 //!     reserved: u32,
@@ -56,12 +59,25 @@
 //! segment's name begins (the writer syncs a segment before it starts the
 //! next one, so every sealed segment is complete on disk).
 //!
-//! Zero-copy view: frames are 8-aligned inside a page-aligned mapping and
+//! Reading a frame: a version 3 body is checked block by block against its
+//! bytes and the record count (`compact::check`, in `parse_frame`) and
+//! expanded into the reader's reused buffer of `Sample`s (`compact::expand`):
+//! one pass that writes 24 bytes a record into memory the reader owns, after
+//! reading about a third of that from the page cache. A version 2 body is
+//! viewed in place: frames are 8-aligned inside a page-aligned mapping and
 //! `Sample` is `repr(C)`, 24 bytes, align 8, with no implicit padding and no
 //! invalid bit patterns, so a validated byte range is viewed as `&[Sample]`
-//! by one audited cast in `segment.rs` (no rkyv: the archived form of a POD of
-//! little-endian integers would be these same bytes, and the CRC, length and
-//! alignment checks are what validation means here).
+//! by one audited cast in `segment.rs`. No rkyv: its archived form of a POD
+//! of little-endian integers would be these same bytes, and a packed run is
+//! not a layout it can view without expanding either; the CRC, length and
+//! block checks are what validation means here.
+//!
+//! Why blocks: the samples of one response share a time, a quality and a
+//! kind, and count up through consecutive tag ids. Stored once per run with
+//! the values packed, they cost 8 bytes a sample and a 24-byte block header
+//! instead of 24 bytes each: a third of the bytes to copy into the page
+//! cache, checksum, sync, read back and free, and a third of the disk
+//! writes, which matters to the flash of an edge box.
 //!
 //! # Threads
 //!
@@ -72,8 +88,9 @@
 //! writer's thread; their blocks are freed on the `wal-reclaim` thread, a
 //! MiB at a time, once no cursor holds them (`reclaimer.rs` says why).
 //!
-//! The writer puts each frame into the preallocated file with one pwritev
-//! (one copy, from the caller's slice into the page cache) rather than by
+//! The writer encodes a frame's blocks into a reused buffer, then puts the
+//! frame into the preallocated file with one pwritev (one copy, from that
+//! buffer into the page cache) rather than by
 //! stores into the mapping: on ext4 a store to each fresh page of an
 //! unwritten extent costs a page_mkwrite fault, which halved append
 //! throughput here (see `segment.rs`). Reads - cursors and recovery - are
@@ -92,6 +109,7 @@
 //! ```
 
 mod checkpoint;
+mod compact;
 mod cursor;
 mod error;
 mod format;
@@ -107,9 +125,12 @@ mod shared;
 mod syncer;
 mod writer;
 
+pub use compact::BLOCK_HEADER_BYTES;
 pub use cursor::{Cursor, FrameRef};
 pub use error::WalError;
-pub use format::{FrameError, FORMAT_VERSION, FRAME_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES};
+pub use format::{
+    FrameError, FORMAT_VERSION, FORMAT_VERSION_MIN, FRAME_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES,
+};
 pub use inspect::{inspect, render_text, Anomaly, CursorInfo, Inspection, SegmentInfo, TextInfo};
 pub use inspect_tags::TagTableInfo;
 pub use recovery::{RecoveryReport, SetAside, TailCut};

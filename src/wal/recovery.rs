@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::checkpoint::{self, CheckpointFile};
+use super::compact::{BLOCK_HEADER_BYTES, BLOCK_RECORDS_MAX};
 use super::error::WalError;
 use super::format::{
     FrameError, HeaderError, SegmentHeader, FORMAT_VERSION, FRAME_OVERHEAD_BYTES,
@@ -100,9 +101,20 @@ pub(crate) fn validate(cfg: &WalConfig) -> Result<(), WalError> {
     Ok(())
 }
 
-/// Samples a segment of `len` bytes can hold at most.
+/// Samples one frame in a segment of `len` bytes can hold at most, in
+/// either body form (a version 3 body is at most one block header longer
+/// than the records: `compact::body_bytes_max`).
 pub(crate) fn capacity(len: u64) -> u64 {
-    len.saturating_sub((SEGMENT_HEADER_BYTES + FRAME_OVERHEAD_BYTES) as u64) / SAMPLE_SIZE as u64
+    let overhead = SEGMENT_HEADER_BYTES + FRAME_OVERHEAD_BYTES + BLOCK_HEADER_BYTES;
+    let records = len.saturating_sub(overhead as u64) / SAMPLE_SIZE as u64;
+    records.min(BLOCK_RECORDS_MAX as u64)
+}
+
+/// More records than a segment of `len` bytes can hold in any form: every
+/// record takes at least a packed value's 8 bytes. A set-aside segment's
+/// seqs end below its first seq plus this.
+fn records_bound(len: u64) -> u64 {
+    len / 8
 }
 
 pub(crate) fn recover(cfg: &WalConfig) -> Result<Recovered, WalError> {
@@ -312,7 +324,7 @@ fn scan_all(
             }
             Err(why) => {
                 let len = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-                seq_floor = seq_floor.max(seq.saturating_add(capacity(len)));
+                seq_floor = seq_floor.max(seq.saturating_add(records_bound(len)));
                 report
                     .set_aside
                     .push(set_aside(path, 0, format!("segment header: {why}"))?);

@@ -3,7 +3,8 @@
 //! frame's CRC is checked; a frame that fails in the newest segment is the
 //! tail (being written now, or torn by a crash: recovery cuts it) and ends
 //! the walk quietly, while one that fails in a sealed segment is corruption
-//! and is reported. Frames are handed out zero-copy from read-only mappings,
+//! and is reported. Frames are handed out from read-only mappings (in place
+//! for version 2 segments, expanded from their blocks for version 3),
 //! clipped to the requested seq range.
 
 #![forbid(unsafe_code)]
@@ -13,10 +14,11 @@ use std::path::Path;
 
 use super::error::WalError;
 use super::format::{
-    parse_frame, HeaderError, SegmentHeader, FORMAT_VERSION, SEGMENT_HEADER_BYTES,
+    frame_records, parse_frame, Body, HeaderError, SegmentHeader, FORMAT_VERSION,
+    SEGMENT_HEADER_BYTES,
 };
 use super::recovery::segment_seq;
-use super::segment::{samples_from_bytes, Segment};
+use super::segment::Segment;
 use crate::sample::Sample;
 
 /// How a walk ended.
@@ -48,6 +50,7 @@ where
         .collect();
     segments.sort();
     let mut walked = Walked::default();
+    let mut expanded = Vec::new();
     for (index, (first_seq, name)) in segments.iter().enumerate() {
         let next_first = segments.get(index + 1).map(|s| s.0);
         if next_first.is_some_and(|n| n <= from) || *first_seq >= to {
@@ -77,9 +80,10 @@ where
         }
         let mut offset = SEGMENT_HEADER_BYTES;
         let mut seq = *first_seq;
+        let body = Body::of_segment(bytes);
         // At most one frame per 64 bytes: the loop is bounded by the file.
         for _ in 0..bytes.len() / 64 + 1 {
-            let frame = match parse_frame(bytes, offset, seq, true) {
+            let frame = match parse_frame(body, bytes, offset, seq, true) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
                 Err(e) => {
@@ -95,11 +99,12 @@ where
             offset += frame.frame_bytes;
             seq = frame.end_seq();
             walked.end_seq = seq;
-            let body = bytes
-                .get(frame.samples_offset..frame.samples_offset + 24 * frame.sample_count as usize);
-            let Some(samples) = body.and_then(samples_from_bytes) else {
-                walked.stopped_at = Some(format!("{name} offset {offset}: misaligned frame"));
-                return Ok(walked);
+            let samples = match frame_records(bytes, &frame, &mut expanded) {
+                Ok(samples) => samples,
+                Err(e) => {
+                    walked.stopped_at = Some(format!("{name} offset {offset}: {e}"));
+                    return Ok(walked);
+                }
             };
             let lo = from.max(frame.first_seq);
             let hi = to.min(frame.end_seq());

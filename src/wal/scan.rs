@@ -4,7 +4,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::format::{parse_frame, FrameError, SegmentHeader, SEGMENT_HEADER_BYTES};
+use super::format::{parse_frame, Body, FrameError, SegmentHeader, SEGMENT_HEADER_BYTES};
 
 /// How the walk ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +43,13 @@ pub fn scan_segment(segment: &[u8], first_seq: u64) -> SegmentScan {
     };
     let frames_max = segment.len() / 64 + 1;
     for _ in 0..frames_max {
-        match parse_frame(segment, scan.valid_end, scan.end_seq, true) {
+        match parse_frame(
+            Body::of_segment(segment),
+            segment,
+            scan.valid_end,
+            scan.end_seq,
+            true,
+        ) {
             Ok(None) => return scan,
             Ok(Some(frame)) => {
                 scan.frames += 1;
@@ -157,12 +163,21 @@ pub fn fuzz_segment(data: &[u8]) {
     let check = check_frames(&seg);
     let Some(scan) = check.scan else { return };
     // Every frame the walk counted parses again, back to back, in sequence.
+    // A version 3 frame's records come out whole: blocks that passed the
+    // check expand to exactly the frame's count. (A version 2 body is
+    // viewed in place, which needs an 8-aligned buffer this copy may not be.)
     let (mut at, mut seq) = (SEGMENT_HEADER_BYTES, scan.first_seq);
+    let mut expanded = Vec::new();
     for _ in 0..scan.frames {
-        let frame = parse_frame(&seg, at, seq, true)
+        let frame = parse_frame(Body::of_segment(&seg), &seg, at, seq, true)
             .ok()
             .flatten()
             .expect("a counted frame");
+        if frame.body == Body::Blocks {
+            let records = super::format::frame_records(&seg, &frame, &mut expanded);
+            let count = records.map(|r| r.len()).expect("a counted frame's records");
+            assert_eq!(count, frame.sample_count as usize);
+        }
         at += frame.frame_bytes;
         seq = frame.end_seq();
     }
@@ -185,7 +200,7 @@ fn fix_frame_crcs(seg: &mut [u8]) {
     };
     let (mut at, mut seq) = (SEGMENT_HEADER_BYTES, header.first_seq);
     for _ in 0..seg.len() / 64 + 1 {
-        let Ok(Some(frame)) = parse_frame(seg, at, seq, false) else {
+        let Ok(Some(frame)) = parse_frame(Body::of_segment(seg), seg, at, seq, false) else {
             return;
         };
         let end = at + frame.frame_bytes;

@@ -12,9 +12,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::compact;
 use super::cursor::Cursor;
 use super::error::WalError;
-use super::format::{encode_frame_header, frame_bytes, SEGMENT_HEADER_BYTES};
+use super::format::{encode_frame_header, Body, FRAME_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES};
 use super::reclaimer::Reclaimer;
 use super::recovery::{self, capacity, RecoveryReport};
 use super::segment::{sample_bytes, SegmentWriter};
@@ -77,6 +78,9 @@ pub struct Wal {
     syncer: Option<Syncer>,
     /// Stamped on every frame: the CRC32C of the tag table in force.
     tags_crc: u32,
+    /// The body of the frame being appended, when the active segment's
+    /// bodies are blocks; grows to the largest frame and keeps its capacity.
+    blocks: Vec<u8>,
 }
 
 impl Wal {
@@ -102,6 +106,7 @@ impl Wal {
             reclaimer: Reclaimer::start(),
             syncer: None,
             tags_crc: 0,
+            blocks: Vec::new(),
         };
         Ok((wal, r.report))
     }
@@ -181,21 +186,36 @@ impl Wal {
                 max: self.max_batch_samples(),
             });
         }
-        let need = frame_bytes(samples.len());
-        let fits = |w: &SegmentWriter, offset: usize| offset + need <= w.segment().len();
+        // A batch of `max_batch_samples` fits an empty segment in either
+        // form (`capacity` leaves room for a block header).
+        let worst = FRAME_OVERHEAD_BYTES + compact::body_bytes_max(samples.len());
+        let fits =
+            |w: &SegmentWriter, offset: usize, need: usize| offset + need <= w.segment().len();
         if !self
             .active
             .as_ref()
-            .is_some_and(|w| fits(w, self.write_offset))
+            .is_some_and(|w| fits(w, self.write_offset, worst))
         {
             self.roll()?;
         }
         let offset = self.write_offset;
         let w = self.active.as_mut().ok_or(WalError::Stopped)?;
-        assert!(fits(w, offset) && offset % 8 == 0);
-        let body = sample_bytes(samples);
-        let (ts_min, ts_max) = ts_range(samples);
-        let header = encode_frame_header(first_seq, body, ts_min, ts_max, self.tags_crc);
+        let (body, ts_min, ts_max) = match Body::of_segment(w.bytes()) {
+            Body::Records => {
+                let (ts_min, ts_max) = ts_range(samples);
+                (sample_bytes(samples), ts_min, ts_max)
+            }
+            Body::Blocks => {
+                self.blocks.clear();
+                let (ts_min, ts_max) =
+                    compact::encode(samples, &mut self.blocks).unwrap_or((i64::MAX, i64::MIN));
+                (&self.blocks[..], ts_min, ts_max)
+            }
+        };
+        let need = FRAME_OVERHEAD_BYTES + body.len();
+        assert!(fits(w, offset, need) && offset % 8 == 0);
+        let count = samples.len() as u32;
+        let header = encode_frame_header(first_seq, count, body, ts_min, ts_max, self.tags_crc);
         // One write for the frame; a crash inside it leaves a torn frame
         // that the CRC rejects and recovery cuts.
         if let Err(source) = w.write_at(offset, &header, body) {
