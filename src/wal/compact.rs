@@ -83,13 +83,18 @@ pub const fn body_bytes_max(records: usize) -> usize {
     BLOCK_HEADER_BYTES * records.div_ceil(BLOCK_RECORDS_MAX) + SAMPLE_SIZE * records
 }
 
-/// Appends the blocks of `records` to `out` (which the caller clears and
-/// reuses: it grows to the largest frame and stays). Returns the body's
-/// smallest and largest time stamp of a row (`Sample::ts_ns` of every
-/// record but text extensions, which hold text there), or `None` if there
-/// is no row.
-pub fn encode(records: &[Sample], out: &mut Vec<u8>) -> Option<(i64, i64)> {
-    out.reserve(body_bytes_max(records.len()));
+/// Writes the blocks of `records` at the front of `out`, growing it to
+/// `body_bytes_max` if it is shorter (the caller keeps it: it grows to the
+/// largest frame and is never zero-filled again), and returns the body's
+/// length and the smallest and largest time stamp of a row (`Sample::ts_ns`
+/// of every record but text extensions, which hold text there), or `None`
+/// if there is no row.
+pub fn encode(records: &[Sample], out: &mut Vec<u8>) -> (usize, Option<(i64, i64)>) {
+    let max = body_bytes_max(records.len());
+    if out.len() < max {
+        out.resize(max, 0);
+    }
+    let mut w = Writer { out, at: 0 };
     let mut ts: Option<(i64, i64)> = None;
     let mut note_ts = |t: i64| {
         ts = Some(ts.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
@@ -100,8 +105,8 @@ pub fn encode(records: &[Sample], out: &mut Vec<u8>) -> Option<(i64, i64)> {
     while let Some(first) = records.get(at) {
         let end = run_end(records, at);
         if end - at >= RUN_MIN {
-            put_records(records, loose.clone(), out);
-            put_run(records.get(at..end).unwrap_or_default(), out);
+            w.records(records.get(loose.clone()).unwrap_or_default());
+            w.run(records.get(at..end).unwrap_or_default());
             note_ts(first.ts_ns);
             loose = end..end;
         } else {
@@ -114,8 +119,8 @@ pub fn encode(records: &[Sample], out: &mut Vec<u8>) -> Option<(i64, i64)> {
         }
         at = end;
     }
-    put_records(records, loose, out);
-    ts
+    w.records(records.get(loose).unwrap_or_default());
+    (w.at, ts)
 }
 
 /// End (exclusive) of the run starting at `records[at]`: the same time,
@@ -155,29 +160,55 @@ fn may_run(record: &Sample) -> bool {
     )
 }
 
-fn put_header(out: &mut Vec<u8>, count: usize, form: u8, run: Option<&Sample>) {
-    let count_form = count as u32 | u32::from(form) << 24;
-    let (quality, tag_kind, ts_ns) = run.map_or((0, 0, 0), |s| (s.quality, s.tag_kind, s.ts_ns));
-    out.extend_from_slice(&count_form.to_le_bytes());
-    out.extend_from_slice(&quality.to_le_bytes());
-    out.extend_from_slice(&tag_kind.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&ts_ns.to_le_bytes());
+/// Writes blocks into a buffer of `body_bytes_max` bytes for the records
+/// they come from, so no write can fall outside it.
+struct Writer<'o> {
+    out: &'o mut [u8],
+    at: usize,
 }
 
-fn put_run(run: &[Sample], out: &mut Vec<u8>) {
-    put_header(out, run.len(), FORM_RUN, run.first());
-    for member in run {
-        out.extend_from_slice(&member.value.to_le_bytes());
+impl Writer<'_> {
+    fn header(&mut self, count: usize, form: u8, run: Option<&Sample>) {
+        let count_form = count as u32 | u32::from(form) << 24;
+        let (quality, tag_kind, ts_ns) =
+            run.map_or((0, 0, 0), |s| (s.quality, s.tag_kind, s.ts_ns));
+        let mut header = [0u8; BLOCK_HEADER_BYTES];
+        header[0..4].copy_from_slice(&count_form.to_le_bytes());
+        header[4..8].copy_from_slice(&quality.to_le_bytes());
+        header[8..12].copy_from_slice(&tag_kind.to_le_bytes());
+        header[16..24].copy_from_slice(&ts_ns.to_le_bytes());
+        self.put(&header);
     }
-}
 
-fn put_records(records: &[Sample], range: std::ops::Range<usize>, out: &mut Vec<u8>) {
-    let loose = records.get(range).unwrap_or_default();
-    for chunk in loose.chunks(BLOCK_RECORDS_MAX) {
-        put_header(out, chunk.len(), FORM_RECORDS, None);
-        for record in chunk {
-            out.extend_from_slice(&record.to_bytes());
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.at + bytes.len();
+        if let Some(slot) = self.out.get_mut(self.at..end) {
+            slot.copy_from_slice(bytes);
+        }
+        self.at = end;
+    }
+
+    fn run(&mut self, run: &[Sample]) {
+        self.header(run.len(), FORM_RUN, run.first());
+        let end = self.at + run.len() * VALUE_BYTES;
+        if let Some(values) = self.out.get_mut(self.at..end) {
+            for (slot, member) in values.chunks_exact_mut(VALUE_BYTES).zip(run) {
+                slot.copy_from_slice(&member.value.to_le_bytes());
+            }
+        }
+        self.at = end;
+    }
+
+    fn records(&mut self, records: &[Sample]) {
+        for chunk in records.chunks(BLOCK_RECORDS_MAX) {
+            self.header(chunk.len(), FORM_RECORDS, None);
+            let end = self.at + chunk.len() * SAMPLE_SIZE;
+            if let Some(slots) = self.out.get_mut(self.at..end) {
+                for (slot, record) in slots.chunks_exact_mut(SAMPLE_SIZE).zip(chunk) {
+                    slot.copy_from_slice(&record.to_bytes());
+                }
+            }
+            self.at = end;
         }
     }
 }
@@ -351,8 +382,9 @@ mod tests {
     }
 
     fn round_trip(records: &[Sample]) -> Vec<u8> {
-        let mut body = Vec::new();
-        encode(records, &mut body);
+        let mut body = vec![0xEE; 7]; // a buffer kept from a longer frame
+        let (len, _) = encode(records, &mut body);
+        body.truncate(len);
         assert_eq!(body.len() % 8, 0);
         assert!(body.len() <= body_bytes_max(records.len()));
         check(&body, records.len() as u32).unwrap();
@@ -410,8 +442,8 @@ mod tests {
         write_text(&mut records, 50, TagId(1), Quality::GOOD, &[0xFF; 100], 100);
         records.extend(run(40, 9, 4, Quality::GOOD));
         let mut body = Vec::new();
-        assert_eq!(encode(&records, &mut body), Some((40, 50)));
-        assert_eq!(encode(&[], &mut Vec::new()), None);
+        assert_eq!(encode(&records, &mut body).1, Some((40, 50)));
+        assert_eq!(encode(&[], &mut Vec::new()), (0, None));
     }
 
     #[test]

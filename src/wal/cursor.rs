@@ -57,8 +57,8 @@ pub struct Cursor {
     error: Option<FrameError>,
     /// The durable seq the last `next` looked at (see `wait_durable`).
     seen_durable: u64,
-    /// The records of the last version 3 frame handed out; grows to the
-    /// largest frame and keeps its capacity.
+    /// The records of the last version 3 frame handed out, at its front;
+    /// grows to the largest frame and stays.
     expanded: Vec<Sample>,
 }
 
@@ -167,7 +167,7 @@ impl Cursor {
         // frame's are in `expanded` already.
         let samples = match frame.body {
             Body::Records => records_in_place(self.seg.as_ref()?.published(), &frame)?,
-            Body::Blocks => &self.expanded[..],
+            Body::Blocks => self.expanded.get(..frame.sample_count as usize)?,
         };
         let samples = samples.get(skip..)?;
         Some(FrameRef {

@@ -198,8 +198,8 @@ impl FrameView {
 }
 
 /// The records of `frame` in `segment`: in place for a version 2 body, else
-/// expanded into `scratch` (resized to the record count; its capacity is
-/// kept for the next frame).
+/// expanded into the front of `scratch` (grown to the record count if it is
+/// shorter, and kept for the next frame).
 pub fn frame_records<'a>(
     segment: &'a [u8],
     frame: &FrameView,
@@ -210,9 +210,14 @@ pub fn frame_records<'a>(
     match frame.body {
         Body::Records => records_in_place(segment, frame).ok_or(length),
         Body::Blocks => {
-            scratch.resize(frame.sample_count as usize, Sample::default());
-            compact::expand(bytes, scratch).map_err(FrameError::Blocks)?;
-            Ok(scratch)
+            let count = frame.sample_count as usize;
+            // Grown, never shrunk: filled with defaults only when it grows.
+            if scratch.len() < count {
+                scratch.resize(count, Sample::default());
+            }
+            let records = scratch.get_mut(..count).ok_or(length)?;
+            compact::expand(bytes, records).map_err(FrameError::Blocks)?;
+            Ok(records)
         }
     }
 }

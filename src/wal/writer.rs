@@ -79,7 +79,7 @@ pub struct Wal {
     /// Stamped on every frame: the CRC32C of the tag table in force.
     tags_crc: u32,
     /// The body of the frame being appended, when the active segment's
-    /// bodies are blocks; grows to the largest frame and keeps its capacity.
+    /// bodies are blocks; grows to the largest frame and stays.
     blocks: Vec<u8>,
 }
 
@@ -206,10 +206,9 @@ impl Wal {
                 (sample_bytes(samples), ts_min, ts_max)
             }
             Body::Blocks => {
-                self.blocks.clear();
-                let (ts_min, ts_max) =
-                    compact::encode(samples, &mut self.blocks).unwrap_or((i64::MAX, i64::MIN));
-                (&self.blocks[..], ts_min, ts_max)
+                let (len, ts) = compact::encode(samples, &mut self.blocks);
+                let (ts_min, ts_max) = ts.unwrap_or((i64::MAX, i64::MIN));
+                (self.blocks.get(..len).unwrap_or_default(), ts_min, ts_max)
             }
         };
         let need = FRAME_OVERHEAD_BYTES + body.len();
