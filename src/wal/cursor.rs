@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use super::error::WalError;
 use super::format::{
-    frame_records, parse_frame, records_in_place, Body, FrameError, FrameView, SEGMENT_BYTES_MAX,
-    SEGMENT_HEADER_BYTES,
+    frame_records, parse_frame, records_in_place, Body, FrameError, FrameView,
+    FRAME_OVERHEAD_BYTES, SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES,
 };
 use super::segment::Segment;
 use super::shared::{CursorState, Shared};
@@ -141,12 +141,8 @@ impl Cursor {
                 Err(e) => {
                     // parse_frame checked the same bytes: only a mapping
                     // changed under us gets here.
-                    tracing::error!(
-                        "wal: cursor {}: frame at seq {} of {} failed in memory: {e}",
-                        self.state.name,
-                        frame.first_seq,
-                        seg.path().display()
-                    );
+                    let at = frame.samples_offset - FRAME_OVERHEAD_BYTES;
+                    log_failed(&self.state.name, at, seg.path(), &e);
                     self.error = Some(e);
                     return None;
                 }
@@ -242,12 +238,7 @@ impl Cursor {
                 Ok(None) if sealed => self.move_past(&seg)?,
                 Ok(None) => return None,
                 Err(e) => {
-                    tracing::error!(
-                        "wal: cursor {}: frame at {} of {} failed in memory: {e}",
-                        self.state.name,
-                        self.offset,
-                        seg.path().display()
-                    );
+                    log_failed(&self.state.name, self.offset, seg.path(), &e);
                     self.error = Some(e);
                     return None;
                 }
@@ -299,6 +290,13 @@ impl Cursor {
         self.frame_seq = seg.first_seq();
         self.seg = Some(seg);
     }
+}
+
+fn log_failed(cursor: &str, offset: usize, path: &std::path::Path, error: &FrameError) {
+    tracing::error!(
+        "wal: cursor {cursor}: frame at {offset} of {} failed in memory: {error}",
+        path.display()
+    );
 }
 
 impl Drop for Cursor {
