@@ -239,9 +239,10 @@ pub const fn frame_bytes(count: usize) -> usize {
 /// Parses the frame at `offset` of `segment`, whose bodies are `body`.
 /// `Ok(None)` means no frame starts there: the length is zero (the
 /// preallocated zeros) or fewer than 4 bytes are left. With `verify_crc`
-/// false only the structure is checked (for seeks over frames that were
-/// checked when they were recovered or written); a version 3 body's blocks
-/// are walked either way (one header per block).
+/// false only the header's structure is checked (for seeks over frames
+/// that were checked when they were recovered or written); with it, a
+/// version 3 body's blocks are walked too, after the CRC (one header per
+/// block), so damage reads as a CRC failure first.
 pub fn parse_frame(
     body: Body,
     segment: &[u8],
@@ -295,7 +296,7 @@ pub fn parse_frame(
             return Err(FrameError::Crc);
         }
     }
-    if body == Body::Blocks {
+    if verify_crc && body == Body::Blocks {
         let bytes = rest
             .get(FRAME_OVERHEAD_BYTES..len_usize)
             .ok_or(FrameError::Length(len))?;
