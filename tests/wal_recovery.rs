@@ -503,3 +503,24 @@ fn responses_are_stored_packed_and_read_back_exactly() {
     assert_eq!(report.next_seq, appended.len() as u64);
     assert!(read_all(&wal) == appended);
 }
+
+/// A segment is filled by what its frames take on disk, not by what their
+/// records would take unpacked: runs of 125 values (1,064-byte frames) fill
+/// a 16 KiB segment with 15 frames, where 24 bytes a record would fit 5.
+#[test]
+fn segments_fill_with_packed_frames() {
+    use millrace::sample::{Quality, Sample, TagId, ValueKind};
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = reopen(tmp.path());
+    for frame in 0..30i64 {
+        let batch: Vec<Sample> = (0..125)
+            .map(|i| Sample::new(frame, TagId(i), Quality::GOOD, ValueKind::U64, 7))
+            .collect();
+        wal.append(&batch).unwrap();
+    }
+    wal.commit().unwrap();
+    let per_segment = (SEG as usize - SEGMENT_HEADER_BYTES) / (FRAME_OVERHEAD_BYTES + 24 + 1000);
+    assert_eq!(per_segment, 15);
+    assert_eq!(segment_files(tmp.path()).len(), 2);
+    assert_eq!(wal.stats().segments_created, 2);
+}

@@ -111,7 +111,7 @@ pub fn encode(records: &[Sample], out: &mut Vec<u8>) -> (usize, Option<(i64, i64
             loose = end..end;
         } else {
             for r in records.get(at..end).unwrap_or_default() {
-                if r.kind_byte() != ValueKind::TextExt as u8 {
+                if r.is_row() {
                     note_ts(r.ts_ns);
                 }
             }

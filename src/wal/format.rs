@@ -187,9 +187,7 @@ impl FrameView {
     pub fn end_seq(&self) -> u64 {
         self.first_seq + u64::from(self.sample_count)
     }
-}
 
-impl FrameView {
     /// The body's bytes in `segment`.
     pub fn body<'s>(&self, segment: &'s [u8]) -> Option<&'s [u8]> {
         let end = self.samples_offset + self.frame_bytes - FRAME_OVERHEAD_BYTES;

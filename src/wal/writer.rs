@@ -24,6 +24,15 @@ use super::syncer::{self, Syncer};
 use crate::config::{SyncMode, WalConfig, WhenFull};
 use crate::sample::Sample;
 
+/// A frame body ready to write (`Wal::encode`).
+#[derive(Clone, Copy)]
+struct Encoded {
+    form: Body,
+    len: usize,
+    ts_min: i64,
+    ts_max: i64,
+}
+
 /// Where an append landed: its samples have seqs `first_seq..end_seq`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Appended {
@@ -186,33 +195,38 @@ impl Wal {
                 max: self.max_batch_samples(),
             });
         }
-        // A batch of `max_batch_samples` fits an empty segment in either
-        // form (`capacity` leaves room for a block header).
-        let worst = FRAME_OVERHEAD_BYTES + compact::body_bytes_max(samples.len());
-        let fits =
-            |w: &SegmentWriter, offset: usize, need: usize| offset + need <= w.segment().len();
-        if !self
-            .active
-            .as_ref()
-            .is_some_and(|w| fits(w, self.write_offset, worst))
-        {
-            self.roll()?;
+        // Encoded for the active segment's form, rolled if the actual frame
+        // does not fit; encoded again only if the new segment's form differs
+        // (once, after a version 2 segment). A batch of `max_batch_samples`
+        // fits an empty segment in either form (`capacity`).
+        let form_of = |w: &SegmentWriter| Body::of_segment(w.bytes());
+        let mut encoded = None;
+        if let Some(form) = self.active.as_ref().map(form_of) {
+            encoded = Some(self.encode(form, samples));
         }
+        let fits_active = encoded.is_some_and(|e| {
+            let end = self.write_offset + FRAME_OVERHEAD_BYTES + e.len;
+            self.active
+                .as_ref()
+                .is_some_and(|w| end <= w.segment().len())
+        });
+        if !fits_active {
+            self.roll()?;
+            let form = self.active.as_ref().map(form_of).ok_or(WalError::Stopped)?;
+            if encoded.is_none_or(|e| e.form != form) {
+                encoded = Some(self.encode(form, samples));
+            }
+        }
+        let e = encoded.ok_or(WalError::Stopped)?;
         let offset = self.write_offset;
         let w = self.active.as_mut().ok_or(WalError::Stopped)?;
-        let (body, ts_min, ts_max) = match Body::of_segment(w.bytes()) {
-            Body::Records => {
-                let (ts_min, ts_max) = ts_range(samples);
-                (sample_bytes(samples), ts_min, ts_max)
-            }
-            Body::Blocks => {
-                let (len, ts) = compact::encode(samples, &mut self.blocks);
-                let (ts_min, ts_max) = ts.unwrap_or((i64::MAX, i64::MIN));
-                (self.blocks.get(..len).unwrap_or_default(), ts_min, ts_max)
-            }
+        let body = match e.form {
+            Body::Records => sample_bytes(samples),
+            Body::Blocks => self.blocks.get(..e.len).unwrap_or_default(),
         };
+        let (ts_min, ts_max) = (e.ts_min, e.ts_max);
         let need = FRAME_OVERHEAD_BYTES + body.len();
-        assert!(fits(w, offset, need) && offset % 8 == 0);
+        assert!(offset + need <= w.segment().len() && offset % 8 == 0);
         let count = samples.len() as u32;
         let header = encode_frame_header(first_seq, count, body, ts_min, ts_max, self.tags_crc);
         // One write for the frame; a crash inside it leaves a torn frame
@@ -238,6 +252,24 @@ impl Wal {
             first_seq,
             end_seq: self.next_seq,
         })
+    }
+
+    /// A frame body of `samples` in `form`: for blocks, written into
+    /// `self.blocks`; its length and time range.
+    fn encode(&mut self, form: Body, samples: &[Sample]) -> Encoded {
+        let (len, (ts_min, ts_max)) = match form {
+            Body::Records => (sample_bytes(samples).len(), ts_range(samples)),
+            Body::Blocks => {
+                let (len, ts) = compact::encode(samples, &mut self.blocks);
+                (len, ts.unwrap_or((i64::MAX, i64::MIN)))
+            }
+        };
+        Encoded {
+            form,
+            len,
+            ts_min,
+            ts_max,
+        }
     }
 
     /// Commits if the interval since the last commit has passed or enough
