@@ -152,8 +152,9 @@ pub fn encode_upd_into(
 ///
 /// Passes over the samples: one to check every tag and size the two symbol
 /// columns (noting the largest value kind on the way), one that writes the
-/// fixed-width columns (zipped exact chunks, so the loop has no per-cell
-/// bounds checks), one that writes the symbol columns. The symbol passes go
+/// fixed-width columns (a response's stretch of one time, quality and kind as
+/// fills and one loop for its kind, other rows as zipped exact chunks; no
+/// loop has per-cell bounds checks), one that writes the symbol columns. The symbol passes go
 /// run by run: a run of consecutive tag ids is a contiguous slice of each
 /// `SymbolTable` arena, so it costs two table lookups and two copies however
 /// long it is, and no per-row table load at all (a run of one is a
@@ -459,20 +460,85 @@ impl<'a> Fixed<'a> {
     }
 }
 
-/// Writes the time, value, quality and seq cells of every row.
+/// Writes the time, value, quality and seq cells of every row. A stretch of
+/// at least `STRETCH_MIN` rows with one time, quality and kind (a response's
+/// block) fills its time and quality cells with one value each and converts
+/// its values in one loop for its kind; rows between such stretches (a
+/// subscription's values, each with its own source time) go row by row. A
+/// match on the kind in every row was an indirect jump a row, the largest
+/// cost of this pass at the plant's shape.
 #[inline(always)]
 fn write_fixed(samples: &[Sample], first_seq: u64, c: Fixed<'_>, time: impl Fn(i64) -> i64) {
-    let fixed = samples
+    // first_seq + rows <= i64::MAX was checked by the caller.
+    let seq_of = |row: usize| first_seq as i64 + row as i64;
+    let mut rest = c;
+    // Rows before `row` are written, or wait from `scattered` to be.
+    let (mut row, mut scattered) = (0usize, 0usize);
+    for stretch in samples.chunk_by(same_stretch) {
+        let start = row;
+        row += stretch.len();
+        if stretch.len() < STRETCH_MIN {
+            continue;
+        }
+        if start > scattered {
+            let (cells, after) = rest.split(start - scattered);
+            rest = after;
+            let rows = samples.get(scattered..start).unwrap_or_default();
+            write_scattered(rows, seq_of(scattered), cells, &time);
+        }
+        let (cells, after) = rest.split(stretch.len());
+        rest = after;
+        write_stretch(stretch, seq_of(start), cells, &time);
+        scattered = row;
+    }
+    let rows = samples.get(scattered..).unwrap_or_default();
+    write_scattered(rows, seq_of(scattered), rest, &time);
+}
+
+/// The shortest stretch `write_fixed` fills as one: below it, the stretch's
+/// own loops cost more than they save.
+const STRETCH_MIN: usize = 8;
+
+/// Rows that `write_fixed` writes as one stretch: one time, quality, kind.
+#[inline(always)]
+fn same_stretch(a: &Sample, b: &Sample) -> bool {
+    a.ts_ns == b.ts_ns && a.quality == b.quality && a.kind_byte() == b.kind_byte()
+}
+
+/// The cells of a stretch: one time and quality for every row, seqs from
+/// `first_seq`, the values converted for the stretch's kind.
+#[inline(always)]
+fn write_stretch(stretch: &[Sample], first_seq: i64, c: Fixed<'_>, time: impl Fn(i64) -> i64) {
+    let Some(head) = stretch.first() else {
+        return;
+    };
+    let t = time(head.ts_ns).to_le_bytes();
+    c.time
+        .chunks_exact_mut(8)
+        .for_each(|cell| cell.copy_from_slice(&t));
+    let q = head.quality.to_le_bytes();
+    c.quality
+        .chunks_exact_mut(4)
+        .for_each(|cell| cell.copy_from_slice(&q));
+    for (cell, n) in c.seq.chunks_exact_mut(8).zip(first_seq..) {
+        cell.copy_from_slice(&n.to_le_bytes());
+    }
+    write_values(stretch, head, c.value);
+}
+
+/// The cells of rows that are not one stretch, row by row.
+#[inline(always)]
+fn write_scattered(rows: &[Sample], first_seq: i64, c: Fixed<'_>, time: impl Fn(i64) -> i64) {
+    let fixed = rows
         .iter()
         .zip(c.time.chunks_exact_mut(8))
         .zip(c.value.chunks_exact_mut(8))
         .zip(c.quality.chunks_exact_mut(4))
         .zip(c.seq.chunks_exact_mut(8));
-    // first_seq + rows <= i64::MAX was checked by the caller.
-    // One response's rows share their timestamp: convert it once per run.
-    let mut ts_last = samples.first().map_or(0, |s| s.ts_ns);
+    // Neighbours often share their time: convert it once for them.
+    let mut ts_last = rows.first().map_or(0, |s| s.ts_ns);
     let mut t_last = time(ts_last);
-    for (seq, ((((s, t), v), q), n)) in (first_seq as i64..).zip(fixed) {
+    for (seq, ((((s, t), v), q), n)) in (first_seq..).zip(fixed) {
         if s.ts_ns != ts_last {
             ts_last = s.ts_ns;
             t_last = time(ts_last);
@@ -481,6 +547,44 @@ fn write_fixed(samples: &[Sample], first_seq: u64, c: Fixed<'_>, time: impl Fn(i
         v.copy_from_slice(&value_bits(s).to_le_bytes());
         q.copy_from_slice(&s.quality.to_le_bytes());
         n.copy_from_slice(&seq.to_le_bytes());
+    }
+}
+
+/// The float column's bits of one row: the stored bits as they are for a
+/// good f64 sample (the common case, one predictable branch), else
+/// `value_f64`.
+#[inline(always)]
+fn value_bits(s: &Sample) -> u64 {
+    if s.quality == Quality::GOOD.bits() && s.kind_byte() == ValueKind::F64 as u8 {
+        s.value
+    } else {
+        s.value_f64().to_bits()
+    }
+}
+
+/// The float column's cells of a stretch whose rows all have `head`'s
+/// quality and kind: `Sample::value_f64` of each, the kind matched once.
+#[inline(always)]
+fn write_values(stretch: &[Sample], head: &Sample, column: &mut [u8]) {
+    if head.quality().is_bad() {
+        return put_values(stretch, column, |_| f64::NAN);
+    }
+    match head.kind() {
+        Some(ValueKind::F64) => put_values(stretch, column, f64::from_bits),
+        Some(ValueKind::I64) => put_values(stretch, column, |v| v as i64 as f64),
+        Some(ValueKind::U64) => put_values(stretch, column, |v| v as f64),
+        Some(ValueKind::Bool) => put_values(stretch, column, |v| f64::from(u8::from(v != 0))),
+        Some(ValueKind::Str8 | ValueKind::Text | ValueKind::TextExt) | None => {
+            put_values(stretch, column, |_| f64::NAN)
+        }
+    }
+}
+
+/// One loop a kind: `value` of each row's stored bits.
+#[inline(always)]
+fn put_values(stretch: &[Sample], column: &mut [u8], value: impl Fn(u64) -> f64) {
+    for (s, cell) in stretch.iter().zip(column.chunks_exact_mut(8)) {
+        cell.copy_from_slice(&value(s.value).to_bits().to_le_bytes());
     }
 }
 
@@ -506,17 +610,6 @@ fn write_symbols(
         at_device += put_symbols(device, at_device, devices, dev);
     }
     at_sym == sym.len() && at_device == device.len()
-}
-
-/// The float column's bits: the stored bits as they are for a good f64
-/// sample (the common case, one predictable branch), else `value_f64`.
-#[inline(always)]
-fn value_bits(s: &Sample) -> u64 {
-    if s.quality == Quality::GOOD.bits() && s.kind_byte() == ValueKind::F64 as u8 {
-        s.value
-    } else {
-        s.value_f64().to_bits()
-    }
 }
 
 /// Copies the symbols at `(start, len)` of `arena` to `column[at..]`;
@@ -1306,6 +1399,43 @@ mod tests {
                     [usize::from(kind % 4)];
                 *s = Sample::new(s.ts_ns, s.tag_id(), s.quality(), kind, s.value);
                 s.value = value;
+            }
+            for time_type in [TimeType::Timespan, TimeType::Timestamp] {
+                encode_both(&samples, &symbols, time_type);
+            }
+        }
+
+        /// Responses: stretches of random length (both sides of
+        /// `STRETCH_MIN`) that share a time, a quality (good, or a bad one of
+        /// any protocol) and a kind, with random values and tags, beside
+        /// scattered rows.
+        #[test]
+        fn response_stretches_match_the_reference(
+            stretches in proptest::collection::vec(
+                (0u32..42, 1usize..(3 * STRETCH_MIN), 0usize..4, 0u8..6, any::<bool>()),
+                0..12,
+            ),
+            values in proptest::collection::vec(any::<u64>(), 240),
+        ) {
+            let symbols = awkward_table();
+            let n = symbols.len() as u32;
+            let mut samples = Vec::new();
+            for (k, &(first, len, kind, quality, same_time)) in stretches.iter().enumerate() {
+                let kind = [ValueKind::F64, ValueKind::I64, ValueKind::U64, ValueKind::Bool][kind];
+                let quality = [
+                    Quality::GOOD,
+                    Quality::TIMEOUT,
+                    Quality::modbus_exception(2),
+                    Quality::s7_item(0x0A),
+                    Quality::opcua(0x0040_0000),
+                    Quality::NO_CONNECTION,
+                ][usize::from(quality)];
+                for (i, tag) in (first..n).take(len).enumerate() {
+                    let ts = 1_764_000_000_000_000_000 + k as i64 * 1_000_003
+                        + if same_time { 0 } else { i as i64 };
+                    let value = values[samples.len() % values.len()];
+                    samples.push(Sample::new(ts, TagId(tag), quality, kind, value));
+                }
             }
             for time_type in [TimeType::Timespan, TimeType::Timestamp] {
                 encode_both(&samples, &symbols, time_type);
