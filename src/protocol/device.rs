@@ -51,6 +51,18 @@ pub enum ProtocolNotice {
     EthernetIp(EnipNotice),
 }
 
+impl ProtocolNotice {
+    /// Which device of a shared connection the notice is about (its
+    /// position in request order, `DeviceSpec::devices`); `None` when it is
+    /// about the connection as a whole.
+    pub fn device_position(&self) -> Option<usize> {
+        match self {
+            ProtocolNotice::Modbus(n) => Some(usize::from(n.position())),
+            ProtocolNotice::S7(_) | ProtocolNotice::EthernetIp(_) => None,
+        }
+    }
+}
+
 impl fmt::Display for ProtocolNotice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

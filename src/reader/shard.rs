@@ -178,6 +178,10 @@ struct DeviceLabel {
     name: String,
     protocol: crate::config::Protocol,
     address: String,
+    /// The names of the devices on a shared connection, in request order
+    /// (empty for a connection of one device), so a notice about one of
+    /// them names it.
+    members: Vec<String>,
 }
 
 /// Latency recording for the poll-round-trip and decode stages, when the
@@ -219,10 +223,16 @@ impl Shard {
                 .max(device.cycle_samples)
                 .max(device.session.samples_per_frame_max());
             devices.push(device);
+            let members = if spec.shared_with.is_empty() {
+                Vec::new()
+            } else {
+                spec.devices().map(|d| d.name.clone()).collect()
+            };
             labels.push(DeviceLabel {
                 name: spec.name(),
                 protocol: config.protocol,
                 address: config.address.clone(),
+                members,
             });
         }
         if frame_samples_max > producer.capacity() {
@@ -891,13 +901,24 @@ impl Shard {
                 return;
             };
             let label = &self.labels[index as usize];
-            tracing::warn!(
-                device = %label.name,
-                protocol = %label.protocol,
-                address = %label.address,
-                "device {}: {notice}",
-                label.name
-            );
+            let member = notice.device_position().and_then(|p| label.members.get(p));
+            match member {
+                Some(member) => tracing::warn!(
+                    device = %member,
+                    connection = %label.name,
+                    protocol = %label.protocol,
+                    address = %label.address,
+                    "device {member} (on connection {}): {notice}",
+                    label.name
+                ),
+                None => tracing::warn!(
+                    device = %label.name,
+                    protocol = %label.protocol,
+                    address = %label.address,
+                    "device {}: {notice}",
+                    label.name
+                ),
+            }
         }
     }
 }

@@ -1027,7 +1027,10 @@ fn a_silent_unit_costs_one_timeout_per_cycle_and_its_late_answer_is_dropped() {
         assert_eq!(n, 2);
         assert!(out[..2].iter().all(|s| s.quality() == Quality::TIMEOUT));
         // Said once, not every cycle.
-        let said = (cycle == 0).then_some(ModbusNotice::UnitSilent { unit_id: 7 });
+        let said = (cycle == 0).then_some(ModbusNotice::UnitSilent {
+            unit_id: 7,
+            position: 0,
+        });
         assert_eq!(s.poll_notice(), said);
         assert_eq!((out[0].tag_id().0, out[1].tag_id().0), (0, 1));
         // Unit 9 goes next, and the late answer of unit 7 on the way is
@@ -1054,7 +1057,10 @@ fn a_silent_unit_costs_one_timeout_per_cycle_and_its_late_answer_is_dropped() {
     }
     assert_eq!(
         s.poll_notice(),
-        Some(ModbusNotice::UnitAnswers { unit_id: 7 })
+        Some(ModbusNotice::UnitAnswers {
+            unit_id: 7,
+            position: 0,
+        })
     );
     assert_eq!(s.poll_notice(), None);
     // One timeout a cycle, unit 7's; its unsent requests did not time out.
@@ -1103,4 +1109,33 @@ fn a_silent_unit_on_rtu_framing_ends_its_cycle_without_a_late_answer_ring() {
     assert_eq!(buf[0], 9, "unit 9's request, RTU-framed with its own id");
     let r = s.receive(&rtu_adu(9, &[3, 2, 0, 30]), 6, &mut out).unwrap();
     assert_eq!((r.samples, out[0].value), (1, 30));
+}
+
+#[test]
+fn a_silent_units_notice_gives_its_position_so_the_reader_names_its_device() {
+    let mut s = gateway(Framing::Tcp, 4);
+    let mut buf = [0u8; REQUEST_BYTES_MAX];
+    let mut out = [Sample::default(); 4];
+    s.start_cycle();
+    let mut requests = Vec::new();
+    while s.poll_transmit(0, &mut buf).is_some() {
+        requests.push(sent(&buf));
+    }
+    assert_eq!(requests.iter().map(|r| r.1).collect::<Vec<_>>(), [7, 7, 9]);
+    // Unit 7 (first on the connection) answers; unit 9 (second) does not.
+    for &(tid, unit) in &requests[..2] {
+        let r = s.receive(&tcp_adu(tid, unit, &[3, 2, 0, 1]), 1, &mut out);
+        assert_eq!(r.unwrap().samples, 1);
+    }
+    assert_eq!(s.handle_timeout(5_000, 2, &mut out), 1);
+    let notice = s.poll_notice().expect("unit 9's notice");
+    assert_eq!(
+        notice,
+        ModbusNotice::UnitSilent {
+            unit_id: 9,
+            position: 1
+        }
+    );
+    let notice = crate::protocol::ProtocolNotice::Modbus(notice);
+    assert_eq!(notice.device_position(), Some(1));
 }

@@ -90,20 +90,31 @@ struct Unit {
 pub enum ModbusNotice {
     /// A request to the unit timed out: until it answers, its requests end
     /// in TIMEOUT, one timeout a cycle.
-    UnitSilent { unit_id: u8 },
+    UnitSilent { unit_id: u8, position: u16 },
     /// The unit answered again.
-    UnitAnswers { unit_id: u8 },
+    UnitAnswers { unit_id: u8, position: u16 },
+}
+
+impl ModbusNotice {
+    /// The unit's position on the connection (0 for the first device, in
+    /// request order), so the reader can name its device.
+    pub fn position(self) -> u16 {
+        match self {
+            ModbusNotice::UnitSilent { position, .. }
+            | ModbusNotice::UnitAnswers { position, .. } => position,
+        }
+    }
 }
 
 impl std::fmt::Display for ModbusNotice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
-            ModbusNotice::UnitSilent { unit_id } => write!(
+            ModbusNotice::UnitSilent { unit_id, .. } => write!(
                 f,
                 "unit {unit_id} does not answer: its rows are TIMEOUT, one timeout a cycle, and \
                  the other units on this connection are asked on time"
             ),
-            ModbusNotice::UnitAnswers { unit_id } => write!(f, "unit {unit_id} answers again"),
+            ModbusNotice::UnitAnswers { unit_id, .. } => write!(f, "unit {unit_id} answers again"),
         }
     }
 }
@@ -441,14 +452,16 @@ impl ModbusSession {
         ) else {
             unreachable!("the table only holds indices of planned requests");
         };
-        let unit = self
-            .unit_of
-            .get(index)
-            .and_then(|&u| self.units.get_mut(u as usize));
+        let position = self.unit_of.get(index).copied();
+        let unit = position.and_then(|p| self.units.get_mut(usize::from(p)));
         let expected = unit.as_ref().map_or(0, |u| u.unit_id);
         if let Some(unit) = unit.filter(|u| u.quiet && u.unit_id == unit_id) {
             unit.quiet = false;
-            notify(&mut self.notices, ModbusNotice::UnitAnswers { unit_id });
+            let position = position.unwrap_or_default();
+            notify(
+                &mut self.notices,
+                ModbusNotice::UnitAnswers { unit_id, position },
+            );
         }
         let checked = if unit_id == expected {
             check_response(request, pdu)
@@ -525,8 +538,10 @@ impl ModbusSession {
             }
             self.retired_next = self.retired_next.wrapping_add(1);
         }
-        let unit = self.unit_of.get(inflight.request_index).copied();
-        let Some(unit) = unit.and_then(|u| self.units.get_mut(u as usize)) else {
+        let Some(position) = self.unit_of.get(inflight.request_index).copied() else {
+            return;
+        };
+        let Some(unit) = self.units.get_mut(usize::from(position)) else {
             return;
         };
         unit.silent = true;
@@ -534,7 +549,10 @@ impl ModbusSession {
         if !unit.quiet {
             unit.quiet = true;
             let unit_id = unit.unit_id;
-            notify(&mut self.notices, ModbusNotice::UnitSilent { unit_id });
+            notify(
+                &mut self.notices,
+                ModbusNotice::UnitSilent { unit_id, position },
+            );
         }
     }
 
