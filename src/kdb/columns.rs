@@ -154,12 +154,12 @@ pub fn encode_upd_into(
 /// columns (noting the largest value kind on the way), one that writes the
 /// fixed-width columns (a response's stretch of one time, quality and kind as
 /// fills and one loop for its kind, other rows as zipped exact chunks; no
-/// loop has per-cell bounds checks), one that writes the symbol columns. The symbol passes go
-/// run by run: a run of consecutive tag ids is a contiguous slice of each
-/// `SymbolTable` arena, so it costs two table lookups and two copies however
-/// long it is, and no per-row table load at all (a run of one is a
-/// scattered tag). The buffer keeps its length from batch to batch and is
-/// not zero-filled first: every byte below the new length is written.
+/// loop has per-cell bounds checks), one that writes the symbol columns. The
+/// symbol passes go run by run: a run of consecutive tag ids is a contiguous
+/// slice of each `SymbolTable` arena, so it costs two table lookups and two
+/// copies however long it is, and no per-row table load at all (a run of one
+/// is a scattered tag). The buffer keeps its length from batch to batch and
+/// is not zero-filled first: every byte below the new length is written.
 pub fn encode_upd_with(
     format: &UpdFormat<'_>,
     samples: &[Sample],
