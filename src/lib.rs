@@ -18,6 +18,7 @@ pub mod kdb;
 pub mod logging;
 pub mod metrics;
 pub mod opcua;
+pub mod packed;
 pub mod pipeline;
 pub mod protocol;
 pub mod reader;

@@ -303,6 +303,17 @@ impl RunTail {
     pub const fn tag(self, index: u32) -> TagId {
         TagId((self.0 as u32).wrapping_add(index) & TagId::MAX)
     }
+
+    /// The run from its member `index` on (`first + index` stays within 24
+    /// bits: the caller's run does).
+    pub const fn advanced(self, index: u32) -> RunTail {
+        RunTail(self.0 + index as u64)
+    }
+
+    /// The packed word: tag and kind in the low half, quality in the high.
+    pub const fn word(self) -> u64 {
+        self.0
+    }
 }
 
 const fn pack_tag_kind(tag: TagId, kind: ValueKind) -> u32 {
@@ -521,37 +532,37 @@ pub fn text_at(records: &[Sample]) -> Option<TextRecords<'_>> {
 pub const TEXT_EXT_RECORDS_MAX: usize = text_records(TEXT_BYTES_MAX) - 1;
 
 /// The length of the longest prefix of `records` that does not end inside
-/// a text sample: a WAL frame or a batch cut there never splits a head
-/// from its extension records. Looks only at the end (at most
-/// `TEXT_EXT_RECORDS_MAX + 1` records back), so it costs the same for any
-/// length. Records that are broken already (an orphan extension, a head
+/// a text sample or a packed run (`packed.rs`): a WAL frame or a batch cut
+/// there never splits a head from the records after it that it counts
+/// (bits 32-63 of its `value`, for both kinds of head). Steps from head to
+/// head: one step a record that is not a head, one a head and its
+/// records. Records that are broken already (an orphan extension, a head
 /// announcing more than `TEXT_EXT_RECORDS_MAX`) are not held back: cutting
 /// cannot mend them, and `record_span` names them where they are read.
 ///
-/// 0 means `records[0]` is a text head whose extensions are not all there.
+/// 0 means `records[0]` is a head whose records are not all there.
 pub fn whole_samples_len(records: &[Sample]) -> usize {
-    let len = records.len();
-    let is_ext = |s: &Sample| s.kind_byte() == ValueKind::TextExt as u8;
-    // The last record that is not an extension: the head of any text
-    // sample that reaches the end.
-    let trailing_exts = records.iter().rev().take_while(|s| is_ext(s)).count();
-    if trailing_exts > TEXT_EXT_RECORDS_MAX {
-        return len;
+    let mut at = 0;
+    while let Some(head) = records.get(at) {
+        let kind = head.kind_byte();
+        let counted = if kind == ValueKind::Text as u8 || kind == crate::packed::PACKED_HEAD {
+            (head.value >> 32) as usize
+        } else {
+            0
+        };
+        let end = at
+            + 1
+            + if counted > TEXT_EXT_RECORDS_MAX {
+                0
+            } else {
+                counted
+            };
+        if end > records.len() {
+            return at;
+        }
+        at = end;
     }
-    let Some(head_at) = len.checked_sub(trailing_exts + 1) else {
-        return len; // only extensions: orphans
-    };
-    let Some(head) = records.get(head_at) else {
-        return len;
-    };
-    if head.kind() != Some(ValueKind::Text) {
-        return len;
-    }
-    let wanted = (head.value >> 32) as usize;
-    if wanted > TEXT_EXT_RECORDS_MAX || trailing_exts >= wanted {
-        return len;
-    }
-    head_at
+    records.len()
 }
 
 impl Sample {

@@ -10,7 +10,9 @@
 //! records, sample.rs): a run is cut at the last whole sample, and a text
 //! sample that the ring's wrap cuts in two is gathered into a small staging
 //! slice and appended as a frame of its own (one copy per trip around the
-//! ring, of at most `TEXT_EXT_RECORDS_MAX + 1` records).
+//! ring, of at most `TEXT_EXT_RECORDS_MAX + 1` records). A packed run
+//! (`packed.rs`) is held together the same way: its head and values
+//! records are marked and counted as a text's.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -61,7 +63,8 @@ const PARK_MAX: Duration = Duration::from_secs(1);
 pub fn run(mut wal: Wal, mut rings: Vec<Consumer>, ctx: WriterContext) -> Result<Wal, WalError> {
     let mut dwell = StageRecorder::new(&ctx.histograms, Stage::RingDwell);
     let mut commit = StageRecorder::new(&ctx.histograms, Stage::WalCommit);
-    let frame_max = wal.max_batch_samples();
+    // Ring records: a packed run unpacks into fewer than twice its records.
+    let frame_max = wal.max_batch_samples() / crate::packed::UNPACKED_PER_RECORD_MAX;
     let mut staging = Staging::new();
     let mut was_full = false;
     loop {
@@ -236,8 +239,9 @@ fn publish(wal: &Wal, stats: &WriterStats) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::{record_span, text_records, write_text, TagId};
-    use crate::{Quality, Sample};
+    use crate::packed::fill_run_packed;
+    use crate::sample::{record_span, text_records, write_text, RunTail, TagId};
+    use crate::{Quality, Sample, ValueKind};
 
     /// A WAL in a temporary directory, by way of a configuration file.
     fn wal(dir: &std::path::Path) -> Wal {
@@ -258,50 +262,54 @@ mod tests {
     /// appends hold whole samples, and together every record in order.
     #[test]
     fn frames_never_split_a_text_sample_at_the_wrap() {
+        let mut batch = vec![Sample::default(); text_records(60)]; // a head, 3 extensions
+        write_text(&mut batch, 2, TagId(1), Quality::GOOD, &[b'w'; 60], 60);
+        batch.push(Sample::f64(3, TagId(2), 7.0));
+        drain_across_every_wrap(&batch);
+    }
+
+    /// The same for a packed run (a head and 3 values records): the WAL
+    /// holds its members, with seqs of their own.
+    #[test]
+    fn frames_never_split_a_packed_run_at_the_wrap() {
+        let values: Vec<u8> = (0..16).collect();
+        let tail = RunTail::new(TagId(10), Quality::GOOD, ValueKind::U64);
+        let mut batch = vec![Sample::default(); 8];
+        let fill = fill_run_packed(&values, tail, 2, &mut batch, |b: [u8; 2]| {
+            u64::from(u16::from_be_bytes(b))
+        });
+        assert_eq!(fill, (4, 8));
+        batch.truncate(4);
+        batch.push(Sample::f64(3, TagId(2), 7.0));
+        drain_across_every_wrap(&batch);
+    }
+
+    /// Pushes `batch` (ring records) into a ring of 16 after 0 to 15
+    /// numbers, so that it starts at every slot and crosses the wrap at
+    /// every place, drains it into a WAL and reads it back unpacked.
+    fn drain_across_every_wrap(batch: &[Sample]) {
         let stats = WriterStats::default();
         let histograms = Arc::new(StageHistograms::default());
         let mut dwell = StageRecorder::new(&histograms, Stage::RingDwell);
         let mut staging = Staging::new();
-        let text_len = text_records(60); // a head and three extensions
+        let mut expected_batch = Vec::new();
+        crate::packed::unpack_into(batch, &mut expected_batch);
         for before in 0..16 {
             let dir = tempfile::tempdir().unwrap();
             let mut wal = wal(dir.path());
             let mut cursor = wal.open_cursor("check").unwrap();
             let (mut producer, mut consumer) = crate::ring::channel(16);
-            // `before` numbers move the ring's head, so that the text sample
-            // pushed next starts at every slot and crosses the wrap at
-            // every place.
             let numbers: Vec<Sample> = (0..before)
                 .map(|i| Sample::f64(1, TagId(0), i as f64))
                 .collect();
             producer.push_slice(&numbers).unwrap();
-            while drain_one(
-                &mut wal,
-                &mut consumer,
-                1 << 20,
-                &mut staging,
-                &mut dwell,
-                &stats,
-            )
-            .unwrap()
-                > 0
-            {}
-            let mut batch = vec![Sample::default(); text_len];
-            write_text(&mut batch, 2, TagId(1), Quality::GOOD, &[b'w'; 60], 60);
-            batch.push(Sample::f64(3, TagId(2), 7.0));
-            producer.push_slice(&batch).unwrap();
-            let mut moved = 0;
-            for _ in 0..4 {
-                moved += drain_one(
-                    &mut wal,
-                    &mut consumer,
-                    1 << 20,
-                    &mut staging,
-                    &mut dwell,
-                    &stats,
-                )
-                .unwrap();
-            }
+            let mut drain = |wal: &mut Wal, consumer: &mut crate::ring::Consumer| {
+                let max = 1 << 20;
+                drain_one(wal, consumer, max, &mut staging, &mut dwell, &stats).unwrap()
+            };
+            while drain(&mut wal, &mut consumer) > 0 {}
+            producer.push_slice(batch).unwrap();
+            let moved: usize = (0..4).map(|_| drain(&mut wal, &mut consumer)).sum();
             assert_eq!(moved, batch.len(), "before {before}");
             wal.commit().unwrap();
             let mut records = Vec::new();
@@ -312,8 +320,10 @@ mod tests {
                 }
                 records.extend_from_slice(frame.samples);
             }
-            let expected: Vec<Sample> = numbers.iter().chain(&batch).copied().collect();
+            let expected: Vec<Sample> = numbers.iter().chain(&expected_batch).copied().collect();
             assert_eq!(records, expected, "before {before}");
+            let appended = stats.samples_appended.load(Ordering::Relaxed);
+            assert!(appended >= expected.len() as u64, "seqs count the members");
         }
     }
 

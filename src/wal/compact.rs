@@ -29,6 +29,7 @@
 
 #![forbid(unsafe_code)]
 
+use crate::packed::{PackedRun, PACKED_HEAD};
 use crate::sample::{Sample, TagId, ValueKind, SAMPLE_SIZE};
 
 pub const BLOCK_HEADER_BYTES: usize = 24;
@@ -83,14 +84,33 @@ pub const fn body_bytes_max(records: usize) -> usize {
     BLOCK_HEADER_BYTES * records.div_ceil(BLOCK_RECORDS_MAX) + SAMPLE_SIZE * records
 }
 
+/// A body [`encode`] wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Encoded {
+    /// Bytes at the front of the buffer.
+    pub len: usize,
+    /// The records the body holds: the ring records given, with every
+    /// packed run counted as its members. The frame's record count.
+    pub records: usize,
+    /// The smallest and largest time stamp of a row, `None` if no row.
+    pub ts: Option<(i64, i64)>,
+}
+
 /// Writes the blocks of `records` at the front of `out`, growing it to
-/// `body_bytes_max` if it is shorter (the caller keeps it: it grows to the
-/// largest frame and is never zero-filled again), and returns the body's
-/// length and the smallest and largest time stamp of a row (`Sample::ts_ns`
-/// of every record but text extensions, which hold text there), or `None`
-/// if there is no row.
-pub fn encode(records: &[Sample], out: &mut Vec<u8>) -> (usize, Option<(i64, i64)>) {
-    let max = body_bytes_max(records.len());
+/// `body_bytes_max` of the most records they can unpack to if it is
+/// shorter (the caller keeps it: it grows to the largest frame and is never
+/// zero-filled again). The row time stamps are
+/// `Sample::ts_ns` of every record but text extensions, which hold text
+/// there.
+///
+/// `records` are ring records: a packed run (`packed.rs`) is stored as the
+/// run block of its members, and consecutive packed runs that continue
+/// one another (a run longer than one head carries) as one block. The body
+/// is never longer than `body_bytes_max` of the records it holds: a packed
+/// run of `n >= 3` members saves more than the block header it may cost a
+/// neighbour.
+pub fn encode(records: &[Sample], out: &mut Vec<u8>) -> Encoded {
+    let max = body_bytes_max(records.len() * crate::packed::UNPACKED_PER_RECORD_MAX);
     if out.len() < max {
         out.resize(max, 0);
     }
@@ -99,10 +119,20 @@ pub fn encode(records: &[Sample], out: &mut Vec<u8>) -> (usize, Option<(i64, i64
     let mut note_ts = |t: i64| {
         ts = Some(ts.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
     };
+    let mut count = records.len();
     // Records not yet written, waiting for a records block.
     let mut loose = 0..0;
     let mut at = 0;
     while let Some(first) = records.get(at) {
+        if first.kind_byte() == PACKED_HEAD {
+            if let Some((end, members)) = w.packed(records, at, loose.clone()) {
+                note_ts(first.ts_ns);
+                count = count - (end - at) + members;
+                loose = end..end;
+                at = end;
+                continue;
+            }
+        }
         let end = run_end(records, at);
         if end - at >= RUN_MIN {
             w.records(records.get(loose.clone()).unwrap_or_default());
@@ -120,7 +150,11 @@ pub fn encode(records: &[Sample], out: &mut Vec<u8>) -> (usize, Option<(i64, i64
         at = end;
     }
     w.records(records.get(loose).unwrap_or_default());
-    (w.at, ts)
+    Encoded {
+        len: w.at,
+        records: count,
+        ts,
+    }
 }
 
 /// End (exclusive) of the run starting at `records[at]`: the same time,
@@ -197,6 +231,48 @@ impl Writer<'_> {
             }
         }
         self.at = end;
+    }
+
+    /// If `records[at]` heads a whole packed run: the loose records before
+    /// it, then one run block of it and of the packed runs after it that
+    /// continue it; returns the end of those and their members.
+    fn packed(
+        &mut self,
+        records: &[Sample],
+        at: usize,
+        loose: std::ops::Range<usize>,
+    ) -> Option<(usize, usize)> {
+        let first = PackedRun::at(records.get(at..)?)?;
+        let head = first.first();
+        let mut end = at + first.records();
+        let mut members = first.members();
+        while let Some(next) = records.get(end..).and_then(PackedRun::at) {
+            let n = next.first();
+            let continues = n.ts_ns == head.ts_ns
+                && n.quality == head.quality
+                && n.kind_byte() == head.kind_byte()
+                && n.tag_id().0 == head.tag_id().0 + members as u32
+                && members + next.members() <= BLOCK_RECORDS_MAX;
+            if !continues {
+                break;
+            }
+            end += next.records();
+            members += next.members();
+        }
+        self.records(records.get(loose).unwrap_or_default());
+        self.header(members, FORM_RUN, Some(&head));
+        let value_end = self.at + members * VALUE_BYTES;
+        if let Some(mut slots) = self.out.get_mut(self.at..value_end) {
+            let mut i = at;
+            while let Some(run) = records.get(i..).and_then(PackedRun::at).filter(|_| i < end) {
+                let (these, rest) = slots.split_at_mut(run.members() * VALUE_BYTES);
+                run.write_values_le(these);
+                slots = rest;
+                i += run.records();
+            }
+        }
+        self.at = value_end;
+        Some((end, members))
     }
 
     fn records(&mut self, records: &[Sample]) {
@@ -365,7 +441,7 @@ pub fn expand(body: &[u8], out: &mut [Sample]) -> Result<(), BlockError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::{text_records, write_text, Quality};
+    use crate::sample::{text_records, write_text, Quality, RunTail};
 
     fn run(ts: i64, first: u32, n: u32, quality: Quality) -> Vec<Sample> {
         (0..n)
@@ -383,7 +459,7 @@ mod tests {
 
     fn round_trip(records: &[Sample]) -> Vec<u8> {
         let mut body = vec![0xEE; 7]; // a buffer kept from a longer frame
-        let (len, _) = encode(records, &mut body);
+        let len = encode(records, &mut body).len;
         body.truncate(len);
         assert_eq!(body.len() % 8, 0);
         assert!(body.len() <= body_bytes_max(records.len()));
@@ -399,6 +475,38 @@ mod tests {
         let records = run(5, 1000, 100, Quality::GOOD);
         let body = round_trip(&records);
         assert_eq!(body.len(), BLOCK_HEADER_BYTES + 100 * 8);
+    }
+
+    /// Ring records with packed runs (packed.rs) give the body their
+    /// members would: the same records back, counted one by one, and no
+    /// longer than `body_bytes_max` of the ring records.
+    #[test]
+    fn packed_runs_store_their_members() {
+        use crate::packed::{fill_run_packed, unpack_into, PACKED_MEMBERS_MAX};
+        let u16_of = |b: [u8; 2]| u64::from(u16::from_be_bytes(b));
+        for n in [5, 6, 7, 104, 108, 125, 3 * PACKED_MEMBERS_MAX + 1] {
+            for (before, after) in [(0, 0), (1, 2), (4, 0)] {
+                let mut ring = run(3, 1, before, Quality::GOOD);
+                let values: Vec<u8> = (0..2 * n).map(|i| (i * 7) as u8).collect();
+                let tail = RunTail::new(TagId(500), Quality::STALE, ValueKind::U64);
+                let mut slot = vec![Sample::default(); n];
+                let (records, _) = fill_run_packed(&values, tail, 9, &mut slot, u16_of);
+                ring.extend_from_slice(&slot[..records]);
+                ring.extend(run(4, 9000, after, Quality::GOOD));
+                let mut members = Vec::new();
+                unpack_into(&ring, &mut members);
+                let mut body = Vec::new();
+                let encoded = encode(&ring, &mut body);
+                assert_eq!(encoded.records, members.len(), "{n}");
+                assert!(encoded.len <= body_bytes_max(members.len()), "{n}");
+                let ts = members.iter().map(|s| s.ts_ns);
+                assert_eq!(encoded.ts, ts.clone().min().zip(ts.max()), "{n}");
+                check(&body[..encoded.len], members.len() as u32).unwrap();
+                let mut back = vec![Sample::default(); members.len()];
+                expand(&body[..encoded.len], &mut back).unwrap();
+                assert_eq!(back, members, "{n} members, {before} before, {after} after");
+            }
+        }
     }
 
     #[test]
@@ -442,8 +550,13 @@ mod tests {
         write_text(&mut records, 50, TagId(1), Quality::GOOD, &[0xFF; 100], 100);
         records.extend(run(40, 9, 4, Quality::GOOD));
         let mut body = Vec::new();
-        assert_eq!(encode(&records, &mut body).1, Some((40, 50)));
-        assert_eq!(encode(&[], &mut Vec::new()), (0, None));
+        assert_eq!(encode(&records, &mut body).ts, Some((40, 50)));
+        let nothing = Encoded {
+            len: 0,
+            records: 0,
+            ts: None,
+        };
+        assert_eq!(encode(&[], &mut Vec::new()), nothing);
     }
 
     #[test]

@@ -29,6 +29,8 @@ use crate::sample::Sample;
 struct Encoded {
     form: Body,
     len: usize,
+    /// Records in the frame: packed runs counted as their members.
+    records: usize,
     ts_min: i64,
     ts_max: i64,
 }
@@ -90,6 +92,9 @@ pub struct Wal {
     /// The body of the frame being appended, when the active segment's
     /// bodies are blocks; grows to the largest frame and stays.
     blocks: Vec<u8>,
+    /// A version 2 body's records with packed runs given back as their
+    /// members (`packed::unpack_into`); kept, like `blocks`.
+    unpacked: Vec<Sample>,
 }
 
 impl Wal {
@@ -116,6 +121,7 @@ impl Wal {
             syncer: None,
             tags_crc: 0,
             blocks: Vec::new(),
+            unpacked: Vec::new(),
         };
         Ok((wal, r.report))
     }
@@ -171,12 +177,14 @@ impl Wal {
         self.shared.dropped_samples.load(Ordering::Relaxed)
     }
 
-    /// The most samples one append may carry (one frame in one segment).
+    /// The most records one append may carry (one frame in one segment),
+    /// a packed run's members counted one by one.
     pub fn max_batch_samples(&self) -> usize {
         capacity(self.segment_bytes).min(u32::MAX as u64) as usize
     }
 
-    /// Appends `samples` as one frame. Not durable until a commit.
+    /// Appends `samples` as one frame, each packed run (`packed.rs`) as its
+    /// members: those have seqs of their own. Not durable until a commit.
     /// `Err(Full)` under `block` means nothing was written: retry later.
     pub fn append(&mut self, samples: &[Sample]) -> Result<Appended, WalError> {
         if self.stopped {
@@ -204,6 +212,7 @@ impl Wal {
         if let Some(form) = self.active.as_ref().map(form_of) {
             encoded = Some(self.encode(form, samples));
         }
+        self.check_batch(encoded)?;
         let fits_active = encoded.is_some_and(|e| {
             let end = self.write_offset + FRAME_OVERHEAD_BYTES + e.len;
             self.active
@@ -215,19 +224,20 @@ impl Wal {
             let form = self.active.as_ref().map(form_of).ok_or(WalError::Stopped)?;
             if encoded.is_none_or(|e| e.form != form) {
                 encoded = Some(self.encode(form, samples));
+                self.check_batch(encoded)?;
             }
         }
         let e = encoded.ok_or(WalError::Stopped)?;
         let offset = self.write_offset;
         let w = self.active.as_mut().ok_or(WalError::Stopped)?;
         let body = match e.form {
-            Body::Records => sample_bytes(samples),
+            Body::Records => sample_bytes(&self.unpacked),
             Body::Blocks => self.blocks.get(..e.len).unwrap_or_default(),
         };
         let (ts_min, ts_max) = (e.ts_min, e.ts_max);
         let need = FRAME_OVERHEAD_BYTES + body.len();
         assert!(offset + need <= w.segment().len() && offset % 8 == 0);
-        let count = samples.len() as u32;
+        let count = e.records as u32;
         let header = encode_frame_header(first_seq, count, body, ts_min, ts_max, self.tags_crc);
         // One write for the frame; a crash inside it leaves a torn frame
         // that the CRC rejects and recovery cuts.
@@ -241,7 +251,7 @@ impl Wal {
             return Err(WalError::io("pwritev", path, source));
         }
         self.write_offset = offset + need;
-        self.next_seq = first_seq + samples.len() as u64;
+        self.next_seq = first_seq + e.records as u64;
         self.pending_bytes += need as u64;
         self.stats.frames_appended += 1;
         self.stats.bytes_appended += need as u64;
@@ -254,21 +264,45 @@ impl Wal {
         })
     }
 
-    /// A frame body of `samples` in `form`: for blocks, written into
-    /// `self.blocks`; its length and time range.
+    /// A frame body of `samples` (ring records: packed runs allowed) in
+    /// `form`, written into `self.blocks` or, unpacked, `self.unpacked`;
+    /// its length, record count and time range.
     fn encode(&mut self, form: Body, samples: &[Sample]) -> Encoded {
-        let (len, (ts_min, ts_max)) = match form {
-            Body::Records => (sample_bytes(samples).len(), ts_range(samples)),
+        let (len, records, (ts_min, ts_max)) = match form {
+            Body::Records => {
+                self.unpacked.clear();
+                crate::packed::unpack_into(samples, &mut self.unpacked);
+                let records = &self.unpacked;
+                (
+                    sample_bytes(records).len(),
+                    records.len(),
+                    ts_range(records),
+                )
+            }
             Body::Blocks => {
-                let (len, ts) = compact::encode(samples, &mut self.blocks);
-                (len, ts.unwrap_or((i64::MAX, i64::MIN)))
+                let body = compact::encode(samples, &mut self.blocks);
+                let ts = body.ts.unwrap_or((i64::MAX, i64::MIN));
+                (body.len, body.records, ts)
             }
         };
         Encoded {
             form,
             len,
+            records,
             ts_min,
             ts_max,
+        }
+    }
+
+    /// A frame of more records than `max_batch_samples` (ring records whose
+    /// packed runs unpack past it) might fit no segment: refused whole.
+    fn check_batch(&self, encoded: Option<Encoded>) -> Result<(), WalError> {
+        match encoded {
+            Some(e) if e.records > self.max_batch_samples() => Err(WalError::BatchTooLarge {
+                samples: e.records,
+                max: self.max_batch_samples(),
+            }),
+            _ => Ok(()),
         }
     }
 
