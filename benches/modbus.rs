@@ -3,10 +3,13 @@
 //!
 //! - `millrace_codec`: MbapFramer + check_response + the request's compiled
 //!   DecodeProgram over a buffer of 64 MBAP frames (what the session does
-//!   per frame, minus the transaction table).
-//! - `millrace_session`: the driver-facing path per frame: start_cycle,
-//!   poll_transmit (request bytes), receive (framing, transaction match,
-//!   validation, decoding into the sample slice).
+//!   per frame, minus the transaction table), writing one record a sample.
+//! - `millrace_codec_packed`: the same, the runs packed (`packed.rs`): half
+//!   the records, as the reader writes them into its ring.
+//! - `millrace_session`: the driver-facing path per frame, as the reader
+//!   runs it (runs packed): start_cycle, poll_transmit (request bytes),
+//!   receive (framing, transaction match, validation, decoding into the
+//!   sample slice).
 //! - `tokio_modbus`: tokio-modbus's client codec is crate-private, so this
 //!   runs the closest public path, the same steps its `ClientCodec::decode`
 //!   takes: its MBAP split on a `BytesMut` (header check, `split_to`,
@@ -70,6 +73,7 @@ fn codec_path(
     program: &DecodeProgram,
     tags: &[PlannedTag],
     out: &mut [Sample],
+    pack: bool,
 ) -> usize {
     let request = ReadRequest::new(Area::Holding, 0, REGISTERS).unwrap();
     let mut framer = MbapFramer::new();
@@ -79,7 +83,12 @@ fn codec_path(
         let Ok(Payload::Data(data)) = check_response(&request, frame.pdu) else {
             panic!("bad frame")
         };
-        samples += program.run(Area::Holding, tags, data, 1, out);
+        let written = program.run(Area::Holding, tags, data, 1, out, pack);
+        samples += if pack {
+            millrace::packed::members_in(&out[..written])
+        } else {
+            written
+        };
     }
     samples
 }
@@ -132,15 +141,21 @@ fn bench_type(c: &mut Criterion, name: &str, data_type: DataType) {
     group.throughput(Throughput::Elements(u64::from(REGISTERS) * FRAMES as u64));
 
     let program = DecodeProgram::compile(Area::Holding, &tags);
-    assert_eq!(
-        codec_path(&stream, &program, &tags, &mut out),
-        tags.len() * FRAMES
-    );
+    for pack in [false, true] {
+        assert_eq!(
+            codec_path(&stream, &program, &tags, &mut out, pack),
+            tags.len() * FRAMES
+        );
+    }
     group.bench_function("millrace_codec", |b| {
-        b.iter(|| codec_path(black_box(&stream), &program, &tags, &mut out))
+        b.iter(|| codec_path(black_box(&stream), &program, &tags, &mut out, false))
+    });
+    group.bench_function("millrace_codec_packed", |b| {
+        b.iter(|| codec_path(black_box(&stream), &program, &tags, &mut out, true))
     });
 
     let mut session = session_for(tags.clone());
+    millrace::protocol::Session::pack_runs(&mut session);
     let mut one = stream[..FRAME_BYTES].to_vec();
     let mut request = [0u8; REQUEST_BYTES_MAX];
     group.bench_function("millrace_session", |b| {
@@ -152,7 +167,7 @@ fn bench_type(c: &mut Criterion, name: &str, data_type: DataType) {
                 // Answer with the transaction id just sent.
                 one[..2].copy_from_slice(&request[..2]);
                 let received = session.receive(black_box(&one), 1, &mut out).unwrap();
-                samples += received.samples;
+                samples += millrace::packed::members_in(&out[..received.samples]);
             }
             assert_eq!(samples, tags.len() * FRAMES);
             samples

@@ -3,12 +3,16 @@
 //! throughput is bytes of item data (the values the PLC sent, not the
 //! headers) per second.
 //!
-//! - `millrace_session`: the driver-facing path per frame: start_cycle,
-//!   poll_transmit (the Read Var request), the frame's PDU reference set to
-//!   the request's, receive (TPKT/COTP framing, reference match, the whole
-//!   answer checked, every tag decoded into the sample slice). The usual
-//!   answer (every item good) goes through the request's decode program
-//!   (src/protocol/s7/program.rs).
+//! - `millrace_session`: the driver-facing path per frame, as the reader
+//!   runs it: start_cycle, poll_transmit (the Read Var request), the
+//!   frame's PDU reference set to the request's, receive (TPKT/COTP
+//!   framing, reference match, the whole answer checked, every tag decoded
+//!   into the sample slice). The usual answer (every item good) goes
+//!   through the request's decode program (src/protocol/s7/program.rs),
+//!   its runs packed two values a record (src/packed.rs), as the reader's
+//!   ring takes them.
+//! - `millrace_session_plain`: the same with one record a sample (what a
+//!   session writes unless told to pack).
 //! - `millrace_per_item`: the same with the session made to decode every
 //!   answer through the per-item path (`decode_per_item_only`), the path
 //!   an answer with an item error or an unusual transport size takes.
@@ -41,6 +45,8 @@ use snap7_client::proto::s7::read_var::ReadVarResponse;
 struct Case {
     name: &'static str,
     session: S7Session,
+    /// The same session writing one record a sample.
+    plain: S7Session,
     /// The same session decoding through the per-item path.
     per_item: S7Session,
     frame: Vec<u8>,
@@ -113,10 +119,14 @@ fn case(name: &'static str, pdu: u16, runs: &[(u16, u32, S7Type, u32)]) -> Case 
         .sum();
     let mut per_item = session.clone();
     per_item.decode_per_item_only();
+    let item_count = request.pieces.len();
+    let plain = session.clone();
+    session.pack_runs();
     Case {
         name,
+        plain,
         per_item,
-        item_count: request.pieces.len(),
+        item_count,
         session,
         frame,
         layout,
@@ -139,7 +149,7 @@ fn session_frame(
     // The request's PDU reference (S7 header bytes 4-5 after TPKT + COTP).
     frame[11..13].copy_from_slice(&buf[11..13]);
     let received = session.receive(frame, 1, out).unwrap();
-    received.samples
+    millrace::packed::members_in(&out[..received.samples])
 }
 
 fn snap7_value(data: &[u8], offset: usize, data_type: S7Type) -> f64 {
@@ -203,6 +213,11 @@ fn bench(c: &mut Criterion) {
         let mut out = vec![Sample::default(); case.session.samples_per_frame_max()];
         let tags = case.layout.len();
         assert_eq!(millrace_frame(&mut case, &mut buf, &mut out), tags);
+        let mut packed = out.clone();
+        out.clear();
+        millrace::packed::unpack_into(&packed, &mut out);
+        out.truncate(tags);
+        out.resize(packed.len(), Sample::default());
         let mut values = vec![0f64; tags];
         assert_eq!(snap7_frame(&case, &mut values), tags);
         // Both read the same values, and both of millrace's paths the same
@@ -219,8 +234,17 @@ fn bench(c: &mut Criterion) {
         );
         assert_eq!(per_item, tags);
         assert_eq!(per_item_out, out, "{}", case.name);
+        let mut plain_out = out.clone();
+        let plain = session_frame(&mut case.plain, &mut case.frame, &mut buf, &mut plain_out);
+        assert_eq!((plain, &plain_out), (tags, &out), "{}", case.name);
         group.bench_function("millrace_session", |b| {
-            b.iter(|| black_box(millrace_frame(&mut case, &mut buf, &mut out)))
+            b.iter(|| black_box(millrace_frame(&mut case, &mut buf, &mut packed)))
+        });
+        group.bench_function("millrace_session_plain", |b| {
+            b.iter(|| {
+                let (session, frame) = (&mut case.plain, &mut case.frame);
+                black_box(session_frame(session, frame, &mut buf, &mut out))
+            })
         });
         group.bench_function("millrace_per_item", |b| {
             b.iter(|| {

@@ -87,8 +87,19 @@ fn compare(area: Area, tags: &[PlannedTag], quantity: u16, seed: u64) {
     let mut actual = vec![Sample::default(); records];
     assert_eq!(decode_samples(area, tags, &data, 9, &mut expected), records);
     let program = DecodeProgram::compile(area, tags);
-    assert_eq!(program.run(area, tags, &data, 9, &mut actual), records);
+    assert_eq!(
+        program.run(area, tags, &data, 9, &mut actual, false),
+        records
+    );
     assert_eq!(actual, expected);
+    // Packed (the reader's ring): fewer records, the same ones unpacked.
+    let mut packed = vec![Sample::default(); records];
+    let written = program.run(area, tags, &data, 9, &mut packed, true);
+    assert!(written <= records);
+    assert_eq!(millrace::packed::members_in(&packed[..written]), records);
+    let mut unpacked = Vec::new();
+    millrace::packed::unpack_into(&packed[..written], &mut unpacked);
+    assert_eq!(unpacked, expected);
     // Sample by sample: one per tag, in plan order, each whole.
     let mut at = 0;
     for tag in tags {

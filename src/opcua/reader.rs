@@ -281,7 +281,7 @@ impl Out {
             let w = write_value(&plan, value, time_source, receive_ns, slice);
             (w.records, w)
         });
-        let Some(written) = written else { return };
+        let Some((written, _)) = written else { return };
         let bad = value.status.is_some_and(|s| s.is_bad());
         let samples = u64::from(plan.count);
         self.count(|c| {

@@ -288,6 +288,9 @@ impl Session for DeviceSession {
             DeviceSession::EthernetIp(s) => s.poll_notice().map(ProtocolNotice::EthernetIp),
         }
     }
+    fn pack_runs(&mut self) {
+        dispatch!(self, s => Session::pack_runs(s))
+    }
     #[inline]
     fn poll_close(&mut self, buf: &mut [u8]) -> Option<usize> {
         dispatch!(self, s => Session::poll_close(s, buf))

@@ -161,6 +161,13 @@ pub trait Session {
     /// The next notice, if any.
     fn poll_notice(&mut self) -> Option<Self::Notice>;
 
+    /// From now on, writes runs of same-typed values packed (`packed.rs`)
+    /// where its decoder can: about half the records and stores. The
+    /// reader turns it on for its ring, whose writer unpacks them into the
+    /// WAL; tools and tests that read records one by one leave it off. A
+    /// protocol that does not pack ignores it.
+    fn pack_runs(&mut self) {}
+
     /// A clean stop: the messages that end the connection politely (e.g.
     /// EtherNet/IP's Forward Close and UnregisterSession) into `buf` (at
     /// least `request_bytes_max` long), once; `None` when the protocol has

@@ -8,6 +8,7 @@
 //! finds less room than asked is a bug in that accounting, reported as `None`
 //! so the caller can count it instead of panicking on a live plant.
 
+use crate::packed::members_in;
 use crate::ring::Producer;
 use crate::sample::Sample;
 
@@ -66,7 +67,9 @@ impl RingOut {
     }
 
     /// Lets `write` fill a slice of at least `min` slots, publishes what it
-    /// wrote (its returned count) and settles that many promised samples.
+    /// wrote (its returned count of records) and settles the promised
+    /// samples those carry (a packed run, packed.rs, carries its members);
+    /// returns `write`'s result and that count of samples.
     /// `min` is the most one frame can produce; the ring may have fewer free
     /// slots than that and still hold the promise (the frame at hand may be
     /// smaller): then the frame is decoded aside and copied in. `None`: the
@@ -76,7 +79,7 @@ impl RingOut {
         &mut self,
         min: usize,
         write: impl FnOnce(&mut [Sample]) -> (usize, R),
-    ) -> Option<R> {
+    ) -> Option<(R, usize)> {
         assert!(min <= self.scratch.len(), "write of {min} > scratch");
         // The consumer's index is reloaded only when the cached free count
         // is short of one frame (a shared cache line miss per frame otherwise).
@@ -84,8 +87,9 @@ impl RingOut {
         let reservation = self.producer.reserve(free).ok()?;
         if reservation.first.len() >= min {
             let (count, result) = write(reservation.first);
-            self.settle(count);
-            return Some(result);
+            let samples = members_in(reservation.first.get(..count).unwrap_or_default());
+            self.settle(count, samples);
+            return Some((result, samples));
         }
         // Short of `min` before the wrap (or in all): decode aside.
         let scratch = &mut self.scratch[..min];
@@ -94,8 +98,9 @@ impl RingOut {
         let split = fits.min(reservation.first.len());
         reservation.first[..split].copy_from_slice(&scratch[..split]);
         reservation.second[..fits - split].copy_from_slice(&scratch[split..fits]);
-        self.settle(fits);
-        (fits == count).then_some(result)
+        let samples = members_in(&scratch[..fits]);
+        self.settle(fits, samples);
+        (fits == count).then_some((result, samples))
     }
 
     /// Whether the ring is at least a quarter full: a napping WAL writer
@@ -110,9 +115,43 @@ impl RingOut {
         std::mem::take(&mut self.published)
     }
 
-    fn settle(&mut self, count: usize) {
-        self.published |= count > 0;
-        self.producer.commit(count);
-        self.reserved_count = self.reserved_count.saturating_sub(count);
+    fn settle(&mut self, records: usize, samples: usize) {
+        self.published |= records > 0;
+        self.producer.commit(records);
+        self.reserved_count = self.reserved_count.saturating_sub(samples);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packed::fill_run_packed;
+    use crate::sample::{RunTail, TagId};
+    use crate::{Quality, ValueKind};
+
+    /// A poll promises one sample a tag; its answer packed takes fewer
+    /// records, and the promise is settled by the samples they carry, or
+    /// the reader would stop polling with a ring that is in fact empty.
+    #[test]
+    fn a_packed_answer_settles_the_samples_it_carries() {
+        let (producer, mut consumer) = crate::ring::channel(64);
+        let mut out = RingOut::new(producer, 16);
+        let values: Vec<u8> = (0..32).collect();
+        let tail = RunTail::new(TagId(0), Quality::GOOD, ValueKind::U64);
+        for _ in 0..20 {
+            assert!(out.try_promise(16));
+            let got = out.write(16, |slice| {
+                let (records, _) = fill_run_packed(&values, tail, 1, slice, |b: [u8; 2]| {
+                    u64::from(u16::from_be_bytes(b))
+                });
+                (records, records)
+            });
+            assert_eq!(got, Some((7, 16)), "16 members in a head and 6 records");
+            assert_eq!(out.reserved_count(), 0, "the promise is settled whole");
+            let (first, second) = consumer.readable();
+            let n = first.len() + second.len();
+            assert_eq!(n, 7);
+            consumer.release(n);
+        }
     }
 }

@@ -218,7 +218,9 @@ impl Shard {
             let index = DeviceIndex::try_from(index)
                 .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many devices"))?;
             let phase_ns = initial_phase_ns(index, interval_ns.max(1));
-            let device = Device::new(session, addr, interval_ns.max(1), timeout_ns, phase_ns);
+            let mut device = Device::new(session, addr, interval_ns.max(1), timeout_ns, phase_ns);
+            // The ring's writer unpacks them (packed.rs).
+            device.session.pack_runs();
             frame_samples_max = frame_samples_max
                 .max(device.cycle_samples)
                 .max(device.session.samples_per_frame_max());
@@ -619,9 +621,9 @@ impl Shard {
             let written = out
                 .write(frame_max, |slice| {
                     let n = write(session, slice);
-                    (n, n)
+                    (n, ())
                 })
-                .unwrap_or(0);
+                .map_or(0, |((), samples)| samples);
             written_total += written as u64;
             if written == 0 {
                 break;
@@ -826,13 +828,13 @@ impl Shard {
                 };
                 (written, result)
             });
-            let Some(result) = result else {
+            let Some((result, members)) = result else {
                 failed = Some(None); // the promise was broken: a bug; do not spin.
                 break;
             };
             match result {
                 Ok(r) => {
-                    samples += r.samples as u64;
+                    samples += members as u64;
                     if r.consumed == 0 && r.samples == 0 {
                         failed = Some(None);
                         break;
@@ -840,7 +842,7 @@ impl Shard {
                     rest = rest.get(r.consumed..).unwrap_or_default();
                 }
                 Err(e) => {
-                    samples += e.samples as u64;
+                    samples += members as u64;
                     failed = Some(Some(e.error));
                     break;
                 }

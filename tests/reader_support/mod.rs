@@ -202,8 +202,10 @@ pub fn drain(consumer: &mut ring::Consumer, into: &mut Vec<Sample>) {
         if count == 0 {
             break;
         }
-        into.extend_from_slice(first);
-        into.extend_from_slice(second);
+        // The reader packs runs (packed.rs); a run may straddle the wrap.
+        let mut records = first.to_vec();
+        records.extend_from_slice(second);
+        millrace::packed::unpack_into(&records, into);
         consumer.release(count);
     }
 }

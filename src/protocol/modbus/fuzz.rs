@@ -113,7 +113,8 @@ pub struct SessionRun {
 }
 
 /// Session over fuzz bytes. `data[0]`: bit 0 picks TCP or RTU framing, bit
-/// 1 a connection shared by two units (a gateway's), the rest seeds the
+/// 1 a connection shared by two units (a gateway's), bit 2 runs packed as
+/// the reader has them (`packed.rs`; checked unpacked), the rest seeds the
 /// chunking; the stream follows.
 pub fn fuzz_session(data: &[u8]) -> SessionRun {
     let mut run = SessionRun::default();
@@ -144,7 +145,22 @@ pub fn fuzz_session(data: &[u8]) -> SessionRun {
     let Ok(mut session) = ModbusSession::shared(config, units) else {
         panic!("the fuzz device plans valid requests");
     };
+    if mode & 4 != 0 {
+        crate::protocol::Session::pack_runs(&mut session);
+    }
     let mut out = [Sample::default(); 64];
+    let mut unpacked = Vec::new();
+    let mut check = |samples: Option<&[Sample]>, decode_errors| {
+        unpacked.clear();
+        crate::packed::unpack_into(
+            samples.unwrap_or_else(|| panic!("more samples reported than the slice holds")),
+            &mut unpacked,
+        );
+        check_samples(Some(&unpacked), tag_count, decode_errors);
+        let mut run = SessionRun::default();
+        run.count(&unpacked);
+        run
+    };
     let mut request = [0u8; REQUEST_BYTES_MAX];
     let mut chunks = Chunks::new(mode >> 1);
     let mut rest = stream;
@@ -164,17 +180,17 @@ pub fn fuzz_session(data: &[u8]) -> SessionRun {
         match session.receive(chunk, 7, &mut out) {
             Ok(received) => {
                 assert_eq!(received.consumed, chunk.len());
-                run.count(check_samples(out.get(..received.samples), tag_count, false));
+                run.add(check(out.get(..received.samples), false));
             }
             Err(error) => {
                 run.errors += 1;
                 // The request whose response broke ends in DecodeError samples.
-                run.count(check_samples(out.get(..error.samples), tag_count, true));
+                run.add(check(out.get(..error.samples), true));
                 // As the reader does: `disconnect` writes what fits in `out`
                 // and is called again until every request has ended.
                 for _ in 0..=super::INFLIGHT_MAX {
                     let written = session.disconnect(7, &mut out);
-                    check_samples(out.get(..written), tag_count, false);
+                    check(out.get(..written), false);
                     if written == 0 {
                         break;
                     }
@@ -184,13 +200,19 @@ pub fn fuzz_session(data: &[u8]) -> SessionRun {
         }
         if now_ns % 6_400 == 0 {
             let written = session.handle_timeout(now_ns, 7, &mut out);
-            check_samples(out.get(..written), tag_count, false);
+            check(out.get(..written), false);
         }
     }
     run
 }
 
 impl SessionRun {
+    fn add(&mut self, other: SessionRun) {
+        self.good_samples += other.good_samples;
+        self.exception_samples += other.exception_samples;
+        self.errors += other.errors;
+    }
+
     fn count(&mut self, samples: &[Sample]) {
         for sample in samples {
             let quality = sample.quality();

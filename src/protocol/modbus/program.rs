@@ -7,7 +7,8 @@
 //! plan order; a test checks that for every type and order.
 
 use crate::config::{Area, DataType, WordOrder};
-use crate::sample::{fill_run, Quality, RunTail, Sample, ValueKind};
+use crate::packed::{Packed, Plain, RunFill};
+use crate::sample::{Quality, RunTail, Sample, ValueKind};
 
 use super::decode::decode_samples;
 use super::planner::PlannedTag;
@@ -122,6 +123,7 @@ impl DecodeProgram {
         data: &[u8],
         ts_ns: i64,
         out: &mut [Sample],
+        pack: bool,
     ) -> usize {
         let mut written = 0;
         for segment in &self.segments {
@@ -142,7 +144,7 @@ impl DecodeProgram {
                     let bytes = usize::from(count) * 2 * usize::from(run_type.registers());
                     let values = data.get(first..first + bytes).unwrap_or_default();
                     let slot = slot.get_mut(..usize::from(count)).unwrap_or_default();
-                    decode_run(run_type, order, values, tail, ts_ns, slot)
+                    decode_run(run_type, order, values, tail, ts_ns, slot, pack)
                 }
             };
         }
@@ -178,10 +180,34 @@ fn run_end(tags: &[PlannedTag], index: usize) -> usize {
 }
 
 /// The run's values are whole: `values` is exactly `slot.len()` values long
-/// (else the missing ones become `DecodeError` samples). One arm per type
-/// and byte order, so each loop body is straight-line: load, convert, three
-/// stores (`Sample::set_run_member`).
+/// (else the missing ones become `DecodeError` samples). Returns the records
+/// written: `slot.len()`, or fewer when `pack` and the run packs
+/// (`packed.rs`). One arm per type and byte order, so each loop body is
+/// straight-line: load, convert, store.
 fn decode_run(
+    run_type: RunType,
+    order: WordOrder,
+    values: &[u8],
+    tail: RunTail,
+    ts_ns: i64,
+    slot: &mut [Sample],
+    pack: bool,
+) -> usize {
+    let whole = values.len() == slot.len() * 2 * usize::from(run_type.registers());
+    if pack && whole {
+        return fill_typed(Packed, run_type, order, values, tail, ts_ns, slot);
+    }
+    let written = fill_typed(Plain, run_type, order, values, tail, ts_ns, slot);
+    // Not reachable after `check_response`; keeps a short response harmless.
+    for (index, sample) in slot.iter_mut().enumerate().skip(written) {
+        *sample = Sample::bad(ts_ns, tail.tag(index as u32), Quality::DECODE_ERROR);
+    }
+    slot.len()
+}
+
+#[inline(always)]
+fn fill_typed(
+    fill: impl RunFill,
     run_type: RunType,
     order: WordOrder,
     values: &[u8],
@@ -190,55 +216,51 @@ fn decode_run(
     slot: &mut [Sample],
 ) -> usize {
     let swap = order.swaps_bytes();
-    let written = match run_type {
-        RunType::U16 if swap => fill_run::<2>(values, tail, ts_ns, slot, |b| {
+    match run_type {
+        RunType::U16 if swap => fill.fill::<2>(values, tail, ts_ns, slot, |b| {
             u64::from(u16::from_le_bytes(b))
         }),
-        RunType::U16 => fill_run::<2>(values, tail, ts_ns, slot, |b| {
+        RunType::U16 => fill.fill::<2>(values, tail, ts_ns, slot, |b| {
             u64::from(u16::from_be_bytes(b))
         }),
-        RunType::I16 if swap => fill_run::<2>(values, tail, ts_ns, slot, |b| {
+        RunType::I16 if swap => fill.fill::<2>(values, tail, ts_ns, slot, |b| {
             i64::from(i16::from_le_bytes(b)) as u64
         }),
-        RunType::I16 => fill_run::<2>(values, tail, ts_ns, slot, |b| {
+        RunType::I16 => fill.fill::<2>(values, tail, ts_ns, slot, |b| {
             i64::from(i16::from_be_bytes(b)) as u64
         }),
-        RunType::U32 => fill_by_order(values, order, tail, ts_ns, slot, u64::from),
-        RunType::I32 => fill_by_order(values, order, tail, ts_ns, slot, |v| {
+        RunType::U32 => fill_by_order(fill, values, order, tail, ts_ns, slot, u64::from),
+        RunType::I32 => fill_by_order(fill, values, order, tail, ts_ns, slot, |v| {
             i64::from(v as i32) as u64
         }),
-        RunType::F32 => fill_by_order(values, order, tail, ts_ns, slot, |v| {
+        RunType::F32 => fill_by_order(fill, values, order, tail, ts_ns, slot, |v| {
             f64::from(f32::from_bits(v)).to_bits()
         }),
-    };
-    // Not reachable after `check_response`; keeps a short response harmless.
-    for (index, sample) in slot.iter_mut().enumerate().skip(written) {
-        *sample = Sample::bad(ts_ns, tail.tag(index as u32), Quality::DECODE_ERROR);
     }
-    slot.len()
 }
 
 /// 32-bit values: the word order is matched once, outside the loop.
 #[inline(always)]
 fn fill_by_order(
+    fill: impl RunFill,
     values: &[u8],
     order: WordOrder,
     tail: RunTail,
     ts_ns: i64,
     slot: &mut [Sample],
-    value_of: impl Fn(u32) -> u64,
+    value_of: impl Fn(u32) -> u64 + Copy,
 ) -> usize {
     match order {
-        WordOrder::Abcd => fill_run::<4>(values, tail, ts_ns, slot, |[w, x, y, z]| {
+        WordOrder::Abcd => fill.fill::<4>(values, tail, ts_ns, slot, |[w, x, y, z]| {
             value_of(u32::from_be_bytes([w, x, y, z]))
         }),
-        WordOrder::Cdab => fill_run::<4>(values, tail, ts_ns, slot, |[w, x, y, z]| {
+        WordOrder::Cdab => fill.fill::<4>(values, tail, ts_ns, slot, |[w, x, y, z]| {
             value_of(u32::from_be_bytes([y, z, w, x]))
         }),
-        WordOrder::Badc => fill_run::<4>(values, tail, ts_ns, slot, |[w, x, y, z]| {
+        WordOrder::Badc => fill.fill::<4>(values, tail, ts_ns, slot, |[w, x, y, z]| {
             value_of(u32::from_be_bytes([x, w, z, y]))
         }),
-        WordOrder::Dcba => fill_run::<4>(values, tail, ts_ns, slot, |[w, x, y, z]| {
+        WordOrder::Dcba => fill.fill::<4>(values, tail, ts_ns, slot, |[w, x, y, z]| {
             value_of(u32::from_le_bytes([w, x, y, z]))
         }),
     }

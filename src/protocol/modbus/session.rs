@@ -136,6 +136,8 @@ pub struct ModbusSession {
     requests: Vec<ReadRequest>,
     /// Parallel to `plan.requests`: the compiled decoders.
     programs: Vec<DecodeProgram>,
+    /// Runs of the decode programs packed (`packed.rs`): the reader's ring.
+    pack_runs: bool,
     /// Parallel to `plan.requests`: the records each writes.
     record_counts: Vec<usize>,
     /// Parallel to `plan.requests`: the index of its unit in `units`.
@@ -213,6 +215,7 @@ impl ModbusSession {
             config,
             requests,
             programs,
+            pack_runs: false,
             record_counts,
             unit_of,
             units: unit_list,
@@ -479,7 +482,14 @@ impl ModbusSession {
             }
         };
         Ok(Some(match payload {
-            Payload::Data(data) => program.run(planned.area, &planned.tags, data, ts_ns, out),
+            Payload::Data(data) => program.run(
+                planned.area,
+                &planned.tags,
+                data,
+                ts_ns,
+                out,
+                self.pack_runs,
+            ),
             Payload::Exception(code) => {
                 let written = write_bad(&planned.tags, ts_ns, Quality::modbus_exception(code), out);
                 self.exception_samples += written as u64;
@@ -632,6 +642,9 @@ impl Session for ModbusSession {
     /// on a connection of its own says nothing outside its answers).
     type Notice = ModbusNotice;
 
+    fn pack_runs(&mut self) {
+        self.pack_runs = true;
+    }
     fn request_bytes_max(&self) -> usize {
         REQUEST_BYTES_MAX
     }

@@ -294,24 +294,55 @@ pub struct SessionRun {
 /// the per-item path (`S7Session::decode_per_item_only`), driven in
 /// lockstep: every call must give both the same result and the same
 /// records, so a decode program that differs from the per-item path in
-/// any record, quality, error or notice panics here.
+/// any record, quality, error or notice panics here. A third twin packs
+/// its runs (`packed.rs`, as the reader's sessions do): its records must
+/// unpack to the session's, with the same outcome of every call.
 #[derive(Clone, Debug)]
 pub struct Lockstep {
     pub session: S7Session,
     reference: S7Session,
     /// The reference's sample slice, as long as the caller's.
     reference_out: Vec<Sample>,
+    packed: S7Session,
+    packed_out: Vec<Sample>,
 }
 
 impl Lockstep {
     pub fn new(session: S7Session) -> Self {
         let mut reference = session.clone();
         reference.decode_per_item_only();
+        let mut packed = session.clone();
+        packed.pack_runs();
         Lockstep {
             session,
             reference,
             reference_out: Vec::new(),
+            packed,
+            packed_out: Vec::new(),
         }
+    }
+
+    /// Runs `call` on the packing twin with a slice as long as `out`; its
+    /// records (the first `written(&result)`) must unpack to `out`'s first
+    /// `expected`.
+    fn packed_twin<R>(
+        &mut self,
+        out: &[Sample],
+        expected: usize,
+        call: impl FnOnce(&mut S7Session, &mut [Sample]) -> R,
+        written: impl FnOnce(&R) -> usize,
+    ) -> R {
+        let packed_out = sized(&mut self.packed_out, out.len());
+        let result = call(&mut self.packed, packed_out);
+        let mut unpacked = Vec::new();
+        let records = packed_out.get(..written(&result)).unwrap_or_default();
+        crate::packed::unpack_into(records, &mut unpacked);
+        assert_eq!(
+            Some(&unpacked[..]),
+            out.get(..expected),
+            "the packed records do not unpack to the plain ones"
+        );
+        result
     }
 
     fn same_records(&self, out: &[Sample], written: usize) {
@@ -335,11 +366,13 @@ impl Lockstep {
     pub fn on_connected(&mut self, now_ns: u64) {
         self.session.on_connected(now_ns);
         self.reference.on_connected(now_ns);
+        self.packed.on_connected(now_ns);
     }
 
     pub fn start_cycle(&mut self) {
         self.session.start_cycle();
         self.reference.start_cycle();
+        self.packed.start_cycle();
     }
 
     /// Both must send the same bytes.
@@ -348,6 +381,7 @@ impl Lockstep {
         let mut reference_buf = vec![0u8; buf.len()];
         let reference_sent = self.reference.poll_transmit(now_ns, &mut reference_buf);
         assert_eq!(sent, reference_sent);
+        assert_eq!(self.packed.poll_transmit(now_ns, &mut reference_buf), sent);
         let len = sent.unwrap_or(0);
         assert_eq!(
             buf.get(..len),
@@ -375,6 +409,15 @@ impl Lockstep {
             Err(error) => error.samples,
         };
         self.same_records(out, written);
+        let packed = self.packed_twin(
+            out,
+            written,
+            |s, o| s.receive(chunk, ts_ns, o),
+            |r| r.map_or_else(|e| e.samples, |r| r.samples),
+        );
+        let outcome =
+            |r: Result<Received, ReceiveError>| r.map(|r| r.consumed).map_err(|e| e.error);
+        assert_eq!(outcome(packed), outcome(got), "the packed twin disagrees");
         got
     }
 
@@ -388,7 +431,15 @@ impl Lockstep {
         let reference_out = sized(&mut self.reference_out, out.len());
         let want = self.reference.handle_timeout(now_ns, ts_ns, reference_out);
         assert_eq!(got, want);
-        self.same_records(out, got.unwrap_or(0));
+        let written = got.unwrap_or(0);
+        self.same_records(out, written);
+        let packed = self.packed_twin(
+            out,
+            written,
+            |s, o| s.handle_timeout(now_ns, ts_ns, o),
+            |r| r.unwrap_or(0),
+        );
+        assert_eq!(packed, got);
         got
     }
 
@@ -397,6 +448,8 @@ impl Lockstep {
         let reference_out = sized(&mut self.reference_out, out.len());
         assert_eq!(written, self.reference.disconnect(ts_ns, reference_out));
         self.same_records(out, written);
+        let packed = self.packed_twin(out, written, |s, o| s.disconnect(ts_ns, o), |&n| n);
+        assert_eq!(packed, written);
         written
     }
 
@@ -406,6 +459,13 @@ impl Lockstep {
         let want = self.reference.fail_unsent(quality, ts_ns, reference_out);
         assert_eq!(written, want);
         self.same_records(out, written);
+        let packed = self.packed_twin(
+            out,
+            written,
+            |s, o| s.fail_unsent(quality, ts_ns, o),
+            |&n| n,
+        );
+        assert_eq!(packed, written);
         written
     }
 
@@ -415,6 +475,7 @@ impl Lockstep {
         for _ in 0..=super::limits::NOTICES_QUEUED_MAX {
             let notice = self.session.poll_notice();
             assert_eq!(notice, self.reference.poll_notice());
+            assert_eq!(notice, self.packed.poll_notice());
             if notice.is_none() {
                 break;
             }

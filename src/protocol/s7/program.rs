@@ -21,7 +21,8 @@
 //! other records than it would; allocate per frame.
 
 use crate::config::S7Type;
-use crate::sample::{fill_run, Quality, RunTail, Sample, TagId, ValueKind};
+use crate::packed::{Packed, Plain, RunFill};
+use crate::sample::{Quality, RunTail, Sample, TagId, ValueKind};
 
 use super::limits::*;
 use super::planner::{PlannedRequest, PlannedTag};
@@ -269,8 +270,9 @@ fn run_end(tags: &[PlannedTag], inside: &[(u32, u16)], index: usize) -> usize {
 
 /// A run's records from `data` (the whole data part): exactly `slot.len()`
 /// values (else the missing ones become `DECODE_ERROR` records, which a
-/// checked answer never gives). One arm per type, so each loop body is
-/// straight-line: load, convert, three stores.
+/// checked answer never gives). Returns the records written: `slot.len()`,
+/// or fewer when `pack` and the run packs (`packed.rs`). One arm per type,
+/// so each loop body is straight-line: load, convert, store.
 pub(super) fn decode_run(
     run_type: RunType,
     tail: RunTail,
@@ -278,33 +280,49 @@ pub(super) fn decode_run(
     from: usize,
     ts_ns: i64,
     slot: &mut [Sample],
+    pack: bool,
 ) -> usize {
     let bytes = slot.len() * run_type.bytes();
     let values = data.get(from..from + bytes).unwrap_or_default();
-    let written = match run_type {
-        RunType::U8 => fill_run::<1>(values, tail, ts_ns, slot, |[b]| u64::from(b)),
-        RunType::I8 => fill_run::<1>(values, tail, ts_ns, slot, |[b]| i64::from(b as i8) as u64),
-        RunType::U16 => fill_run::<2>(values, tail, ts_ns, slot, |b| {
-            u64::from(u16::from_be_bytes(b))
-        }),
-        RunType::I16 => fill_run::<2>(values, tail, ts_ns, slot, |b| {
-            i64::from(i16::from_be_bytes(b)) as u64
-        }),
-        RunType::U32 => fill_run::<4>(values, tail, ts_ns, slot, |b| {
-            u64::from(u32::from_be_bytes(b))
-        }),
-        RunType::I32 => fill_run::<4>(values, tail, ts_ns, slot, |b| {
-            i64::from(i32::from_be_bytes(b)) as u64
-        }),
-        RunType::U64 | RunType::I64 | RunType::F64 => {
-            fill_run::<8>(values, tail, ts_ns, slot, u64::from_be_bytes)
-        }
-        RunType::F32 => fill_run::<4>(values, tail, ts_ns, slot, |b| {
-            f64::from(f32::from_be_bytes(b)).to_bits()
-        }),
-    };
+    if pack && values.len() == bytes {
+        return fill_typed(Packed, run_type, values, tail, ts_ns, slot);
+    }
+    let written = fill_typed(Plain, run_type, values, tail, ts_ns, slot);
     for (index, sample) in slot.iter_mut().enumerate().skip(written) {
         *sample = Sample::bad(ts_ns, tail.tag(index as u32), Quality::DECODE_ERROR);
     }
     slot.len()
+}
+
+#[inline(always)]
+fn fill_typed(
+    fill: impl RunFill,
+    run_type: RunType,
+    values: &[u8],
+    tail: RunTail,
+    ts_ns: i64,
+    slot: &mut [Sample],
+) -> usize {
+    match run_type {
+        RunType::U8 => fill.fill::<1>(values, tail, ts_ns, slot, |[b]| u64::from(b)),
+        RunType::I8 => fill.fill::<1>(values, tail, ts_ns, slot, |[b]| i64::from(b as i8) as u64),
+        RunType::U16 => fill.fill::<2>(values, tail, ts_ns, slot, |b| {
+            u64::from(u16::from_be_bytes(b))
+        }),
+        RunType::I16 => fill.fill::<2>(values, tail, ts_ns, slot, |b| {
+            i64::from(i16::from_be_bytes(b)) as u64
+        }),
+        RunType::U32 => fill.fill::<4>(values, tail, ts_ns, slot, |b| {
+            u64::from(u32::from_be_bytes(b))
+        }),
+        RunType::I32 => fill.fill::<4>(values, tail, ts_ns, slot, |b| {
+            i64::from(i32::from_be_bytes(b)) as u64
+        }),
+        RunType::U64 | RunType::I64 | RunType::F64 => {
+            fill.fill::<8>(values, tail, ts_ns, slot, u64::from_be_bytes)
+        }
+        RunType::F32 => fill.fill::<4>(values, tail, ts_ns, slot, |b| {
+            f64::from(f32::from_be_bytes(b)).to_bits()
+        }),
+    }
 }

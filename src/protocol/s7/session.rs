@@ -106,6 +106,8 @@ struct Core {
     programs: Vec<DecodeProgram>,
     /// Every answer through the per-item path (see `decode_per_item_only`).
     per_item_only: bool,
+    /// Runs of the decode programs packed (`packed.rs`): the reader's ring.
+    pack_runs: bool,
     /// The PDU the plan was first made for (the configured one).
     pdu_configured: usize,
     samples_per_frame_max: usize,
@@ -211,6 +213,7 @@ impl Core {
             device_bad: 0,
             programs: Vec::new(),
             per_item_only: false,
+            pack_runs: false,
             plan,
         };
         session.size_scratch();
@@ -513,6 +516,7 @@ impl Ender<'_> {
         data: &[u8],
         ts_ns: i64,
         out: &mut [Sample],
+        pack: bool,
     ) -> usize {
         let mut written = 0;
         for step in &program.steps {
@@ -525,7 +529,7 @@ impl Ender<'_> {
                     count,
                 } => {
                     let slot = slot.get_mut(..usize::from(count)).unwrap_or_default();
-                    decode_run(run_type, tail, data, usize::from(from), ts_ns, slot)
+                    decode_run(run_type, tail, data, usize::from(from), ts_ns, slot, pack)
                 }
                 program::Step::Tag { tag, from } => {
                     self.decode_tag(tag, data, usize::from(from), ts_ns, slot)
@@ -682,12 +686,12 @@ impl Core {
             let quality = Quality::s7_header(ack.error_class, ack.error_code);
             return Ok(self.fail_request(index, quality, ts_ns, out));
         }
-        let per_item_only = self.per_item_only;
+        let (per_item_only, pack) = (self.per_item_only, self.pack_runs);
         let (mut ender, programs) = self.ender_and_programs();
         let plan = ender.plan;
         if let (Some(request), Some(program)) = (plan.requests.get(index), programs.get(index)) {
             if !per_item_only && program.is_usual(ack.params, ack.data, out.len()) {
-                return Ok(ender.run_program(program, request, ack.data, ts_ns, out));
+                return Ok(ender.run_program(program, request, ack.data, ts_ns, out, pack));
             }
         }
         // The per-item path also raises notices and may re-plan.
@@ -813,6 +817,9 @@ impl Session for S7Session {
     type Error = S7Error;
     type Notice = S7Notice;
 
+    fn pack_runs(&mut self) {
+        self.core.pack_runs = true;
+    }
     fn request_bytes_max(&self) -> usize {
         self.core.request_bytes_max
     }
