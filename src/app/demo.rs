@@ -108,7 +108,10 @@ pub fn run(args: &DemoArgs) -> Result<bool, DemoError> {
     };
     let runtime = Runtime::start(&config, options)?;
     let started = Instant::now();
-    progress(&runtime, args.seconds, started);
+    let quiet_s = progress(&runtime, args.seconds, started);
+    // Rows that stop once they flowed: three poll intervals, at least 3 s.
+    let bound_s = (3.0 * args.poll_interval.as_secs_f64()).max(3.0);
+    let stall = (quiet_s > bound_s).then_some((quiet_s, bound_s));
     let histograms = Arc::clone(runtime.histograms());
     let (snap, errors) = runtime.stop();
     let elapsed = started.elapsed();
@@ -116,7 +119,15 @@ pub fn run(args: &DemoArgs) -> Result<bool, DemoError> {
     let _ = farm.stop();
     let recorder = recorder.lock().map_err(|_| DemoError::RecorderPoisoned)?;
     let hgrm = write_hgrm_files(&dir.join("hgrm"), &histograms).ok();
-    let ok = report(&snap, &errors, elapsed, &rows, &recorder, &histograms);
+    let ok = report(
+        &snap,
+        &errors,
+        elapsed,
+        &rows,
+        &recorder,
+        &histograms,
+        stall,
+    );
     if let (Some(_), Some(files)) = (&args.keep_dir, hgrm) {
         println!("percentile files: {}", files.len());
     }
@@ -129,9 +140,13 @@ fn expected_samples(args: &DemoArgs) -> u64 {
     (per_s * (args.seconds as f64 + 5.0) * 1.5) as u64
 }
 
-fn progress(runtime: &Runtime, seconds: u64, started: Instant) {
+/// Prints a line a second; returns the longest stretch, in seconds, with no
+/// sample delivered after the first ones were.
+fn progress(runtime: &Runtime, seconds: u64, started: Instant) -> f64 {
     let mut last = runtime.snapshot();
     let mut last_at = Instant::now();
+    let mut delivered_at: Option<Instant> = None;
+    let mut longest_quiet_s = 0f64;
     while started.elapsed() < Duration::from_secs(seconds) {
         std::thread::sleep(Duration::from_secs(1).min(Duration::from_secs(seconds)));
         let now = runtime.snapshot();
@@ -152,17 +167,23 @@ fn progress(runtime: &Runtime, seconds: u64, started: Instant) {
             now.readers.timeouts,
             now.readers.reconnects,
         );
+        if now.acked_samples > last.acked_samples {
+            delivered_at = Some(Instant::now());
+        } else if let Some(at) = delivered_at {
+            longest_quiet_s = longest_quiet_s.max(at.elapsed().as_secs_f64());
+        }
         last = now;
         last_at = Instant::now();
         if runtime.writer_failed() {
             println!("the WAL writer stopped on a fatal error");
-            return;
+            return longest_quiet_s;
         }
         if let Some((name, reason)) = runtime.failed_sink() {
             println!("sink {name} stopped: {reason}");
-            return;
+            return longest_quiet_s;
         }
     }
+    longest_quiet_s
 }
 
 fn report(
@@ -172,6 +193,7 @@ fn report(
     rows: &[(String, u64)],
     recorder: &Verifier,
     histograms: &StageHistograms,
+    stall: Option<(f64, f64)>,
 ) -> bool {
     let secs = elapsed.as_secs_f64();
     println!("\n== millrace demo report ==");
@@ -249,7 +271,14 @@ fn report(
     for e in errors {
         println!("  error: {e}");
     }
+    if let Some((quiet_s, bound_s)) = stall {
+        println!(
+            "  stalled: no sample delivered for {quiet_s:.0} s after the first ones \
+             (the bound is {bound_s:.0} s: three poll intervals, at least 3 s)"
+        );
+    }
     let ok = lost == 0
+        && stall.is_none()
         && beyond == 0
         && recorder.mismatches == 0
         && recorder.duplicates_after_dedup == 0

@@ -382,14 +382,24 @@ fn measure_millrace(
     gateway.reset_histograms(RESET_WAIT)?;
     let (start, _) = mark(&mut gateway, farm_pid, &mut tp)?;
     let mut last = start.clone();
+    // The last mark that saw new rows: a stall shows as a long quiet.
+    let mut rows_seen = (start.at, start.rows);
+    let mut quiet = |now: &Mark| {
+        if now.rows > rows_seen.1 {
+            rows_seen = (now.at, now.rows);
+        }
+        now.at.duration_since(rows_seen.0).as_secs_f64()
+    };
     for second in 1..=args.seconds {
         let target = start.at + Duration::from_secs(second);
         std::thread::sleep(target.saturating_duration_since(Instant::now()));
         let (now, scrape) = mark(&mut gateway, farm_pid, &mut tp)?;
         progress(second, args.seconds, &last, &now, scrape.as_ref());
+        report.longest_quiet_s = report.longest_quiet_s.max(quiet(&now));
         last = now;
     }
     let (end, scrape) = mark(&mut gateway, farm_pid, &mut tp)?;
+    report.longest_quiet_s = report.longest_quiet_s.max(quiet(&end));
     let millrace_pid = gateway.pid();
     report.millrace_peak_rss_kib = procs::peak_rss_kib(millrace_pid).unwrap_or(0);
     report.farm_peak_rss_kib = procs::peak_rss_kib(farm_pid).unwrap_or(0);

@@ -165,6 +165,9 @@ pub struct Report {
     changes_missed: u64,
     /// OPC UA tags of which no change arrived.
     silent_tags: u64,
+    /// The longest stretch of the window with no row delivered, from the
+    /// bench's once-a-second marks (a second's precision).
+    pub longest_quiet_s: f64,
     pub hgrm_dir: Option<PathBuf>,
     pub baseline: Option<BaselineResult>,
     /// Why there is no baseline, when there is none by design.
@@ -263,7 +266,19 @@ impl Report {
             && self.duplicates_after_dedup == 0
             && self.changes_missed == 0
             && self.silent_tags == 0
+            && !self.stalled()
             && baseline_ok
+    }
+
+    /// Longest stretch without a delivered row that is not a stall: three
+    /// poll intervals, at least 3 s (a run whose rows stop part-way, with
+    /// everything it did deliver verified, is still a failure).
+    fn stall_bound_s(&self) -> f64 {
+        (3 * self.poll_interval_ms).max(3_000) as f64 / 1_000.0
+    }
+
+    fn stalled(&self) -> bool {
+        self.longest_quiet_s > self.stall_bound_s()
     }
 
     fn per_s(&self, n: u64) -> f64 {
@@ -427,6 +442,15 @@ impl Report {
         for note in &self.notes {
             let _ = writeln!(t, "note: {note}");
         }
+        if self.stalled() {
+            let _ = writeln!(
+                t,
+                "stalled: no row delivered for {:.0} s of the window (the bound is {:.0} s: \
+                 three poll intervals, at least 3 s)",
+                self.longest_quiet_s,
+                self.stall_bound_s()
+            );
+        }
         let _ = writeln!(t, "result: {}", if self.passed() { "PASS" } else { "FAIL" });
         t
     }
@@ -504,6 +528,7 @@ impl Report {
         field("text_rows_unchecked", self.text_rows_unchecked.to_string());
         field("changes_missed", self.changes_missed.to_string());
         field("silent_tags", self.silent_tags.to_string());
+        field("longest_quiet_s", num(self.longest_quiet_s));
         if let Some(why) = &self.baseline_absent {
             field("baseline_absent", format!("\"{why}\""));
         }
@@ -603,6 +628,24 @@ mod tests {
         assert_eq!(points.len(), 4);
         let p99 = points.iter().find(|(_, p)| *p >= 0.99).unwrap().0;
         assert_eq!(p99, 12.0);
+    }
+
+    /// Rows that stop part-way fail the run even when all of them verify.
+    #[test]
+    fn a_window_whose_rows_stop_fails() {
+        let mut report = Report::new(FarmProtocol::Modbus, 1, 10, 10);
+        report.durable_seq = Some(100);
+        report.millrace_exit_code = Some(0);
+        report.longest_quiet_s = 3.0;
+        assert!(report.passed(), "3 s quiet is within the bound");
+        report.longest_quiet_s = 4.0;
+        assert!(!report.passed());
+        assert!(report.text().contains("stalled: no row delivered for 4 s"));
+        let mut slow = Report::new(FarmProtocol::Modbus, 1, 10, 2_000);
+        slow.durable_seq = Some(100);
+        slow.millrace_exit_code = Some(0);
+        slow.longest_quiet_s = 5.0;
+        assert!(slow.passed(), "three 2 s poll intervals");
     }
 }
 
