@@ -34,7 +34,7 @@
 
 #![forbid(unsafe_code)]
 
-use crate::sample::{RunTail, Sample, TagId, ValueKind, TEXT_EXT_RECORDS_MAX};
+use crate::sample::{Quality, RunTail, Sample, TagId, ValueKind, TEXT_EXT_RECORDS_MAX};
 
 /// Kind byte of a packed run's head. Never a `ValueKind`: no WAL record
 /// carries it.
@@ -146,6 +146,32 @@ impl RunFill for Packed {
     ) -> usize {
         fill_run_packed(values, tail, ts_ns, slot, value_of).0
     }
+}
+
+/// A decoder's run into `slot` (one record a value): through `packed` when
+/// `pack` and the values are `whole`, else through `plain`, every value
+/// past the whole ones a `DECODE_ERROR` record (unreachable after a checked
+/// answer; keeps a short one harmless). Returns the records written:
+/// `slot.len()`, or fewer packed. Both closures are one decoder's
+/// `fill_typed` with `Packed` or `Plain`.
+#[inline(always)]
+pub fn fill_run_records(
+    pack: bool,
+    whole: bool,
+    tail: RunTail,
+    ts_ns: i64,
+    slot: &mut [Sample],
+    packed: impl FnOnce(&mut [Sample]) -> usize,
+    plain: impl FnOnce(&mut [Sample]) -> usize,
+) -> usize {
+    if pack && whole {
+        return packed(slot);
+    }
+    let written = plain(slot);
+    for (index, sample) in slot.iter_mut().enumerate().skip(written) {
+        *sample = Sample::bad(ts_ns, tail.tag(index as u32), Quality::DECODE_ERROR);
+    }
+    slot.len()
 }
 
 /// Members the ring records `records` carry, as their heads say: each
@@ -336,7 +362,7 @@ pub fn unpack_into(records: &[Sample], out: &mut Vec<Sample>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::{fill_run, whole_samples_len, Quality};
+    use crate::sample::{fill_run, whole_samples_len};
 
     fn be_u16(b: [u8; 2]) -> u64 {
         u64::from(u16::from_be_bytes(b))

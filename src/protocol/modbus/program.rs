@@ -7,7 +7,7 @@
 //! plan order; a test checks that for every type and order.
 
 use crate::config::{Area, DataType, WordOrder};
-use crate::packed::{Packed, Plain, RunFill};
+use crate::packed::{fill_run_records, Packed, Plain, RunFill};
 use crate::sample::{Quality, RunTail, Sample, ValueKind};
 
 use super::decode::decode_samples;
@@ -194,15 +194,15 @@ fn decode_run(
     pack: bool,
 ) -> usize {
     let whole = values.len() == slot.len() * 2 * usize::from(run_type.registers());
-    if pack && whole {
-        return fill_typed(Packed, run_type, order, values, tail, ts_ns, slot);
-    }
-    let written = fill_typed(Plain, run_type, order, values, tail, ts_ns, slot);
-    // Not reachable after `check_response`; keeps a short response harmless.
-    for (index, sample) in slot.iter_mut().enumerate().skip(written) {
-        *sample = Sample::bad(ts_ns, tail.tag(index as u32), Quality::DECODE_ERROR);
-    }
-    slot.len()
+    fill_run_records(
+        pack,
+        whole,
+        tail,
+        ts_ns,
+        slot,
+        |s| fill_typed(Packed, run_type, order, values, tail, ts_ns, s),
+        |s| fill_typed(Plain, run_type, order, values, tail, ts_ns, s),
+    )
 }
 
 #[inline(always)]

@@ -21,7 +21,7 @@
 //! other records than it would; allocate per frame.
 
 use crate::config::S7Type;
-use crate::packed::{Packed, Plain, RunFill};
+use crate::packed::{fill_run_records, Packed, Plain, RunFill};
 use crate::sample::{Quality, RunTail, Sample, TagId, ValueKind};
 
 use super::limits::*;
@@ -284,14 +284,15 @@ pub(super) fn decode_run(
 ) -> usize {
     let bytes = slot.len() * run_type.bytes();
     let values = data.get(from..from + bytes).unwrap_or_default();
-    if pack && values.len() == bytes {
-        return fill_typed(Packed, run_type, values, tail, ts_ns, slot);
-    }
-    let written = fill_typed(Plain, run_type, values, tail, ts_ns, slot);
-    for (index, sample) in slot.iter_mut().enumerate().skip(written) {
-        *sample = Sample::bad(ts_ns, tail.tag(index as u32), Quality::DECODE_ERROR);
-    }
-    slot.len()
+    fill_run_records(
+        pack,
+        values.len() == bytes,
+        tail,
+        ts_ns,
+        slot,
+        |s| fill_typed(Packed, run_type, values, tail, ts_ns, s),
+        |s| fill_typed(Plain, run_type, values, tail, ts_ns, s),
+    )
 }
 
 #[inline(always)]
