@@ -4,7 +4,7 @@
 //! - `millrace_codec`: MbapFramer + check_response + the request's compiled
 //!   DecodeProgram over a buffer of 64 MBAP frames (what the session does
 //!   per frame, minus the transaction table), writing one record a sample.
-//! - `millrace_codec_packed`: the same, the runs packed (`packed.rs`): half
+//! - `millrace_codec_packed`: the same, the runs packed (`packed.rs`): a third of
 //!   the records, as the reader writes them into its ring.
 //! - `millrace_session`: the driver-facing path per frame, as the reader
 //!   runs it (runs packed): start_cycle, poll_transmit (request bytes),

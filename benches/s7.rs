@@ -9,7 +9,7 @@
 //!   framing, reference match, the whole answer checked, every tag decoded
 //!   into the sample slice). The usual answer (every item good) goes
 //!   through the request's decode program (src/protocol/s7/program.rs),
-//!   its runs packed two values a record (src/packed.rs), as the reader's
+//!   its runs packed three values a record (src/packed.rs), as the reader's
 //!   ring takes them.
 //! - `millrace_session_plain`: the same with one record a sample (what a
 //!   session writes unless told to pack).

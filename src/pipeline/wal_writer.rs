@@ -11,8 +11,8 @@
 //! sample that the ring's wrap cuts in two is gathered into a small staging
 //! slice and appended as a frame of its own (one copy per trip around the
 //! ring, of at most `TEXT_EXT_RECORDS_MAX + 1` records). A packed run
-//! (`packed.rs`) is held together the same way: its head and values
-//! records are marked and counted as a text's.
+//! (`packed.rs`) is held together the same way: its head counts the
+//! records after it as a text head does.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -63,7 +63,8 @@ const PARK_MAX: Duration = Duration::from_secs(1);
 pub fn run(mut wal: Wal, mut rings: Vec<Consumer>, ctx: WriterContext) -> Result<Wal, WalError> {
     let mut dwell = StageRecorder::new(&ctx.histograms, Stage::RingDwell);
     let mut commit = StageRecorder::new(&ctx.histograms, Stage::WalCommit);
-    // Ring records: a packed run unpacks into fewer than twice its records.
+    // Ring records: a packed run unpacks into fewer than three times its
+    // records.
     let frame_max = wal.max_batch_samples() / crate::packed::UNPACKED_PER_RECORD_MAX;
     let mut staging = Staging::new();
     let mut was_full = false;

@@ -162,7 +162,7 @@ pub trait Session {
     fn poll_notice(&mut self) -> Option<Self::Notice>;
 
     /// From now on, writes runs of same-typed values packed (`packed.rs`)
-    /// where its decoder can: about half the records and stores. The
+    /// where its decoder can: about a third of the records and stores. The
     /// reader turns it on for its ring, whose writer unpacks them into the
     /// WAL; tools and tests that read records one by one leave it off. A
     /// protocol that does not pack ignores it.
