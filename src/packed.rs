@@ -277,14 +277,14 @@ impl<'a> PackedRun<'a> {
         let members = (head.value & 0x00FF_FFFF) as usize;
         let announced = (head.value >> 32) as usize;
         let kind = ValueKind::from_byte(((head.value & KIND_MASK) >> 24) as u8)?;
-        let last_tag = u64::from(head.tag_id().0) + members as u64 - 1;
+        let end_tag = u64::from(head.tag_id().0) + members as u64;
         let whole = (PACKED_RUN_MIN..=PACKED_MEMBERS_MAX).contains(&members)
             && announced == members.div_ceil(MEMBERS_PER_RECORD)
             && matches!(
                 kind,
                 ValueKind::F64 | ValueKind::I64 | ValueKind::U64 | ValueKind::Bool
             )
-            && last_tag <= u64::from(TagId::MAX);
+            && end_tag <= u64::from(TagId::MAX) + 1;
         let values = records.get(1..1 + announced).filter(|_| whole)?;
         Some(PackedRun { head, values })
     }
@@ -433,6 +433,10 @@ mod tests {
         let mut wrong = packed.clone();
         wrong[0].value = wrong[0].value & !KIND_MASK | u64::from(ValueKind::Text as u8) << 24;
         assert!(PackedRun::at(&wrong).is_none(), "text never packs");
+        let mut empty = packed.clone();
+        empty[0].tag_kind &= !TagId::MAX;
+        empty[0].value &= !0x00FF_FFFF;
+        assert!(PackedRun::at(&empty).is_none(), "no members, tag id 0");
         let mut wrong = packed;
         wrong[0].tag_kind |= TagId::MAX;
         assert!(PackedRun::at(&wrong).is_none(), "tag ids past 24 bits");

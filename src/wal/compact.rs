@@ -244,34 +244,34 @@ impl Writer<'_> {
     ) -> Option<(usize, usize)> {
         let first = PackedRun::at(records.get(at..)?)?;
         let head = first.first();
-        let mut end = at + first.records();
-        let mut members = first.members();
-        while let Some(next) = records.get(end..).and_then(PackedRun::at) {
-            let n = next.first();
-            let continues = n.ts_ns == head.ts_ns
-                && n.quality == head.quality
-                && n.kind_byte() == head.kind_byte()
-                && n.tag_id().0 == head.tag_id().0 + members as u32
-                && members + next.members() <= BLOCK_RECORDS_MAX;
-            if !continues {
-                break;
-            }
-            end += next.records();
-            members += next.members();
-        }
         self.records(records.get(loose).unwrap_or_default());
-        self.header(members, FORM_RUN, Some(&head));
-        let value_end = self.at + members * VALUE_BYTES;
-        if let Some(mut slots) = self.out.get_mut(self.at..value_end) {
-            let mut i = at;
-            while let Some(run) = records.get(i..).and_then(PackedRun::at).filter(|_| i < end) {
-                let (these, rest) = slots.split_at_mut(run.members() * VALUE_BYTES);
-                run.write_values_le(these);
-                slots = rest;
-                i += run.records();
+        // The values first, each head read once; the header, whose count
+        // is known then, goes in front of them.
+        let header_at = self.at;
+        self.at += BLOCK_HEADER_BYTES;
+        let (mut end, mut members) = (at, 0);
+        let mut run = Some(first);
+        while let Some(r) = run {
+            let values_end = self.at + r.members() * VALUE_BYTES;
+            if let Some(slots) = self.out.get_mut(self.at..values_end) {
+                r.write_values_le(slots);
             }
+            self.at = values_end;
+            end += r.records();
+            members += r.members();
+            run = records.get(end..).and_then(PackedRun::at).filter(|next| {
+                let n = next.first();
+                n.ts_ns == head.ts_ns
+                    && n.quality == head.quality
+                    && n.kind_byte() == head.kind_byte()
+                    && n.tag_id().0 == head.tag_id().0 + members as u32
+                    && members + next.members() <= BLOCK_RECORDS_MAX
+            });
         }
-        self.at = value_end;
+        let values_end = self.at;
+        self.at = header_at;
+        self.header(members, FORM_RUN, Some(&head));
+        self.at = values_end;
         Some((end, members))
     }
 
